@@ -1,0 +1,489 @@
+//! Every SV2 message (CATALOG §D): the 41 core messages, the 3 of extension 0x0001, and frames of
+//! unknown extensions kept raw. Dispatch is on `(extension_type & 0x7fff, msg_type)`.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DecodeError, EncodeError, ErrorKind};
+use crate::frame::{Frame, Header, HEADER_LEN, MAX_PAYLOAD_LEN};
+use crate::tlv::{self, Tlv};
+use crate::types::{Codec, IntoStatic, Reader, Warning};
+
+/// Defines one message struct: its fields in wire order, and its identity on the wire.
+macro_rules! message {
+    (
+        $(#[$meta:meta])*
+        $name:ident [$($lt:lifetime)?] = {
+            spec: $spec:literal, protocol: $proto:ident,
+            extension_type: $ext:literal, msg_type: $ty:literal, channel_msg: $ch:literal $(,)?
+        }
+        { $( $(#[$fmeta:meta])* $field:ident : $fty:ty ),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+        #[serde(deny_unknown_fields)]
+        pub struct $name<$($lt)?> {
+            $( $(#[$fmeta])* pub $field: $fty, )*
+        }
+
+        impl<$($lt)?> $crate::messages::MessageType for $name<$($lt)?> {
+            const NAME: &'static str = $spec;
+            const PROTOCOL: $crate::messages::Protocol = $crate::messages::Protocol::$proto;
+            const EXTENSION_TYPE: u16 = $ext;
+            const MSG_TYPE: u8 = $ty;
+            const CHANNEL_MSG: bool = $ch;
+        }
+
+        impl<'a> $crate::types::Codec<'a> for $name<$($lt)?> {
+            const MIN_LEN: usize = 0 $( + <$fty as $crate::types::Codec>::MIN_LEN )*;
+            #[inline]
+            fn decode(r: &mut $crate::types::Reader<'a>) -> Result<Self, $crate::error::DecodeError> {
+                Ok($name {
+                    $( $field: { r.field(stringify!($field)); $crate::types::Codec::decode(r)? }, )*
+                })
+            }
+            #[inline]
+            fn encode(&self, out: &mut Vec<u8>) {
+                $( $crate::types::Codec::encode(&self.$field, out); )*
+            }
+            #[inline]
+            fn encoded_len(&self) -> usize {
+                0 $( + $crate::types::Codec::encoded_len(&self.$field) )*
+            }
+        }
+
+        impl<$($lt)?> $crate::types::IntoStatic for $name<$($lt)?> {
+            type Static = $crate::messages::static_of!($name $($lt)?);
+            fn into_static(self) -> Self::Static {
+                $name { $( $field: $crate::types::IntoStatic::into_static(self.$field), )* }
+            }
+        }
+    };
+}
+
+macro_rules! static_of {
+    ($name:ident) => { $name };
+    ($name:ident $lt:lifetime) => { $name<'static> };
+}
+
+pub(crate) use static_of;
+
+pub mod common;
+pub mod extensions;
+pub mod job_declaration;
+pub mod mining;
+pub mod template_distribution;
+
+pub use common::*;
+pub use extensions::*;
+pub use job_declaration::*;
+pub use mining::*;
+pub use template_distribution::*;
+
+/// The (sub-)protocol a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    Common,
+    Mining,
+    JobDeclaration,
+    TemplateDistribution,
+    ExtensionsNegotiation,
+}
+
+/// A message's identity on the wire.
+pub trait MessageType {
+    /// The spec's name, e.g. "SetupConnection.Success".
+    const NAME: &'static str;
+    const PROTOCOL: Protocol;
+    const EXTENSION_TYPE: u16;
+    const MSG_TYPE: u8;
+    /// The channel_msg bit the spec assigns to this message (§8).
+    const CHANNEL_MSG: bool;
+}
+
+/// The identity of one message type, for tables and lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct MessageInfo {
+    pub name: &'static str,
+    pub protocol: Protocol,
+    pub extension_type: u16,
+    pub msg_type: u8,
+    pub channel_msg: bool,
+}
+
+/// A frame of an extension this codec does not know, or of a message it cannot interpret: kept whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawMessage<'a> {
+    pub extension_type: u16,
+    pub channel_msg: bool,
+    pub msg_type: u8,
+    /// JSON: hex.
+    #[serde(with = "hex_cow")]
+    pub payload: Cow<'a, [u8]>,
+}
+
+/// Raw frames only for extensions with no messages in this codec, so that they round-trip as raw.
+#[cfg(feature = "arbitrary")]
+impl<'u: 'a, 'a> arbitrary::Arbitrary<'u> for RawMessage<'a> {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'u>) -> arbitrary::Result<Self> {
+        let len = u.int_in_range(0..=64usize)?;
+        Ok(RawMessage {
+            extension_type: u.int_in_range(0x0002..=0x7fff)?,
+            channel_msg: u.arbitrary()?,
+            msg_type: u.arbitrary()?,
+            payload: Cow::Borrowed(u.bytes(len)?),
+        })
+    }
+}
+
+mod hex_cow {
+    use std::borrow::Cow;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Cow<'_, [u8]>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, [u8]>, D::Error> {
+        let text = Cow::<str>::deserialize(d)?;
+        hex::decode(text.as_bytes())
+            .map(Cow::Owned)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Generates the `Message` enum and everything that needs the full list of message types.
+macro_rules! all_messages {
+    ($( $variant:ident $(<$lt:lifetime>)? ),* $(,)?) => {
+        /// Any SV2 message. `Raw` holds frames of unknown extensions.
+        #[derive(Debug, Clone, PartialEq)]
+        #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+        pub enum Message<'a> {
+            $( $variant($variant $(<$lt>)?), )*
+            Raw(RawMessage<'a>),
+        }
+
+        /// Every message type this codec knows, in catalogue order.
+        pub const MESSAGE_TYPES: &[MessageInfo] = &[
+            $( MessageInfo {
+                name: <$variant as MessageType>::NAME,
+                protocol: <$variant as MessageType>::PROTOCOL,
+                extension_type: <$variant as MessageType>::EXTENSION_TYPE,
+                msg_type: <$variant as MessageType>::MSG_TYPE,
+                channel_msg: <$variant as MessageType>::CHANNEL_MSG,
+            }, )*
+        ];
+
+        impl<'a> Message<'a> {
+            /// Decodes the message fields of a payload (without TLVs) for a known identity, or keeps
+            /// the payload raw for an unknown extension. Returns the message and the reader positioned
+            /// after the last field.
+            fn decode_fields(
+                extension_type: u16,
+                channel_msg: bool,
+                msg_type: u8,
+                payload: &'a [u8],
+            ) -> Result<(Message<'a>, Reader<'a>), DecodeError> {
+                match (extension_type, msg_type) {
+                    $( (<$variant as MessageType>::EXTENSION_TYPE, <$variant as MessageType>::MSG_TYPE) => {
+                        let mut r = Reader::new(payload, <$variant as MessageType>::NAME);
+                        if channel_msg != <$variant as MessageType>::CHANNEL_MSG {
+                            return Err(r.error(ErrorKind::ChannelMsgBit {
+                                expected: <$variant as MessageType>::CHANNEL_MSG,
+                                found: channel_msg,
+                            }));
+                        }
+                        let message = Message::$variant(<$variant>::decode(&mut r)?);
+                        Ok((message, r))
+                    } )*
+                    (crate::messages::CORE_EXTENSION | crate::messages::EXTENSIONS_NEGOTIATION, _) => {
+                        let r = Reader::new(payload, "frame");
+                        Err(r.error(ErrorKind::UnknownMessageType { extension_type, msg_type }))
+                    }
+                    _ => {
+                        let mut r = Reader::new(payload, "frame");
+                        let payload = r.rest();
+                        Ok((Message::Raw(RawMessage {
+                            extension_type,
+                            channel_msg,
+                            msg_type,
+                            payload: Cow::Borrowed(payload),
+                        }), r))
+                    }
+                }
+            }
+
+            /// Static facts about this message's type (`None` for a raw frame).
+            pub fn info(&self) -> Option<&'static MessageInfo> {
+                let (ext, ty) = self.id();
+                MESSAGE_TYPES.iter().find(|i| i.extension_type == ext && i.msg_type == ty)
+            }
+
+            /// The spec name ("raw" for a frame of an unknown extension).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Message::$variant(_) => <$variant as MessageType>::NAME, )*
+                    Message::Raw(_) => "raw",
+                }
+            }
+
+            /// `(extension_type, msg_type)`, the message's identity.
+            pub fn id(&self) -> (u16, u8) {
+                match self {
+                    $( Message::$variant(_) => (<$variant as MessageType>::EXTENSION_TYPE, <$variant as MessageType>::MSG_TYPE), )*
+                    Message::Raw(raw) => (raw.extension_type, raw.msg_type),
+                }
+            }
+
+            /// The channel_msg bit this message is sent with.
+            pub fn channel_msg(&self) -> bool {
+                match self {
+                    $( Message::$variant(_) => <$variant as MessageType>::CHANNEL_MSG, )*
+                    Message::Raw(raw) => raw.channel_msg,
+                }
+            }
+
+            /// Payload length of the message fields (TLVs excluded).
+            pub fn encoded_len(&self) -> usize {
+                match self {
+                    $( Message::$variant(m) => m.encoded_len(), )*
+                    Message::Raw(raw) => raw.payload.len(),
+                }
+            }
+
+            /// Writes the message fields (no header, no TLVs).
+            pub fn encode_fields(&self, out: &mut Vec<u8>) {
+                match self {
+                    $( Message::$variant(m) => m.encode(out), )*
+                    Message::Raw(raw) => out.extend_from_slice(&raw.payload),
+                }
+            }
+
+            /// A copy that owns all its bytes.
+            pub fn into_static(self) -> Message<'static> {
+                match self {
+                    $( Message::$variant(m) => Message::$variant(m.into_static()), )*
+                    Message::Raw(raw) => Message::Raw(RawMessage {
+                        payload: Cow::Owned(raw.payload.into_owned()),
+                        ..raw
+                    }),
+                }
+            }
+
+            /// The message's fields as a JSON object (without the "message" key).
+            fn fields_json(&self) -> serde_json::Result<serde_json::Value> {
+                match self {
+                    $( Message::$variant(m) => serde_json::to_value(m), )*
+                    Message::Raw(raw) => serde_json::to_value(raw),
+                }
+            }
+
+            fn from_fields_json(info: &MessageInfo, fields: serde_json::Value) -> serde_json::Result<Message<'static>> {
+                $( if info.extension_type == <$variant as MessageType>::EXTENSION_TYPE
+                    && info.msg_type == <$variant as MessageType>::MSG_TYPE {
+                    return serde_json::from_value::<$variant>(fields).map(Message::$variant);
+                } )*
+                Err(serde::de::Error::custom("unreachable: message info without a type"))
+            }
+        }
+
+        $( impl<'a> From<$variant $(<$lt>)?> for Message<'a> {
+            fn from(m: $variant $(<$lt>)?) -> Self {
+                Message::$variant(m)
+            }
+        } )*
+    };
+}
+
+/// extension_type of the core protocols.
+pub const CORE_EXTENSION: u16 = 0x0000;
+/// extension_type of Extensions Negotiation (extension 0x0001).
+pub const EXTENSIONS_NEGOTIATION: u16 = 0x0001;
+
+all_messages! {
+    // Common
+    SetupConnection<'a>, SetupConnectionSuccess, SetupConnectionError<'a>, ChannelEndpointChanged, Reconnect<'a>,
+    // Mining
+    OpenStandardMiningChannel<'a>, OpenStandardMiningChannelSuccess<'a>, OpenMiningChannelError<'a>,
+    OpenExtendedMiningChannel<'a>, OpenExtendedMiningChannelSuccess<'a>, NewMiningJob, UpdateChannel,
+    UpdateChannelError<'a>, CloseChannel<'a>, SetExtranoncePrefix<'a>, SubmitSharesStandard,
+    SubmitSharesExtended<'a>, SubmitSharesSuccess, SubmitSharesError<'a>, NewExtendedMiningJob<'a>,
+    SetNewPrevHash, SetTarget, SetCustomMiningJob<'a>, SetCustomMiningJobSuccess,
+    SetCustomMiningJobError<'a>, SetGroupChannel,
+    // Job Declaration
+    AllocateMiningJobToken<'a>, AllocateMiningJobTokenSuccess<'a>, ProvideMissingTransactions,
+    ProvideMissingTransactionsSuccess<'a>, DeclareMiningJob<'a>, DeclareMiningJobSuccess<'a>,
+    DeclareMiningJobError<'a>, PushSolution<'a>,
+    // Template Distribution
+    CoinbaseOutputConstraints, NewTemplate<'a>, SetNewPrevHashTdp, RequestTransactionData,
+    RequestTransactionDataSuccess<'a>, RequestTransactionDataError<'a>, SubmitSolution<'a>,
+    // Extension 0x0001
+    RequestExtensions, RequestExtensionsSuccess, RequestExtensionsError,
+}
+
+/// A decoded frame payload: the message, any TLVs after its last field, and what was accepted but is
+/// worth reporting (non-canonical BOOLs, unknown TLVs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded<'a> {
+    pub message: Message<'a>,
+    pub tlvs: Vec<Tlv<'a>>,
+    pub warnings: Vec<Warning>,
+}
+
+impl Decoded<'_> {
+    pub fn into_static(self) -> Decoded<'static> {
+        Decoded {
+            message: self.message.into_static(),
+            tlvs: self.tlvs.into_iter().map(IntoStatic::into_static).collect(),
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// Decodes a frame's payload strictly: the channel_msg bit must match the spec, every field must be
+/// within its bounds, and bytes after the last field must be well-formed TLVs.
+pub fn decode_frame<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
+    decode_payload(&frame.header, frame.payload)
+}
+
+/// As [`decode_frame`], for a header and payload held separately.
+pub fn decode_payload<'a>(header: &Header, payload: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
+    if header.msg_length as usize != payload.len() {
+        return Err(
+            Reader::new(payload, "frame").error(ErrorKind::LengthMismatch {
+                header: header.msg_length,
+                payload: payload.len(),
+            }),
+        );
+    }
+    let (message, mut r) = Message::decode_fields(
+        header.extension_type,
+        header.channel_msg,
+        header.msg_type,
+        payload,
+    )?;
+    let tlvs = if r.remaining() > 0 {
+        tlv::decode_trailing(&mut r, (header.extension_type, header.msg_type))?
+    } else {
+        Vec::new()
+    };
+    Ok(Decoded {
+        message,
+        tlvs,
+        warnings: r.take_warnings(),
+    })
+}
+
+/// Appends the whole frame (header, fields, then `tlvs`) to `out`. TLVs are written in the order
+/// given; [`sort_tlvs`] orders them as §3.4.3 asks.
+pub fn encode_frame(
+    message: &Message<'_>,
+    tlvs: &[Tlv<'_>],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    let (extension_type, msg_type) = message.id();
+    let len = message.encoded_len() + tlvs.iter().map(Tlv::encoded_len).sum::<usize>();
+    if len > MAX_PAYLOAD_LEN {
+        return Err(EncodeError::PayloadTooLarge(len));
+    }
+    let header = Header {
+        extension_type,
+        channel_msg: message.channel_msg(),
+        msg_type,
+        msg_length: len as u32,
+    };
+    out.reserve(HEADER_LEN + len);
+    out.extend_from_slice(&header.to_bytes());
+    message.encode_fields(out);
+    for tlv in tlvs {
+        tlv.encode(out);
+    }
+    debug_assert_eq!(out.len() - start, HEADER_LEN + len);
+    Ok(())
+}
+
+/// Encodes a frame into a new buffer.
+pub fn to_frame_bytes(message: &Message<'_>, tlvs: &[Tlv<'_>]) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_frame(message, tlvs, &mut out)?;
+    Ok(out)
+}
+
+/// Orders TLVs by extension_type, keeping the relative order within an extension (§3.4.3).
+pub fn sort_tlvs(tlvs: &mut [Tlv<'_>]) {
+    tlvs.sort_by_key(|t| t.extension_type);
+}
+
+/// Looks up a message type by its spec name (and, for the name used by two protocols,
+/// "SetNewPrevHash", its protocol).
+pub fn lookup(name: &str, protocol: Option<Protocol>) -> Result<&'static MessageInfo, String> {
+    let mut found = MESSAGE_TYPES
+        .iter()
+        .filter(|i| i.name == name && protocol.is_none_or(|p| p == i.protocol));
+    match (found.next(), found.next()) {
+        (Some(info), None) => Ok(info),
+        (Some(_), Some(_)) => Err(format!(
+            "{name:?} names messages of several protocols; add \"protocol\" (Mining or TemplateDistribution)"
+        )),
+        (None, _) => Err(format!("no message named {name:?}")),
+    }
+}
+
+/// JSON: `{"message": "<spec name>", <fields...>}`. The two messages named "SetNewPrevHash" also carry
+/// `"protocol"`. A raw frame is `{"message": "raw", "extension_type", "channel_msg", "msg_type",
+/// "payload"}`.
+impl Serialize for Message<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let fields = self.fields_json().map_err(S::Error::custom)?;
+        let serde_json::Value::Object(fields) = fields else {
+            return Err(S::Error::custom("message fields are not an object"));
+        };
+        let ambiguous = matches!(
+            self,
+            Message::SetNewPrevHash(_) | Message::SetNewPrevHashTdp(_)
+        );
+        let mut map = s.serialize_map(Some(fields.len() + 1 + usize::from(ambiguous)))?;
+        map.serialize_entry("message", self.name())?;
+        if ambiguous {
+            if let Some(info) = self.info() {
+                map.serialize_entry("protocol", &info.protocol)?;
+            }
+        }
+        for (key, value) in &fields {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Message<'static> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut object = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let name = match object.remove("message") {
+            Some(serde_json::Value::String(name)) => name,
+            _ => {
+                return Err(D::Error::custom(
+                    "missing \"message\": the spec name of the message",
+                ))
+            }
+        };
+        if name == "raw" {
+            return serde_json::from_value::<RawMessage>(object.into())
+                .map(Message::Raw)
+                .map_err(D::Error::custom);
+        }
+        let protocol = match object.remove("protocol") {
+            Some(p) => Some(serde_json::from_value::<Protocol>(p).map_err(D::Error::custom)?),
+            None => None,
+        };
+        let info = lookup(&name, protocol).map_err(D::Error::custom)?;
+        Message::from_fields_json(info, object.into())
+            .map_err(|e| D::Error::custom(format!("{name}: {e}")))
+    }
+}

@@ -218,7 +218,7 @@ impl FrameDecoder {
 mod tests {
     use super::*;
 
-    const SHARE: &str = "00801a18000001000000020000000300000004000000050000000000000020";
+    const SHARE: &str = "00801a180000010000000200000003000000040000000500000000000020";
 
     #[test]
     fn header_layout_matches_the_catalog_example() {

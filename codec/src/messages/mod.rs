@@ -478,9 +478,16 @@ impl<'de> Deserialize<'de> for Message<'static> {
                 .map(Message::Raw)
                 .map_err(D::Error::custom);
         }
-        let protocol = match object.remove("protocol") {
-            Some(p) => Some(serde_json::from_value::<Protocol>(p).map_err(D::Error::custom)?),
-            None => None,
+        // "protocol" picks between messages sharing a name; elsewhere it may be a field
+        // (SetupConnection.protocol).
+        let shared = MESSAGE_TYPES.iter().filter(|i| i.name == name).count() > 1;
+        let protocol = match object.get("protocol") {
+            Some(p) if shared => {
+                let p = serde_json::from_value::<Protocol>(p.clone()).map_err(D::Error::custom)?;
+                object.remove("protocol");
+                Some(p)
+            }
+            _ => None,
         };
         let info = lookup(&name, protocol).map_err(D::Error::custom)?;
         Message::from_fields_json(info, object.into())

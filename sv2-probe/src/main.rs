@@ -1,0 +1,80 @@
+//! `sv2-probe`: the command line of the SV2 test and fuzzing toolkit.
+//!
+//! Exit codes: 0 pass, 1 check failed (here: malformed input), 2 usage or setup error.
+#![forbid(unsafe_code)]
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod decode;
+mod encode;
+mod input;
+mod render;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sv2-probe",
+    version,
+    about = "Stratum V2 test and fuzzing toolkit",
+    after_help = "Exit codes: 0 pass, 1 check failed (e.g. malformed input), 2 usage or setup error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode SV2 frames given as hex into readable text or JSON.
+    #[command(long_about = decode::LONG_ABOUT)]
+    Decode(decode::Args),
+    /// Encode SV2 messages given as JSON into frames in hex.
+    #[command(long_about = encode::LONG_ABOUT)]
+    Encode(encode::Args),
+}
+
+/// What a command concluded about its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything checked out (exit 0).
+    Pass,
+    /// Something was malformed or failed a check (exit 1).
+    Fail,
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 (clap's default); --help and --version exit 0.
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut err = io::stderr();
+    let result = match &cli.command {
+        Command::Decode(args) => decode::run(args, &mut out, &mut err),
+        Command::Encode(args) => encode::run(args, &mut out, &mut err),
+    }
+    .and_then(|outcome| {
+        out.flush()?;
+        Ok(outcome)
+    });
+    match result {
+        Ok(Outcome::Pass) => ExitCode::SUCCESS,
+        Ok(Outcome::Fail) => ExitCode::from(1),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            let _ = writeln!(err, "error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The reader of stdout went away (e.g. `| head`): stop quietly, as other command-line tools do.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -82,9 +82,11 @@ pub enum EncodeError {
 
 /// A value was outside the range its SV2 type allows (e.g. 33 bytes for a B0_32).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{type_name} holds at most {max} items, got {length}")]
+#[error("{type_name} holds at most {max} {unit}, got {length}")]
 pub struct BoundsError {
     pub type_name: &'static str,
+    /// What is counted: "bytes", "elements".
+    pub unit: &'static str,
     pub length: usize,
     pub max: usize,
 }

@@ -54,6 +54,7 @@ impl<'a> Tlv<'a> {
         if identity.len() > USER_IDENTITY_MAX {
             return Err(crate::error::BoundsError {
                 type_name: "user_identity TLV",
+                unit: "bytes",
                 length: identity.len(),
                 max: USER_IDENTITY_MAX,
             });

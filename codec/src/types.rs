@@ -29,6 +29,7 @@ pub struct Reader<'a> {
 pub struct Warning {
     pub field: &'static str,
     pub offset: usize,
+    #[serde(flatten)]
     pub kind: WarningKind,
 }
 
@@ -226,6 +227,7 @@ impl U24 {
         if value > Self::MAX {
             return Err(BoundsError {
                 type_name: "U24",
+                unit: "as its value",
                 length: value as usize,
                 max: Self::MAX as usize,
             });
@@ -385,6 +387,7 @@ impl<'a, const PREFIX: usize, const MAX: usize> Bytes<'a, PREFIX, MAX> {
         if bytes.len() > MAX {
             return Err(BoundsError {
                 type_name: type_name(PREFIX, MAX),
+                unit: "bytes",
                 length: bytes.len(),
                 max: MAX,
             });
@@ -492,7 +495,8 @@ impl<'a> Str0_255<'a> {
         })
     }
 
-    /// Builds from text; fails beyond 255 bytes.
+    /// Builds from text; fails beyond 255 bytes. (Not `FromStr`: that trait cannot borrow.)
+    #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &'a str) -> Result<Self, BoundsError> {
         Self::new(text.as_bytes())
     }
@@ -597,6 +601,7 @@ impl<T, const PREFIX: usize, const MAX: usize> Seq<T, PREFIX, MAX> {
         if items.len() > MAX {
             return Err(BoundsError {
                 type_name: if PREFIX == 1 { "SEQ0_255" } else { "SEQ0_64K" },
+                unit: "elements",
                 length: items.len(),
                 max: MAX,
             });

@@ -344,7 +344,7 @@ fn unknown_tlvs_are_kept_and_reported() {
         field_type: 7,
         value: B0_64K::new(vec![1, 2, 3]).unwrap(),
     };
-    let frame = frame_hex(extended_share(), &[unknown.clone()]);
+    let frame = frame_hex(extended_share(), std::slice::from_ref(&unknown));
     let decoded = decode_hex(&frame).unwrap();
     assert_eq!(decoded.tlvs.len(), 1);
     assert_eq!(decoded.tlvs[0].value.as_bytes(), &[1, 2, 3]);
@@ -440,6 +440,41 @@ fn json_uses_spec_names_hex_bytes_and_disambiguates_set_new_prev_hash() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("extra"), "{err}");
+}
+
+#[test]
+fn json_keeps_f32_short_and_warnings_flat() {
+    let open = OpenStandardMiningChannel {
+        request_id: 1,
+        user_identity: str255("w"),
+        nominal_hash_rate: 0.1,
+        max_target: U256([0xff; 32]),
+    };
+    let json = serde_json::to_string(&Message::from(open)).unwrap();
+    assert!(json.contains(r#""nominal_hash_rate":0.1,"#), "{json}");
+    let warning = sv2_codec::types::Warning {
+        field: "tlv",
+        offset: 31,
+        kind: WarningKind::UnknownTlv { extension_type: 0x4001, field_type: 7 },
+    };
+    assert_eq!(
+        serde_json::to_string(&warning).unwrap(),
+        r#"{"field":"tlv","offset":31,"kind":"unknown_tlv","extension_type":16385,"field_type":7}"#
+    );
+}
+
+#[test]
+fn raw_json_must_name_an_unknown_extension_without_the_channel_bit() {
+    let ok = r#"{"message":"raw","extension_type":16384,"channel_msg":false,"msg_type":1,"payload":"00"}"#;
+    assert!(serde_json::from_str::<Message<'static>>(ok).is_ok());
+    for bad in [
+        r#"{"message":"raw","extension_type":32770,"channel_msg":true,"msg_type":1,"payload":"00"}"#,
+        r#"{"message":"raw","extension_type":0,"channel_msg":false,"msg_type":0,"payload":""}"#,
+        r#"{"message":"raw","extension_type":1,"channel_msg":false,"msg_type":0,"payload":""}"#,
+        r#"{"message":"raw","extension_type":16384,"channel_msg":false,"msg_type":1,"payload":"00","bogus":1}"#,
+    ] {
+        assert!(serde_json::from_str::<Message<'static>>(bad).is_err(), "{bad}");
+    }
 }
 
 fn arbitrary_message(seed: &[u8]) -> Option<(Message<'_>, Vec<Tlv<'_>>)> {

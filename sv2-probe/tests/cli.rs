@@ -407,7 +407,7 @@ fn encode_rejects_bad_input_with_exit_1() {
         (
             r#"{"message": "SetExtranoncePrefix", "channel_id": 1, "extranonce_prefix":
                "000000000000000000000000000000000000000000000000000000000000000000"}"#,
-            "B0_32 holds at most 32 items, got 33",
+            "B0_32 holds at most 32 bytes, got 33",
         ),
         (
             r#"{"message": "ChannelEndpointChanged", "channel_id": 4294967296}"#,

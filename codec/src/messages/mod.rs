@@ -113,8 +113,10 @@ pub struct MessageInfo {
     pub channel_msg: bool,
 }
 
-/// A frame of an extension this codec does not know, or of a message it cannot interpret: kept whole.
+/// A frame of an extension this codec does not know: kept whole. `extension_type` excludes the
+/// channel_msg bit and is never 0x0000 or 0x0001 (those frames decode as messages or fail).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawMessage<'a> {
     pub extension_type: u16,
     pub channel_msg: bool,
@@ -143,7 +145,7 @@ mod hex_cow {
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(bytes: &Cow<'_, [u8]>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(bytes))
     }
 
@@ -273,11 +275,16 @@ macro_rules! all_messages {
                 }
             }
 
-            /// The message's fields as a JSON object (without the "message" key).
-            fn fields_json(&self) -> serde_json::Result<serde_json::Value> {
+            /// Serializes `{"message": name, ["protocol": p,] fields...}` straight to `s`, so that
+            /// number formats (F32) are the serializer's own.
+            fn serialize_tagged<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let protocol = match self {
+                    Message::SetNewPrevHash(_) | Message::SetNewPrevHashTdp(_) => self.info().map(|i| i.protocol),
+                    _ => None,
+                };
                 match self {
-                    $( Message::$variant(m) => serde_json::to_value(m), )*
-                    Message::Raw(raw) => serde_json::to_value(raw),
+                    $( Message::$variant(m) => Tagged { message: self.name(), protocol, fields: m }.serialize(s), )*
+                    Message::Raw(raw) => Tagged { message: self.name(), protocol, fields: raw }.serialize(s),
                 }
             }
 
@@ -438,27 +445,17 @@ pub fn lookup(name: &str, protocol: Option<Protocol>) -> Result<&'static Message
 /// "payload"}`.
 impl Serialize for Message<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{Error, SerializeMap};
-        let fields = self.fields_json().map_err(S::Error::custom)?;
-        let serde_json::Value::Object(fields) = fields else {
-            return Err(S::Error::custom("message fields are not an object"));
-        };
-        let ambiguous = matches!(
-            self,
-            Message::SetNewPrevHash(_) | Message::SetNewPrevHashTdp(_)
-        );
-        let mut map = s.serialize_map(Some(fields.len() + 1 + usize::from(ambiguous)))?;
-        map.serialize_entry("message", self.name())?;
-        if ambiguous {
-            if let Some(info) = self.info() {
-                map.serialize_entry("protocol", &info.protocol)?;
-            }
-        }
-        for (key, value) in &fields {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
+        self.serialize_tagged(s)
     }
+}
+
+#[derive(Serialize)]
+struct Tagged<'x, T> {
+    message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<Protocol>,
+    #[serde(flatten)]
+    fields: &'x T,
 }
 
 impl<'de> Deserialize<'de> for Message<'static> {
@@ -474,9 +471,17 @@ impl<'de> Deserialize<'de> for Message<'static> {
             }
         };
         if name == "raw" {
-            return serde_json::from_value::<RawMessage>(object.into())
-                .map(Message::Raw)
-                .map_err(D::Error::custom);
+            let raw = serde_json::from_value::<RawMessage>(object.into()).map_err(D::Error::custom)?;
+            if raw.extension_type & crate::frame::CHANNEL_MSG_BIT != 0
+                || matches!(raw.extension_type, CORE_EXTENSION | EXTENSIONS_NEGOTIATION)
+            {
+                return Err(D::Error::custom(format!(
+                    "raw: extension_type {:#06x} must be 0x0002..=0x7fff (without the channel_msg bit; \
+                     0x0000 and 0x0001 have defined messages)",
+                    raw.extension_type
+                )));
+            }
+            return Ok(Message::Raw(raw));
         }
         // "protocol" picks between messages sharing a name; elsewhere it may be a field
         // (SetupConnection.protocol).

@@ -455,7 +455,10 @@ fn json_keeps_f32_short_and_warnings_flat() {
     let warning = sv2_codec::types::Warning {
         field: "tlv",
         offset: 31,
-        kind: WarningKind::UnknownTlv { extension_type: 0x4001, field_type: 7 },
+        kind: WarningKind::UnknownTlv {
+            extension_type: 0x4001,
+            field_type: 7,
+        },
     };
     assert_eq!(
         serde_json::to_string(&warning).unwrap(),
@@ -473,7 +476,10 @@ fn raw_json_must_name_an_unknown_extension_without_the_channel_bit() {
         r#"{"message":"raw","extension_type":1,"channel_msg":false,"msg_type":0,"payload":""}"#,
         r#"{"message":"raw","extension_type":16384,"channel_msg":false,"msg_type":1,"payload":"00","bogus":1}"#,
     ] {
-        assert!(serde_json::from_str::<Message<'static>>(bad).is_err(), "{bad}");
+        assert!(
+            serde_json::from_str::<Message<'static>>(bad).is_err(),
+            "{bad}"
+        );
     }
 }
 

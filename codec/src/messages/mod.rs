@@ -471,7 +471,8 @@ impl<'de> Deserialize<'de> for Message<'static> {
             }
         };
         if name == "raw" {
-            let raw = serde_json::from_value::<RawMessage>(object.into()).map_err(D::Error::custom)?;
+            let raw =
+                serde_json::from_value::<RawMessage>(object.into()).map_err(D::Error::custom)?;
             if raw.extension_type & crate::frame::CHANNEL_MSG_BIT != 0
                 || matches!(raw.extension_type, CORE_EXTENSION | EXTENSIONS_NEGOTIATION)
             {

@@ -58,6 +58,34 @@ const TABLE: &[(&str, u16, u8, bool)] = &[
 ];
 
 #[test]
+fn field_tables_name_sv2_types() {
+    let job = lookup("NewExtendedMiningJob", None).unwrap();
+    let types: Vec<(&str, String)> = job.fields.iter().map(|f| (f.name, f.sv2_type())).collect();
+    assert_eq!(
+        types,
+        [
+            ("channel_id", "U32"),
+            ("job_id", "U32"),
+            ("min_ntime", "OPTION[U32]"),
+            ("version", "U32"),
+            ("version_rolling_allowed", "BOOL"),
+            ("merkle_path", "SEQ0_255[U256]"),
+            ("coinbase_tx_prefix", "B0_64K"),
+            ("coinbase_tx_suffix", "B0_64K"),
+        ]
+        .map(|(n, t)| (n, t.to_string()))
+    );
+    let txs = lookup("ProvideMissingTransactions.Success", None).unwrap();
+    assert_eq!(txs.fields[1].sv2_type(), "SEQ0_64K[B0_16M]");
+    let setup = lookup("SetupConnection", None).unwrap();
+    assert!(setup.fields.iter().filter(|f| f.is_text()).count() == 5);
+    assert_eq!(
+        lookup("OpenStandardMiningChannel", None).unwrap().fields[2].sv2_type(),
+        "F32"
+    );
+}
+
+#[test]
 fn every_catalogue_message_is_defined_with_its_channel_bit() {
     assert_eq!(MESSAGE_TYPES.len(), 44);
     for (name, ext, ty, ch) in TABLE {

@@ -51,6 +51,18 @@ pub fn frame_text(header: &Header, decoded: &Decoded<'_>) -> serde_json::Result<
         .count()
         > 1;
 
+    let text_fields: Vec<&str> = decoded
+        .message
+        .info()
+        .map(|info| {
+            info.fields
+                .iter()
+                .filter(|f| f.is_text())
+                .map(|f| f.name)
+                .collect()
+        })
+        .unwrap_or_default();
+
     let mut out = String::new();
     out.push_str(decoded.message.name());
     if shared_name {
@@ -70,7 +82,7 @@ pub fn frame_text(header: &Header, decoded: &Decoded<'_>) -> serde_json::Result<
         if skip {
             continue;
         }
-        let text = value.is_string() && is_text_field(&fields, key);
+        let text = value.is_string() && text_fields.contains(&key.as_str());
         field_line(&mut out, key, value, text);
     }
     if !decoded.tlvs.is_empty() {
@@ -99,15 +111,6 @@ pub fn frame_text(header: &Header, decoded: &Decoded<'_>) -> serde_json::Result<
         }
     }
     Ok(out)
-}
-
-/// Whether a top-level string field holds text (STR0_255) rather than hex (bytes, U256). JSON shows
-/// both as strings; the codec's own deserializer tells them apart, since only a text field accepts a
-/// string that is not hex.
-fn is_text_field(fields: &Map<String, Value>, key: &str) -> bool {
-    let mut probe = fields.clone();
-    probe.insert(key.to_owned(), Value::String("-".to_owned()));
-    serde_json::from_value::<Message<'static>>(Value::Object(probe)).is_ok()
 }
 
 /// Fields whose integers read better in hex too (block header versions, flag words, compact targets).

@@ -34,6 +34,9 @@ macro_rules! message {
             const EXTENSION_TYPE: u16 = $ext;
             const MSG_TYPE: u8 = $ty;
             const CHANNEL_MSG: bool = $ch;
+            const FIELDS: &'static [$crate::messages::FieldInfo] = &[
+                $( $crate::messages::FieldInfo { name: stringify!($field), rust_type: stringify!($fty) }, )*
+            ];
         }
 
         impl<'a> $crate::types::Codec<'a> for $name<$($lt)?> {
@@ -101,6 +104,50 @@ pub trait MessageType {
     const MSG_TYPE: u8;
     /// The channel_msg bit the spec assigns to this message (§8).
     const CHANNEL_MSG: bool;
+    /// The fields in wire order.
+    const FIELDS: &'static [FieldInfo];
+}
+
+/// One field of a message: its name (as in the spec) and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct FieldInfo {
+    pub name: &'static str,
+    /// The Rust type as written in the definition, e.g. `Str0_255<'a>` or `Seq0_255<U256>`.
+    pub rust_type: &'static str,
+}
+
+impl FieldInfo {
+    /// The SV2 type name of the field, e.g. `STR0_255`, `SEQ0_255[U256]`, `OPTION[U32]`.
+    pub fn sv2_type(&self) -> String {
+        fn name(rust: &str) -> String {
+            let rust = rust.replace(' ', "").replace("<'a>", "");
+            if let Some(inner) = rust
+                .strip_prefix("Option<")
+                .and_then(|r| r.strip_suffix('>'))
+            {
+                return format!("OPTION[{}]", name(inner));
+            }
+            for (prefix, sv2) in [("Seq0_255<", "SEQ0_255"), ("Seq0_64K<", "SEQ0_64K")] {
+                if let Some(inner) = rust.strip_prefix(prefix).and_then(|r| r.strip_suffix('>')) {
+                    return format!("{sv2}[{}]", name(inner));
+                }
+            }
+            match rust.as_str() {
+                "bool" => "BOOL".into(),
+                "f32" => "F32".into(),
+                "u8" | "u16" | "u32" | "u64" => rust.to_uppercase(),
+                "Pubkey" => "PUBKEY".into(),
+                "Signature" => "SIGNATURE".into(),
+                other => other.to_uppercase(),
+            }
+        }
+        name(self.rust_type)
+    }
+
+    /// Whether the field is text (STR0_255) rather than numbers or bytes.
+    pub fn is_text(&self) -> bool {
+        self.rust_type.starts_with("Str0_255")
+    }
 }
 
 /// The identity of one message type, for tables and lookups.
@@ -111,6 +158,7 @@ pub struct MessageInfo {
     pub extension_type: u16,
     pub msg_type: u8,
     pub channel_msg: bool,
+    pub fields: &'static [FieldInfo],
 }
 
 /// A frame of an extension this codec does not know: kept whole. `extension_type` excludes the
@@ -176,6 +224,7 @@ macro_rules! all_messages {
                 extension_type: <$variant as MessageType>::EXTENSION_TYPE,
                 msg_type: <$variant as MessageType>::MSG_TYPE,
                 channel_msg: <$variant as MessageType>::CHANNEL_MSG,
+                fields: <$variant as MessageType>::FIELDS,
             }, )*
         ];
 

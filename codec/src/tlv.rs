@@ -148,6 +148,12 @@ pub(crate) fn decode_trailing<'a>(
             });
         }
         let value = r.take(length)?;
+        if (extension_type, field_type) == (EXT_WORKER_HASHRATE_TRACKING, FIELD_USER_IDENTITY)
+            && message == (0, 0x1b)
+            && std::str::from_utf8(value).is_err()
+        {
+            r.warn(WarningKind::NotUtf8);
+        }
         tlvs.push(Tlv {
             extension_type,
             field_type,

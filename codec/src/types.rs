@@ -40,6 +40,8 @@ pub enum WarningKind {
     NonCanonicalBool { byte: u8 },
     /// A well-formed TLV this codec does not know (kept in `Decoded::tlvs`).
     UnknownTlv { extension_type: u16, field_type: u8 },
+    /// A value the spec says is UTF-8 but is not (extension 0x0002's user_identity).
+    NotUtf8,
 }
 
 impl fmt::Display for Warning {
@@ -57,6 +59,11 @@ impl fmt::Display for Warning {
                 f,
                 "unknown TLV {extension_type:#06x}/{field_type:#04x} at offset {}",
                 self.offset
+            ),
+            WarningKind::NotUtf8 => write!(
+                f,
+                "{} at offset {}: not UTF-8 where the spec says UTF-8",
+                self.field, self.offset
             ),
         }
     }

@@ -346,6 +346,15 @@ fn worker_identity_tlv_is_little_endian_and_bounded() {
     );
     assert!(Tlv::user_identity(&"x".repeat(33)).is_err());
 
+    // Not UTF-8: accepted, reported.
+    let bad = Tlv {
+        value: B0_64K::new(vec![0xff, 0xfe]).unwrap(),
+        ..tlv.clone()
+    };
+    let decoded = decode_hex(&frame_hex(extended_share(), &[bad])).unwrap();
+    assert_eq!(decoded.warnings.len(), 1);
+    assert_eq!(decoded.warnings[0].kind, WarningKind::NotUtf8);
+
     // 33 bytes on the wire: rejected.
     let long = format!(
         "{}0200012100{}",

@@ -524,15 +524,20 @@ fn agreement_invalid_utf8_in_str0_255() {
     }
 }
 
-/// A user_identity TLV whose value is not UTF-8 (ext 0x0002 says it is UTF-8): neither codec checks.
+/// A user_identity TLV whose value is not UTF-8 (ext 0x0002 says it is UTF-8): both accept; ours
+/// reports a `NotUtf8` warning, SRI's `UserIdentity::from_tlv` is silent.
 #[test]
-fn agreement_user_identity_tlv_is_not_checked_for_utf8() {
+fn difference_user_identity_tlv_not_utf8() {
     let mut payload = extended_share_payload();
     payload.extend_from_slice(&SriTlv::new(2, 1, vec![0xff, 0xfe]).encode().unwrap());
     let bytes = frame(0x8000, 0x1b, &payload);
     let decoded = ours(&bytes).unwrap();
     assert_eq!(decoded.tlvs[0].value.as_bytes(), &[0xff, 0xfe]);
-    assert!(decoded.warnings.is_empty());
+    assert_eq!(decoded.warnings.len(), 1);
+    assert_eq!(
+        decoded.warnings[0].kind,
+        sv2_codec::types::WarningKind::NotUtf8
+    );
     let mut buf = Vec::new();
     let (_, tlvs) = sri_decode_with_tlvs(&bytes, &mut buf, &[2]).unwrap();
     let identity = extensions_sv2::UserIdentity::from_tlv(&tlvs.unwrap()[0]).unwrap();

@@ -18,4 +18,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests (codec, CLI, differential tests against the reference implementation's crates)"
 cargo test --workspace --locked
 
+step "benchmarks run once each (criterion test mode; timings are not asserted)"
+cargo test -p sv2-benches --benches --locked
+
 step "ok"

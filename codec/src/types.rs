@@ -82,6 +82,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Names the message being decoded (for errors raised from here on).
+    pub(crate) fn set_message(&mut self, message: &'static str) {
+        self.message = message;
+    }
+
     /// Marks the start of a field: later errors name it and its offset.
     #[inline]
     pub fn field(&mut self, name: &'static str) {
@@ -161,6 +166,20 @@ pub trait Codec<'a>: Sized {
     fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
     fn encode(&self, out: &mut Vec<u8>);
     fn encoded_len(&self) -> usize;
+
+    /// Decodes `count` values into `out`; fixed-size types override it to take all their bytes at once.
+    /// Callers have already checked `count * MIN_LEN` against the bytes present.
+    #[inline]
+    fn decode_many(
+        r: &mut Reader<'a>,
+        count: usize,
+        out: &mut Vec<Self>,
+    ) -> Result<(), DecodeError> {
+        for _ in 0..count {
+            out.push(Self::decode(r)?);
+        }
+        Ok(())
+    }
 }
 
 /// Conversion of a possibly borrowing value into one that owns its bytes.
@@ -298,6 +317,13 @@ macro_rules! fixed_bytes {
             #[inline]
             fn encoded_len(&self) -> usize {
                 $n
+            }
+            #[inline]
+            fn decode_many(r: &mut Reader<'a>, count: usize, out: &mut Vec<Self>) -> Result<(), DecodeError> {
+                // count <= 65535 and $n <= 64: the product cannot overflow.
+                let (chunks, _) = r.take(count * $n)?.as_chunks::<$n>();
+                out.extend(chunks.iter().map(|c| $name(*c)));
+                Ok(())
             }
         }
 
@@ -663,9 +689,7 @@ impl<'a, T: Codec<'a>, const PREFIX: usize, const MAX: usize> Codec<'a> for Seq<
             }));
         }
         let mut items = Vec::with_capacity(count);
-        for _ in 0..count {
-            items.push(T::decode(r)?);
-        }
+        T::decode_many(r, count, &mut items)?;
         Ok(Seq(items))
     }
     fn encode(&self, out: &mut Vec<u8>) {

@@ -229,41 +229,35 @@ macro_rules! all_messages {
         ];
 
         impl<'a> Message<'a> {
-            /// Decodes the message fields of a payload (without TLVs) for a known identity, or keeps
-            /// the payload raw for an unknown extension. Returns the message and the reader positioned
-            /// after the last field.
+            /// Decodes the message fields (without TLVs) for a known identity from `r`, which starts
+            /// at the beginning of the payload, or keeps the payload raw for an unknown extension.
+            #[inline]
             fn decode_fields(
                 extension_type: u16,
                 channel_msg: bool,
                 msg_type: u8,
-                payload: &'a [u8],
-            ) -> Result<(Message<'a>, Reader<'a>), DecodeError> {
+                r: &mut Reader<'a>,
+            ) -> Result<Message<'a>, DecodeError> {
                 match (extension_type, msg_type) {
                     $( (<$variant as MessageType>::EXTENSION_TYPE, <$variant as MessageType>::MSG_TYPE) => {
-                        let mut r = Reader::new(payload, <$variant as MessageType>::NAME);
+                        r.set_message(<$variant as MessageType>::NAME);
                         if channel_msg != <$variant as MessageType>::CHANNEL_MSG {
                             return Err(r.error(ErrorKind::ChannelMsgBit {
                                 expected: <$variant as MessageType>::CHANNEL_MSG,
                                 found: channel_msg,
                             }));
                         }
-                        let message = Message::$variant(<$variant>::decode(&mut r)?);
-                        Ok((message, r))
+                        Ok(Message::$variant(<$variant>::decode(r)?))
                     } )*
                     (crate::messages::CORE_EXTENSION | crate::messages::EXTENSIONS_NEGOTIATION, _) => {
-                        let r = Reader::new(payload, "frame");
                         Err(r.error(ErrorKind::UnknownMessageType { extension_type, msg_type }))
                     }
-                    _ => {
-                        let mut r = Reader::new(payload, "frame");
-                        let payload = r.rest();
-                        Ok((Message::Raw(RawMessage {
-                            extension_type,
-                            channel_msg,
-                            msg_type,
-                            payload: Cow::Borrowed(payload),
-                        }), r))
-                    }
+                    _ => Ok(Message::Raw(RawMessage {
+                        extension_type,
+                        channel_msg,
+                        msg_type,
+                        payload: Cow::Borrowed(r.rest()),
+                    })),
                 }
             }
 
@@ -415,11 +409,12 @@ pub fn decode_payload<'a>(header: &Header, payload: &'a [u8]) -> Result<Decoded<
             }),
         );
     }
-    let (message, mut r) = Message::decode_fields(
+    let mut r = Reader::new(payload, "frame");
+    let message = Message::decode_fields(
         header.extension_type,
         header.channel_msg,
         header.msg_type,
-        payload,
+        &mut r,
     )?;
     let tlvs = if r.remaining() > 0 {
         tlv::decode_trailing(&mut r, (header.extension_type, header.msg_type))?

@@ -504,6 +504,26 @@ fn json_keeps_f32_short_and_warnings_flat() {
 }
 
 #[test]
+fn json_field_names_keep_the_specs_camel_case() {
+    let setup = lookup("SetCustomMiningJob", None).unwrap();
+    assert!(setup
+        .fields
+        .iter()
+        .any(|f| f.name == "coinbase_tx_input_n_sequence"));
+    let json = r#"{"message":"SetCustomMiningJob","channel_id":1,"request_id":2,"mining_job_token":"aa",
+        "version":3,"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000",
+        "min_ntime":4,"nbits":5,"coinbase_tx_version":2,"coinbase_prefix":"03","coinbase_tx_input_nSequence":4294967295,
+        "coinbase_tx_outputs":"00","coinbase_tx_locktime":0,"merkle_path":[]}"#;
+    let message: Message<'static> = serde_json::from_str(json).unwrap();
+    let Message::SetCustomMiningJob(job) = &message else {
+        panic!()
+    };
+    assert_eq!(job.coinbase_tx_input_n_sequence, u32::MAX);
+    let back = serde_json::to_value(&message).unwrap();
+    assert_eq!(back["coinbase_tx_input_nSequence"], u32::MAX);
+}
+
+#[test]
 fn raw_json_must_name_an_unknown_extension_without_the_channel_bit() {
     let ok = r#"{"message":"raw","extension_type":16384,"channel_msg":false,"msg_type":1,"payload":"00"}"#;
     assert!(serde_json::from_str::<Message<'static>>(ok).is_ok());

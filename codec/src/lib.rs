@@ -4,6 +4,7 @@
 //! - [`frame`]: plain framing (§3.2) and an incremental frame decoder.
 //! - [`messages`]: every message of the spec and of extension 0x0001, strict decode, encode, JSON.
 //! - [`tlv`]: TLV fields (§3.4.3) and extension 0x0002's `user_identity`.
+//! - [`noise`]: the Noise NX secure channel, certificates, authority keys and encrypted framing (§4).
 //!
 //! Decoding never panics and never allocates from a length that was not checked against the bytes
 //! present. See `JSON.md` beside this crate for the JSON representation.
@@ -12,6 +13,7 @@
 pub mod error;
 pub mod frame;
 pub mod messages;
+pub mod noise;
 pub mod tlv;
 pub mod types;
 

@@ -1,0 +1,4 @@
+//! Mock Stratum V2 roles and the CPU mining engine.
+//!
+//! Every role is a sans-IO core (bytes and events in, bytes and actions out) with a thin tokio driver, so
+//! that the same core runs behind a socket, inside a fuzz target and in a deterministic test.

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod decode;
 mod encode;
 mod input;
+mod keys;
 mod render;
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,9 @@ enum Command {
     /// Encode SV2 messages given as JSON into frames in hex.
     #[command(long_about = encode::LONG_ABOUT)]
     Encode(encode::Args),
+    /// Authority keys and certificates: generate, inspect, certify.
+    #[command(long_about = keys::LONG_ABOUT)]
+    Keys(keys::Args),
 }
 
 /// What a command concluded about its input.
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args, &mut out, &mut err),
         Command::Encode(args) => encode::run(args, &mut out, &mut err),
+        Command::Keys(args) => keys::run(args, &mut out, &mut err),
     }
     .and_then(|outcome| {
         out.flush()?;

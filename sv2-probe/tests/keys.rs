@@ -1,0 +1,214 @@
+//! `sv2-probe keys`, run as the real binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sv2_codec::noise::cert::{SignatureNoiseMessage, ValidityPolicy};
+use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair, SecretKey};
+
+/// Spec §4.7.1 (CATALOG §G.1).
+const SPEC_XONLY: &str = "76637000979c1c11af0c300bcd8c7fe48610fce9b9c11e3daee35ae0b08a7455";
+const SPEC_BASE58: &str = "9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh";
+
+fn probe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args(args)
+        .output()
+        .expect("run sv2-probe")
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sv2-probe-keys-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn inspect_decodes_the_spec_vector() {
+    let output = probe(&["keys", "inspect", SPEC_BASE58, "--json"]);
+    assert!(output.status.success());
+    let value = json_of(&output);
+    assert_eq!(value["xonly_hex"], SPEC_XONLY);
+    assert_eq!(value["public_key"], SPEC_BASE58);
+    assert_eq!(value["valid"], true);
+
+    let text = probe(&["keys", "inspect", SPEC_BASE58]);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stdout).contains(SPEC_XONLY));
+}
+
+#[test]
+fn inspect_takes_a_url() {
+    let url = format!("stratum2+tcp://127.0.0.1:34254/{SPEC_BASE58}");
+    let value = json_of(&probe(&["keys", "inspect", &url, "--json"]));
+    assert_eq!(value["host"], "127.0.0.1");
+    assert_eq!(value["port"], 34254);
+    assert_eq!(value["xonly_hex"], SPEC_XONLY);
+}
+
+#[test]
+fn inspect_refuses_a_corrupt_key_with_exit_1() {
+    let mut corrupt = SPEC_BASE58.to_owned();
+    corrupt.replace_range(5..6, "z");
+    let output = probe(&["keys", "inspect", &corrupt, "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json_of(&output)["valid"], false);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("checksum"));
+}
+
+#[test]
+fn inspect_warns_when_given_a_secret_key() {
+    let output = probe(&[
+        "keys",
+        "inspect",
+        "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("secret key"));
+}
+
+#[test]
+fn generate_writes_a_private_secret_file_that_matches_the_public_key() {
+    let dir = scratch_dir("generate");
+    let secret_path = dir.join("authority.secret");
+    let secret_arg = secret_path.to_str().unwrap();
+    let output = probe(&["keys", "generate", "--secret-file", secret_arg, "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    let value = json_of(&output);
+    let public = AuthorityPublicKey::from_base58(value["public_key"].as_str().unwrap()).unwrap();
+    assert_eq!(value["xonly_hex"], hex::encode(public.xonly()));
+
+    let text = std::fs::read_to_string(&secret_path).unwrap();
+    let secret = SecretKey::from_base58(text.trim()).unwrap();
+    assert_eq!(Keypair::from_secret(secret).public, public);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+
+    // The secret file's public key, through inspect.
+    let inspected = json_of(&probe(&[
+        "keys",
+        "inspect",
+        "--secret-file",
+        secret_arg,
+        "--json",
+    ]));
+    assert_eq!(inspected["public_key"], public.to_base58());
+
+    // A second generate does not overwrite the secret...
+    let again = probe(&["keys", "generate", "--secret-file", secret_arg]);
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), text);
+    // ...unless forced.
+    let forced = probe(&["keys", "generate", "--secret-file", secret_arg, "--force"]);
+    assert!(forced.status.success());
+    assert_ne!(std::fs::read_to_string(&secret_path).unwrap(), text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn certify_issues_a_certificate_that_verifies() {
+    let dir = scratch_dir("certify");
+    let authority_path = dir.join("authority.secret");
+    let authority_arg = authority_path.to_str().unwrap();
+    let authority = json_of(&probe(&[
+        "keys",
+        "generate",
+        "--secret-file",
+        authority_arg,
+        "--json",
+    ]));
+    let authority_key =
+        AuthorityPublicKey::from_base58(authority["public_key"].as_str().unwrap()).unwrap();
+    let server = Keypair::from_secret(SecretKey::from_bytes([0x42; 32]).unwrap());
+    let server_hex = hex::encode(server.public.xonly());
+
+    let output = probe(&[
+        "keys",
+        "certify",
+        "--authority-secret-file",
+        authority_arg,
+        "--server-key",
+        &server_hex,
+        "--valid-from",
+        "1700000000",
+        "--not-valid-after",
+        "1700003600",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let value = json_of(&output);
+    assert_eq!(value["valid_from"], 1700000000);
+    assert_eq!(value["not_valid_after"], 1700003600);
+    assert_eq!(value["valid_now"], false);
+    let bytes = hex::decode(value["signature_noise_message"].as_str().unwrap()).unwrap();
+    let cert = SignatureNoiseMessage::from_bytes(&bytes).unwrap();
+    cert.verify(
+        &server.public.xonly(),
+        &authority_key,
+        1700001000,
+        &ValidityPolicy::default(),
+    )
+    .unwrap();
+    // Signed for that server only.
+    let other = SecretKey::from_bytes([0x43; 32]).unwrap().xonly_public();
+    assert!(cert
+        .verify(
+            &other,
+            &authority_key,
+            1700001000,
+            &ValidityPolicy::default()
+        )
+        .is_err());
+
+    // The server key may also be given as base58check, and the window defaults to now + 1 h.
+    let output = probe(&[
+        "keys",
+        "certify",
+        "--authority-secret-file",
+        authority_arg,
+        "--server-key",
+        &server.public.to_base58(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let value = json_of(&output);
+    assert_eq!(value["valid_now"], true);
+    assert_eq!(
+        value["not_valid_after"].as_u64().unwrap() - value["valid_from"].as_u64().unwrap(),
+        3600
+    );
+
+    // A window that ends before it starts is a usage error.
+    let output = probe(&[
+        "keys",
+        "certify",
+        "--authority-secret-file",
+        authority_arg,
+        "--server-key",
+        &server_hex,
+        "--valid-from",
+        "10",
+        "--not-valid-after",
+        "9",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

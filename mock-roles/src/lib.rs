@@ -2,3 +2,7 @@
 //!
 //! Every role is a sans-IO core (bytes and events in, bytes and actions out) with a thin tokio driver, so
 //! that the same core runs behind a socket, inside a fuzz target and in a deterministic test.
+
+pub mod chain;
+
+pub mod engine;

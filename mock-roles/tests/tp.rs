@@ -1,0 +1,363 @@
+//! The mock Template Provider's core, driven without sockets, with blocks checked again by rust-bitcoin.
+
+use bitcoin::consensus::deserialize;
+use sv2_codec::messages::common::SetupConnection;
+use sv2_codec::messages::template_distribution::{
+    CoinbaseOutputConstraints, NewTemplate, RequestTransactionData, SetNewPrevHashTdp,
+    SubmitSolution,
+};
+use sv2_codec::types::{Str0_255, B0_64K};
+use sv2_codec::Message;
+use sv2_mock::chain::target::{compact_to_target, meets_target};
+use sv2_mock::chain::tx::{parse_outputs, Transaction, TxIn, TxOut};
+use sv2_mock::chain::{merkle, sha256d};
+use sv2_mock::tp::{Output, TemplateProvider, TpConfig};
+
+const NOW: u32 = 1_700_000_000;
+
+fn setup(protocol: u8, min: u16, max: u16) -> Message<'static> {
+    SetupConnection {
+        protocol,
+        min_version: min,
+        max_version: max,
+        flags: 0,
+        endpoint_host: Str0_255::new(b"127.0.0.1".to_vec()).unwrap(),
+        endpoint_port: 8442,
+        vendor: Str0_255::new(b"test".to_vec()).unwrap(),
+        hardware_version: Str0_255::new(Vec::new()).unwrap(),
+        firmware: Str0_255::new(Vec::new()).unwrap(),
+        device_id: Str0_255::new(Vec::new()).unwrap(),
+    }
+    .into()
+}
+
+fn sent(outputs: &[Output]) -> Vec<Message<'static>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A TP with one session through setup and constraints; returns its template and prev hash messages.
+fn ready(
+    config: TpConfig,
+) -> (
+    TemplateProvider,
+    u64,
+    NewTemplate<'static>,
+    SetNewPrevHashTdp,
+) {
+    let mut tp = TemplateProvider::new(config, NOW);
+    let s = tp.open_session();
+    let out = sent(&tp.handle(s, &setup(2, 2, 2), NOW));
+    assert!(
+        matches!(out[..], [Message::SetupConnectionSuccess(_)]),
+        "{out:?}"
+    );
+    let constraints = CoinbaseOutputConstraints {
+        coinbase_output_max_additional_size: 100,
+        coinbase_output_max_additional_sigops: 4,
+    };
+    let out = sent(&tp.handle(s, &constraints.into(), NOW));
+    let [Message::NewTemplate(t), Message::SetNewPrevHashTdp(p)] = &out[..] else {
+        panic!("expected NewTemplate then SetNewPrevHash, got {out:?}");
+    };
+    assert!(t.future_template);
+    assert_eq!(p.template_id, t.template_id);
+    (tp, s, t.clone(), p.clone())
+}
+
+/// What a pool does with a template: its coinbase (prefix, extranonce, its payout first, then the
+/// TP's outputs, the witness reserved value) and a nonce that meets the target.
+struct Mined {
+    coinbase: Transaction,
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+}
+
+fn mine(
+    t: &NewTemplate<'_>,
+    p: &SetNewPrevHashTdp,
+    extranonce: &[u8],
+    want_valid_pow: bool,
+) -> Mined {
+    let mut script_sig = t.coinbase_prefix.as_bytes().to_vec();
+    script_sig.extend_from_slice(extranonce);
+    let tp_outputs = parse_outputs(
+        t.coinbase_tx_outputs.as_bytes(),
+        t.coinbase_tx_outputs_count,
+    )
+    .unwrap();
+    let mut outputs = vec![TxOut {
+        value: t.coinbase_tx_value_remaining,
+        script_pubkey: vec![0x51],
+    }];
+    outputs.extend(tp_outputs.iter().cloned());
+    let segwit = !tp_outputs.is_empty();
+    let coinbase = Transaction {
+        version: t.coinbase_tx_version,
+        inputs: vec![TxIn {
+            prev_txid: [0; 32],
+            prev_vout: u32::MAX,
+            script_sig,
+            sequence: t.coinbase_tx_input_sequence,
+            witness: if segwit {
+                vec![vec![0; 32]]
+            } else {
+                Vec::new()
+            },
+        }],
+        outputs,
+        lock_time: t.coinbase_tx_locktime,
+    };
+    let path: Vec<[u8; 32]> = t.merkle_path.iter().map(|h| h.0).collect();
+    let root = merkle::root_from_path(&coinbase.txid(), &path);
+    let target = compact_to_target(p.n_bits).unwrap();
+    let version = t.version | 0x0000_4000; // a rolled bit inside BIP320's mask
+    let ntime = p.header_timestamp + 1;
+    for nonce in 0u32.. {
+        let mut header = [0u8; 80];
+        header[0..4].copy_from_slice(&version.to_le_bytes());
+        header[4..36].copy_from_slice(&p.prev_hash.0);
+        header[36..68].copy_from_slice(&root);
+        header[68..72].copy_from_slice(&ntime.to_le_bytes());
+        header[72..76].copy_from_slice(&p.n_bits.to_le_bytes());
+        header[76..80].copy_from_slice(&nonce.to_le_bytes());
+        if meets_target(&sha256d(&header), &target) == want_valid_pow {
+            return Mined {
+                coinbase,
+                version,
+                ntime,
+                nonce,
+            };
+        }
+    }
+    unreachable!()
+}
+
+fn submit(template_id: u64, m: &Mined) -> Message<'static> {
+    SubmitSolution {
+        template_id,
+        version: m.version,
+        header_timestamp: m.ntime,
+        header_nonce: m.nonce,
+        coinbase_tx: B0_64K::new(m.coinbase.serialize(true)).unwrap(),
+    }
+    .into()
+}
+
+fn verdict(outputs: &[Output]) -> sv2_mock::tp::SolutionVerdict {
+    outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Solution { verdict, .. } => Some(verdict.clone()),
+            _ => None,
+        })
+        .expect("a verdict")
+}
+
+#[test]
+fn a_valid_solution_is_a_valid_block_for_rust_bitcoin_and_moves_the_tip() {
+    let (mut tp, s, t, p) = ready(TpConfig::default());
+    let height = tp.tip().height;
+    let m = mine(&t, &p, b"\x00\x00\x00\x01extranonce", true);
+    let out = tp.handle(s, &submit(t.template_id, &m), NOW + 5);
+    let v = verdict(&out);
+    assert!(v.valid, "{:?}", v.problems);
+    assert!(v.pow_ok && v.current_tip);
+    assert_eq!(v.height, Some(height));
+
+    // The same block through rust-bitcoin: merkle root, witness commitment, BIP34 height, PoW.
+    let block: bitcoin::Block = deserialize(v.block.as_ref().unwrap()).unwrap();
+    assert!(block.check_merkle_root());
+    assert!(block.check_witness_commitment());
+    assert_eq!(block.bip34_block_height().unwrap(), u64::from(height));
+    let target = bitcoin::Target::from_compact(bitcoin::CompactTarget::from_consensus(p.n_bits));
+    block.header.validate_pow(target).unwrap();
+    assert_eq!(
+        block.block_hash().to_string(),
+        v.block_hash.clone().unwrap()
+    );
+    assert_eq!(block.txdata.len(), 4);
+
+    // The tip moved on that block, and the session got the next template and prev hash.
+    assert_eq!(tp.tip().height, height + 1);
+    let next = sent(&out);
+    let [Message::NewTemplate(t2), Message::SetNewPrevHashTdp(p2)] = &next[..] else {
+        panic!("{next:?}");
+    };
+    assert_eq!(p2.prev_hash.0, sha256d(&v.block.as_ref().unwrap()[..80]));
+    assert!(t2.template_id > t.template_id);
+
+    // The old template is now stale.
+    let again = verdict(&tp.handle(s, &submit(t.template_id, &m), NOW + 6));
+    assert!(!again.valid && !again.current_tip, "{again:?}");
+}
+
+#[test]
+fn blocks_without_segwit_validate_too() {
+    let mut config = TpConfig::default();
+    config.params.segwit_every = 0;
+    let (mut tp, s, t, p) = ready(config);
+    assert_eq!(t.coinbase_tx_outputs_count, 0);
+    let m = mine(&t, &p, b"xx", true);
+    let v = verdict(&tp.handle(s, &submit(t.template_id, &m), NOW));
+    assert!(v.valid, "{:?}", v.problems);
+    let block: bitcoin::Block = deserialize(v.block.as_ref().unwrap()).unwrap();
+    assert!(block.check_merkle_root());
+}
+
+#[test]
+fn every_fault_in_a_solution_is_named() {
+    let (mut tp, s, t, p) = ready(TpConfig {
+        advance_on_block: false,
+        ..TpConfig::default()
+    });
+    let good = mine(&t, &p, b"ab", true);
+    let check = |tp: &mut TemplateProvider, template_id: u64, m: &Mined, expect: &str| {
+        let v = verdict(&tp.handle(s, &submit(template_id, m), NOW));
+        assert!(!v.valid, "expected a problem with {expect}");
+        assert!(
+            v.problems.iter().any(|p| p.contains(expect)),
+            "{expect:?} not in {:?}",
+            v.problems
+        );
+    };
+    check(&mut tp, 999, &good, "unknown template_id");
+    check(
+        &mut tp,
+        t.template_id,
+        &mine(&t, &p, b"ab", false),
+        "does not meet nBits",
+    );
+
+    let mut m = mine(&t, &p, b"ab", true);
+    m.coinbase.inputs[0].script_sig[0] ^= 1;
+    check(&mut tp, t.template_id, &m, "coinbase_prefix");
+
+    let mut m = mine(&t, &p, b"ab", true);
+    m.coinbase.outputs.pop();
+    check(&mut tp, t.template_id, &m, "missing from the coinbase");
+
+    let mut m = mine(&t, &p, b"ab", true);
+    m.coinbase.outputs[0].value += 1;
+    check(&mut tp, t.template_id, &m, "more than the");
+
+    let mut m = mine(&t, &p, b"ab", true);
+    m.coinbase.inputs[0].witness.clear();
+    check(&mut tp, t.template_id, &m, "witness reserved value");
+
+    let mut m = mine(&t, &p, b"ab", true);
+    m.version ^= 0x8000_0000;
+    check(&mut tp, t.template_id, &m, "outside the rolling mask");
+
+    let mut m = mine(&t, &p, b"ab", true);
+    m.ntime = p.header_timestamp - 1;
+    check(&mut tp, t.template_id, &m, "before the minimum");
+
+    let mut m = mine(&t, &p, b"ab", true);
+    m.coinbase.inputs[0].sequence = 0;
+    check(&mut tp, t.template_id, &m, "input sequence");
+
+    let v = verdict(
+        &tp.handle(
+            s,
+            &SubmitSolution {
+                template_id: t.template_id,
+                version: 0,
+                header_timestamp: 0,
+                header_nonce: 0,
+                coinbase_tx: B0_64K::new(vec![1, 2, 3]).unwrap(),
+            }
+            .into(),
+            NOW,
+        ),
+    );
+    assert!(v.problems[0].contains("does not parse"), "{v:?}");
+    // None of them moved the chain; the good one still validates.
+    assert!(verdict(&tp.handle(s, &submit(t.template_id, &good), NOW)).valid);
+    assert_eq!(tp.verdicts().len(), 11);
+}
+
+#[test]
+fn transaction_data_is_served_for_current_templates_only() {
+    let (mut tp, s, t, _) = ready(TpConfig::default());
+    let ask = |tp: &mut TemplateProvider, id| {
+        sent(&tp.handle(s, &RequestTransactionData { template_id: id }.into(), NOW))
+    };
+    let out = ask(&mut tp, t.template_id);
+    let [Message::RequestTransactionDataSuccess(data)] = &out[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(data.excess_data.as_bytes(), [0u8; 32]);
+    // The transactions rebuild the template's merkle path.
+    let txids: Vec<[u8; 32]> = data
+        .transaction_list
+        .iter()
+        .map(|b| Transaction::parse(b.as_bytes()).unwrap().txid())
+        .collect();
+    let path: Vec<[u8; 32]> = t.merkle_path.iter().map(|h| h.0).collect();
+    assert_eq!(merkle::coinbase_path(&txids), path);
+
+    let out = ask(&mut tp, 12345);
+    assert!(
+        matches!(&out[..], [Message::RequestTransactionDataError(e)] if e.error_code.as_bytes() == b"template-id-not-found"),
+        "{out:?}"
+    );
+    tp.new_block(NOW + 600);
+    let out = ask(&mut tp, t.template_id);
+    assert!(
+        matches!(&out[..], [Message::RequestTransactionDataError(e)] if e.error_code.as_bytes() == b"stale-template-id"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn setup_is_checked_and_required_first() {
+    let mut tp = TemplateProvider::new(TpConfig::default(), NOW);
+    for (message, code) in [
+        (setup(0, 2, 2), "unsupported-protocol"),
+        (setup(2, 3, 4), "protocol-version-mismatch"),
+    ] {
+        let s = tp.open_session();
+        let out = tp.handle(s, &message, NOW);
+        assert!(
+            matches!(&sent(&out)[..], [Message::SetupConnectionError(e)] if e.error_code.as_bytes() == code.as_bytes()),
+            "{out:?}"
+        );
+        assert!(matches!(out.last(), Some(Output::Close { .. })));
+        // A closed session answers nothing more.
+        assert!(tp.handle(s, &setup(2, 2, 2), NOW).is_empty());
+    }
+    let s = tp.open_session();
+    let out = tp.handle(s, &RequestTransactionData { template_id: 1 }.into(), NOW);
+    assert!(
+        matches!(&out[..], [Output::Close { reason, .. }] if reason.contains("SetupConnection"))
+    );
+}
+
+#[test]
+fn new_blocks_and_updates_reach_every_ready_session() {
+    let (mut tp, s1, t, _) = ready(TpConfig::default());
+    let s2 = tp.open_session();
+    let out = tp.handle(s2, &setup(2, 2, 2), NOW);
+    assert_eq!(sent(&out).len(), 1);
+    // s2 has no template yet: only s1 hears of the new block.
+    let out = tp.new_block(NOW + 1);
+    assert!(out
+        .iter()
+        .all(|o| matches!(o, Output::Send { session, .. } if *session == s1)));
+    assert_eq!(out.len(), 2);
+    let update = tp.update_template();
+    let msgs = sent(&update);
+    let [Message::NewTemplate(u)] = &msgs[..] else {
+        panic!("{msgs:?}");
+    };
+    assert!(!u.future_template);
+    assert!(u.template_id > t.template_id + 1);
+    assert_eq!(tp.blocks(), 1);
+}

@@ -6,3 +6,4 @@
 pub mod chain;
 
 pub mod engine;
+pub mod tp;

@@ -1,0 +1,8 @@
+//! Networking shared by every mock role and the probe: a connection driver (Noise or plaintext, whole
+//! frames, deadlines, named failure steps) and the transcript it records.
+
+pub mod connection;
+pub mod transcript;
+
+pub use connection::{unix_now, Connection, HandshakeInfo, NetError};
+pub use transcript::{Direction, Entry, Event, FrameProblem, Transcript};

@@ -5,6 +5,5 @@
 
 pub mod chain;
 
-pub mod engine;
 pub mod net;
 pub mod tp;

@@ -11,10 +11,14 @@
 //!
 //! - [`samples`]: SRI-native messages of all 44 types at minimal, typical and maximal extents.
 //!
+//! - [`noise`]: SRI's Noise handshake (noise_sv2) and encrypted transport (codec_sv2's
+//!   `NoiseEncoder` / `NoiseDecoder`) as byte-in / byte-out calls.
+//!
 //! `interop/DIFFERENCES.md` lists where the two codecs disagree, each pinned by a test.
 #![forbid(unsafe_code)]
 
 pub mod convert;
+pub mod noise;
 pub mod samples;
 pub mod sri;
 

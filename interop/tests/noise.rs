@@ -1,0 +1,279 @@
+//! Noise interop with the reference implementation (SRI: noise_sv2 2.0.0, codec_sv2 7.0.0):
+//! both handshake directions, certificate checks on both sides, then encrypted frames both ways with
+//! byte-for-byte comparison of the ciphertexts.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sv2_codec::noise::cert::{CertError, SignatureNoiseMessage};
+use sv2_codec::noise::keys::{Keypair, SecretKey};
+use sv2_codec::noise::transport::encrypted_frame_len;
+use sv2_codec::noise::*;
+use sv2_interop::noise::{test_authority, SriInitiator, SriNoiseError, SriResponder, SriTransport};
+
+const SIZES: [usize; 5] = [0, 1, 65519, 65520, 200_000];
+
+fn now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as u32
+}
+
+fn plain_frame(len: usize, salt: u8) -> Vec<u8> {
+    let l = (len as u32).to_le_bytes();
+    let mut f = vec![0x00, 0x80, 0x15, l[0], l[1], l[2]];
+    f.extend((0..len).map(|i| ((i * 7 + i / 251) as u8) ^ salt));
+    f
+}
+
+fn static_key() -> SecretKey {
+    SecretKey::from_bytes([0x5a; 32]).unwrap()
+}
+
+fn our_responder(cert: SignatureNoiseMessage) -> Responder {
+    Responder::generate(ResponderConfig::new(&static_key(), cert)).unwrap()
+}
+
+fn cert_by(authority: &Keypair, version: u16, from: u32, until: u32) -> SignatureNoiseMessage {
+    SignatureNoiseMessage::issue(
+        version,
+        from,
+        until,
+        &static_key().xonly_public(),
+        authority,
+        None,
+    )
+}
+
+/// Sends every size both ways and checks plaintexts and, with an independent encryptor on the
+/// peer's key, that the ciphertext bytes are identical to what SRI produced.
+fn exchange(ours: Established, sri: &mut SriTransport, we_are_initiator: bool) {
+    let keys = ours.traffic_keys.clone();
+    let (mut enc, mut dec) = ours.transport.split();
+    // Our copy of SRI's sending direction, to compare SRI's ciphertext with ours byte for byte.
+    let sri_key = if we_are_initiator { keys.c2 } else { keys.c1 };
+    let mut mirror = Encryptor::from_key(sri_key);
+    let mut wire = Vec::new();
+    for (n, &len) in SIZES.iter().enumerate() {
+        let frame = plain_frame(len, n as u8);
+
+        wire.clear();
+        enc.encrypt_frame(&frame, &mut wire).unwrap();
+        assert_eq!(wire.len(), encrypted_frame_len(len));
+        let got = sri
+            .decrypt(&wire)
+            .unwrap_or_else(|e| panic!("SRI decrypt {len}: {e}"));
+        assert_eq!(got, vec![frame.clone()], "ours -> SRI, {len} bytes");
+
+        let theirs = sri
+            .encrypt(&frame)
+            .unwrap_or_else(|e| panic!("SRI encrypt {len}: {e}"));
+        assert_eq!(
+            theirs.len(),
+            encrypted_frame_len(len),
+            "SRI's wire size for {len}"
+        );
+        wire.clear();
+        mirror.encrypt_frame(&frame, &mut wire).unwrap();
+        assert_eq!(
+            wire, theirs,
+            "SRI's ciphertext differs from ours for {len} bytes"
+        );
+        let frames = dec.push_all(&theirs).unwrap();
+        assert_eq!(frames.len(), 1, "SRI -> ours, {len} bytes");
+        assert_eq!(frames[0].header.to_bytes(), frame[..6]);
+        assert_eq!(frames[0].payload, frame[6..]);
+    }
+
+    // Several frames in one write, split at awkward places, in both directions.
+    let frames: Vec<Vec<u8>> = [3usize, 0, 70_000, 24]
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| plain_frame(l, 100 + i as u8))
+        .collect();
+    wire.clear();
+    for f in &frames {
+        enc.encrypt_frame(f, &mut wire).unwrap();
+    }
+    let mut got = Vec::new();
+    for piece in wire.chunks(4099) {
+        got.extend(sri.decrypt(piece).unwrap());
+    }
+    assert_eq!(got, frames);
+    let mut stream = Vec::new();
+    for f in &frames {
+        stream.extend(sri.encrypt(f).unwrap());
+    }
+    let mut ours_got = Vec::new();
+    for piece in stream.chunks(7) {
+        ours_got.extend(dec.push_all(piece).unwrap());
+    }
+    assert_eq!(ours_got.len(), frames.len());
+    for (g, f) in ours_got.iter().zip(&frames) {
+        assert_eq!(g.payload, f[6..]);
+    }
+}
+
+#[test]
+fn our_initiator_with_sri_responder() {
+    let authority = test_authority();
+    let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+    let act1 = ini.write_act1().unwrap();
+    assert_eq!(act1.len(), 64);
+    let sri = SriResponder::new(&authority, Duration::from_secs(3600)).unwrap();
+    let (act2, mut sri_transport) = sri.respond(&act1).unwrap();
+    assert_eq!(act2.len(), ACT2_LEN);
+    let ours = ini.read_act2(&act2, now()).unwrap();
+    assert!(ours.authenticated);
+    // SRI issues version 0, valid from its clock for the configured duration.
+    assert_eq!(ours.certificate.version, 0);
+    assert_eq!(
+        ours.certificate.not_valid_after - ours.certificate.valid_from,
+        3600
+    );
+    exchange(ours, &mut sri_transport, true);
+}
+
+#[test]
+fn sri_initiator_with_our_responder() {
+    let authority = test_authority();
+    let t = now();
+    let mut resp = our_responder(cert_by(&authority, 0, t - 60, t + 3600));
+    let (sri, act1) = SriInitiator::start(authority.public.xonly()).unwrap();
+    assert_eq!(act1.len(), 64);
+    let (act2, ours) = resp.read_act1(&act1).unwrap();
+    let mut sri_transport = sri.finish(&act2, t).unwrap();
+    exchange(ours, &mut sri_transport, false);
+}
+
+#[test]
+fn our_initiator_refuses_sri_responder_under_another_authority() {
+    let other = Keypair::from_secret(SecretKey::from_bytes([0x21; 32]).unwrap());
+    let mut ini = Initiator::generate(InitiatorConfig::new(other.public)).unwrap();
+    let act1 = ini.write_act1().unwrap();
+    let sri = SriResponder::new(&test_authority(), Duration::from_secs(60)).unwrap();
+    let (act2, _) = sri.respond(&act1).unwrap();
+    assert_eq!(
+        ini.read_act2(&act2, now()).unwrap_err(),
+        NoiseError::Certificate(CertError::BadSignature)
+    );
+}
+
+#[test]
+fn sri_initiator_refuses_our_responder_under_another_authority() {
+    let other = Keypair::from_secret(SecretKey::from_bytes([0x21; 32]).unwrap());
+    let t = now();
+    let mut resp = our_responder(cert_by(&other, 0, t - 60, t + 60));
+    let (sri, act1) = SriInitiator::start(test_authority().public.xonly()).unwrap();
+    let (act2, _) = resp.read_act1(&act1).unwrap();
+    let err = sri.finish(&act2, t).unwrap_err();
+    assert!(
+        matches!(&err, SriNoiseError::Sri(e) if e.contains("InvalidCertificate")),
+        "{err}"
+    );
+}
+
+/// Both sides apply the same window: `valid_from - 10 <= now <= not_valid_after + 10`.
+#[test]
+fn validity_window_edges_agree_with_sri() {
+    let authority = test_authority();
+    let (from, until) = (1_800_000_000u32, 1_800_000_100u32);
+    let cert = cert_by(&authority, 0, from, until);
+    for (now, ok) in [
+        (from - 11, false),
+        (from - 10, true),
+        (from, true),
+        (until + 10, true),
+        (until + 11, false),
+    ] {
+        let mut resp = our_responder(cert);
+        let (sri, act1) = SriInitiator::start(authority.public.xonly()).unwrap();
+        let (act2, _) = resp.read_act1(&act1).unwrap();
+        let sri_ok = sri.finish(&act2, now).is_ok();
+
+        let mut resp = our_responder(cert);
+        let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+        let (act2, _) = resp.read_act1(&ini.write_act1().unwrap()).unwrap();
+        let ours = ini.read_act2(&act2, now);
+        assert_eq!(
+            (sri_ok, ours.is_ok()),
+            (ok, ok),
+            "now = from {:+}",
+            now as i64 - from as i64
+        );
+        if !ok {
+            assert!(matches!(
+                ours.unwrap_err(),
+                NoiseError::Certificate(CertError::NotYetValid { .. } | CertError::Expired { .. })
+            ));
+        }
+    }
+}
+
+/// Difference: SRI refuses any certificate whose version is not 0 (`CERTIFICATE_VERSION`), even with
+/// a valid signature; our certificate check accepts any signed version (the spec defines no value).
+#[test]
+fn certificate_version_other_than_zero_sri_refuses_we_accept() {
+    let authority = test_authority();
+    let t = now();
+    let cert = cert_by(&authority, 1, t - 60, t + 60);
+
+    let mut resp = our_responder(cert);
+    let (sri, act1) = SriInitiator::start(authority.public.xonly()).unwrap();
+    let (act2, _) = resp.read_act1(&act1).unwrap();
+    let err = sri.finish(&act2, t).unwrap_err();
+    assert!(
+        matches!(&err, SriNoiseError::Sri(e) if e.contains("InvalidCertificate")),
+        "{err}"
+    );
+
+    let mut resp = our_responder(cert);
+    let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+    let (act2, _) = resp.read_act1(&ini.write_act1().unwrap()).unwrap();
+    let done = ini.read_act2(&act2, t).unwrap();
+    assert_eq!(done.certificate.version, 1);
+}
+
+#[test]
+fn tampered_act2_from_sri_is_refused_by_us() {
+    let authority = test_authority();
+    for pos in [0usize, 63, 64, 143, 144, 233] {
+        let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+        let act1 = ini.write_act1().unwrap();
+        let sri = SriResponder::new(&authority, Duration::from_secs(60)).unwrap();
+        let (mut act2, _) = sri.respond(&act1).unwrap();
+        act2[pos] ^= 0x01;
+        assert!(
+            matches!(ini.read_act2(&act2, now()), Err(NoiseError::Decrypt { .. })),
+            "pos {pos}"
+        );
+    }
+}
+
+#[test]
+fn tampered_frames_are_refused_by_both() {
+    let authority = test_authority();
+    let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+    let act1 = ini.write_act1().unwrap();
+    let sri = SriResponder::new(&authority, Duration::from_secs(60)).unwrap();
+    let (act2, mut sri_transport) = sri.respond(&act1).unwrap();
+    let ours = ini.read_act2(&act2, now()).unwrap();
+    let (mut enc, mut dec) = ours.transport.split();
+
+    // Ours -> SRI, a bit flipped in the payload block: SRI refuses.
+    let mut wire = Vec::new();
+    enc.encrypt_frame(&plain_frame(100, 1), &mut wire).unwrap();
+    wire[30] ^= 0x04;
+    assert!(sri_transport.decrypt(&wire).is_err());
+
+    // SRI -> ours, a bit flipped in the header: we refuse, terminally.
+    let mut theirs = sri_transport.encrypt(&plain_frame(100, 2)).unwrap();
+    theirs[3] ^= 0x80;
+    assert_eq!(
+        dec.push(&theirs).unwrap_err(),
+        NoiseError::Decrypt {
+            step: DecryptStep::FrameHeader
+        }
+    );
+    assert!(dec.is_failed());
+}

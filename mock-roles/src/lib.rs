@@ -5,5 +5,6 @@
 
 pub mod chain;
 
+pub mod engine;
 pub mod net;
 pub mod tp;

@@ -1,0 +1,361 @@
+//! The sha256d CPU mining engine: the one module of the workspace where `unsafe` is allowed.
+//!
+//! # Hashing
+//!
+//! A block header is 80 bytes: two SHA-256 blocks for the first hash, one for the second. The first
+//! 64 bytes do not change while the nonce does, so their compression (the *midstate*) is done once per
+//! header ([`PreparedHeader`]). The second block holds the merkle root's last 4 bytes, ntime, nbits, the
+//! nonce and fixed padding; only the nonce word changes. The second hash runs over a fixed padded
+//! block (the first digest, `0x80`, zeros, length 256). A share's hash is read as a little-endian
+//! 256-bit number, so its most significant 32 bits are the last state word of the second hash
+//! byte-swapped: a backend computes just enough rounds to know that word and rejects the nonce early
+//! when it is above the target's top word. Only the rare *candidates* that pass get a full hash and a
+//! full 256-bit compare ([`PreparedHeader::check`], portable code), which is also what makes every
+//! reported share independent of the SIMD code that found it.
+//!
+//! # Backends
+//!
+//! [`Backend`] lists them; [`Backend::detect`] picks the fastest one the CPU supports at run time, and
+//! any supported one can be forced (tests, benchmarks, `sv2-probe hashrate --backend`). A [`Hasher`] is a
+//! backend proven supported; [`Hasher::scan`] is the hot loop.
+//!
+//! # Work
+//!
+//! [`Job`] is plain job data (what SV2's standard and extended jobs carry); [`JobCursor`] walks its
+//! search space (nonce slice, rolled version, rolled ntime, extranonce); [`Miner`] runs threads over it
+//! and reports [`Share`]s through a channel.
+//!
+//! # Unsafe
+//!
+//! The x86 backends are `#[target_feature]` functions; calling one is `unsafe` because the CPU must
+//! have the features. [`Hasher`] is the only caller, and a `Hasher` is only built after
+//! `is_x86_feature_detected!` said yes. The intrinsics themselves are safe inside those functions.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod header;
+mod merkle;
+mod scalar;
+pub mod sha256;
+#[cfg(target_arch = "x86_64")]
+mod shani;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+mod work;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use header::{BlockHeader, PreparedHeader, Target};
+pub use merkle::{coinbase_txid, merkle_root, sha256d};
+pub use work::{
+    CoinbaseParts, Extranonce, Job, JobCursor, JobError, MerkleSource, Miner, MinerConfig, Share,
+    Template, BIP320_VERSION_MASK,
+};
+
+/// How many candidates a [`Candidates`] buffer holds; a scan stops early when it is nearly full.
+pub const CANDIDATE_CAPACITY: usize = 64;
+
+/// Nonces whose hash passed the early rejection (top 32 bits at most the target's), to be confirmed
+/// with [`PreparedHeader::check`]. A fixed buffer: the hot loop never allocates.
+#[derive(Clone, Debug)]
+pub struct Candidates {
+    nonces: [u32; CANDIDATE_CAPACITY],
+    len: usize,
+}
+
+impl Default for Candidates {
+    fn default() -> Self {
+        Candidates {
+            nonces: [0; CANDIDATE_CAPACITY],
+            len: 0,
+        }
+    }
+}
+
+impl Candidates {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn as_slice(&self) -> &[u32] {
+        &self.nonces[..self.len]
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        CANDIDATE_CAPACITY - self.len
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == CANDIDATE_CAPACITY
+    }
+
+    /// Callers check `remaining()` first; a push into a full buffer is a bug.
+    #[inline]
+    pub(crate) fn push(&mut self, nonce: u32) {
+        self.nonces[self.len] = nonce;
+        self.len += 1;
+    }
+}
+
+/// A hashing backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Backend {
+    /// Portable Rust, one nonce at a time; works on every target.
+    Scalar,
+    /// SHA extensions, one nonce at a time.
+    ShaNi1,
+    /// SHA extensions, 2 nonces interleaved.
+    ShaNi2,
+    /// SHA extensions, 3 nonces interleaved.
+    ShaNi3,
+    /// SHA extensions, 4 nonces interleaved.
+    ShaNi4,
+    /// AVX2, 8 nonces per vector.
+    Avx2,
+    /// AVX-512 (F and BW), 16 nonces per vector.
+    Avx512,
+}
+
+impl Backend {
+    /// Every backend, supported here or not, in display order.
+    pub const ALL: [Backend; 7] = [
+        Backend::Scalar,
+        Backend::Avx2,
+        Backend::Avx512,
+        Backend::ShaNi1,
+        Backend::ShaNi2,
+        Backend::ShaNi3,
+        Backend::ShaNi4,
+    ];
+
+    /// Preference order of [`Backend::detect`], fastest first (measured with `sv2-probe hashrate`).
+    const PREFERENCE: [Backend; 7] = [
+        Backend::ShaNi3,
+        Backend::ShaNi4,
+        Backend::ShaNi2,
+        Backend::Avx512,
+        Backend::ShaNi1,
+        Backend::Avx2,
+        Backend::Scalar,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Scalar => "scalar",
+            Backend::ShaNi1 => "sha-ni-x1",
+            Backend::ShaNi2 => "sha-ni-x2",
+            Backend::ShaNi3 => "sha-ni-x3",
+            Backend::ShaNi4 => "sha-ni-x4",
+            Backend::Avx2 => "avx2",
+            Backend::Avx512 => "avx512",
+        }
+    }
+
+    /// Nonces hashed side by side.
+    pub fn lanes(self) -> usize {
+        match self {
+            Backend::Scalar | Backend::ShaNi1 => 1,
+            Backend::ShaNi2 => 2,
+            Backend::ShaNi3 => 3,
+            Backend::ShaNi4 => 4,
+            Backend::Avx2 => 8,
+            Backend::Avx512 => 16,
+        }
+    }
+
+    /// Whether this CPU can run the backend (checked at run time).
+    pub fn is_supported(self) -> bool {
+        match self {
+            Backend::Scalar => true,
+            Backend::ShaNi1 | Backend::ShaNi2 | Backend::ShaNi3 | Backend::ShaNi4 => has_sha_ni(),
+            Backend::Avx2 => has_avx2(),
+            Backend::Avx512 => has_avx512(),
+        }
+    }
+
+    /// The backends this CPU supports, in [`Backend::ALL`] order.
+    pub fn supported() -> Vec<Backend> {
+        Self::ALL.into_iter().filter(|b| b.is_supported()).collect()
+    }
+
+    /// The fastest backend this CPU supports.
+    pub fn detect() -> Backend {
+        Self::PREFERENCE
+            .into_iter()
+            .find(|b| b.is_supported())
+            .unwrap_or(Backend::Scalar)
+    }
+
+    /// A [`Hasher`] for this backend, or an error when the CPU lacks its features.
+    pub fn hasher(self) -> Result<Hasher, Unsupported> {
+        if self.is_supported() {
+            Ok(Hasher { backend: self })
+        } else {
+            Err(Unsupported(self))
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = UnknownBackend;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBackend(s.to_owned()))
+    }
+}
+
+/// A backend name that is not one of [`Backend::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {0:?} (known: scalar, avx2, avx512, sha-ni-x1, sha-ni-x2, sha-ni-x3, sha-ni-x4)")]
+pub struct UnknownBackend(pub String);
+
+/// The CPU lacks the features of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("backend {0} is not supported by this CPU")]
+pub struct Unsupported(pub Backend);
+
+#[cfg(target_arch = "x86_64")]
+fn has_sha_ni() -> bool {
+    std::arch::is_x86_feature_detected!("sha")
+        && std::arch::is_x86_feature_detected!("sse2")
+        && std::arch::is_x86_feature_detected!("ssse3")
+        && std::arch::is_x86_feature_detected!("sse4.1")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_sha_ni() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
+}
+
+/// A backend this CPU supports (only [`Backend::hasher`] makes one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hasher {
+    backend: Backend,
+}
+
+impl Hasher {
+    /// The fastest supported backend.
+    pub fn detect() -> Hasher {
+        Hasher {
+            backend: Backend::detect(),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Hashes nonces `start..start + count` of `header` (`start + count` must not exceed `2^32`:
+    /// a scan never wraps) and appends to `out` every nonce whose hash's top 32 bits are at most the
+    /// target's top word. Returns how many nonces it hashed: `count`, or fewer when `out` got too full
+    /// to take another round of lanes (drain it and call again from `start + returned`).
+    ///
+    /// # Panics
+    ///
+    /// When `start + count > 2^32`.
+    #[inline]
+    pub fn scan(
+        &self,
+        header: &PreparedHeader,
+        start: u32,
+        count: u32,
+        out: &mut Candidates,
+    ) -> u32 {
+        assert!(
+            u64::from(start) + u64::from(count) <= 1 << 32,
+            "a scan must not wrap past nonce 0xffffffff"
+        );
+        match self.backend {
+            Backend::Scalar => scalar::scan(header, start, count, out),
+            #[cfg(target_arch = "x86_64")]
+            _ => self.scan_x86(header, start, count, out),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("only supported backends make a Hasher"),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    fn scan_x86(
+        &self,
+        header: &PreparedHeader,
+        start: u32,
+        count: u32,
+        out: &mut Candidates,
+    ) -> u32 {
+        match self.backend {
+            // SAFETY: a Hasher exists only for a backend whose `is_supported` returned true; for the
+            // SHA-NI backends that is `has_sha_ni`: sha, sse2, ssse3 and sse4.1 were detected at run
+            // time, the features `shani::scan` is compiled with.
+            Backend::ShaNi1 => unsafe { shani::scan::<1>(header, start, count, out) },
+            // SAFETY: as above (SHA-NI detected).
+            Backend::ShaNi2 => unsafe { shani::scan::<2>(header, start, count, out) },
+            // SAFETY: as above (SHA-NI detected).
+            Backend::ShaNi3 => unsafe { shani::scan::<3>(header, start, count, out) },
+            // SAFETY: as above (SHA-NI detected).
+            Backend::ShaNi4 => unsafe { shani::scan::<4>(header, start, count, out) },
+            // SAFETY: a Hasher for Avx2 exists only when `has_avx2` detected avx2 at run time, the
+            // feature `avx2::scan` is compiled with.
+            Backend::Avx2 => unsafe { avx2::scan(header, start, count, out) },
+            // SAFETY: a Hasher for Avx512 exists only when `has_avx512` detected avx512f and avx512bw
+            // at run time, the features `avx512::scan` is compiled with.
+            Backend::Avx512 => unsafe { avx512::scan(header, start, count, out) },
+            Backend::Scalar => scalar::scan(header, start, count, out),
+        }
+    }
+}
+
+/// The naive baseline: `sha2`'s SHA-256 twice over the 80 serialized bytes (what a straightforward
+/// miner does). Also the reference the backends are tested against.
+pub fn naive_sha256d(header: &[u8; 80]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(Sha256::digest(header)).into()
+}

@@ -1,0 +1,158 @@
+//! The SHA-256d lane code shared by the AVX2 and AVX-512 backends: every lane of a vector hashes its
+//! own nonce, with the same instruction stream.
+//!
+//! [`sha256d_lanes!`] expands, inside a backend module, into the backend's `scan`. The module provides,
+//! as `#[target_feature]` functions with the feature string given to the macro: a vector type `V`, the
+//! lane count `LANES`, and `splat`, `add`, `bsig0`, `bsig1` (the round sigmas), `ssig0`, `ssig1` (the
+//! schedule sigmas), `ch`, `maj`, `nonce_words(base)` (the byte-swapped nonces `base + lane`) and
+//! `hits(h7, top)` (bit `j` set when lane `j`'s `H7`, byte-swapped, is at most `top`).
+//!
+//! Per call: the first three rounds of the second block and the nonce-free part of round 3 in scalar,
+//! `W + K` of the constant words, and schedule words 16 and 17 (they do not involve the nonce). Per
+//! batch of lanes: rounds 3..63 of the first hash, then rounds 0..60 of the second (after round 63,
+//! `h` holds the `e` of round 60, so that is all `H7` needs).
+
+macro_rules! sha256d_lanes {
+    ($feature:literal) => {
+        /// One round on every lane (`kw = K[i] + W[i]`).
+        #[inline]
+        #[target_feature(enable = $feature)]
+        fn round(s: &mut [V; 8], kw: V) {
+            let [a, b, c, d, e, f, g, h] = *s;
+            let t1 = add(add(h, bsig1(e)), add(ch(e, f, g), kw));
+            let t2 = add(bsig0(a), maj(a, b, c));
+            *s = [add(t1, t2), a, b, c, add(d, t1), e, f, g];
+        }
+
+        /// Message schedule words `from..to`.
+        #[inline]
+        #[target_feature(enable = $feature)]
+        fn expand(w: &mut [V; 64], from: usize, to: usize) {
+            for i in from..to {
+                w[i] = add(
+                    add(ssig1(w[i - 2]), w[i - 7]),
+                    add(ssig0(w[i - 15]), w[i - 16]),
+                );
+            }
+        }
+
+        /// Scans nonces `start..start + count` of `p` (see `Hasher::scan`), `LANES` at a time.
+        #[target_feature(enable = $feature)]
+        pub(crate) fn scan(
+            p: &$crate::engine::PreparedHeader,
+            start: u32,
+            count: u32,
+            out: &mut $crate::engine::Candidates,
+        ) -> u32 {
+            use $crate::engine::sha256::{
+                self as sha, big_sigma0, big_sigma1, small_sigma0, small_sigma1, DIGEST_PAD,
+                HEADER_PAD, IV, K,
+            };
+            // Rounds 0..2 of the second block see only the fixed words 0..2.
+            let mut fixed = p.midstate;
+            for i in 0..3 {
+                sha::round(&mut fixed, K[i].wrapping_add(p.tail[i]));
+            }
+            let [a, b, c, d, e, f, g, h] = fixed;
+            // Round 3: t1 = (h + S1(e) + ch(e, f, g) + K3) + W3, only W3 varies.
+            let t1_fixed = h
+                .wrapping_add(big_sigma1(e))
+                .wrapping_add(sha::ch(e, f, g))
+                .wrapping_add(K[3]);
+            let t2_fixed = big_sigma0(a).wrapping_add(sha::maj(a, b, c));
+            // The first hash's message words: 0..2 and 4..15 fixed, 16 and 17 too.
+            let mut block = [0u32; 18];
+            block[..3].copy_from_slice(&p.tail);
+            block[4..16].copy_from_slice(&HEADER_PAD);
+            block[16] = small_sigma1(block[14])
+                .wrapping_add(block[9])
+                .wrapping_add(small_sigma0(block[1]))
+                .wrapping_add(block[0]);
+            block[17] = small_sigma1(block[15])
+                .wrapping_add(block[10])
+                .wrapping_add(small_sigma0(block[2]))
+                .wrapping_add(block[1]);
+            let mut kw_first = [0u32; 16];
+            for i in 4..16 {
+                kw_first[i] = K[i].wrapping_add(block[i]);
+            }
+            let mut kw_second = [0u32; 16];
+            for i in 8..16 {
+                kw_second[i] = K[i].wrapping_add(DIGEST_PAD[i - 8]);
+            }
+            let mut w1 = [splat(0); 64];
+            for (w, x) in w1.iter_mut().zip(block) {
+                *w = splat(x);
+            }
+            let mut w2 = [splat(0); 64];
+            for i in 8..16 {
+                w2[i] = splat(DIGEST_PAD[i - 8]);
+            }
+            let lane_mask = |lanes: u32| -> u32 {
+                if lanes >= 32 {
+                    u32::MAX
+                } else {
+                    (1u32 << lanes) - 1
+                }
+            };
+
+            let mut done = 0u32;
+            while done < count {
+                if out.remaining() < LANES {
+                    return done;
+                }
+                let base = start.wrapping_add(done);
+                // First hash, second block, from round 3.
+                let w3 = nonce_words(base);
+                w1[3] = w3;
+                expand(&mut w1, 18, 64);
+                let t1 = add(splat(t1_fixed), w3);
+                let mut s = [
+                    add(t1, splat(t2_fixed)),
+                    splat(a),
+                    splat(b),
+                    splat(c),
+                    add(splat(d), t1),
+                    splat(e),
+                    splat(f),
+                    splat(g),
+                ];
+                for kw in &kw_first[4..16] {
+                    round(&mut s, splat(*kw));
+                }
+                for i in 16..64 {
+                    round(&mut s, add(splat(K[i]), w1[i]));
+                }
+                // Second hash over the first digest, rounds 0..60.
+                for i in 0..8 {
+                    w2[i] = add(s[i], splat(p.midstate[i]));
+                }
+                expand(&mut w2, 16, 61);
+                let mut s = [splat(0); 8];
+                for (v, x) in s.iter_mut().zip(IV) {
+                    *v = splat(x);
+                }
+                for i in 0..8 {
+                    round(&mut s, add(splat(K[i]), w2[i]));
+                }
+                for kw in &kw_second[8..16] {
+                    round(&mut s, splat(*kw));
+                }
+                for i in 16..61 {
+                    round(&mut s, add(splat(K[i]), w2[i]));
+                }
+                let h7 = add(s[4], splat(IV[7]));
+                let lanes = (count - done).min(LANES as u32);
+                let mut hit = hits(h7, p.target_top) & lane_mask(lanes);
+                while hit != 0 {
+                    out.push(base.wrapping_add(hit.trailing_zeros()));
+                    hit &= hit - 1;
+                }
+                done += lanes;
+            }
+            count
+        }
+    };
+}
+
+pub(crate) use sha256d_lanes;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod decode;
 mod encode;
+mod hashrate;
 mod input;
 mod keys;
 mod render;
@@ -34,6 +35,9 @@ enum Command {
     /// Encode SV2 messages given as JSON into frames in hex.
     #[command(long_about = encode::LONG_ABOUT)]
     Encode(encode::Args),
+    /// Measure the mining engine's sha256d hash rate per backend against a naive baseline.
+    #[command(long_about = hashrate::LONG_ABOUT)]
+    Hashrate(hashrate::Args),
     /// Authority keys and certificates: generate, inspect, certify.
     #[command(long_about = keys::LONG_ABOUT)]
     Keys(keys::Args),
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Decode(args) => decode::run(args, &mut out, &mut err),
         Command::Encode(args) => encode::run(args, &mut out, &mut err),
+        Command::Hashrate(args) => hashrate::run(args, &mut out, &mut err),
         Command::Keys(args) => keys::run(args, &mut out, &mut err),
     }
     .and_then(|outcome| {

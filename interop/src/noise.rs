@@ -187,21 +187,22 @@ impl SriTransport {
     /// `pending` for the next call.
     pub fn decrypt(&mut self, wire: &[u8]) -> Result<Vec<Vec<u8>>, SriNoiseError> {
         self.pending.extend_from_slice(wire);
-        catch(|| {
+        let mut used = 0;
+        let result = catch(|| {
             let mut frames = Vec::new();
             loop {
                 let need = self.decoder.writable_len();
                 if need == 0 {
                     return Err(SriNoiseError::Sri("decoder asks for 0 bytes".into()));
                 }
-                if self.pending.len() < need {
+                if self.pending.len() - used < need {
                     return Ok(frames);
                 }
                 let state = self.dec_state.take().ok_or(SriNoiseError::Gone)?;
                 self.decoder
                     .writable()
-                    .copy_from_slice(&self.pending[..need]);
-                self.pending.drain(..need);
+                    .copy_from_slice(&self.pending[used..used + need]);
+                used += need;
                 match self.decoder.next_transport_frame(state).map_err(sri)? {
                     Decrypted::Frame(frame, next) => {
                         frames.push(frame.as_bytes().to_vec());
@@ -210,6 +211,8 @@ impl SriTransport {
                     Decrypted::Incomplete(_, next) => self.dec_state = Some(next),
                 }
             }
-        })
+        });
+        self.pending.drain(..used);
+        result
     }
 }

@@ -7,6 +7,7 @@
 //! - [`cert`]: the SIGNATURE_NOISE_MESSAGE and the certificate it stands for: issue and verify.
 //! - [`handshake`]: the NX handshake as sans-IO initiator and responder state machines, generic over
 //!   the [`dh`] function (SV2: secp256k1 ElligatorSwift with BIP324 ECDH).
+//! - [`aead`]: ChaCha20-Poly1305 tuned for short messages (RFC 8439 construction).
 //! - [`symmetric`]: Noise CipherState / SymmetricState (MixHash, MixKey, EncryptAndHash, Split).
 //! - [`transport`]: encrypted framing (22-byte header, 65535-byte blocks), in-place encryptor and
 //!   incremental decryptor.
@@ -16,6 +17,7 @@
 pub mod cert;
 pub mod keys;
 
+pub mod aead;
 pub mod dh;
 pub mod error;
 pub mod handshake;

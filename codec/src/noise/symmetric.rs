@@ -8,17 +8,21 @@
 //! Nothing here depends on the DH function: the same code runs the SV2 handshake over secp256k1
 //! ElligatorSwift and, in tests, a Curve25519 handshake against an independent Noise library.
 
-use chacha20poly1305::aead::generic_array::GenericArray;
-use chacha20poly1305::{AeadInPlace, ChaCha20Poly1305, KeyInit};
+use hmac::digest::generic_array::GenericArray;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use super::aead::ChaChaPoly;
 use super::error::NoiseError;
 
 /// Length of a SHA-256 output, of `h`, `ck` and of every key.
 pub const HASH_LEN: usize = 32;
 /// Length of a Poly1305 tag.
 pub const MAC_LEN: usize = 16;
+/// Largest message one AEAD call accepts (ChaCha20's 32-bit block counter allows 256 GiB; SV2 never
+/// needs more than 65535 bytes, the handshake less than 100).
+pub const MAX_AEAD_LEN: usize = 1 << 32;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -64,7 +68,7 @@ pub fn nonce_bytes(n: u64) -> [u8; 12] {
 #[derive(Clone)]
 pub struct CipherState {
     key: [u8; 32],
-    aead: ChaCha20Poly1305,
+    aead: ChaChaPoly,
     n: u64,
 }
 
@@ -81,7 +85,7 @@ impl CipherState {
     /// InitializeKey(key): n = 0.
     pub fn new(key: [u8; 32]) -> Self {
         CipherState {
-            aead: ChaCha20Poly1305::new(&GenericArray::from(key)),
+            aead: ChaChaPoly::new(key),
             key,
             n: 0,
         }
@@ -117,22 +121,20 @@ impl CipherState {
         if self.n == u64::MAX {
             return Err(NoiseError::NonceExhausted);
         }
-        let nonce = nonce_bytes(self.n);
-        let tag = self
-            .aead
-            .encrypt_in_place_detached(GenericArray::from_slice(&nonce), ad, data)
-            // Only a plaintext over ChaCha20's 256 GiB limit fails; SV2 blocks are at most 64 KiB.
-            .map_err(|_| NoiseError::WrongLength {
+        if data.len() > MAX_AEAD_LEN {
+            return Err(NoiseError::WrongLength {
                 what: "AEAD plaintext",
-                expected: 65519,
+                expected: MAX_AEAD_LEN,
                 got: data.len(),
-            })?;
+            });
+        }
+        let tag = self.aead.encrypt_in_place(&nonce_bytes(self.n), ad, data);
         self.n += 1;
-        Ok(tag.into())
+        Ok(tag)
     }
 
     /// DecryptWithAd in place with a detached tag. Advances the nonce only on success; on failure
-    /// `data` is left in an unspecified state.
+    /// `data` is left as it was (the tag is checked before decrypting).
     #[inline]
     pub fn decrypt_in_place(
         &mut self,
@@ -143,14 +145,11 @@ impl CipherState {
         if self.n == u64::MAX {
             return Err(AuthFailed::NonceExhausted);
         }
-        let nonce = nonce_bytes(self.n);
+        if data.len() > MAX_AEAD_LEN {
+            return Err(AuthFailed::Tag);
+        }
         self.aead
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(&nonce),
-                ad,
-                data,
-                GenericArray::from_slice(tag),
-            )
+            .decrypt_in_place(&nonce_bytes(self.n), ad, data, tag)
             .map_err(|_| AuthFailed::Tag)?;
         self.n += 1;
         Ok(())

@@ -277,3 +277,76 @@ fn tampered_frames_are_refused_by_both() {
     );
     assert!(dec.is_failed());
 }
+
+/// Surprise (SRI's side, not a spec matter): SRI's responder issues its certificate with
+/// `valid_from` = its own clock, so an initiator whose clock is more than the 10-second leeway behind
+/// refuses a brand-new certificate. Both implementations allow exactly 10 s.
+#[test]
+fn sri_certificates_start_at_the_responders_clock() {
+    let authority = test_authority();
+    let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+    let act1 = ini.write_act1().unwrap();
+    let sri = SriResponder::new(&authority, Duration::from_secs(3600)).unwrap();
+    let before = now();
+    let (act2, _) = sri.respond(&act1).unwrap();
+    let err = ini.read_act2(&act2, before - 12).unwrap_err();
+    assert!(
+        matches!(err, NoiseError::Certificate(CertError::NotYetValid { valid_from, .. }) if valid_from >= before),
+        "{err:?}"
+    );
+}
+
+/// API trap in codec_sv2 7.0.0: `NoiseDecoder::writable()` hands out a window of exactly the size it
+/// expects and counts the whole window as received. A reader that copies fewer bytes (a short TCP
+/// read) and polls `next_transport_frame` makes SRI decrypt the unwritten (zero) bytes: the valid
+/// frame fails its MAC and the decrypt state is consumed. SRI's own test helper
+/// (`codec_sv2::test_utils::decode_noise_frame`) copies `min(window, available)` and so has the
+/// same hazard. Our glue (and our decryptor) accept any split.
+#[test]
+fn sri_decoder_counts_the_whole_writable_window_as_received() {
+    use codec_sv2::{Decrypted, Handshake, NoiseDecoder, NoiseEncoder};
+    use framing_sv2::framing::SerializedFrame;
+
+    let authority = test_authority();
+    let initiator = noise_sv2::Initiator::from_raw_k(authority.public.xonly()).unwrap();
+    let responder = noise_sv2::Responder::from_authority_kp(
+        &authority.public.xonly(),
+        &authority.secret.to_bytes(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let (act1, initiator) = Handshake::initiator(initiator).step_0().unwrap();
+    let (act2, r_transport) = Handshake::responder(responder)
+        .step_1(act1.payload().try_into().unwrap())
+        .unwrap();
+    let i_transport = initiator
+        .step_2_with_now(act2.payload().try_into().unwrap(), now())
+        .unwrap();
+    let (mut i_enc, _) = i_transport.split();
+    let (_, r_dec) = r_transport.split();
+    let frame = SerializedFrame::from_bytes(plain_frame(10, 0)).unwrap();
+    let wire = NoiseEncoder::new()
+        .encode_transport(frame, &mut i_enc)
+        .unwrap();
+    assert_eq!(wire.len(), 22 + 26);
+
+    let mut decoder = NoiseDecoder::new();
+    let window = decoder.writable();
+    assert_eq!(window.len(), 22);
+    // A short read: only 10 of the 22 header bytes arrived.
+    window[..10].copy_from_slice(&wire[..10]);
+    let result = decoder.next_transport_frame(r_dec);
+    assert!(
+        matches!(result, Err(_) | Ok(Decrypted::Frame(..))),
+        "SRI waited for the rest instead of decrypting the partial window"
+    );
+    assert!(
+        result.is_err(),
+        "a header of 10 real and 12 zero bytes cannot authenticate"
+    );
+
+    // Ours: the same 10 bytes just wait for the rest.
+    let mut ours = Decryptor::from_key([0; 32]);
+    assert_eq!(ours.push(&wire[..10]).unwrap(), (10, None));
+    assert_eq!(ours.needed(), 12);
+}

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Runs the `codec` criterion bench (ours vs SRI) with short measurement times, then prints a table of
-# mean times per message and ours/SRI throughput ratios from criterion's estimates.json files.
+# Runs a criterion bench (ours vs SRI) with short measurement times, then prints a table of mean times
+# and ours/SRI throughput ratios from criterion's estimates.json files.
 #
-#   benches/compare.sh                       # whole bench, 1 s warm-up, 3 s measurement
+#   benches/compare.sh                       # the codec bench, 1 s warm-up, 3 s measurement
+#   BENCH=noise benches/compare.sh           # the Noise bench (handshakes, transport)
 #   WARMUP=2 MEASURE=10 benches/compare.sh   # longer, less noisy
 #   benches/compare.sh mix                   # extra arguments go to criterion (here: a filter)
 #   NO_RUN=1 benches/compare.sh              # only print the table from the last run's results
 #   STRICT=1 benches/compare.sh              # exit 1 if a target on the mix is missed
 #
-# Targets (on the mix): decode >= 3x and encode >= 2x SRI's throughput.
+# Targets: codec (on the mix) decode >= 3x and encode >= 2x SRI's throughput; noise: transport at 64 B
+# >= 1.5x, handshakes >= 1x.
 # Needs cargo and python3. Honours CARGO_TARGET_DIR.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 WARMUP="${WARMUP:-1}"
 MEASURE="${MEASURE:-3}"
+BENCH="${BENCH:-codec}"
 target_dir="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 criterion_dir="$target_dir/criterion"
@@ -22,17 +25,19 @@ criterion_dir="$target_dir/criterion"
 since=0
 if [[ -z "${NO_RUN:-}" ]]; then
     since="$(date +%s)"
-    cargo bench -p sv2-benches --bench codec -- \
+    cargo bench -p sv2-benches --bench "$BENCH" -- \
         --warm-up-time "$WARMUP" --measurement-time "$MEASURE" "$@" >&2
 fi
 
 echo
 echo "host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), warm-up ${WARMUP}s, measurement ${MEASURE}s"
-python3 - "$criterion_dir" "$since" <<'PY'
+python3 - "$criterion_dir" "$since" "$BENCH" <<'PY'
 import json, os, sys
 
-root, since = sys.argv[1], float(sys.argv[2])
+root, since, bench_name = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 TARGETS = {("encode", "mix"): 2.0, ("decode", "mix"): 3.0}
+NOISE_TARGETS = {("noise_handshake", ""): 1.0, ("noise_transport", "64B"): 1.5}
+GROUPS = ("noise_handshake", "noise_transport") if bench_name == "noise" else ("encode", "decode")
 
 # (op, subject) -> {variant: ns per message}
 results = {}
@@ -45,11 +50,13 @@ for dirpath, dirnames, filenames in os.walk(root):
     with open(os.path.join(dirpath, "benchmark.json")) as f:
         bench = json.load(f)
     parts = (bench.get("group_id") or "").split("/")
-    if len(parts) != 2 or parts[0] not in ("encode", "decode"):
+    if parts[0] not in GROUPS:
         continue
+    parts = (parts + [""])[:2]
     with open(est_path) as f:
         mean_ns = json.load(f)["mean"]["point_estimate"]
-    elements = (bench.get("throughput") or {}).get("Elements") or 1
+    throughput = bench.get("throughput") or {}
+    elements = throughput.get("Elements") or 1
     results.setdefault(tuple(parts), {})[bench["function_id"]] = mean_ns / elements
 
 if not results:
@@ -58,6 +65,30 @@ if not results:
 def order(key):
     op, subject = key
     return (op != "decode", subject != "mix", subject)
+
+if bench_name == "noise":
+    print()
+    print("| benchmark | ours ns/op | SRI ns/op | ours/SRI throughput | target |")
+    print("|---|---:|---:|---:|---|")
+    missed = []
+    for key in sorted(results):
+        v = results[key]
+        ours, sri = v.get("ours"), v.get("sri")
+        target = NOISE_TARGETS.get(key)
+        status = "-"
+        if target is not None and ours and sri:
+            ok = sri / ours >= target
+            status = f">= {target:g}x {'ok' if ok else 'MISSED'}"
+            if not ok:
+                missed.append("/".join(k for k in key if k))
+        name = "/".join(k for k in key if k)
+        ratio_text = "-" if not (ours and sri) else f"{sri / ours:.2f}x"
+        print(f"| {name} | {ours or 0:,.0f} | {sri or 0:,.0f} | {ratio_text} | {status} |")
+    print()
+    if missed:
+        print("targets missed: " + ", ".join(missed))
+        sys.exit(1 if os.environ.get("STRICT") else 0)
+    sys.exit(0)
 
 def fmt(ns):
     return "-" if ns is None else f"{ns:,.1f}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's main job. Today: build sv2-probe, encode messages from JSON, decode frames back,
-# and show a strict-decode rejection. (The loopback mock-pool demo replaces this when the mock roles land.)
+# show a strict-decode rejection, keys and certificates, and the hashing engine. (The loopback mock-pool
+# demo replaces this when the mock roles land.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sv2-toolkit/target}"
@@ -27,3 +28,14 @@ if "$probe" decode "$bad"; then
 else
   echo "(rejected, exit code $?)"
 fi
+
+echo; echo "== keys: the spec's authority key vector (§4.7.1), then a fresh key pair and a certificate"
+"$probe" keys inspect 9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh
+demo_dir="$(mktemp -d)"
+trap 'rm -rf "$demo_dir"' EXIT
+"$probe" keys generate --secret-file "$demo_dir/authority.secret"
+"$probe" keys certify --authority-secret-file "$demo_dir/authority.secret" \
+  --server-key 9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh --valid-for 86400
+
+echo; echo "== hashrate: every sha256d backend of this CPU next to a naive baseline (1 thread, short run)"
+"$probe" hashrate --seconds 0.5

@@ -12,6 +12,34 @@
 //! batch of lanes: rounds 3..63 of the first hash, then rounds 0..60 of the second (after round 63,
 //! `h` holds the `e` of round 60, so that is all `H7` needs).
 
+/// Schedule word `i` then round `i`, for each literal `i`: unrolled so that constant message words
+/// fold away and only the last sixteen words stay live.
+macro_rules! schedule_and_round {
+    ($s:ident, $w:ident; $($i:literal)*) => {
+        $(
+            $w[$i] = add(
+                add(ssig1($w[$i - 2]), $w[$i - 7]),
+                add(ssig0($w[$i - 15]), $w[$i - 16]),
+            );
+            round(&mut $s, add(splat(K[$i]), $w[$i]));
+        )*
+    };
+}
+
+/// Round `i` on message word `w[i]`, for each literal `i`.
+macro_rules! rounds {
+    ($s:ident, $w:ident; $($i:literal)*) => {
+        $( round(&mut $s, add(splat(K[$i]), $w[$i])); )*
+    };
+}
+
+/// Round `i` on the precomputed scalar `kw[i] = K[i] + W[i]` (constant message words).
+macro_rules! rounds_fixed {
+    ($s:ident, $kw:ident; $($i:literal)*) => {
+        $( round(&mut $s, splat($kw[$i])); )*
+    };
+}
+
 macro_rules! sha256d_lanes {
     ($feature:literal) => {
         /// One round on every lane (`kw = K[i] + W[i]`).
@@ -22,18 +50,6 @@ macro_rules! sha256d_lanes {
             let t1 = add(add(h, bsig1(e)), add(ch(e, f, g), kw));
             let t2 = add(bsig0(a), maj(a, b, c));
             *s = [add(t1, t2), a, b, c, add(d, t1), e, f, g];
-        }
-
-        /// Message schedule words `from..to`.
-        #[inline]
-        #[target_feature(enable = $feature)]
-        fn expand(w: &mut [V; 64], from: usize, to: usize) {
-            for i in from..to {
-                w[i] = add(
-                    add(ssig1(w[i - 2]), w[i - 7]),
-                    add(ssig0(w[i - 15]), w[i - 16]),
-                );
-            }
         }
 
         /// Scans nonces `start..start + count` of `p` (see `Hasher::scan`), `LANES` at a time.
@@ -102,10 +118,9 @@ macro_rules! sha256d_lanes {
                     return done;
                 }
                 let base = start.wrapping_add(done);
-                // First hash, second block, from round 3.
+                // First hash, second block, from round 3 (round 3 is the nonce-free part plus W3).
                 let w3 = nonce_words(base);
                 w1[3] = w3;
-                expand(&mut w1, 18, 64);
                 let t1 = add(splat(t1_fixed), w3);
                 let mut s = [
                     add(t1, splat(t2_fixed)),
@@ -117,30 +132,24 @@ macro_rules! sha256d_lanes {
                     splat(f),
                     splat(g),
                 ];
-                for kw in &kw_first[4..16] {
-                    round(&mut s, splat(*kw));
-                }
-                for i in 16..64 {
-                    round(&mut s, add(splat(K[i]), w1[i]));
-                }
+                $crate::engine::simd::rounds_fixed!(s, kw_first; 4 5 6 7 8 9 10 11 12 13 14 15);
+                $crate::engine::simd::rounds!(s, w1; 16 17);
+                $crate::engine::simd::schedule_and_round!(s, w1;
+                    18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40
+                    41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
                 // Second hash over the first digest, rounds 0..60.
                 for i in 0..8 {
                     w2[i] = add(s[i], splat(p.midstate[i]));
                 }
-                expand(&mut w2, 16, 61);
                 let mut s = [splat(0); 8];
                 for (v, x) in s.iter_mut().zip(IV) {
                     *v = splat(x);
                 }
-                for i in 0..8 {
-                    round(&mut s, add(splat(K[i]), w2[i]));
-                }
-                for kw in &kw_second[8..16] {
-                    round(&mut s, splat(*kw));
-                }
-                for i in 16..61 {
-                    round(&mut s, add(splat(K[i]), w2[i]));
-                }
+                $crate::engine::simd::rounds!(s, w2; 0 1 2 3 4 5 6 7);
+                $crate::engine::simd::rounds_fixed!(s, kw_second; 8 9 10 11 12 13 14 15);
+                $crate::engine::simd::schedule_and_round!(s, w2;
+                    16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38
+                    39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60);
                 let h7 = add(s[4], splat(IV[7]));
                 let lanes = (count - done).min(LANES as u32);
                 let mut hit = hits(h7, p.target_top) & lane_mask(lanes);
@@ -155,4 +164,4 @@ macro_rules! sha256d_lanes {
     };
 }
 
-pub(crate) use sha256d_lanes;
+pub(crate) use {rounds, rounds_fixed, schedule_and_round, sha256d_lanes};

@@ -102,10 +102,6 @@ impl Candidates {
         CANDIDATE_CAPACITY - self.len
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.len == CANDIDATE_CAPACITY
-    }
-
     /// Callers check `remaining()` first; a push into a full buffer is a bug.
     #[inline]
     pub(crate) fn push(&mut self, nonce: u32) {

@@ -25,7 +25,7 @@ pub(crate) fn scan(p: &PreparedHeader, start: u32, count: u32, out: &mut Candida
     let mut block = p.block2(0);
 
     for i in 0..count {
-        if out.is_full() {
+        if out.remaining() == 0 {
             return i;
         }
         let nonce = start.wrapping_add(i);

@@ -45,8 +45,9 @@ impl Extranonce {
     }
 
     /// `len` bytes holding `counter` big-endian (its low bytes when `len < 8`, zero-padded on the
-    /// left when `len > 8`).
+    /// left when `len > 8`); `len` is capped at 32 (a valid job never asks for more).
     fn from_counter(len: usize, counter: u64) -> Extranonce {
+        let len = len.min(Extranonce::MAX_LEN);
         let mut e = Extranonce {
             len: len as u8,
             ..Extranonce::EMPTY
@@ -294,7 +295,12 @@ pub struct JobCursor<'j> {
 
 impl<'j> JobCursor<'j> {
     /// Slice `slice` of `slices` (nonce range split evenly; a slice may be empty when there are more
-    /// slices than nonces, and then yields nothing).
+    /// slices than nonces, and then yields nothing; so does every slice of a job that fails
+    /// [`Job::validate`]).
+    ///
+    /// # Panics
+    ///
+    /// When `slice >= slices`.
     pub fn new(job: &'j Job, slice: usize, slices: usize) -> JobCursor<'j> {
         assert!(slices > 0 && slice < slices, "slice {slice} of {slices}");
         let first = u64::from(job.nonce_start);
@@ -305,7 +311,7 @@ impl<'j> JobCursor<'j> {
             job,
             nonce_first: lo as u32,
             nonce_last: hi.saturating_sub(1) as u32,
-            empty: hi == lo || job.nonce_start > job.nonce_end,
+            empty: hi == lo || job.validate().is_err(),
             version: 0,
             extranonce: 0,
             ntime: 0,
@@ -614,6 +620,21 @@ mod tests {
         assert_eq!(Extranonce::from_counter(0, 7).as_slice(), [] as [u8; 0]);
         assert!(Extranonce::new(&[0; 33]).is_none());
         assert_eq!(Extranonce::new(&[1, 2]).unwrap().as_slice(), [1, 2]);
+    }
+
+    #[test]
+    fn an_invalid_job_has_an_empty_search_space() {
+        let cb = CoinbaseParts {
+            prefix: vec![1],
+            extranonce_prefix: vec![0; 20],
+            extranonce_len: 13,
+            extranonce_start: 0,
+            suffix: vec![2],
+            merkle_path: vec![],
+        };
+        let job = Job::new(0, 1, [0; 32], MerkleSource::Coinbase(cb), 0, 0, Target::MAX);
+        assert!(job.validate().is_err());
+        assert_eq!(JobCursor::new(&job, 0, 1).next_template(), None);
     }
 
     #[test]

@@ -14,11 +14,15 @@
 //! - [`noise`]: SRI's Noise handshake (noise_sv2) and encrypted transport (codec_sv2's
 //!   `NoiseEncoder` / `NoiseDecoder`) as byte-in / byte-out calls.
 //!
+//! - [`peers`]: SRI's binaries (pool_sv2, translator_sv2) as real peers on loopback: find, configure,
+//!   start, stop, logs.
+//!
 //! `interop/DIFFERENCES.md` lists where the two codecs disagree, each pinned by a test.
 #![forbid(unsafe_code)]
 
 pub mod convert;
 pub mod noise;
+pub mod peers;
 pub mod samples;
 pub mod sri;
 

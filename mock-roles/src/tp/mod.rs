@@ -16,6 +16,7 @@
 //! - SubmitSolution: checked as a full block ([`solution::check`]); the verdict is an output and is kept.
 //! - Anything else after setup is reported as unexpected and otherwise ignored.
 
+pub mod driver;
 pub mod solution;
 pub mod template;
 

@@ -1,0 +1,194 @@
+//! The reference implementation's binaries as real peers: find them, write loopback configurations, start
+//! them, wait until they listen, stop them (on drop too), and keep their logs for failure reports.
+//!
+//! Binaries come from `cargo install` (`scripts/test.sh` installs them; see `../shared/peers/PEERS.md`).
+//! A test that needs one and does not find it fails when `SV2_REQUIRE_PEERS=1` (the README's test
+//! command sets it), and otherwise says it is skipped: a developer without the binaries can still run
+//! `cargo test`, while CI cannot pass without the peers.
+//!
+//! Every address written into a configuration is 127.0.0.1, and no telemetry or network scan section is
+//! ever written (SRI's own example configurations scan a private network).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Looks for an installed binary: `$CARGO_HOME/bin`, `~/.cargo/bin`, then `PATH`.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The binary, or `None` after saying the test is skipped; panics when peers are required.
+pub fn binary_or_skip(name: &str, test: &str) -> Option<PathBuf> {
+    match find_binary(name) {
+        Some(path) => Some(path),
+        None if std::env::var("SV2_REQUIRE_PEERS").is_ok_and(|v| v == "1") => panic!(
+            "{test}: {name} is not installed and SV2_REQUIRE_PEERS=1 (scripts/test.sh installs it)"
+        ),
+        None => {
+            eprintln!(
+                "{test}: SKIPPED, {name} is not installed (run scripts/test.sh to install it)"
+            );
+            None
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released: another process could take it in between, which
+/// on a test machine does not happen in practice).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_listening(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A running peer process, killed on drop. Its stdout and stderr go to a log file.
+#[derive(Debug)]
+pub struct PeerProcess {
+    child: Child,
+    /// The log file (stdout and stderr).
+    pub log_path: PathBuf,
+    /// The directory holding its configuration and log.
+    pub dir: PathBuf,
+}
+
+impl PeerProcess {
+    /// Starts `binary -c <dir>/config.toml` with `config` written there, logging to `<dir>/log.txt`.
+    pub fn start(binary: &Path, dir: &Path, config: &str) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let config_path = dir.join("config.toml");
+        std::fs::write(&config_path, config)?;
+        let log_path = dir.join("log.txt");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&config_path)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        Ok(Self {
+            child,
+            log_path,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The process's output so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The last `n` lines of its output.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Whether it has exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh scratch directory for one peer run.
+pub fn scratch_dir(name: &str) -> io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "sv2-peers-{}-{}-{}",
+        name,
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// SRI's pool_sv2 0.7.0 configuration on loopback (from `../shared/peers/configs/pool-loopback.toml`),
+/// with our TP's address and, when given, the TP's authority key to check its certificate.
+#[derive(Debug)]
+pub struct PoolConfig<'a> {
+    /// The pool's authority key pair (base58check public, base58check secret).
+    pub authority_public: &'a str,
+    pub authority_secret: &'a str,
+    /// Where miners connect.
+    pub listen_port: u16,
+    /// The pool's monitoring HTTP port (on 127.0.0.1).
+    pub monitoring_port: u16,
+    /// The template provider's address.
+    pub tp_addr: SocketAddr,
+    /// The TP's authority key (base58check), checked by the pool when set.
+    pub tp_authority: Option<String>,
+    /// Shares per minute the pool's vardiff aims at.
+    pub shares_per_minute: f32,
+    /// Shares acknowledged per SubmitShares.Success.
+    pub share_batch_size: u32,
+}
+
+impl PoolConfig<'_> {
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        assert!(self.tp_addr.ip().is_loopback(), "loopback only");
+        let tp_key = self
+            .tp_authority
+            .as_ref()
+            .map(|k| format!("public_key = \"{k}\"\n"))
+            .unwrap_or_default();
+        format!(
+            r#"authority_public_key = "{public}"
+authority_secret_key = "{secret}"
+cert_validity_sec = 3600
+listen_address = "127.0.0.1:{listen}"
+coinbase_reward_script = "addr(tb1qa0sm0hxzj0x25rh8gw5xlzwlsfvvyz8u96w3p8)"
+server_id = 1
+pool_signature = "SV2 toolkit e2e pool"
+shares_per_minute = {spm:.1}
+share_batch_size = {batch}
+monitoring_address = "127.0.0.1:{monitoring}"
+monitoring_cache_refresh_secs = 15
+
+[template_provider_type.Sv2Tp]
+address = "{tp}"
+{tp_key}"#,
+            public = self.authority_public,
+            secret = self.authority_secret,
+            listen = self.listen_port,
+            spm = self.shares_per_minute,
+            batch = self.share_batch_size,
+            monitoring = self.monitoring_port,
+            tp = self.tp_addr,
+        )
+    }
+}

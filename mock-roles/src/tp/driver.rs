@@ -1,0 +1,307 @@
+//! The mock TP on the network: a tokio accept loop around the [`TemplateProvider`] core.
+//!
+//! Each connection runs the Noise responder handshake (or none, in plaintext mode), then one task reads
+//! frames and feeds them to the core while a per-session queue carries what the core sends, including
+//! templates broadcast when a block is found or the block timer fires. Verdicts on SubmitSolution are
+//! kept by the core; [`TpHandle`] reads them and can wait for the next one.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sv2_codec::noise::keys::{Keypair, SecretKey};
+use sv2_codec::noise::ResponderConfig;
+use sv2_codec::Message;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::{Output, SessionId, SolutionVerdict, TemplateProvider, TpConfig};
+use crate::net::{unix_now, Connection, NetError};
+
+/// How the mock TP listens.
+#[derive(Debug, Clone)]
+pub struct TpServerConfig {
+    /// The core's configuration.
+    pub tp: TpConfig,
+    /// The authority that signs the TP's certificate; `None` for a plaintext TP.
+    pub authority: Option<Keypair>,
+    /// The TP's static key (the certificate signs it).
+    pub static_key: SecretKey,
+    /// Certificate lifetime.
+    pub cert_validity: Duration,
+    /// A new block every this often (None: only on demand and when a solution is found).
+    pub block_interval: Option<Duration>,
+    /// How long the handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+impl TpServerConfig {
+    /// An encrypted TP signed by `authority`, with a fresh static key and regtest templates.
+    pub fn new(authority: Keypair) -> Result<Self, sv2_codec::noise::keys::KeyError> {
+        Ok(Self {
+            tp: TpConfig::default(),
+            authority: Some(authority),
+            static_key: SecretKey::generate()?,
+            cert_validity: Duration::from_secs(24 * 3600),
+            block_interval: None,
+            handshake_timeout: Duration::from_secs(10),
+        })
+    }
+}
+
+enum Command {
+    Send(Message<'static>),
+    Close(String),
+}
+
+struct Shared {
+    core: Mutex<TemplateProvider>,
+    sessions: Mutex<HashMap<SessionId, mpsc::UnboundedSender<Command>>>,
+    verdict_arrived: Notify,
+    log: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    /// Carries out the core's outputs.
+    fn dispatch(&self, outputs: Vec<Output>) {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        for output in outputs {
+            match output {
+                Output::Send { session, message } => {
+                    if let Some(tx) = sessions.get(&session) {
+                        let _ = tx.send(Command::Send(message));
+                    }
+                }
+                Output::Close { session, reason } => {
+                    if let Some(tx) = sessions.get(&session) {
+                        let _ = tx.send(Command::Close(reason));
+                    }
+                }
+                Output::Solution { session, verdict } => {
+                    self.note(format!(
+                        "session {session}: SubmitSolution for template {} {} ({})",
+                        verdict.template_id,
+                        if verdict.valid { "VALID" } else { "INVALID" },
+                        if verdict.problems.is_empty() {
+                            "block ok".to_owned()
+                        } else {
+                            verdict.problems.join("; ")
+                        }
+                    ));
+                    self.verdict_arrived.notify_waiters();
+                }
+                Output::Unexpected { session, message } => {
+                    self.note(format!("session {session}: unexpected {message}, ignored"));
+                }
+            }
+        }
+    }
+
+    fn note(&self, line: String) {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+
+    fn core(&self) -> std::sync::MutexGuard<'_, TemplateProvider> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running mock TP.
+#[derive(Debug)]
+pub struct TpHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shared: Arc<SharedHandle>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// `Shared` behind a Debug-able wrapper.
+struct SharedHandle(Shared);
+
+impl std::fmt::Debug for SharedHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TpShared")
+    }
+}
+
+impl TpHandle {
+    /// Every SubmitSolution verdict so far.
+    pub fn verdicts(&self) -> Vec<SolutionVerdict> {
+        self.shared.0.core().verdicts().to_vec()
+    }
+
+    /// Waits until at least `n` verdicts exist or `timeout` passes; returns them.
+    pub async fn wait_for_verdicts(&self, n: usize, timeout: Duration) -> Vec<SolutionVerdict> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.0.verdict_arrived.notified();
+            let verdicts = self.verdicts();
+            if verdicts.len() >= n {
+                return verdicts;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.verdicts();
+            }
+        }
+    }
+
+    /// A new block now: every session gets a new template and prev hash.
+    pub fn new_block(&self) {
+        let outputs = self.shared.0.core().new_block(unix_now());
+        self.shared.0.dispatch(outputs);
+    }
+
+    /// The current chain height being built.
+    pub fn height(&self) -> u32 {
+        self.shared.0.core().tip().height
+    }
+
+    /// What happened, one line per event (connections, verdicts, unexpected messages).
+    pub fn log(&self) -> Vec<String> {
+        self.shared
+            .0
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops accepting and closes every session.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Drop for TpHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Starts the mock TP on `listener`.
+pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<TpHandle> {
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(SharedHandle(Shared {
+        core: Mutex::new(TemplateProvider::new(config.tp.clone(), unix_now())),
+        sessions: Mutex::new(HashMap::new()),
+        verdict_arrived: Notify::new(),
+        log: Mutex::new(Vec::new()),
+    }));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let responder = config.authority.as_ref().map(|authority| {
+        let now = unix_now();
+        let until = now.saturating_add(config.cert_validity.as_secs() as u32);
+        ResponderConfig::issue(&config.static_key, authority, now.saturating_sub(60), until)
+    });
+
+    let accept_shared = shared.clone();
+    let mut accept_shutdown = shutdown_rx.clone();
+    let handshake_timeout = config.handshake_timeout;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    let shared = accept_shared.clone();
+                    let responder = responder.clone();
+                    let shutdown = accept_shutdown.clone();
+                    tokio::spawn(async move {
+                        let result = session(stream, responder, handshake_timeout, &shared.0, shutdown).await;
+                        if let Err(e) = result {
+                            shared.0.note(format!("{peer}: {e}"));
+                        }
+                    });
+                }
+                _ = accept_shutdown.changed() => break,
+            }
+        }
+    });
+
+    if let Some(interval) = config.block_interval {
+        let timer_shared = shared.clone();
+        let mut timer_shutdown = shutdown_rx;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        let outputs = timer_shared.0.core().new_block(unix_now());
+                        timer_shared.0.dispatch(outputs);
+                    }
+                    _ = timer_shutdown.changed() => break,
+                }
+            }
+        });
+    }
+
+    Ok(TpHandle {
+        addr,
+        shared,
+        shutdown,
+    })
+}
+
+async fn session(
+    stream: TcpStream,
+    responder: Option<ResponderConfig>,
+    handshake_timeout: Duration,
+    shared: &Shared,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), NetError> {
+    let _ = stream.set_nodelay(true);
+    let mut conn = match responder {
+        Some(config) => Connection::respond(stream, config, handshake_timeout).await?,
+        None => Connection::plaintext(stream),
+    };
+    let id = shared.core().open_session();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    shared
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, tx);
+    shared.note(format!("session {id}: connected"));
+    let result = async {
+        loop {
+            tokio::select! {
+                received = conn.recv("read", Duration::from_secs(24 * 3600)) => {
+                    match received {
+                        Ok(decoded) => {
+                            let outputs = shared.core().handle(id, &decoded.message, unix_now());
+                            shared.dispatch(outputs);
+                        }
+                        // A frame that does not decode is reported and skipped; the session goes on.
+                        Err(NetError::Decode { frame, source, .. }) => shared.note(format!(
+                            "session {id}: undecodable frame {} ({source})",
+                            hex::encode(&frame[..frame.len().min(64)])
+                        )),
+                        Err(e) => return Err(e),
+                    }
+                }
+                command = rx.recv() => match command {
+                    Some(Command::Send(message)) => conn.send(&message).await?,
+                    Some(Command::Close(reason)) => {
+                        shared.note(format!("session {id}: closed: {reason}"));
+                        return Ok(());
+                    }
+                    None => return Ok(()),
+                },
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    shared.core().close_session(id);
+    shared
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    conn.shutdown().await;
+    result
+}

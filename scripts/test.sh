@@ -9,6 +9,31 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The reference implementation's binaries, for the end-to-end tests (interop/tests/e2e_*.rs), pinned as in
+# ../shared/peers/PEERS.md. `cargo install` skips a binary already installed at that version, so this is
+# cheap on a warm machine; cold, it builds for about 10 minutes on 2 cores. pool_sv2 needs capnproto to
+# build. The tests fail, rather than skip, when a binary is missing while SV2_REQUIRE_PEERS=1.
+step "reference binaries (pool_sv2 0.7.0, translator_sv2 0.6.0)"
+install_peer() {
+    local name="$1" version="$2"
+    if "$name" --version 2>/dev/null | grep -q "$version" ||
+        cargo install --list | grep -q "^$name v$version:"; then
+        echo "$name $version: installed"
+        return
+    fi
+    if ! command -v capnp >/dev/null; then
+        local sudo=""
+        [[ "$(id -u)" != 0 ]] && sudo="sudo"
+        $sudo apt-get update -qq
+        $sudo apt-get install -y -qq capnproto libcapnp-dev
+    fi
+    CARGO_TARGET_DIR="$HOME/.cache/sv2-toolkit/target-peers" \
+        cargo install --locked "$name" --version "$version"
+}
+install_peer pool_sv2 0.7.0
+install_peer translator_sv2 0.6.0
+export SV2_REQUIRE_PEERS=1
+
 step "format"
 cargo fmt --all -- --check
 

@@ -208,7 +208,9 @@ mod tests {
     #[test]
     fn templates_are_coherent() {
         let t = Template::build(1, tip(), &TemplateParams::default(), 9);
-        assert_eq!(read_bip34_height(&t.coinbase_prefix), Some((200, 2)));
+        // 200 = 0xc8 has its top bit set: a sign byte follows (02 c8 00).
+        assert_eq!(t.coinbase_prefix, [0x02, 0xc8, 0x00]);
+        assert_eq!(read_bip34_height(&t.coinbase_prefix), Some((200, 3)));
         assert_eq!(t.transactions.len(), 3);
         assert!(t.is_segwit());
         assert_eq!(t.coinbase_outputs.len(), 1);

@@ -13,6 +13,8 @@ mod encode;
 mod hashrate;
 mod input;
 mod keys;
+mod mock;
+mod probe;
 mod render;
 
 #[derive(Debug, Parser)]
@@ -41,6 +43,12 @@ enum Command {
     /// Authority keys and certificates: generate, inspect, certify.
     #[command(long_about = keys::LONG_ABOUT)]
     Keys(keys::Args),
+    /// Probe a live SV2 pool: handshake, certificate, setup, channel, job, coinbase, a share.
+    #[command(long_about = probe::LONG_ABOUT)]
+    Probe(probe::Args),
+    /// Run a mock role (tp) on the network until interrupted.
+    #[command(long_about = mock::LONG_ABOUT)]
+    Mock(mock::Args),
 }
 
 /// What a command concluded about its input.
@@ -63,6 +71,8 @@ fn main() -> ExitCode {
         Command::Encode(args) => encode::run(args, &mut out, &mut err),
         Command::Hashrate(args) => hashrate::run(args, &mut out, &mut err),
         Command::Keys(args) => keys::run(args, &mut out, &mut err),
+        Command::Probe(args) => probe::run(args, &mut out, &mut err),
+        Command::Mock(args) => mock::run(args, &mut out, &mut err),
     }
     .and_then(|outcome| {
         out.flush()?;

@@ -1,0 +1,785 @@
+//! `sv2-probe probe URL`: a one-shot report on a live SV2 pool.
+//!
+//! Steps, each timed and each with a verdict (pass, fail, skip): TCP connect; Noise handshake; the
+//! certificate (signature against the URL's authority key, validity window); SetupConnection (versions,
+//! flags); opening a channel (target and implied difficulty, extranonce); the first job and prev hash
+//! (time to first job); the job's coinbase decoded (BIP34 height, pool tag, outputs and their scripts);
+//! a share mined by the built-in engine at the channel's target, submitted, and the pool's answer.
+//! Every failure says which step failed, why, and shows the bytes that came.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use sv2_codec::messages::common::SetupConnection;
+use sv2_codec::messages::mining::{
+    NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannel, OpenStandardMiningChannel,
+    SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard,
+};
+use sv2_codec::noise::keys::Sv2Url;
+use sv2_codec::noise::InitiatorConfig;
+use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
+use sv2_codec::Message;
+use sv2_mock::chain::script::read_bip34_height;
+use sv2_mock::chain::target::{difficulty, hashes_per_share};
+use sv2_mock::chain::tx::Transaction;
+use sv2_mock::engine::{
+    Backend, CoinbaseParts, Job, MerkleSource, Miner, MinerConfig, Share, Target,
+};
+use sv2_mock::net::{unix_now, Connection, NetError};
+use tokio::net::TcpStream;
+
+use crate::Outcome;
+
+pub const LONG_ABOUT: &str = "\
+Probe a live SV2 pool and report, step by step: TCP connect, Noise handshake, certificate, \
+SetupConnection, channel, first job, coinbase, and a share mined here and submitted.
+
+URL: stratum2+tcp://host:port/<authority key>. Without a key the certificate cannot be checked: the \
+handshake still runs and the report says so (a fail for the certificate step).
+
+Exit code: 0 when every step passed or was skipped, 1 when any step failed, 2 on a usage error.";
+
+/// SetupConnection flag REQUIRES_VERSION_ROLLING (mining protocol, bit 2).
+const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// stratum2+tcp://host:port/<authority key>
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// Open a standard channel instead of an extended one.
+    #[arg(long)]
+    pub standard: bool,
+    /// user_identity for the channel.
+    #[arg(long, default_value = "sv2-probe")]
+    pub user: String,
+    /// Nominal hash rate announced for the channel, in H/s (the pool derives the target from it).
+    #[arg(long, default_value_t = 1e6)]
+    pub hashrate: f32,
+    /// Seconds each protocol step may take.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Seconds to mine and wait for the share round trip.
+    #[arg(long, default_value_t = 60.0)]
+    pub share_timeout: f64,
+    /// Mining threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Do not mine or submit a share.
+    #[arg(long)]
+    pub no_share: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Step {
+    name: &'static str,
+    status: Status,
+    ms: f64,
+    detail: String,
+    data: Value,
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    steps: Vec<Step>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        name: &'static str,
+        status: Status,
+        since: Instant,
+        detail: String,
+        data: Value,
+    ) {
+        self.steps.push(Step {
+            name,
+            status,
+            ms: since.elapsed().as_secs_f64() * 1000.0,
+            detail,
+            data,
+        });
+    }
+
+    fn failed(&self) -> bool {
+        self.steps.iter().any(|s| s.status == Status::Fail)
+    }
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let url: Sv2Url = args.url.parse().context("URL")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let report = runtime.block_on(probe(&url, args));
+    print_report(&report, &url, args.json, out)?;
+    Ok(if report.failed() {
+        Outcome::Fail
+    } else {
+        Outcome::Pass
+    })
+}
+
+fn net_detail(e: &NetError) -> String {
+    e.to_string()
+}
+
+/// What the channel step learned.
+struct Channel {
+    id: u32,
+    target: [u8; 32],
+    extranonce_prefix: Vec<u8>,
+    extranonce_size: usize,
+}
+
+/// A job of either kind, with its prev hash once known.
+#[derive(Clone)]
+enum AnyJob {
+    Standard(NewMiningJob),
+    Extended(NewExtendedMiningJob<'static>),
+}
+
+impl AnyJob {
+    fn id(&self) -> u32 {
+        match self {
+            AnyJob::Standard(j) => j.job_id,
+            AnyJob::Extended(j) => j.job_id,
+        }
+    }
+}
+
+async fn probe(url: &Sv2Url, args: &Args) -> Report {
+    let mut report = Report::default();
+    let step_timeout = Duration::from_secs_f64(args.timeout.max(0.1));
+
+    // TCP.
+    let t = Instant::now();
+    let addr = url.host_port();
+    let stream = match tokio::time::timeout(step_timeout, TcpStream::connect(&addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            report.add(
+                "tcp",
+                Status::Fail,
+                t,
+                format!("connect {addr}: {e}"),
+                Value::Null,
+            );
+            return report;
+        }
+        Err(_) => {
+            report.add(
+                "tcp",
+                Status::Fail,
+                t,
+                format!("connect {addr}: no answer within {step_timeout:?}"),
+                Value::Null,
+            );
+            return report;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    report.add(
+        "tcp",
+        Status::Pass,
+        t,
+        format!("connected to {addr}"),
+        json!({"address": addr}),
+    );
+
+    // Noise. Without an authority key the certificate is reported but cannot be checked.
+    let t = Instant::now();
+    let config = match url.authority_key {
+        Some(key) => InitiatorConfig::new(key),
+        None => InitiatorConfig::unauthenticated(),
+    };
+    let now = unix_now();
+    let mut conn = match Connection::initiate(stream, config, now, step_timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            report.add("noise", Status::Fail, t, net_detail(&e), Value::Null);
+            return report;
+        }
+    };
+    let info = conn
+        .handshake
+        .clone()
+        .expect("an initiated connection has a handshake");
+    report.add(
+        "noise",
+        Status::Pass,
+        t,
+        "Noise_NX_Secp256k1+EllSwift_ChaChaPoly_SHA256, act 1 64 B, act 2 234 B".into(),
+        json!({"handshake_hash": hex::encode(info.established.handshake_hash), "handshake_ms": info.duration.as_secs_f64() * 1000.0}),
+    );
+    let cert = info.established.certificate;
+    let cert_data = json!({
+        "version": cert.version,
+        "valid_from": cert.valid_from,
+        "not_valid_after": cert.not_valid_after,
+        "server_key": hex::encode(info.established.certified_key),
+        "authority_key": url.authority_key.map(|k| k.to_base58()),
+        "authenticated": info.established.authenticated,
+    });
+    let t = Instant::now();
+    if info.established.authenticated {
+        report.add(
+            "certificate",
+            Status::Pass,
+            t,
+            format!(
+                "signed by the URL's authority key; valid {} .. {} (now {now}, {} s left)",
+                cert.valid_from,
+                cert.not_valid_after,
+                i64::from(cert.not_valid_after) - i64::from(now)
+            ),
+            cert_data,
+        );
+    } else {
+        report.add(
+            "certificate",
+            Status::Fail,
+            t,
+            "not checked: the URL carries no authority key".into(),
+            cert_data,
+        );
+    }
+
+    // SetupConnection.
+    let t = Instant::now();
+    let setup = SetupConnection {
+        protocol: 0,
+        min_version: 2,
+        max_version: 2,
+        flags: REQUIRES_VERSION_ROLLING,
+        endpoint_host: Str0_255::new(url.host.as_bytes().to_vec())
+            .unwrap_or_else(|_| Str0_255::new(Vec::new()).expect("empty")),
+        endpoint_port: url.port,
+        vendor: Str0_255::new(b"sv2-probe".to_vec()).expect("short"),
+        hardware_version: Str0_255::new(b"cpu".to_vec()).expect("short"),
+        firmware: Str0_255::new(env!("CARGO_PKG_VERSION").as_bytes().to_vec()).expect("short"),
+        device_id: Str0_255::new(b"probe".to_vec()).expect("short"),
+    };
+    if let Err(e) = conn.send(&setup.into()).await {
+        report.add("setup", Status::Fail, t, net_detail(&e), Value::Null);
+        return report;
+    }
+    match conn.recv("SetupConnection reply", step_timeout).await {
+        Ok(d) => match d.message {
+            Message::SetupConnectionSuccess(s) => report.add(
+                "setup",
+                Status::Pass,
+                t,
+                format!("used_version {}, flags {:#x}", s.used_version, s.flags),
+                json!({"used_version": s.used_version, "flags": s.flags, "sent_flags": REQUIRES_VERSION_ROLLING}),
+            ),
+            Message::SetupConnectionError(e) => {
+                report.add("setup", Status::Fail, t, format!("SetupConnection.Error {:?}, flags {:#x}", e.error_code.as_str().unwrap_or("<not UTF-8>"), e.flags), json!({"flags": e.flags}));
+                return report;
+            }
+            other => {
+                report.add("setup", Status::Fail, t, format!("expected SetupConnection.Success or .Error, got {}", other.name()), Value::Null);
+                return report;
+            }
+        },
+        Err(e) => {
+            report.add("setup", Status::Fail, t, net_detail(&e), Value::Null);
+            return report;
+        }
+    }
+
+    // Channel.
+    let t = Instant::now();
+    let open: Message<'static> = if args.standard {
+        OpenStandardMiningChannel {
+            request_id: 1,
+            user_identity: Str0_255::new(args.user.as_bytes().to_vec())
+                .unwrap_or_else(|_| Str0_255::new(Vec::new()).expect("empty")),
+            nominal_hash_rate: args.hashrate,
+            max_target: U256([0xff; 32]),
+        }
+        .into()
+    } else {
+        OpenExtendedMiningChannel {
+            request_id: 1,
+            user_identity: Str0_255::new(args.user.as_bytes().to_vec())
+                .unwrap_or_else(|_| Str0_255::new(Vec::new()).expect("empty")),
+            nominal_hash_rate: args.hashrate,
+            max_target: U256([0xff; 32]),
+            min_extranonce_size: 4,
+        }
+        .into()
+    };
+    if let Err(e) = conn.send(&open).await {
+        report.add("channel", Status::Fail, t, net_detail(&e), Value::Null);
+        return report;
+    }
+    let mut jobs: Vec<AnyJob> = Vec::new();
+    let mut prev: Option<SetNewPrevHash> = None;
+    let channel = loop {
+        match conn.recv("channel reply", step_timeout).await {
+            Ok(d) => match d.message {
+                Message::OpenStandardMiningChannelSuccess(s) => {
+                    break Channel {
+                        id: s.channel_id,
+                        target: s.target.0,
+                        extranonce_prefix: s.extranonce_prefix.as_bytes().to_vec(),
+                        extranonce_size: 0,
+                    }
+                }
+                Message::OpenExtendedMiningChannelSuccess(s) => {
+                    break Channel {
+                        id: s.channel_id,
+                        target: s.target.0,
+                        extranonce_prefix: s.extranonce_prefix.as_bytes().to_vec(),
+                        extranonce_size: usize::from(s.extranonce_size),
+                    }
+                }
+                Message::OpenMiningChannelError(e) => {
+                    report.add(
+                        "channel",
+                        Status::Fail,
+                        t,
+                        format!(
+                            "OpenMiningChannel.Error {:?}",
+                            e.error_code.as_str().unwrap_or("<not UTF-8>")
+                        ),
+                        Value::Null,
+                    );
+                    return report;
+                }
+                Message::NewMiningJob(j) => jobs.push(AnyJob::Standard(j)),
+                Message::NewExtendedMiningJob(j) => jobs.push(AnyJob::Extended(j.into_static())),
+                Message::SetNewPrevHash(p) => prev = Some(p),
+                _ => {}
+            },
+            Err(e) => {
+                report.add("channel", Status::Fail, t, net_detail(&e), Value::Null);
+                return report;
+            }
+        }
+    };
+    let diff = difficulty(&channel.target);
+    report.add(
+        "channel",
+        Status::Pass,
+        t,
+        format!(
+            "{} channel {}: target {}, difficulty {:.6}, extranonce_prefix {} ({} B), extranonce_size {}",
+            if args.standard { "standard" } else { "extended" },
+            channel.id,
+            display_target(&channel.target),
+            diff,
+            hex::encode(&channel.extranonce_prefix),
+            channel.extranonce_prefix.len(),
+            channel.extranonce_size
+        ),
+        json!({"channel_id": channel.id, "target": hex::encode(channel.target), "difficulty": diff, "extranonce_prefix": hex::encode(&channel.extranonce_prefix), "extranonce_size": channel.extranonce_size}),
+    );
+
+    // First job and prev hash.
+    let t_job = Instant::now();
+    let setup_done = t;
+    let (job, prev) = loop {
+        if let Some(p) = &prev {
+            if let Some(job) = jobs.iter().rev().find(|j| j.id() == p.job_id).cloned() {
+                break (job, p.clone());
+            }
+        }
+        match conn.recv("first job", step_timeout).await {
+            Ok(d) => match d.message {
+                Message::NewMiningJob(j) => jobs.push(AnyJob::Standard(j)),
+                Message::NewExtendedMiningJob(j) => jobs.push(AnyJob::Extended(j.into_static())),
+                Message::SetNewPrevHash(p) => prev = Some(p),
+                _ => {}
+            },
+            Err(e) => {
+                report.add(
+                    "first job",
+                    Status::Fail,
+                    t_job,
+                    net_detail(&e),
+                    json!({"jobs": jobs.len(), "prev_hash": prev.is_some()}),
+                );
+                return report;
+            }
+        }
+    };
+    report.add(
+        "first job",
+        Status::Pass,
+        t_job,
+        format!(
+            "job {} with prev hash {} after {:.1} ms from the channel request; nbits {:#010x}, min_ntime {}",
+            job.id(),
+            display_target(&prev.prev_hash.0),
+            setup_done.elapsed().as_secs_f64() * 1000.0,
+            prev.nbits,
+            prev.min_ntime
+        ),
+        json!({"job_id": job.id(), "prev_hash": hex::encode(prev.prev_hash.0), "nbits": prev.nbits, "min_ntime": prev.min_ntime}),
+    );
+
+    // Coinbase.
+    let t = Instant::now();
+    match &job {
+        AnyJob::Standard(_) => report.add(
+            "coinbase",
+            Status::Skip,
+            t,
+            "standard jobs carry only the merkle root".into(),
+            Value::Null,
+        ),
+        AnyJob::Extended(j) => {
+            let mut coinbase = j.coinbase_tx_prefix.as_bytes().to_vec();
+            coinbase.extend_from_slice(&channel.extranonce_prefix);
+            coinbase.extend(std::iter::repeat_n(0u8, channel.extranonce_size));
+            coinbase.extend_from_slice(j.coinbase_tx_suffix.as_bytes());
+            match Transaction::parse(&coinbase) {
+                Ok(tx) => {
+                    let (status, detail, data) = describe_coinbase(&tx);
+                    report.add("coinbase", status, t, detail, data);
+                }
+                Err(e) => report.add(
+                    "coinbase",
+                    Status::Fail,
+                    t,
+                    format!("prefix || extranonce || suffix does not parse as a transaction stripped of BIP141 data (§5.3.16): {e}; bytes {}", hex::encode(&coinbase)),
+                    Value::Null,
+                ),
+            }
+        }
+    }
+
+    // Share.
+    if args.no_share {
+        report.add(
+            "share",
+            Status::Skip,
+            Instant::now(),
+            "--no-share".into(),
+            Value::Null,
+        );
+        return report;
+    }
+    share_round_trip(&mut conn, &mut report, &channel, job, prev, args).await;
+    report
+}
+
+fn display_target(t: &[u8; 32]) -> String {
+    let mut be = *t;
+    be.reverse();
+    hex::encode(be)
+}
+
+fn script_kind(script: &[u8]) -> &'static str {
+    match script {
+        [0x76, 0xa9, 0x14, .., 0x88, 0xac] if script.len() == 25 => "p2pkh",
+        [0xa9, 0x14, .., 0x87] if script.len() == 23 => "p2sh",
+        [0x00, 0x14, ..] if script.len() == 22 => "p2wpkh",
+        [0x00, 0x20, ..] if script.len() == 34 => "p2wsh",
+        [0x51, 0x20, ..] if script.len() == 34 => "p2tr",
+        [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed, ..] => "witness commitment",
+        [0x6a, ..] => "op_return",
+        _ => "other",
+    }
+}
+
+/// Printable ASCII runs of at least 4 characters (pool tags live in the scriptSig this way).
+fn ascii_runs(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| !(0x20..0x7f).contains(b))
+        .filter(|run| run.len() >= 4)
+        .map(|run| String::from_utf8_lossy(run).into_owned())
+        .collect()
+}
+
+fn describe_coinbase(tx: &Transaction) -> (Status, String, Value) {
+    let script_sig = tx
+        .inputs
+        .first()
+        .map(|i| i.script_sig.as_slice())
+        .unwrap_or(&[]);
+    let height = read_bip34_height(script_sig).map(|(h, _)| h);
+    let tags = ascii_runs(script_sig);
+    let outputs: Vec<Value> = tx
+        .outputs
+        .iter()
+        .map(|o| json!({"value_sat": o.value, "kind": script_kind(&o.script_pubkey), "script": hex::encode(&o.script_pubkey)}))
+        .collect();
+    let total: u64 = tx.outputs.iter().map(|o| o.value).sum();
+    let mut detail = format!(
+        "{} height {}, {} output(s) paying {} sat",
+        if tx.is_coinbase() {
+            "coinbase"
+        } else {
+            "NOT a coinbase"
+        },
+        height.map_or("missing (no BIP34 push)".into(), |h| h.to_string()),
+        tx.outputs.len(),
+        total
+    );
+    for o in &tx.outputs {
+        detail.push_str(&format!(
+            "\n    {} sat  {}  {}",
+            o.value,
+            script_kind(&o.script_pubkey),
+            hex::encode(&o.script_pubkey)
+        ));
+    }
+    if !tags.is_empty() {
+        detail.push_str(&format!("\n    tag: {}", tags.join(" | ")));
+    }
+    let status = if tx.is_coinbase() && height.is_some() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    (
+        status,
+        detail,
+        json!({"height": height, "script_sig": hex::encode(script_sig), "tags": tags, "outputs": outputs, "version": tx.version, "lock_time": tx.lock_time}),
+    )
+}
+
+fn engine_job(channel: &Channel, job: &AnyJob, prev: &SetNewPrevHash) -> Job {
+    let (version, merkle, min_ntime, rolling) = match job {
+        AnyJob::Standard(j) => (
+            j.version,
+            MerkleSource::Root(j.merkle_root.0),
+            j.min_ntime,
+            true,
+        ),
+        AnyJob::Extended(j) => (
+            j.version,
+            MerkleSource::Coinbase(CoinbaseParts {
+                prefix: j.coinbase_tx_prefix.as_bytes().to_vec(),
+                extranonce_prefix: channel.extranonce_prefix.clone(),
+                extranonce_len: channel.extranonce_size,
+                extranonce_start: 0,
+                suffix: j.coinbase_tx_suffix.as_bytes().to_vec(),
+                merkle_path: j.merkle_path.iter().map(|h| h.0).collect(),
+            }),
+            j.min_ntime,
+            j.version_rolling_allowed,
+        ),
+    };
+    let mut engine_job = Job::new(
+        u64::from(job.id()),
+        version,
+        prev.prev_hash.0,
+        merkle,
+        prev.min_ntime.max(min_ntime.unwrap_or(0)),
+        prev.nbits,
+        Target(channel.target),
+    );
+    if !rolling {
+        engine_job.version_mask = 0;
+    }
+    engine_job
+}
+
+async fn share_round_trip(
+    conn: &mut Connection<TcpStream>,
+    report: &mut Report,
+    channel: &Channel,
+    mut job: AnyJob,
+    mut prev: SetNewPrevHash,
+    args: &Args,
+) {
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs_f64(args.share_timeout.max(0.1));
+    let config = MinerConfig {
+        threads: args.threads.max(1),
+        backend: Backend::detect(),
+        ..MinerConfig::default()
+    };
+    let (miner, shares) = match Miner::start(config) {
+        Ok(m) => m,
+        Err(e) => {
+            report.add(
+                "share",
+                Status::Fail,
+                t,
+                format!("engine: {e}"),
+                Value::Null,
+            );
+            return;
+        }
+    };
+    // Found shares cross from the engine's threads to this task.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Share>();
+    std::thread::spawn(move || {
+        while let Ok(share) = shares.recv() {
+            if tx.send(share).is_err() {
+                break;
+            }
+        }
+    });
+    if let Err(e) = miner.replace_job(engine_job(channel, &job, &prev)) {
+        report.add(
+            "share",
+            Status::Fail,
+            t,
+            format!("job cannot be mined: {e}"),
+            Value::Null,
+        );
+        return;
+    }
+    let expected = hashes_per_share(&channel.target);
+    let mut jobs: Vec<AnyJob> = vec![job.clone()];
+    let mut sequence = 0u32;
+    let mut submitted: Vec<Value> = Vec::new();
+    let outcome: Result<(Status, String), String> = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break Ok((
+                if sequence == 0 {
+                    Status::Skip
+                } else {
+                    Status::Fail
+                },
+                if sequence == 0 {
+                    format!("no share found in {:.0} s (about {expected:.3e} hashes per share at this target)", args.share_timeout)
+                } else {
+                    format!("{sequence} share(s) submitted, no SubmitShares.Success or .Error within {:.0} s", args.share_timeout)
+                },
+            ));
+        }
+        tokio::select! {
+            share = rx.recv() => {
+                let Some(share) = share else { break Err("the engine stopped".into()) };
+                if share.job_id != u64::from(job.id()) {
+                    continue;
+                }
+                sequence += 1;
+                let message: Message<'static> = match &job {
+                    AnyJob::Standard(j) => SubmitSharesStandard {
+                        channel_id: channel.id, sequence_number: sequence, job_id: j.job_id,
+                        nonce: share.nonce, ntime: share.ntime, version: share.version,
+                    }.into(),
+                    AnyJob::Extended(j) => SubmitSharesExtended {
+                        channel_id: channel.id, sequence_number: sequence, job_id: j.job_id,
+                        nonce: share.nonce, ntime: share.ntime, version: share.version,
+                        extranonce: B0_32::new(share.extranonce.as_slice().to_vec()).expect("at most 32 bytes"),
+                    }.into(),
+                };
+                submitted.push(json!({"sequence_number": sequence, "job_id": job.id(), "nonce": share.nonce, "ntime": share.ntime, "version": share.version, "extranonce": hex::encode(share.extranonce.as_slice()), "hash": display_target(&share.hash)}));
+                if let Err(e) = conn.send(&message).await {
+                    break Err(net_detail(&e));
+                }
+            }
+            received = conn.recv("share answer", deadline.saturating_duration_since(now)) => match received {
+                Ok(d) => match d.message {
+                    Message::SubmitSharesSuccess(s) => break Ok((Status::Pass, format!(
+                        "accepted: SubmitShares.Success last_sequence_number {}, new_submits_accepted_count {}, new_shares_sum {} ({} submitted in {:.1} s)",
+                        s.last_sequence_number, s.new_submits_accepted_count, s.new_shares_sum, sequence, t.elapsed().as_secs_f64()))),
+                    Message::SubmitSharesError(e) => break Ok((Status::Fail, format!(
+                        "rejected: SubmitShares.Error {:?} for sequence_number {}",
+                        e.error_code.as_str().unwrap_or("<not UTF-8>"), e.sequence_number))),
+                    Message::NewMiningJob(j) => jobs.push(AnyJob::Standard(j)),
+                    Message::NewExtendedMiningJob(j) => jobs.push(AnyJob::Extended(j.into_static())),
+                    Message::SetNewPrevHash(p) => {
+                        if let Some(next) = jobs.iter().rev().find(|j| j.id() == p.job_id).cloned() {
+                            prev = p;
+                            job = next;
+                            let _ = miner.replace_job(engine_job(channel, &job, &prev));
+                        }
+                    }
+                    Message::SetTarget(_) => {}
+                    _ => {}
+                },
+                Err(NetError::Timeout { .. }) => continue,
+                Err(e) => break Err(net_detail(&e)),
+            },
+        }
+    };
+    miner.clear_job();
+    let data = json!({"submitted": submitted, "expected_hashes_per_share": expected});
+    match outcome {
+        Ok((status, detail)) => report.add("share", status, t, detail, data),
+        Err(detail) => report.add("share", Status::Fail, t, detail, data),
+    }
+}
+
+fn print_report(
+    report: &Report,
+    url: &Sv2Url,
+    json_out: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let passed = report
+        .steps
+        .iter()
+        .filter(|s| s.status == Status::Pass)
+        .count();
+    let failed = report
+        .steps
+        .iter()
+        .filter(|s| s.status == Status::Fail)
+        .count();
+    let skipped = report
+        .steps
+        .iter()
+        .filter(|s| s.status == Status::Skip)
+        .count();
+    if json_out {
+        let steps: Vec<Value> = report
+            .steps
+            .iter()
+            .map(|s| json!({"step": s.name, "status": s.status.as_str(), "ms": s.ms, "detail": s.detail, "data": s.data}))
+            .collect();
+        let value = json!({"url": url.to_string(), "steps": steps, "passed": passed, "failed": failed, "skipped": skipped, "ok": failed == 0});
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    writeln!(out, "probe {url}")?;
+    for s in &report.steps {
+        let mut lines = s.detail.lines();
+        writeln!(
+            out,
+            "  {:<5} {:<12} {:>9.1} ms  {}",
+            s.status.as_str().to_uppercase(),
+            s.name,
+            s.ms,
+            lines.next().unwrap_or("")
+        )?;
+        for line in lines {
+            writeln!(
+                out,
+                "  {:<5} {:<12} {:>12}  {}",
+                "",
+                "",
+                "",
+                line.trim_start()
+            )?;
+        }
+    }
+    writeln!(out, "{passed} passed, {failed} failed, {skipped} skipped")?;
+    Ok(())
+}

@@ -125,12 +125,9 @@ impl Drop for PeerProcess {
 
 /// A fresh scratch directory for one peer run.
 pub fn scratch_dir(name: &str) -> io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "sv2-peers-{}-{}-{}",
-        name,
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    ));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sv2-peers-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

@@ -70,6 +70,10 @@ pub struct Args {
     /// Do not mine or submit a share.
     #[arg(long)]
     pub no_share: bool,
+    /// Append this session's traffic keys to FILE (key log format: codec/src/noise/keylog.rs), so that
+    /// a capture of the session can be decrypted later.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<std::path::PathBuf>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -230,6 +234,24 @@ async fn probe(url: &Sv2Url, args: &Args) -> Report {
         .handshake
         .clone()
         .expect("an initiated connection has a handshake");
+    if let Some(path) = &args.keylog {
+        let line = info.established.key_log_entry().to_line();
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            report.add(
+                "noise",
+                Status::Fail,
+                t,
+                format!("cannot append to key log {}: {e}", path.display()),
+                Value::Null,
+            );
+            return report;
+        }
+    }
     report.add(
         "noise",
         Status::Pass,

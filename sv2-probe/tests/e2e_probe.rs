@@ -88,8 +88,11 @@ async fn the_probe_passes_every_step_on_the_reference_pool() {
 
     // A low nominal hash rate makes the pool's target easy enough for a debug build to hit quickly.
     let url = format!("stratum2+tcp://127.0.0.1:{pool_port}/{TEST_AUTHORITY_PUBLIC}");
+    let keylog = scratch_dir("probe-keylog").unwrap().join("keys.log");
     let (code, report) = probe(vec![
         url,
+        "--keylog".into(),
+        keylog.to_str().unwrap().into(),
         "--hashrate".into(),
         "10000".into(),
         "--share-timeout".into(),
@@ -120,6 +123,16 @@ async fn the_probe_passes_every_step_on_the_reference_pool() {
         .unwrap()
         .iter()
         .any(|o| o["kind"] == "witness commitment"));
+    // The key log holds this session's line, and its handshake hash is the one the probe reported.
+    let entries =
+        sv2_codec::noise::keylog::parse(&std::fs::read_to_string(&keylog).unwrap()).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        hex::encode(entries[0].handshake_hash),
+        step(&report, "noise")["data"]["handshake_hash"]
+            .as_str()
+            .unwrap()
+    );
     let verdicts = tp.wait_for_verdicts(1, Duration::from_secs(20)).await;
     assert!(
         verdicts.first().is_some_and(|v| v.valid),

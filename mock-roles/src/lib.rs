@@ -6,5 +6,6 @@
 pub mod chain;
 
 pub mod engine;
+pub mod miner;
 pub mod net;
 pub mod tp;

@@ -1,0 +1,668 @@
+//! The SV2 mining device on the network: a tokio task around the [`Device`] core and the engine.
+//!
+//! [`spawn`] connects (TCP, then the Noise NX handshake as initiator with the pool's authority key, or
+//! plaintext), runs the core, and runs the engine's threads (std threads, off the async runtime) on the
+//! work the core hands out. Found shares travel from the engine's threads through a bridge thread
+//! (which also caps their rate) into the task, which feeds them to the core. Live [`MinerStats`] are
+//! published on a watch channel, events on an unbounded channel. A shutdown signal closes the channel
+//! (CloseChannel) and stops the engine. Every step has a deadline, and failures name their step.
+//!
+//! [`EngineRunner`] (the engine, the bridge and the hashrate meter) is shared with the SV1 driver.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sv2_codec::noise::keys::AuthorityPublicKey;
+use sv2_codec::noise::InitiatorConfig;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::stats::{HashrateMeter, MinerStats};
+use super::{ConfigError, Device, DeviceConfig, Event, Output, Phase};
+use crate::engine::{Job, JobError, Miner, MinerConfig, Share, Unsupported};
+use crate::net::{unix_now, Connection, NetError, Transcript};
+
+/// How the connection is protected.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// Noise NX; the pool's certificate must be signed by `authority` (`None`: accept any,
+    /// unauthenticated).
+    Noise {
+        authority: Option<AuthorityPublicKey>,
+    },
+    /// No encryption (spec §4: local networks only).
+    Plaintext,
+}
+
+/// Per-step deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Noise handshake (act 2).
+    pub handshake: Duration,
+    /// SetupConnection answered.
+    pub setup: Duration,
+    /// Open*MiningChannel answered.
+    pub open_channel: Duration,
+    /// From the channel opening (or losing its job) to a job that can be mined.
+    pub first_job: Duration,
+    /// Silence from the pool while mining.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            handshake: Duration::from_secs(10),
+            setup: Duration::from_secs(10),
+            open_channel: Duration::from_secs(10),
+            first_job: Duration::from_secs(30),
+            idle: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Everything the SV2 device driver needs.
+#[derive(Debug, Clone)]
+pub struct DeviceDriverConfig {
+    /// `host:port` of the pool.
+    pub address: String,
+    pub security: Security,
+    pub device: DeviceConfig,
+    pub engine: MinerConfig,
+    pub timeouts: Timeouts,
+    /// Found shares handed to the core per second at most (the rest are counted as dropped): at
+    /// an easy target the engine finds millions per second.
+    pub max_shares_per_second: u32,
+    /// How often stats are published (and the core ticks).
+    pub stats_interval: Duration,
+    /// Transcript entries kept (oldest dropped first).
+    pub transcript_limit: usize,
+    /// Events kept in the report (oldest dropped first).
+    pub event_limit: usize,
+}
+
+impl DeviceDriverConfig {
+    /// A Noise connection to `address` checked against `authority`, default device and engine.
+    pub fn new(address: impl Into<String>, authority: Option<AuthorityPublicKey>) -> Self {
+        DeviceDriverConfig {
+            address: address.into(),
+            security: Security::Noise { authority },
+            device: DeviceConfig::default(),
+            engine: MinerConfig::default(),
+            timeouts: Timeouts::default(),
+            max_shares_per_second: 200,
+            stats_interval: Duration::from_secs(1),
+            transcript_limit: 100_000,
+            event_limit: 10_000,
+        }
+    }
+}
+
+/// Why the driver stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connect to {address}: no connection within {after:?}")]
+    ConnectTimeout { address: String, after: Duration },
+    /// A connection step failed (handshake, a read with its deadline, a write); names the step.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("SetupConnection refused: {error_code} (flags {flags:#x})")]
+    SetupRefused { flags: u32, error_code: String },
+    #[error("OpenMiningChannel refused: {0}")]
+    ChannelRefused(String),
+    #[error("engine: {0}")]
+    Engine(#[from] Unsupported),
+    #[error("device configuration: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// How a run ended without error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The shutdown signal (or the handle was dropped).
+    Shutdown,
+    /// The pool closed the channel.
+    ChannelClosed { reason_code: String },
+    /// The pool asked to reconnect elsewhere (not followed; reported).
+    Reconnect { new_host: String, new_port: u16 },
+}
+
+/// What a run leaves behind, error or not.
+#[derive(Debug)]
+pub struct DeviceReport {
+    pub outcome: Result<End, DriverError>,
+    /// The last stats.
+    pub stats: MinerStats,
+    /// The last events (at most `event_limit`), with their time since the start.
+    pub events: Vec<(Duration, Event)>,
+    /// The conversation (empty when the connection never came up).
+    pub transcript: Transcript,
+}
+
+/// A running device.
+#[derive(Debug)]
+pub struct DeviceHandle {
+    /// Live stats.
+    pub stats: watch::Receiver<MinerStats>,
+    /// Every event, as it happens.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<DeviceReport>,
+}
+
+impl DeviceHandle {
+    /// Asks the device to close its channel and stop.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits for the run to end.
+    pub async fn join(self) -> DeviceReport {
+        let DeviceHandle { task, shutdown, .. } = self;
+        // Keep the sender alive until the task ends: dropping it means "shut down".
+        let report = task.await;
+        drop(shutdown);
+        report.unwrap_or_else(|e| DeviceReport {
+            outcome: Err(DriverError::Net(NetError::Io {
+                step: "driver task",
+                source: std::io::Error::other(e.to_string()),
+            })),
+            stats: MinerStats::default(),
+            events: Vec::new(),
+            transcript: Transcript::default(),
+        })
+    }
+
+    /// [`DeviceHandle::shutdown`], then [`DeviceHandle::join`].
+    pub async fn stop(self) -> DeviceReport {
+        self.shutdown();
+        self.join().await
+    }
+}
+
+/// Starts the device on the current tokio runtime.
+pub fn spawn(config: DeviceDriverConfig) -> DeviceHandle {
+    let (stats_tx, stats) = watch::channel(MinerStats::default());
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(run(config, stats_tx, Some(events_tx), shutdown_rx));
+    DeviceHandle {
+        stats,
+        events,
+        shutdown,
+        task,
+    }
+}
+
+/// Connects to `address` within `timeout` and runs the handshake (or none).
+pub async fn connect(
+    address: &str,
+    security: &Security,
+    timeouts: &Timeouts,
+) -> Result<Connection<TcpStream>, DriverError> {
+    let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(address)).await {
+        Err(_) => {
+            return Err(DriverError::ConnectTimeout {
+                address: address.to_owned(),
+                after: timeouts.connect,
+            })
+        }
+        Ok(Err(source)) => {
+            return Err(DriverError::Connect {
+                address: address.to_owned(),
+                source,
+            })
+        }
+        Ok(Ok(stream)) => stream,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(match security {
+        Security::Plaintext => Connection::plaintext(stream),
+        Security::Noise { authority } => {
+            let config = match authority {
+                Some(key) => InitiatorConfig::new(*key),
+                None => InitiatorConfig::unauthenticated(),
+            };
+            Connection::initiate(stream, config, unix_now(), timeouts.handshake).await?
+        }
+    })
+}
+
+/// Why the engine could not take a job.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error("cannot start the share bridge thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// The engine, its share bridge and hashrate meter, started on the first work.
+#[derive(Debug)]
+pub struct EngineRunner {
+    config: MinerConfig,
+    max_per_second: u32,
+    miner: Option<Miner>,
+    shares_tx: mpsc::UnboundedSender<Share>,
+    rate_dropped: Arc<AtomicU64>,
+    meter: HashrateMeter,
+    started: bool,
+}
+
+impl EngineRunner {
+    /// An engine not started yet; found shares will arrive on the returned receiver.
+    pub fn new(
+        config: MinerConfig,
+        max_per_second: u32,
+    ) -> (EngineRunner, mpsc::UnboundedReceiver<Share>) {
+        let (shares_tx, shares_rx) = mpsc::unbounded_channel();
+        (
+            EngineRunner {
+                config,
+                max_per_second,
+                miner: None,
+                shares_tx,
+                rate_dropped: Arc::new(AtomicU64::new(0)),
+                meter: HashrateMeter::new(Instant::now()),
+                started: false,
+            },
+            shares_rx,
+        )
+    }
+
+    /// Checks that the backend runs here (before connecting).
+    pub fn check(&self) -> Result<(), Unsupported> {
+        self.config.backend.hasher().map(|_| ())
+    }
+
+    /// Mines `job` (starting the threads on first use).
+    pub fn replace_job(&mut self, job: Job) -> Result<(), EngineError> {
+        if self.miner.is_none() {
+            let (miner, rx) = Miner::start(self.config)?;
+            let tx = self.shares_tx.clone();
+            let max = self.max_per_second.max(1);
+            let dropped = Arc::clone(&self.rate_dropped);
+            std::thread::Builder::new()
+                .name("sv2-miner-shares".into())
+                .spawn(move || bridge(rx, tx, max, dropped))
+                .map_err(EngineError::Spawn)?;
+            self.miner = Some(miner);
+            if !self.started {
+                self.meter = HashrateMeter::new(Instant::now());
+                self.started = true;
+            }
+        }
+        match &self.miner {
+            Some(miner) => Ok(miner.replace_job(job)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops hashing until the next job.
+    pub fn clear_job(&self) {
+        if let Some(miner) = &self.miner {
+            miner.clear_job();
+        }
+    }
+
+    /// Hashes so far.
+    pub fn hashes(&self) -> u64 {
+        self.miner.as_ref().map_or(0, Miner::hashes)
+    }
+
+    /// Shares the bridge dropped over the rate cap.
+    pub fn rate_dropped(&self) -> u64 {
+        self.rate_dropped.load(Ordering::Relaxed)
+    }
+
+    /// `(hashes, MH/s recent, MH/s average)` now.
+    pub fn sample(&mut self, now: Instant) -> (u64, f64, f64) {
+        let hashes = self.hashes();
+        let (recent, average) = self.meter.sample(hashes, now);
+        (hashes, recent, average)
+    }
+
+    /// Stops and joins the engine's threads (on a blocking thread).
+    pub async fn stop(mut self) {
+        if let Some(miner) = self.miner.take() {
+            let _ = tokio::task::spawn_blocking(move || miner.stop()).await;
+        }
+    }
+}
+
+/// Forwards shares from the engine's threads to the async side, at most `max` per second.
+fn bridge(
+    rx: std::sync::mpsc::Receiver<Share>,
+    tx: mpsc::UnboundedSender<Share>,
+    max: u32,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut window = Instant::now();
+    let mut sent = 0u32;
+    // Ends when the engine stops (its threads drop their senders).
+    while let Ok(share) = rx.recv() {
+        let now = Instant::now();
+        if now.duration_since(window) >= Duration::from_secs(1) {
+            window = now;
+            sent = 0;
+        }
+        if sent < max {
+            sent += 1;
+            if tx.send(share).is_err() {
+                break;
+            }
+        } else {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Recent events, bounded.
+#[derive(Debug)]
+pub(crate) struct EventLog<E> {
+    started: Instant,
+    limit: usize,
+    pub(crate) entries: VecDeque<(Duration, E)>,
+}
+
+impl<E> EventLog<E> {
+    pub(crate) fn new(started: Instant, limit: usize) -> Self {
+        EventLog {
+            started,
+            limit: limit.max(1),
+            entries: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, event: E) {
+        if self.entries.len() >= self.limit {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((self.started.elapsed(), event));
+    }
+}
+
+fn step_of(phase: Phase, t: &Timeouts) -> (&'static str, Duration) {
+    match phase {
+        Phase::NotStarted | Phase::AwaitingSetup => ("SetupConnection", t.setup),
+        Phase::AwaitingChannel => ("OpenMiningChannel", t.open_channel),
+        Phase::AwaitingJob => ("first job", t.first_job),
+        Phase::Mining | Phase::Closed | Phase::Failed => ("mining", t.idle),
+    }
+}
+
+/// Runs the device until shutdown, a close, or an error. `shutdown` turning true (or its sender
+/// going away) ends the run.
+pub async fn run(
+    config: DeviceDriverConfig,
+    stats: watch::Sender<MinerStats>,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    shutdown: watch::Receiver<bool>,
+) -> DeviceReport {
+    let started = Instant::now();
+    let mut log = EventLog::new(started, config.event_limit);
+    let mut transcript = Transcript::default();
+    let mut last = MinerStats::default();
+    let outcome = session(
+        &config,
+        &stats,
+        events.as_ref(),
+        shutdown,
+        &mut log,
+        &mut transcript,
+        &mut last,
+        started,
+    )
+    .await;
+    last.connected = false;
+    last.elapsed = started.elapsed();
+    let _ = stats.send(last.clone());
+    DeviceReport {
+        outcome,
+        stats: last,
+        events: log.entries.into_iter().collect(),
+        transcript,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    config: &DeviceDriverConfig,
+    stats: &watch::Sender<MinerStats>,
+    events: Option<&mpsc::UnboundedSender<Event>>,
+    mut shutdown: watch::Receiver<bool>,
+    log: &mut EventLog<Event>,
+    transcript: &mut Transcript,
+    last: &mut MinerStats,
+    started: Instant,
+) -> Result<End, DriverError> {
+    let mut device = Device::new(config.device.clone())?;
+    let (mut engine, mut shares) = EngineRunner::new(config.engine, config.max_shares_per_second);
+    engine.check()?;
+    let mut conn = connect(&config.address, &config.security, &config.timeouts).await?;
+    let result = drive(
+        config,
+        &mut device,
+        &mut engine,
+        &mut shares,
+        &mut conn,
+        stats,
+        events,
+        &mut shutdown,
+        log,
+        last,
+        started,
+    )
+    .await;
+    conn.shutdown().await;
+    *transcript = std::mem::take(&mut conn.transcript);
+    engine.stop().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    config: &DeviceDriverConfig,
+    device: &mut Device,
+    engine: &mut EngineRunner,
+    shares: &mut mpsc::UnboundedReceiver<Share>,
+    conn: &mut Connection<TcpStream>,
+    stats: &watch::Sender<MinerStats>,
+    events: Option<&mpsc::UnboundedSender<Event>>,
+    shutdown: &mut watch::Receiver<bool>,
+    log: &mut EventLog<Event>,
+    last: &mut MinerStats,
+    started: Instant,
+) -> Result<End, DriverError> {
+    let t = config.timeouts;
+    let outputs = device.start();
+    if let Some(end) = apply(outputs, device, engine, conn, events, log).await? {
+        return Ok(end);
+    }
+    let mut phase = device.phase();
+    let (mut step, wait) = step_of(phase, &t);
+    let mut deadline = tokio::time::Instant::now() + wait;
+    let mut ticker = tokio::time::interval(config.stats_interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if *shutdown.borrow() {
+            let outputs = device.close("shutdown");
+            apply(outputs, device, engine, conn, events, log).await?;
+            return Ok(End::Shutdown);
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let outputs = tokio::select! {
+            received = conn.recv(step, remaining) => match received {
+                Ok(decoded) => {
+                    let outputs = device.handle(&decoded.message, Instant::now());
+                    if device.phase() == Phase::Mining {
+                        // Any message from the pool re-arms the idle deadline.
+                        deadline = tokio::time::Instant::now() + t.idle;
+                    }
+                    outputs
+                }
+                Err(NetError::Decode { source, .. }) => {
+                    let event = Event::Unexpected { message: format!("undecodable frame: {source}") };
+                    report(events, log, event);
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Some(share) = shares.recv() => device.share_found(&share, Instant::now()),
+            _ = ticker.tick() => {
+                publish(device, engine, stats, last, started, true);
+                let keep = config.transcript_limit.max(1);
+                let n = conn.transcript.entries.len();
+                if n > keep {
+                    conn.transcript.entries.drain(..n - keep);
+                }
+                device.tick(Instant::now())
+            },
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    let outputs = device.close("shutdown");
+                    apply(outputs, device, engine, conn, events, log).await?;
+                    return Ok(End::Shutdown);
+                }
+                Vec::new()
+            }
+        };
+        if let Some(end) = apply(outputs, device, engine, conn, events, log).await? {
+            publish(device, engine, stats, last, started, false);
+            return Ok(end);
+        }
+        if device.phase() != phase {
+            phase = device.phase();
+            let (s, wait) = step_of(phase, &t);
+            step = s;
+            deadline = tokio::time::Instant::now() + wait;
+            publish(device, engine, stats, last, started, false);
+        }
+    }
+}
+
+fn report(events: Option<&mpsc::UnboundedSender<Event>>, log: &mut EventLog<Event>, event: Event) {
+    if let Some(tx) = events {
+        let _ = tx.send(event.clone());
+    }
+    log.push(event);
+}
+
+/// Carries out the core's outputs; `Some` when the run ends.
+async fn apply(
+    outputs: Vec<Output>,
+    device: &mut Device,
+    engine: &mut EngineRunner,
+    conn: &mut Connection<TcpStream>,
+    events: Option<&mpsc::UnboundedSender<Event>>,
+    log: &mut EventLog<Event>,
+) -> Result<Option<End>, DriverError> {
+    let mut end = None;
+    for output in outputs {
+        match output {
+            Output::Send(message) => conn.send(&message).await?,
+            Output::Work(work) => {
+                if let Err(e) = engine.replace_job(work.job) {
+                    report(
+                        events,
+                        log,
+                        Event::CannotMine {
+                            job_id: work.job_id,
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+            }
+            Output::StopWork => engine.clear_job(),
+            Output::Event(event) => {
+                match &event {
+                    Event::SetupRefused { flags, error_code } => {
+                        let error = DriverError::SetupRefused {
+                            flags: *flags,
+                            error_code: error_code.clone(),
+                        };
+                        report(events, log, event);
+                        return Err(error);
+                    }
+                    Event::ChannelRefused { error_code, .. } => {
+                        let error = DriverError::ChannelRefused(error_code.clone());
+                        report(events, log, event);
+                        return Err(error);
+                    }
+                    Event::ChannelClosed { reason_code } => {
+                        end = Some(End::ChannelClosed {
+                            reason_code: reason_code.clone(),
+                        });
+                    }
+                    Event::Reconnect { new_host, new_port } => {
+                        end = Some(End::Reconnect {
+                            new_host: new_host.clone(),
+                            new_port: *new_port,
+                        });
+                    }
+                    _ => {}
+                }
+                report(events, log, event);
+            }
+        }
+    }
+    if matches!(end, Some(End::Reconnect { .. })) {
+        // Leaving: say so upstream.
+        let outputs = device.close("reconnect");
+        for output in outputs {
+            if let Output::Send(message) = output {
+                conn.send(&message).await?;
+            }
+        }
+        engine.clear_job();
+    }
+    Ok(end)
+}
+
+fn publish(
+    device: &Device,
+    engine: &mut EngineRunner,
+    stats: &watch::Sender<MinerStats>,
+    last: &mut MinerStats,
+    started: Instant,
+    sample: bool,
+) {
+    let c = device.counters();
+    if sample {
+        let (hashes, recent, average) = engine.sample(Instant::now());
+        last.hashes = hashes;
+        last.mhs = recent;
+        last.mhs_average = average;
+    }
+    *last = MinerStats {
+        connected: matches!(
+            device.phase(),
+            Phase::AwaitingChannel | Phase::AwaitingJob | Phase::Mining
+        ),
+        elapsed: started.elapsed(),
+        jobs: c.jobs,
+        found: c.found + engine.rate_dropped(),
+        submitted: c.submitted,
+        accepted: c.accepted,
+        rejected: c.rejected,
+        dropped: c.dropped + engine.rate_dropped(),
+        blocks: c.blocks,
+        violations: c.violations,
+        ..last.clone()
+    };
+    let _ = stats.send(last.clone());
+}

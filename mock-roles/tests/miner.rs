@@ -1,0 +1,1612 @@
+//! The SV2 mining device core, driven without sockets: every message path, every violation report,
+//! share checks and bookkeeping, and the engine mining real shares whose headers are rebuilt from what
+//! the device sent and verified with plain sha2.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use sv2_codec::messages::common::{Reconnect, SetupConnectionError, SetupConnectionSuccess};
+use sv2_codec::messages::mining::{
+    CloseChannel, NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess,
+    OpenMiningChannelError, OpenStandardMiningChannelSuccess, SetExtranoncePrefix, SetGroupChannel,
+    SetNewPrevHash, SetTarget, SubmitSharesError, SubmitSharesSuccess, UpdateChannelError,
+};
+use sv2_codec::messages::template_distribution::CoinbaseOutputConstraints;
+use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
+use sv2_codec::Message;
+use sv2_mock::engine::{Backend, Extranonce, Miner, MinerConfig, Share};
+use sv2_mock::miner::{
+    ChannelKind, Device, DeviceConfig, Event, Output, Phase, ShareProblem, Violation, Work,
+    BIP323_VERSION_MASK, REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION,
+    REQUIRES_STANDARD_JOBS, REQUIRES_VERSION_ROLLING,
+};
+
+const CHANNEL: u32 = 7;
+const GROUP: u32 = 100;
+const PREV: [u8; 32] = [0x42; 32];
+const NBITS: u32 = 0x1d00_ffff;
+const MIN_NTIME: u32 = 1_700_000_000;
+const VERSION: u32 = 0x2000_0000;
+
+fn sha256d(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(Sha256::digest(data)).into()
+}
+
+/// A target whose top 32-bit word is `top` and the rest all ones.
+fn target_top(top: u32) -> [u8; 32] {
+    let mut t = [0xff; 32];
+    t[28..].copy_from_slice(&top.to_le_bytes());
+    t
+}
+
+/// Half of all hashes meet it.
+const EASY: u32 = 0x7fff_ffff;
+
+fn le_le(hash: &[u8; 32], target: &[u8; 32]) -> bool {
+    hash.iter().rev().cmp(target.iter().rev()) != std::cmp::Ordering::Greater
+}
+
+fn header(
+    version: u32,
+    prev: &[u8; 32],
+    root: &[u8; 32],
+    ntime: u32,
+    nbits: u32,
+    nonce: u32,
+) -> [u8; 80] {
+    let mut h = Vec::with_capacity(80);
+    h.extend_from_slice(&version.to_le_bytes());
+    h.extend_from_slice(prev);
+    h.extend_from_slice(root);
+    h.extend_from_slice(&ntime.to_le_bytes());
+    h.extend_from_slice(&nbits.to_le_bytes());
+    h.extend_from_slice(&nonce.to_le_bytes());
+    h.try_into().unwrap()
+}
+
+fn root_of(coinbase: &[u8], path: &[[u8; 32]]) -> [u8; 32] {
+    let mut node = sha256d(coinbase);
+    for sibling in path {
+        let mut pair = node.to_vec();
+        pair.extend_from_slice(sibling);
+        node = sha256d(&pair);
+    }
+    node
+}
+
+/// A coinbase split around its extranonce area (`space` bytes at the end of the scriptSig, after a
+/// BIP34 height push): (prefix, suffix). With `segwit`, the BIP141 marker, flag and witness stay in.
+fn coinbase_parts(space: usize, segwit: bool) -> (Vec<u8>, Vec<u8>) {
+    let mut prefix = 2u32.to_le_bytes().to_vec();
+    if segwit {
+        prefix.extend_from_slice(&[0, 1]);
+    }
+    prefix.push(1);
+    prefix.extend_from_slice(&[0; 32]);
+    prefix.extend_from_slice(&u32::MAX.to_le_bytes());
+    prefix.push((4 + space) as u8);
+    prefix.extend_from_slice(&[3, 0xc8, 0, 0]);
+    let mut suffix = u32::MAX.to_le_bytes().to_vec();
+    suffix.push(1);
+    suffix.extend_from_slice(&5_000_000_000u64.to_le_bytes());
+    suffix.push(22);
+    suffix.extend_from_slice(&[0, 20]);
+    suffix.extend_from_slice(&[0xab; 20]);
+    if segwit {
+        suffix.extend_from_slice(&[1, 32]);
+        suffix.extend_from_slice(&[0; 32]);
+    }
+    suffix.extend_from_slice(&0u32.to_le_bytes());
+    (prefix, suffix)
+}
+
+fn str255(s: &str) -> Str0_255<'static> {
+    Str0_255::new(s.as_bytes().to_vec()).unwrap()
+}
+
+fn sends(out: &[Output]) -> Vec<Message<'static>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(out: &[Output]) -> Vec<Event> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn violations(out: &[Output]) -> Vec<Violation> {
+    events(out)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Violation(v) => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
+fn works(out: &[Output]) -> Vec<Work> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Work(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_work(out: &[Output]) -> Work {
+    works(out).pop().expect("a work output")
+}
+
+fn config(kind: ChannelKind) -> DeviceConfig {
+    DeviceConfig {
+        channel: kind,
+        user_identity: "tester.worker1".into(),
+        nominal_hash_rate: 1.5e9,
+        min_extranonce_size: 4,
+        ..DeviceConfig::default()
+    }
+}
+
+fn success(flags: u32) -> Message<'static> {
+    SetupConnectionSuccess {
+        used_version: 2,
+        flags,
+    }
+    .into()
+}
+
+fn standard_open(target: [u8; 32]) -> Message<'static> {
+    OpenStandardMiningChannelSuccess {
+        request_id: 1,
+        channel_id: CHANNEL,
+        target: U256(target),
+        extranonce_prefix: B0_32::new(vec![1, 2, 3, 4]).unwrap(),
+        group_channel_id: GROUP,
+    }
+    .into()
+}
+
+fn extended_open(target: [u8; 32], prefix: Vec<u8>, size: u16) -> Message<'static> {
+    OpenExtendedMiningChannelSuccess {
+        request_id: 1,
+        channel_id: CHANNEL,
+        target: U256(target),
+        extranonce_size: size,
+        extranonce_prefix: B0_32::new(prefix).unwrap(),
+        group_channel_id: GROUP,
+    }
+    .into()
+}
+
+fn standard_job(job_id: u32, min_ntime: Option<u32>, root: [u8; 32]) -> Message<'static> {
+    NewMiningJob {
+        channel_id: CHANNEL,
+        job_id,
+        min_ntime,
+        version: VERSION,
+        merkle_root: U256(root),
+    }
+    .into()
+}
+
+fn extended_job(
+    channel_id: u32,
+    job_id: u32,
+    min_ntime: Option<u32>,
+    rolling: bool,
+    prefix: &[u8],
+    suffix: &[u8],
+    path: &[[u8; 32]],
+) -> Message<'static> {
+    NewExtendedMiningJob {
+        channel_id,
+        job_id,
+        min_ntime,
+        version: VERSION,
+        version_rolling_allowed: rolling,
+        merkle_path: Seq0_255::new(path.iter().map(|h| U256(*h)).collect()).unwrap(),
+        coinbase_tx_prefix: B0_64K::new(prefix.to_vec()).unwrap(),
+        coinbase_tx_suffix: B0_64K::new(suffix.to_vec()).unwrap(),
+    }
+    .into()
+}
+
+fn prev_hash(channel_id: u32, job_id: u32) -> Message<'static> {
+    SetNewPrevHash {
+        channel_id,
+        job_id,
+        prev_hash: U256(PREV),
+        min_ntime: MIN_NTIME,
+        nbits: NBITS,
+    }
+    .into()
+}
+
+/// A device through setup and channel opening.
+fn opened(config: DeviceConfig, open: Message<'static>, now: Instant) -> Device {
+    let mut d = Device::new(config).unwrap();
+    d.start();
+    d.handle(&success(0), now);
+    let out = d.handle(&open, now);
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::ChannelOpened { .. })),
+        "{out:?}"
+    );
+    d
+}
+
+/// A standard device mining job 1 at `target`; returns it and the work.
+fn mining_standard(config: DeviceConfig, target: [u8; 32], now: Instant) -> (Device, Work) {
+    let mut d = opened(config, standard_open(target), now);
+    d.handle(&standard_job(1, None, [0x11; 32]), now);
+    let out = d.handle(&prev_hash(CHANNEL, 1), now);
+    (d, last_work(&out))
+}
+
+fn extended_coinbase() -> (Vec<u8>, Vec<u8>, Vec<[u8; 32]>) {
+    let (prefix, suffix) = coinbase_parts(4 + 8, false);
+    (prefix, suffix, vec![[0x33; 32], [0x44; 32]])
+}
+
+/// An extended device (prefix 4 bytes, extranonce 8) mining job 1 at `target`.
+fn mining_extended(
+    config: DeviceConfig,
+    target: [u8; 32],
+    rolling: bool,
+    now: Instant,
+) -> (Device, Work) {
+    let mut d = opened(config, extended_open(target, vec![9, 9, 9, 9], 8), now);
+    let (prefix, suffix, path) = extended_coinbase();
+    let out = d.handle(
+        &extended_job(CHANNEL, 1, None, rolling, &prefix, &suffix, &path),
+        now,
+    );
+    assert!(violations(&out).is_empty(), "{out:?}");
+    let out = d.handle(&prev_hash(CHANNEL, 1), now);
+    (d, last_work(&out))
+}
+
+/// The merkle root and header a share of `work` stands for, rebuilt here from the job's parts.
+fn share_header(work: &Work, version: u32, extranonce: &[u8], ntime: u32, nonce: u32) -> [u8; 80] {
+    let root = match &work.job.merkle {
+        sv2_mock::engine::MerkleSource::Root(r) => *r,
+        sv2_mock::engine::MerkleSource::Coinbase(cb) => {
+            let mut coinbase = cb.prefix.clone();
+            coinbase.extend_from_slice(&cb.extranonce_prefix);
+            coinbase.extend_from_slice(extranonce);
+            coinbase.extend_from_slice(&cb.suffix);
+            root_of(&coinbase, &cb.merkle_path)
+        }
+    };
+    header(
+        version,
+        &work.job.prev_hash,
+        &root,
+        ntime,
+        work.job.nbits,
+        nonce,
+    )
+}
+
+/// Brute-forces a share of `work` meeting `target` (or, with `meet = false`, one that does not).
+fn find_share(
+    work: &Work,
+    extranonce: &[u8],
+    version: u32,
+    target: &[u8; 32],
+    meet: bool,
+) -> Share {
+    for nonce in 0u32.. {
+        let h = share_header(work, version, extranonce, work.job.ntime, nonce);
+        let hash = sha256d(&h);
+        if le_le(&hash, target) == meet {
+            let mut root = [0u8; 32];
+            root.copy_from_slice(&h[36..68]);
+            return Share {
+                job_id: work.job.id,
+                nonce,
+                ntime: work.job.ntime,
+                version,
+                extranonce: Extranonce::new(extranonce).unwrap(),
+                merkle_root: root,
+                hash,
+            };
+        }
+    }
+    unreachable!()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Setup and channel opening
+
+#[test]
+fn start_sends_setup_connection_with_derived_or_given_flags() {
+    let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
+    assert_eq!(d.phase(), Phase::NotStarted);
+    let out = sends(&d.start());
+    let Message::SetupConnection(s) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((s.protocol, s.min_version, s.max_version), (0, 2, 2));
+    assert_eq!(s.flags, REQUIRES_STANDARD_JOBS | REQUIRES_VERSION_ROLLING);
+    assert_eq!(s.vendor.as_bytes(), b"sv2-toolkit");
+    assert_eq!(d.phase(), Phase::AwaitingSetup);
+    assert!(d.start().is_empty(), "start only once");
+
+    let mut c = config(ChannelKind::Extended);
+    c.version_rolling = false;
+    let Message::SetupConnection(s) = &sends(&Device::new(c.clone()).unwrap().start())[0] else {
+        panic!()
+    };
+    assert_eq!(s.flags, 0);
+    c.setup_flags = Some(0b111);
+    let Message::SetupConnection(s) = &sends(&Device::new(c).unwrap().start())[0] else {
+        panic!()
+    };
+    assert_eq!(s.flags, 0b111);
+}
+
+#[test]
+fn configuration_is_checked_against_wire_limits() {
+    let mut c = config(ChannelKind::Standard);
+    c.user_identity = "x".repeat(256);
+    assert!(Device::new(c).is_err());
+    let mut c = config(ChannelKind::Extended);
+    c.min_extranonce_size = 33;
+    assert!(Device::new(c).is_err());
+    let mut c = config(ChannelKind::Extended);
+    c.nominal_hash_rate = f32::NAN;
+    assert!(Device::new(c).is_err());
+}
+
+#[test]
+fn setup_success_opens_the_configured_channel() {
+    let now = Instant::now();
+    let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
+    d.start();
+    let out = d.handle(&success(0), now);
+    assert!(events(&out).contains(&Event::SetupDone {
+        used_version: 2,
+        flags: 0
+    }));
+    let Message::OpenStandardMiningChannel(o) = &sends(&out)[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(o.request_id, 1);
+    assert_eq!(o.user_identity.as_bytes(), b"tester.worker1");
+    assert_eq!(o.nominal_hash_rate, 1.5e9);
+    assert_eq!(o.max_target.0, [0xff; 32]);
+    assert_eq!(d.phase(), Phase::AwaitingChannel);
+
+    let mut d = Device::new(config(ChannelKind::Extended)).unwrap();
+    d.start();
+    let out = d.handle(&success(REQUIRES_EXTENDED_CHANNELS), now);
+    let Message::OpenExtendedMiningChannel(o) = &sends(&out)[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(o.min_extranonce_size, 4);
+    let out = d.handle(&extended_open(target_top(EASY), vec![1, 2], 6), now);
+    assert_eq!(
+        events(&out),
+        vec![Event::ChannelOpened {
+            channel_id: CHANNEL,
+            kind: ChannelKind::Extended,
+            target: target_top(EASY),
+            effective_target: target_top(EASY),
+            extranonce_prefix: vec![1, 2],
+            extranonce_size: 6,
+            group_channel_id: GROUP,
+        }]
+    );
+    assert_eq!(d.phase(), Phase::AwaitingJob);
+    assert_eq!(d.channel_id(), Some(CHANNEL));
+}
+
+#[test]
+fn setup_error_and_channel_error_are_reported_and_fail() {
+    let now = Instant::now();
+    let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
+    d.start();
+    let out = d.handle(
+        &SetupConnectionError {
+            flags: REQUIRES_VERSION_ROLLING,
+            error_code: str255("unsupported-feature-flags"),
+        }
+        .into(),
+        now,
+    );
+    assert_eq!(
+        events(&out),
+        vec![Event::SetupRefused {
+            flags: REQUIRES_VERSION_ROLLING,
+            error_code: "unsupported-feature-flags".into()
+        }]
+    );
+    assert_eq!(d.phase(), Phase::Failed);
+
+    let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
+    d.start();
+    d.handle(&success(0), now);
+    let wrong: Message = OpenMiningChannelError {
+        request_id: 99,
+        error_code: str255("max-target-out-of-range"),
+    }
+    .into();
+    let out = d.handle(&wrong, now);
+    assert!(matches!(
+        violations(&out)[..],
+        [Violation::UnknownRequestId { request_id: 99, .. }]
+    ));
+    assert_eq!(d.phase(), Phase::AwaitingChannel);
+    let right: Message = OpenMiningChannelError {
+        request_id: 1,
+        error_code: str255("max-target-out-of-range"),
+    }
+    .into();
+    let out = d.handle(&right, now);
+    assert!(matches!(
+        &events(&out)[..],
+        [Event::ChannelRefused { request_id: 1, error_code }] if error_code == "max-target-out-of-range"
+    ));
+    assert_eq!(d.phase(), Phase::Failed);
+}
+
+#[test]
+fn setup_success_violations_are_reported() {
+    let now = Instant::now();
+    let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
+    d.start();
+    let out = d.handle(
+        &SetupConnectionSuccess {
+            used_version: 3,
+            flags: REQUIRES_FIXED_VERSION,
+        }
+        .into(),
+        now,
+    );
+    let v = violations(&out);
+    assert!(v.contains(&Violation::UnofferedVersion { used_version: 3 }));
+    assert!(v.contains(&Violation::FixedVersionDespiteVersionRolling {
+        flags: REQUIRES_FIXED_VERSION
+    }));
+    assert_eq!(v[1].section(), "5.3.1");
+    // Still carries on: the channel is opened.
+    assert_eq!(sends(&out).len(), 1);
+}
+
+#[test]
+fn messages_before_setup_are_violations() {
+    let now = Instant::now();
+    let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
+    let out = d.handle(&success(0), now);
+    assert!(matches!(
+        violations(&out)[..],
+        [Violation::BeforeSetup { .. }]
+    ));
+    d.start();
+    let out = d.handle(&standard_job(1, None, [0; 32]), now);
+    assert!(matches!(
+        violations(&out)[..],
+        [Violation::BeforeSetup {
+            message: "NewMiningJob"
+        }]
+    ));
+    assert_eq!(d.phase(), Phase::AwaitingSetup);
+}
+
+#[test]
+fn open_success_checks_request_kind_target_group_and_extranonce() {
+    let now = Instant::now();
+    // Target above max_target: reported, capped.
+    let mut c = config(ChannelKind::Standard);
+    c.max_target = target_top(0x0000_ffff);
+    let mut d = Device::new(c).unwrap();
+    d.start();
+    d.handle(&success(0), now);
+    let out = d.handle(&standard_open(target_top(EASY)), now);
+    assert!(matches!(
+        violations(&out)[..],
+        [Violation::TargetAboveMax { .. }]
+    ));
+    assert_eq!(d.target(), Some(target_top(0x0000_ffff)));
+
+    // Wrong kind, group id colliding, extranonce too small and too long.
+    let mut d = Device::new(config(ChannelKind::Extended)).unwrap();
+    d.start();
+    d.handle(&success(0), now);
+    let open: Message = OpenExtendedMiningChannelSuccess {
+        request_id: 1,
+        channel_id: CHANNEL,
+        target: U256(target_top(EASY)),
+        extranonce_size: 2,
+        extranonce_prefix: B0_32::new(vec![0; 31]).unwrap(),
+        group_channel_id: CHANNEL,
+    }
+    .into();
+    let v = violations(&d.handle(&open, now));
+    assert!(v.contains(&Violation::GroupIdCollision {
+        channel_id: CHANNEL
+    }));
+    assert!(v.contains(&Violation::ExtranonceSizeBelowMinimum {
+        extranonce_size: 2,
+        min_extranonce_size: 4
+    }));
+    assert!(v.contains(&Violation::ExtranonceTooLong {
+        prefix_len: 31,
+        extranonce_size: 2
+    }));
+
+    let mut d = Device::new(config(ChannelKind::Extended)).unwrap();
+    d.start();
+    d.handle(&success(0), now);
+    let v = violations(&d.handle(&standard_open(target_top(EASY)), now));
+    assert!(matches!(
+        v[..],
+        [Violation::WrongChannelKind {
+            requested: ChannelKind::Extended,
+            ..
+        }]
+    ));
+    // A second success is for no pending request.
+    let v = violations(&d.handle(&standard_open(target_top(EASY)), now));
+    assert!(matches!(
+        v[..],
+        [Violation::UnknownRequestId { request_id: 1, .. }]
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Jobs and prevhash
+
+#[test]
+fn future_standard_job_is_mined_after_its_set_new_prev_hash() {
+    let t0 = Instant::now();
+    let mut d = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+        t0,
+    );
+    let later = t0 + Duration::from_millis(1500);
+    let out = d.handle(&standard_job(1, None, [0x11; 32]), later);
+    assert!(works(&out).is_empty());
+    assert_eq!(
+        events(&out),
+        vec![Event::JobReceived {
+            channel_id: CHANNEL,
+            job_id: 1,
+            extended: false,
+            future: true,
+            since_setup: Duration::from_millis(1500),
+        }]
+    );
+    assert_eq!(d.phase(), Phase::AwaitingJob);
+    let out = d.handle(&prev_hash(CHANNEL, 1), later);
+    let w = last_work(&out);
+    assert_eq!((w.channel_id, w.job_id), (CHANNEL, 1));
+    assert_eq!(w.job.prev_hash, PREV);
+    assert_eq!(w.job.nbits, NBITS);
+    assert_eq!(w.job.ntime, MIN_NTIME);
+    assert_eq!(w.job.ntime_roll, 0);
+    assert_eq!(w.job.version, VERSION);
+    assert_eq!(w.job.version_mask, BIP323_VERSION_MASK);
+    assert_eq!(w.job.target.0, target_top(EASY));
+    assert_eq!(
+        w.job.merkle,
+        sv2_mock::engine::MerkleSource::Root([0x11; 32])
+    );
+    assert!(events(&out).contains(&Event::JobActivated {
+        job_id: 1,
+        prev_hash: PREV,
+        ntime: MIN_NTIME,
+        nbits: NBITS
+    }));
+    assert_eq!(d.phase(), Phase::Mining);
+    assert_eq!(d.active_job(), Some(1));
+}
+
+#[test]
+fn job_with_min_ntime_is_mined_at_once_on_the_last_prev_hash() {
+    let now = Instant::now();
+    let (mut d, first) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let out = d.handle(&standard_job(2, Some(MIN_NTIME + 5), [0x22; 32]), now);
+    assert!(violations(&out).is_empty(), "{out:?}");
+    let w = last_work(&out);
+    assert_eq!(w.job_id, 2);
+    assert_eq!(w.job.ntime, MIN_NTIME + 5);
+    assert_eq!(w.job.prev_hash, PREV);
+    assert_ne!(w.job.id, first.job.id);
+    // Shares of the first job stay valid under the same prevhash.
+    let s = find_share(&first, &[], VERSION, &target_top(EASY), true);
+    assert!(matches!(
+        sends(&d.share_found(&s, now))[..],
+        [Message::SubmitSharesStandard(_)]
+    ));
+    // Below the prevhash's min_ntime: reported.
+    let v = violations(&d.handle(&standard_job(3, Some(MIN_NTIME - 1), [0x33; 32]), now));
+    assert!(matches!(
+        v[..],
+        [Violation::JobMinNtimeBelowPrevHash { job_id: 3, .. }]
+    ));
+}
+
+#[test]
+fn job_violations_unknown_prevhash_reuse_first_job_and_no_prevhash() {
+    let now = Instant::now();
+    let mut d = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+        now,
+    );
+    // First job with min_ntime set, and before any prevhash.
+    let out = d.handle(&standard_job(5, Some(MIN_NTIME), [1; 32]), now);
+    let v = violations(&out);
+    assert!(v.contains(&Violation::FirstJobNotFuture { job_id: 5 }));
+    assert!(v.contains(&Violation::ActiveJobWithoutPrevHash { job_id: 5 }));
+    assert!(works(&out).is_empty());
+    // A prevhash naming a job never sent.
+    let out = d.handle(&prev_hash(CHANNEL, 77), now);
+    assert!(violations(&out).contains(&Violation::PrevHashForUnknownJob { job_id: 77 }));
+    assert!(out.contains(&Output::StopWork));
+    // Reuse of a pending future job id.
+    d.handle(&standard_job(8, None, [2; 32]), now);
+    let v = violations(&d.handle(&standard_job(8, None, [3; 32]), now));
+    assert_eq!(v, vec![Violation::JobIdReused { job_id: 8 }]);
+    // The reused id's latest job is the one mined.
+    let w = last_work(&d.handle(&prev_hash(CHANNEL, 8), now));
+    assert_eq!(w.job.merkle, sv2_mock::engine::MerkleSource::Root([3; 32]));
+}
+
+#[test]
+fn set_new_prev_hash_invalidates_every_other_job() {
+    let now = Instant::now();
+    let (mut d, first) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let stale = find_share(&first, &[], VERSION, &target_top(EASY), true);
+    d.handle(&standard_job(2, None, [0x22; 32]), now);
+    d.handle(&standard_job(3, None, [0x33; 32]), now);
+    let w = last_work(&d.handle(&prev_hash(CHANNEL, 2), now));
+    assert_eq!(w.job_id, 2);
+    let out = d.share_found(&stale, now);
+    assert!(sends(&out).is_empty());
+    assert_eq!(
+        events(&out),
+        vec![Event::ShareDropped {
+            job_id: 1,
+            problem: ShareProblem::Stale
+        }]
+    );
+    // Future job 3 was made invalid by the prevhash for 2.
+    let v = violations(&d.handle(&prev_hash(CHANNEL, 3), now));
+    assert_eq!(v, vec![Violation::PrevHashForUnknownJob { job_id: 3 }]);
+}
+
+#[test]
+fn channel_kind_mismatches_are_violations() {
+    let now = Instant::now();
+    // NewMiningJob on an extended channel: reported, not mined.
+    let mut d = opened(
+        config(ChannelKind::Extended),
+        extended_open(target_top(EASY), vec![1], 4),
+        now,
+    );
+    let out = d.handle(&standard_job(1, None, [1; 32]), now);
+    assert_eq!(
+        violations(&out),
+        vec![Violation::StandardJobOnExtendedChannel {
+            channel_id: CHANNEL,
+            job_id: 1
+        }]
+    );
+    assert!(violations(&d.handle(&prev_hash(CHANNEL, 1), now))
+        .contains(&Violation::PrevHashForUnknownJob { job_id: 1 }));
+
+    // NewExtendedMiningJob addressed to a standard channel: reported, mined as a standard job with
+    // the merkle root of prefix || extranonce_prefix || suffix.
+    let mut d = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+        now,
+    );
+    let (prefix, suffix) = coinbase_parts(4, false);
+    let out = d.handle(
+        &extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &[[5; 32]]),
+        now,
+    );
+    assert_eq!(
+        violations(&out),
+        vec![Violation::ExtendedJobForStandardJobs {
+            channel_id: CHANNEL,
+            job_id: 1
+        }]
+    );
+    let w = last_work(&d.handle(&prev_hash(CHANNEL, 1), now));
+    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
+        panic!()
+    };
+    assert_eq!(cb.extranonce_prefix, vec![1, 2, 3, 4]);
+    assert_eq!(cb.extranonce_len, 0);
+    let s = find_share(&w, &[], VERSION, &target_top(EASY), true);
+    let mut coinbase = prefix.clone();
+    coinbase.extend_from_slice(&[1, 2, 3, 4]);
+    coinbase.extend_from_slice(&suffix);
+    assert_eq!(s.merkle_root, root_of(&coinbase, &[[5; 32]]));
+    assert!(matches!(
+        sends(&d.share_found(&s, now))[..],
+        [Message::SubmitSharesStandard(_)]
+    ));
+}
+
+#[test]
+fn extended_coinbase_must_be_a_stripped_legacy_coinbase() {
+    let now = Instant::now();
+    let mut d = opened(
+        config(ChannelKind::Extended),
+        extended_open(target_top(EASY), vec![9; 4], 8),
+        now,
+    );
+    let (prefix, suffix) = coinbase_parts(12, true);
+    let v = violations(&d.handle(
+        &extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &[]),
+        now,
+    ));
+    assert_eq!(v, vec![Violation::SegwitCoinbase { job_id: 1 }]);
+    assert_eq!(v[0].section(), "5.3.16");
+
+    // Extranonce space that does not match the scriptSig length: does not parse.
+    let (prefix, suffix) = coinbase_parts(11, false);
+    let v = violations(&d.handle(
+        &extended_job(CHANNEL, 2, None, true, &prefix, &suffix, &[]),
+        now,
+    ));
+    assert!(matches!(
+        v[..],
+        [Violation::CoinbaseUnparsable { job_id: 2, .. }]
+    ));
+
+    // A transaction that is not a coinbase (prevout not null).
+    let (mut prefix, suffix) = coinbase_parts(12, false);
+    prefix[5] = 1;
+    let v = violations(&d.handle(
+        &extended_job(CHANNEL, 3, None, true, &prefix, &suffix, &[]),
+        now,
+    ));
+    assert_eq!(v, vec![Violation::NotCoinbase { job_id: 3 }]);
+
+    let (prefix, suffix) = coinbase_parts(12, false);
+    let v = violations(&d.handle(
+        &extended_job(CHANNEL, 4, None, true, &prefix, &suffix, &[]),
+        now,
+    ));
+    assert!(v.is_empty(), "{v:?}");
+}
+
+#[test]
+fn extended_job_work_carries_the_coinbase_layout() {
+    let now = Instant::now();
+    let (_, w) = mining_extended(config(ChannelKind::Extended), target_top(EASY), true, now);
+    let (prefix, suffix, path) = extended_coinbase();
+    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
+        panic!()
+    };
+    assert_eq!(cb.prefix, prefix);
+    assert_eq!(cb.suffix, suffix);
+    assert_eq!(cb.merkle_path, path);
+    assert_eq!(cb.extranonce_prefix, vec![9; 4]);
+    assert_eq!(cb.extranonce_len, 8);
+    assert_eq!(w.job.version_mask, BIP323_VERSION_MASK);
+}
+
+#[test]
+fn version_rolling_rules() {
+    let now = Instant::now();
+    // The job forbids rolling although the device required it: reported, version fixed.
+    let (_, w) = mining_extended(config(ChannelKind::Extended), target_top(EASY), true, now);
+    assert_eq!(w.job.version_mask, BIP323_VERSION_MASK);
+    let mut d = opened(
+        config(ChannelKind::Extended),
+        extended_open(target_top(EASY), vec![9; 4], 8),
+        now,
+    );
+    let (prefix, suffix, path) = extended_coinbase();
+    let out = d.handle(
+        &extended_job(CHANNEL, 1, None, false, &prefix, &suffix, &path),
+        now,
+    );
+    assert_eq!(
+        violations(&out),
+        vec![Violation::VersionRollingForbidden { job_id: 1 }]
+    );
+    assert_eq!(
+        last_work(&d.handle(&prev_hash(CHANNEL, 1), now))
+            .job
+            .version_mask,
+        0
+    );
+
+    // REQUIRES_FIXED_VERSION: standard jobs are mined with the version as given, and an extended
+    // job allowing rolling is a violation.
+    let mut c = config(ChannelKind::Standard);
+    c.setup_flags = Some(REQUIRES_STANDARD_JOBS);
+    let mut d = Device::new(c).unwrap();
+    d.start();
+    d.handle(&success(REQUIRES_FIXED_VERSION), now);
+    d.handle(&standard_open(target_top(EASY)), now);
+    d.handle(&standard_job(1, None, [1; 32]), now);
+    assert_eq!(
+        last_work(&d.handle(&prev_hash(CHANNEL, 1), now))
+            .job
+            .version_mask,
+        0
+    );
+
+    let mut c = config(ChannelKind::Extended);
+    c.version_rolling = false;
+    let mut d = Device::new(c).unwrap();
+    d.start();
+    d.handle(&success(REQUIRES_FIXED_VERSION), now);
+    d.handle(&extended_open(target_top(EASY), vec![9; 4], 8), now);
+    let out = d.handle(
+        &extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &path),
+        now,
+    );
+    assert_eq!(
+        violations(&out),
+        vec![Violation::VersionRollingWithFixedVersion { job_id: 1 }]
+    );
+    // Rolling not wanted: never rolled.
+    assert_eq!(
+        last_work(&d.handle(&prev_hash(CHANNEL, 1), now))
+            .job
+            .version_mask,
+        0
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Targets, extranonce prefix, groups
+
+#[test]
+fn set_target_reissues_work_and_caps_at_max_target() {
+    let now = Instant::now();
+    let mut c = config(ChannelKind::Standard);
+    c.max_target = target_top(0x00ff_ffff);
+    let (mut d, w1) = mining_standard(c, target_top(0x000f_ffff), now);
+    assert_eq!(w1.job.target.0, target_top(0x000f_ffff));
+    let out = d.handle(
+        &SetTarget {
+            channel_id: CHANNEL,
+            maximum_target: U256(target_top(0x0000_ffff)),
+        }
+        .into(),
+        now,
+    );
+    assert!(violations(&out).is_empty());
+    let w2 = last_work(&out);
+    assert_eq!(w2.job.target.0, target_top(0x0000_ffff));
+    assert_eq!(w2.job_id, 1);
+    // Above max_target: reported and capped.
+    let out = d.handle(
+        &SetTarget {
+            channel_id: GROUP,
+            maximum_target: U256(target_top(EASY)),
+        }
+        .into(),
+        now,
+    );
+    assert!(matches!(
+        violations(&out)[..],
+        [Violation::TargetAboveMax { .. }]
+    ));
+    assert_eq!(d.target(), Some(target_top(0x00ff_ffff)));
+    assert_eq!(last_work(&out).job.target.0, target_top(0x00ff_ffff));
+    // For an unknown channel: a violation, nothing changes.
+    let out = d.handle(
+        &SetTarget {
+            channel_id: 999,
+            maximum_target: U256(target_top(1)),
+        }
+        .into(),
+        now,
+    );
+    assert!(matches!(
+        violations(&out)[..],
+        [Violation::UnknownChannel {
+            channel_id: 999,
+            ..
+        }]
+    ));
+    assert_eq!(d.target(), Some(target_top(0x00ff_ffff)));
+}
+
+#[test]
+fn a_job_received_with_min_ntime_keeps_its_target_as_a_bound() {
+    let now = Instant::now();
+    let (mut d, _) = mining_standard(config(ChannelKind::Standard), target_top(0x0fff_ffff), now);
+    let w = last_work(&d.handle(&standard_job(2, Some(MIN_NTIME), [2; 32]), now));
+    assert_eq!(w.job.target.0, target_top(0x0fff_ffff));
+    // An easier channel target does not loosen job 2 (received with min_ntime set).
+    let out = d.handle(
+        &SetTarget {
+            channel_id: CHANNEL,
+            maximum_target: U256(target_top(EASY)),
+        }
+        .into(),
+        now,
+    );
+    assert!(works(&out).is_empty(), "{out:?}");
+    let between = find_share(&w, &[], VERSION, &target_top(0x0fff_ffff), false);
+    assert!(le_le(&between.hash, &target_top(EASY)));
+    let out = d.share_found(&between, now);
+    assert_eq!(
+        events(&out),
+        vec![Event::ShareDropped {
+            job_id: 2,
+            problem: ShareProblem::AboveTarget
+        }]
+    );
+}
+
+#[test]
+fn set_extranonce_prefix_applies_to_later_jobs_only() {
+    let now = Instant::now();
+    let (mut d, w1) = mining_extended(config(ChannelKind::Extended), target_top(EASY), true, now);
+    let out = d.handle(
+        &SetExtranoncePrefix {
+            channel_id: CHANNEL,
+            extranonce_prefix: B0_32::new(vec![7; 4]).unwrap(),
+        }
+        .into(),
+        now,
+    );
+    assert_eq!(
+        events(&out),
+        vec![Event::ExtranoncePrefixChanged {
+            extranonce_prefix: vec![7; 4]
+        }]
+    );
+    // The current job keeps its prefix: its shares are still good.
+    let s = find_share(&w1, &[0; 8], VERSION, &target_top(EASY), true);
+    assert_eq!(sends(&d.share_found(&s, now)).len(), 1);
+    let (prefix, suffix, path) = extended_coinbase();
+    let w2 = last_work(&d.handle(
+        &extended_job(CHANNEL, 2, Some(MIN_NTIME), true, &prefix, &suffix, &path),
+        now,
+    ));
+    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w2.job.merkle else {
+        panic!()
+    };
+    assert_eq!(cb.extranonce_prefix, vec![7; 4]);
+
+    // To the group: a violation. Too long for the extranonce size: a violation.
+    let v = violations(
+        &d.handle(
+            &SetExtranoncePrefix {
+                channel_id: GROUP,
+                extranonce_prefix: B0_32::new(vec![1]).unwrap(),
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert_eq!(
+        v,
+        vec![Violation::ExtranoncePrefixForGroup {
+            group_channel_id: GROUP
+        }]
+    );
+    let v = violations(
+        &d.handle(
+            &SetExtranoncePrefix {
+                channel_id: CHANNEL,
+                extranonce_prefix: B0_32::new(vec![1; 25]).unwrap(),
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert_eq!(
+        v,
+        vec![Violation::ExtranonceTooLong {
+            prefix_len: 25,
+            extranonce_size: 8
+        }]
+    );
+    // A job that cannot fit: reported, not mined.
+    let out = d.handle(
+        &extended_job(CHANNEL, 3, Some(MIN_NTIME), true, &prefix, &suffix, &path),
+        now,
+    );
+    assert!(works(&out).is_empty());
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::CannotMine { job_id: 3, .. })));
+}
+
+#[test]
+fn set_group_channel_moves_the_channel_and_jobs_follow_the_group() {
+    let now = Instant::now();
+    let mut d = opened(
+        config(ChannelKind::Extended),
+        extended_open(target_top(EASY), vec![9; 4], 8),
+        now,
+    );
+    let out = d.handle(
+        &SetGroupChannel {
+            group_channel_id: 200,
+            channel_ids: Seq0_64K::new(vec![CHANNEL, 8]).unwrap(),
+        }
+        .into(),
+        now,
+    );
+    assert!(violations(&out).is_empty());
+    let (prefix, suffix, path) = extended_coinbase();
+    let out = d.handle(
+        &extended_job(200, 1, None, true, &prefix, &suffix, &path),
+        now,
+    );
+    assert!(violations(&out).is_empty(), "{out:?}");
+    assert_eq!(last_work(&d.handle(&prev_hash(200, 1), now)).job_id, 1);
+    // The old group no longer addresses the channel.
+    let v = violations(&d.handle(&prev_hash(GROUP, 1), now));
+    assert!(matches!(
+        v[..],
+        [Violation::UnknownChannel {
+            channel_id: GROUP,
+            ..
+        }]
+    ));
+    // A group id equal to the channel id.
+    let v = violations(
+        &d.handle(
+            &SetGroupChannel {
+                group_channel_id: CHANNEL,
+                channel_ids: Seq0_64K::new(vec![]).unwrap(),
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert_eq!(
+        v,
+        vec![Violation::GroupIdCollision {
+            channel_id: CHANNEL
+        }]
+    );
+
+    // With REQUIRES_STANDARD_JOBS, SetGroupChannel and group extended jobs are violations.
+    let mut d = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+        now,
+    );
+    let v = violations(
+        &d.handle(
+            &SetGroupChannel {
+                group_channel_id: GROUP,
+                channel_ids: Seq0_64K::new(vec![CHANNEL]).unwrap(),
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert_eq!(
+        v,
+        vec![Violation::GroupChannelForStandardJobs {
+            group_channel_id: GROUP
+        }]
+    );
+    let (prefix, suffix) = coinbase_parts(4, false);
+    let v = violations(&d.handle(
+        &extended_job(GROUP, 1, None, true, &prefix, &suffix, &[]),
+        now,
+    ));
+    assert_eq!(
+        v,
+        vec![Violation::ExtendedJobForStandardJobs {
+            channel_id: GROUP,
+            job_id: 1
+        }]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shares
+
+#[test]
+fn shares_are_submitted_with_increasing_sequence_numbers_and_settled() {
+    let now = Instant::now();
+    let (mut d, w) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let mut seqs = Vec::new();
+    for i in 0..4u32 {
+        // Distinct shares: different versions inside the mask.
+        let version = VERSION | (i << 5);
+        let s = find_share(&w, &[], version, &target_top(EASY), true);
+        let out = d.share_found(&s, now);
+        let Message::SubmitSharesStandard(m) = &sends(&out)[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!((m.channel_id, m.job_id), (CHANNEL, 1));
+        assert_eq!((m.nonce, m.ntime, m.version), (s.nonce, s.ntime, version));
+        seqs.push(m.sequence_number);
+    }
+    assert_eq!(seqs, vec![0, 1, 2, 3]);
+    assert_eq!(d.outstanding(), 4);
+
+    let out = d.handle(
+        &SubmitSharesError {
+            channel_id: CHANNEL,
+            sequence_number: 1,
+            error_code: str255("invalid-nonce"),
+        }
+        .into(),
+        now,
+    );
+    assert_eq!(
+        events(&out),
+        vec![Event::ShareRejected {
+            sequence_number: 1,
+            error_code: "invalid-nonce".into()
+        }]
+    );
+    let out = d.handle(
+        &SubmitSharesSuccess {
+            channel_id: CHANNEL,
+            last_sequence_number: 2,
+            new_submits_accepted_count: 2,
+            new_shares_sum: 20,
+        }
+        .into(),
+        now,
+    );
+    assert!(violations(&out).is_empty(), "{out:?}");
+    assert_eq!(d.outstanding(), 1);
+    let c = d.counters();
+    assert_eq!(
+        (c.submitted, c.accepted, c.rejected, c.shares_sum),
+        (4, 2, 1, 20)
+    );
+
+    // Bookkeeping violations: an error for a settled share, a success beyond what was sent, and a
+    // count larger than what was outstanding.
+    let v = violations(
+        &d.handle(
+            &SubmitSharesError {
+                channel_id: CHANNEL,
+                sequence_number: 0,
+                error_code: str255("x"),
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert_eq!(
+        v,
+        vec![Violation::SequenceNumberAlreadySettled { sequence_number: 0 }]
+    );
+    let v = violations(
+        &d.handle(
+            &SubmitSharesSuccess {
+                channel_id: CHANNEL,
+                last_sequence_number: 9,
+                new_submits_accepted_count: 3,
+                new_shares_sum: 0,
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert!(v.contains(&Violation::UnsentSequenceNumber {
+        message: "SubmitShares.Success",
+        sequence_number: 9
+    }));
+    assert!(v.contains(&Violation::AcceptedCountTooLarge {
+        count: 3,
+        outstanding: 1
+    }));
+    let v = violations(
+        &d.handle(
+            &SubmitSharesError {
+                channel_id: CHANNEL,
+                sequence_number: 50,
+                error_code: str255("x"),
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert_eq!(
+        v,
+        vec![Violation::UnsentSequenceNumber {
+            message: "SubmitShares.Error",
+            sequence_number: 50
+        }]
+    );
+    // For another channel id.
+    let v = violations(
+        &d.handle(
+            &SubmitSharesSuccess {
+                channel_id: GROUP,
+                last_sequence_number: 0,
+                new_submits_accepted_count: 0,
+                new_shares_sum: 0,
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert!(matches!(v[..], [Violation::UnknownChannel { .. }]));
+}
+
+#[test]
+fn extended_shares_carry_the_extranonce() {
+    let now = Instant::now();
+    let (mut d, w) = mining_extended(config(ChannelKind::Extended), target_top(EASY), true, now);
+    let s = find_share(
+        &w,
+        &[0, 0, 0, 0, 0, 0, 0, 5],
+        VERSION,
+        &target_top(EASY),
+        true,
+    );
+    let out = d.share_found(&s, now);
+    let Message::SubmitSharesExtended(m) = &sends(&out)[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(m.extranonce.as_bytes(), &[0, 0, 0, 0, 0, 0, 0, 5]);
+    assert_eq!((m.nonce, m.sequence_number, m.job_id), (s.nonce, 0, 1));
+    // Wrong extranonce length.
+    let bad = find_share(&w, &[0; 7], VERSION, &target_top(EASY), true);
+    assert_eq!(
+        events(&d.share_found(&bad, now)),
+        vec![Event::ShareDropped {
+            job_id: 1,
+            problem: ShareProblem::ExtranonceLength {
+                len: 7,
+                expected: 8
+            }
+        }]
+    );
+}
+
+#[test]
+fn bad_shares_are_dropped_and_sent_only_in_faulty_mode() {
+    let now = Instant::now();
+    let later = now + Duration::from_secs(10);
+    let target = target_top(0x0fff_ffff);
+    let (mut d, w) = mining_standard(config(ChannelKind::Standard), target, now);
+    let drop = |d: &mut Device, s: &Share, at| {
+        let out = d.share_found(s, at);
+        assert!(sends(&out).is_empty(), "{out:?}");
+        match &events(&out)[..] {
+            [Event::ShareDropped { problem, .. }] => problem.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let above = find_share(&w, &[], VERSION, &target, false);
+    assert_eq!(drop(&mut d, &above, now), ShareProblem::AboveTarget);
+
+    let good = find_share(&w, &[], VERSION, &target, true);
+    assert_eq!(sends(&d.share_found(&good, now)).len(), 1);
+    assert_eq!(drop(&mut d, &good, now), ShareProblem::Duplicate);
+
+    let outside = find_share(&w, &[], VERSION | 1, &target_top(EASY), true);
+    assert!(matches!(
+        drop(&mut d, &outside, now),
+        ShareProblem::VersionOutsideMask { version, mask: BIP323_VERSION_MASK, .. } if version == VERSION | 1
+    ));
+
+    // ntime beyond min_ntime + elapsed seconds; fine once the seconds have passed.
+    let mut late = good;
+    late.ntime = MIN_NTIME + 5;
+    assert!(matches!(
+        drop(&mut d, &late, now),
+        ShareProblem::NtimeOutOfRange { ntime, min: MIN_NTIME, max: MIN_NTIME } if ntime == MIN_NTIME + 5
+    ));
+    let mut early = good;
+    early.ntime = MIN_NTIME - 1;
+    assert!(matches!(
+        drop(&mut d, &early, later),
+        ShareProblem::NtimeOutOfRange { .. }
+    ));
+    // A share whose reported hash is not the header's.
+    let mut forged = find_share(&w, &[], VERSION | 0x20, &target, true);
+    forged.hash[0] ^= 1;
+    assert_eq!(drop(&mut d, &forged, now), ShareProblem::HashMismatch);
+    let mut unknown = good;
+    unknown.job_id = 12345;
+    assert_eq!(drop(&mut d, &unknown, now), ShareProblem::UnknownWork);
+    assert_eq!(d.counters().dropped, 7);
+
+    // Faulty: the same shares are sent, flagged.
+    let mut c = config(ChannelKind::Standard);
+    c.faulty = true;
+    let (mut d, w) = mining_standard(c, target, now);
+    let above = find_share(&w, &[], VERSION, &target, false);
+    let out = d.share_found(&above, now);
+    assert!(matches!(
+        sends(&out)[..],
+        [Message::SubmitSharesStandard(_)]
+    ));
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::ShareSubmitted {
+            problem: Some(ShareProblem::AboveTarget),
+            ..
+        }
+    )));
+    d.handle(&standard_job(2, None, [2; 32]), now);
+    d.handle(&prev_hash(CHANNEL, 2), now);
+    let stale = find_share(&w, &[], VERSION | 0x40, &target, true);
+    let out = d.share_found(&stale, now);
+    assert!(matches!(&sends(&out)[..], [Message::SubmitSharesStandard(m)] if m.job_id == 1));
+}
+
+#[test]
+fn a_share_meeting_nbits_is_a_block() {
+    let now = Instant::now();
+    let mut d = opened(
+        config(ChannelKind::Standard),
+        standard_open([0xff; 32]),
+        now,
+    );
+    d.handle(&standard_job(1, None, [0x11; 32]), now);
+    let regtest = SetNewPrevHash {
+        channel_id: CHANNEL,
+        job_id: 1,
+        prev_hash: U256(PREV),
+        min_ntime: MIN_NTIME,
+        nbits: 0x207f_ffff,
+    };
+    let w = last_work(&d.handle(&regtest.into(), now));
+    let mut regtest_target = [0u8; 32];
+    regtest_target[31] = 0x7f;
+    regtest_target[30] = 0xff;
+    regtest_target[29] = 0xff;
+    let s = find_share(&w, &[], VERSION, &regtest_target, true);
+    let out = d.share_found(&s, now);
+    assert!(events(&out).contains(&Event::BlockFound {
+        job_id: 1,
+        hash: s.hash
+    }));
+    assert_eq!(d.counters().blocks, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Other messages, ticks and closing
+
+#[test]
+fn close_reconnect_update_error_and_unexpected_messages() {
+    let now = Instant::now();
+    let (mut d, _) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let out = d.handle(
+        &UpdateChannelError {
+            channel_id: CHANNEL,
+            error_code: str255("invalid-channel-id"),
+        }
+        .into(),
+        now,
+    );
+    assert_eq!(
+        events(&out),
+        vec![Event::UpdateRefused {
+            error_code: "invalid-channel-id".into()
+        }]
+    );
+    let out = d.handle(
+        &Reconnect {
+            new_host: str255("pool.example"),
+            new_port: 3333,
+        }
+        .into(),
+        now,
+    );
+    assert_eq!(
+        events(&out),
+        vec![Event::Reconnect {
+            new_host: "pool.example".into(),
+            new_port: 3333
+        }]
+    );
+    let odd: Message = CoinbaseOutputConstraints {
+        coinbase_output_max_additional_size: 1,
+        coinbase_output_max_additional_sigops: 1,
+    }
+    .into();
+    assert_eq!(
+        events(&d.handle(&odd, now)),
+        vec![Event::Unexpected {
+            message: "CoinbaseOutputConstraints".into()
+        }]
+    );
+    // Control characters in a code.
+    let v = violations(
+        &d.handle(
+            &SubmitSharesError {
+                channel_id: CHANNEL,
+                sequence_number: 0,
+                error_code: str255("bad\nshare"),
+            }
+            .into(),
+            now,
+        ),
+    );
+    assert!(matches!(
+        v[0],
+        Violation::ControlCharacters {
+            message: "SubmitShares.Error",
+            ..
+        }
+    ));
+
+    let out = d.handle(
+        &CloseChannel {
+            channel_id: GROUP,
+            reason_code: str255("maintenance"),
+        }
+        .into(),
+        now,
+    );
+    assert!(out.contains(&Output::StopWork));
+    assert!(events(&out).contains(&Event::ChannelClosed {
+        reason_code: "maintenance".into()
+    }));
+    assert_eq!(d.phase(), Phase::Closed);
+}
+
+#[test]
+fn tick_reissues_work_with_a_later_ntime() {
+    let t0 = Instant::now();
+    let mut c = config(ChannelKind::Standard);
+    c.ntime_refresh = Duration::from_secs(30);
+    let (mut d, w1) = mining_standard(c, target_top(EASY), t0);
+    assert!(d.tick(t0 + Duration::from_secs(29)).is_empty());
+    let out = d.tick(t0 + Duration::from_secs(31));
+    let w2 = last_work(&out);
+    assert_eq!(w2.job.ntime, MIN_NTIME + 31);
+    assert_eq!(w2.job_id, w1.job_id);
+    // A share of the new work at its later ntime is in range.
+    let s = find_share(&w2, &[], VERSION, &target_top(EASY), true);
+    assert_eq!(
+        sends(&d.share_found(&s, t0 + Duration::from_secs(31))).len(),
+        1
+    );
+}
+
+#[test]
+fn close_and_update_channel_send_their_messages() {
+    let now = Instant::now();
+    let (mut d, _) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let out = d.update_channel(2e9, target_top(0xffff));
+    let Message::UpdateChannel(u) = &sends(&out)[0] else {
+        panic!()
+    };
+    assert_eq!((u.channel_id, u.nominal_hash_rate), (CHANNEL, 2e9));
+    let out = d.close("bye");
+    assert!(out.contains(&Output::StopWork));
+    let Message::CloseChannel(c) = &sends(&out)[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (c.channel_id, c.reason_code.as_bytes()),
+        (CHANNEL, &b"bye"[..])
+    );
+    assert_eq!(d.phase(), Phase::Closed);
+    assert!(sends(&d.close("again")).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The engine mines real shares from the device's work.
+
+/// Runs the engine on `work` (its nonce range narrowed so that versions/extranonces move quickly)
+/// until `n` shares came, feeds them to the device, and returns the messages it sent.
+fn mine(d: &mut Device, work: &Work, n: usize) -> Vec<Message<'static>> {
+    let mut job = work.job.clone();
+    job.nonce_start = 1000;
+    job.nonce_end = 1000 + 63;
+    let backend = Backend::detect();
+    let (miner, shares) = Miner::start(MinerConfig {
+        threads: 2,
+        backend,
+        batch: 64,
+        ..MinerConfig::default()
+    })
+    .unwrap();
+    miner.replace_job(job).unwrap();
+    let mut found = Vec::new();
+    while found.len() < n {
+        found.push(
+            shares
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a share"),
+        );
+    }
+    miner.stop();
+    let now = Instant::now();
+    found
+        .iter()
+        .flat_map(|s| sends(&d.share_found(s, now)))
+        .collect()
+}
+
+#[test]
+fn the_engine_mines_standard_shares_that_verify_with_sha2() {
+    let now = Instant::now();
+    let (mut d, w) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let sent = mine(&mut d, &w, 200);
+    assert!(sent.len() >= 150, "{} of 200 sent", sent.len());
+    let mut versions = BTreeSet::new();
+    let mut seqs = Vec::new();
+    for m in &sent {
+        let Message::SubmitSharesStandard(m) = m else {
+            panic!("{m:?}")
+        };
+        let h = header(m.version, &PREV, &[0x11; 32], m.ntime, NBITS, m.nonce);
+        assert!(
+            le_le(&sha256d(&h), &target_top(EASY)),
+            "share {m:?} above target"
+        );
+        assert_eq!(
+            (m.version ^ VERSION) & !BIP323_VERSION_MASK,
+            0,
+            "{:#x}",
+            m.version
+        );
+        assert_eq!(m.ntime, MIN_NTIME);
+        assert!((1000..1064).contains(&m.nonce));
+        versions.insert(m.version);
+        seqs.push(m.sequence_number);
+    }
+    assert!(versions.len() > 1, "version rolling moved: {versions:?}");
+    assert_eq!(seqs, (0..sent.len() as u32).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_engine_mines_extended_shares_that_verify_with_sha2() {
+    let now = Instant::now();
+    let (prefix, suffix, path) = extended_coinbase();
+    for rolling in [true, false] {
+        let mut c = config(ChannelKind::Extended);
+        c.version_rolling = rolling;
+        let (mut d, w) = mining_extended(c, target_top(EASY), rolling, now);
+        let sent = mine(&mut d, &w, 200);
+        assert!(sent.len() >= 150, "{} of 200 sent", sent.len());
+        let mut versions = BTreeSet::new();
+        let mut extranonces = BTreeSet::new();
+        for m in &sent {
+            let Message::SubmitSharesExtended(m) = m else {
+                panic!("{m:?}")
+            };
+            assert_eq!(m.extranonce.len(), 8);
+            let mut coinbase = prefix.clone();
+            coinbase.extend_from_slice(&[9; 4]);
+            coinbase.extend_from_slice(m.extranonce.as_bytes());
+            coinbase.extend_from_slice(&suffix);
+            let root = root_of(&coinbase, &path);
+            let h = header(m.version, &PREV, &root, m.ntime, NBITS, m.nonce);
+            assert!(
+                le_le(&sha256d(&h), &target_top(EASY)),
+                "share {m:?} above target"
+            );
+            let mask = if rolling { BIP323_VERSION_MASK } else { 0 };
+            assert_eq!((m.version ^ VERSION) & !mask, 0, "{:#x}", m.version);
+            versions.insert(m.version);
+            extranonces.insert(m.extranonce.as_bytes().to_vec());
+        }
+        if rolling {
+            assert!(versions.len() > 1, "versions {versions:?}");
+        } else {
+            assert_eq!(versions.len(), 1);
+            assert!(extranonces.len() > 1, "extranonces {extranonces:?}");
+        }
+    }
+}

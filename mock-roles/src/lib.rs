@@ -6,6 +6,6 @@
 pub mod chain;
 
 pub mod engine;
-pub mod miner;
 pub mod net;
+pub mod pool;
 pub mod tp;

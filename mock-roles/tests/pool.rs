@@ -15,18 +15,24 @@ use sv2_codec::messages::mining::{
     SubmitSharesExtended, SubmitSharesStandard, UpdateChannel,
 };
 use sv2_codec::messages::template_distribution::{NewTemplate, SetNewPrevHashTdp};
+use sv2_codec::noise::keys::{Keypair, SecretKey};
+use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 use sv2_mock::chain::script::read_bip34_height;
 use sv2_mock::chain::target::{compact_to_target, meets_target};
 use sv2_mock::chain::tx::Transaction;
 use sv2_mock::chain::{merkle, sha256d};
+use sv2_mock::net::{unix_now, Connection, NetError};
+use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{
     Output, Pool, PoolConfig, PoolFaults, SessionId, TemplateSource, REQUIRES_EXTENDED_CHANNELS,
     REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS, REQUIRES_VERSION_ROLLING,
     REQUIRES_WORK_SELECTION,
 };
+use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
+use tokio::net::{TcpListener, TcpStream};
 
 const NOW: u32 = 1_700_000_000;
 /// nBits of difficulty 1: tests mine shares at the pool's regtest-easy target without finding blocks.
@@ -1980,4 +1986,175 @@ fn without_faults_the_same_scenarios_break_no_rule() {
     c.closed.insert(ch);
     c.follow(&pool.new_block(NOW + 1));
     c.follow(&pool.update_template(NOW + 2));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The tokio driver, on loopback
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn authority(seed: u8) -> Keypair {
+    Keypair::from_secret(SecretKey::from_bytes([seed; 32]).unwrap())
+}
+
+/// Receives `n` messages and lets the client model follow them.
+async fn receive(
+    conn: &mut Connection<TcpStream>,
+    c: &mut Client,
+    n: usize,
+) -> Vec<Message<'static>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let decoded = conn.recv("receive", LONG).await.unwrap();
+        out.push(Output::Send {
+            session: c.session,
+            message: decoded.message,
+        });
+    }
+    c.follow(&out)
+}
+
+#[tokio::test]
+async fn a_miner_over_noise_opens_an_extended_channel_and_gets_its_share_acknowledged() {
+    let authority = authority(0x31);
+    let mut config = PoolServerConfig::new(authority.clone()).unwrap();
+    config.pool = PoolConfig {
+        ack_every: 1,
+        ..self::config()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pool = serve(listener, config).await.unwrap();
+
+    let stream = TcpStream::connect(pool.addr).await.unwrap();
+    let mut conn = Connection::initiate(
+        stream,
+        InitiatorConfig::new(authority.public),
+        unix_now(),
+        LONG,
+    )
+    .await
+    .unwrap();
+    assert!(conn.handshake.as_ref().unwrap().established.authenticated);
+    let mut c = Client::new(0, 0);
+    conn.send(&setup_message(0, 2, 2, 0)).await.unwrap();
+    let msgs = receive(&mut conn, &mut c, 1).await;
+    assert!(
+        matches!(&msgs[..], [Message::SetupConnectionSuccess(_)]),
+        "{msgs:?}"
+    );
+    conn.send(&open_extended(9, ANY, 8)).await.unwrap();
+    let msgs = receive(&mut conn, &mut c, 4).await;
+    assert!(
+        matches!(
+            &msgs[..],
+            [
+                Message::OpenExtendedMiningChannelSuccess(_),
+                Message::NewExtendedMiningJob(_),
+                Message::SetNewPrevHash(_),
+                Message::SetGroupChannel(_)
+            ]
+        ),
+        "{msgs:?}"
+    );
+    let ch = Client::opened(&msgs);
+
+    let share = c.good(ch, &[5; 28]);
+    conn.send(&share.extended()).await.unwrap();
+    let msgs = receive(&mut conn, &mut c, 1).await;
+    assert!(
+        matches!(&msgs[..], [Message::SubmitSharesSuccess(s)] if s.channel_id == ch && s.last_sequence_number == share.sequence_number && s.new_submits_accepted_count == 1),
+        "{msgs:?}"
+    );
+    let mut bad = c.good(ch, &[6; 28]);
+    bad.job_id += 100;
+    conn.send(&bad.extended()).await.unwrap();
+    let msgs = receive(&mut conn, &mut c, 1).await;
+    assert_eq!(
+        error_code(&msgs),
+        Some((bad.sequence_number, "invalid-job-id".into()))
+    );
+    let accepted = pool
+        .wait_for(|e| matches!(e, Output::ShareAccepted { sequence_number, .. } if *sequence_number == share.sequence_number), LONG)
+        .await;
+    assert!(accepted.is_some());
+    assert_eq!(pool.stats().shares_accepted, 1);
+    assert_eq!(pool.stats().shares_rejected, 1);
+    assert!(
+        pool.log()
+            .iter()
+            .any(|l| l.contains("rejected: invalid-job-id")),
+        "{:?}",
+        pool.log()
+    );
+
+    // Shutting down closes the connection.
+    pool.shutdown();
+    assert!(matches!(
+        conn.recv("after shutdown", LONG).await,
+        Err(NetError::Closed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_pool_fed_by_a_tp_over_noise_gets_its_block_validated_by_that_tp() {
+    // Our mock TP on loopback (Noise), the pool as its client, a plaintext miner on a standard channel.
+    let tp_authority = authority(0x41);
+    let mut tp_config = TpServerConfig::new(tp_authority.clone()).unwrap();
+    tp_config.tp.advance_on_block = true;
+    let tp_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tp = sv2_mock::tp::driver::serve(tp_listener, tp_config).unwrap();
+
+    let mut config = PoolServerConfig::new(authority(0x42)).unwrap();
+    config.noise = None;
+    config.upstream = Some(UpstreamTp {
+        address: tp.addr,
+        noise: Some(Some(tp_authority.public)),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pool = serve(listener, config).await.unwrap();
+    // The first template and prev hash arrive over the network.
+    let deadline = tokio::time::Instant::now() + LONG;
+    while pool.with_pool(|p| p.current_template().is_none()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no template from the TP: {:?}",
+            pool.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let height = tp.height();
+
+    let stream = TcpStream::connect(pool.addr).await.unwrap();
+    let mut conn = Connection::plaintext(stream);
+    let mut c = Client::new(0, REQUIRES_STANDARD_JOBS);
+    conn.send(&setup_message(0, 2, 2, REQUIRES_STANDARD_JOBS))
+        .await
+        .unwrap();
+    receive(&mut conn, &mut c, 1).await;
+    conn.send(&open_standard(1, ANY)).await.unwrap();
+    let msgs = receive(&mut conn, &mut c, 3).await;
+    let ch = Client::opened(&msgs);
+    let nbits = c.chan(ch).active.as_ref().unwrap().nbits;
+    let block_target = compact_to_target(nbits).unwrap();
+    let share = c.mine(ch, &[], |h| meets_target(h, &block_target));
+    conn.send(&share.standard()).await.unwrap();
+    // Acknowledged at once (a block), then the next block's job and prev hash.
+    let msgs = receive(&mut conn, &mut c, 3).await;
+    assert!(
+        matches!(&msgs[0], Message::SubmitSharesSuccess(s) if s.last_sequence_number == share.sequence_number),
+        "{msgs:?}"
+    );
+    assert!(matches!(&msgs[2], Message::SetNewPrevHash(_)), "{msgs:?}");
+
+    let verdicts = tp.wait_for_verdicts(1, LONG).await;
+    assert_eq!(verdicts.len(), 1, "{:?}", tp.log());
+    assert!(verdicts[0].valid, "{:?}", verdicts[0].problems);
+    assert_eq!(verdicts[0].height, Some(height));
+    check_block_with_rust_bitcoin(verdicts[0].block.as_ref().unwrap(), height, nbits);
+    assert!(pool
+        .wait_for(|e| matches!(e, Output::BlockFound { .. }), LONG)
+        .await
+        .is_some());
+    assert_eq!(tp.height(), height + 1);
+    assert_eq!(pool.stats().blocks_found, 1);
 }

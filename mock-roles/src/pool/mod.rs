@@ -48,6 +48,7 @@
 //! The coinbase and extranonce layout is described in [`job`].
 
 pub mod channel;
+pub mod driver;
 pub mod job;
 pub mod share;
 pub mod vardiff;

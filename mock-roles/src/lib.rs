@@ -6,6 +6,8 @@
 pub mod chain;
 
 pub mod engine;
+pub mod miner;
 pub mod net;
 pub mod pool;
+pub mod sv1;
 pub mod tp;

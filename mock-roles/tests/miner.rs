@@ -1507,6 +1507,18 @@ fn close_and_update_channel_send_their_messages() {
 // ---------------------------------------------------------------------------------------------------
 // The engine mines real shares from the device's work.
 
+/// Two threads with small batches: at an easy target half the nonces are shares, each checked again
+/// (slowly in a debug build), and hashes are counted per finished batch.
+// Assigned field by field: the engine's config may gain fields (they keep their defaults).
+#[allow(clippy::field_reassign_with_default)]
+fn small_batches(backend: Backend) -> MinerConfig {
+    let mut c = MinerConfig::default();
+    c.threads = 2;
+    c.backend = backend;
+    c.batch = 64;
+    c
+}
+
 /// Runs the engine on `work` (its nonce range narrowed so that versions/extranonces move quickly)
 /// until `n` shares came, feeds them to the device, and returns the messages it sent.
 fn mine(d: &mut Device, work: &Work, n: usize) -> Vec<Message<'static>> {
@@ -1514,13 +1526,7 @@ fn mine(d: &mut Device, work: &Work, n: usize) -> Vec<Message<'static>> {
     job.nonce_start = 1000;
     job.nonce_end = 1000 + 63;
     let backend = Backend::detect();
-    let (miner, shares) = Miner::start(MinerConfig {
-        threads: 2,
-        backend,
-        batch: 64,
-        ..MinerConfig::default()
-    })
-    .unwrap();
+    let (miner, shares) = Miner::start(small_batches(backend)).unwrap();
     miner.replace_job(job).unwrap();
     let mut found = Vec::new();
     while found.len() < n {
@@ -1608,5 +1614,384 @@ fn the_engine_mines_extended_shares_that_verify_with_sha2() {
             assert_eq!(versions.len(), 1);
             assert!(extranonces.len() > 1, "extranonces {extranonces:?}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The driver against a minimal SV2 pool written here (loopback, Noise or plaintext).
+
+mod pool {
+    use super::*;
+    use sv2_codec::messages::mining::{SubmitSharesExtended, SubmitSharesStandard};
+    use sv2_codec::noise::keys::{Keypair, SecretKey};
+    use sv2_codec::noise::ResponderConfig;
+    use sv2_mock::miner::driver::{self, DeviceDriverConfig, DriverError, End, Security, Timeouts};
+    use sv2_mock::net::{unix_now, Connection, NetError};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    pub fn authority() -> Keypair {
+        Keypair::from_secret(SecretKey::from_bytes([0x11; 32]).unwrap())
+    }
+
+    fn responder() -> ResponderConfig {
+        let now = unix_now();
+        ResponderConfig::issue(
+            &SecretKey::from_bytes([0x22; 32]).unwrap(),
+            &authority(),
+            now - 60,
+            now + 3600,
+        )
+    }
+
+    #[derive(Debug, Default)]
+    pub struct PoolLog {
+        pub setup_flags: u32,
+        pub accepted: u32,
+        pub rejected: Vec<String>,
+        pub versions: BTreeSet<u32>,
+        pub closed: bool,
+    }
+
+    /// What the test pool does after the channel opens.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Script {
+        /// Jobs, then validate shares until CloseChannel.
+        Mine,
+        /// Refuse SetupConnection.
+        RefuseSetup,
+        /// Say nothing after the handshake.
+        Silent,
+        /// Close the channel after the first accepted share.
+        CloseAfterFirstShare,
+    }
+
+    /// The pool's own check of a share: header rebuilt from its job and what the device sent.
+    fn verify(
+        kind: ChannelKind,
+        version: u32,
+        extranonce: &[u8],
+        ntime: u32,
+        nonce: u32,
+    ) -> Result<(), String> {
+        if (version ^ VERSION) & !BIP323_VERSION_MASK != 0 {
+            return Err(format!("version {version:#x} outside the mask"));
+        }
+        if ntime != MIN_NTIME {
+            return Err("ntime".into());
+        }
+        let root = match kind {
+            ChannelKind::Standard => [0x11; 32],
+            ChannelKind::Extended => {
+                if extranonce.len() != 8 {
+                    return Err("extranonce size".into());
+                }
+                let (prefix, suffix, path) = extended_coinbase();
+                let mut coinbase = prefix;
+                coinbase.extend_from_slice(&[9; 4]);
+                coinbase.extend_from_slice(extranonce);
+                coinbase.extend_from_slice(&suffix);
+                root_of(&coinbase, &path)
+            }
+        };
+        let hash = sha256d(&header(version, &PREV, &root, ntime, NBITS, nonce));
+        if le_le(&hash, &target_top(EASY)) {
+            Ok(())
+        } else {
+            Err("difficulty-too-low".into())
+        }
+    }
+
+    pub async fn serve(listener: TcpListener, noise: bool, script: Script) -> PoolLog {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = if noise {
+            Connection::respond(stream, responder(), LONG)
+                .await
+                .unwrap()
+        } else {
+            Connection::plaintext(stream)
+        };
+        let mut log = PoolLog::default();
+        let setup = conn.recv("setup", LONG).await.unwrap();
+        let Message::SetupConnection(s) = &setup.message else {
+            panic!("{setup:?}")
+        };
+        assert_eq!(s.protocol, 0);
+        log.setup_flags = s.flags;
+        match script {
+            Script::RefuseSetup => {
+                conn.send(
+                    &SetupConnectionError {
+                        flags: 0,
+                        error_code: str255("unsupported-protocol"),
+                    }
+                    .into(),
+                )
+                .await
+                .unwrap();
+                let _ = conn.recv("after refusal", Duration::from_secs(2)).await;
+                return log;
+            }
+            Script::Silent => {
+                let _ = conn.recv("silence", LONG).await;
+                return log;
+            }
+            _ => {}
+        }
+        conn.send(&success(0)).await.unwrap();
+        let open = conn.recv("open", LONG).await.unwrap();
+        let kind = match &open.message {
+            Message::OpenStandardMiningChannel(o) => {
+                assert_eq!(o.request_id, 1);
+                conn.send(&standard_open(target_top(EASY))).await.unwrap();
+                conn.send(&standard_job(1, None, [0x11; 32])).await.unwrap();
+                ChannelKind::Standard
+            }
+            Message::OpenExtendedMiningChannel(o) => {
+                assert_eq!(o.min_extranonce_size, 4);
+                conn.send(&extended_open(target_top(EASY), vec![9; 4], 8))
+                    .await
+                    .unwrap();
+                let (prefix, suffix, path) = extended_coinbase();
+                conn.send(&extended_job(
+                    CHANNEL, 1, None, true, &prefix, &suffix, &path,
+                ))
+                .await
+                .unwrap();
+                ChannelKind::Extended
+            }
+            other => panic!("{other:?}"),
+        };
+        conn.send(&prev_hash(CHANNEL, 1)).await.unwrap();
+        loop {
+            let Ok(got) = conn.recv("shares", LONG).await else {
+                return log;
+            };
+            let (seq, verdict) = match &got.message {
+                Message::SubmitSharesStandard(SubmitSharesStandard {
+                    sequence_number,
+                    version,
+                    ntime,
+                    nonce,
+                    ..
+                }) => {
+                    log.versions.insert(*version);
+                    (
+                        *sequence_number,
+                        verify(kind, *version, &[], *ntime, *nonce),
+                    )
+                }
+                Message::SubmitSharesExtended(SubmitSharesExtended {
+                    sequence_number,
+                    version,
+                    ntime,
+                    nonce,
+                    extranonce,
+                    ..
+                }) => {
+                    log.versions.insert(*version);
+                    (
+                        *sequence_number,
+                        verify(kind, *version, extranonce.as_bytes(), *ntime, *nonce),
+                    )
+                }
+                Message::CloseChannel(c) => {
+                    assert_eq!(c.channel_id, CHANNEL);
+                    log.closed = true;
+                    return log;
+                }
+                other => panic!("{other:?}"),
+            };
+            let reply: Message = match verdict {
+                Ok(()) => {
+                    log.accepted += 1;
+                    SubmitSharesSuccess {
+                        channel_id: CHANNEL,
+                        last_sequence_number: seq,
+                        new_submits_accepted_count: 1,
+                        new_shares_sum: 1,
+                    }
+                    .into()
+                }
+                Err(why) => {
+                    log.rejected.push(why.clone());
+                    SubmitSharesError {
+                        channel_id: CHANNEL,
+                        sequence_number: seq,
+                        error_code: str255(&why),
+                    }
+                    .into()
+                }
+            };
+            // The device may already be gone (after its CloseChannel, still in the buffer).
+            let _ = conn.send(&reply).await;
+            if script == Script::CloseAfterFirstShare && log.accepted == 1 {
+                conn.send(
+                    &CloseChannel {
+                        channel_id: CHANNEL,
+                        reason_code: str255("pool-shutting-down"),
+                    }
+                    .into(),
+                )
+                .await
+                .unwrap();
+                let _ = conn.recv("after close", Duration::from_secs(2)).await;
+                return log;
+            }
+        }
+    }
+
+    pub async fn bind() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        (listener, address)
+    }
+
+    pub fn driver_config(address: String, kind: ChannelKind, noise: bool) -> DeviceDriverConfig {
+        let mut c = DeviceDriverConfig::new(address, Some(authority().public));
+        if !noise {
+            c.security = Security::Plaintext;
+        }
+        c.device = config(kind);
+        c.engine = small_batches(Backend::detect());
+        c.max_shares_per_second = 1000;
+        c.stats_interval = Duration::from_millis(50);
+        c
+    }
+
+    async fn mine_until(kind: ChannelKind, noise: bool, want: u64) {
+        let (listener, address) = bind().await;
+        let pool = tokio::spawn(serve(listener, noise, Script::Mine));
+        let mut handle = driver::spawn(driver_config(address, kind, noise));
+        tokio::time::timeout(Duration::from_secs(120), async {
+            loop {
+                handle.stats.changed().await.unwrap();
+                if handle.stats.borrow().accepted >= want {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("accepted shares");
+        let mut opened = false;
+        while let Ok(e) = handle.events.try_recv() {
+            opened |= matches!(e, Event::ChannelOpened { .. });
+        }
+        assert!(opened);
+        let report = handle.stop().await;
+        assert_eq!(report.outcome.unwrap(), End::Shutdown);
+        assert!(report.stats.accepted >= want);
+        assert_eq!(report.stats.rejected, 0);
+        assert!(report.stats.hashes > 0);
+        assert_eq!(report.stats.violations, 0, "{:?}", report.events);
+        let log = pool.await.unwrap();
+        assert!(log.rejected.is_empty(), "{:?}", log.rejected);
+        assert!(u64::from(log.accepted) >= want);
+        assert!(log.closed, "CloseChannel on shutdown");
+        let expected_flags = match kind {
+            ChannelKind::Standard => REQUIRES_STANDARD_JOBS | REQUIRES_VERSION_ROLLING,
+            ChannelKind::Extended => REQUIRES_VERSION_ROLLING,
+        };
+        assert_eq!(log.setup_flags, expected_flags);
+        assert!(
+            report
+                .transcript
+                .messages(sv2_mock::net::Direction::Sent)
+                .count()
+                > 3
+        );
+        assert_eq!(
+            report
+                .transcript
+                .messages(sv2_mock::net::Direction::Received)
+                .next()
+                .map(|d| d.message.name()),
+            Some("SetupConnection.Success")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_device_mines_on_a_noise_pool_standard_channel() {
+        mine_until(ChannelKind::Standard, true, 20).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_device_mines_on_a_plaintext_pool_extended_channel() {
+        mine_until(ChannelKind::Extended, false, 20).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn driver_failures_and_endings_name_their_step() {
+        // SetupConnection.Error.
+        let (listener, address) = bind().await;
+        tokio::spawn(serve(listener, true, Script::RefuseSetup));
+        let report = driver::spawn(driver_config(address, ChannelKind::Standard, true))
+            .join()
+            .await;
+        assert!(
+            matches!(&report.outcome, Err(DriverError::SetupRefused { error_code, .. }) if error_code == "unsupported-protocol"),
+            "{:?}",
+            report.outcome
+        );
+
+        // Silence after the handshake: the SetupConnection step times out.
+        let (listener, address) = bind().await;
+        tokio::spawn(serve(listener, false, Script::Silent));
+        let mut c = driver_config(address, ChannelKind::Standard, false);
+        c.timeouts = Timeouts {
+            setup: Duration::from_millis(300),
+            ..Timeouts::default()
+        };
+        let report = driver::spawn(c).join().await;
+        assert!(
+            matches!(
+                report.outcome,
+                Err(DriverError::Net(NetError::Timeout {
+                    step: "SetupConnection",
+                    ..
+                }))
+            ),
+            "{:?}",
+            report.outcome
+        );
+
+        // A certificate signed by another authority.
+        let (listener, address) = bind().await;
+        tokio::spawn(async move {
+            let (stream, _): (TcpStream, _) = listener.accept().await.unwrap();
+            let _ = Connection::respond(stream, responder(), LONG).await;
+        });
+        let mut c = driver_config(address, ChannelKind::Standard, true);
+        let other = Keypair::from_secret(SecretKey::from_bytes([0x33; 32]).unwrap());
+        c.security = Security::Noise {
+            authority: Some(other.public),
+        };
+        let report = driver::spawn(c).join().await;
+        assert!(
+            matches!(
+                report.outcome,
+                Err(DriverError::Net(NetError::Noise {
+                    step: "handshake act 2",
+                    ..
+                }))
+            ),
+            "{:?}",
+            report.outcome
+        );
+
+        // The pool closes the channel.
+        let (listener, address) = bind().await;
+        let pool = tokio::spawn(serve(listener, true, Script::CloseAfterFirstShare));
+        let report = driver::spawn(driver_config(address, ChannelKind::Extended, true))
+            .join()
+            .await;
+        assert_eq!(
+            report.outcome.unwrap(),
+            End::ChannelClosed {
+                reason_code: "pool-shutting-down".into()
+            }
+        );
+        assert_eq!(pool.await.unwrap().accepted, 1);
     }
 }

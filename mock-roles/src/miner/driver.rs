@@ -470,6 +470,7 @@ async fn session(
     .await;
     conn.shutdown().await;
     *transcript = std::mem::take(&mut conn.transcript);
+    publish(&device, &mut engine, stats, last, started, true);
     engine.stop().await;
     result
 }

@@ -1,0 +1,518 @@
+//! The SV1 miner on the network: a tokio task around the [`Sv1Client`] core and the engine.
+//!
+//! Plain TCP, newline-delimited JSON (lines longer than [`MAX_LINE`] end the session). The engine
+//! runs on its own threads ([`EngineRunner`], shared with the SV2 device driver); found shares come
+//! back through a rate-capped bridge. Stats are published on a watch channel, events on an unbounded
+//! channel; every line in both directions is kept in a bounded transcript. Each step has a deadline
+//! and failures name their step.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::json::MAX_LINE;
+use super::{Output, Phase, Sv1Client, Sv1Config, Sv1Event};
+use crate::engine::{MinerConfig, Share, Unsupported};
+use crate::miner::driver::{EngineRunner, EventLog};
+use crate::miner::stats::MinerStats;
+use crate::net::Direction;
+
+/// Per-step deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sv1Timeouts {
+    pub connect: Duration,
+    /// The subscribe result.
+    pub subscribe: Duration,
+    /// The authorize result.
+    pub authorize: Duration,
+    /// From authorization (or losing the job) to a job.
+    pub first_job: Duration,
+    /// Silence from the server while mining.
+    pub idle: Duration,
+}
+
+impl Default for Sv1Timeouts {
+    fn default() -> Self {
+        Sv1Timeouts {
+            connect: Duration::from_secs(10),
+            subscribe: Duration::from_secs(10),
+            authorize: Duration::from_secs(10),
+            first_job: Duration::from_secs(30),
+            idle: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Everything the SV1 driver needs.
+#[derive(Debug, Clone)]
+pub struct Sv1DriverConfig {
+    /// `host:port` of the pool or translator.
+    pub address: String,
+    pub client: Sv1Config,
+    pub engine: MinerConfig,
+    pub timeouts: Sv1Timeouts,
+    /// Found shares handed to the core per second at most.
+    pub max_shares_per_second: u32,
+    pub stats_interval: Duration,
+    /// Lines kept in the transcript (oldest dropped first).
+    pub transcript_limit: usize,
+    /// Events kept in the report (oldest dropped first).
+    pub event_limit: usize,
+}
+
+impl Sv1DriverConfig {
+    pub fn new(address: impl Into<String>, client: Sv1Config) -> Self {
+        Sv1DriverConfig {
+            address: address.into(),
+            client,
+            engine: MinerConfig::default(),
+            timeouts: Sv1Timeouts::default(),
+            max_shares_per_second: 200,
+            stats_interval: Duration::from_secs(1),
+            transcript_limit: 100_000,
+            event_limit: 10_000,
+        }
+    }
+}
+
+/// Why the SV1 driver stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Sv1DriverError {
+    #[error("connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connect to {address}: no connection within {after:?}")]
+    ConnectTimeout { address: String, after: Duration },
+    #[error("{step}: {source}")]
+    Io {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{step}: the server closed the connection")]
+    Closed { step: &'static str },
+    #[error("{step}: no answer within {after:?}")]
+    Timeout { step: &'static str, after: Duration },
+    #[error("{step}: a line longer than {MAX_LINE} bytes")]
+    LineTooLong { step: &'static str },
+    #[error("mining.subscribe failed: {0}")]
+    SubscribeFailed(String),
+    #[error("mining.authorize failed: {0}")]
+    AuthorizeFailed(String),
+    #[error("engine: {0}")]
+    Engine(#[from] Unsupported),
+}
+
+/// How a run ended without error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sv1End {
+    Shutdown,
+    /// `client.reconnect` (not followed; reported).
+    Reconnect {
+        host: Option<String>,
+        port: Option<u16>,
+    },
+}
+
+/// One line of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sv1Line {
+    pub at: Duration,
+    pub direction: Direction,
+    /// The line without its newline (invalid UTF-8 replaced).
+    pub line: String,
+}
+
+/// What a run leaves behind.
+#[derive(Debug)]
+pub struct Sv1Report {
+    pub outcome: Result<Sv1End, Sv1DriverError>,
+    pub stats: MinerStats,
+    pub events: Vec<(Duration, Sv1Event)>,
+    pub transcript: Vec<Sv1Line>,
+}
+
+/// A running SV1 miner.
+#[derive(Debug)]
+pub struct Sv1Handle {
+    pub stats: watch::Receiver<MinerStats>,
+    pub events: mpsc::UnboundedReceiver<Sv1Event>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Sv1Report>,
+}
+
+impl Sv1Handle {
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub async fn join(self) -> Sv1Report {
+        let Sv1Handle { task, shutdown, .. } = self;
+        let report = task.await;
+        drop(shutdown);
+        report.unwrap_or_else(|e| Sv1Report {
+            outcome: Err(Sv1DriverError::Io {
+                step: "driver task",
+                source: std::io::Error::other(e.to_string()),
+            }),
+            stats: MinerStats::default(),
+            events: Vec::new(),
+            transcript: Vec::new(),
+        })
+    }
+
+    pub async fn stop(self) -> Sv1Report {
+        self.shutdown();
+        self.join().await
+    }
+}
+
+/// Starts the SV1 miner on the current tokio runtime.
+pub fn spawn(config: Sv1DriverConfig) -> Sv1Handle {
+    let (stats_tx, stats) = watch::channel(MinerStats::default());
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(run(config, stats_tx, Some(events_tx), shutdown_rx));
+    Sv1Handle {
+        stats,
+        events,
+        shutdown,
+        task,
+    }
+}
+
+/// A TCP stream split into lines, with a bounded transcript.
+struct Lines {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    started: Instant,
+    limit: usize,
+    transcript: VecDeque<Sv1Line>,
+}
+
+impl Lines {
+    fn record(&mut self, direction: Direction, line: String) {
+        if self.transcript.len() >= self.limit {
+            self.transcript.pop_front();
+        }
+        self.transcript.push_back(Sv1Line {
+            at: self.started.elapsed(),
+            direction,
+            line,
+        });
+    }
+
+    /// The next line within `timeout` (cancel safe: bytes read stay in the buffer).
+    async fn next(
+        &mut self,
+        step: &'static str,
+        timeout: Duration,
+    ) -> Result<String, Sv1DriverError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let raw: Vec<u8> = self.buf.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&raw[..raw.len() - 1])
+                    .trim_end_matches('\r')
+                    .to_owned();
+                self.record(Direction::Received, line.clone());
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(Sv1DriverError::LineTooLong { step });
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+                Err(_) => {
+                    return Err(Sv1DriverError::Timeout {
+                        step,
+                        after: timeout,
+                    })
+                }
+                Ok(Err(source)) => return Err(Sv1DriverError::Io { step, source }),
+                Ok(Ok(0)) => return Err(Sv1DriverError::Closed { step }),
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    async fn send(&mut self, line: String) -> Result<(), Sv1DriverError> {
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\n');
+        self.record(Direction::Sent, line);
+        let step = "send";
+        self.stream
+            .write_all(&bytes)
+            .await
+            .map_err(|source| Sv1DriverError::Io { step, source })?;
+        self.stream
+            .flush()
+            .await
+            .map_err(|source| Sv1DriverError::Io { step, source })
+    }
+}
+
+fn step_of(phase: Phase, t: &Sv1Timeouts) -> (&'static str, Duration) {
+    match phase {
+        Phase::NotStarted | Phase::Subscribing => ("mining.subscribe", t.subscribe),
+        Phase::Authorizing => ("mining.authorize", t.authorize),
+        Phase::AwaitingJob => ("first job", t.first_job),
+        Phase::Mining | Phase::Failed => ("mining", t.idle),
+    }
+}
+
+/// Runs the SV1 miner until shutdown, a reconnect request, or an error.
+pub async fn run(
+    config: Sv1DriverConfig,
+    stats: watch::Sender<MinerStats>,
+    events: Option<mpsc::UnboundedSender<Sv1Event>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Sv1Report {
+    let started = Instant::now();
+    let mut log = EventLog::new(started, config.event_limit);
+    let mut last = MinerStats::default();
+    let mut client = Sv1Client::new(config.client.clone());
+    let (mut engine, mut shares) = EngineRunner::new(config.engine, config.max_shares_per_second);
+    let mut transcript = Vec::new();
+    let outcome = match engine.check() {
+        Err(e) => Err(e.into()),
+        Ok(()) => match connect(&config).await {
+            Err(e) => Err(e),
+            Ok(stream) => {
+                let mut lines = Lines {
+                    stream,
+                    buf: Vec::new(),
+                    started,
+                    limit: config.transcript_limit.max(1),
+                    transcript: VecDeque::new(),
+                };
+                let outcome = drive(
+                    &config,
+                    &mut client,
+                    &mut engine,
+                    &mut shares,
+                    &mut lines,
+                    &stats,
+                    events.as_ref(),
+                    &mut shutdown,
+                    &mut log,
+                    &mut last,
+                    started,
+                )
+                .await;
+                let _ = lines.stream.shutdown().await;
+                transcript = lines.transcript.into_iter().collect();
+                publish(&client, &mut engine, &stats, &mut last, started, true);
+                outcome
+            }
+        },
+    };
+    engine.stop().await;
+    last.connected = false;
+    last.elapsed = started.elapsed();
+    let _ = stats.send(last.clone());
+    Sv1Report {
+        outcome,
+        stats: last,
+        events: log.entries.into_iter().collect(),
+        transcript,
+    }
+}
+
+async fn connect(config: &Sv1DriverConfig) -> Result<TcpStream, Sv1DriverError> {
+    let address = &config.address;
+    let after = config.timeouts.connect;
+    match tokio::time::timeout(after, TcpStream::connect(address)).await {
+        Err(_) => Err(Sv1DriverError::ConnectTimeout {
+            address: address.clone(),
+            after,
+        }),
+        Ok(Err(source)) => Err(Sv1DriverError::Connect {
+            address: address.clone(),
+            source,
+        }),
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    config: &Sv1DriverConfig,
+    client: &mut Sv1Client,
+    engine: &mut EngineRunner,
+    shares: &mut mpsc::UnboundedReceiver<Share>,
+    lines: &mut Lines,
+    stats: &watch::Sender<MinerStats>,
+    events: Option<&mpsc::UnboundedSender<Sv1Event>>,
+    shutdown: &mut watch::Receiver<bool>,
+    log: &mut EventLog<Sv1Event>,
+    last: &mut MinerStats,
+    started: Instant,
+) -> Result<Sv1End, Sv1DriverError> {
+    let t = config.timeouts;
+    let outputs = client.start();
+    if let Some(end) = apply(outputs, engine, lines, events, log).await? {
+        return Ok(end);
+    }
+    let mut phase = client.phase();
+    let (mut step, wait) = step_of(phase, &t);
+    let mut deadline = tokio::time::Instant::now() + wait;
+    let mut ticker = tokio::time::interval(config.stats_interval.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if *shutdown.borrow() {
+            engine.clear_job();
+            return Ok(Sv1End::Shutdown);
+        }
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let outputs = tokio::select! {
+            line = lines.next(step, remaining) => {
+                let line = line?;
+                let outputs = client.handle_line(&line, Instant::now());
+                if client.phase() == Phase::Mining {
+                    deadline = tokio::time::Instant::now() + t.idle;
+                }
+                outputs
+            }
+            Some(share) = shares.recv() => client.share_found(&share, Instant::now()),
+            _ = ticker.tick() => {
+                publish(client, engine, stats, last, started, true);
+                client.tick(Instant::now())
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    engine.clear_job();
+                    return Ok(Sv1End::Shutdown);
+                }
+                Vec::new()
+            }
+        };
+        if let Some(end) = apply(outputs, engine, lines, events, log).await? {
+            publish(client, engine, stats, last, started, false);
+            return Ok(end);
+        }
+        if client.phase() != phase {
+            phase = client.phase();
+            let (s, wait) = step_of(phase, &t);
+            step = s;
+            deadline = tokio::time::Instant::now() + wait;
+            publish(client, engine, stats, last, started, false);
+        }
+    }
+}
+
+fn report(
+    events: Option<&mpsc::UnboundedSender<Sv1Event>>,
+    log: &mut EventLog<Sv1Event>,
+    event: Sv1Event,
+) {
+    if let Some(tx) = events {
+        let _ = tx.send(event.clone());
+    }
+    log.push(event);
+}
+
+async fn apply(
+    outputs: Vec<Output>,
+    engine: &mut EngineRunner,
+    lines: &mut Lines,
+    events: Option<&mpsc::UnboundedSender<Sv1Event>>,
+    log: &mut EventLog<Sv1Event>,
+) -> Result<Option<Sv1End>, Sv1DriverError> {
+    let mut end = None;
+    for output in outputs {
+        match output {
+            Output::Send(message) => lines.send(message.to_line()).await?,
+            Output::Work(work) => {
+                if let Err(e) = engine.replace_job(work.job) {
+                    report(
+                        events,
+                        log,
+                        Sv1Event::CannotMine {
+                            job_id: work.job_id,
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+            }
+            Output::StopWork => engine.clear_job(),
+            Output::Event(event) => {
+                let failure = match &event {
+                    Sv1Event::SubscribeFailed { error, result } => Some(
+                        Sv1DriverError::SubscribeFailed(describe(error.as_ref(), result)),
+                    ),
+                    Sv1Event::AuthorizeFailed { error, result } => Some(
+                        Sv1DriverError::AuthorizeFailed(describe(error.as_ref(), result)),
+                    ),
+                    Sv1Event::Reconnect { host, port, .. } => {
+                        end = Some(Sv1End::Reconnect {
+                            host: host.clone(),
+                            port: *port,
+                        });
+                        None
+                    }
+                    _ => None,
+                };
+                report(events, log, event);
+                if let Some(error) = failure {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    if end.is_some() {
+        engine.clear_job();
+    }
+    Ok(end)
+}
+
+fn describe(error: Option<&super::json::RpcError>, result: &serde_json::Value) -> String {
+    match error {
+        Some(e) => e.to_string(),
+        None => format!("result {result}"),
+    }
+}
+
+fn publish(
+    client: &Sv1Client,
+    engine: &mut EngineRunner,
+    stats: &watch::Sender<MinerStats>,
+    last: &mut MinerStats,
+    started: Instant,
+    sample: bool,
+) {
+    let c = client.counters();
+    if sample {
+        let (hashes, recent, average) = engine.sample(Instant::now());
+        last.hashes = hashes;
+        last.mhs = recent;
+        last.mhs_average = average;
+    }
+    *last = MinerStats {
+        connected: matches!(
+            client.phase(),
+            Phase::Authorizing | Phase::AwaitingJob | Phase::Mining
+        ),
+        elapsed: started.elapsed(),
+        jobs: c.jobs,
+        found: c.found + engine.rate_dropped(),
+        submitted: c.submitted,
+        accepted: c.accepted,
+        rejected: c.rejected,
+        dropped: c.dropped + engine.rate_dropped(),
+        blocks: c.blocks,
+        violations: c.violations,
+        ..last.clone()
+    };
+    let _ = stats.send(last.clone());
+}

@@ -45,15 +45,15 @@ fn ours_handshake(authority: &sv2_codec::noise::keys::Keypair, server: &SecretKe
     let mut initiator = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
     let act1 = initiator.write_act1().unwrap();
     let (act2, server_side) = responder.read_act1(&act1).unwrap();
-    let client_side = initiator.read_act2(&act2, now).unwrap();
+    let client_side = initiator.read_act2(&act2, self::now()).unwrap();
     black_box((server_side, client_side));
 }
 
-fn sri_handshake(authority: &sv2_codec::noise::keys::Keypair, now: u32) {
+fn sri_handshake(authority: &sv2_codec::noise::keys::Keypair) {
     let responder = SriResponder::new(authority, Duration::from_secs(3600)).unwrap();
     let (initiator, act1) = SriInitiator::start(authority.public.xonly()).unwrap();
     let (act2, server_side) = responder.respond(&act1).unwrap();
-    let client_side = initiator.finish(&act2, now).unwrap();
+    let client_side = initiator.finish(&act2, self::now()).unwrap();
     black_box((server_side, client_side));
 }
 

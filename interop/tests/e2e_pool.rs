@@ -18,7 +18,7 @@ use sv2_interop::peers::{
 };
 use sv2_mock::chain::target::meets_target;
 use sv2_mock::chain::{merkle, sha256d};
-use sv2_mock::net::{unix_now, Connection};
+use sv2_mock::net::Connection;
 use sv2_mock::tp::driver::{serve, TpServerConfig};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -85,7 +85,7 @@ async fn our_tp_feeds_the_reference_pool_and_its_blocks_validate() {
     // A client of ours: Noise with the pool's authority key, setup, one extended channel.
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
     let stream = TcpStream::connect(pool_addr).await.unwrap();
-    let mut conn = Connection::initiate(stream, InitiatorConfig::new(authority), unix_now(), STEP)
+    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority), STEP)
         .await
         .unwrap_or_else(|e| panic!("handshake with pool_sv2: {e}\n{}", pool.log_tail(30)));
     assert!(conn.handshake.as_ref().unwrap().established.authenticated);

@@ -222,8 +222,7 @@ async fn probe(url: &Sv2Url, args: &Args) -> Report {
         Some(key) => InitiatorConfig::new(key),
         None => InitiatorConfig::unauthenticated(),
     };
-    let now = unix_now();
-    let mut conn = match Connection::initiate(stream, config, now, step_timeout).await {
+    let mut conn = match Connection::initiate_now(stream, config, step_timeout).await {
         Ok(c) => c,
         Err(e) => {
             report.add("noise", Status::Fail, t, net_detail(&e), Value::Null);
@@ -259,6 +258,7 @@ async fn probe(url: &Sv2Url, args: &Args) -> Report {
         "Noise_NX_Secp256k1+EllSwift_ChaChaPoly_SHA256, act 1 64 B, act 2 234 B".into(),
         json!({"handshake_hash": hex::encode(info.established.handshake_hash), "handshake_ms": info.duration.as_secs_f64() * 1000.0}),
     );
+    let now = unix_now();
     let cert = info.established.certificate;
     let cert_data = json!({
         "version": cert.version,

@@ -133,11 +133,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Runs the handshake as initiator: sends act 1, reads act 2 within `timeout`, checks the
-    /// certificate at `now` (unix seconds).
+    /// certificate at `now` (unix seconds; for tests of validity windows).
     pub async fn initiate(
-        mut stream: S,
+        stream: S,
         config: InitiatorConfig,
         now: u32,
+        timeout: Duration,
+    ) -> Result<Self, NetError> {
+        Self::initiate_with_clock(stream, config, &|| now, timeout).await
+    }
+
+    /// As [`Connection::initiate`], checking the certificate at the system time read when act 2 has
+    /// arrived (not before act 1: a responder dates a fresh certificate from its own clock when it
+    /// writes act 2, and wall clocks do step).
+    pub async fn initiate_now(
+        stream: S,
+        config: InitiatorConfig,
+        timeout: Duration,
+    ) -> Result<Self, NetError> {
+        Self::initiate_with_clock(stream, config, &unix_now, timeout).await
+    }
+
+    async fn initiate_with_clock(
+        mut stream: S,
+        config: InitiatorConfig,
+        clock: &(dyn Fn() -> u32 + Sync),
         timeout: Duration,
     ) -> Result<Self, NetError> {
         let started = Instant::now();
@@ -153,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut act2 = [0u8; ACT2_LEN];
         read_exact(&mut stream, &mut act2, "handshake act 2", timeout).await?;
         transcript.handshake(started.elapsed(), Direction::Received, 2, &act2);
-        let established = match initiator.read_act2(&act2, now) {
+        let established = match initiator.read_act2(&act2, clock()) {
             Ok(established) => established,
             Err(e) => {
                 transcript.note(started.elapsed(), format!("handshake failed: {e}"));

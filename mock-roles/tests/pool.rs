@@ -403,6 +403,20 @@ impl Client {
         if self.chans.contains_key(&group) || group == id {
             self.violation(format!("group id {group} collides with a channel id"));
         }
+        // Check 52: one full extranonce length per group.
+        let full = prefix.len() + usize::from(size.unwrap_or(0));
+        let other = self.groups.get(&group).and_then(|members| {
+            members
+                .iter()
+                .filter_map(|m| self.chans.get(m))
+                .map(|c| c.prefix.len() + usize::from(c.extranonce_size.unwrap_or(0)))
+                .find(|len| *len != full)
+        });
+        if let Some(other) = other {
+            self.violation(format!(
+                "group {group} mixes full extranonce lengths {full} and {other}"
+            ));
+        }
         self.groups.entry(group).or_default().insert(id);
         self.chans.insert(
             id,
@@ -2157,4 +2171,193 @@ async fn a_pool_fed_by_a_tp_over_noise_gets_its_block_validated_by_that_tp() {
         .is_some());
     assert_eq!(tp.height(), height + 1);
     assert_eq!(pool.stats().blocks_found, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hostile input: any sequence of messages, from either side, in any order, never panics
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+    use sv2_codec::messages::mining::NewMiningJob;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Setup(u8, u16, u16, u32),
+        OpenStandard(u32, [u8; 32], f32),
+        OpenExtended(u32, [u8; 32], u16),
+        Update(u32, f32, [u8; 32]),
+        Close(u32),
+        Standard(u32, u32, u32, u32, u32),
+        Extended(u32, u32, u32, u32, Vec<u8>),
+        /// A message a pool should never receive.
+        Stray(u32),
+        Tick(u32),
+        NewBlock,
+        Update2,
+        /// A template from a broken source.
+        Template(u64, bool, Vec<u8>, u32, Vec<u8>, u8),
+        PrevHash(u64, u32, [u8; 32]),
+        Valid(u8),
+    }
+
+    fn target() -> impl Strategy<Value = [u8; 32]> {
+        prop_oneof![
+            Just([0xff; 32]),
+            Just([0; 32]),
+            any::<[u8; 32]>(),
+            (0usize..32, any::<u8>()).prop_map(|(i, b)| {
+                let mut t = [0u8; 32];
+                t[i] = b;
+                t
+            }),
+        ]
+    }
+
+    fn rate() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(0.0f32),
+            Just(f32::NAN),
+            Just(f32::INFINITY),
+            Just(-1.0),
+            any::<f32>(),
+            Just(1e12)
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let id = 0u32..12;
+        prop_oneof![
+            (0u8..4, 0u16..4, 0u16..4, any::<u32>()).prop_map(|(p, a, b, f)| Op::Setup(p, a, b, f)),
+            (any::<u32>(), target(), rate()).prop_map(|(r, t, h)| Op::OpenStandard(r, t, h)),
+            (any::<u32>(), target(), 0u16..40).prop_map(|(r, t, m)| Op::OpenExtended(r, t, m)),
+            (id.clone(), rate(), target()).prop_map(|(c, h, t)| Op::Update(c, h, t)),
+            id.clone().prop_map(Op::Close),
+            (
+                id.clone(),
+                0u32..12,
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>()
+            )
+                .prop_map(|(c, j, n, t, v)| Op::Standard(c, j, n, t, v)),
+            (
+                id.clone(),
+                0u32..12,
+                any::<u32>(),
+                any::<u32>(),
+                proptest::collection::vec(any::<u8>(), 0..=32)
+            )
+                .prop_map(|(c, j, n, v, e)| Op::Extended(c, j, n, v, e)),
+            id.clone().prop_map(Op::Stray),
+            (0u32..400).prop_map(Op::Tick),
+            Just(Op::NewBlock),
+            Just(Op::Update2),
+            (
+                0u64..6,
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..20),
+                0u32..4,
+                proptest::collection::vec(any::<u8>(), 0..80),
+                0u8..4
+            )
+                .prop_map(|(i, f, p, c, o, m)| Op::Template(i, f, p, c, o, m)),
+            (0u64..6, any::<u32>(), target()).prop_map(|(i, n, t)| Op::PrevHash(i, n, t)),
+            any::<u8>().prop_map(Op::Valid),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn any_sequence_is_handled_without_panic(ops in proptest::collection::vec(op(), 1..60), faults in any::<u8>()) {
+            let faults = PoolFaults {
+                reuse_job_ids: faults & 1 != 0,
+                target_above_max: faults & 2 != 0,
+                skip_future_job: faults & 4 != 0,
+                unknown_prev_hash_job: faults & 8 != 0,
+                never_answer_shares: faults & 16 != 0,
+                reuse_channel_ids: faults & 32 != 0,
+                ignore_close_channel: faults & 64 != 0,
+            };
+            let mut pool = Pool::new(PoolConfig { faults, ..regtest_config() }, NOW).unwrap();
+            let sessions = [pool.open_session(NOW), pool.open_session(NOW)];
+            // A well-behaved client next to the hostile one.
+            let mut good = Client::connect(&mut pool, 0);
+            let out = pool.handle(good.session, &open_extended(1, ANY, 4), NOW);
+            let gch = Client::opened(&good.observe(&out));
+            let mut now = NOW;
+            let mut strict = faults == PoolFaults::default();
+            for (i, op) in ops.into_iter().enumerate() {
+                if matches!(op, Op::PrevHash(..)) {
+                    strict = false;
+                }
+                let s = sessions[i % 2];
+                let out = match op {
+                    Op::Setup(p, a, b, f) => pool.handle(s, &setup_message(p, a, b, f), now),
+                    Op::OpenStandard(r, t, h) => pool.handle(s, &OpenStandardMiningChannel {
+                        request_id: r, user_identity: Str0_255::default(), nominal_hash_rate: h, max_target: U256(t),
+                    }.into(), now),
+                    Op::OpenExtended(r, t, m) => pool.handle(s, &open_extended(r, t, m), now),
+                    Op::Update(c, h, t) => pool.handle(s, &UpdateChannel { channel_id: c, nominal_hash_rate: h, maximum_target: U256(t) }.into(), now),
+                    Op::Close(c) => pool.handle(s, &close(c), now),
+                    Op::Standard(c, j, n, t, v) => pool.handle(s, &SubmitSharesStandard {
+                        channel_id: c, sequence_number: i as u32, job_id: j, nonce: n, ntime: t, version: v,
+                    }.into(), now),
+                    Op::Extended(c, j, n, v, e) => pool.handle(s, &SubmitSharesExtended {
+                        channel_id: c, sequence_number: i as u32, job_id: j, nonce: n, ntime: now, version: v,
+                        extranonce: B0_32::new(e).unwrap(),
+                    }.into(), now),
+                    Op::Stray(c) => pool.handle(s, &NewMiningJob {
+                        channel_id: c, job_id: 1, min_ntime: None, version: 0, merkle_root: U256([0; 32]),
+                    }.into(), now),
+                    Op::Tick(dt) => { now += dt; pool.tick(now) }
+                    Op::NewBlock => pool.new_block(now),
+                    Op::Update2 => pool.update_template(now),
+                    Op::Template(id, future, prefix, count, outputs, path) => pool.handle_template(&NewTemplate {
+                        template_id: 1_000 + id,
+                        future_template: future,
+                        version: 0x2000_0000,
+                        coinbase_tx_version: 2,
+                        coinbase_prefix: B0_255::new(prefix).unwrap(),
+                        coinbase_tx_input_sequence: 0,
+                        coinbase_tx_value_remaining: u64::MAX,
+                        coinbase_tx_outputs_count: count,
+                        coinbase_tx_outputs: B0_64K::new(outputs).unwrap(),
+                        coinbase_tx_locktime: 0,
+                        merkle_path: Seq0_255::new(vec![U256([7; 32]); usize::from(path)]).unwrap(),
+                    }.into(), now),
+                    Op::PrevHash(id, nbits, t) => pool.handle_template(&SetNewPrevHashTdp {
+                        template_id: 1_000 + id, prev_hash: U256([9; 32]), header_timestamp: now, n_bits: nbits, target: U256(t),
+                    }.into(), now),
+                    Op::Valid(seed) => {
+                        // The good client mines on whatever it has, when it has something.
+                        if good.chans.get(&gch).and_then(|c| c.active.as_ref()).is_some() {
+                            let m = good.good(gch, &[seed; 28]);
+                            let out = pool.handle(good.session, &m.extended(), now);
+                            // A share the model thinks good is accepted, unless a fault is on or the
+                            // template source sent a prev hash of its own making (one for a template
+                            // the pool never had moves the chain with no job to announce).
+                            let accepted = out.iter().any(|o| matches!(o, Output::ShareAccepted { .. }));
+                            prop_assert!(accepted || !strict, "{out:?}");
+                            out
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                };
+                good.observe(&out);
+                // Nothing ever goes to a session that does not exist.
+                for o in &out {
+                    if let Output::Send { session, .. } = o {
+                        prop_assert!(sessions.contains(session) || *session == good.session);
+                    }
+                }
+            }
+            let faulty = faults != PoolFaults::default();
+            if !faulty {
+                prop_assert!(good.violations.is_empty(), "{:?}", good.violations);
+            }
+        }
+    }
 }

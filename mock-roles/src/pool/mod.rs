@@ -119,7 +119,7 @@ pub enum TemplateSource {
 }
 
 /// Deliberate protocol violations, for testing conformance checkers. All off by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolFaults {
     /// Every job after the first of a connection takes the previous job's id (§5.3.15/16; check 46).
     pub reuse_job_ids: bool,

@@ -23,7 +23,7 @@ use sv2_mock::chain::script::read_bip34_height;
 use sv2_mock::chain::target::{compact_to_target, meets_target};
 use sv2_mock::chain::tx::Transaction;
 use sv2_mock::chain::{merkle, sha256d};
-use sv2_mock::net::{unix_now, Connection, NetError};
+use sv2_mock::net::{Connection, NetError};
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{
     Output, Pool, PoolConfig, PoolFaults, SessionId, TemplateSource, REQUIRES_EXTENDED_CHANNELS,
@@ -2040,14 +2040,9 @@ async fn a_miner_over_noise_opens_an_extended_channel_and_gets_its_share_acknowl
     let pool = serve(listener, config).await.unwrap();
 
     let stream = TcpStream::connect(pool.addr).await.unwrap();
-    let mut conn = Connection::initiate(
-        stream,
-        InitiatorConfig::new(authority.public),
-        unix_now(),
-        LONG,
-    )
-    .await
-    .unwrap();
+    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority.public), LONG)
+        .await
+        .unwrap();
     assert!(conn.handshake.as_ref().unwrap().established.authenticated);
     let mut c = Client::new(0, 0);
     conn.send(&setup_message(0, 2, 2, 0)).await.unwrap();

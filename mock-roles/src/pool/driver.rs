@@ -357,7 +357,7 @@ pub async fn serve(
                         Some(key) => InitiatorConfig::new(key),
                         None => InitiatorConfig::unauthenticated(),
                     };
-                    Connection::initiate(stream, initiator, unix_now(), config.handshake_timeout)
+                    Connection::initiate_now(stream, initiator, config.handshake_timeout)
                         .await
                         .map_err(|source| ServeError::Upstream {
                             address: upstream.address,

@@ -1504,6 +1504,54 @@ fn close_and_update_channel_send_their_messages() {
     assert!(sends(&d.close("again")).is_empty());
 }
 
+#[test]
+fn messages_for_a_closed_channel_are_violations_but_late_answers_are_not() {
+    let now = Instant::now();
+    let (mut d, w) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let s = find_share(&w, &[], VERSION, &target_top(EASY), true);
+    assert_eq!(sends(&d.share_found(&s, now)).len(), 1);
+    d.close("done");
+    let v = violations(&d.handle(&standard_job(2, None, [2; 32]), now));
+    assert_eq!(
+        v,
+        vec![Violation::AfterClose {
+            message: "NewMiningJob",
+            channel_id: CHANNEL
+        }]
+    );
+    assert_eq!(v[0].section(), "5.3.9");
+    let v = violations(&d.handle(&prev_hash(GROUP, 2), now));
+    assert!(matches!(
+        v[..],
+        [Violation::AfterClose {
+            message: "SetNewPrevHash",
+            ..
+        }]
+    ));
+    // The answer to the share sent before the close settles it.
+    let out = d.handle(
+        &SubmitSharesSuccess {
+            channel_id: CHANNEL,
+            last_sequence_number: 0,
+            new_submits_accepted_count: 1,
+            new_shares_sum: 1,
+        }
+        .into(),
+        now,
+    );
+    assert!(violations(&out).is_empty(), "{out:?}");
+    assert_eq!(d.counters().accepted, 1);
+    // Shares found after the close are stale.
+    let late = find_share(&w, &[], VERSION | 0x20, &target_top(EASY), true);
+    assert!(matches!(
+        &events(&d.share_found(&late, now))[..],
+        [Event::ShareDropped {
+            problem: ShareProblem::Stale,
+            ..
+        }]
+    ));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The engine mines real shares from the device's work.
 
@@ -1836,7 +1884,8 @@ mod pool {
                 )
                 .await
                 .unwrap();
-                let _ = conn.recv("after close", Duration::from_secs(2)).await;
+                // Stay until the device leaves (closing first could reset its pending writes).
+                while conn.recv("after close", LONG).await.is_ok() {}
                 return log;
             }
         }
@@ -1993,5 +2042,257 @@ mod pool {
             }
         );
         assert_eq!(pool.await.unwrap().accepted, 1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Against the crate's mock pool core, in memory: a clean run has no violations and every share is
+// accepted; each of the pool's deliberate faults shows up as the matching violation.
+
+mod against_the_mock_pool {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use sv2_mock::pool::{Output as PoolOutput, Pool, PoolConfig, PoolFaults, TemplateSource};
+    use sv2_mock::tp::TpConfig;
+
+    const NOW: u32 = 1_700_000_000;
+
+    struct Link {
+        pool: Pool,
+        session: u64,
+        device: Device,
+        works: Vec<Work>,
+        events: Vec<Event>,
+        accepted_by_pool: usize,
+        rejected_by_pool: Vec<String>,
+    }
+
+    impl Link {
+        fn new(faults: PoolFaults, device: DeviceConfig) -> Link {
+            let config = PoolConfig {
+                // Blocks need difficulty 1: the test's shares are not blocks.
+                template_source: TemplateSource::InProcess(TpConfig {
+                    nbits: NBITS,
+                    ..TpConfig::default()
+                }),
+                faults,
+                ..PoolConfig::default()
+            };
+            let mut pool = Pool::new(config, NOW).unwrap();
+            let session = pool.open_session(NOW);
+            let mut link = Link {
+                pool,
+                session,
+                device: Device::new(device).unwrap(),
+                works: Vec::new(),
+                events: Vec::new(),
+                accepted_by_pool: 0,
+                rejected_by_pool: Vec::new(),
+            };
+            let out = link.device.start();
+            link.deliver(out);
+            link
+        }
+
+        /// Carries the device's messages to the pool and the pool's back, until both are quiet.
+        fn deliver(&mut self, out: Vec<Output>) {
+            let mut up: VecDeque<Message<'static>> = VecDeque::new();
+            self.take(out, &mut up);
+            while let Some(m) = up.pop_front() {
+                let pool_out = self.pool.handle(self.session, &m, NOW);
+                self.answer_pool(pool_out, &mut up);
+            }
+        }
+
+        fn answer_pool(&mut self, pool_out: Vec<PoolOutput>, up: &mut VecDeque<Message<'static>>) {
+            for o in pool_out {
+                match o {
+                    PoolOutput::Send { session, message } if session == self.session => {
+                        let out = self.device.handle(&message, Instant::now());
+                        self.take(out, up);
+                    }
+                    PoolOutput::ShareAccepted { .. } => self.accepted_by_pool += 1,
+                    PoolOutput::ShareRejected { error, .. } => {
+                        self.rejected_by_pool.push(format!("{error:?}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        fn take(&mut self, out: Vec<Output>, up: &mut VecDeque<Message<'static>>) {
+            for o in out {
+                match o {
+                    Output::Send(m) => up.push_back(m),
+                    Output::Work(w) => self.works.push(w),
+                    Output::Event(e) => self.events.push(e),
+                    Output::StopWork => {}
+                }
+            }
+        }
+
+        /// The pool acts on its own (tick, new template, ...).
+        fn pool_acts(&mut self, act: impl FnOnce(&mut Pool) -> Vec<PoolOutput>) {
+            let pool_out = act(&mut self.pool);
+            let mut up = VecDeque::new();
+            self.answer_pool(pool_out, &mut up);
+            while let Some(m) = up.pop_front() {
+                let pool_out = self.pool.handle(self.session, &m, NOW);
+                self.answer_pool(pool_out, &mut up);
+            }
+        }
+
+        fn violations(&self) -> Vec<Violation> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Violation(v) => Some(v.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Mines `n` shares on the newest work and hands them to the pool.
+        fn mine(&mut self, n: usize) {
+            let work = self.works.last().expect("work").clone();
+            let sent = mine(&mut self.device, &work, n);
+            self.deliver(sent.into_iter().map(Output::Send).collect());
+        }
+    }
+
+    fn device(kind: ChannelKind) -> DeviceConfig {
+        DeviceConfig {
+            // Slow enough for the pool's easiest target (regtest's): about every other hash is a
+            // share.
+            nominal_hash_rate: 1.0,
+            // Roll what the mock pool accepts. (It still has BIP320's 0x1fffe000; the spec's BIP323
+            // mask, the device's default, is 0x1fffffe0.)
+            version_mask: sv2_mock::pool::VERSION_ROLLING_MASK,
+            ..config(kind)
+        }
+    }
+
+    #[test]
+    fn a_clean_run_has_no_violations_and_every_share_is_accepted() {
+        for kind in [ChannelKind::Standard, ChannelKind::Extended] {
+            let mut link = Link::new(PoolFaults::default(), device(kind));
+            assert_eq!(link.violations(), vec![], "{kind:?}");
+            assert_eq!(
+                link.device.phase(),
+                Phase::Mining,
+                "{kind:?}: {:?}",
+                link.events
+            );
+            link.mine(40);
+            link.pool_acts(|p| p.tick(NOW + 5));
+            let c = link.device.counters();
+            assert!(c.submitted >= 30, "{kind:?}: {c:?}");
+            assert_eq!(link.rejected_by_pool, Vec::<String>::new(), "{kind:?}");
+            assert_eq!(link.accepted_by_pool as u64, c.submitted, "{kind:?}");
+            assert_eq!(c.accepted, c.submitted, "{kind:?}: {c:?}");
+            assert_eq!(c.rejected, 0);
+            assert_eq!(link.device.outstanding(), 0);
+            // A new template: the device follows it and its shares are accepted too.
+            link.pool_acts(|p| p.update_template(NOW));
+            link.mine(10);
+            link.pool_acts(|p| p.tick(NOW + 10));
+            assert_eq!(link.violations(), vec![], "{kind:?}");
+            assert!(
+                link.rejected_by_pool.is_empty(),
+                "{:?}",
+                link.rejected_by_pool
+            );
+        }
+    }
+
+    #[test]
+    fn the_pool_faults_are_reported_as_violations() {
+        // A target above the requested max_target.
+        let mut c = device(ChannelKind::Standard);
+        c.max_target = [0; 32];
+        c.max_target[25] = 1;
+        let link = Link::new(
+            PoolFaults {
+                target_above_max: true,
+                ..PoolFaults::default()
+            },
+            c,
+        );
+        assert!(
+            matches!(link.violations()[..], [Violation::TargetAboveMax { .. }]),
+            "{:?}",
+            link.violations()
+        );
+
+        // SetNewPrevHash for a job never sent (skipped, or an unknown id).
+        for faults in [
+            PoolFaults {
+                skip_future_job: true,
+                ..PoolFaults::default()
+            },
+            PoolFaults {
+                unknown_prev_hash_job: true,
+                ..PoolFaults::default()
+            },
+        ] {
+            let link = Link::new(faults, device(ChannelKind::Standard));
+            assert!(
+                link.violations()
+                    .iter()
+                    .any(|v| matches!(v, Violation::PrevHashForUnknownJob { .. })),
+                "{faults:?}: {:?}",
+                link.violations()
+            );
+        }
+
+        // Job ids reused.
+        let mut link = Link::new(
+            PoolFaults {
+                reuse_job_ids: true,
+                ..PoolFaults::default()
+            },
+            device(ChannelKind::Standard),
+        );
+        link.pool_acts(|p| p.update_template(NOW));
+        assert!(
+            link.violations()
+                .iter()
+                .any(|v| matches!(v, Violation::JobIdReused { .. })),
+            "{:?}",
+            link.violations()
+        );
+
+        // Jobs keep coming after CloseChannel.
+        let mut link = Link::new(
+            PoolFaults {
+                ignore_close_channel: true,
+                ..PoolFaults::default()
+            },
+            device(ChannelKind::Extended),
+        );
+        let out = link.device.close("leaving");
+        link.deliver(out);
+        link.pool_acts(|p| p.update_template(NOW));
+        assert!(
+            link.violations()
+                .iter()
+                .any(|v| matches!(v, Violation::AfterClose { .. })),
+            "{:?}",
+            link.violations()
+        );
+
+        // Shares never answered: they stay outstanding.
+        let mut link = Link::new(
+            PoolFaults {
+                never_answer_shares: true,
+                ..PoolFaults::default()
+            },
+            device(ChannelKind::Extended),
+        );
+        link.mine(20);
+        link.pool_acts(|p| p.tick(NOW + 5));
+        assert!(link.device.outstanding() > 0);
+        assert_eq!(link.device.counters().accepted, 0);
     }
 }

@@ -209,6 +209,12 @@ pub enum Violation {
     },
     /// A channel message before any channel is open.
     NoChannel { message: &'static str },
+    /// A message for the channel (or its group) after it was closed (other than answers to shares
+    /// sent before).
+    AfterClose {
+        message: &'static str,
+        channel_id: u32,
+    },
     /// A message arrived before SetupConnection.Success.
     BeforeSetup { message: &'static str },
     /// NewMiningJob on an extended channel (or a group id).
@@ -274,6 +280,7 @@ impl Violation {
             ExtranonceSizeBelowMinimum { .. } | ExtranonceTooLong { .. } => "5.3.5",
             GroupIdCollision { .. } => "5.2.3",
             UnknownChannel { .. } | NoChannel { .. } => "5.2",
+            AfterClose { .. } => "5.3.9",
             BeforeSetup { .. } => "3.6.1",
             StandardJobOnExtendedChannel { .. } => "5.3.15",
             ExtendedJobForStandardJobs { .. } => "5.3.16",
@@ -359,6 +366,10 @@ impl std::fmt::Display for Violation {
                 channel_id,
             } => write!(f, "{message} for unknown channel_id {channel_id}"),
             NoChannel { message } => write!(f, "{message} before any channel is open"),
+            AfterClose {
+                message,
+                channel_id,
+            } => write!(f, "{message} for channel {channel_id} after it was closed"),
             BeforeSetup { message } => write!(f, "{message} before SetupConnection.Success"),
             StandardJobOnExtendedChannel { channel_id, job_id } => write!(
                 f,

@@ -673,8 +673,18 @@ impl Device {
         group_ok: bool,
         out: &mut Vec<Output>,
     ) -> bool {
+        // Answers to shares sent before the close may still arrive.
+        let settles = matches!(message, "SubmitShares.Success" | "SubmitShares.Error");
         let verdict = match &self.channel {
             None => Err(Violation::NoChannel { message }),
+            Some(ch)
+                if ch.closed && !settles && (ch.id == channel_id || ch.group_id == channel_id) =>
+            {
+                Err(Violation::AfterClose {
+                    message,
+                    channel_id,
+                })
+            }
             Some(ch) if ch.id == channel_id || (group_ok && ch.group_id == channel_id) => Ok(()),
             Some(_) => Err(Violation::UnknownChannel {
                 message,
@@ -847,6 +857,16 @@ impl Device {
         let (is_ours, is_group, kind) = match &self.channel {
             None => {
                 self.violation(out, Violation::NoChannel { message: name });
+                return;
+            }
+            Some(ch) if ch.closed && (ch.id == m.channel_id || ch.group_id == m.channel_id) => {
+                self.violation(
+                    out,
+                    Violation::AfterClose {
+                        message: name,
+                        channel_id: m.channel_id,
+                    },
+                );
                 return;
             }
             Some(ch) => (ch.id == m.channel_id, ch.group_id == m.channel_id, ch.kind),

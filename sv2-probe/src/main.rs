@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod decode;
+mod demo;
 mod encode;
 mod hashrate;
 mod input;
@@ -31,6 +32,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the toolkit end to end on loopback: mock TP, mock pool, probe, a block validated.
+    #[command(long_about = demo::LONG_ABOUT)]
+    Demo(demo::Args),
     /// Decode SV2 frames given as hex into readable text or JSON.
     #[command(long_about = decode::LONG_ABOUT)]
     Decode(decode::Args),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::new(stdout.lock());
     let mut err = io::stderr();
     let result = match &cli.command {
+        Command::Demo(args) => demo::run(args, &mut out, &mut err),
         Command::Decode(args) => decode::run(args, &mut out, &mut err),
         Command::Encode(args) => encode::run(args, &mut out, &mut err),
         Command::Hashrate(args) => hashrate::run(args, &mut out, &mut err),

@@ -106,7 +106,7 @@ struct Step {
 }
 
 #[derive(Debug, Default)]
-struct Report {
+pub struct Report {
     steps: Vec<Step>,
 }
 
@@ -128,7 +128,7 @@ impl Report {
         });
     }
 
-    fn failed(&self) -> bool {
+    pub fn failed(&self) -> bool {
         self.steps.iter().any(|s| s.status == Status::Fail)
     }
 }
@@ -177,7 +177,7 @@ impl AnyJob {
     }
 }
 
-async fn probe(url: &Sv2Url, args: &Args) -> Report {
+pub async fn probe(url: &Sv2Url, args: &Args) -> Report {
     let mut report = Report::default();
     let step_timeout = Duration::from_secs_f64(args.timeout.max(0.1));
 
@@ -749,37 +749,33 @@ async fn share_round_trip(
     }
 }
 
-fn print_report(
+/// The report as one JSON document.
+pub fn report_json(report: &Report, url: &Sv2Url) -> Value {
+    let count = |status| report.steps.iter().filter(|s| s.status == status).count();
+    let (passed, failed, skipped) = (
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Skip),
+    );
+    let steps: Vec<Value> = report
+        .steps
+        .iter()
+        .map(|s| json!({"step": s.name, "status": s.status.as_str(), "ms": s.ms, "detail": s.detail, "data": s.data}))
+        .collect();
+    json!({"url": url.to_string(), "steps": steps, "passed": passed, "failed": failed, "skipped": skipped, "ok": failed == 0})
+}
+
+pub fn print_report(
     report: &Report,
     url: &Sv2Url,
     json_out: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let passed = report
-        .steps
-        .iter()
-        .filter(|s| s.status == Status::Pass)
-        .count();
-    let failed = report
-        .steps
-        .iter()
-        .filter(|s| s.status == Status::Fail)
-        .count();
-    let skipped = report
-        .steps
-        .iter()
-        .filter(|s| s.status == Status::Skip)
-        .count();
     if json_out {
-        let steps: Vec<Value> = report
-            .steps
-            .iter()
-            .map(|s| json!({"step": s.name, "status": s.status.as_str(), "ms": s.ms, "detail": s.detail, "data": s.data}))
-            .collect();
-        let value = json!({"url": url.to_string(), "steps": steps, "passed": passed, "failed": failed, "skipped": skipped, "ok": failed == 0});
-        writeln!(out, "{value}")?;
+        writeln!(out, "{}", report_json(report, url))?;
         return Ok(());
     }
+    let count = |status| report.steps.iter().filter(|s| s.status == status).count();
     writeln!(out, "probe {url}")?;
     for s in &report.steps {
         let mut lines = s.detail.lines();
@@ -802,6 +798,12 @@ fn print_report(
             )?;
         }
     }
-    writeln!(out, "{passed} passed, {failed} failed, {skipped} skipped")?;
+    writeln!(
+        out,
+        "{} passed, {} failed, {} skipped",
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Skip)
+    )?;
     Ok(())
 }

@@ -1,17 +1,24 @@
 //! sha256d throughput of each mining-engine backend this CPU supports, and of the naive baseline.
 //!
-//! Benchmark ids: `sha256d/<backend>` (`Hasher::scan` over a range of nonces of a prepared header,
-//! difficulty-1 target so that candidates are rare, as in real mining) and `sha256d/naive-sha2`
-//! (`sha2`'s SHA-256 twice over the 80 serialized bytes per nonce, with the full target compare).
-//! Throughput is in hashes (one per nonce).
+//! Benchmark ids (throughput in hashes):
+//! * `sha256d/naive-sha2`: `sha2`'s SHA-256 twice over the 80 serialized bytes per nonce, with the
+//!   full target compare.
+//! * `sha256d/<backend>`: `Hasher::scan` over a range of nonces of one prepared header.
+//! * `sha256d/<backend>/rolled-x8`: `Hasher::scan_group` over the same range for 8 rolled versions
+//!   of the header (what the miner does when the job allows version rolling): the first hash's
+//!   message schedule is shared by the 8 headers.
+//!
+//! The target is difficulty 1, so candidates are as rare as in real mining.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sv2_mock::engine::{naive_sha256d, Backend, BlockHeader, Candidates, PreparedHeader, Target};
+use sv2_mock::engine::{
+    naive_sha256d, Backend, BlockHeader, Candidates, Hasher, PreparedHeader, Target, MAX_GROUP,
+};
 
 /// Nonces per iteration.
-const NONCES: u32 = 1 << 14;
+const NONCES: u32 = 1 << 13;
 
 fn header() -> BlockHeader {
     BlockHeader {
@@ -24,12 +31,35 @@ fn header() -> BlockHeader {
     }
 }
 
+/// Scans `NONCES` nonces from `*base` for every header of `group`.
+fn scan(hasher: &Hasher, group: &[PreparedHeader], base: &mut u32, out: &mut Candidates) -> u32 {
+    let mut done = 0;
+    while done < NONCES {
+        done += hasher.scan_group(group, *base + done, NONCES - done, out);
+        out.clear();
+    }
+    *base = base.wrapping_add(NONCES) & 0x7fff_ffff;
+    done
+}
+
 fn sha256d(c: &mut Criterion) {
     let target = Target::from_nbits(0x1d00ffff).expect("difficulty 1");
-    let prepared = PreparedHeader::new(&header(), &target);
+    let single = [PreparedHeader::new(&header(), &target)];
+    let rolled: Vec<PreparedHeader> = (0..MAX_GROUP as u32)
+        .map(|i| {
+            let version = header().version ^ (i << 13);
+            PreparedHeader::new(
+                &BlockHeader {
+                    version,
+                    ..header()
+                },
+                &target,
+            )
+        })
+        .collect();
     let mut group = c.benchmark_group("sha256d");
-    group.throughput(Throughput::Elements(u64::from(NONCES)));
 
+    group.throughput(Throughput::Elements(u64::from(NONCES)));
     group.bench_function("naive-sha2", |b| {
         let mut bytes = header().to_bytes();
         let mut base = 0u32;
@@ -43,22 +73,26 @@ fn sha256d(c: &mut Criterion) {
             black_box(shares)
         })
     });
-
     for backend in Backend::supported() {
         let hasher = backend.hasher().expect("supported");
+        let mut out = Candidates::new();
+        let mut base = 0u32;
         group.bench_function(backend.name(), |b| {
-            let mut out = Candidates::new();
-            let mut base = 0u32;
-            b.iter(|| {
-                let mut done = 0;
-                while done < NONCES {
-                    done += hasher.scan(&prepared, base + done, NONCES - done, &mut out);
-                    out.clear();
-                }
-                base = base.wrapping_add(NONCES) & 0x7fff_ffff;
-                black_box(done)
-            })
+            b.iter(|| black_box(scan(&hasher, &single, &mut base, &mut out)))
         });
+    }
+
+    group.throughput(Throughput::Elements(
+        u64::from(NONCES) * rolled.len() as u64,
+    ));
+    for backend in Backend::supported() {
+        let hasher = backend.hasher().expect("supported");
+        let mut out = Candidates::new();
+        let mut base = 0u32;
+        group.bench_function(
+            format!("{}/rolled-x{}", backend.name(), rolled.len()),
+            |b| b.iter(|| black_box(scan(&hasher, &rolled, &mut base, &mut out))),
+        );
     }
     group.finish();
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use sv2_mock::engine::{
     naive_sha256d, Backend, BlockHeader, Candidates, CoinbaseParts, Hasher, Job, JobCursor,
     MerkleSource, Miner, MinerConfig, PreparedHeader, Share, Target, BIP320_VERSION_MASK,
+    MAX_GROUP,
 };
 
 /// splitmix64: a small deterministic generator, so every run tests the same headers.
@@ -89,7 +90,10 @@ fn scan_all(hasher: Hasher, p: &PreparedHeader, start: u32, count: u32) -> Vec<u
         let n = hasher.scan(p, start + done, count - done, &mut out);
         assert!(n > 0 || !out.is_empty(), "no progress");
         done += n;
-        found.extend_from_slice(out.as_slice());
+        found.extend(out.as_slice().iter().map(|c| {
+            assert_eq!(c.index, 0);
+            c.nonce
+        }));
         out.clear();
     }
     found
@@ -140,6 +144,88 @@ fn every_backend_matches_sha2_on_random_headers() {
     }
 }
 
+/// Everything `scan_group` reports over a range, as (header index, nonce), sorted.
+fn scan_group_all(
+    hasher: Hasher,
+    group: &[PreparedHeader],
+    start: u32,
+    count: u32,
+) -> Vec<(usize, u32)> {
+    let mut out = Candidates::new();
+    let mut found = Vec::new();
+    let mut done = 0u32;
+    while done < count {
+        let n = hasher.scan_group(group, start + done, count - done, &mut out);
+        assert!(n > 0 || !out.is_empty(), "no progress");
+        done += n;
+        found.extend(out.as_slice().iter().map(|c| (c.index, c.nonce)));
+        out.clear();
+    }
+    found.sort_unstable();
+    found
+}
+
+#[test]
+fn every_backend_matches_sha2_on_groups_of_rolled_versions() {
+    let mut rng = Rng(12);
+    for size in [2, 3, MAX_GROUP] {
+        let header = rng.header();
+        let target = Target::with_top_word(0x0fff_ffff);
+        let versions: Vec<u32> = (0..size).map(|_| rng.u32()).collect();
+        let group: Vec<PreparedHeader> = versions
+            .iter()
+            .map(|&version| PreparedHeader::new(&BlockHeader { version, ..header }, &target))
+            .collect();
+        let start = rng.u32() >> 1;
+        let count = 301;
+        let mut expected: Vec<(usize, u32)> = versions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &version)| {
+                reference_candidates(&BlockHeader { version, ..header }, &target, start, count)
+                    .into_iter()
+                    .map(move |n| (i, n))
+            })
+            .collect();
+        expected.sort_unstable();
+        for backend in Backend::supported() {
+            let found = scan_group_all(hasher(backend), &group, start, count);
+            assert_eq!(found, expected, "{backend}, group of {size}");
+        }
+        // Every nonce passes: the buffer fills up and the scan resumes where it stopped.
+        let all_pass: Vec<PreparedHeader> = versions
+            .iter()
+            .map(|&version| PreparedHeader::new(&BlockHeader { version, ..header }, &Target::MAX))
+            .collect();
+        for backend in Backend::supported() {
+            let found = scan_group_all(hasher(backend), &all_pass, 7, 100);
+            assert_eq!(found.len(), 100 * size, "{backend}");
+        }
+    }
+}
+
+#[test]
+fn a_group_must_share_its_second_block() {
+    let header = Rng(13).header();
+    let a = PreparedHeader::new(&header, &Target::MAX);
+    let b = PreparedHeader::new(
+        &BlockHeader {
+            ntime: header.ntime + 1,
+            ..header
+        },
+        &Target::MAX,
+    );
+    let r = std::panic::catch_unwind(|| {
+        Hasher::detect().scan_group(&[a, b], 0, 10, &mut Candidates::new());
+    });
+    assert!(r.is_err());
+    let too_many = vec![a; MAX_GROUP + 1];
+    let r = std::panic::catch_unwind(|| {
+        Hasher::detect().scan_group(&too_many, 0, 10, &mut Candidates::new());
+    });
+    assert!(r.is_err());
+}
+
 #[test]
 fn every_backend_reports_every_nonce_when_all_pass_and_stops_when_the_buffer_is_full() {
     let header = Rng(3).header();
@@ -153,7 +239,8 @@ fn every_backend_reports_every_nonce_when_all_pass_and_stops_when_the_buffer_is_
             out.len(),
             "{backend}: every nonce is a candidate"
         );
-        assert_eq!(out.as_slice(), (1000..1000 + n).collect::<Vec<_>>());
+        let nonces: Vec<u32> = out.as_slice().iter().map(|c| c.nonce).collect();
+        assert_eq!(nonces, (1000..1000 + n).collect::<Vec<_>>());
         let all = scan_all(hasher(backend), &p, 0, 1000);
         assert_eq!(all, (0..1000).collect::<Vec<_>>(), "{backend}");
     }
@@ -398,6 +485,7 @@ fn extended_job_builds_the_genesis_merkle_root_and_finds_the_genesis_nonce() {
             threads: 2,
             backend,
             batch: 512,
+            group: MAX_GROUP,
         })
         .unwrap();
         miner.replace_job(job.clone()).unwrap();
@@ -486,11 +574,12 @@ fn reference_shares(job: &Job) -> BTreeSet<(u32, u32, u32)> {
 }
 
 /// Runs the miner over the whole (small) space of `job` and returns what it found.
-fn mine_all(job: &Job, backend: Backend, threads: usize) -> Vec<Share> {
+fn mine_all(job: &Job, backend: Backend, threads: usize, group: usize) -> Vec<Share> {
     let (miner, shares) = Miner::start(MinerConfig {
         threads,
         backend,
         batch: 256,
+        group,
     })
     .unwrap();
     let space = job.version_count()
@@ -538,18 +627,16 @@ fn the_miner_finds_exactly_the_shares_sha2_finds_across_nonce_wrap_and_threads()
         "shares after ntime rolled"
     );
     for backend in Backend::supported() {
-        for threads in [1, 3] {
-            let shares = mine_all(&job, backend, threads);
+        // Groups of 1 (no sharing), 3 (4 versions: a group of 3 then 1) and the default.
+        for (threads, group) in [(1, 1), (3, 3), (2, MAX_GROUP)] {
+            let shares = mine_all(&job, backend, threads, group);
             let found: BTreeSet<_> = shares
                 .iter()
                 .map(|s| (s.version, s.ntime, s.nonce))
                 .collect();
-            assert_eq!(
-                found.len(),
-                shares.len(),
-                "{backend} x{threads}: no duplicates"
-            );
-            assert_eq!(found, expected, "{backend} x{threads}");
+            let run = format!("{backend} x{threads}, groups of {group}");
+            assert_eq!(found.len(), shares.len(), "{run}: no duplicates");
+            assert_eq!(found, expected, "{run}");
             for s in &shares {
                 assert_eq!(s.job_id, 9);
                 let header = BlockHeader {
@@ -623,7 +710,7 @@ fn the_miner_rolls_extranonces_of_extended_jobs() {
     }
     assert!(expected.len() > 100);
     for backend in Backend::supported() {
-        let shares = mine_all(&job, backend, 2);
+        let shares = mine_all(&job, backend, 2, MAX_GROUP);
         let found: BTreeSet<_> = shares
             .iter()
             .map(|s| (s.extranonce.as_slice()[0], s.nonce))
@@ -640,6 +727,7 @@ fn replace_job_switches_every_thread_to_the_new_job_and_stop_returns() {
             threads: 2,
             backend,
             batch: 4096,
+            group: MAX_GROUP,
         })
         .unwrap();
         let mut rng = Rng(10);

@@ -2,9 +2,10 @@
 //! next to a naive baseline, measured in the same run.
 //!
 //! Every backend runs through the engine's real `Miner` (threads, batches, job epoch checks) on a job
-//! with a target no hash meets, so nothing but hashing is timed. The baseline hashes the same header
-//! the naive way: `sha2`'s SHA-256 twice over the 80 serialized bytes per nonce, with a full target
-//! compare, on the same number of threads.
+//! with a target no hash meets, so nothing but hashing is timed; the job allows version rolling
+//! unless `--no-version-rolling`. The baseline hashes the same header the naive way: `sha2`'s SHA-256
+//! twice over the 80 serialized bytes per nonce, with a full target compare, on the same number of
+//! threads.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,11 +23,15 @@ pub const LONG_ABOUT: &str = "\
 Measure the sha256d hash rate of each mining-engine backend this CPU supports (or only --backend), \
 and of a naive baseline (sha2's SHA-256 twice over the 80-byte header), in the same run.
 
-Each backend runs for --seconds on --threads threads (default 1: the figures are per core) after a \
-short warm-up; the baseline the same. Text: a table of MH/s and ratio to the baseline, then the best \
-backend. --json: one document {\"threads\", \"seconds\", \"default_backend\", \"baseline\": {\"name\", \
-\"mhs\"}, \"backends\": [{\"name\", \"lanes\", \"mhs\", \"ratio\"}], \"best\": {\"name\", \"mhs\"}, \
-\"ratio\"}, where ratio is MH/s over the baseline's. Other work on the machine lowers the figures.";
+Each backend mines a job through the engine's miner for --seconds on --threads threads (default 1: \
+the figures are per core) after a short warm-up; the baseline runs as long on as many threads. The \
+job allows BIP320 version rolling, as SV2 jobs do, so the engine hashes 8 rolled versions of each \
+nonce together and shares the first hash's message schedule between them; --no-version-rolling \
+measures one header at a time. Text: a table of MH/s and ratio to the baseline, then the best \
+backend. --json: one document {\"threads\", \"seconds\", \"default_backend\", \"version_rolling\", \
+\"baseline\": {\"name\", \"mhs\"}, \"backends\": [{\"name\", \"lanes\", \"mhs\", \"ratio\"}], \
+\"best\": {\"name\", \"mhs\"}, \"ratio\"}, where ratio is MH/s over the baseline's. Other work on \
+the machine lowers the figures.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,6 +45,12 @@ pub struct Args {
     /// Seconds per measurement (after a warm-up of a tenth of it, at most 0.2 s).
     #[arg(long, default_value_t = 2.0, value_name = "S")]
     pub seconds: f64,
+    /// Mine a job that forbids version rolling: every header is hashed on its own. By default the
+    /// job allows BIP320 version rolling, as SV2 jobs do, and the engine hashes 8 rolled versions of
+    /// each nonce together, sharing the first hash's message schedule (the naive baseline never
+    /// shares anything).
+    #[arg(long)]
+    pub no_version_rolling: bool,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -72,14 +83,19 @@ struct Timing {
 }
 
 /// Hashes per second of `backend` on `threads` threads through the engine's miner.
-fn measure_backend(backend: Backend, threads: usize, timing: &Timing) -> anyhow::Result<f64> {
+fn measure_backend(
+    backend: Backend,
+    threads: usize,
+    version_rolling: bool,
+    timing: &Timing,
+) -> anyhow::Result<f64> {
     let (miner, _shares) = Miner::start(MinerConfig {
         threads,
         backend,
         ..MinerConfig::default()
     })?;
     let h = header();
-    let job = Job::new(
+    let mut job = Job::new(
         0,
         h.version,
         h.prev_hash,
@@ -88,6 +104,9 @@ fn measure_backend(backend: Backend, threads: usize, timing: &Timing) -> anyhow:
         h.nbits,
         Target::ZERO,
     );
+    if !version_rolling {
+        job.version_mask = 0;
+    }
     miner.replace_job(job)?;
     std::thread::sleep(timing.warmup);
     let (h0, t0) = (miner.hashes(), Instant::now());
@@ -171,7 +190,7 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
     let baseline = measure_baseline(args.threads, &timing);
     let mut results = Vec::new();
     for backend in backends {
-        let rate = measure_backend(backend, args.threads, &timing)
+        let rate = measure_backend(backend, args.threads, !args.no_version_rolling, &timing)
             .with_context(|| format!("measuring {backend}"))?;
         results.push((backend, rate));
     }
@@ -186,6 +205,7 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
             "threads": args.threads,
             "seconds": args.seconds,
             "default_backend": Backend::detect().name(),
+            "version_rolling": !args.no_version_rolling,
             "baseline": {"name": BASELINE, "mhs": mhs(baseline)},
             "backends": results.iter().map(|&(b, rate)| json!({
                 "name": b.name(),
@@ -200,8 +220,10 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
     } else {
         writeln!(
             out,
-            "sha256d hash rate, {} thread(s), {} s per measurement",
-            args.threads, args.seconds
+            "sha256d hash rate, {} thread(s), {} s per measurement, version rolling {}",
+            args.threads,
+            args.seconds,
+            if args.no_version_rolling { "off" } else { "on" }
         )?;
         writeln!(
             out,

@@ -36,6 +36,7 @@ fn json_has_every_supported_backend_the_baseline_and_the_ratio() {
     let doc: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["threads"], 1);
     assert_eq!(doc["seconds"], 0.2);
+    assert_eq!(doc["version_rolling"], true);
     assert_eq!(doc["baseline"]["name"], "naive-sha2");
     assert!(positive(&doc["baseline"]["mhs"]), "{doc}");
 
@@ -85,11 +86,13 @@ fn one_backend_on_two_threads_as_a_table() {
         "2",
         "--seconds",
         "0.1",
+        "--no-version-rolling",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 5, "{}", run.stdout);
     assert!(lines[0].contains("2 thread(s)"), "{}", lines[0]);
+    assert!(lines[0].ends_with("version rolling off"), "{}", lines[0]);
     assert!(lines[2].starts_with("naive-sha2 "));
     assert!(lines[3].starts_with("scalar "));
     assert!(lines[4].starts_with("best: scalar at "));

@@ -143,6 +143,12 @@ impl PreparedHeader {
         }
     }
 
+    /// Whether `other` shares this header's second block and target (so that both can be scanned
+    /// as one group: they differ at most in their first 64 bytes, e.g. in the version).
+    pub fn shares_second_block_with(&self, other: &PreparedHeader) -> bool {
+        self.tail == other.tail && self.target == other.target
+    }
+
     /// The header with `nonce` in place.
     pub fn header(&self, nonce: u32) -> BlockHeader {
         BlockHeader {

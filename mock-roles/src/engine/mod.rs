@@ -13,11 +13,17 @@
 //! full 256-bit compare ([`PreparedHeader::check`], portable code), which is also what makes every
 //! reported share independent of the SIMD code that found it.
 //!
+//! Headers that differ only in their version (rolled inside the job's mask) have different
+//! midstates but the same second block, hence the same message schedule for the first hash: a group
+//! of up to [`MAX_GROUP`] of them is scanned together ([`Hasher::scan_group`]) and that schedule is
+//! computed once per nonce for the whole group (the idea of overt AsicBoost). The miner does this
+//! whenever the job allows version rolling.
+//!
 //! # Backends
 //!
 //! [`Backend`] lists them; [`Backend::detect`] picks the fastest one the CPU supports at run time, and
 //! any supported one can be forced (tests, benchmarks, `sv2-probe hashrate --backend`). A [`Hasher`] is a
-//! backend proven supported; [`Hasher::scan`] is the hot loop.
+//! backend proven supported; [`Hasher::scan_group`] is the hot loop.
 //!
 //! # Work
 //!
@@ -57,21 +63,32 @@ pub use work::{
     Template, BIP320_VERSION_MASK,
 };
 
+/// The most headers a group scan takes ([`Hasher::scan_group`]).
+pub const MAX_GROUP: usize = 8;
+
 /// How many candidates a [`Candidates`] buffer holds; a scan stops early when it is nearly full.
-pub const CANDIDATE_CAPACITY: usize = 64;
+pub const CANDIDATE_CAPACITY: usize = 256;
+
+/// A nonce of one header of a scanned group whose hash passed the early rejection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Candidate {
+    /// Index of the header in the group (0 for [`Hasher::scan`]).
+    pub index: usize,
+    pub nonce: u32,
+}
 
 /// Nonces whose hash passed the early rejection (top 32 bits at most the target's), to be confirmed
 /// with [`PreparedHeader::check`]. A fixed buffer: the hot loop never allocates.
 #[derive(Clone, Debug)]
 pub struct Candidates {
-    nonces: [u32; CANDIDATE_CAPACITY],
+    entries: [Candidate; CANDIDATE_CAPACITY],
     len: usize,
 }
 
 impl Default for Candidates {
     fn default() -> Self {
         Candidates {
-            nonces: [0; CANDIDATE_CAPACITY],
+            entries: [Candidate::default(); CANDIDATE_CAPACITY],
             len: 0,
         }
     }
@@ -82,8 +99,8 @@ impl Candidates {
         Self::default()
     }
 
-    pub fn as_slice(&self) -> &[u32] {
-        &self.nonces[..self.len]
+    pub fn as_slice(&self) -> &[Candidate] {
+        &self.entries[..self.len]
     }
 
     pub fn clear(&mut self) {
@@ -104,8 +121,8 @@ impl Candidates {
 
     /// Callers check `remaining()` first; a push into a full buffer is a bug.
     #[inline]
-    pub(crate) fn push(&mut self, nonce: u32) {
-        self.nonces[self.len] = nonce;
+    pub(crate) fn push(&mut self, index: usize, nonce: u32) {
+        self.entries[self.len] = Candidate { index, nonce };
         self.len += 1;
     }
 }
@@ -141,10 +158,11 @@ impl Backend {
         Backend::ShaNi4,
     ];
 
-    /// Preference order of [`Backend::detect`], fastest first. Measured with `sv2-probe hashrate` on
-    /// an Intel Xeon with SHA-NI and AVX-512 (one thread): AVX-512 about 30 MH/s, every SHA-NI
-    /// variant about 12-13 MH/s (the SHA unit's throughput is the limit there, so interleaving does
-    /// not help; it does where the instructions' latency is the limit), AVX2 about 10, scalar 1.6.
+    /// Preference order of [`Backend::detect`], fastest first. Measured on an Intel Xeon with SHA-NI
+    /// and AVX-512, one thread, one header at a time (groups of 8 rolled versions in brackets):
+    /// AVX-512 about 31 MH/s (36), every SHA-NI variant about 12-13 (13-15: the SHA unit's
+    /// throughput is the limit there, about one `sha256rnds2` per 3 cycles, so interleaving barely
+    /// helps; it does where the instruction's latency is the limit), AVX2 about 10 (12), scalar 1.6.
     const PREFERENCE: [Backend; 7] = [
         Backend::Avx512,
         Backend::ShaNi3,
@@ -300,10 +318,30 @@ impl Hasher {
     /// # Panics
     ///
     /// When `start + count > 2^32`.
-    #[inline]
     pub fn scan(
         &self,
         header: &PreparedHeader,
+        start: u32,
+        count: u32,
+        out: &mut Candidates,
+    ) -> u32 {
+        self.scan_group(std::slice::from_ref(header), start, count, out)
+    }
+
+    /// [`Hasher::scan`] over every header of `group` (1 to [`MAX_GROUP`] headers that share their
+    /// second block and target, e.g. rolled versions of one template): each nonce of the range is
+    /// hashed with each header. The backends compute the first hash's message schedule (which only
+    /// depends on the second block) once per nonce for the whole group, as overt AsicBoost does.
+    /// Candidates name the header by its index in `group`. Returns how many nonces were hashed
+    /// with every header.
+    ///
+    /// # Panics
+    ///
+    /// When `start + count > 2^32`, when `group` is empty or longer than [`MAX_GROUP`], or when its
+    /// headers do not share their second block and target.
+    pub fn scan_group(
+        &self,
+        group: &[PreparedHeader],
         start: u32,
         count: u32,
         out: &mut Candidates,
@@ -312,10 +350,19 @@ impl Hasher {
             u64::from(start) + u64::from(count) <= 1 << 32,
             "a scan must not wrap past nonce 0xffffffff"
         );
+        assert!(
+            (1..=MAX_GROUP).contains(&group.len()),
+            "a group has 1 to {MAX_GROUP} headers, not {}",
+            group.len()
+        );
+        assert!(
+            group.iter().all(|h| h.shares_second_block_with(&group[0])),
+            "the headers of a group must share their second block and target"
+        );
         match self.backend {
-            Backend::Scalar => scalar::scan(header, start, count, out),
+            Backend::Scalar => scalar::scan(group, start, count, out),
             #[cfg(target_arch = "x86_64")]
-            _ => self.scan_x86(header, start, count, out),
+            _ => self.scan_x86(group, start, count, out),
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("only supported backends make a Hasher"),
         }
@@ -325,7 +372,7 @@ impl Hasher {
     #[allow(unsafe_code)]
     fn scan_x86(
         &self,
-        header: &PreparedHeader,
+        group: &[PreparedHeader],
         start: u32,
         count: u32,
         out: &mut Candidates,
@@ -334,20 +381,20 @@ impl Hasher {
             // SAFETY: a Hasher exists only for a backend whose `is_supported` returned true; for the
             // SHA-NI backends that is `has_sha_ni`: sha, sse2, ssse3 and sse4.1 were detected at run
             // time, the features `shani::scan` is compiled with.
-            Backend::ShaNi1 => unsafe { shani::scan::<1>(header, start, count, out) },
+            Backend::ShaNi1 => unsafe { shani::scan::<1>(group, start, count, out) },
             // SAFETY: as above (SHA-NI detected).
-            Backend::ShaNi2 => unsafe { shani::scan::<2>(header, start, count, out) },
+            Backend::ShaNi2 => unsafe { shani::scan::<2>(group, start, count, out) },
             // SAFETY: as above (SHA-NI detected).
-            Backend::ShaNi3 => unsafe { shani::scan::<3>(header, start, count, out) },
+            Backend::ShaNi3 => unsafe { shani::scan::<3>(group, start, count, out) },
             // SAFETY: as above (SHA-NI detected).
-            Backend::ShaNi4 => unsafe { shani::scan::<4>(header, start, count, out) },
+            Backend::ShaNi4 => unsafe { shani::scan::<4>(group, start, count, out) },
             // SAFETY: a Hasher for Avx2 exists only when `has_avx2` detected avx2 at run time, the
             // feature `avx2::scan` is compiled with.
-            Backend::Avx2 => unsafe { avx2::scan(header, start, count, out) },
+            Backend::Avx2 => unsafe { avx2::scan(group, start, count, out) },
             // SAFETY: a Hasher for Avx512 exists only when `has_avx512` detected avx512f and avx512bw
             // at run time, the features `avx512::scan` is compiled with.
-            Backend::Avx512 => unsafe { avx512::scan(header, start, count, out) },
-            Backend::Scalar => scalar::scan(header, start, count, out),
+            Backend::Avx512 => unsafe { avx512::scan(group, start, count, out) },
+            Backend::Scalar => scalar::scan(group, start, count, out),
         }
     }
 }

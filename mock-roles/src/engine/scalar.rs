@@ -1,48 +1,71 @@
 //! The portable backend: one nonce at a time with plain `u32` arithmetic. It compiles everywhere and
 //! is the fallback when the CPU has neither SHA extensions nor AVX2.
 //!
-//! Per call it computes what does not depend on the nonce once: the first three rounds of the second
-//! block (words 0..2 are fixed per header) and the parts of round 3 and of the message schedule that
-//! do not involve the nonce. The second hash stops at round 60, which is enough to know `H7`.
+//! Per call it computes what does not depend on the nonce once: per header, the first three rounds
+//! of the second block (words 0..2 are fixed) and the nonce-free part of round 3. Per nonce, the
+//! message schedule of the second block once for the whole group, then per header the rounds. The
+//! second hash stops at round 60, which is enough to know `H7`.
 
 use super::header::{top_word_of_h7, PreparedHeader};
 use super::sha256::{self, big_sigma0, big_sigma1, ch, maj, round, DIGEST_PAD, IV, K};
-use super::Candidates;
+use super::{Candidates, MAX_GROUP};
 
-pub(crate) fn scan(p: &PreparedHeader, start: u32, count: u32, out: &mut Candidates) -> u32 {
-    // Rounds 0..2 of the first hash's second block use the fixed words 0..2.
-    let mut fixed = p.midstate;
+/// What one header of a group needs besides the shared schedule: the state after round 2 and the
+/// nonce-free parts of round 3.
+#[derive(Clone, Copy, Default)]
+struct Fixed {
+    state: [u32; 8],
+    t1: u32,
+    t2: u32,
+}
+
+fn fixed(p: &PreparedHeader) -> Fixed {
+    let mut state = p.midstate;
     for (i, w) in p.tail.iter().enumerate() {
-        round(&mut fixed, K[i].wrapping_add(*w));
+        round(&mut state, K[i].wrapping_add(*w));
     }
-    let [a, b, c, d, e, f, g, h] = fixed;
-    // Round 3 is t1 = (h + S1(e) + ch + K3) + W3: everything but W3 is fixed.
-    let t1_fixed = h
-        .wrapping_add(big_sigma1(e))
-        .wrapping_add(ch(e, f, g))
-        .wrapping_add(K[3]);
-    let t2 = big_sigma0(a).wrapping_add(maj(a, b, c));
-    let mut block = p.block2(0);
+    let [a, b, c, _, e, f, g, h] = state;
+    Fixed {
+        state,
+        // Round 3 is t1 = (h + S1(e) + ch + K3) + W3: everything but W3 is fixed.
+        t1: h
+            .wrapping_add(big_sigma1(e))
+            .wrapping_add(ch(e, f, g))
+            .wrapping_add(K[3]),
+        t2: big_sigma0(a).wrapping_add(maj(a, b, c)),
+    }
+}
+
+pub(crate) fn scan(group: &[PreparedHeader], start: u32, count: u32, out: &mut Candidates) -> u32 {
+    let mut fixeds = [Fixed::default(); MAX_GROUP];
+    for (f, p) in fixeds.iter_mut().zip(group) {
+        *f = fixed(p);
+    }
+    let fixeds = &fixeds[..group.len()];
+    let mut block = group[0].block2(0);
 
     for i in 0..count {
-        if out.remaining() == 0 {
+        if out.remaining() < group.len() {
             return i;
         }
         let nonce = start.wrapping_add(i);
         let w3 = nonce.swap_bytes();
-        let t1 = t1_fixed.wrapping_add(w3);
-        let mut s = [t1.wrapping_add(t2), a, b, c, d.wrapping_add(t1), e, f, g];
         block[3] = w3;
         let w = sha256::schedule(&block);
-        for r in 4..64 {
-            round(&mut s, K[r].wrapping_add(w[r]));
-        }
-        let mut first = p.midstate;
-        for (x, v) in first.iter_mut().zip(s) {
-            *x = x.wrapping_add(v);
-        }
-        if top_word_of_h7(second_hash_h7(&first)) <= p.target_top {
-            out.push(nonce);
+        for (index, (p, f)) in group.iter().zip(fixeds).enumerate() {
+            let [a, b, c, d, e, f_, g, _] = f.state;
+            let t1 = f.t1.wrapping_add(w3);
+            let mut s = [t1.wrapping_add(f.t2), a, b, c, d.wrapping_add(t1), e, f_, g];
+            for r in 4..64 {
+                round(&mut s, K[r].wrapping_add(w[r]));
+            }
+            let mut first = p.midstate;
+            for (x, v) in first.iter_mut().zip(s) {
+                *x = x.wrapping_add(v);
+            }
+            if top_word_of_h7(second_hash_h7(&first)) <= p.target_top {
+                out.push(index, nonce);
+            }
         }
     }
     count

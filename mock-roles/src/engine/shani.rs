@@ -16,7 +16,7 @@ use core::arch::x86_64::{
 
 use super::header::{top_word_of_h7, PreparedHeader};
 use super::sha256::{round, DIGEST_PAD, HEADER_PAD, IV, K};
-use super::Candidates;
+use super::{Candidates, MAX_GROUP};
 
 /// `[a, b, c, d, e, f, g, h]` as the (ABEF, CDGH) register pair: element 3 is A (resp. C).
 #[inline]
@@ -106,152 +106,231 @@ fn next4<const N: usize>(
     out
 }
 
-/// Scans nonces `start..start + count` of `p` (see [`super::Hasher::scan`]), `N` at a time.
+/// Rounds `i..i + 4` on every lane from the next four schedule words `m`, keeping their `K + W`
+/// (two rounds per slot, the second pair moved down) in `kw[slot]` and `kw[slot + 1]` for the other
+/// headers of the group.
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn rounds4_keep<const N: usize>(
+    abef: &mut [__m128i; N],
+    cdgh: &mut [__m128i; N],
+    m: &[__m128i; N],
+    i: usize,
+    kw: &mut [[__m128i; N]; 24],
+    slot: usize,
+) {
+    let k = k4(i);
+    let mut lo = *m;
+    let mut hi = *m;
+    for j in 0..N {
+        lo[j] = _mm_add_epi32(m[j], k);
+        hi[j] = _mm_shuffle_epi32::<0x0e>(lo[j]);
+    }
+    kw[slot] = lo;
+    kw[slot + 1] = hi;
+    rounds2(abef, cdgh, &lo);
+    rounds2(abef, cdgh, &hi);
+}
+
+/// Constants of a scan: `K + W` of the constant words and the fixed message vectors.
+#[derive(Clone, Copy)]
+struct Fixed {
+    kw_first: [__m128i; 6],
+    head: [__m128i; 3],
+    kw_second: [__m128i; 4],
+    tail: [__m128i; 2],
+    iv: (__m128i, __m128i),
+}
+
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn fixed() -> Fixed {
+    let pad = |i: usize| HEADER_PAD[i - 4];
+    let dpad = |i: usize| DIGEST_PAD[i - 8];
+    Fixed {
+        kw_first: [
+            kw2(4, pad(4), pad(5)),
+            kw2(6, pad(6), pad(7)),
+            kw2(8, pad(8), pad(9)),
+            kw2(10, pad(10), pad(11)),
+            kw2(12, pad(12), pad(13)),
+            kw2(14, pad(14), pad(15)),
+        ],
+        head: [
+            vec4([pad(4), pad(5), pad(6), pad(7)]),
+            vec4([pad(8), pad(9), pad(10), pad(11)]),
+            vec4([pad(12), pad(13), pad(14), pad(15)]),
+        ],
+        kw_second: [
+            kw2(8, dpad(8), dpad(9)),
+            kw2(10, dpad(10), dpad(11)),
+            kw2(12, dpad(12), dpad(13)),
+            kw2(14, dpad(14), dpad(15)),
+        ],
+        tail: [
+            vec4([dpad(8), dpad(9), dpad(10), dpad(11)]),
+            vec4([dpad(12), dpad(13), dpad(14), dpad(15)]),
+        ],
+        iv: to_abef_cdgh(&IV),
+    }
+}
+
+/// From the state after the first hash's 64 rounds, the second hash's state after round 61 (its
+/// ABEF register: `F` is the `e` of round 60).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn second_hash<const N: usize>(
+    abef: &[__m128i; N],
+    cdgh: &[__m128i; N],
+    ms: (__m128i, __m128i),
+    c: &Fixed,
+) -> [__m128i; N] {
+    // The first digest, in message order: (H0..H3) and (H4..H7).
+    let mut d0 = *abef;
+    let mut d1 = *cdgh;
+    for j in 0..N {
+        let abef = _mm_add_epi32(abef[j], ms.0);
+        let cdgh = _mm_add_epi32(cdgh[j], ms.1);
+        let abef = _mm_shuffle_epi32::<0x1b>(abef); // (F,E,B,A) -> (A,B,E,F)
+        let cdgh = _mm_shuffle_epi32::<0xb1>(cdgh); // (H,G,D,C) -> (G,H,C,D)
+        d0[j] = _mm_blend_epi16::<0xf0>(abef, cdgh); // (A,B,C,D)
+        d1[j] = _mm_alignr_epi8::<8>(cdgh, abef); // (E,F,G,H)
+    }
+    let mut abef = [c.iv.0; N];
+    let mut cdgh = [c.iv.1; N];
+    rounds4(&mut abef, &mut cdgh, &d0, 0);
+    rounds4(&mut abef, &mut cdgh, &d1, 4);
+    for kw in c.kw_second {
+        rounds2_same(&mut abef, &mut cdgh, kw);
+    }
+    let m2 = [c.tail[0]; N];
+    let m3 = [c.tail[1]; N];
+    let m4 = next4(&d0, &d1, &m2, &m3);
+    rounds4(&mut abef, &mut cdgh, &m4, 16);
+    let m5 = next4(&d1, &m2, &m3, &m4);
+    rounds4(&mut abef, &mut cdgh, &m5, 20);
+    let m6 = next4(&m2, &m3, &m4, &m5);
+    rounds4(&mut abef, &mut cdgh, &m6, 24);
+    let m7 = next4(&m3, &m4, &m5, &m6);
+    rounds4(&mut abef, &mut cdgh, &m7, 28);
+    let m8 = next4(&m4, &m5, &m6, &m7);
+    rounds4(&mut abef, &mut cdgh, &m8, 32);
+    let m9 = next4(&m5, &m6, &m7, &m8);
+    rounds4(&mut abef, &mut cdgh, &m9, 36);
+    let m10 = next4(&m6, &m7, &m8, &m9);
+    rounds4(&mut abef, &mut cdgh, &m10, 40);
+    let m11 = next4(&m7, &m8, &m9, &m10);
+    rounds4(&mut abef, &mut cdgh, &m11, 44);
+    let m12 = next4(&m8, &m9, &m10, &m11);
+    rounds4(&mut abef, &mut cdgh, &m12, 48);
+    let m13 = next4(&m9, &m10, &m11, &m12);
+    rounds4(&mut abef, &mut cdgh, &m13, 52);
+    let m14 = next4(&m10, &m11, &m12, &m13);
+    rounds4(&mut abef, &mut cdgh, &m14, 56);
+    let m15 = next4(&m11, &m12, &m13, &m14);
+    let k = k4(60);
+    let mut kw = m15;
+    for j in 0..N {
+        kw[j] = _mm_add_epi32(m15[j], k);
+    }
+    rounds2(&mut abef, &mut cdgh, &kw);
+    abef
+}
+
+/// Scans nonces `start..start + count` for every header of `group` (see
+/// [`super::Hasher::scan_group`]), `N` nonces at a time. The first header computes the first
+/// hash's message schedule of those nonces as it goes and keeps `K + W`; the others reuse it.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 pub(crate) fn scan<const N: usize>(
-    p: &PreparedHeader,
+    group: &[PreparedHeader],
     start: u32,
     count: u32,
     out: &mut Candidates,
 ) -> u32 {
-    let (ms_abef, ms_cdgh) = to_abef_cdgh(&p.midstate);
-    // Rounds 0 and 1 of the second block only see the fixed words 0 and 1.
-    let mut fixed = p.midstate;
-    round(&mut fixed, K[0].wrapping_add(p.tail[0]));
-    round(&mut fixed, K[1].wrapping_add(p.tail[1]));
-    let (fixed_abef, fixed_cdgh) = to_abef_cdgh(&fixed);
-    let msg0 = vec4([p.tail[0], p.tail[1], p.tail[2], 0]);
-    let pad = |i: usize| HEADER_PAD[i - 4];
-    let kw_first: [__m128i; 6] = [
-        kw2(4, pad(4), pad(5)),
-        kw2(6, pad(6), pad(7)),
-        kw2(8, pad(8), pad(9)),
-        kw2(10, pad(10), pad(11)),
-        kw2(12, pad(12), pad(13)),
-        kw2(14, pad(14), pad(15)),
-    ];
-    let head_m1 = vec4([pad(4), pad(5), pad(6), pad(7)]);
-    let head_m2 = vec4([pad(8), pad(9), pad(10), pad(11)]);
-    let head_m3 = vec4([pad(12), pad(13), pad(14), pad(15)]);
-    let dpad = |i: usize| DIGEST_PAD[i - 8];
-    let kw_second: [__m128i; 4] = [
-        kw2(8, dpad(8), dpad(9)),
-        kw2(10, dpad(10), dpad(11)),
-        kw2(12, dpad(12), dpad(13)),
-        kw2(14, dpad(14), dpad(15)),
-    ];
-    let tail_m2 = vec4([dpad(8), dpad(9), dpad(10), dpad(11)]);
-    let tail_m3 = vec4([dpad(12), dpad(13), dpad(14), dpad(15)]);
-    let (iv_abef, iv_cdgh) = to_abef_cdgh(&IV);
+    let zero = _mm_set_epi32(0, 0, 0, 0);
+    // Per header: the midstate and the state after rounds 0 and 1 of the second block (they only
+    // see the fixed words 0 and 1).
+    let mut ms = [(zero, zero); MAX_GROUP];
+    let mut after2 = [(zero, zero); MAX_GROUP];
+    for (i, p) in group.iter().enumerate() {
+        ms[i] = to_abef_cdgh(&p.midstate);
+        let mut state = p.midstate;
+        round(&mut state, K[0].wrapping_add(p.tail[0]));
+        round(&mut state, K[1].wrapping_add(p.tail[1]));
+        after2[i] = to_abef_cdgh(&state);
+    }
+    let tail = group[0].tail;
+    let target_top = group[0].target_top;
+    let msg0 = vec4([tail[0], tail[1], tail[2], 0]);
+    let c = fixed();
     let k0 = k4(0);
+    let mut kw = [[zero; N]; 24];
 
     let mut done = 0u32;
     while done < count {
-        if out.remaining() < N {
+        if out.remaining() < N * group.len() {
             return done;
         }
         let base = start.wrapping_add(done);
-        // First hash, second block, from round 2.
-        let mut abef = [fixed_abef; N];
-        let mut cdgh = [fixed_cdgh; N];
+        let lanes = (count - done).min(N as u32);
+        // Shared by the group: the first message words and K + W of rounds 2 and 3.
         let mut m0 = [msg0; N];
-        let mut kw = [msg0; N];
+        let mut kw23 = [msg0; N];
         for j in 0..N {
             let w3 = base.wrapping_add(j as u32).swap_bytes();
             m0[j] = _mm_insert_epi32::<3>(msg0, w3 as i32);
-            // K + W for rounds 2 and 3 into the low half.
-            kw[j] = _mm_srli_si128::<8>(_mm_add_epi32(m0[j], k0));
+            kw23[j] = _mm_srli_si128::<8>(_mm_add_epi32(m0[j], k0));
         }
-        rounds2(&mut abef, &mut cdgh, &kw);
-        for kw in kw_first {
-            rounds2_same(&mut abef, &mut cdgh, kw);
-        }
-        let m1 = [head_m1; N];
-        let m2 = [head_m2; N];
-        let m3 = [head_m3; N];
-        let m4 = next4(&m0, &m1, &m2, &m3);
-        rounds4(&mut abef, &mut cdgh, &m4, 16);
-        let m5 = next4(&m1, &m2, &m3, &m4);
-        rounds4(&mut abef, &mut cdgh, &m5, 20);
-        let m6 = next4(&m2, &m3, &m4, &m5);
-        rounds4(&mut abef, &mut cdgh, &m6, 24);
-        let m7 = next4(&m3, &m4, &m5, &m6);
-        rounds4(&mut abef, &mut cdgh, &m7, 28);
-        let m8 = next4(&m4, &m5, &m6, &m7);
-        rounds4(&mut abef, &mut cdgh, &m8, 32);
-        let m9 = next4(&m5, &m6, &m7, &m8);
-        rounds4(&mut abef, &mut cdgh, &m9, 36);
-        let m10 = next4(&m6, &m7, &m8, &m9);
-        rounds4(&mut abef, &mut cdgh, &m10, 40);
-        let m11 = next4(&m7, &m8, &m9, &m10);
-        rounds4(&mut abef, &mut cdgh, &m11, 44);
-        let m12 = next4(&m8, &m9, &m10, &m11);
-        rounds4(&mut abef, &mut cdgh, &m12, 48);
-        let m13 = next4(&m9, &m10, &m11, &m12);
-        rounds4(&mut abef, &mut cdgh, &m13, 52);
-        let m14 = next4(&m10, &m11, &m12, &m13);
-        rounds4(&mut abef, &mut cdgh, &m14, 56);
-        let m15 = next4(&m11, &m12, &m13, &m14);
-        rounds4(&mut abef, &mut cdgh, &m15, 60);
-
-        // The first digest, in message order: (H0..H3) and (H4..H7).
-        let mut d0 = abef;
-        let mut d1 = cdgh;
-        for j in 0..N {
-            let abef = _mm_add_epi32(abef[j], ms_abef);
-            let cdgh = _mm_add_epi32(cdgh[j], ms_cdgh);
-            let abef = _mm_shuffle_epi32::<0x1b>(abef); // (F,E,B,A) -> (A,B,E,F)
-            let cdgh = _mm_shuffle_epi32::<0xb1>(cdgh); // (H,G,D,C) -> (G,H,C,D)
-            d0[j] = _mm_blend_epi16::<0xf0>(abef, cdgh); // (A,B,C,D)
-            d1[j] = _mm_alignr_epi8::<8>(cdgh, abef); // (E,F,G,H)
-        }
-
-        // Second hash, rounds 0..61.
-        let mut abef = [iv_abef; N];
-        let mut cdgh = [iv_cdgh; N];
-        rounds4(&mut abef, &mut cdgh, &d0, 0);
-        rounds4(&mut abef, &mut cdgh, &d1, 4);
-        for kw in kw_second {
-            rounds2_same(&mut abef, &mut cdgh, kw);
-        }
-        let m2 = [tail_m2; N];
-        let m3 = [tail_m3; N];
-        let m4 = next4(&d0, &d1, &m2, &m3);
-        rounds4(&mut abef, &mut cdgh, &m4, 16);
-        let m5 = next4(&d1, &m2, &m3, &m4);
-        rounds4(&mut abef, &mut cdgh, &m5, 20);
-        let m6 = next4(&m2, &m3, &m4, &m5);
-        rounds4(&mut abef, &mut cdgh, &m6, 24);
-        let m7 = next4(&m3, &m4, &m5, &m6);
-        rounds4(&mut abef, &mut cdgh, &m7, 28);
-        let m8 = next4(&m4, &m5, &m6, &m7);
-        rounds4(&mut abef, &mut cdgh, &m8, 32);
-        let m9 = next4(&m5, &m6, &m7, &m8);
-        rounds4(&mut abef, &mut cdgh, &m9, 36);
-        let m10 = next4(&m6, &m7, &m8, &m9);
-        rounds4(&mut abef, &mut cdgh, &m10, 40);
-        let m11 = next4(&m7, &m8, &m9, &m10);
-        rounds4(&mut abef, &mut cdgh, &m11, 44);
-        let m12 = next4(&m8, &m9, &m10, &m11);
-        rounds4(&mut abef, &mut cdgh, &m12, 48);
-        let m13 = next4(&m9, &m10, &m11, &m12);
-        rounds4(&mut abef, &mut cdgh, &m13, 52);
-        let m14 = next4(&m10, &m11, &m12, &m13);
-        rounds4(&mut abef, &mut cdgh, &m14, 56);
-        let m15 = next4(&m11, &m12, &m13, &m14);
-        let k = k4(60);
-        let mut kw = m15;
-        for j in 0..N {
-            kw[j] = _mm_add_epi32(m15[j], k);
-        }
-        rounds2(&mut abef, &mut cdgh, &kw);
-
-        // H7 = IV7 + F (the e of round 60); lanes past the end of the range are not reported.
-        let lanes = (count - done).min(N as u32);
-        for (j, v) in abef.iter().enumerate().take(lanes as usize) {
-            let h7 = IV[7].wrapping_add(_mm_cvtsi128_si32(*v) as u32);
-            if top_word_of_h7(h7) <= p.target_top {
-                out.push(base.wrapping_add(j as u32));
+        for (index, (&ms, &(fixed_abef, fixed_cdgh))) in
+            ms.iter().zip(&after2).take(group.len()).enumerate()
+        {
+            // First hash, second block, from round 2.
+            let mut abef = [fixed_abef; N];
+            let mut cdgh = [fixed_cdgh; N];
+            rounds2(&mut abef, &mut cdgh, &kw23);
+            for kw in c.kw_first {
+                rounds2_same(&mut abef, &mut cdgh, kw);
+            }
+            if index == 0 {
+                let m1 = [c.head[0]; N];
+                let m2 = [c.head[1]; N];
+                let m3 = [c.head[2]; N];
+                let m4 = next4(&m0, &m1, &m2, &m3);
+                rounds4_keep(&mut abef, &mut cdgh, &m4, 16, &mut kw, 0);
+                let m5 = next4(&m1, &m2, &m3, &m4);
+                rounds4_keep(&mut abef, &mut cdgh, &m5, 20, &mut kw, 2);
+                let m6 = next4(&m2, &m3, &m4, &m5);
+                rounds4_keep(&mut abef, &mut cdgh, &m6, 24, &mut kw, 4);
+                let m7 = next4(&m3, &m4, &m5, &m6);
+                rounds4_keep(&mut abef, &mut cdgh, &m7, 28, &mut kw, 6);
+                let m8 = next4(&m4, &m5, &m6, &m7);
+                rounds4_keep(&mut abef, &mut cdgh, &m8, 32, &mut kw, 8);
+                let m9 = next4(&m5, &m6, &m7, &m8);
+                rounds4_keep(&mut abef, &mut cdgh, &m9, 36, &mut kw, 10);
+                let m10 = next4(&m6, &m7, &m8, &m9);
+                rounds4_keep(&mut abef, &mut cdgh, &m10, 40, &mut kw, 12);
+                let m11 = next4(&m7, &m8, &m9, &m10);
+                rounds4_keep(&mut abef, &mut cdgh, &m11, 44, &mut kw, 14);
+                let m12 = next4(&m8, &m9, &m10, &m11);
+                rounds4_keep(&mut abef, &mut cdgh, &m12, 48, &mut kw, 16);
+                let m13 = next4(&m9, &m10, &m11, &m12);
+                rounds4_keep(&mut abef, &mut cdgh, &m13, 52, &mut kw, 18);
+                let m14 = next4(&m10, &m11, &m12, &m13);
+                rounds4_keep(&mut abef, &mut cdgh, &m14, 56, &mut kw, 20);
+                let m15 = next4(&m11, &m12, &m13, &m14);
+                rounds4_keep(&mut abef, &mut cdgh, &m15, 60, &mut kw, 22);
+            } else {
+                for kw in &kw {
+                    rounds2(&mut abef, &mut cdgh, kw);
+                }
+            }
+            // H7 = IV7 + F (the e of round 60); lanes past the end of the range are not reported.
+            let abef = second_hash(&abef, &cdgh, ms, &c);
+            for (j, v) in abef.iter().enumerate().take(lanes as usize) {
+                let h7 = IV[7].wrapping_add(_mm_cvtsi128_si32(*v) as u32);
+                if top_word_of_h7(h7) <= target_top {
+                    out.push(index, base.wrapping_add(j as u32));
+                }
             }
         }
         done += lanes;

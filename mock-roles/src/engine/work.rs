@@ -3,8 +3,10 @@
 //! The search space of a [`Job`] is, from the fastest-moving dimension outwards: the nonce (the
 //! job's nonce range, split into one slice per thread), the version bits inside the rolling mask,
 //! the extranonce (extended jobs), then ntime (within the job's allowance). A [`JobCursor`] walks one
-//! thread's part of it in that order, one [`Template`] (everything but the nonce) at a time; threads
-//! never overlap because each owns its nonce slice of every template.
+//! thread's part of it in that order, one [`Template`] (everything but the nonce) at a time, or a
+//! group of templates that differ only in their version (scanned together, see
+//! [`super::Hasher::scan_group`]); threads never overlap because each owns its nonce slice of every
+//! template.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -13,7 +15,7 @@ use std::thread::JoinHandle;
 
 use super::header::{BlockHeader, PreparedHeader, Target};
 use super::merkle::{coinbase_txid, merkle_root};
-use super::{Backend, Candidates, Hasher, Unsupported};
+use super::{Backend, Candidates, Hasher, Unsupported, MAX_GROUP};
 
 /// BIP320's general-purpose version bits (13..=28): what a miner may roll when the job allows rolling
 /// and does not say otherwise.
@@ -324,6 +326,22 @@ impl<'j> JobCursor<'j> {
         (self.nonce_first, self.nonce_last)
     }
 
+    /// The next templates that differ only in their version, at most `max` of them (at least one),
+    /// into `out` (cleared first; reuse it to avoid allocating). Returns how many; 0 when the slice's
+    /// search space is exhausted. These can be scanned as one group ([`Hasher::scan_group`]).
+    pub fn next_group(&mut self, max: usize, out: &mut Vec<Template>) -> usize {
+        out.clear();
+        let max = max.max(1) as u64;
+        let same_root = self.job.version_count() - self.version;
+        for _ in 0..max.min(same_root) {
+            match self.next_template() {
+                Some(t) => out.push(t),
+                None => break,
+            }
+        }
+        out.len()
+    }
+
     /// The next template, or `None` when the slice's search space is exhausted.
     pub fn next_template(&mut self) -> Option<Template> {
         if self.finished || self.empty {
@@ -368,8 +386,12 @@ pub struct MinerConfig {
     /// Worker threads (at least 1).
     pub threads: usize,
     pub backend: Backend,
-    /// Nonces per batch: threads look for a new job (and publish their hash counts) after each.
+    /// Hashes per batch (nonces times the group's versions): threads look for a new job (and
+    /// publish their hash counts) after each.
     pub batch: u32,
+    /// Rolled versions hashed together, sharing the first hash's message schedule (1 to
+    /// [`MAX_GROUP`]; only matters for jobs that allow version rolling).
+    pub group: usize,
 }
 
 impl Default for MinerConfig {
@@ -378,6 +400,7 @@ impl Default for MinerConfig {
             threads: 1,
             backend: Backend::detect(),
             batch: 1 << 14,
+            group: MAX_GROUP,
         }
     }
 }
@@ -430,6 +453,7 @@ impl Miner {
         });
         let (tx, rx) = mpsc::channel();
         let batch = config.batch.max(1);
+        let group = config.group.clamp(1, MAX_GROUP);
         let handles = (0..threads)
             .map(|index| {
                 let worker = Worker {
@@ -439,6 +463,7 @@ impl Miner {
                     index,
                     threads,
                     batch,
+                    group,
                 };
                 std::thread::Builder::new()
                     .name(format!("sv2-miner-{index}"))
@@ -521,6 +546,7 @@ struct Worker {
     index: usize,
     threads: usize,
     batch: u32,
+    group: usize,
 }
 
 impl Worker {
@@ -557,38 +583,51 @@ impl Worker {
         let mut cursor = JobCursor::new(job, self.index, self.threads);
         let (first, last) = cursor.nonce_range();
         let mut candidates = Candidates::new();
-        while let Some(template) = cursor.next_template() {
-            let prepared = PreparedHeader::new(&job.header(&template, 0), &job.target);
+        let mut templates = Vec::with_capacity(MAX_GROUP);
+        let mut headers = Vec::with_capacity(MAX_GROUP);
+        while cursor.next_group(self.group, &mut templates) > 0 {
+            headers.clear();
+            headers.extend(
+                templates
+                    .iter()
+                    .map(|t| PreparedHeader::new(&job.header(t, 0), &job.target)),
+            );
+            let per_batch = (self.batch / headers.len() as u32).max(1);
             let mut next = u64::from(first);
             let end = u64::from(last) + 1;
             while next < end {
-                let n = (end - next).min(u64::from(self.batch)) as u32;
+                let n = (end - next).min(u64::from(per_batch)) as u32;
                 let mut done = 0u32;
                 while done < n {
-                    done +=
-                        self.hasher
-                            .scan(&prepared, next as u32 + done, n - done, &mut candidates);
-                    for &nonce in candidates.as_slice() {
-                        if let Some(hash) = prepared.check(nonce) {
-                            if self.shared.epoch.load(Ordering::Acquire) != epoch {
-                                return;
-                            }
-                            let share = Share {
-                                job_id: job.id,
-                                nonce,
-                                ntime: template.ntime,
-                                version: template.version,
-                                extranonce: template.extranonce,
-                                merkle_root: template.merkle_root,
-                                hash,
-                            };
-                            // The receiver may be gone; the miner then just keeps counting hashes.
-                            let _ = self.shares.send(share);
+                    done += self.hasher.scan_group(
+                        &headers,
+                        next as u32 + done,
+                        n - done,
+                        &mut candidates,
+                    );
+                    for c in candidates.as_slice() {
+                        let Some(hash) = headers[c.index].check(c.nonce) else {
+                            continue;
+                        };
+                        if self.shared.epoch.load(Ordering::Acquire) != epoch {
+                            return;
                         }
+                        let template = &templates[c.index];
+                        let share = Share {
+                            job_id: job.id,
+                            nonce: c.nonce,
+                            ntime: template.ntime,
+                            version: template.version,
+                            extranonce: template.extranonce,
+                            merkle_root: template.merkle_root,
+                            hash,
+                        };
+                        // The receiver may be gone; the miner then just keeps counting hashes.
+                        let _ = self.shares.send(share);
                     }
                     candidates.clear();
                 }
-                counter.fetch_add(u64::from(n), Ordering::Relaxed);
+                counter.fetch_add(u64::from(n) * headers.len() as u64, Ordering::Relaxed);
                 if self.shared.epoch.load(Ordering::Acquire) != epoch {
                     return;
                 }

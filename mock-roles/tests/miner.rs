@@ -2296,3 +2296,286 @@ mod against_the_mock_pool {
         assert_eq!(link.device.counters().accepted, 0);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Hostile upstream: any sequence of messages and shares, no panic, consistent bookkeeping.
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+    use sv2_codec::messages::mining::SubmitSharesSuccess;
+
+    fn channel_id() -> impl Strategy<Value = u32> {
+        prop_oneof![Just(CHANNEL), Just(GROUP), Just(0u32), any::<u32>()]
+    }
+
+    fn target() -> impl Strategy<Value = [u8; 32]> {
+        prop_oneof![
+            Just([0xff; 32]),
+            Just(target_top(EASY)),
+            Just([0u8; 32]),
+            any::<[u8; 32]>()
+        ]
+    }
+
+    fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..=max)
+    }
+
+    fn message() -> impl Strategy<Value = Message<'static>> {
+        prop_oneof![
+            (any::<u16>(), any::<u32>()).prop_map(|(used_version, flags)| {
+                SetupConnectionSuccess {
+                    used_version,
+                    flags,
+                }
+                .into()
+            }),
+            (0u32..3, channel_id(), target(), bytes(32), channel_id()).prop_map(
+                |(request_id, channel_id, target, prefix, group_channel_id)| {
+                    OpenStandardMiningChannelSuccess {
+                        request_id,
+                        channel_id,
+                        target: U256(target),
+                        extranonce_prefix: B0_32::new(prefix).unwrap(),
+                        group_channel_id,
+                    }
+                    .into()
+                }
+            ),
+            (
+                0u32..3,
+                channel_id(),
+                target(),
+                any::<u16>(),
+                bytes(32),
+                channel_id()
+            )
+                .prop_map(
+                    |(
+                        request_id,
+                        channel_id,
+                        target,
+                        extranonce_size,
+                        prefix,
+                        group_channel_id,
+                    )| {
+                        OpenExtendedMiningChannelSuccess {
+                            request_id,
+                            channel_id,
+                            target: U256(target),
+                            extranonce_size,
+                            extranonce_prefix: B0_32::new(prefix).unwrap(),
+                            group_channel_id,
+                        }
+                        .into()
+                    }
+                ),
+            (
+                channel_id(),
+                0u32..4,
+                proptest::option::of(any::<u32>()),
+                any::<u32>()
+            )
+                .prop_map(|(channel_id, job_id, min_ntime, version)| {
+                    NewMiningJob {
+                        channel_id,
+                        job_id,
+                        min_ntime,
+                        version,
+                        merkle_root: U256([7; 32]),
+                    }
+                    .into()
+                }),
+            (
+                channel_id(),
+                0u32..4,
+                proptest::option::of(any::<u32>()),
+                any::<bool>(),
+                bytes(80),
+                bytes(80),
+                0usize..3
+            )
+                .prop_map(
+                    |(channel_id, job_id, min_ntime, rolling, prefix, suffix, depth)| {
+                        let path = vec![[3u8; 32]; depth];
+                        extended_job(
+                            channel_id, job_id, min_ntime, rolling, &prefix, &suffix, &path,
+                        )
+                    }
+                ),
+            (channel_id(), 0u32..4, any::<u32>(), any::<u32>()).prop_map(
+                |(channel_id, job_id, min_ntime, nbits)| {
+                    SetNewPrevHash {
+                        channel_id,
+                        job_id,
+                        prev_hash: U256(PREV),
+                        min_ntime,
+                        nbits,
+                    }
+                    .into()
+                }
+            ),
+            (channel_id(), target()).prop_map(|(channel_id, t)| SetTarget {
+                channel_id,
+                maximum_target: U256(t),
+            }
+            .into()),
+            (channel_id(), bytes(32)).prop_map(|(channel_id, p)| SetExtranoncePrefix {
+                channel_id,
+                extranonce_prefix: B0_32::new(p).unwrap(),
+            }
+            .into()),
+            (channel_id(), proptest::collection::vec(channel_id(), 0..4)).prop_map(
+                |(group_channel_id, ids)| SetGroupChannel {
+                    group_channel_id,
+                    channel_ids: Seq0_64K::new(ids).unwrap(),
+                }
+                .into()
+            ),
+            (channel_id(), 0u32..8, any::<u32>(), any::<u64>()).prop_map(
+                |(channel_id, last, count, sum)| SubmitSharesSuccess {
+                    channel_id,
+                    last_sequence_number: last,
+                    new_submits_accepted_count: count,
+                    new_shares_sum: sum,
+                }
+                .into()
+            ),
+            (channel_id(), 0u32..8, bytes(20)).prop_map(|(channel_id, seq, code)| {
+                SubmitSharesError {
+                    channel_id,
+                    sequence_number: seq,
+                    error_code: Str0_255::new(code).unwrap(),
+                }
+                .into()
+            }),
+            (channel_id(), bytes(10)).prop_map(|(channel_id, code)| CloseChannel {
+                channel_id,
+                reason_code: Str0_255::new(code).unwrap(),
+            }
+            .into()),
+            (bytes(10), any::<u16>()).prop_map(|(host, new_port)| Reconnect {
+                new_host: Str0_255::new(host).unwrap(),
+                new_port,
+            }
+            .into()),
+            Just(
+                CoinbaseOutputConstraints {
+                    coinbase_output_max_additional_size: 0,
+                    coinbase_output_max_additional_sigops: 0,
+                }
+                .into()
+            ),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Message(Message<'static>),
+        Share {
+            work: u64,
+            nonce: u32,
+            ntime: u32,
+            version: u32,
+            extranonce: Vec<u8>,
+        },
+        Tick(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => message().prop_map(Step::Message),
+            2 => (0u64..6, any::<u32>(), any::<u32>(), any::<u32>(), bytes(32)).prop_map(
+                |(work, nonce, ntime, version, extranonce)| Step::Share {
+                    work,
+                    nonce,
+                    ntime,
+                    version,
+                    extranonce
+                }
+            ),
+            1 => (0u64..100).prop_map(Step::Tick),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_upstream_sequence_is_survived(
+            extended in any::<bool>(),
+            faulty in any::<bool>(),
+            opened_first in prop::bool::weighted(0.8),
+            steps in proptest::collection::vec(step(), 0..40),
+        ) {
+            let t0 = Instant::now();
+            let kind = if extended { ChannelKind::Extended } else { ChannelKind::Standard };
+            let mut c = config(kind);
+            c.faulty = faulty;
+            let mut d = Device::new(c).unwrap();
+            d.start();
+            let mut violations = 0u64;
+            if opened_first {
+                // Most runs start from an open channel with a job, so that later steps hit the
+                // mining paths.
+                d.handle(&success(0), t0);
+                let open = if extended {
+                    extended_open(target_top(EASY), vec![9; 4], 8)
+                } else {
+                    standard_open(target_top(EASY))
+                };
+                d.handle(&open, t0);
+                if extended {
+                    let (prefix, suffix, path) = extended_coinbase();
+                    d.handle(&extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &path), t0);
+                } else {
+                    d.handle(&standard_job(1, None, [0x11; 32]), t0);
+                }
+                d.handle(&prev_hash(CHANNEL, 1), t0);
+                violations = d.counters().violations;
+            }
+            let mut sent = 0u64;
+            let mut count = |out: &[Output]| {
+                for o in out {
+                    match o {
+                        Output::Event(Event::Violation(_)) => violations += 1,
+                        Output::Send(
+                            Message::SubmitSharesStandard(_) | Message::SubmitSharesExtended(_),
+                        ) => sent += 1,
+                        Output::Work(w) => assert!(w.job.validate().is_ok()),
+                        _ => {}
+                    }
+                }
+            };
+            for (i, s) in steps.into_iter().enumerate() {
+                let now = t0 + Duration::from_millis(100 * i as u64);
+                let out = match s {
+                    Step::Message(m) => d.handle(&m, now),
+                    Step::Share { work, nonce, ntime, version, extranonce } => {
+                        let share = Share {
+                            job_id: work,
+                            nonce,
+                            ntime,
+                            version,
+                            extranonce: Extranonce::new(&extranonce).unwrap(),
+                            merkle_root: [0; 32],
+                            hash: [0; 32],
+                        };
+                        d.share_found(&share, now)
+                    }
+                    Step::Tick(secs) => d.tick(now + Duration::from_secs(secs)),
+                };
+                count(&out);
+            }
+            let c = d.counters();
+            prop_assert_eq!(c.violations, violations);
+            prop_assert_eq!(c.submitted, sent);
+            prop_assert!(d.outstanding() as u64 <= c.submitted);
+            if !faulty {
+                // Random shares never meet the checks (their hash is zeros, not the header's).
+                prop_assert_eq!(c.submitted, 0);
+            }
+        }
+    }
+}

@@ -1047,3 +1047,145 @@ async fn driver_failures_name_their_step() {
         report.outcome
     );
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Hostile server: any lines, any shares, no panic.
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[0-9a-f]{0,70}".prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..10).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z.-]{1,20}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn method() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("mining.notify".to_owned()),
+            Just("mining.set_difficulty".to_owned()),
+            Just("mining.set_version_mask".to_owned()),
+            Just("mining.set_extranonce".to_owned()),
+            Just("client.reconnect".to_owned()),
+            Just("client.show_message".to_owned()),
+            Just("client.get_version".to_owned()),
+            ".{0,20}",
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // Notifications and requests with random params.
+            3 => (method(), json_value(), prop::option::of(0u64..20)).prop_map(|(m, p, id)| {
+                json!({"id": id, "method": m, "params": p}).to_string()
+            }),
+            // Responses to pending (or not) requests.
+            3 => (0u64..12, json_value(), json_value()).prop_map(|(id, result, error)| {
+                json!({"id": id, "result": result, "error": error}).to_string()
+            }),
+            // A valid job now and then.
+            1 => (any::<bool>(), "[a-z0-9]{1,4}").prop_map(|(clean, id)| notify(&id, clean, false)),
+            // Anything.
+            1 => ".{0,200}",
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Line(String),
+        Share {
+            work: u64,
+            nonce: u32,
+            ntime: u32,
+            version: u32,
+            extranonce: Vec<u8>,
+        },
+        Tick(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => line().prop_map(Step::Line),
+            2 => (0u64..8, any::<u32>(), any::<u32>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..=32))
+                .prop_map(|(work, nonce, ntime, version, extranonce)| Step::Share {
+                    work,
+                    nonce,
+                    ntime,
+                    version,
+                    extranonce,
+                }),
+            1 => (0u64..100).prop_map(Step::Tick),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_server_lines_are_survived(
+            mined_first in prop::bool::weighted(0.7),
+            faulty in any::<bool>(),
+            steps in proptest::collection::vec(step(), 0..40),
+        ) {
+            let t0 = Instant::now();
+            let config = Sv1Config { faulty, ..Sv1Config::default() };
+            let mut c = if mined_first {
+                mining(config, "1fffe000", t0).0
+            } else {
+                let mut c = Sv1Client::new(config);
+                c.start();
+                c
+            };
+            for (i, s) in steps.into_iter().enumerate() {
+                let now = t0 + Duration::from_millis(100 * i as u64);
+                let out = match s {
+                    Step::Line(l) => c.handle_line(&l, now),
+                    Step::Share { work, nonce, ntime, version, extranonce } => c.share_found(
+                        &Share {
+                            job_id: work,
+                            nonce,
+                            ntime,
+                            version,
+                            extranonce: Extranonce::new(&extranonce).unwrap(),
+                            merkle_root: [0; 32],
+                            hash: [0; 32],
+                        },
+                        now,
+                    ),
+                    Step::Tick(secs) => c.tick(now + Duration::from_secs(secs)),
+                };
+                for o in &out {
+                    match o {
+                        Output::Work(w) => prop_assert!(w.job.validate().is_ok()),
+                        Output::Send(m) => {
+                            // Whatever the client sends is one line of valid JSON-RPC.
+                            let line = m.to_line();
+                            prop_assert!(!line.contains('\n'));
+                            prop_assert!(Sv1Message::parse(&line).is_ok());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let n = c.counters();
+            prop_assert!(n.accepted + n.rejected <= n.submitted);
+            if !faulty {
+                prop_assert_eq!(n.submitted, 0);
+            }
+        }
+    }
+}

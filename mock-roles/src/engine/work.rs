@@ -662,6 +662,36 @@ mod tests {
     }
 
     #[test]
+    fn groups_hold_versions_of_one_merkle_root_and_ntime() {
+        let mut job = Job::new(
+            0,
+            0x2000_0000,
+            [0; 32],
+            MerkleSource::Root([1; 32]),
+            10,
+            0,
+            Target::MAX,
+        );
+        job.version_mask = 0b111 << 13; // 8 versions
+        job.ntime_roll = 1;
+        let mut cursor = JobCursor::new(&job, 0, 1);
+        let mut group = Vec::new();
+        let mut sizes = Vec::new();
+        while cursor.next_group(3, &mut group) > 0 {
+            assert!(group.iter().all(|t| t.ntime == group[0].ntime));
+            let mut versions: Vec<u32> = group.iter().map(|t| t.version).collect();
+            versions.dedup();
+            assert_eq!(versions.len(), group.len());
+            sizes.push((group[0].ntime, group.len()));
+        }
+        // 8 versions per ntime in groups of at most 3 that never straddle two ntimes.
+        assert_eq!(
+            sizes,
+            [(10, 3), (10, 3), (10, 2), (11, 3), (11, 3), (11, 2)]
+        );
+    }
+
+    #[test]
     fn an_invalid_job_has_an_empty_search_space() {
         let cb = CoinbaseParts {
             prefix: vec![1],

@@ -189,3 +189,58 @@ address = "{tp}"
         )
     }
 }
+
+/// SRI's translator_sv2 0.6.0 configuration on loopback (from
+/// `../shared/peers/configs/tproxy-loopback.toml`, which has no telemetry section: no network scan).
+#[derive(Debug)]
+pub struct TranslatorConfig<'a> {
+    /// Where SV1 miners connect (on 127.0.0.1).
+    pub downstream_port: u16,
+    /// The upstream SV2 pool (on 127.0.0.1).
+    pub upstream_port: u16,
+    /// The pool's authority key (base58check).
+    pub upstream_authority: &'a str,
+    /// The translator's monitoring HTTP port (on 127.0.0.1).
+    pub monitoring_port: u16,
+    /// The hash rate the translator assumes per SV1 miner (sets the first SV1 difficulty).
+    pub min_individual_miner_hashrate: f64,
+    /// Shares per minute its SV1 vardiff aims at.
+    pub shares_per_minute: f64,
+}
+
+impl TranslatorConfig<'_> {
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        format!(
+            r#"downstream_address = "127.0.0.1"
+downstream_port = {down}
+max_supported_version = 2
+min_supported_version = 2
+downstream_extranonce2_size = 4
+verify_payout = false
+aggregate_channels = true
+supported_extensions = []
+monitoring_address = "127.0.0.1:{monitoring}"
+monitoring_cache_refresh_secs = 15
+
+[downstream_difficulty_config]
+min_individual_miner_hashrate = {hashrate:.1}
+shares_per_minute = {spm:.1}
+enable_vardiff = true
+job_keepalive_interval_secs = 60
+
+[[upstreams]]
+address = "127.0.0.1"
+port = {up}
+authority_pubkey = "{key}"
+user_identity = "sv2-toolkit.e2e"
+"#,
+            down = self.downstream_port,
+            monitoring = self.monitoring_port,
+            hashrate = self.min_individual_miner_hashrate,
+            spm = self.shares_per_minute,
+            up = self.upstream_port,
+            key = self.upstream_authority,
+        )
+    }
+}

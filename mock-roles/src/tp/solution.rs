@@ -11,8 +11,11 @@ use crate::chain::{display_hex, merkle, sha256d};
 
 use super::template::Template;
 
-/// The version bits a miner may roll (BIP320).
-pub const VERSION_ROLLING_MASK: u32 = 0x1fff_e000;
+/// The version bits a miner may roll: the 24 general-purpose bits 5..=28 of BIP323, as the spec says
+/// (§5 intro: "version header field (24 bits, as specified by BIP 323)"; §7.7 SubmitSolution), and as
+/// SRI's translator grants them to SV1 miners ("1fffffe0"). BIP320's older 16-bit mask 0x1fffe000 is a
+/// subset.
+pub const VERSION_ROLLING_MASK: u32 = 0x1fff_ffe0;
 
 /// How far in the future a header time may be (Bitcoin Core: two hours).
 pub const MAX_FUTURE_SECS: u32 = 2 * 60 * 60;

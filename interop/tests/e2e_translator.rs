@@ -1,0 +1,106 @@
+//! End to end with the reference implementation's translator (translator_sv2 0.6.0): it connects
+//! upstream to our mock pool over Noise (checking our pool's certificate) and opens an extended channel;
+//! our SV1 miner connects downstream and mines; its shares cross the translator and our pool validates
+//! them for real (sha256d against the channel target); at regtest difficulty they are blocks too, which
+//! the pool's template provider checks whole.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sv2_codec::noise::keys::Keypair;
+use sv2_interop::peers::{
+    binary_or_skip, free_port, scratch_dir, wait_listening, PeerProcess, TranslatorConfig,
+};
+use sv2_mock::pool::driver::{serve, PoolServerConfig};
+use sv2_mock::sv1::driver::{spawn, Sv1DriverConfig};
+use sv2_mock::sv1::Sv1Config;
+use tokio::net::TcpListener;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
+    let Some(tproxy_bin) = binary_or_skip("translator_sv2", "e2e_translator") else {
+        return;
+    };
+    let authority = Keypair::generate().unwrap();
+    let pool = serve(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        PoolServerConfig::new(authority.clone()).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let downstream_port = free_port().unwrap();
+    let key = authority.public.to_base58();
+    let config = TranslatorConfig {
+        downstream_port,
+        upstream_port: pool.addr.port(),
+        upstream_authority: &key,
+        monitoring_port: free_port().unwrap(),
+        // A small assumed hash rate gives an SV1 difficulty a debug build reaches in seconds.
+        min_individual_miner_hashrate: 100_000.0,
+        shares_per_minute: 60.0,
+    };
+    let mut tproxy = PeerProcess::start(
+        &tproxy_bin,
+        &scratch_dir("tproxy").unwrap(),
+        &config.to_toml(),
+    )
+    .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{downstream_port}").parse().unwrap();
+    let up = tokio::task::spawn_blocking(move || wait_listening(addr, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        up,
+        "translator_sv2 did not listen: {:?}\n{}\npool log:\n{}",
+        tproxy.exited(),
+        tproxy.log_tail(40),
+        pool.log().join("\n")
+    );
+
+    let miner = spawn(Sv1DriverConfig::new(addr.to_string(), Sv1Config::default()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while pool.stats().shares_accepted < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let accepted = pool.stats().shares_accepted >= 2;
+    let stats = pool.stats();
+    let report = miner.stop().await;
+    assert!(
+        accepted,
+        "our pool accepted {} share(s), rejected {:?}; the SV1 miner: {:?}, outcome {:?}\ntranslator log:\n{}\npool log:\n{}",
+        stats.shares_accepted,
+        stats.rejected_by_reason,
+        report.stats,
+        report.outcome,
+        tproxy.log_tail(40),
+        pool.log().join("\n")
+    );
+    assert!(
+        report.stats.accepted >= 1,
+        "the SV1 miner saw no accepted share: {:?}",
+        report.stats
+    );
+    let lines: Vec<String> = report
+        .transcript
+        .iter()
+        .take(12)
+        .map(|l| format!("{:?} {}", l.direction, l.line))
+        .collect();
+    assert_eq!(
+        stats.shares_rejected,
+        0,
+        "{:?}\nSV1 transcript:\n{}",
+        stats.rejected_by_reason,
+        lines.join("\n")
+    );
+    assert!(
+        stats.blocks_found >= 1 && stats.solutions_invalid == 0,
+        "{stats:?}"
+    );
+    assert!(
+        tproxy.exited().is_none(),
+        "translator_sv2 exited:\n{}",
+        tproxy.log_tail(30)
+    );
+}

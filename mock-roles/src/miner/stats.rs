@@ -40,14 +40,20 @@ pub struct HashrateMeter {
     started: Instant,
     last: Instant,
     last_hashes: u64,
+    recent: f64,
 }
 
 impl HashrateMeter {
+    /// Samples closer together than this keep the previous recent rate (the engine counts hashes
+    /// per finished batch, so a short interval says little).
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(200);
+
     pub fn new(now: Instant) -> Self {
         HashrateMeter {
             started: now,
             last: now,
             last_hashes: 0,
+            recent: 0.0,
         }
     }
 
@@ -61,13 +67,31 @@ impl HashrateMeter {
                 0.0
             }
         };
-        let recent = mhs(
-            hashes.saturating_sub(self.last_hashes),
-            now.saturating_duration_since(self.last),
-        );
         let average = mhs(hashes, now.saturating_duration_since(self.started));
-        self.last = now;
-        self.last_hashes = hashes;
-        (recent, average)
+        let interval = now.saturating_duration_since(self.last);
+        if interval >= Self::MIN_INTERVAL {
+            self.recent = mhs(hashes.saturating_sub(self.last_hashes), interval);
+            self.last = now;
+            self.last_hashes = hashes;
+        }
+        (self.recent, average)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_over_intervals() {
+        let t0 = Instant::now();
+        let mut m = HashrateMeter::new(t0);
+        let (recent, average) = m.sample(2_000_000, t0 + Duration::from_secs(1));
+        assert_eq!((recent, average), (2.0, 2.0));
+        let (recent, average) = m.sample(8_000_000, t0 + Duration::from_secs(2));
+        assert_eq!((recent, average), (6.0, 4.0));
+        // Too close to the last sample: the recent rate stays.
+        let (recent, _) = m.sample(8_000_000, t0 + Duration::from_millis(2010));
+        assert_eq!(recent, 6.0);
     }
 }

@@ -2166,15 +2166,14 @@ mod against_the_mock_pool {
             // Slow enough for the pool's easiest target (regtest's): about every other hash is a
             // share.
             nominal_hash_rate: 1.0,
-            // Roll what the mock pool accepts. (It still has BIP320's 0x1fffe000; the spec's BIP323
-            // mask, the device's default, is 0x1fffffe0.)
-            version_mask: sv2_mock::pool::VERSION_ROLLING_MASK,
             ..config(kind)
         }
     }
 
     #[test]
     fn a_clean_run_has_no_violations_and_every_share_is_accepted() {
+        // Both roll (and accept) BIP323's general-purpose bits, as §5.1 says.
+        assert_eq!(sv2_mock::pool::VERSION_ROLLING_MASK, BIP323_VERSION_MASK);
         for kind in [ChannelKind::Standard, ChannelKind::Extended] {
             let mut link = Link::new(PoolFaults::default(), device(kind));
             assert_eq!(link.violations(), vec![], "{kind:?}");

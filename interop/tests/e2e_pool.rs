@@ -205,3 +205,78 @@ async fn our_tp_feeds_the_reference_pool_and_its_blocks_validate() {
         pool.log_tail(30)
     );
 }
+
+/// Our SV2 mining device (mock-roles' miner driver, the engine behind `sv2-probe mine`) on the same
+/// reference pool: its shares are accepted, it sees no protocol violation, and its blocks validate in
+/// our TP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_mining_device_mines_on_the_reference_pool() {
+    use sv2_mock::miner::driver::{spawn, DeviceDriverConfig};
+    use sv2_mock::miner::Event;
+
+    let Some(pool_bin) = binary_or_skip("pool_sv2", "e2e_pool_device") else {
+        return;
+    };
+    let tp = serve(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        TpServerConfig::new(Keypair::generate().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let pool_port = free_port().unwrap();
+    let config = PoolConfig {
+        authority_public: TEST_AUTHORITY_PUBLIC,
+        authority_secret: TEST_AUTHORITY_SECRET,
+        listen_port: pool_port,
+        monitoring_port: free_port().unwrap(),
+        tp_addr: tp.addr,
+        tp_authority: None,
+        shares_per_minute: 6.0,
+        share_batch_size: 1,
+    };
+    let pool = PeerProcess::start(
+        &pool_bin,
+        &scratch_dir("pool-device").unwrap(),
+        &config.to_toml(),
+    )
+    .unwrap();
+    let pool_addr: SocketAddr = format!("127.0.0.1:{pool_port}").parse().unwrap();
+    let up =
+        tokio::task::spawn_blocking(move || wait_listening(pool_addr, Duration::from_secs(60)))
+            .await
+            .unwrap();
+    assert!(up, "pool_sv2 did not listen\n{}", pool.log_tail(30));
+
+    let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
+    let mut device_config = DeviceDriverConfig::new(pool_addr.to_string(), Some(authority));
+    // A low nominal hash rate: an easy channel target, reached quickly even by a debug build.
+    device_config.device.nominal_hash_rate = 10_000.0;
+    let mut device = spawn(device_config);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while device.stats.borrow().accepted < 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut violations = Vec::new();
+    while let Ok(event) = device.events.try_recv() {
+        if matches!(event, Event::Violation { .. }) {
+            violations.push(format!("{event:?}"));
+        }
+    }
+    let report = device.stop().await;
+    assert!(
+        report.stats.accepted >= 1,
+        "no share accepted: {:?}, outcome {:?}\n{}",
+        report.stats,
+        report.outcome,
+        pool.log_tail(30)
+    );
+    assert!(
+        violations.is_empty(),
+        "pool_sv2 broke rules: {violations:?}"
+    );
+    let verdicts = tp.wait_for_verdicts(1, STEP).await;
+    assert!(
+        !verdicts.is_empty() && verdicts.iter().all(|v| v.valid),
+        "{verdicts:?}\n{}",
+        tp.log().join("\n")
+    );
+}

@@ -81,15 +81,19 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
         "the SV1 miner saw no accepted share: {:?}",
         report.stats
     );
+    // At regtest difficulty every share is a block and the pool moves to the next one at once, so a
+    // share already on its way for the previous job is stale: that is the only rejection allowed.
     let lines: Vec<String> = report
         .transcript
         .iter()
         .take(12)
         .map(|l| format!("{:?} {}", l.direction, l.line))
         .collect();
-    assert_eq!(
-        stats.shares_rejected,
-        0,
+    assert!(
+        stats
+            .rejected_by_reason
+            .keys()
+            .all(|reason| reason == "stale-share"),
         "{:?}\nSV1 transcript:\n{}",
         stats.rejected_by_reason,
         lines.join("\n")

@@ -14,6 +14,7 @@ mod encode;
 mod hashrate;
 mod input;
 mod keys;
+mod mine;
 mod mock;
 mod probe;
 mod render;
@@ -50,6 +51,9 @@ enum Command {
     /// Probe a live SV2 pool: handshake, certificate, setup, channel, job, coinbase, a share.
     #[command(long_about = probe::LONG_ABOUT)]
     Probe(probe::Args),
+    /// Mine on an SV2 pool with the built-in engine, with live statistics.
+    #[command(long_about = mine::LONG_ABOUT)]
+    Mine(mine::Args),
     /// Run a mock role (tp) on the network until interrupted.
     #[command(long_about = mock::LONG_ABOUT)]
     Mock(mock::Args),
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => keys::run(args, &mut out, &mut err),
         Command::Probe(args) => probe::run(args, &mut out, &mut err),
         Command::Mock(args) => mock::run(args, &mut out, &mut err),
+        Command::Mine(args) => mine::run(args, &mut out, &mut err),
     }
     .and_then(|outcome| {
         out.flush()?;

@@ -54,7 +54,7 @@ enum Command {
     /// Mine on an SV2 pool with the built-in engine, with live statistics.
     #[command(long_about = mine::LONG_ABOUT)]
     Mine(mine::Args),
-    /// Run a mock role (tp) on the network until interrupted.
+    /// Run a mock role (tp, pool) on the network until interrupted.
     #[command(long_about = mock::LONG_ABOUT)]
     Mock(mock::Args),
 }

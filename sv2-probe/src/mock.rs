@@ -1,4 +1,4 @@
-//! `sv2-probe mock tp`: run a mock role on the network until interrupted.
+//! `sv2-probe mock tp|pool`: run a mock role on the network until interrupted.
 //!
 //! The mock Template Provider serves Template Distribution over Noise (or plaintext): coherent regtest
 //! templates, RequestTransactionData, and every SubmitSolution checked as a full block, with the verdict
@@ -14,6 +14,21 @@
 //! transactions = 3                            # synthetic transactions per template
 //! segwit_every = 2                            # every n-th carries a witness (0: none)
 //! cert_validity_secs = 86400
+//! ```
+//!
+//! The mock pool serves the Mining protocol over Noise (or plaintext) with real share validation; its
+//! templates come from an upstream TP or from an in-process one:
+//!
+//! ```toml
+//! listen = "127.0.0.1:34254"
+//! authority_secret = "<base58check secret>"   # default: a fresh key, printed at start
+//! plaintext = false
+//! upstream_tp = "127.0.0.1:8442"              # default: the in-process TP
+//! upstream_tp_authority = "<base58check key>" # check the TP's certificate (default: not checked)
+//! upstream_plaintext = false
+//! pool_tag = "/sv2-mock/"
+//! ack_every = 10                              # SubmitShares.Success batch size
+//! block_interval_secs = 0                     # in-process TP: a new block this often (0: when found)
 //! ```
 
 use std::io::Write;
@@ -33,8 +48,14 @@ pub const LONG_ABOUT: &str = "\
 Run a mock role on the network until interrupted (Ctrl-C).
 
 tp: a Template Provider speaking Template Distribution over Noise (or plaintext). Point a pool at the \
-printed URL. Every SubmitSolution is checked as a full block and its verdict printed. The listen \
-address must be a loopback address unless --allow-remote is given.";
+printed URL. Every SubmitSolution is checked as a full block and its verdict printed.
+
+pool: a pool speaking the Mining protocol (standard, extended and group channels, real share \
+validation, vardiff, blocks to its TP), fed by an upstream TP or an in-process one. Point miners or a \
+translator at the printed URL.
+
+The listen address must be a loopback address unless --allow-remote is given. Configuration: TOML, \
+every key optional (see the source's module documentation, sv2-probe/src/mock.rs).";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -46,6 +67,8 @@ pub struct Args {
 pub enum Role {
     /// A mock Template Provider.
     Tp(TpArgs),
+    /// A mock pool.
+    Pool(TpArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +92,20 @@ pub struct TpArgs {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct PoolFile {
+    listen: Option<SocketAddr>,
+    authority_secret: Option<String>,
+    plaintext: Option<bool>,
+    upstream_tp: Option<SocketAddr>,
+    upstream_tp_authority: Option<String>,
+    upstream_plaintext: Option<bool>,
+    pool_tag: Option<String>,
+    ack_every: Option<u32>,
+    block_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TpFile {
     listen: Option<SocketAddr>,
     authority_secret: Option<String>,
@@ -84,31 +121,161 @@ struct TpFile {
 pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<Outcome> {
     match &args.role {
         Role::Tp(tp) => run_tp(tp, out),
+        Role::Pool(pool) => run_pool(pool, out),
     }
 }
 
-fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let file: TpFile = match &args.config {
+fn read_config<T: serde::de::DeserializeOwned>(path: Option<&PathBuf>) -> anyhow::Result<T> {
+    match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+            toml::from_str(&text).with_context(|| format!("{}", path.display()))
         }
-        None => toml::from_str("").context("empty configuration")?,
-    };
+        None => toml::from_str("").context("empty configuration"),
+    }
+}
+
+fn listen_address(
+    args: &TpArgs,
+    from_file: Option<SocketAddr>,
+    default_port: u16,
+) -> anyhow::Result<SocketAddr> {
     let listen = args
         .listen
-        .or(file.listen)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8442)));
+        .or(from_file)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)));
     if !listen.ip().is_loopback() && !args.allow_remote {
         bail!("listen address {listen} is not loopback (pass --allow-remote to allow it)");
     }
-    let authority = match &file.authority_secret {
+    Ok(listen)
+}
+
+fn authority_key(secret: Option<&String>) -> anyhow::Result<Keypair> {
+    Ok(match secret {
         Some(text) => {
             Keypair::from_secret(SecretKey::from_base58(text.trim()).context("authority_secret")?)
         }
         None => Keypair::generate()?,
-    };
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")
+}
+
+/// Prints new log lines every 200 ms until Ctrl-C or the deadline.
+async fn follow_log(
+    args: &TpArgs,
+    log: impl Fn() -> Vec<String>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let deadline = args
+        .duration
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let mut printed = 0;
+    loop {
+        let tick = tokio::time::sleep(Duration::from_millis(200));
+        tokio::select! {
+            _ = tick => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let lines = log();
+        for line in lines.iter().skip(printed) {
+            if args.json {
+                writeln!(out, "{}", json!({"event": "log", "text": line}))?;
+            } else {
+                writeln!(out, "{line}")?;
+            }
+        }
+        printed = lines.len();
+        out.flush()?;
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    use sv2_codec::noise::keys::AuthorityPublicKey;
+    use sv2_mock::pool::driver::{serve as serve_pool, PoolServerConfig, UpstreamTp};
+
+    let file: PoolFile = read_config(args.config.as_ref())?;
+    let listen = listen_address(args, file.listen, 34254)?;
+    let authority = authority_key(file.authority_secret.as_ref())?;
+    let mut config = PoolServerConfig::new(authority.clone())?;
+    if file.plaintext.unwrap_or(false) {
+        config.noise = None;
+    }
+    if let Some(address) = file.upstream_tp {
+        let key = file
+            .upstream_tp_authority
+            .as_deref()
+            .map(AuthorityPublicKey::from_base58)
+            .transpose()
+            .context("upstream_tp_authority")?;
+        config.upstream = Some(UpstreamTp {
+            address,
+            noise: if file.upstream_plaintext.unwrap_or(false) {
+                None
+            } else {
+                Some(key)
+            },
+        });
+    }
+    if let Some(tag) = &file.pool_tag {
+        config.pool.pool_tag = tag.as_bytes().to_vec();
+    }
+    if let Some(n) = file.ack_every {
+        config.pool.ack_every = n;
+    }
+    config.block_interval = file
+        .block_interval_secs
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs);
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let encrypted = config.noise.is_some();
+        let pool = serve_pool(listener, config).await.context("mock pool")?;
+        let url = Sv2Url {
+            host: pool.addr.ip().to_string(),
+            port: pool.addr.port(),
+            authority_key: encrypted.then_some(authority.public),
+        };
+        if args.json {
+            writeln!(out, "{}", json!({"event": "listening", "url": url.to_string(), "authority_public_key": authority.public.to_base58(), "plaintext": !encrypted}))?;
+        } else {
+            writeln!(out, "mock pool listening: {url}")?;
+        }
+        out.flush()?;
+        follow_log(args, || pool.log(), out).await?;
+        let stats = pool.stats();
+        if args.json {
+            writeln!(out, "{}", json!({"event": "stopped", "stats": stats}))?;
+        } else {
+            writeln!(
+                out,
+                "stopped: {} share(s) accepted, {} rejected {:?}, {} block(s) found",
+                stats.shares_accepted, stats.shares_rejected, stats.rejected_by_reason, stats.blocks_found
+            )?;
+        }
+        pool.shutdown();
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(Outcome::Pass)
+}
+
+fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let file: TpFile = read_config(args.config.as_ref())?;
+    let listen = listen_address(args, file.listen, 8442)?;
+    let authority = authority_key(file.authority_secret.as_ref())?;
     let mut config = TpServerConfig::new(authority.clone())?;
     if file.plaintext.unwrap_or(false) {
         config.authority = None;
@@ -132,13 +299,7 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         .block_interval_secs
         .filter(|&s| s > 0)
         .map(Duration::from_secs);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -152,31 +313,9 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", json!({"event": "listening", "url": url.to_string(), "authority_public_key": authority.public.to_base58(), "plaintext": config.authority.is_none()}))?;
         } else {
             writeln!(out, "mock TP listening: {url}")?;
-            writeln!(out, "authority public key: {}", authority.public)?;
         }
         out.flush()?;
-        let deadline = args.duration.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-        let mut printed = 0;
-        loop {
-            let tick = tokio::time::sleep(Duration::from_millis(200));
-            tokio::select! {
-                _ = tick => {}
-                _ = tokio::signal::ctrl_c() => break,
-            }
-            let log = tp.log();
-            for line in &log[printed..] {
-                if args.json {
-                    writeln!(out, "{}", json!({"event": "log", "text": line}))?;
-                } else {
-                    writeln!(out, "{line}")?;
-                }
-            }
-            printed = log.len();
-            out.flush()?;
-            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                break;
-            }
-        }
+        follow_log(args, || tp.log(), out).await?;
         let verdicts = tp.verdicts();
         let valid = verdicts.iter().filter(|v| v.valid).count();
         if args.json {

@@ -25,5 +25,5 @@ fn the_demo_passes_end_to_end_with_a_validated_block() {
     let verdicts = report["tp"]["verdicts"].as_array().unwrap();
     assert!(verdicts.iter().any(|v| v["valid"] == true), "{report:#}");
     assert!(report["pool"]["stats"]["shares_accepted"].as_u64().unwrap() >= 1);
-    assert_eq!(report["pool"]["stats"]["blocks_found"], 1);
+    assert!(report["pool"]["stats"]["blocks_found"].as_u64().unwrap() >= 1);
 }

@@ -3,10 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// sha256d of arbitrary bytes.
-pub fn sha256d(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(Sha256::digest(data)).into()
-}
+pub use crate::chain::sha256d;
 
 /// The txid (internal byte order) of the coinbase `prefix || extranonce_prefix || extranonce ||
 /// suffix`, as SV2 extended jobs build it (the parts carry no witness data). Hashes the parts in
@@ -28,14 +25,7 @@ pub fn coinbase_txid(
 /// The merkle root of a block whose first transaction has id `leaf`, given the merkle path (the
 /// sibling hashes from the bottom up, internal byte order): `h = sha256d(h || sibling)` per level.
 pub fn merkle_root(leaf: [u8; 32], path: &[[u8; 32]]) -> [u8; 32] {
-    let mut node = leaf;
-    let mut pair = [0u8; 64];
-    for sibling in path {
-        pair[..32].copy_from_slice(&node);
-        pair[32..].copy_from_slice(sibling);
-        node = sha256d(&pair);
-    }
-    node
+    crate::chain::merkle::root_from_path(&leaf, path)
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub use header::{BlockHeader, PreparedHeader, Target};
 pub use merkle::{coinbase_txid, merkle_root, sha256d};
 pub use work::{
     CoinbaseParts, Extranonce, Job, JobCursor, JobError, MerkleSource, Miner, MinerConfig, Share,
-    Template, BIP320_VERSION_MASK,
+    Template, BIP323_VERSION_MASK,
 };
 
 /// The most headers a group scan takes ([`Hasher::scan_group`]).

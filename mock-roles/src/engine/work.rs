@@ -17,9 +17,10 @@ use super::header::{BlockHeader, PreparedHeader, Target};
 use super::merkle::{coinbase_txid, merkle_root};
 use super::{Backend, Candidates, Hasher, Unsupported, MAX_GROUP};
 
-/// BIP320's general-purpose version bits (13..=28): what a miner may roll when the job allows rolling
-/// and does not say otherwise.
-pub const BIP320_VERSION_MASK: u32 = 0x1fff_e000;
+/// BIP323's general-purpose version bits (5..=28), the 24 bits the spec lets a miner roll (§5 intro;
+/// SRI's translator grants the same mask, 1fffffe0): what a miner may roll when the job allows rolling
+/// and does not say otherwise. BIP320's older 16-bit mask (0x1fffe000) is a subset.
+pub const BIP323_VERSION_MASK: u32 = 0x1fff_ffe0;
 
 /// An extranonce of up to 32 bytes (SV2's limit), stored inline so that shares are `Copy` and
 /// reporting one does not allocate.
@@ -118,7 +119,7 @@ pub struct Job {
     /// The caller's id, copied into every [`Share`] (e.g. the SV2 job_id).
     pub id: u64,
     pub version: u32,
-    /// Version bits the miner may change (`0`: none). [`Job::new`] sets [`BIP320_VERSION_MASK`];
+    /// Version bits the miner may change (`0`: none). [`Job::new`] sets [`BIP323_VERSION_MASK`];
     /// set the pool's mask when it negotiated one, or `0` when the job forbids rolling.
     pub version_mask: u32,
     /// Header byte order (as SV2's U256 carries it).
@@ -159,7 +160,7 @@ impl Job {
         Job {
             id,
             version,
-            version_mask: BIP320_VERSION_MASK,
+            version_mask: BIP323_VERSION_MASK,
             prev_hash,
             merkle,
             ntime,
@@ -643,9 +644,9 @@ mod tests {
 
     #[test]
     fn deposit_scatters_into_the_mask() {
-        assert_eq!(deposit(0, BIP320_VERSION_MASK), 0);
-        assert_eq!(deposit(1, BIP320_VERSION_MASK), 1 << 13);
-        assert_eq!(deposit(0xffff, BIP320_VERSION_MASK), BIP320_VERSION_MASK);
+        assert_eq!(deposit(0, BIP323_VERSION_MASK), 0);
+        assert_eq!(deposit(1, BIP323_VERSION_MASK), 1 << 5);
+        assert_eq!(deposit(0xff_ffff, BIP323_VERSION_MASK), BIP323_VERSION_MASK);
         assert_eq!(deposit(0b101, 0b1011_0000), 0b1001_0000);
         assert_eq!(deposit(5, 0), 0);
     }

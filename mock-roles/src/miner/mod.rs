@@ -64,7 +64,7 @@ pub const REQUIRES_FIXED_VERSION: u32 = 1 << 0;
 /// SetupConnection.Success.flags bit 1 (Mining).
 pub const REQUIRES_EXTENDED_CHANNELS: u32 = 1 << 1;
 /// BIP323's general-purpose version bits (5..=28), the bits §5.1 lets a miner roll.
-pub const BIP323_VERSION_MASK: u32 = 0x1fff_ffe0;
+pub use crate::engine::BIP323_VERSION_MASK;
 
 /// Shares sent and not yet acknowledged that the device remembers (oldest forgotten first).
 const MAX_OUTSTANDING: usize = 1 << 16;

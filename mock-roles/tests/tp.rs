@@ -361,3 +361,48 @@ fn new_blocks_and_updates_reach_every_ready_session() {
     assert!(u.template_id > t.template_id + 1);
     assert_eq!(tp.blocks(), 1);
 }
+
+/// Hostile input: any sequence of arbitrary messages (every type of the codec, any field values), on
+/// sessions set up or not, with blocks and template updates in between, never panics; solutions made of
+/// random bytes are judged invalid, never valid.
+#[test]
+fn arbitrary_message_sequences_never_panic() {
+    use arbitrary::{Arbitrary, Unstructured};
+    use proptest::prelude::*;
+
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(400));
+    runner
+        .run(&proptest::collection::vec(any::<u8>(), 64..4096), |bytes| {
+            let mut u = Unstructured::new(&bytes);
+            let mut tp = TemplateProvider::new(TpConfig::default(), NOW);
+            let ready = tp.open_session();
+            tp.handle(ready, &setup(2, 2, 2), NOW);
+            let fresh = tp.open_session();
+            let mut now = NOW;
+            // Unstructured yields defaults once its bytes run out: stop there.
+            while !u.is_empty() {
+                let Ok(message) = Message::arbitrary(&mut u) else {
+                    break;
+                };
+                let session = if u.arbitrary::<bool>().unwrap_or(false) {
+                    ready
+                } else {
+                    fresh
+                };
+                now += u.int_in_range(0..=3).unwrap_or(0);
+                for output in tp.handle(session, &message, now) {
+                    if let Output::Solution { verdict, .. } = output {
+                        // Random coinbase bytes cannot make a valid block for a real template.
+                        prop_assert!(!verdict.valid, "{verdict:?}");
+                    }
+                }
+                match u.int_in_range(0..=9).unwrap_or(0) {
+                    0 => drop(tp.new_block(now)),
+                    1 => drop(tp.update_template()),
+                    _ => {}
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}

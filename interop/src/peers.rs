@@ -244,3 +244,35 @@ user_identity = "sv2-toolkit.e2e"
         )
     }
 }
+
+/// Starts SRI's pool_sv2 on a free loopback port with SRI's test authority key pair, fed by the TP at
+/// `tp_addr` (whose certificate it checks against `tp_authority` when given), acknowledging every
+/// share, and waits (blocking, up to 60 s) until it listens. The error carries the pool's log.
+pub fn start_reference_pool(
+    binary: &Path,
+    name: &str,
+    tp_addr: SocketAddr,
+    tp_authority: Option<String>,
+) -> io::Result<(PeerProcess, SocketAddr)> {
+    let listen_port = free_port()?;
+    let config = PoolConfig {
+        authority_public: crate::noise::TEST_AUTHORITY_PUBLIC,
+        authority_secret: crate::noise::TEST_AUTHORITY_SECRET,
+        listen_port,
+        monitoring_port: free_port()?,
+        tp_addr,
+        tp_authority,
+        shares_per_minute: 6.0,
+        share_batch_size: 1,
+    };
+    let mut pool = PeerProcess::start(binary, &scratch_dir(name)?, &config.to_toml())?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], listen_port));
+    if !wait_listening(addr, Duration::from_secs(60)) {
+        return Err(io::Error::other(format!(
+            "pool_sv2 did not listen on {addr} (exit {:?})\n{}",
+            pool.exited(),
+            pool.log_tail(40)
+        )));
+    }
+    Ok((pool, addr))
+}

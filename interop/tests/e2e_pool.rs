@@ -3,7 +3,6 @@
 //! (we check the pool's certificate), its shares are accepted, and the block the pool builds from a
 //! share reaches our TP as SubmitSolution and validates as a full block.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use sv2_codec::messages::common::SetupConnection;
@@ -12,10 +11,8 @@ use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair};
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
 use sv2_codec::Message;
-use sv2_interop::noise::{TEST_AUTHORITY_PUBLIC, TEST_AUTHORITY_SECRET};
-use sv2_interop::peers::{
-    binary_or_skip, free_port, scratch_dir, wait_listening, PeerProcess, PoolConfig,
-};
+use sv2_interop::noise::TEST_AUTHORITY_PUBLIC;
+use sv2_interop::peers::{binary_or_skip, start_reference_pool};
 use sv2_mock::chain::target::meets_target;
 use sv2_mock::chain::{merkle, sha256d};
 use sv2_mock::net::Connection;
@@ -56,31 +53,15 @@ async fn our_tp_feeds_the_reference_pool_and_its_blocks_validate() {
     .unwrap();
 
     // Their pool, told to check our TP's certificate, acknowledging every share.
-    let pool_port = free_port().unwrap();
-    let config = PoolConfig {
-        authority_public: TEST_AUTHORITY_PUBLIC,
-        authority_secret: TEST_AUTHORITY_SECRET,
-        listen_port: pool_port,
-        monitoring_port: free_port().unwrap(),
-        tp_addr: tp.addr,
-        tp_authority: Some(tp_authority.public.to_base58()),
-        shares_per_minute: 6.0,
-        share_batch_size: 1,
-    };
-    let dir = scratch_dir("pool").unwrap();
-    let mut pool = PeerProcess::start(&pool_bin, &dir, &config.to_toml()).unwrap();
-    let pool_addr: SocketAddr = format!("127.0.0.1:{pool_port}").parse().unwrap();
-    let listening =
-        tokio::task::spawn_blocking(move || wait_listening(pool_addr, Duration::from_secs(60)))
-            .await
-            .unwrap();
-    assert!(
-        listening,
-        "pool_sv2 did not listen (exit {:?})\npool log:\n{}\nTP log:\n{}",
-        pool.exited(),
-        pool.log_tail(40),
-        tp.log().join("\n")
-    );
+    let (tp_addr, tp_key) = (tp.addr, tp_authority.public.to_base58());
+    let started = tokio::task::spawn_blocking(move || {
+        start_reference_pool(&pool_bin, "pool", tp_addr, Some(tp_key))
+    })
+    .await
+    .unwrap();
+    let (mut pool, pool_addr) =
+        started.unwrap_or_else(|e| panic!("{e}\nTP log:\n{}", tp.log().join("\n")));
+    let pool_port = pool_addr.port();
 
     // A client of ours: Noise with the pool's authority key, setup, one extended channel.
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
@@ -222,29 +203,13 @@ async fn our_mining_device_mines_on_the_reference_pool() {
         TpServerConfig::new(Keypair::generate().unwrap()).unwrap(),
     )
     .unwrap();
-    let pool_port = free_port().unwrap();
-    let config = PoolConfig {
-        authority_public: TEST_AUTHORITY_PUBLIC,
-        authority_secret: TEST_AUTHORITY_SECRET,
-        listen_port: pool_port,
-        monitoring_port: free_port().unwrap(),
-        tp_addr: tp.addr,
-        tp_authority: None,
-        shares_per_minute: 6.0,
-        share_batch_size: 1,
-    };
-    let pool = PeerProcess::start(
-        &pool_bin,
-        &scratch_dir("pool-device").unwrap(),
-        &config.to_toml(),
-    )
+    let tp_addr = tp.addr;
+    let (pool, pool_addr) = tokio::task::spawn_blocking(move || {
+        start_reference_pool(&pool_bin, "pool-device", tp_addr, None)
+    })
+    .await
+    .unwrap()
     .unwrap();
-    let pool_addr: SocketAddr = format!("127.0.0.1:{pool_port}").parse().unwrap();
-    let up =
-        tokio::task::spawn_blocking(move || wait_listening(pool_addr, Duration::from_secs(60)))
-            .await
-            .unwrap();
-    assert!(up, "pool_sv2 did not listen\n{}", pool.log_tail(30));
 
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
     let mut device_config = DeviceDriverConfig::new(pool_addr.to_string(), Some(authority));

@@ -3,16 +3,13 @@
 //! reaches our TP and validates. Then the probe against peers that misbehave: a closed port, a silent
 //! listener, garbage instead of act 2, and a wrong authority key: each fails the right step with exit 1.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use sv2_codec::noise::keys::Keypair;
-use sv2_interop::noise::{TEST_AUTHORITY_PUBLIC, TEST_AUTHORITY_SECRET};
-use sv2_interop::peers::{
-    binary_or_skip, free_port, scratch_dir, wait_listening, PeerProcess, PoolConfig,
-};
+use sv2_interop::noise::TEST_AUTHORITY_PUBLIC;
+use sv2_interop::peers::{binary_or_skip, free_port, scratch_dir, start_reference_pool};
 use sv2_mock::tp::driver::{serve, TpServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -58,33 +55,14 @@ async fn the_probe_passes_every_step_on_the_reference_pool() {
         TpServerConfig::new(Keypair::generate().unwrap()).unwrap(),
     )
     .unwrap();
-    let pool_port = free_port().unwrap();
-    let config = PoolConfig {
-        authority_public: TEST_AUTHORITY_PUBLIC,
-        authority_secret: TEST_AUTHORITY_SECRET,
-        listen_port: pool_port,
-        monitoring_port: free_port().unwrap(),
-        tp_addr: tp.addr,
-        tp_authority: None,
-        shares_per_minute: 6.0,
-        share_batch_size: 1,
-    };
-    let mut pool = PeerProcess::start(
-        &pool_bin,
-        &scratch_dir("probe-pool").unwrap(),
-        &config.to_toml(),
-    )
+    let tp_addr = tp.addr;
+    let (pool, addr) = tokio::task::spawn_blocking(move || {
+        start_reference_pool(&pool_bin, "probe-pool", tp_addr, None)
+    })
+    .await
+    .unwrap()
     .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{pool_port}").parse().unwrap();
-    let up = tokio::task::spawn_blocking(move || wait_listening(addr, Duration::from_secs(60)))
-        .await
-        .unwrap();
-    assert!(
-        up,
-        "pool_sv2 did not listen: {:?}\n{}",
-        pool.exited(),
-        pool.log_tail(30)
-    );
+    let pool_port = addr.port();
 
     // A low nominal hash rate makes the pool's target easy enough for a debug build to hit quickly.
     let url = format!("stratum2+tcp://127.0.0.1:{pool_port}/{TEST_AUTHORITY_PUBLIC}");

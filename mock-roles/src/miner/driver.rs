@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::stats::{HashrateMeter, MinerStats};
-use super::{ConfigError, Device, DeviceConfig, Event, Output, Phase};
+use super::{ConfigError, Counters, Device, DeviceConfig, Event, Output, Phase};
 use crate::engine::{Job, JobError, Miner, MinerConfig, Share, Unsupported};
 use crate::net::{unix_now, Connection, NetError, Transcript};
 
@@ -642,7 +642,32 @@ fn publish(
     started: Instant,
     sample: bool,
 ) {
-    let c = device.counters();
+    let connected = matches!(
+        device.phase(),
+        Phase::AwaitingChannel | Phase::AwaitingJob | Phase::Mining
+    );
+    publish_stats(
+        device.counters(),
+        connected,
+        engine,
+        stats,
+        last,
+        started,
+        sample,
+    );
+}
+
+/// Folds a core's counters and the engine's hash rate (when `sample`) into `last` and publishes it.
+/// Shared by the SV2 device and SV1 drivers.
+pub(crate) fn publish_stats(
+    c: Counters,
+    connected: bool,
+    engine: &mut EngineRunner,
+    stats: &watch::Sender<MinerStats>,
+    last: &mut MinerStats,
+    started: Instant,
+    sample: bool,
+) {
     if sample {
         let (hashes, recent, average) = engine.sample(Instant::now());
         last.hashes = hashes;
@@ -650,10 +675,7 @@ fn publish(
         last.mhs_average = average;
     }
     *last = MinerStats {
-        connected: matches!(
-            device.phase(),
-            Phase::AwaitingChannel | Phase::AwaitingJob | Phase::Mining
-        ),
+        connected,
         elapsed: started.elapsed(),
         jobs: c.jobs,
         found: c.found + engine.rate_dropped(),

@@ -2,6 +2,7 @@
 //! frames, deadlines, named failure steps) and the transcript it records.
 
 pub mod connection;
+pub mod served;
 pub mod transcript;
 
 pub use connection::{unix_now, Connection, HandshakeInfo, NetError};

@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{ConfigError, Output, Pool, PoolConfig, PoolStats, SessionId, TemplateSource};
+use crate::net::served::{self, Command};
 use crate::net::{unix_now, Connection, NetError};
 
 /// The pool's Noise identity: the authority that signs its certificate, and its static key.
@@ -109,11 +110,6 @@ pub enum ServeError {
         #[source]
         source: NetError,
     },
-}
-
-enum Command {
-    Send(Message<'static>),
-    Close(String),
 }
 
 struct Shared {
@@ -499,35 +495,15 @@ async fn session(
         id
     };
     shared.note(format!("session {id}: connected"));
-    let result = async {
-        loop {
-            if conn.transcript.entries.len() > TRANSCRIPT_KEEP {
-                conn.transcript.entries.clear();
-            }
-            tokio::select! {
-                received = conn.recv("read", READ_TIMEOUT) => match received {
-                    Ok(decoded) => {
-                        shared.with_core(|core| core.handle(id, &decoded.message, unix_now()));
-                    }
-                    // A frame that does not decode is reported and skipped; the session goes on.
-                    Err(NetError::Decode { frame, source, .. }) => shared.note(format!(
-                        "session {id}: undecodable frame {} ({source})",
-                        hex::encode(&frame[..frame.len().min(64)])
-                    )),
-                    Err(e) => return Err(e),
-                },
-                command = rx.recv() => match command {
-                    Some(Command::Send(message)) => conn.send(&message).await?,
-                    Some(Command::Close(reason)) => {
-                        shared.note(format!("session {id}: closed: {reason}"));
-                        return Ok(());
-                    }
-                    None => return Ok(()),
-                },
-                _ = shutdown.changed() => return Ok(()),
-            }
-        }
-    }
+    let label = format!("session {id}");
+    let result = served::serve(
+        &mut conn,
+        &mut rx,
+        &mut shutdown,
+        &label,
+        |message| shared.with_core(|core| core.handle(id, message, unix_now())),
+        |line| shared.note(line),
+    )
     .await;
     {
         let mut core = lock(&shared.core);

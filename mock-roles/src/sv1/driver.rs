@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::json::MAX_LINE;
 use super::{Output, Phase, Sv1Client, Sv1Config, Sv1Event};
 use crate::engine::{MinerConfig, Share, Unsupported};
-use crate::miner::driver::{EngineRunner, EventLog};
+use crate::miner::driver::{publish_stats, EngineRunner, EventLog};
 use crate::miner::stats::MinerStats;
 use crate::net::Direction;
 
@@ -491,28 +491,17 @@ fn publish(
     started: Instant,
     sample: bool,
 ) {
-    let c = client.counters();
-    if sample {
-        let (hashes, recent, average) = engine.sample(Instant::now());
-        last.hashes = hashes;
-        last.mhs = recent;
-        last.mhs_average = average;
-    }
-    *last = MinerStats {
-        connected: matches!(
-            client.phase(),
-            Phase::Authorizing | Phase::AwaitingJob | Phase::Mining
-        ),
-        elapsed: started.elapsed(),
-        jobs: c.jobs,
-        found: c.found + engine.rate_dropped(),
-        submitted: c.submitted,
-        accepted: c.accepted,
-        rejected: c.rejected,
-        dropped: c.dropped + engine.rate_dropped(),
-        blocks: c.blocks,
-        violations: c.violations,
-        ..last.clone()
-    };
-    let _ = stats.send(last.clone());
+    let connected = matches!(
+        client.phase(),
+        Phase::Authorizing | Phase::AwaitingJob | Phase::Mining
+    );
+    publish_stats(
+        client.counters(),
+        connected,
+        engine,
+        stats,
+        last,
+        started,
+        sample,
+    );
 }

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::ResponderConfig;
-use sv2_codec::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{Output, SessionId, SolutionVerdict, TemplateProvider, TpConfig};
+use crate::net::served::{self, Command};
 use crate::net::{unix_now, Connection, NetError};
 
 /// How the mock TP listens.
@@ -48,11 +48,6 @@ impl TpServerConfig {
             handshake_timeout: Duration::from_secs(10),
         })
     }
-}
-
-enum Command {
-    Send(Message<'static>),
-    Close(String),
 }
 
 struct Shared {
@@ -266,35 +261,18 @@ async fn session(
         .unwrap_or_else(|e| e.into_inner())
         .insert(id, tx);
     shared.note(format!("session {id}: connected"));
-    let result = async {
-        loop {
-            tokio::select! {
-                received = conn.recv("read", Duration::from_secs(24 * 3600)) => {
-                    match received {
-                        Ok(decoded) => {
-                            let outputs = shared.core().handle(id, &decoded.message, unix_now());
-                            shared.dispatch(outputs);
-                        }
-                        // A frame that does not decode is reported and skipped; the session goes on.
-                        Err(NetError::Decode { frame, source, .. }) => shared.note(format!(
-                            "session {id}: undecodable frame {} ({source})",
-                            hex::encode(&frame[..frame.len().min(64)])
-                        )),
-                        Err(e) => return Err(e),
-                    }
-                }
-                command = rx.recv() => match command {
-                    Some(Command::Send(message)) => conn.send(&message).await?,
-                    Some(Command::Close(reason)) => {
-                        shared.note(format!("session {id}: closed: {reason}"));
-                        return Ok(());
-                    }
-                    None => return Ok(()),
-                },
-                _ = shutdown.changed() => return Ok(()),
-            }
-        }
-    }
+    let label = format!("session {id}");
+    let result = served::serve(
+        &mut conn,
+        &mut rx,
+        &mut shutdown,
+        &label,
+        |message| {
+            let outputs = shared.core().handle(id, message, unix_now());
+            shared.dispatch(outputs);
+        },
+        |line| shared.note(line),
+    )
     .await;
     shared.core().close_session(id);
     shared

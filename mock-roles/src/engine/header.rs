@@ -1,6 +1,7 @@
 //! Block headers, targets, and a header prepared for scanning nonces (midstate + second block).
 
 use super::sha256::{self, HEADER_PAD};
+use crate::chain::target::{compact_to_target, meets_target, CompactError};
 
 /// An 80-byte Bitcoin block header. `prev_hash` and `merkle_root` are in header byte order (the
 /// internal order, as SV2 carries them in U256 fields; block explorers show them reversed).
@@ -64,23 +65,11 @@ impl Target {
     /// The target a header's compact `nbits` encodes (`mantissa * 256^(exponent - 3)`). Negative
     /// or overflowing encodings give `None`.
     pub fn from_nbits(nbits: u32) -> Option<Target> {
-        let exponent = (nbits >> 24) as usize;
-        let mantissa = nbits & 0x007f_ffff;
-        if nbits & 0x0080_0000 != 0 && mantissa != 0 {
-            return None;
+        match compact_to_target(nbits) {
+            Ok(t) => Some(Target(t)),
+            Err(CompactError::Zero(_)) => Some(Target::ZERO),
+            Err(_) => None,
         }
-        let mut t = [0u8; 32];
-        let m = mantissa.to_le_bytes();
-        for (i, byte) in m.iter().take(3).enumerate() {
-            // byte i of the mantissa lands at position exponent - 3 + i.
-            let pos = (exponent + i).checked_sub(3);
-            match pos {
-                Some(p) if p < 32 => t[p] = *byte,
-                Some(_) if *byte != 0 => return None,
-                _ => {}
-            }
-        }
-        Some(Target(t))
     }
 
     /// A target whose most significant 32-bit word is `top` and whose other bits are all ones:
@@ -98,12 +87,7 @@ impl Target {
 
     /// Whether `hash` (sha256d output bytes as they come, read little-endian) is at most this target.
     pub fn is_met_by(&self, hash: &[u8; 32]) -> bool {
-        for i in (0..32).rev() {
-            if hash[i] != self.0[i] {
-                return hash[i] < self.0[i];
-            }
-        }
-        true
+        meets_target(hash, &self.0)
     }
 }
 

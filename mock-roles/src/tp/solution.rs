@@ -8,6 +8,7 @@ use crate::chain::script::{read_bip34_height, read_witness_commitment};
 use crate::chain::target::{compact_to_target, meets_target};
 use crate::chain::tx::{write_compact_size, Transaction};
 use crate::chain::{display_hex, merkle, sha256d};
+use crate::engine::BlockHeader;
 
 use super::template::Template;
 
@@ -101,13 +102,15 @@ pub fn check(
             .push("the template's merkle path does not give the block's merkle root".into());
     }
 
-    let mut header = [0u8; 80];
-    header[0..4].copy_from_slice(&version.to_le_bytes());
-    header[4..36].copy_from_slice(&template.tip.prev_hash);
-    header[36..68].copy_from_slice(&merkle_root);
-    header[68..72].copy_from_slice(&header_timestamp.to_le_bytes());
-    header[72..76].copy_from_slice(&template.tip.nbits.to_le_bytes());
-    header[76..80].copy_from_slice(&header_nonce.to_le_bytes());
+    let header = BlockHeader {
+        version,
+        prev_hash: template.tip.prev_hash,
+        merkle_root,
+        ntime: header_timestamp,
+        nbits: template.tip.nbits,
+        nonce: header_nonce,
+    }
+    .to_bytes();
     let hash = sha256d(&header);
     verdict.block_hash = Some(display_hex(&hash));
 

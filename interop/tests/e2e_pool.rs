@@ -240,7 +240,9 @@ async fn our_mining_device_mines_on_the_reference_pool() {
     );
     let verdicts = tp.wait_for_verdicts(1, STEP).await;
     assert!(
-        !verdicts.is_empty() && verdicts.iter().all(|v| v.valid),
+        // A second block on the same template can lose the race to the first one (regtest
+        // difficulty): stale is the only fault allowed, and at least one block must be valid.
+        verdicts.iter().any(|v| v.valid) && verdicts.iter().all(|v| v.valid || v.is_stale_only()),
         "{verdicts:?}\n{}",
         tp.log().join("\n")
     );

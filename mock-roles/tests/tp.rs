@@ -196,6 +196,8 @@ fn a_valid_solution_is_a_valid_block_for_rust_bitcoin_and_moves_the_tip() {
     // The old template is now stale.
     let again = verdict(&tp.handle(s, &submit(t.template_id, &m), NOW + 6));
     assert!(!again.valid && !again.current_tip, "{again:?}");
+    assert!(again.is_stale_only(), "{again:?}");
+    assert!(!v.is_stale_only(), "a valid block is not stale");
 }
 
 #[test]

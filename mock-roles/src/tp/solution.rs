@@ -43,6 +43,14 @@ pub struct SolutionVerdict {
     pub block: Option<Vec<u8>>,
 }
 
+impl SolutionVerdict {
+    /// A well-formed block that lost a race: everything checks out except that another block moved
+    /// the tip first (two solutions for one template on regtest, for instance).
+    pub fn is_stale_only(&self) -> bool {
+        self.pow_ok && !self.current_tip && self.problems.len() == 1
+    }
+}
+
 /// Checks a solution for `template`. `now` is unix seconds; `current_prev_hash` is the tip the TP
 /// builds on now.
 pub fn check(

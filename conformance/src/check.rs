@@ -1,0 +1,175 @@
+//! What a check is (its identity in the catalogue) and what running it gives (a verdict with its
+//! evidence).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::session::Ctx;
+
+/// A requirement level (RFC 2119, as the spec words it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Must,
+    Should,
+    May,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        }
+    }
+}
+
+/// The role of the implementation a check is aimed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A Mining-protocol server: a pool, or a proxy acting as upstream.
+    Pool,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Pool => "pool",
+        }
+    }
+}
+
+/// An active check: it opens its own connections through the context and returns an outcome.
+pub type RunFn = fn(Ctx) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// How a check is run.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// It drives the target itself, on fresh connections.
+    Active(RunFn),
+    /// A rule of the passive monitor, judged over every connection of the run (see
+    /// [`crate::monitor`]).
+    Monitor,
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Active(_) => f.write_str("Active"),
+            Kind::Monitor => f.write_str("Monitor"),
+        }
+    }
+}
+
+/// One entry of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Stable id, `group.name` (e.g. `setup.reply`).
+    pub id: &'static str,
+    /// The spec section the requirement is in (e.g. "3.6.1", "ext1 4.1").
+    pub section: &'static str,
+    /// The requirement's level.
+    pub level: Level,
+    /// The role under test.
+    pub role: Role,
+    /// The number of the requirement in CATALOG.md §F, when it comes from there (None: implied by
+    /// the spec, added here).
+    pub catalog: Option<u16>,
+    /// One line: what is required.
+    pub title: &'static str,
+    pub kind: Kind,
+}
+
+impl Check {
+    pub fn is_monitor(&self) -> bool {
+        matches!(self.kind, Kind::Monitor)
+    }
+}
+
+/// The verdict of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The target did what the spec requires.
+    Pass,
+    /// The target broke the requirement; the evidence shows how.
+    Fail,
+    /// The check does not apply to this target (the reason says why).
+    Skip,
+    /// The check could not run (the target was unreachable, for instance).
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Skip => "skip",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// What a check concluded, in words: the verdict, what the spec expects, what came.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// What a conforming target does.
+    pub expected: String,
+    /// What this one did (or why the check was skipped or could not run).
+    pub observed: String,
+}
+
+impl Outcome {
+    pub fn pass(expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        Self::new(Verdict::Pass, expected, observed)
+    }
+
+    pub fn fail(expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        Self::new(Verdict::Fail, expected, observed)
+    }
+
+    pub fn skip(reason: impl Into<String>) -> Self {
+        Self::new(Verdict::Skip, "", reason)
+    }
+
+    pub fn error(reason: impl Into<String>) -> Self {
+        Self::new(Verdict::Error, "", reason)
+    }
+
+    pub fn new(verdict: Verdict, expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        Self {
+            verdict,
+            expected: expected.into(),
+            observed: observed.into(),
+        }
+    }
+
+    /// Pass when `ok`, fail otherwise, with the same expectation.
+    pub fn judge(ok: bool, expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        let verdict = if ok { Verdict::Pass } else { Verdict::Fail };
+        Self::new(verdict, expected, observed)
+    }
+}
+
+/// Declares an active check: `active!(id, section, level, catalog, "title", path::to::async_fn)`,
+/// where the function is `async fn(Ctx) -> Outcome`.
+#[macro_export]
+macro_rules! active {
+    ($id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr, $run:path) => {
+        $crate::check::Check {
+            id: $id,
+            section: $section,
+            level: $crate::check::Level::$level,
+            role: $crate::check::Role::Pool,
+            catalog: $catalog,
+            title: $title,
+            kind: $crate::check::Kind::Active(|ctx| Box::pin($run(ctx))),
+        }
+    };
+}

@@ -1,0 +1,270 @@
+//! Noise NX as responder (spec §4, CATALOG §F 13-20).
+
+use std::time::{Duration, Instant};
+
+use sv2_codec::noise::cert::ValidityPolicy;
+use sv2_codec::noise::{Initiator, InitiatorConfig, ACT2_LEN};
+use sv2_codec::{to_frame_bytes, Frame, Message};
+use sv2_mock::net::{unix_now, Transcript};
+
+use crate::active;
+use crate::check::{Check, Outcome};
+use crate::session::{exchange_raw, setup_connection, Ctx, Incoming, RawEnd, Security};
+
+pub const CHECKS: &[Check] = &[
+    active!("noise.required", "4", Must, Some(13), "a remote upstream requires the Noise handshake: plaintext SetupConnection gets no .Success", required),
+    active!("noise.act2-length", "4.5.1", Must, Some(14), "after a valid 64-byte act 1 the responder sends exactly 234 bytes of act 2", act2_length),
+    active!("noise.certificate", "4.5.2", Must, Some(15), "the certificate's BIP340 signature verifies with the authority key and now is inside its validity window", certificate),
+    active!("noise.mac-failure-closes", "4.5", Must, Some(17), "a transport frame that fails its MAC terminates the session, with no reply", mac_failure_closes),
+    active!("noise.chunked-frame", "4.6", Must, Some(20), "a message over 65519 bytes, sent as several AEAD blocks, is read whole (and, of an unknown extension, discarded)", chunked_frame),
+    active!("noise.survives-broken-handshakes", "4.5", Should, None, "half-sent and abandoned handshakes do not stop the server from serving the next client", survives_broken_handshakes),
+];
+
+fn noise_only(ctx: &Ctx) -> Option<Outcome> {
+    matches!(ctx.target().security, Security::Plaintext)
+        .then(|| Outcome::skip("the target is plaintext (--plaintext): no Noise to check"))
+}
+
+async fn required(ctx: Ctx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let mut stream = match ctx.tcp().await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let frame = match to_frame_bytes(&setup_connection(0, 2, 2, 0), &[]) {
+        Ok(f) => f,
+        Err(e) => return Outcome::error(format!("encoding SetupConnection: {e}")),
+    };
+    let mut transcript = Transcript::default();
+    let started = Instant::now();
+    let (got, end) = exchange_raw(
+        &mut stream,
+        &mut transcript,
+        started,
+        &frame,
+        ctx.target().timeout,
+        4096,
+    )
+    .await;
+    ctx.record("plaintext SetupConnection", transcript);
+    let expected = "no plaintext SetupConnection.Success (a handshake answer, silence or a close)";
+    if let Ok((f, _)) = Frame::parse(&got) {
+        if let Ok(d) = sv2_codec::decode_frame(&f) {
+            if matches!(d.message, Message::SetupConnectionSuccess(_)) {
+                return Outcome::fail(
+                    expected,
+                    "a plaintext SetupConnection.Success: the server speaks without Noise",
+                );
+            }
+        }
+    }
+    Outcome::pass(
+        expected,
+        format!(
+            "{} bytes back, then {end:?}; none of it a plaintext .Success",
+            got.len()
+        ),
+    )
+}
+
+async fn act2_length(ctx: Ctx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let mut stream = match ctx.tcp().await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let mut initiator: Initiator = match Initiator::generate(InitiatorConfig::unauthenticated()) {
+        Ok(i) => i,
+        Err(e) => return Outcome::error(format!("initiator: {e}")),
+    };
+    let act1 = match initiator.write_act1() {
+        Ok(a) => a,
+        Err(e) => return Outcome::error(format!("act 1: {e}")),
+    };
+    let mut transcript = Transcript::default();
+    let started = Instant::now();
+    // Read until well past 234 bytes could have come: a responder that sends 170 bytes (the spec's
+    // old figure) or more than 234 shows either way.
+    let (got, end) = exchange_raw(
+        &mut stream,
+        &mut transcript,
+        started,
+        &act1,
+        ctx.target().timeout,
+        ACT2_LEN + 1,
+    )
+    .await;
+    let (more, _) = if got.len() == ACT2_LEN {
+        exchange_raw(
+            &mut stream,
+            &mut transcript,
+            started,
+            &[],
+            Duration::from_millis(300),
+            1,
+        )
+        .await
+    } else {
+        (Vec::new(), RawEnd::Timeout)
+    };
+    ctx.record("act 1 and act 2", transcript);
+    let expected = "exactly 234 bytes of act 2 that complete the handshake";
+    let total = got.len() + more.len();
+    if total != ACT2_LEN {
+        return Outcome::fail(expected, format!("{total} bytes (then {end:?})"));
+    }
+    match initiator.read_act2(&got, unix_now()) {
+        Ok(_) => Outcome::pass(
+            expected,
+            "234 bytes; act 2 decrypts and the handshake completes",
+        ),
+        Err(e) => Outcome::fail(
+            expected,
+            format!("234 bytes, but act 2 does not complete the handshake: {e}"),
+        ),
+    }
+}
+
+async fn certificate(ctx: Ctx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let Security::Noise {
+        authority: Some(authority),
+    } = ctx.target().security.clone()
+    else {
+        return Outcome::skip(
+            "no authority key given (--authority-key): the certificate cannot be checked",
+        );
+    };
+    let session = match ctx.connect("handshake").await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let Some(info) = session.handshake() else {
+        return Outcome::error("no handshake on an encrypted session");
+    };
+    let cert = info.established.certificate;
+    let key = info.established.certified_key;
+    let now = unix_now();
+    let expected = format!(
+        "a certificate signed by {} valid at {now} (10 s skew)",
+        authority.to_base58()
+    );
+    let window = format!(
+        "version {}, valid_from {}, not_valid_after {}",
+        cert.version, cert.valid_from, cert.not_valid_after
+    );
+    if let Err(e) = cert.verify_signature(&key, &authority) {
+        return Outcome::fail(expected, format!("{e} ({window})"));
+    }
+    match cert.check_validity(now, &ValidityPolicy::default()) {
+        Ok(()) => Outcome::pass(expected, format!("signature verifies; {window}")),
+        Err(e) => Outcome::fail(expected, format!("{e} ({window})")),
+    }
+}
+
+async fn mac_failure_closes(ctx: Ctx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let mut session = match ctx.connect("tampered frame").await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let Some(info) = session.handshake() else {
+        return Outcome::error("no handshake on an encrypted session");
+    };
+    // The session has sent nothing yet: a fresh encryptor from the same keys is at nonce 0 too.
+    let (mut encryptor, _) = info.established.transport.clone().split();
+    let frame = match to_frame_bytes(&setup_connection(0, 2, 2, 0), &[]) {
+        Ok(f) => f,
+        Err(e) => return Outcome::error(format!("encoding SetupConnection: {e}")),
+    };
+    let mut wire = Vec::new();
+    if let Err(e) = encryptor.encrypt_frame(&frame, &mut wire) {
+        return Outcome::error(format!("encrypting: {e}"));
+    }
+    // One bit of the encrypted header's tag.
+    wire[21] ^= 0x01;
+    if let Err(o) = session.send_raw(&wire, "tampered SetupConnection").await {
+        return o;
+    }
+    let expected = "the session ends (close) with no reply to the tampered frame";
+    match session.recv().await {
+        Incoming::Closed => Outcome::pass(expected, "closed"),
+        Incoming::Broken(e) => Outcome::pass(expected, format!("connection ended: {e}")),
+        Incoming::Message(m) => Outcome::fail(
+            expected,
+            format!("replied {}", crate::session::describe(&m.message)),
+        ),
+        Incoming::Timeout => Outcome::fail(
+            expected,
+            format!(
+                "the connection stayed open, silent, for {:?}",
+                ctx.target().timeout
+            ),
+        ),
+    }
+}
+
+async fn chunked_frame(ctx: Ctx) -> Outcome {
+    let mut session = match ctx.setup("large frame", 0).await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    // An unknown extension's non-channel message (discarded by rule §3.4), 70000 bytes long: two AEAD
+    // blocks of the payload when encrypted.
+    let payload_len: usize = 70_000;
+    let mut frame = Vec::with_capacity(6 + payload_len);
+    frame.extend_from_slice(&0x4abcu16.to_le_bytes());
+    frame.push(0x01);
+    frame.extend_from_slice(&(payload_len as u32).to_le_bytes()[..3]);
+    frame.extend((0..payload_len).map(|i| (i % 251) as u8));
+    if let Err(o) = session.send_frame(&frame, "70000-byte frame").await {
+        return o;
+    }
+    let expected = "the 70000-byte frame is read whole and the next request is answered";
+    match session.still_serves().await {
+        Ok(()) => Outcome::pass(expected, "the next OpenStandardMiningChannel was answered"),
+        Err(e) => Outcome::fail(expected, e),
+    }
+}
+
+async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let mut transcript = Transcript::default();
+    let started = Instant::now();
+    // Half an act 1, then gone; 64 zero bytes, then gone; a connection that never speaks.
+    for bytes in [&[0x42u8; 30][..], &[0u8; 64][..], &[][..]] {
+        let mut stream = match ctx.tcp().await {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        let _ = exchange_raw(
+            &mut stream,
+            &mut transcript,
+            started,
+            bytes,
+            Duration::from_millis(200),
+            1,
+        )
+        .await;
+        drop(stream);
+    }
+    ctx.record("broken handshakes", transcript);
+    let expected = "a full session still works after three broken handshakes";
+    match ctx.setup("after broken handshakes", 0).await {
+        Ok(mut s) => match s.still_serves().await {
+            Ok(()) => Outcome::pass(expected, "set up and answered"),
+            Err(e) => Outcome::fail(expected, e),
+        },
+        Err(o) => Outcome::fail(expected, o.observed),
+    }
+}

@@ -1,0 +1,23 @@
+//! `sv2-conformance`: the Stratum V2 conformance suite for Mining-protocol servers (pools, and
+//! proxies acting as upstream).
+//!
+//! - [`check`]: what a check is (id, spec section, level, role) and its verdicts.
+//! - [`checks`]: the catalogue, by spec area; each active check drives the target on fresh
+//!   connections.
+//! - [`monitor`]: the passive monitor, per-message rules over any [`sv2_mock::net::Transcript`].
+//! - [`runner`]: runs a selection of checks against a target, the monitor over every connection.
+//! - [`report`]: text grouped by spec section, JSON with the evidence, JUnit XML.
+//! - [`session`] and [`work`]: connections as checks use them, and shares mined to order.
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod checks;
+pub mod monitor;
+pub mod report;
+pub mod runner;
+pub mod session;
+pub mod work;
+
+pub use check::{Check, Level, Outcome, Role, Verdict};
+pub use runner::{run, Report, Selection};
+pub use session::{Security, Target};

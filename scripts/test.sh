@@ -46,4 +46,10 @@ cargo test --workspace --locked
 step "benchmarks run once each (criterion test mode; timings are not asserted)"
 cargo test -p sv2-benches --benches --locked
 
+# Every fuzz target built with nightly cargo-fuzz and run for a few seconds from the seed corpora
+# (scripts/fuzz.sh; its own build cache under ~/.cache). Fails on any crash. About a minute warm, three
+# to four minutes cold (nightly toolchain and cargo-fuzz are installed when missing).
+step "fuzz smoke (scripts/fuzz.sh smoke: every target, 5 s each)"
+scripts/fuzz.sh smoke 5
+
 step "ok"

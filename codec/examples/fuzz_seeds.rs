@@ -1,0 +1,170 @@
+//! Writes the seed corpora of the fuzz targets (`fuzz/`), one directory per target:
+//!
+//! ```text
+//! cargo run -p sv2-codec --example fuzz_seeds -- [CORPUS_DIR [VECTORS_DIR [REGRESSIONS_DIR]]]
+//! ```
+//!
+//! Defaults: `fuzz/corpus`, `vectors/data`, `fuzz/regressions` (run from the repository root).
+//! Frames come from the test vectors (every `"frame": "<hex>"` in `VECTORS_DIR/*.json`, if any) and
+//! from messages of every type generated deterministically from our `arbitrary` implementations; the
+//! per-target seed formats are in `fuzz/src/checks.rs` (included here, one implementation). Saved
+//! regression inputs are copied in too. File names are content hashes, so reruns add nothing twice.
+
+#[path = "../../fuzz/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
+
+use std::path::{Path, PathBuf};
+
+use arbitrary::{Arbitrary, Unstructured};
+use sv2_codec::messages::{to_frame_bytes, Message};
+use sv2_codec::Tlv;
+
+/// Seeds longer than this are left out (libFuzzer runs with -max_len 8192 or so).
+const MAX_SEED: usize = 8192;
+
+fn fnv64(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Every `"frame": "<hex>"` in the JSON text (any nesting; the vectors' schema may move it).
+fn frames_in_json(text: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\"frame\"") {
+        rest = &rest[at + 7..];
+        let after = rest.trim_start();
+        let Some(after) = after.strip_prefix(':') else {
+            continue;
+        };
+        let Some(value) = after.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        let Some(end) = value.find('"') else {
+            break;
+        };
+        if let Ok(bytes) = hex::decode(&value[..end]) {
+            if bytes.len() >= 6 {
+                out.push(bytes);
+            }
+        }
+    }
+    out
+}
+
+fn vector_frames(dir: &Path) -> Vec<Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|text| frames_in_json(&text))
+        .collect()
+}
+
+/// Frames of arbitrary messages from a fixed pseudo-random stream (xorshift64*).
+fn generated_frames(count: usize) -> Vec<Vec<u8>> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut out = Vec::new();
+    for i in 0..count {
+        // Short byte pools keep the variable-length fields small.
+        let len = 16 + (i % 8) * 24;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let mut u = Unstructured::new(&bytes);
+        let Ok(message) = Message::arbitrary(&mut u) else {
+            continue;
+        };
+        let mut tlvs = Vec::new();
+        if let Message::SubmitSharesExtended(_) = message {
+            tlvs.push(Tlv::user_identity("worker.01").expect("short identity"));
+        }
+        if i % 5 == 0 {
+            tlvs.push(Tlv {
+                extension_type: 0x4001,
+                field_type: 7,
+                value: sv2_codec::types::Bytes::new(std::borrow::Cow::Borrowed(&b"ext"[..]))
+                    .expect("short value"),
+            });
+        }
+        if let Ok(frame) = to_frame_bytes(&message, &tlvs) {
+            out.push(frame);
+        }
+    }
+    out
+}
+
+fn write_seed(dir: &Path, data: &[u8]) -> std::io::Result<bool> {
+    let path = dir.join(format!("seed-{:016x}", fnv64(data)));
+    if path.exists() {
+        return Ok(false);
+    }
+    std::fs::write(path, data)?;
+    Ok(true)
+}
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let corpus = PathBuf::from(args.next().unwrap_or_else(|| "fuzz/corpus".into()));
+    let vectors = PathBuf::from(args.next().unwrap_or_else(|| "vectors/data".into()));
+    let regressions = PathBuf::from(args.next().unwrap_or_else(|| "fuzz/regressions".into()));
+
+    let from_vectors = vector_frames(&vectors);
+    let mut frames = from_vectors.clone();
+    frames.extend(generated_frames(600));
+    frames.sort();
+    frames.dedup();
+    eprintln!(
+        "fuzz_seeds: {} frames ({} from {})",
+        frames.len(),
+        from_vectors.len(),
+        vectors.display()
+    );
+
+    let mut targets: Vec<(&str, Vec<Vec<u8>>)> = checks::TARGETS
+        .iter()
+        .map(|(name, _)| (*name, checks::seeds(name, &frames, MAX_SEED)))
+        .collect();
+    targets.push((
+        "differential",
+        frames
+            .iter()
+            .filter(|f| f.len() <= MAX_SEED)
+            .cloned()
+            .collect(),
+    ));
+
+    for (name, seeds) in targets {
+        let dir = corpus.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let mut written = 0;
+        for seed in &seeds {
+            written += usize::from(write_seed(&dir, seed)?);
+        }
+        if let Ok(entries) = std::fs::read_dir(regressions.join(name)) {
+            for entry in entries.flatten() {
+                if entry.path().is_file() {
+                    written += usize::from(write_seed(&dir, &std::fs::read(entry.path())?)?);
+                }
+            }
+        }
+        eprintln!(
+            "fuzz_seeds: {name}: {written} new seeds in {}",
+            dir.display()
+        );
+    }
+    Ok(())
+}

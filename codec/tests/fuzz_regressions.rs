@@ -1,0 +1,99 @@
+//! Replays the fuzz targets' saved inputs on stable, through the very checks the fuzz targets run
+//! (`fuzz/src/checks.rs`, included here): every file in `fuzz/regressions/<target>/` for the codec
+//! targets (frame_splits, messages, noise_responder, noise_initiator, transport). `scripts/fuzz.sh`
+//! puts minimized crash inputs there; each was a bug, fixed since.
+//!
+//! The checks also run on the targets' seed inputs, built from generated messages of every type, so
+//! that a broken check (or a broken seed format) shows up here and not first in a fuzzing run.
+
+#[path = "../../fuzz/src/checks.rs"]
+#[allow(dead_code)]
+mod checks;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use arbitrary::{Arbitrary, Unstructured};
+use sv2_codec::messages::{to_frame_bytes, Message, MESSAGE_TYPES};
+
+fn regressions_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions")
+}
+
+/// Runs `check` on `data`; the panic message on failure.
+fn run(check: fn(&[u8]), data: &[u8]) -> Result<(), String> {
+    catch_unwind(AssertUnwindSafe(|| check(data))).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    })
+}
+
+#[test]
+fn saved_regression_inputs_pass_their_checks() {
+    let mut failures = Vec::new();
+    let mut replayed = 0;
+    for (target, check) in checks::TARGETS {
+        let Ok(entries) = std::fs::read_dir(regressions_dir().join(target)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_file() || path.extension().is_some_and(|x| x == "md") {
+                continue;
+            }
+            let data = std::fs::read(&path).expect("readable regression input");
+            replayed += 1;
+            if let Err(why) = run(*check, &data) {
+                failures.push(format!("{}: {why}", path.display()));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {replayed} regression inputs fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// One frame of each message type, from a fixed byte pool.
+fn sample_frames() -> Vec<Vec<u8>> {
+    let pool: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut frames = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for start in 0..pool.len() - 256 {
+        let mut u = Unstructured::new(&pool[start..start + 256]);
+        let Ok(message) = Message::arbitrary(&mut u) else {
+            continue;
+        };
+        if seen.insert(message.id()) {
+            frames.push(to_frame_bytes(&message, &[]).expect("encodes"));
+        }
+    }
+    frames
+}
+
+#[test]
+fn checks_hold_on_the_seed_inputs() {
+    let frames = sample_frames();
+    assert!(
+        frames.len() > MESSAGE_TYPES.len() / 2,
+        "only {} message types sampled",
+        frames.len()
+    );
+    for (target, check) in checks::TARGETS {
+        let seeds = checks::seeds(target, &frames, 1 << 20);
+        assert!(!seeds.is_empty(), "{target}: no seeds");
+        eprintln!("{target}: {} seeds", seeds.len());
+        for seed in &seeds {
+            if let Err(why) = run(*check, seed) {
+                panic!("{target} fails on a seed ({} bytes): {why}", seed.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! See `sv2_fuzz::checks::noise_initiator` for the input format and the properties checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sv2_fuzz::checks::noise_initiator(data));

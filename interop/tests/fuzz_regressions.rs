@@ -1,0 +1,91 @@
+//! Replays the differential fuzz target's saved inputs on stable, through the very check the target
+//! runs (`fuzz/src/differential.rs`, included here):
+//!
+//! - `fuzz/regressions/differential/*`: inputs that once crashed the target (a panic in our codec or
+//!   in the conversion of SRI's values); they must now classify without a panic.
+//! - `fuzz/findings/sri/<class>-*.bin`: reproducers of findings about SRI (see the README there). Each
+//!   must still classify as the class its name starts with; when SRI changes, this test says so.
+
+#[path = "../../fuzz/src/differential.rs"]
+#[allow(dead_code)]
+mod differential;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "md"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn differential_regression_inputs_classify_without_a_panic() {
+    let mut failures = Vec::new();
+    for path in inputs(&fuzz_dir().join("regressions/differential")) {
+        let data = std::fs::read(&path).expect("readable input");
+        if catch_unwind(AssertUnwindSafe(|| differential::classify(&data))).is_err() {
+            failures.push(path.display().to_string());
+        }
+    }
+    assert!(failures.is_empty(), "panics on:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn sri_findings_still_reproduce() {
+    let mut failures = Vec::new();
+    for path in inputs(&fuzz_dir().join("findings/sri")) {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let Some((class, _)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let data = std::fs::read(&path).expect("readable input");
+        let got = differential::classify(&data).map(|c| c.name());
+        if got.as_deref() != Some(class) {
+            failures.push(format!("{name}: now {got:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "findings changed:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn classes_of_known_differences() {
+    use differential::{classify, Class};
+    // SubmitSharesStandard, then a stray byte: we refuse (trailing), SRI accepts (DIFFERENCES.md 1).
+    let mut share = hex_frame("00801a180000010000000200000003000000040000000500000000000020");
+    assert_eq!(classify(&share), Some(Class::BothAcceptEqual));
+    share.push(0xff);
+    assert_eq!(
+        classify(&share).map(|c| c.name()).as_deref(),
+        Some("ours_rejects_sri_accepts.Trailing")
+    );
+    // A frame of an unknown extension: we keep it raw, SRI refuses (row 6).
+    let raw = hex_frame("bc4a01030000010203");
+    assert_eq!(
+        classify(&raw).map(|c| c.name()).as_deref(),
+        Some("sri_rejects_ours_accepts.UnknownMessage.raw")
+    );
+    assert_eq!(classify(&[1, 2, 3]), None);
+}
+
+fn hex_frame(text: &str) -> Vec<u8> {
+    hex::decode(text).expect("hex")
+}

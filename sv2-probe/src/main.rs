@@ -19,6 +19,7 @@ mod mine;
 mod mock;
 mod probe;
 mod render;
+mod vectors;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +62,9 @@ enum Command {
     /// Run a mock role (tp, pool) on the network until interrupted.
     #[command(long_about = mock::LONG_ABOUT)]
     Mock(mock::Args),
+    /// Generate or verify the language-neutral test vectors (vectors/data).
+    #[command(long_about = vectors::LONG_ABOUT)]
+    Vectors(vectors::Args),
 }
 
 /// What a command concluded about its input.
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args, &mut out, &mut err),
         Command::Mock(args) => mock::run(args, &mut out, &mut err),
         Command::Mine(args) => mine::run(args, &mut out, &mut err),
+        Command::Vectors(args) => vectors::run(args, &mut out, &mut err),
         Command::Conformance(args) => conformance::run_command(args, &mut out, &mut err),
     }
     .and_then(|outcome| {

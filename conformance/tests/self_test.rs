@@ -4,10 +4,8 @@
 use std::time::Duration;
 
 use sv2_codec::noise::keys::Keypair;
-use sv2_conformance::runner::CheckResult;
 use sv2_conformance::{run, Security, Selection, Target, Verdict};
 use sv2_mock::pool::driver::{serve, PoolHandle, PoolServerConfig};
-use sv2_mock::pool::PoolConfig;
 use tokio::net::TcpListener;
 
 async fn pool(configure: impl FnOnce(&mut PoolServerConfig)) -> (PoolHandle, Target) {
@@ -28,13 +26,6 @@ async fn pool(configure: impl FnOnce(&mut PoolServerConfig)) -> (PoolHandle, Tar
     (handle, target)
 }
 
-async fn run_only(target: Target, only: &[&str]) -> Vec<CheckResult> {
-    let selection = Selection {
-        only: only.iter().map(|s| s.to_string()).collect(),
-    };
-    run(target, &selection, |_| {}).await.results
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mock_pool_passes_every_must() {
     let (_pool, target) = pool(|_| {}).await;
@@ -52,9 +43,4 @@ async fn the_mock_pool_passes_every_must() {
         })
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
-}
-
-#[allow(dead_code)]
-fn default_pool_config() -> PoolConfig {
-    PoolConfig::default()
 }

@@ -28,7 +28,7 @@ pub fn catalogue() -> Vec<Check> {
 }
 
 /// The traffic the runner makes when only monitor rules are selected: a connection that opens a
-/// standard and an extended channel, waits for their work, submits a share on each and closes one.
+/// standard and two extended channels, waits for their work and submits a share on each.
 pub fn traffic_check() -> Check {
     crate::active!(
         "monitor.traffic",
@@ -51,9 +51,12 @@ async fn traffic(ctx: Ctx) -> Outcome {
     if let Ok(c) = s.open_standard().await {
         channels.push(c.channel_id);
     }
-    match s.open_extended(0).await {
-        Ok(c) => channels.push(c.channel_id),
-        Err(o) => return o,
+    // Two extended channels: a server that groups them shows its group rules too.
+    for min_extranonce_size in [0, 4] {
+        match s.open_extended(min_extranonce_size).await {
+            Ok(c) => channels.push(c.channel_id),
+            Err(o) => return o,
+        }
     }
     for &id in &channels {
         let Ok(work) = s.wait_for_work(id, window).await else {

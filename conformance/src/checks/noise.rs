@@ -242,10 +242,21 @@ async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
     let mut transcript = Transcript::default();
     let started = Instant::now();
     // Half an act 1, then gone; 64 zero bytes, then gone; a connection that never speaks.
-    for bytes in [&[0x42u8; 30][..], &[0u8; 64][..], &[][..]] {
+    let expected = "a full session still works after three broken handshakes";
+    for (i, bytes) in [&[0x42u8; 30][..], &[0u8; 64][..], &[][..]]
+        .into_iter()
+        .enumerate()
+    {
         let mut stream = match ctx.tcp().await {
             Ok(s) => s,
-            Err(o) => return o,
+            Err(o) if i == 0 => return o,
+            Err(o) => {
+                ctx.record("broken handshakes", transcript);
+                return Outcome::fail(
+                    expected,
+                    format!("after {i} broken handshake(s): {}", o.observed),
+                );
+            }
         };
         let _ = exchange_raw(
             &mut stream,
@@ -259,7 +270,6 @@ async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
         drop(stream);
     }
     ctx.record("broken handshakes", transcript);
-    let expected = "a full session still works after three broken handshakes";
     match ctx.setup("after broken handshakes", 0).await {
         Ok(mut s) => match s.still_serves().await {
             Ok(()) => Outcome::pass(expected, "set up and answered"),

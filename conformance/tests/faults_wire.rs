@@ -1,0 +1,588 @@
+//! Every transport, setup, extension and monitor check shown able to fail: each runs against a pool
+//! broken in exactly the way the check is about, and must fail there.
+//!
+//! Two kinds of broken pool: our mock pool with a faulty configuration (plaintext, a certificate from
+//! another authority, an expired certificate), and `Broken`, a small scripted pool below: correct by
+//! default (it passes the checks it is used for, which each test also shows), with one fault switched
+//! on per test.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sv2_codec::messages::common::{SetupConnectionError, SetupConnectionSuccess};
+use sv2_codec::messages::extensions::{RequestExtensionsError, RequestExtensionsSuccess};
+use sv2_codec::messages::mining::{
+    NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess,
+    OpenStandardMiningChannelSuccess, SetExtranoncePrefix, SetGroupChannel, SetNewPrevHash,
+    SetTarget, SubmitSharesError, SubmitSharesSuccess,
+};
+use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair, SecretKey};
+use sv2_codec::noise::ResponderConfig;
+use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
+use sv2_codec::{decode_frame, to_frame_bytes, Frame, Message};
+use sv2_conformance::runner::CheckResult;
+use sv2_conformance::{run, Security, Selection, Target, Verdict};
+use sv2_mock::net::{unix_now, Connection, NetError};
+use sv2_mock::pool::driver::{serve, PoolServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One thing the scripted pool gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// A certificate that expired an hour ago.
+    ExpiredCertificate,
+    /// Act 2 of 170 bytes (the spec's old figure) instead of 234.
+    ShortAct2,
+    /// A frame that fails its MAC is ignored; the connection stays open.
+    IgnoreMacFailure,
+    /// Frames over 65519 bytes make it close.
+    CloseOnLargeFrame,
+    /// The first connection that sends fewer than 64 bytes stops the listener.
+    DiesOnBrokenHandshake,
+    /// SetupConnection is never answered.
+    SilentSetup,
+    /// Any SetupConnection (any protocol, version, flags, malformed or not) gets .Success with
+    /// used_version = min_version; channels are served before setup too.
+    Lenient,
+    /// An unknown extension's message closes the connection.
+    CloseOnUnknownExtension,
+    /// RequestExtensions answered with the wrong request_id.
+    WrongExtensionsRequestId,
+    /// RequestExtensions.Success for extensions it does not support.
+    ExtensionsAlwaysSuccess,
+    /// RequestExtensions closes the connection.
+    CloseOnRequestExtensions,
+    /// Channel messages it sends have the channel_msg bit cleared.
+    ChannelBitCleared,
+    /// SetTarget for a channel that does not exist.
+    UnknownChannelId,
+    /// A SetTarget before SetupConnection.Success.
+    SpeaksBeforeSetup,
+    /// .Success with used_version 3 to a client offering [2, 2].
+    UsedVersionOutOfRange,
+    /// Error codes with control characters.
+    ControlCharacterCodes,
+    /// Open*.Success with request_id + 1.
+    WrongRequestId,
+    /// extranonce_size below the requested minimum.
+    SmallExtranonce,
+    /// A NewMiningJob to the extended channel.
+    StandardJobToExtended,
+    /// The coinbase keeps its BIP141 marker and flag.
+    SegwitCoinbase,
+    /// SetExtranoncePrefix to the group id.
+    PrefixToGroup,
+    /// SubmitShares.Success counting two shares for one.
+    DoubleCount,
+    /// Each SubmitShares.Error sent twice.
+    DoubleError,
+    /// Extended channels of one group with different extranonce lengths.
+    GroupLengthMismatch,
+}
+
+const GROUP: u32 = 100;
+
+/// A scripted pool on loopback: Noise with a fresh authority (returned), Mining protocol only.
+async fn broken(fault: Fault) -> (SocketAddr, AuthorityPublicKey) {
+    let authority = Keypair::generate().unwrap();
+    let public = authority.public;
+    let static_key = SecretKey::generate().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let now = unix_now();
+            let (from, until) = if fault == Fault::ExpiredCertificate {
+                (now - 7200, now - 3600)
+            } else {
+                (now - 60, now + 3600)
+            };
+            let config = ResponderConfig::issue(&static_key, &authority, from, until);
+            let handle = tokio::spawn(connection(stream, config, fault));
+            if fault == Fault::DiesOnBrokenHandshake && matches!(handle.await, Ok(true)) {
+                return; // the listener goes with it
+            }
+        }
+    });
+    (addr, public)
+}
+
+/// Serves one connection; true when the handshake was broken off.
+async fn connection(mut stream: TcpStream, config: ResponderConfig, fault: Fault) -> bool {
+    if fault == Fault::ShortAct2 {
+        let mut act1 = [0u8; 64];
+        if stream.read_exact(&mut act1).await.is_ok() {
+            let _ = stream.write_all(&[0x5a; 170]).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        return false;
+    }
+    let mut conn = match Connection::respond(stream, config, Duration::from_secs(5)).await {
+        Ok(c) => c,
+        Err(_) => return true,
+    };
+    let mut state = State::default();
+    loop {
+        let frame = match conn.recv_frame("read", Duration::from_secs(60)).await {
+            Ok(f) => f,
+            Err(NetError::Noise { .. }) if fault == Fault::IgnoreMacFailure => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                return false;
+            }
+            Err(_) => return false,
+        };
+        if fault == Fault::CloseOnLargeFrame && frame.len() > 6 + 65519 {
+            return false;
+        }
+        let Some(replies) = answer(&mut state, &frame, fault) else {
+            return false;
+        };
+        for reply in replies {
+            if conn.send_frame(&reply, "reply").await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    setup: bool,
+    client_flags: u32,
+    next_channel: u32,
+    extended_channels: u32,
+}
+
+fn frame(message: Message<'_>, fault: Fault) -> Vec<u8> {
+    let mut bytes = to_frame_bytes(&message, &[]).unwrap();
+    if fault == Fault::ChannelBitCleared && message.channel_msg() {
+        bytes[1] &= 0x7f;
+    }
+    bytes
+}
+
+fn str255(s: &[u8]) -> Str0_255<'static> {
+    Str0_255::new(s.to_vec()).unwrap()
+}
+
+/// A legacy coinbase around an extranonce of `extranonce_len` bytes: (prefix, suffix).
+fn coinbase(extranonce_len: usize, segwit: bool) -> (Vec<u8>, Vec<u8>) {
+    let mut prefix = 2u32.to_le_bytes().to_vec();
+    if segwit {
+        prefix.extend_from_slice(&[0x00, 0x01]);
+    }
+    prefix.push(1);
+    prefix.extend_from_slice(&[0; 32]);
+    prefix.extend_from_slice(&[0xff; 4]);
+    prefix.push(4 + extranonce_len as u8);
+    prefix.extend_from_slice(&[0x03, 0x10, 0x27, 0x00]);
+    let mut suffix = vec![0xff; 4];
+    suffix.push(1);
+    suffix.extend_from_slice(&50_0000_0000u64.to_le_bytes());
+    suffix.extend_from_slice(&[0x01, 0x51]);
+    if segwit {
+        suffix.extend_from_slice(&[0x01, 0x20]);
+        suffix.extend_from_slice(&[0; 32]);
+    }
+    suffix.extend_from_slice(&[0; 4]);
+    (prefix, suffix)
+}
+
+/// The scripted pool's answers to one frame (None: close).
+fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>> {
+    let f = |m: Message<'_>| frame(m, fault);
+    let msg_type = bytes.get(2).copied()?;
+    let ext = u16::from_le_bytes([bytes[0], bytes[1]]) & 0x7fff;
+    let decoded = Frame::parse(bytes)
+        .ok()
+        .and_then(|(fr, _)| decode_frame(&fr).ok());
+    let mut out = Vec::new();
+    if ext != 0 && ext != 1 {
+        return (fault != Fault::CloseOnUnknownExtension).then_some(out);
+    }
+    if ext == 0 && msg_type == 0x00 {
+        if fault == Fault::SilentSetup {
+            return Some(out);
+        }
+        if fault == Fault::SpeaksBeforeSetup {
+            out.push(f(SetTarget {
+                channel_id: 1,
+                maximum_target: U256([0xff; 32]),
+            }
+            .into()));
+        }
+        let setup = match decoded.as_ref().map(|d| &d.message) {
+            Some(Message::SetupConnection(s)) => Some(s.clone()),
+            _ => None,
+        };
+        if fault == Fault::Lenient {
+            state.setup = true;
+            let used = setup.map_or(2, |s| s.min_version);
+            out.push(f(SetupConnectionSuccess {
+                used_version: used,
+                flags: 0,
+            }
+            .into()));
+            return Some(out);
+        }
+        let Some(setup) = setup else {
+            return None;
+        };
+        let unsupported = setup.flags & !0b111;
+        let code = if fault == Fault::ControlCharacterCodes {
+            &b"bad\x01code"[..]
+        } else {
+            &b"unsupported"[..]
+        };
+        if setup.protocol != 0 || setup.min_version > 2 || setup.max_version < 2 || unsupported != 0
+        {
+            out.push(f(SetupConnectionError {
+                flags: unsupported,
+                error_code: str255(code),
+            }
+            .into()));
+            return Some(out);
+        }
+        state.setup = true;
+        state.client_flags = setup.flags;
+        let used = if fault == Fault::UsedVersionOutOfRange {
+            3
+        } else {
+            2
+        };
+        out.push(f(SetupConnectionSuccess {
+            used_version: used,
+            flags: 0,
+        }
+        .into()));
+        return Some(out);
+    }
+    if !state.setup && fault != Fault::Lenient {
+        return None;
+    }
+    let message = decoded?.message;
+    let request_id_shift = u32::from(fault == Fault::WrongRequestId);
+    match message {
+        Message::RequestExtensions(r) => match fault {
+            Fault::CloseOnRequestExtensions => return None,
+            Fault::WrongExtensionsRequestId => out.push(f(RequestExtensionsError {
+                request_id: r.request_id.wrapping_add(1),
+                unsupported_extensions: r.requested_extensions.clone(),
+                required_extensions: Seq0_64K::default(),
+            }
+            .into())),
+            Fault::ExtensionsAlwaysSuccess => out.push(f(RequestExtensionsSuccess {
+                request_id: r.request_id,
+                supported_extensions: r.requested_extensions.clone(),
+            }
+            .into())),
+            _ => out.push(f(RequestExtensionsError {
+                request_id: r.request_id,
+                unsupported_extensions: r.requested_extensions.clone(),
+                required_extensions: Seq0_64K::default(),
+            }
+            .into())),
+        },
+        Message::OpenStandardMiningChannel(o) => {
+            state.next_channel += 1;
+            let id = state.next_channel;
+            out.push(f(OpenStandardMiningChannelSuccess {
+                request_id: o.request_id + request_id_shift,
+                channel_id: id,
+                target: U256([0xff; 32]),
+                extranonce_prefix: B0_32::new(vec![0, 0, 0, id as u8]).unwrap(),
+                group_channel_id: 0,
+            }
+            .into()));
+            out.push(f(NewMiningJob {
+                channel_id: id,
+                job_id: 1,
+                min_ntime: None,
+                version: 0x2000_0000,
+                merkle_root: U256([7; 32]),
+            }
+            .into()));
+            out.push(f(SetNewPrevHash {
+                channel_id: id,
+                job_id: 1,
+                prev_hash: U256([1; 32]),
+                min_ntime: unix_now(),
+                nbits: 0x1d00_ffff,
+            }
+            .into()));
+            if fault == Fault::UnknownChannelId {
+                out.push(f(SetTarget {
+                    channel_id: 999,
+                    maximum_target: U256([0xff; 32]),
+                }
+                .into()));
+            }
+        }
+        Message::OpenExtendedMiningChannel(o) => {
+            state.next_channel += 1;
+            state.extended_channels += 1;
+            let id = state.next_channel;
+            let mut size = o.min_extranonce_size.max(8);
+            if fault == Fault::SmallExtranonce {
+                size = o.min_extranonce_size.saturating_sub(1).min(4);
+            }
+            if fault == Fault::GroupLengthMismatch && state.extended_channels == 2 {
+                size += 1;
+            }
+            let in_group = matches!(fault, Fault::PrefixToGroup | Fault::GroupLengthMismatch);
+            out.push(f(OpenExtendedMiningChannelSuccess {
+                request_id: o.request_id + request_id_shift,
+                channel_id: id,
+                target: U256([0xff; 32]),
+                extranonce_size: size,
+                extranonce_prefix: B0_32::new(vec![0, 0, 0, id as u8]).unwrap(),
+                group_channel_id: if in_group { GROUP } else { 0 },
+            }
+            .into()));
+            if fault == Fault::PrefixToGroup {
+                out.push(f(SetGroupChannel {
+                    group_channel_id: GROUP,
+                    channel_ids: Seq0_64K::new(vec![id]).unwrap(),
+                }
+                .into()));
+                out.push(f(SetExtranoncePrefix {
+                    channel_id: GROUP,
+                    extranonce_prefix: B0_32::new(vec![9; 4]).unwrap(),
+                }
+                .into()));
+            }
+            if fault == Fault::StandardJobToExtended {
+                out.push(f(NewMiningJob {
+                    channel_id: id,
+                    job_id: 1,
+                    min_ntime: None,
+                    version: 0x2000_0000,
+                    merkle_root: U256([7; 32]),
+                }
+                .into()));
+            } else {
+                let (prefix, suffix) =
+                    coinbase(4 + usize::from(size), fault == Fault::SegwitCoinbase);
+                out.push(f(NewExtendedMiningJob {
+                    channel_id: id,
+                    job_id: 1,
+                    min_ntime: None,
+                    version: 0x2000_0000,
+                    version_rolling_allowed: true,
+                    merkle_path: Seq0_255::default(),
+                    coinbase_tx_prefix: B0_64K::new(prefix).unwrap(),
+                    coinbase_tx_suffix: B0_64K::new(suffix).unwrap(),
+                }
+                .into()));
+            }
+            out.push(f(SetNewPrevHash {
+                channel_id: id,
+                job_id: 1,
+                prev_hash: U256([1; 32]),
+                min_ntime: unix_now(),
+                nbits: 0x1d00_ffff,
+            }
+            .into()));
+        }
+        Message::SubmitSharesStandard(s) => {
+            out.extend(share_answer(s.channel_id, s.sequence_number, fault))
+        }
+        Message::SubmitSharesExtended(s) => {
+            out.extend(share_answer(s.channel_id, s.sequence_number, fault))
+        }
+        _ => {}
+    }
+    Some(out)
+}
+
+/// Shares on the scripted pool: odd sequence numbers accepted, even ones rejected.
+fn share_answer(channel_id: u32, sequence_number: u32, fault: Fault) -> Vec<Vec<u8>> {
+    let code = if fault == Fault::ControlCharacterCodes {
+        &b"stale\nshare"[..]
+    } else {
+        &b"invalid-job-id"[..]
+    };
+    if sequence_number % 2 == 0 {
+        let error = frame(
+            SubmitSharesError {
+                channel_id,
+                sequence_number,
+                error_code: str255(code),
+            }
+            .into(),
+            fault,
+        );
+        let times = if fault == Fault::DoubleError { 2 } else { 1 };
+        return vec![error; times];
+    }
+    let count = if fault == Fault::DoubleCount { 2 } else { 1 };
+    vec![frame(
+        SubmitSharesSuccess {
+            channel_id,
+            last_sequence_number: sequence_number,
+            new_submits_accepted_count: count,
+            new_shares_sum: 1,
+        }
+        .into(),
+        fault,
+    )]
+}
+
+fn target(addr: SocketAddr, authority: AuthorityPublicKey) -> Target {
+    let mut t = Target::new(
+        addr,
+        Security::Noise {
+            authority: Some(authority),
+        },
+    );
+    t.timeout = Duration::from_millis(1500);
+    t.work_window = Duration::from_secs(2);
+    t
+}
+
+async fn verdicts(target: Target, only: &[&str]) -> Vec<CheckResult> {
+    let selection = Selection {
+        only: only.iter().map(|s| s.to_string()).collect(),
+    };
+    run(target, &selection, |_| {}).await.results
+}
+
+fn verdict_of(results: &[CheckResult], id: &str) -> (Verdict, String) {
+    let r = results
+        .iter()
+        .find(|r| r.check.id == id)
+        .unwrap_or_else(|| panic!("{id} did not run"));
+    (r.outcome.verdict, r.outcome.observed.clone())
+}
+
+/// `checks` fail on the pool with `fault` and pass on the same pool without it.
+async fn fails_only_with(fault: Fault, checks: &[&str]) {
+    let (addr, key) = broken(Fault::None).await;
+    let good = verdicts(target(addr, key), checks).await;
+    let (addr, key) = broken(fault).await;
+    let bad = verdicts(target(addr, key), checks).await;
+    for id in checks {
+        let (v, observed) = verdict_of(&good, id);
+        assert_eq!(
+            v,
+            Verdict::Pass,
+            "{id} on the correct scripted pool: {observed}"
+        );
+        let (v, observed) = verdict_of(&bad, id);
+        assert_eq!(v, Verdict::Fail, "{id} with {fault:?}: {observed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_checks_fail_on_broken_handshakes_and_transport() {
+    fails_only_with(Fault::ShortAct2, &["noise.act2-length"]).await;
+    fails_only_with(Fault::ExpiredCertificate, &["noise.certificate"]).await;
+    fails_only_with(Fault::IgnoreMacFailure, &["noise.mac-failure-closes"]).await;
+    fails_only_with(Fault::CloseOnLargeFrame, &["noise.chunked-frame"]).await;
+    fails_only_with(
+        Fault::DiesOnBrokenHandshake,
+        &["noise.survives-broken-handshakes"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_checks_fail_on_a_lenient_or_silent_pool() {
+    fails_only_with(
+        Fault::Lenient,
+        &[
+            "setup.first-message",
+            "setup.version-unsupported",
+            "setup.version-range",
+            "setup.unsupported-flags",
+            "setup.unknown-protocol",
+            "setup.truncated-message",
+            "setup.trailing-byte",
+        ],
+    )
+    .await;
+    fails_only_with(Fault::SilentSetup, &["setup.reply"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_checks_fail_on_misbehaving_negotiation() {
+    fails_only_with(
+        Fault::CloseOnUnknownExtension,
+        &["ext.unknown-extension-ignored"],
+    )
+    .await;
+    fails_only_with(
+        Fault::WrongExtensionsRequestId,
+        &["ext.request-extensions-answered"],
+    )
+    .await;
+    fails_only_with(
+        Fault::ExtensionsAlwaysSuccess,
+        &["ext.unsupported-only-error"],
+    )
+    .await;
+    // The correct scripted pool supports extension 0x0001, so the rule for servers without it is
+    // a skip there; a server that closes on RequestExtensions fails it.
+    let (addr, key) = broken(Fault::CloseOnRequestExtensions).await;
+    let bad = verdicts(target(addr, key), &["ext.ignored-without-support"]).await;
+    assert_eq!(
+        verdict_of(&bad, "ext.ignored-without-support").0,
+        Verdict::Fail
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_rules_fail_on_the_traffic_that_breaks_them() {
+    let cases: &[(Fault, &str)] = &[
+        (Fault::ChannelBitCleared, "monitor.channel-msg-bit"),
+        (Fault::UnknownChannelId, "monitor.channel-id-known"),
+        (Fault::SpeaksBeforeSetup, "monitor.setup-answer-first"),
+        (Fault::UsedVersionOutOfRange, "monitor.used-version"),
+        (Fault::WrongRequestId, "monitor.request-id-echo"),
+        (Fault::SmallExtranonce, "monitor.extranonce-size"),
+        (Fault::StandardJobToExtended, "monitor.job-kind"),
+        (Fault::SegwitCoinbase, "monitor.coinbase-stripped"),
+        (Fault::PrefixToGroup, "monitor.no-prefix-to-group"),
+        (Fault::DoubleCount, "monitor.share-acks"),
+        (Fault::DoubleError, "monitor.share-error-echo"),
+        (Fault::ControlCharacterCodes, "monitor.printable-codes"),
+        (
+            Fault::GroupLengthMismatch,
+            "monitor.group-extranonce-length",
+        ),
+    ];
+    for (fault, rule) in cases {
+        let (addr, key) = broken(*fault).await;
+        // Only the rule selected: the runner makes ordinary traffic for it to judge.
+        let results = verdicts(target(addr, key), &[rule]).await;
+        let (v, observed) = verdict_of(&results, rule);
+        assert_eq!(v, Verdict::Fail, "{rule} with {fault:?}: {observed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_and_plaintext_faults_of_the_mock_pool() {
+    // Another authority signed the certificate.
+    let mut config = PoolServerConfig::new(Keypair::generate().unwrap()).unwrap();
+    config.block_interval = None;
+    let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
+        .await
+        .unwrap();
+    let stranger = Keypair::generate().unwrap().public;
+    let results = verdicts(target(pool.addr, stranger), &["noise.certificate"]).await;
+    let (v, observed) = verdict_of(&results, "noise.certificate");
+    assert_eq!(v, Verdict::Fail, "{observed}");
+    assert!(observed.contains("signature"), "{observed}");
+
+    // A plaintext pool answers a plaintext SetupConnection: Noise is not required.
+    let mut config = PoolServerConfig::new(Keypair::generate().unwrap()).unwrap();
+    config.noise = None;
+    let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
+        .await
+        .unwrap();
+    let results = verdicts(target(pool.addr, stranger), &["noise.required"]).await;
+    let (v, observed) = verdict_of(&results, "noise.required");
+    assert_eq!(v, Verdict::Fail, "{observed}");
+}

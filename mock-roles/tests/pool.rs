@@ -2265,15 +2265,32 @@ mod hostile {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
-        fn any_sequence_is_handled_without_panic(ops in proptest::collection::vec(op(), 1..60), faults in any::<u8>()) {
+        fn any_sequence_is_handled_without_panic(ops in proptest::collection::vec(op(), 1..60), faults in any::<u32>()) {
+            let bit = |n: u32| faults & (1 << n) != 0;
             let faults = PoolFaults {
-                reuse_job_ids: faults & 1 != 0,
-                target_above_max: faults & 2 != 0,
-                skip_future_job: faults & 4 != 0,
-                unknown_prev_hash_job: faults & 8 != 0,
-                never_answer_shares: faults & 16 != 0,
-                reuse_channel_ids: faults & 32 != 0,
-                ignore_close_channel: faults & 64 != 0,
+                reuse_job_ids: bit(0),
+                target_above_max: bit(1),
+                skip_future_job: bit(2),
+                unknown_prev_hash_job: bit(3),
+                never_answer_shares: bit(4),
+                reuse_channel_ids: bit(5),
+                ignore_close_channel: bit(6),
+                refuse_standard_channels: bit(7),
+                wrong_request_id: bit(8),
+                ignore_min_extranonce_size: bit(9),
+                extended_jobs_to_standard: bit(10),
+                ignore_version_rolling_flag: bit(11),
+                ignore_update_channel: bit(12),
+                close_group_keeps_members: bit(13),
+                accept_custom_jobs: bit(14),
+                accept_bad_ntime: bit(15),
+                ignore_extranonce_size: bit(16),
+                cumulative_accepted_count: bit(17),
+                no_error_echo: bit(18),
+                set_target_not_enforced: bit(19),
+                accept_above_target: bit(20),
+                accept_duplicates: bit(21),
+                ignore_version_mask: bit(22),
             };
             let mut pool = Pool::new(PoolConfig { faults, ..regtest_config() }, NOW).unwrap();
             let sessions = [pool.open_session(NOW), pool.open_session(NOW)];

@@ -60,8 +60,9 @@ use serde::Serialize;
 use sv2_codec::messages::common::{SetupConnection, SetupConnectionError, SetupConnectionSuccess};
 use sv2_codec::messages::mining::{
     NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess, OpenMiningChannelError,
-    OpenStandardMiningChannelSuccess, SetCustomMiningJobError, SetGroupChannel, SetNewPrevHash,
-    SetTarget, SubmitSharesError, SubmitSharesSuccess, UpdateChannelError,
+    OpenStandardMiningChannelSuccess, SetCustomMiningJobError, SetCustomMiningJobSuccess,
+    SetGroupChannel, SetNewPrevHash, SetTarget, SubmitSharesError, SubmitSharesSuccess,
+    UpdateChannelError,
 };
 use sv2_codec::messages::template_distribution::{
     CoinbaseOutputConstraints, NewTemplate, RequestTransactionData, SetNewPrevHashTdp,
@@ -135,6 +136,49 @@ pub struct PoolFaults {
     pub reuse_channel_ids: bool,
     /// CloseChannel is ignored: jobs keep coming for the channel (§5.3.9; check 54).
     pub ignore_close_channel: bool,
+    /// Standard channels are refused without REQUIRES_EXTENDED_CHANNELS in SetupConnection.Success
+    /// (§5.2.2; conformance `mining.both-channel-kinds`).
+    pub refuse_standard_channels: bool,
+    /// Open*Channel.Success/.Error carry request_id + 1 (§5.3.3; `mining.request-id-echo`).
+    pub wrong_request_id: bool,
+    /// Extended channels get the configured extranonce_size even when min_extranonce_size asks for
+    /// more (§5.3.5; `mining.extranonce-size`).
+    pub ignore_min_extranonce_size: bool,
+    /// REQUIRES_STANDARD_JOBS is ignored: group broadcasting (SetGroupChannel, NewExtendedMiningJob)
+    /// as for any connection (§5.3.1; `mining.standard-jobs-flag`).
+    pub extended_jobs_to_standard: bool,
+    /// REQUIRES_VERSION_ROLLING is accepted by a fixed-version pool, which still answers
+    /// REQUIRES_FIXED_VERSION and forbids rolling in its jobs (§5.3.1; `mining.version-rolling-flag`).
+    pub ignore_version_rolling_flag: bool,
+    /// UpdateChannel is ignored: no SetTarget, no UpdateChannel.Error (§5.3.7;
+    /// `mining.update-channel-target`, `mining.update-channel-unknown`).
+    pub ignore_update_channel: bool,
+    /// CloseChannel for a group id forgets the group but keeps its member channels serving shares
+    /// (§5.3.9; `mining.close-group`).
+    pub close_group_keeps_members: bool,
+    /// REQUIRES_WORK_SELECTION is accepted and every SetCustomMiningJob answered with .Success
+    /// (§5.3.18; `mining.custom-job-unrequested`, `mining.custom-job-standard`).
+    pub accept_custom_jobs: bool,
+    /// A share's ntime is not checked (§5.3.11; `shares.ntime-too-early`, `shares.ntime-too-late`).
+    pub accept_bad_ntime: bool,
+    /// SubmitSharesExtended.extranonce's length is not checked (§5.3.12;
+    /// `shares.extranonce-short`).
+    pub ignore_extranonce_size: bool,
+    /// new_submits_accepted_count is not reset per batch: every Success carries the channel's total
+    /// so far (§5.3.13; `shares.accepted-count`).
+    pub cumulative_accepted_count: bool,
+    /// SubmitShares.Error carries sequence_number + 1 (§5.3.14; `shares.unknown-job`).
+    pub no_error_echo: bool,
+    /// SetTarget after UpdateChannel is sent, but shares are still judged by the old target
+    /// (§5.3.21; `shares.old-target`).
+    pub set_target_not_enforced: bool,
+    /// Shares above the target are accepted (§5.3.21; `shares.above-target`).
+    pub accept_above_target: bool,
+    /// The same share twice is accepted twice (§5.3.14; `shares.duplicate`).
+    pub accept_duplicates: bool,
+    /// The version is not checked against the job's and the rolling mask (§5.3.16;
+    /// `shares.version-mask`, `shares.version-fixed`).
+    pub ignore_version_mask: bool,
 }
 
 /// Configuration of the mock pool.
@@ -414,7 +458,8 @@ impl Session {
     }
 
     fn broadcasts(&self, config: &PoolConfig) -> bool {
-        config.group_jobs && self.flags & REQUIRES_STANDARD_JOBS == 0
+        config.group_jobs
+            && (self.flags & REQUIRES_STANDARD_JOBS == 0 || config.faults.extended_jobs_to_standard)
     }
 
     /// Where a template's job goes: each group with members (broadcasting), or each channel.
@@ -1131,6 +1176,20 @@ impl Pool {
                 },
                 now,
             ),
+            (SessionState::Ready, Message::SetCustomMiningJob(m))
+                if self.config.faults.accept_custom_jobs =>
+            {
+                let job_id = session.alloc_job_id(&self.config.faults);
+                vec![send(
+                    sid,
+                    SetCustomMiningJobSuccess {
+                        channel_id: m.channel_id,
+                        request_id: m.request_id,
+                        job_id,
+                    }
+                    .into(),
+                )]
+            }
             (SessionState::Ready, Message::SetCustomMiningJob(m)) => {
                 let code = match session.channels.get(&m.channel_id).map(|c| c.kind) {
                     None => "invalid-channel-id",
@@ -1184,8 +1243,13 @@ impl Pool {
         if !(setup.min_version..=setup.max_version).contains(&2) {
             return refuse(session, 0, "protocol-version-mismatch");
         }
-        let mut unsupported = setup.flags & !SUPPORTED_FLAGS;
-        if config.fixed_version {
+        let supported = if config.faults.accept_custom_jobs {
+            SUPPORTED_FLAGS | REQUIRES_WORK_SELECTION
+        } else {
+            SUPPORTED_FLAGS
+        };
+        let mut unsupported = setup.flags & !supported;
+        if config.fixed_version && !config.faults.ignore_version_rolling_flag {
             unsupported |= setup.flags & REQUIRES_VERSION_ROLLING;
         }
         if config.requires_extended_channels {
@@ -1215,7 +1279,11 @@ impl Pool {
 
     fn open_channel(&mut self, sid: SessionId, request: OpenRequest, now: u32) -> Vec<Output> {
         let config = &self.config;
-        let request_id = request.request_id;
+        let request_id = if config.faults.wrong_request_id {
+            request.request_id.wrapping_add(1)
+        } else {
+            request.request_id
+        };
         let Some(session) = self.sessions.get_mut(&sid) else {
             return Vec::new();
         };
@@ -1233,16 +1301,19 @@ impl Pool {
             return refuse("channel-capacity-exhausted");
         }
         let kind = match request.min_extranonce_size {
-            None if config.requires_extended_channels => {
+            None if config.requires_extended_channels || config.faults.refuse_standard_channels => {
                 return refuse("standard-channels-not-supported")
             }
             None => ChannelKind::Standard,
-            Some(_) if session.flags & REQUIRES_STANDARD_JOBS != 0 => {
+            Some(_)
+                if session.flags & REQUIRES_STANDARD_JOBS != 0
+                    && !config.faults.extended_jobs_to_standard =>
+            {
                 return refuse("extended-channels-not-supported-for-standard-jobs")
             }
             Some(min) => {
                 let size = config.miner_extranonce_size();
-                if usize::from(min) > size {
+                if usize::from(min) > size && !config.faults.ignore_min_extranonce_size {
                     return refuse("min-extranonce-size-too-large");
                 }
                 ChannelKind::Extended {
@@ -1410,6 +1481,9 @@ impl Pool {
         maximum_target: [u8; 32],
     ) -> Vec<Output> {
         let config = &self.config;
+        if config.faults.ignore_update_channel {
+            return Vec::new();
+        }
         let Some(session) = self.sessions.get_mut(&sid) else {
             return Vec::new();
         };
@@ -1437,7 +1511,9 @@ impl Pool {
         if meets_target(&channel.target, &maximum_target) {
             return Vec::new();
         }
-        channel.target = maximum_target;
+        if !config.faults.set_target_not_enforced {
+            channel.target = maximum_target;
+        }
         vec![send(
             sid,
             SetTarget {
@@ -1464,6 +1540,9 @@ impl Pool {
         } else if let Some(group) = session.groups.remove(&channel_id) {
             if session.current_group == Some(channel_id) {
                 session.current_group = None;
+            }
+            if self.config.faults.close_group_keeps_members {
+                return Vec::new();
             }
             for member in &group.members {
                 session.channels.remove(member);
@@ -1504,11 +1583,16 @@ impl Pool {
                     channel.rejected += 1;
                 }
                 if !silent {
+                    let echoed = if self.config.faults.no_error_echo {
+                        share.sequence_number.wrapping_add(1)
+                    } else {
+                        share.sequence_number
+                    };
                     out.push(send(
                         sid,
                         SubmitSharesError {
                             channel_id: share.channel_id,
-                            sequence_number: share.sequence_number,
+                            sequence_number: echoed,
                             error_code: text(error.code()),
                         }
                         .into(),
@@ -1528,12 +1612,17 @@ impl Pool {
                 let Some(channel) = session.channels.get_mut(&share.channel_id) else {
                     return out;
                 };
-                let ack = channel.batch.take(
+                let mut ack = channel.batch.take(
                     self.config.ack_every,
                     self.config.ack_delay_secs,
                     now,
                     block,
                 );
+                if let (Some(ack), true) =
+                    (ack.as_mut(), self.config.faults.cumulative_accepted_count)
+                {
+                    ack.new_submits_accepted_count = channel.accepted as u32;
+                }
                 if let (Some(ack), false) = (ack, silent) {
                     // Before the solution goes upstream: the share's acknowledgement first.
                     let at = out
@@ -1589,7 +1678,9 @@ impl Pool {
             JobState::Pending | JobState::Unknown => return Err(invalid_job),
         };
         if let ChannelKind::Extended { extranonce_size } = channel.kind {
-            if miner_extranonce.len() != usize::from(extranonce_size) {
+            if miner_extranonce.len() != usize::from(extranonce_size)
+                && !self.config.faults.ignore_extranonce_size
+            {
                 return Err(ShareError::BadExtranonceSize {
                     expected: usize::from(extranonce_size),
                     got: miner_extranonce.len(),
@@ -1600,7 +1691,9 @@ impl Pool {
             .min_ntime
             .saturating_add(now.saturating_sub(epoch.received_at))
             .saturating_add(self.config.ntime_slack_secs);
-        if share.ntime < epoch.min_ntime || share.ntime > max_ntime {
+        if (share.ntime < epoch.min_ntime || share.ntime > max_ntime)
+            && !self.config.faults.accept_bad_ntime
+        {
             return Err(ShareError::InvalidNtime {
                 ntime: share.ntime,
                 min: epoch.min_ntime,
@@ -1609,7 +1702,9 @@ impl Pool {
         }
         let rolling = !self.config.fixed_version;
         let mask = if rolling { VERSION_ROLLING_MASK } else { 0 };
-        if (share.version ^ template.version) & !mask != 0 {
+        if (share.version ^ template.version) & !mask != 0
+            && !self.config.faults.ignore_version_mask
+        {
             return Err(if rolling {
                 ShareError::InvalidNonRollableVersionBit {
                     version: share.version,
@@ -1647,10 +1742,10 @@ impl Pool {
             Some(pinned) => vardiff::easier(pinned, channel.target),
             None => channel.target,
         };
-        if !is_block && !meets_target(&hash, &required) {
+        if !is_block && !meets_target(&hash, &required) && !self.config.faults.accept_above_target {
             return Err(ShareError::DifficultyTooLow);
         }
-        if channel_job.seen.contains(&hash) {
+        if channel_job.seen.contains(&hash) && !self.config.faults.accept_duplicates {
             return Err(ShareError::DuplicateShare);
         }
 
@@ -1747,11 +1842,14 @@ impl Pool {
                 continue;
             }
             for channel in session.channels.values_mut() {
-                if let Some(ack) =
+                if let Some(mut ack) =
                     channel
                         .batch
                         .take(config.ack_every, config.ack_delay_secs, now, false)
                 {
+                    if config.faults.cumulative_accepted_count {
+                        ack.new_submits_accepted_count = channel.accepted as u32;
+                    }
                     if !config.faults.never_answer_shares {
                         out.push(success(*sid, channel.id, ack));
                     }

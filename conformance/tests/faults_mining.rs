@@ -1,0 +1,381 @@
+//! The mining and share checks against the mock pool: each passes (or skips for a stated reason) on
+//! the faithful pool, and each faulty mode makes the checks that name its fault fail.
+
+use std::time::Duration;
+
+use sv2_codec::noise::keys::Keypair;
+use sv2_conformance::runner::CheckResult;
+use sv2_conformance::{run, Security, Selection, Target, Verdict};
+use sv2_mock::pool::driver::{serve, PoolHandle, PoolServerConfig};
+use sv2_mock::pool::{PoolFaults, TemplateSource};
+use sv2_mock::tp::TpConfig;
+use tokio::net::TcpListener;
+
+/// How the pool under test is set up besides its faults.
+#[derive(Clone, Copy, Default)]
+struct Shape {
+    /// Blocks are hard (nBits 0x1e00ffff): shares are not blocks, so the work does not move on each
+    /// share and share-target rules can be told apart from block acceptance.
+    hard_blocks: bool,
+    /// REQUIRES_FIXED_VERSION (jobs forbid version rolling).
+    fixed_version: bool,
+}
+
+async fn pool(faults: PoolFaults, shape: Shape) -> (PoolHandle, Target) {
+    let authority = Keypair::generate().unwrap();
+    let public = authority.public;
+    let mut config = PoolServerConfig::new(authority).unwrap();
+    config.pool.faults = faults;
+    config.pool.fixed_version = shape.fixed_version;
+    if shape.hard_blocks {
+        config.pool.template_source = TemplateSource::InProcess(TpConfig {
+            nbits: 0x1e00_ffff,
+            ..TpConfig::default()
+        });
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let handle = serve(listener, config).await.unwrap();
+    let mut target = Target::new(
+        handle.addr,
+        Security::Noise {
+            authority: Some(public),
+        },
+    );
+    target.timeout = Duration::from_secs(2);
+    target.work_window = Duration::from_secs(3);
+    (handle, target)
+}
+
+async fn run_only(target: Target, only: &[&str]) -> Vec<CheckResult> {
+    let selection = Selection {
+        only: only.iter().map(|s| s.to_string()).collect(),
+    };
+    run(target, &selection, |_| {}).await.results
+}
+
+fn line(r: &CheckResult) -> String {
+    format!(
+        "{} {:?} ({:.1?}): {}",
+        r.check.id, r.outcome.verdict, r.duration, r.outcome.observed
+    )
+}
+
+/// Runs `checks` on a pool with `faults` and asserts each fails; and on the same-shaped faithful
+/// pool, that each passes.
+async fn fails_with(faults: PoolFaults, shape: Shape, checks: &[&str]) {
+    let (_pool, target) = pool(faults, shape).await;
+    let results = run_only(target, checks).await;
+    assert_eq!(
+        results.len(),
+        checks.len(),
+        "{checks:?} are all in the catalogue"
+    );
+    for r in &results {
+        println!("faulty:   {}", line(r));
+        assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
+    }
+    let (_pool, target) = pool(PoolFaults::default(), shape).await;
+    for r in &run_only(target, checks).await {
+        println!("faithful: {}", line(r));
+        assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", line(r));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faithful_pool_passes_or_skips_with_reason() {
+    for shape in [
+        Shape::default(),
+        Shape {
+            hard_blocks: true,
+            ..Shape::default()
+        },
+    ] {
+        let (_pool, target) = pool(PoolFaults::default(), shape).await;
+        let results = run_only(target, &["mining", "shares"]).await;
+        for r in &results {
+            println!("hard_blocks={}: {}", shape.hard_blocks, line(r));
+        }
+        let bad: Vec<String> = results
+            .iter()
+            .filter(|r| matches!(r.outcome.verdict, Verdict::Fail | Verdict::Error))
+            .map(line)
+            .collect();
+        assert!(bad.is_empty(), "{bad:#?}");
+        // Skips only where the mock pool truly gives nothing to judge.
+        let mut allowed_skips = vec![
+            // The mock refuses REQUIRES_WORK_SELECTION (it has no Job Declarator).
+            "mining.custom-job-standard",
+            // Its jobs allow version rolling.
+            "shares.version-fixed",
+        ];
+        if shape.hard_blocks {
+            // No block is found, so no new work comes within the window.
+            allowed_skips.push("mining.close-channel");
+        } else {
+            // Every share is a block at regtest difficulty, and the mock takes blocks.
+            allowed_skips.push("shares.old-target");
+        }
+        for r in &results {
+            if r.outcome.verdict == Verdict::Skip {
+                assert!(allowed_skips.contains(&r.check.id), "{}", line(r));
+            }
+        }
+    }
+}
+
+fn faults(set: impl FnOnce(&mut PoolFaults)) -> PoolFaults {
+    let mut f = PoolFaults::default();
+    set(&mut f);
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_standard_channels_fail_both_channel_kinds() {
+    fails_with(
+        faults(|f| f.refuse_standard_channels = true),
+        Shape::default(),
+        &["mining.both-channel-kinds"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_above_max_fails_max_target() {
+    fails_with(
+        faults(|f| f.target_above_max = true),
+        Shape::default(),
+        &["mining.max-target"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_channel_ids_fail_unique_ids() {
+    fails_with(
+        faults(|f| f.reuse_channel_ids = true),
+        Shape::default(),
+        &["mining.unique-ids"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_request_id_fails_request_id_echo() {
+    fails_with(
+        faults(|f| f.wrong_request_id = true),
+        Shape::default(),
+        &["mining.request-id-echo"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_min_extranonce_size_fails_extranonce_size() {
+    fails_with(
+        faults(|f| f.ignore_min_extranonce_size = true),
+        Shape::default(),
+        &["mining.extranonce-size"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_future_job_fails_standard_first_job() {
+    fails_with(
+        faults(|f| f.skip_future_job = true),
+        Shape::default(),
+        &["mining.standard-first-job"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_jobs_to_standard_fail_standard_jobs_flag() {
+    fails_with(
+        faults(|f| f.extended_jobs_to_standard = true),
+        Shape::default(),
+        &["mining.standard-jobs-flag"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_version_rolling_flag_fails_version_rolling_flag() {
+    let shape = Shape {
+        fixed_version: true,
+        ..Shape::default()
+    };
+    let (_pool, target) = pool(faults(|f| f.ignore_version_rolling_flag = true), shape).await;
+    let r = &run_only(target, &["mining.version-rolling-flag"]).await[0];
+    println!("faulty:   {}", line(r));
+    assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
+    // A faithful fixed-version pool refuses the flag: nothing to judge.
+    let (_pool, target) = pool(PoolFaults::default(), shape).await;
+    let r = &run_only(target, &["mining.version-rolling-flag"]).await[0];
+    println!("faithful: {}", line(r));
+    assert_eq!(r.outcome.verdict, Verdict::Skip, "{}", line(r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_update_channel_fails_update_channel_checks() {
+    fails_with(
+        faults(|f| f.ignore_update_channel = true),
+        Shape::default(),
+        &[
+            "mining.update-channel-target",
+            "mining.update-channel-unknown",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_close_channel_fails_close_channel() {
+    fails_with(
+        faults(|f| f.ignore_close_channel = true),
+        Shape::default(),
+        &["mining.close-channel"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_close_keeping_members_fails_close_group() {
+    fails_with(
+        faults(|f| f.close_group_keeps_members = true),
+        Shape::default(),
+        &["mining.close-group"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_custom_jobs_fail_custom_job_checks() {
+    let (_pool, target) = pool(faults(|f| f.accept_custom_jobs = true), Shape::default()).await;
+    let results = run_only(
+        target,
+        &[
+            "mining.custom-job-unrequested",
+            "mining.custom-job-standard",
+        ],
+    )
+    .await;
+    for r in &results {
+        println!("faulty:   {}", line(r));
+        assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
+    }
+    // The faithful mock refuses REQUIRES_WORK_SELECTION, so only the first can pass there.
+    let (_pool, target) = pool(PoolFaults::default(), Shape::default()).await;
+    let r = &run_only(target, &["mining.custom-job-unrequested"]).await[0];
+    println!("faithful: {}", line(r));
+    assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", line(r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_shares_fail_valid_accepted_and_unknown_channel() {
+    fails_with(
+        faults(|f| f.never_answer_shares = true),
+        Shape::default(),
+        &["shares.valid-accepted", "shares.unknown-channel"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cumulative_counts_fail_accepted_count() {
+    fails_with(
+        faults(|f| f.cumulative_accepted_count = true),
+        Shape::default(),
+        &["shares.accepted-count"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchecked_ntime_fails_ntime_checks() {
+    fails_with(
+        faults(|f| f.accept_bad_ntime = true),
+        Shape::default(),
+        &["shares.ntime-too-early", "shares.ntime-too-late"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchecked_extranonce_size_fails_extranonce_short() {
+    fails_with(
+        faults(|f| f.ignore_extranonce_size = true),
+        Shape::default(),
+        &["shares.extranonce-short"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unechoed_errors_fail_unknown_job() {
+    fails_with(
+        faults(|f| f.no_error_echo = true),
+        Shape::default(),
+        &["shares.unknown-job"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_above_target_fails_above_target() {
+    fails_with(
+        faults(|f| f.accept_above_target = true),
+        Shape::default(),
+        &["shares.above-target"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unenforced_set_target_fails_old_target() {
+    fails_with(
+        faults(|f| f.set_target_not_enforced = true),
+        Shape {
+            hard_blocks: true,
+            ..Shape::default()
+        },
+        &["shares.old-target"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_duplicates_fail_duplicate() {
+    fails_with(
+        faults(|f| f.accept_duplicates = true),
+        Shape {
+            hard_blocks: true,
+            ..Shape::default()
+        },
+        &["shares.duplicate"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchecked_version_fails_version_mask() {
+    fails_with(
+        faults(|f| f.ignore_version_mask = true),
+        Shape::default(),
+        &["shares.version-mask"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchecked_version_fails_version_fixed_on_a_fixed_version_pool() {
+    fails_with(
+        faults(|f| f.ignore_version_mask = true),
+        Shape {
+            fixed_version: true,
+            ..Shape::default()
+        },
+        &["shares.version-fixed"],
+    )
+    .await;
+}

@@ -54,3 +54,22 @@ fn every_committed_vector_verifies() {
     );
     assert!(report.total() >= 500, "only {} vectors", report.total());
 }
+
+#[test]
+fn every_file_names_a_draft_2020_12_schema_that_exists() {
+    let root = default_data_dir();
+    let schema_dir = root.parent().unwrap().join("schema");
+    for name in FILES {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let schema_name = file["schema"].as_str().unwrap();
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(schema_dir.join(schema_name)).unwrap())
+                .unwrap_or_else(|e| panic!("{schema_name}: {e}"));
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(schema["$id"], schema_name);
+    }
+}

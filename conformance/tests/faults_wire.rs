@@ -227,9 +227,7 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             .into()));
             return Some(out);
         }
-        let Some(setup) = setup else {
-            return None;
-        };
+        let setup = setup?;
         let unsupported = setup.flags & !0b111;
         let code = if fault == Fault::ControlCharacterCodes {
             &b"bad\x01code"[..]
@@ -404,7 +402,7 @@ fn share_answer(channel_id: u32, sequence_number: u32, fault: Fault) -> Vec<Vec<
     } else {
         &b"invalid-job-id"[..]
     };
-    if sequence_number % 2 == 0 {
+    if sequence_number.is_multiple_of(2) {
         let error = frame(
             SubmitSharesError {
                 channel_id,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use sv2_codec::noise::keys::{AuthorityPublicKey, Sv2Url};
-use sv2_conformance::{checks, expected, report, run, Security, Selection, Target};
+use sv2_conformance::runner::monitor_transcript;
+use sv2_conformance::{checks, expected, report, run, Report, Security, Selection, Target};
+use sv2_mock::net::{Direction, Transcript};
 
 use crate::Outcome;
 
@@ -29,7 +31,7 @@ pub struct Args {
     #[arg(long, default_value = "pool", value_parser = ["pool"])]
     pub role: String,
     /// host:port or stratum2+tcp://host:port/<authority key>.
-    #[arg(long, value_name = "ADDR", required_unless_present = "list")]
+    #[arg(long, value_name = "ADDR", required_unless_present_any = ["list", "transcript"])]
     pub target: Option<String>,
     /// The authority public key (base58) the server's certificate must be signed by.
     #[arg(long, value_name = "KEY")]
@@ -70,6 +72,84 @@ pub struct Args {
     /// List the checks (id, section, level, title) and exit.
     #[arg(long)]
     pub list: bool,
+    /// Passive mode: judge a recorded transcript with the monitor rules instead of connecting. The
+    /// file is a transcript (a JSON array of events, as in the JSON report's evidence) or a whole
+    /// JSON report (every transcript in it is judged).
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    pub transcript: Option<std::path::PathBuf>,
+    /// In a transcript, the direction of the server's frames: `received` when it was recorded by a
+    /// client (as this tool records), `sent` when recorded by the server.
+    #[arg(long, default_value = "received", value_parser = ["received", "sent"])]
+    pub server_direction: String,
+}
+
+/// Every transcript in a file: a bare transcript, or each piece of evidence of a JSON report.
+fn transcripts(value: &serde_json::Value) -> anyhow::Result<Vec<(String, Transcript)>> {
+    if value.is_array() {
+        return Ok(vec![(
+            "transcript".into(),
+            Transcript::from_json(value).map_err(anyhow::Error::msg)?,
+        )]);
+    }
+    let mut out = Vec::new();
+    for result in value
+        .get("results")
+        .and_then(|r| r.as_array())
+        .context("neither a transcript (array) nor a report (object with results)")?
+    {
+        let check = result.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+        for evidence in result
+            .get("evidence")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let label = evidence
+                .get("connection")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
+            if let Some(t) = evidence.get("transcript") {
+                out.push((
+                    format!("{check}: {label}"),
+                    Transcript::from_json(t).map_err(anyhow::Error::msg)?,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn passive(args: &Args, path: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--transcript {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--transcript {}: JSON", path.display()))?;
+    let server = if args.server_direction == "sent" {
+        Direction::Sent
+    } else {
+        Direction::Received
+    };
+    let mut failed = false;
+    for (label, transcript) in transcripts(&value)? {
+        let results = monitor_transcript(&transcript, server);
+        let report = Report {
+            target: format!("{} ({label})", path.display()),
+            encrypted: true,
+            results,
+            duration: Duration::ZERO,
+        };
+        failed |= report.must_failures() > 0;
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&report::json(&report))?
+            )?;
+        } else {
+            writeln!(out, "{}", report::text(&report, args.verbose))?;
+        }
+    }
+    Ok(if failed { Outcome::Fail } else { Outcome::Pass })
 }
 
 fn target(args: &Args) -> anyhow::Result<Target> {
@@ -143,6 +223,9 @@ pub fn run_command(
             writeln!(out, "{} checks", chosen.len())?;
         }
         return Ok(Outcome::Pass);
+    }
+    if let Some(path) = &args.transcript {
+        return passive(args, path, out);
     }
     if let Some(unknown) = args.only.iter().find(|p| {
         !catalogue.iter().any(|c| {

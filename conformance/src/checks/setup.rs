@@ -139,66 +139,86 @@ async fn version_range(ctx: Ctx) -> Outcome {
     }
 }
 
-/// SetupConnection with `flags`: Ok(Ok(success flags)) / Ok(Err(error flags)) / Err(what came).
-async fn setup_with_flags(ctx: &Ctx, flags: u32) -> Result<Result<u32, u32>, String> {
-    let frame = frame_of(&setup_connection(0, 2, 2, flags)).map_err(|o| o.observed)?;
-    let (_s, incoming) = answer_to(ctx, &format!("flags {flags:#x}"), &frame)
-        .await
-        .map_err(|o| o.observed)?;
-    match incoming {
+/// What a SetupConnection with some flags got: .Success, .Error (its flags), or something
+/// else (in words).
+enum FlagsAnswer {
+    Success,
+    Error(u32),
+    Other(String),
+}
+
+/// SetupConnection with `flags` on a fresh connection; an Err outcome when it cannot be sent.
+async fn setup_with_flags(ctx: &Ctx, flags: u32) -> Result<FlagsAnswer, Outcome> {
+    let frame = frame_of(&setup_connection(0, 2, 2, flags))?;
+    let (_s, incoming) = answer_to(ctx, &format!("flags {flags:#x}"), &frame).await?;
+    Ok(match incoming {
         Incoming::Message(d) => match &d.message {
-            Message::SetupConnectionSuccess(s) => Ok(Ok(s.flags)),
-            Message::SetupConnectionError(e) => Ok(Err(e.flags)),
-            other => Err(describe(other)),
+            Message::SetupConnectionSuccess(_) => FlagsAnswer::Success,
+            Message::SetupConnectionError(e) => FlagsAnswer::Error(e.flags),
+            other => FlagsAnswer::Other(describe(other)),
         },
-        other => Err(other.describe()),
-    }
+        other => FlagsAnswer::Other(other.describe()),
+    })
 }
 
 async fn unsupported_flags(ctx: Ctx) -> Outcome {
     let expected = "SetupConnection.Error listing the unsupported flags, the same twice, and .Success once they are cleared";
-    let first = match setup_with_flags(&ctx, u32::MAX).await {
-        Ok(r) => r,
-        Err(e) => return Outcome::fail(expected, format!("with all flags set: {e}")),
-    };
-    let unsupported = match first {
-        Ok(_) => {
+    let unsupported = match setup_with_flags(&ctx, u32::MAX).await {
+        Err(o) => return o,
+        Ok(FlagsAnswer::Success) => {
             return Outcome::fail(
                 expected,
                 "SetupConnection.Success with all 32 flags set (29 of them are undefined)",
             )
         }
-        Err(0) => {
+        Ok(FlagsAnswer::Error(0)) => {
             return Outcome::fail(
                 expected,
                 "SetupConnection.Error with flags 0: no flag listed",
             )
         }
-        Err(f) => f,
+        Ok(FlagsAnswer::Error(f)) => f,
+        Ok(FlagsAnswer::Other(e)) => {
+            return Outcome::fail(expected, format!("with all flags set: {e}"))
+        }
     };
     match setup_with_flags(&ctx, u32::MAX).await {
-        Ok(Err(again)) if again == unsupported => {}
-        Ok(other) => {
+        Err(o) => return o,
+        Ok(FlagsAnswer::Error(again)) if again == unsupported => {}
+        Ok(FlagsAnswer::Error(again)) => {
             return Outcome::fail(
                 expected,
                 format!(
-                    "first .Error flags {unsupported:#010x}, then {other:?} on a second connection"
+                "first .Error flags {unsupported:#010x}, then {again:#010x} on a second connection"
+            ),
+            )
+        }
+        Ok(FlagsAnswer::Success) => {
+            return Outcome::fail(
+                expected,
+                format!(
+                    "first .Error flags {unsupported:#010x}, then .Success on a second connection"
                 ),
             )
         }
-        Err(e) => return Outcome::fail(expected, format!("second connection: {e}")),
+        Ok(FlagsAnswer::Other(e)) => {
+            return Outcome::fail(expected, format!("second connection: {e}"))
+        }
     }
     let remaining = !unsupported;
     match setup_with_flags(&ctx, remaining).await {
-        Ok(Ok(_)) => Outcome::pass(
+        Err(o) => o,
+        Ok(FlagsAnswer::Success) => Outcome::pass(
             expected,
             format!(".Error flags {unsupported:#010x} twice; flags {remaining:#010x} then set up"),
         ),
-        Ok(Err(f)) => Outcome::fail(
+        Ok(FlagsAnswer::Error(f)) => Outcome::fail(
             expected,
             format!(".Error flags {unsupported:#010x}, yet flags {remaining:#010x} are refused too (.Error flags {f:#010x}): the first list was not complete"),
         ),
-        Err(e) => Outcome::fail(expected, format!("with flags {remaining:#010x}: {e}")),
+        Ok(FlagsAnswer::Other(e)) => {
+            Outcome::fail(expected, format!("with flags {remaining:#010x}: {e}"))
+        }
     }
 }
 

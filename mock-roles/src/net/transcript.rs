@@ -126,6 +126,43 @@ impl Transcript {
         })
     }
 
+    /// Reads back what [`Transcript::to_json`] wrote (or the same shape from another tool: an array of
+    /// `{"at_ms", "kind": "handshake"|"frame"|"note", "direction": "sent"|"received", "bytes"|"frame"
+    /// (hex), "act", "text"}`). Frames are decoded again here; a `message` field is ignored.
+    pub fn from_json(value: &Value) -> Result<Transcript, String> {
+        let events = value.as_array().ok_or("a transcript is a JSON array of events")?;
+        let mut transcript = Transcript::default();
+        for (i, e) in events.iter().enumerate() {
+            let at_ms = e.get("at_ms").and_then(Value::as_f64).unwrap_or(0.0);
+            let at = Duration::from_secs_f64((at_ms / 1000.0).clamp(0.0, 1e9));
+            let direction = || match e.get("direction").and_then(Value::as_str) {
+                Some("sent") => Ok(Direction::Sent),
+                Some("received") => Ok(Direction::Received),
+                other => Err(format!("event {i}: direction {other:?} is not \"sent\" or \"received\"")),
+            };
+            let hex_field = |name: &str| {
+                let text = e
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("event {i}: no {name} hex"))?;
+                hex::decode(text).map_err(|err| format!("event {i}: {name}: {err}"))
+            };
+            match e.get("kind").and_then(Value::as_str) {
+                Some("frame") => transcript.frame(at, direction()?, &hex_field("frame")?),
+                Some("handshake") => {
+                    let act = e.get("act").and_then(Value::as_u64).unwrap_or(0).min(2) as u8;
+                    transcript.handshake(at, direction()?, act, &hex_field("bytes")?)
+                }
+                Some("note") => transcript.note(
+                    at,
+                    e.get("text").and_then(Value::as_str).unwrap_or_default(),
+                ),
+                other => return Err(format!("event {i}: unknown kind {other:?}")),
+            }
+        }
+        Ok(transcript)
+    }
+
     /// The transcript as JSON: one object per event with `at_ms`, `kind` and its details (frames as hex
     /// and as the codec's JSON).
     pub fn to_json(&self) -> Value {

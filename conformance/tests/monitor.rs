@@ -1,0 +1,138 @@
+//! The passive monitor on transcripts made elsewhere: recorded from the server's side (as a
+//! man-in-the-middle or a capture would see it), written to JSON and read back.
+
+use std::time::Duration;
+
+use sv2_codec::messages::common::SetupConnectionSuccess;
+use sv2_codec::messages::mining::{
+    OpenExtendedMiningChannel, OpenExtendedMiningChannelSuccess, SetTarget,
+};
+use sv2_codec::types::{B0_32, U256};
+use sv2_codec::{to_frame_bytes, Message};
+use sv2_conformance::monitor::{check_transcript, CHANNEL_MSG_BIT, TARGET_WITHIN_MAX};
+use sv2_conformance::session::{setup_connection, str255};
+use sv2_mock::net::{Direction, Transcript};
+
+fn frame(m: Message<'_>) -> Vec<u8> {
+    to_frame_bytes(&m, &[]).unwrap()
+}
+
+/// A pool's view: the client's frames arrive (Received), the pool's leave (Sent).
+fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
+    let mut t = Transcript::default();
+    let at = Duration::ZERO;
+    t.frame(
+        at,
+        Direction::Received,
+        &frame(setup_connection(0, 2, 2, 0)),
+    );
+    t.frame(
+        at,
+        Direction::Sent,
+        &frame(
+            SetupConnectionSuccess {
+                used_version: 2,
+                flags: 0,
+            }
+            .into(),
+        ),
+    );
+    let mut max_target = [0xff; 32];
+    max_target[31] = 0x00; // at most 2^248 - 1
+    t.frame(
+        at,
+        Direction::Received,
+        &frame(
+            OpenExtendedMiningChannel {
+                request_id: 5,
+                user_identity: str255("m"),
+                nominal_hash_rate: 1.0,
+                max_target: U256(max_target),
+                min_extranonce_size: 4,
+            }
+            .into(),
+        ),
+    );
+    t.frame(
+        at,
+        Direction::Sent,
+        &frame(
+            OpenExtendedMiningChannelSuccess {
+                request_id: 5,
+                channel_id: 1,
+                target: U256(target),
+                extranonce_size: 8,
+                extranonce_prefix: B0_32::new(vec![1, 2, 3, 4]).unwrap(),
+                group_channel_id: 0,
+            }
+            .into(),
+        ),
+    );
+    let mut set_target = frame(
+        SetTarget {
+            channel_id: 1,
+            maximum_target: U256([0; 32]),
+        }
+        .into(),
+    );
+    if clear_channel_bit {
+        set_target[1] &= 0x7f;
+    }
+    t.frame(at, Direction::Sent, &set_target);
+    t
+}
+
+#[test]
+fn a_clean_server_side_transcript_has_no_findings() {
+    let mut target = [0u8; 32];
+    target[30] = 0xff;
+    let report = check_transcript(&pool_side(target, false), Direction::Sent);
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert!(report.exercised.contains(TARGET_WITHIN_MAX));
+    assert!(report.exercised.contains(CHANNEL_MSG_BIT));
+}
+
+#[test]
+fn findings_survive_a_json_round_trip_and_name_the_entry() {
+    let transcript = pool_side([0xff; 32], true);
+    let json = transcript.to_json();
+    let back = Transcript::from_json(&json).unwrap();
+    assert_eq!(back.entries.len(), transcript.entries.len());
+    let report = check_transcript(&back, Direction::Sent);
+    let rules: Vec<(&str, usize)> = report.findings.iter().map(|f| (f.rule, f.entry)).collect();
+    assert!(
+        rules.contains(&(TARGET_WITHIN_MAX, 3)),
+        "{:?}",
+        report.findings
+    );
+    assert!(
+        rules.contains(&(CHANNEL_MSG_BIT, 4)),
+        "{:?}",
+        report.findings
+    );
+    // Seen from the other side, the same frames are the client's: nothing to judge about them.
+    let flipped = check_transcript(&back, Direction::Received);
+    assert!(flipped.findings.iter().all(|f| f.rule != TARGET_WITHIN_MAX));
+}
+
+#[test]
+fn malformed_transcript_json_is_an_error_not_a_panic() {
+    for text in [
+        "{}",
+        "[{\"kind\": \"frame\"}]",
+        "[{\"kind\": \"frame\", \"direction\": \"up\", \"frame\": \"00\"}]",
+        "[{\"kind\": \"frame\", \"direction\": \"sent\", \"frame\": \"zz\"}]",
+        "[{\"kind\": \"wat\"}]",
+    ] {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert!(Transcript::from_json(&v).is_err(), "{text}");
+    }
+    // A frame that does not decode is kept (with its problem), and the monitor reports it.
+    let v: serde_json::Value = serde_json::from_str(
+        "[{\"kind\": \"frame\", \"direction\": \"sent\", \"frame\": \"000001030000aabbcc\"}]",
+    )
+    .unwrap();
+    let t = Transcript::from_json(&v).unwrap();
+    let report = check_transcript(&t, Direction::Sent);
+    assert!(!report.findings.is_empty());
+}

@@ -124,7 +124,8 @@ pub enum TemplateSource {
 pub struct PoolFaults {
     /// Every job after the first of a connection takes the previous job's id (§5.3.15/16; check 46).
     pub reuse_job_ids: bool,
-    /// Open*Channel.Success carries a target above the client's max_target (§5.3.2; check 40).
+    /// Open*Channel.Success carries a target above the client's max_target, even when max_target is
+    /// below the hardest target the pool would set (§5.3.2; check 40, `mining.max-target`).
     pub target_above_max: bool,
     /// Jobs that should be future jobs are not sent; SetNewPrevHash still names them (check 44/45).
     pub skip_future_job: bool,
@@ -1325,7 +1326,9 @@ impl Pool {
         if !rate.is_finite() || rate < 0.0 {
             return refuse("invalid-nominal-hashrate");
         }
-        if !meets_target(&config.hardest_target, &request.max_target) {
+        if !meets_target(&config.hardest_target, &request.max_target)
+            && !config.faults.target_above_max
+        {
             return refuse("max-target-out-of-range");
         }
         let ceiling = harder(request.max_target, config.easiest_target);

@@ -56,8 +56,8 @@ seeds() {
 # Sums the differential target's per-process counts (class TAB count) in DIR.
 diff_counts() {
     local dir="$1"
-    cat "$dir"/*.tsv 2>/dev/null | awk -F'\t' '{n[$1] += $2} END {for (c in n) printf "%s\t%d\n", c, n[c]}' |
-        sort
+    find "$dir" -name '*.tsv' -exec cat {} + 2>/dev/null |
+        awk -F'\t' '{n[$1] += $2} END {for (c in n) printf "%s\t%d\n", c, n[c]}' | sort || true
 }
 
 # run TARGET SECONDS LOG [extra libFuzzer flags...]: runs one target on its corpus; returns libFuzzer's
@@ -131,8 +131,9 @@ campaign() {
     seeds
     local stamp
     stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-    local out="fuzz/results/campaign-$stamp"
-    local results="fuzz/results/campaign-$stamp.md"
+    # Absolute: the targets run from fuzz/.
+    local out="$ROOT/fuzz/results/campaign-$stamp"
+    local results="$ROOT/fuzz/results/campaign-$stamp.md"
     mkdir -p "$out"
     {
         echo "# Fuzzing campaign $stamp"
@@ -161,7 +162,8 @@ campaign() {
         done < <(find "fuzz/artifacts/$target" -type f \( -name 'crash-*' -o -name 'oom-*' \
             -o -name 'timeout-*' -o -name 'leak-*' \) | sort)
         for crash in "${crashes[@]}"; do
-            local marker="$out/tmin-$(basename "$crash")"
+            local marker
+            marker="$out/tmin-$(basename "$crash")"
             touch "$marker"
             fuzz tmin -O --debug-assertions --target-dir "$FUZZ_TARGET_DIR" "$target" \
                 "$ROOT/$crash" -- -runs=2000 >"$marker.log" 2>&1 || true

@@ -16,8 +16,8 @@
 //!
 //! Counting: set `SV2_DIFF_STATS=<dir>`; each process rewrites `<dir>/diff-<pid>.tsv` (`class TAB
 //! count` lines) every few seconds and every 4096 inputs. Set `SV2_DIFF_FINDINGS=<dir>` to keep the
-//! first inputs of every class that is not an agreement (`<class>-<hash>.bin`, at most 8 per class
-//! and process; every SRI panic).
+//! first inputs of every class that is not an agreement (`<class>-<hash>.bin`, at most 8 per class;
+//! up to 64 SRI panics).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -29,8 +29,8 @@ use std::time::Instant;
 use sv2_codec::frame::{Frame, HEADER_LEN, MAX_PAYLOAD_LEN};
 use sv2_codec::messages::{decode_frame, to_frame_bytes, Message};
 use sv2_interop::{
-    class_ours, class_sri, from_sri, same_message, sri_decode, sri_encode_any, sri_size,
-    ErrorClass, SriError,
+    class_ours, class_sri, from_sri, same_message, sri_decode, sri_decode_owned, sri_decode_stream,
+    sri_decode_with_tlvs, sri_encode_any, sri_encode_owned, sri_size, ErrorClass, SriError,
 };
 
 /// The outcome of one input.
@@ -58,6 +58,10 @@ pub enum Class {
     BothRejectDifferent { ours: ErrorClass, sri: ErrorClass },
     /// SRI panicked (caught). A finding about SRI.
     SriPanic,
+    /// One of SRI's other entry points on the same bytes (`decoder`: `codec_sv2::Decoder`; `tlvs`:
+    /// `parse_message_frame_with_tlvs` with extension 0x0002 negotiated; `owned`: `into_owned` and
+    /// re-encode) disagrees with `AnyMessage::try_from`. Counted besides the main class.
+    SriPathsDisagree(&'static str),
 }
 
 impl Class {
@@ -79,6 +83,7 @@ impl Class {
                 format!("both_reject_different.{ours:?}_vs_{sri:?}")
             }
             Class::SriPanic => "sri_panic".into(),
+            Class::SriPathsDisagree(path) => format!("sri_paths_disagree.{path}"),
         }
     }
 
@@ -140,16 +145,89 @@ pub fn frame_of(data: &[u8]) -> Option<Vec<u8>> {
     Some(frame)
 }
 
-/// Classifies one input, without recording it. `None` for inputs that are not a frame.
-pub fn classify(data: &[u8]) -> Option<Class> {
+/// Classifies one input, without recording it: the main class first, then any disagreement between
+/// SRI's own entry points ([`Class::SriPathsDisagree`], or [`Class::SriPanic`] for a panic in one of
+/// them). `None` for inputs that are not a frame.
+pub fn classify(data: &[u8]) -> Option<Vec<Class>> {
     let frame = frame_of(data)?;
-    let (parsed, _) = Frame::parse(&frame).expect("a normalized frame parses");
+    let mut classes = vec![main_class(&frame)];
+    for path in sri_paths(&frame) {
+        if !classes.contains(&path) {
+            classes.push(path);
+        }
+    }
+    Some(classes)
+}
+
+/// SRI's other entry points against `AnyMessage::try_from`.
+fn sri_paths(frame: &[u8]) -> Vec<Class> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let reference = match in_sri(|| sri_decode(frame, &mut buf)) {
+        Ok(any) => Some(from_sri(&any)),
+        Err(SriError::Panic(_)) => return out,
+        Err(_) => None,
+    };
+    let same = |got: Option<&Message<'_>>| match (got, &reference) {
+        (Some(a), Some(b)) => same_message(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+
+    let mut buf = Vec::new();
+    match in_sri(|| sri_decode_stream(frame, &mut buf)) {
+        Err(SriError::Panic(_)) => out.push(Class::SriPanic),
+        Ok((any, used)) => {
+            if used != frame.len() || !same(Some(&from_sri(&any))) {
+                out.push(Class::SriPathsDisagree("decoder"));
+            }
+        }
+        Err(_) => {
+            if !same(None) {
+                out.push(Class::SriPathsDisagree("decoder"));
+            }
+        }
+    }
+
+    let mut buf = Vec::new();
+    match in_sri(|| sri_decode_with_tlvs(frame, &mut buf, &[0x0002])) {
+        Err(SriError::Panic(_)) => out.push(Class::SriPanic),
+        Ok((any, _tlvs)) => {
+            if !same(Some(&from_sri(&any))) {
+                out.push(Class::SriPathsDisagree("tlvs"));
+            }
+        }
+        Err(_) => {
+            if !same(None) {
+                out.push(Class::SriPathsDisagree("tlvs"));
+            }
+        }
+    }
+
+    if reference.is_some() {
+        let mut buf = Vec::new();
+        let borrowed = in_sri(|| sri_decode(frame, &mut buf).and_then(sri_encode_any));
+        let owned = in_sri(|| sri_decode_owned(frame).and_then(sri_encode_owned));
+        match (borrowed, owned) {
+            (Err(SriError::Panic(_)), _) | (_, Err(SriError::Panic(_))) => {
+                out.push(Class::SriPanic)
+            }
+            (Ok(a), Ok(b)) if a == b => {}
+            _ => out.push(Class::SriPathsDisagree("owned")),
+        }
+    }
+    out
+}
+
+/// The main class: our decode against `AnyMessage::try_from`.
+fn main_class(frame: &[u8]) -> Class {
+    let (parsed, _) = Frame::parse(frame).expect("a normalized frame parses");
     let ours = decode_frame(&parsed);
 
     let mut buf = Vec::new();
-    let theirs = in_sri(|| sri_decode(&frame, &mut buf));
+    let theirs = in_sri(|| sri_decode(frame, &mut buf));
 
-    Some(match (ours, theirs) {
+    match (ours, theirs) {
         (_, Err(SriError::Panic(_))) => Class::SriPanic,
         (Ok(ours), Ok(any)) => {
             let sri_read = in_sri(|| Ok(sri_size(&any)));
@@ -185,7 +263,7 @@ pub fn classify(data: &[u8]) -> Option<Class> {
                 Class::BothRejectDifferent { ours, sri }
             }
         }
-    })
+    }
 }
 
 /// Counts per class in this process, and where they are written.
@@ -200,7 +278,7 @@ struct Stats {
 
 static STATS: Mutex<Option<Stats>> = Mutex::new(None);
 
-/// Saved inputs per class and process (SRI panics: up to 64).
+/// Saved inputs per class in the findings directory (SRI panics: up to 64).
 const SAVE_PER_CLASS: usize = 8;
 
 fn fnv64(data: &[u8]) -> u64 {
@@ -233,7 +311,22 @@ fn record(class: &Class, data: &[u8]) {
         } else {
             SAVE_PER_CLASS
         };
-        let saved = stats.saved.entry(name.clone()).or_default();
+        // Workers of a -fork run share the directory: count what is there already, once.
+        let saved = stats.saved.entry(name.clone()).or_insert_with(|| {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| {
+                            e.file_name()
+                                .to_str()
+                                .and_then(|n| n.rsplit_once('-'))
+                                .is_some_and(|(class, _)| class == name)
+                        })
+                        .count()
+                })
+                .unwrap_or(0)
+        });
         if !class.is_agreement() && *saved < limit {
             *saved += 1;
             let _ = std::fs::create_dir_all(dir);
@@ -257,9 +350,11 @@ fn record(class: &Class, data: &[u8]) {
     }
 }
 
-/// The differential check: classify, count, keep interesting inputs. Returns the class.
-pub fn differential(data: &[u8]) -> Option<Class> {
-    let class = classify(data)?;
-    record(&class, data);
-    Some(class)
+/// The differential check: classify, count, keep interesting inputs. Returns the classes.
+pub fn differential(data: &[u8]) -> Option<Vec<Class>> {
+    let classes = classify(data)?;
+    for class in &classes {
+        record(class, data);
+    }
+    Some(classes)
 }

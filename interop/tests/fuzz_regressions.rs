@@ -4,7 +4,7 @@
 //! - `fuzz/regressions/differential/*`: inputs that once crashed the target (a panic in our codec or
 //!   in the conversion of SRI's values); they must now classify without a panic.
 //! - `fuzz/findings/sri/<class>-*.bin`: reproducers of findings about SRI (see the README there). Each
-//!   must still classify as the class its name starts with; when SRI changes, this test says so.
+//!   must still fall in the class its name starts with; when SRI changes, this test says so.
 
 #[path = "../../fuzz/src/differential.rs"]
 #[allow(dead_code)]
@@ -54,8 +54,12 @@ fn sri_findings_still_reproduce() {
             continue;
         };
         let data = std::fs::read(&path).expect("readable input");
-        let got = differential::classify(&data).map(|c| c.name());
-        if got.as_deref() != Some(class) {
+        let got: Vec<String> = differential::classify(&data)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.name())
+            .collect();
+        if !got.iter().any(|c| c == class) {
             failures.push(format!("{name}: now {got:?}"));
         }
     }
@@ -68,7 +72,8 @@ fn sri_findings_still_reproduce() {
 
 #[test]
 fn classes_of_known_differences() {
-    use differential::{classify, Class};
+    use differential::Class;
+    let classify = |data: &[u8]| differential::classify(data).map(|c| c[0].clone());
     // SubmitSharesStandard, then a stray byte: we refuse (trailing), SRI accepts (DIFFERENCES.md 1).
     let mut share = hex_frame("00801a180000010000000200000003000000040000000500000000000020");
     assert_eq!(classify(&share), Some(Class::BothAcceptEqual));

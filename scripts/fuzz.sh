@@ -167,11 +167,16 @@ campaign() {
             touch "$marker"
             fuzz tmin -O --debug-assertions --target-dir "$FUZZ_TARGET_DIR" "$target" \
                 "$ROOT/$crash" -- -runs=2000 >"$marker.log" 2>&1 || true
-            local minimized
-            minimized="$(find "fuzz/artifacts/$target" -name 'minimized-from-*' -newer "$marker" |
-                head -n 1)"
+            # tmin writes minimized-from-* after each step; the newest is the smallest.
+            local minimized keep name
+            minimized="$(find "fuzz/artifacts/$target" -name 'minimized-from-*' -newer "$marker" \
+                -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)"
+            keep="${minimized:-$crash}"
+            # Named by content, so that workers finding the same minimized input keep one file.
+            name="$(sha1sum "$keep" | cut -c1-16)"
             mkdir -p "fuzz/regressions/$target"
-            cp "${minimized:-$crash}" "fuzz/regressions/$target/$(basename "$crash")"
+            [[ -e "fuzz/regressions/$target/$name" ]] && continue
+            cp "$keep" "fuzz/regressions/$target/$name"
             new=$((new + 1))
         done
         crashed=$((crashed + ${#crashes[@]}))

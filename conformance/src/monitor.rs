@@ -420,7 +420,12 @@ impl Monitor {
     }
 
     fn silent_after_close(&mut self, i: usize, message: &Message<'_>) {
-        if self.closed.is_empty() || !message.channel_msg() {
+        if self.closed.is_empty() {
+            return;
+        }
+        // Any frame after a close is something the rule judged.
+        self.exercise(SILENT_AFTER_CLOSE);
+        if !message.channel_msg() {
             return;
         }
         let mut payload = Vec::new();

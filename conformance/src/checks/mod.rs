@@ -2,8 +2,9 @@
 //! files below; the passive monitor's rules in [`crate::monitor::RULES`].
 //!
 //! Ids are `group.name`; groups: `noise` (§4), `setup` (§3.6, and framing §3.1-3.2 exercised through
-//! it), `ext` (§3.4 and extensions 0x0001/0x0002), `mining` (§5), `monitor` (rules over every
-//! connection).
+//! it), `ext` (§3.4 and extensions 0x0001/0x0002), `mining` (§5: channels, jobs, targets), `shares`
+//! (§5.3.11-5.3.21: share submission, each share mined valid but for the rule under test), `monitor`
+//! (rules over every connection).
 
 use crate::check::{Check, Outcome};
 use crate::monitor;

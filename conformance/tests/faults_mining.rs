@@ -379,3 +379,109 @@ async fn unchecked_version_fails_version_fixed_on_a_fixed_version_pool() {
     )
     .await;
 }
+
+/// The monitor rules that judge channels, jobs and flags, shown failing on the mock pool's faults: each
+/// runs with the active check that makes the traffic, over that check's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_rules_fail_on_the_mock_pools_faults() {
+    let cases: Vec<(PoolFaults, Shape, &str, &str)> = vec![
+        (
+            PoolFaults {
+                target_above_max: true,
+                ..PoolFaults::default()
+            },
+            Shape::default(),
+            "mining.max-target",
+            "monitor.target-within-max",
+        ),
+        (
+            PoolFaults {
+                reuse_channel_ids: true,
+                ..PoolFaults::default()
+            },
+            Shape::default(),
+            "mining.unique-ids",
+            "monitor.unique-channel-ids",
+        ),
+        (
+            PoolFaults {
+                skip_future_job: true,
+                ..PoolFaults::default()
+            },
+            Shape::default(),
+            "mining.standard-first-job",
+            "monitor.first-job-future",
+        ),
+        (
+            PoolFaults {
+                unknown_prev_hash_job: true,
+                ..PoolFaults::default()
+            },
+            Shape::default(),
+            "mining.standard-first-job",
+            "monitor.prev-hash-names-future-job",
+        ),
+        (
+            PoolFaults {
+                extended_jobs_to_standard: true,
+                ..PoolFaults::default()
+            },
+            Shape::default(),
+            "mining.standard-jobs-flag",
+            "monitor.standard-jobs-flag",
+        ),
+        (
+            PoolFaults {
+                ignore_version_rolling_flag: true,
+                ..PoolFaults::default()
+            },
+            Shape {
+                fixed_version: true,
+                ..Shape::default()
+            },
+            "mining.version-rolling-flag",
+            "monitor.version-rolling-flag",
+        ),
+        (
+            PoolFaults {
+                ignore_close_channel: true,
+                ..PoolFaults::default()
+            },
+            Shape::default(),
+            "mining.close-channel",
+            "monitor.silent-after-close",
+        ),
+        (
+            PoolFaults {
+                reuse_job_ids: true,
+                ..PoolFaults::default()
+            },
+            Shape::default(),
+            "shares.accepted-count",
+            "monitor.job-id-unique",
+        ),
+    ];
+    for (faults, shape, check, rule) in cases {
+        let (_pool, target) = pool(faults, shape).await;
+        let results = run_only(target, &[check, rule]).await;
+        let r = results
+            .iter()
+            .find(|r| r.check.id == rule)
+            .expect("the rule ran");
+        println!("faulty:   {}", line(r));
+        assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
+        let (_pool, target) = pool(PoolFaults::default(), shape).await;
+        let results = run_only(target, &[check, rule]).await;
+        let r = results
+            .iter()
+            .find(|r| r.check.id == rule)
+            .expect("the rule ran");
+        println!("faithful: {}", line(r));
+        // The faithful pool may give the rule nothing to judge (it refuses max_target = 1).
+        assert!(
+            matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
+            "{}",
+            line(r)
+        );
+    }
+}

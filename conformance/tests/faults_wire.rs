@@ -80,6 +80,15 @@ enum Fault {
     DoubleError,
     /// Extended channels of one group with different extranonce lengths.
     GroupLengthMismatch,
+    /// A SetTarget one byte short (msg_length says so too): a frame that does not decode.
+    MalformedFrame,
+    /// .Success sets REQUIRES_FIXED_VERSION, yet extended jobs allow version rolling.
+    FixedVersionRollingJobs,
+    /// SubmitSharesExtended frames that do not decode (a 33-byte extranonce, a 33-byte
+    /// user_identity TLV) are accepted.
+    LenientShares,
+    /// A frame carrying TLVs closes the connection.
+    CloseOnTlv,
 }
 
 const GROUP: u32 = 100;
@@ -250,9 +259,10 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
         } else {
             2
         };
+        let flags = u32::from(fault == Fault::FixedVersionRollingJobs);
         out.push(f(SetupConnectionSuccess {
             used_version: used,
-            flags: 0,
+            flags,
         }
         .into()));
         return Some(out);
@@ -260,7 +270,22 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
     if !state.setup && fault != Fault::Lenient {
         return None;
     }
-    let message = decoded?.message;
+    if fault == Fault::LenientShares && ext == 0 && msg_type == 0x1b && decoded.is_none() {
+        let channel_id = u32::from_le_bytes(bytes.get(6..10)?.try_into().ok()?);
+        let sequence_number = u32::from_le_bytes(bytes.get(10..14)?.try_into().ok()?);
+        let ok = SubmitSharesSuccess {
+            channel_id,
+            last_sequence_number: sequence_number,
+            new_submits_accepted_count: 1,
+            new_shares_sum: 1,
+        };
+        return Some(vec![f(ok.into())]);
+    }
+    let decoded = decoded?;
+    if fault == Fault::CloseOnTlv && !decoded.tlvs.is_empty() {
+        return None;
+    }
+    let message = decoded.message;
     let request_id_shift = u32::from(fault == Fault::WrongRequestId);
     match message {
         Message::RequestExtensions(r) => match fault {
@@ -276,6 +301,14 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                 supported_extensions: r.requested_extensions.clone(),
             }
             .into())),
+            // Extension 0x0002 is supported; anything else is not.
+            _ if r.requested_extensions.iter().any(|e| *e == 0x0002) => {
+                out.push(f(RequestExtensionsSuccess {
+                    request_id: r.request_id,
+                    supported_extensions: Seq0_64K::new(vec![0x0002]).unwrap(),
+                }
+                .into()))
+            }
             _ => out.push(f(RequestExtensionsError {
                 request_id: r.request_id,
                 unsupported_extensions: r.requested_extensions.clone(),
@@ -310,6 +343,16 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                 nbits: 0x1d00_ffff,
             }
             .into()));
+            if fault == Fault::MalformedFrame {
+                let mut short = f(SetTarget {
+                    channel_id: id,
+                    maximum_target: U256([0xff; 32]),
+                }
+                .into());
+                short.pop();
+                short[3] -= 1;
+                out.push(short);
+            }
             if fault == Fault::UnknownChannelId {
                 out.push(f(SetTarget {
                     channel_id: 999,
@@ -550,6 +593,8 @@ async fn monitor_rules_fail_on_the_traffic_that_breaks_them() {
             Fault::GroupLengthMismatch,
             "monitor.group-extranonce-length",
         ),
+        (Fault::MalformedFrame, "monitor.strict-decoding"),
+        (Fault::FixedVersionRollingJobs, "monitor.fixed-version"),
     ];
     for (fault, rule) in cases {
         let (addr, key) = broken(*fault).await;
@@ -558,6 +603,17 @@ async fn monitor_rules_fail_on_the_traffic_that_breaks_them() {
         let (v, observed) = verdict_of(&results, rule);
         assert_eq!(v, Verdict::Fail, "{rule} with {fault:?}: {observed}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_frames_that_cannot_decode_are_refused_and_unknown_tlvs_ignored() {
+    // The mock pool's codec refuses the frame before its core sees it, so the fault lives here.
+    fails_only_with(
+        Fault::LenientShares,
+        &["shares.extranonce-33", "ext.tlv-too-long-rejected"],
+    )
+    .await;
+    fails_only_with(Fault::CloseOnTlv, &["ext.unnegotiated-tlv-ignored"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

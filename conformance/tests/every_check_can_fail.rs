@@ -1,0 +1,47 @@
+//! A check that cannot fail is worthless: every check of the catalogue must be named by one of the
+//! fault tests (faults_wire.rs, faults_mining.rs), which run it against a pool broken in the way it is
+//! about and assert that it fails. This test keeps a new check from slipping in without one.
+
+use sv2_conformance::checks::catalogue;
+
+#[test]
+fn every_check_is_exercised_by_a_fault_test() {
+    let sources = [
+        include_str!("faults_wire.rs"),
+        include_str!("faults_mining.rs"),
+    ];
+    let missing: Vec<&str> = catalogue()
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| !sources.iter().any(|s| s.contains(&format!("\"{id}\""))))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "checks no fault test shows failing: {missing:?}"
+    );
+}
+
+#[test]
+fn ids_are_unique_and_well_formed() {
+    let all = catalogue();
+    let mut ids: Vec<&str> = all.iter().map(|c| c.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len());
+    for c in &all {
+        let (group, name) = c.id.split_once('.').expect("group.name");
+        assert!(
+            ["noise", "setup", "ext", "mining", "shares", "monitor"].contains(&group),
+            "{}",
+            c.id
+        );
+        assert!(
+            name.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
+            "{}",
+            c.id
+        );
+        assert!(!c.section.is_empty() && !c.title.is_empty(), "{}", c.id);
+    }
+    assert!(all.len() >= 40);
+}

@@ -142,10 +142,17 @@ pub async fn run(
         let ctx = Ctx::new(target.clone());
         let t = Instant::now();
         let limit = deadline(&target);
-        let outcome = match tokio::time::timeout(limit, tokio::spawn(run_fn(ctx.clone()))).await {
+        let task = tokio::spawn(run_fn(ctx.clone()));
+        let abort = task.abort_handle();
+        let outcome = match tokio::time::timeout(limit, task).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => Outcome::error(format!("the check panicked: {e}")),
-            Err(_) => Outcome::error(format!("the check did not finish within {limit:?}")),
+            Err(_) => {
+                // Stop it: its sessions drop (and hand in their transcripts) with it.
+                abort.abort();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Outcome::error(format!("the check did not finish within {limit:?}"))
+            }
         };
         let duration = t.elapsed();
         // Give dropped sessions a moment to hand in their transcripts.

@@ -93,6 +93,9 @@ pub struct Recorded {
 
 type Evidence = Arc<Mutex<Vec<Recorded>>>;
 
+/// The most transcript entries kept per connection.
+const MAX_TRANSCRIPT_ENTRIES: usize = 20_000;
+
 /// What an active check gets: the target and the means to connect. Every connection made through
 /// it is recorded, and the runner collects the transcripts when the check ends.
 #[derive(Debug, Clone)]
@@ -307,6 +310,14 @@ impl Session {
 
     /// The next frame within `timeout`.
     pub async fn recv_within(&mut self, timeout: Duration) -> Incoming {
+        // A target that floods frames must not grow the evidence without bound: past the cap, the
+        // transcript keeps its first entries and a note says how it was cut.
+        let transcript = &mut self.conn().transcript;
+        if transcript.entries.len() > MAX_TRANSCRIPT_ENTRIES {
+            let at = transcript.entries[MAX_TRANSCRIPT_ENTRIES - 1].at;
+            transcript.entries.truncate(MAX_TRANSCRIPT_ENTRIES - 1);
+            transcript.note(at, "transcript cut here: the target sent too many frames");
+        }
         match self.conn().recv("receive", timeout).await {
             Ok(decoded) => {
                 self.tracker.received(&decoded.message);
@@ -407,11 +418,20 @@ impl Session {
 
     /// An OpenStandardMiningChannel with the target's identity and hash rate, max_target unbounded.
     pub fn open_standard_message(&self, request_id: u32) -> Message<'static> {
+        self.open_standard_with_max(request_id, [0xff; 32])
+    }
+
+    /// An OpenStandardMiningChannel with the target's identity and hash rate, and `max_target`.
+    pub fn open_standard_with_max(
+        &self,
+        request_id: u32,
+        max_target: [u8; 32],
+    ) -> Message<'static> {
         OpenStandardMiningChannel {
             request_id,
             user_identity: str255(&self.user_identity),
             nominal_hash_rate: self.nominal_hash_rate,
-            max_target: U256([0xff; 32]),
+            max_target: U256(max_target),
         }
         .into()
     }

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sv2_codec::messages::mining::{
-    CloseChannel, OpenExtendedMiningChannel, OpenStandardMiningChannel, SetCustomMiningJob,
-    UpdateChannel,
+    CloseChannel, OpenExtendedMiningChannel, SetCustomMiningJob, UpdateChannel,
 };
 use sv2_codec::types::{Seq0_255, B0_255, B0_64K, U256};
 use sv2_codec::Message;
@@ -144,27 +143,6 @@ async fn answers(
     (got, None)
 }
 
-fn open_standard(s: &Session, request_id: u32, max_target: [u8; 32]) -> Message<'static> {
-    OpenStandardMiningChannel {
-        request_id,
-        user_identity: str255(&s.user_identity),
-        nominal_hash_rate: s.nominal_hash_rate,
-        max_target: U256(max_target),
-    }
-    .into()
-}
-
-fn open_extended(s: &Session, request_id: u32, min_extranonce_size: u16) -> Message<'static> {
-    OpenExtendedMiningChannel {
-        request_id,
-        user_identity: str255(&s.user_identity),
-        nominal_hash_rate: s.nominal_hash_rate,
-        max_target: U256([0xff; 32]),
-        min_extranonce_size,
-    }
-    .into()
-}
-
 /// Sends one open request and waits for its answer.
 async fn open_one(
     ctx: &Ctx,
@@ -210,13 +188,13 @@ async fn both_channel_kinds(ctx: Ctx) -> Outcome {
     };
     let extended_only = requires_extended(&s);
     let id = s.request_id();
-    let msg = open_standard(&s, id, [0xff; 32]);
+    let msg = s.open_standard_message(id);
     let standard = match open_one(&ctx, &mut s, id, msg).await {
         Ok(o) => o,
         Err(o) => return o,
     };
     let id = s.request_id();
-    let msg = open_extended(&s, id, 0);
+    let msg = s.open_extended_message(id, 0);
     let extended = match open_one(&ctx, &mut s, id, msg).await {
         Ok(o) => o,
         Err(o) => return o,
@@ -260,7 +238,7 @@ async fn max_target(ctx: Ctx) -> Outcome {
         }
         .into()
     } else {
-        open_standard(&s, id, one)
+        s.open_standard_with_max(id, one)
     };
     match open_one(&ctx, &mut s, id, msg).await {
         Ok(Opened::Refused(code)) => {
@@ -290,9 +268,9 @@ async fn unique_ids(ctx: Ctx) -> Outcome {
     for i in 0..N {
         let id = s.request_id();
         let msg = if extended_only || i % 2 == 1 {
-            open_extended(&s, id, 0)
+            s.open_extended_message(id, 0)
         } else {
-            open_standard(&s, id, [0xff; 32])
+            s.open_standard_message(id)
         };
         if let Err(o) = s.send(&msg).await {
             return o;
@@ -376,9 +354,9 @@ async fn request_id_echo(ctx: Ctx) -> Outcome {
     ];
     for (id, extended) in requests {
         let msg = if extended {
-            open_extended(&s, id, 0)
+            s.open_extended_message(id, 0)
         } else {
-            open_standard(&s, id, [0xff; 32])
+            s.open_standard_message(id)
         };
         if let Err(o) = s.send(&msg).await {
             return o;
@@ -440,13 +418,13 @@ async fn extranonce_size(ctx: Ctx) -> Outcome {
         Err(o) => return o,
     };
     let id = s.request_id();
-    let msg = open_extended(&s, id, 8);
+    let msg = s.open_extended_message(id, 8);
     let eight = match open_one(&ctx, &mut s, id, msg).await {
         Ok(o) => o,
         Err(o) => return o,
     };
     let id = s.request_id();
-    let msg = open_extended(&s, id, 33);
+    let msg = s.open_extended_message(id, 33);
     let big = match open_one(&ctx, &mut s, id, msg).await {
         Ok(o) => o,
         Err(o) => return o,
@@ -506,7 +484,7 @@ async fn standard_first_job(ctx: Ctx) -> Outcome {
         return Outcome::skip("the server requires extended channels");
     }
     let id = s.request_id();
-    let msg = open_standard(&s, id, [0xff; 32]);
+    let msg = s.open_standard_message(id);
     let (channel, group) = match open_one(&ctx, &mut s, id, msg).await {
         Ok(Opened::Standard {
             channel_id, group, ..
@@ -601,7 +579,7 @@ async fn standard_jobs_flag(ctx: Ctx) -> Outcome {
     let mut channels = Vec::new();
     for _ in 0..2 {
         let id = s.request_id();
-        let msg = open_standard(&s, id, [0xff; 32]);
+        let msg = s.open_standard_message(id);
         if let Err(o) = s.send(&msg).await {
             return o;
         }
@@ -810,9 +788,9 @@ async fn two_channels(
     for _ in 0..2 {
         let id = s.request_id();
         let msg = if requires_extended(&s) {
-            open_extended(&s, id, 0)
+            s.open_extended_message(id, 0)
         } else {
-            open_standard(&s, id, [0xff; 32])
+            s.open_standard_message(id)
         };
         match open_one(ctx, &mut s, id, msg).await? {
             Opened::Standard { channel_id, .. } | Opened::Extended { channel_id, .. } => {
@@ -1073,7 +1051,7 @@ async fn custom_job_standard(ctx: Ctx) -> Outcome {
         }
     };
     let id = s.request_id();
-    let msg = open_standard(&s, id, [0xff; 32]);
+    let msg = s.open_standard_message(id);
     let channel = match open_one(&ctx, &mut s, id, msg).await {
         Ok(Opened::Standard { channel_id, .. }) => channel_id,
         Ok(other) => {

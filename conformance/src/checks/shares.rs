@@ -13,6 +13,7 @@ use sv2_codec::messages::mining::{SubmitSharesExtended, UpdateChannel};
 use sv2_codec::types::U256;
 use sv2_codec::Message;
 use sv2_mock::chain::target::{compact_to_target, meets_target};
+use sv2_mock::net::unix_now;
 
 use crate::active;
 use crate::check::{Check, Outcome};
@@ -504,12 +505,6 @@ async fn ntime_too_early(ctx: Ctx) -> Outcome {
         standard_message,
     )
     .await
-}
-
-fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32)
 }
 
 async fn ntime_too_late(ctx: Ctx) -> Outcome {

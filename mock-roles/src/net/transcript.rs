@@ -130,7 +130,9 @@ impl Transcript {
     /// `{"at_ms", "kind": "handshake"|"frame"|"note", "direction": "sent"|"received", "bytes"|"frame"
     /// (hex), "act", "text"}`). Frames are decoded again here; a `message` field is ignored.
     pub fn from_json(value: &Value) -> Result<Transcript, String> {
-        let events = value.as_array().ok_or("a transcript is a JSON array of events")?;
+        let events = value
+            .as_array()
+            .ok_or("a transcript is a JSON array of events")?;
         let mut transcript = Transcript::default();
         for (i, e) in events.iter().enumerate() {
             let at_ms = e.get("at_ms").and_then(Value::as_f64).unwrap_or(0.0);
@@ -138,7 +140,9 @@ impl Transcript {
             let direction = || match e.get("direction").and_then(Value::as_str) {
                 Some("sent") => Ok(Direction::Sent),
                 Some("received") => Ok(Direction::Received),
-                other => Err(format!("event {i}: direction {other:?} is not \"sent\" or \"received\"")),
+                other => Err(format!(
+                    "event {i}: direction {other:?} is not \"sent\" or \"received\""
+                )),
             };
             let hex_field = |name: &str| {
                 let text = e

@@ -44,3 +44,39 @@ async fn the_mock_pool_passes_every_must() {
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_mock_pool_passes_every_must_and_skips_noise() {
+    let (_pool, mut target) = pool(|c| c.noise = None).await;
+    target.security = Security::Plaintext;
+    let report = run(target, &Selection::default(), |_| {}).await;
+    let bad: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome.verdict, Verdict::Fail | Verdict::Error))
+        .map(|r| {
+            format!(
+                "{} {:?}: {}",
+                r.check.id, r.outcome.verdict, r.outcome.observed
+            )
+        })
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    // The checks that need Noise say so; the large frame is checked in plain frames too.
+    for r in report
+        .results
+        .iter()
+        .filter(|r| r.check.id.starts_with("noise."))
+    {
+        let expected = if r.check.id == "noise.chunked-frame" {
+            Verdict::Pass
+        } else {
+            Verdict::Skip
+        };
+        assert_eq!(
+            r.outcome.verdict, expected,
+            "{}: {}",
+            r.check.id, r.outcome.observed
+        );
+    }
+}

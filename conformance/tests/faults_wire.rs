@@ -89,6 +89,13 @@ enum Fault {
     LenientShares,
     /// A frame carrying TLVs closes the connection.
     CloseOnTlv,
+    /// Its first frame is encrypted with nonce 1 instead of 0.
+    NonceSkipped,
+    /// RequestExtensions.Error lists extension 0x0003 as required, and the connection is closed when
+    /// the client goes on without it (correct).
+    RequiresExtension,
+    /// The same list, but the client is served anyway.
+    RequiresExtensionButServes,
 }
 
 const GROUP: u32 = 100;
@@ -133,6 +140,12 @@ async fn connection(mut stream: TcpStream, config: ResponderConfig, fault: Fault
         Err(_) => return true,
     };
     let mut state = State::default();
+    // For NonceSkipped: an encryptor of the same session, one nonce ahead.
+    let mut skipped = conn.handshake.as_ref().map(|h| {
+        let (mut encryptor, _) = h.established.transport.clone().split();
+        encryptor.set_nonce(1);
+        encryptor
+    });
     loop {
         let frame = match conn.recv_frame("read", Duration::from_secs(60)).await {
             Ok(f) => f,
@@ -149,6 +162,14 @@ async fn connection(mut stream: TcpStream, config: ResponderConfig, fault: Fault
             return false;
         };
         for reply in replies {
+            if fault == Fault::NonceSkipped {
+                if let Some(mut encryptor) = skipped.take() {
+                    let mut wire = Vec::new();
+                    encryptor.encrypt_frame(&reply, &mut wire).unwrap();
+                    let _ = conn.send_raw(&wire, "reply").await;
+                    continue;
+                }
+            }
             if conn.send_frame(&reply, "reply").await.is_err() {
                 return false;
             }
@@ -159,6 +180,8 @@ async fn connection(mut stream: TcpStream, config: ResponderConfig, fault: Fault
 #[derive(Default)]
 struct State {
     setup: bool,
+    /// Required extensions were announced and not requested since.
+    required_pending: bool,
     client_flags: u32,
     next_channel: u32,
     extended_channels: u32,
@@ -286,10 +309,24 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
         return None;
     }
     let message = decoded.message;
+    if state.required_pending && fault == Fault::RequiresExtension {
+        return None;
+    }
     let request_id_shift = u32::from(fault == Fault::WrongRequestId);
     match message {
         Message::RequestExtensions(r) => match fault {
             Fault::CloseOnRequestExtensions => return None,
+            Fault::RequiresExtension | Fault::RequiresExtensionButServes
+                if !r.requested_extensions.iter().any(|e| *e == 0x0003) =>
+            {
+                state.required_pending = true;
+                out.push(f(RequestExtensionsError {
+                    request_id: r.request_id,
+                    unsupported_extensions: r.requested_extensions.clone(),
+                    required_extensions: Seq0_64K::new(vec![0x0003]).unwrap(),
+                }
+                .into()))
+            }
             Fault::WrongExtensionsRequestId => out.push(f(RequestExtensionsError {
                 request_id: r.request_id.wrapping_add(1),
                 unsupported_extensions: r.requested_extensions.clone(),
@@ -527,6 +564,7 @@ async fn noise_checks_fail_on_broken_handshakes_and_transport() {
         &["noise.survives-broken-handshakes"],
     )
     .await;
+    fails_only_with(Fault::NonceSkipped, &["noise.transport-frames"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -566,6 +604,18 @@ async fn extension_checks_fail_on_misbehaving_negotiation() {
     .await;
     // The correct scripted pool supports extension 0x0001, so the rule for servers without it is
     // a skip there; a server that closes on RequestExtensions fails it.
+    // A server that requires an extension and disconnects a client going on without it passes; one
+    // that serves it anyway fails; one that requires nothing gives the check nothing to judge.
+    let (addr, key) = broken(Fault::RequiresExtension).await;
+    let good = verdicts(target(addr, key), &["ext.required-enforced"]).await;
+    assert_eq!(verdict_of(&good, "ext.required-enforced").0, Verdict::Pass);
+    let (addr, key) = broken(Fault::RequiresExtensionButServes).await;
+    let bad = verdicts(target(addr, key), &["ext.required-enforced"]).await;
+    let (v, observed) = verdict_of(&bad, "ext.required-enforced");
+    assert_eq!(v, Verdict::Fail, "{observed}");
+    let (addr, key) = broken(Fault::None).await;
+    let none = verdicts(target(addr, key), &["ext.required-enforced"]).await;
+    assert_eq!(verdict_of(&none, "ext.required-enforced").0, Verdict::Skip);
     let (addr, key) = broken(Fault::CloseOnRequestExtensions).await;
     let bad = verdicts(target(addr, key), &["ext.ignored-without-support"]).await;
     assert_eq!(

@@ -14,6 +14,7 @@ pub const CHECKS: &[Check] = &[
     active!("ext.request-extensions-answered", "ext1 4.1", Must, Some(32), "a server supporting extension 0x0001 answers RequestExtensions with .Success or .Error echoing request_id", request_extensions_answered),
     active!("ext.unsupported-only-error", "ext1 4.1", Must, Some(33), "RequestExtensions for only unsupported extensions gets .Error listing them", unsupported_only_error),
     active!("ext.ignored-without-support", "ext1 4.3", Must, Some(38), "a server without extension 0x0001 ignores RequestExtensions and stays connected", ignored_without_support),
+    active!("ext.required-enforced", "ext1 4.1", Must, Some(35), "a server that lists required_extensions in RequestExtensions.Error disconnects a client that goes on without them", required_enforced),
     active!("ext.unnegotiated-tlv-ignored", "3.4.3", Must, Some(12), "a TLV of an extension never negotiated, after a valid share, is ignored: the share is judged on its own", unnegotiated_tlv_ignored),
     active!("ext.tlv-too-long-rejected", "ext2 1.3", Must, Some(11), "with extension 0x0002 negotiated, a user_identity TLV of 33 bytes makes the share rejected", tlv_too_long_rejected),
 ];
@@ -129,6 +130,57 @@ async fn ignored_without_support(ctx: Ctx) -> Outcome {
             Ok(()) => Outcome::pass(expected, "ignored; the next request was answered"),
             Err(e) => Outcome::fail(expected, e),
         },
+    }
+}
+
+async fn required_enforced(ctx: Ctx) -> Outcome {
+    let mut s = match ctx.setup("required extensions", 0).await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let required: Vec<u16> = match request_extensions(&mut s, 21, &[0x4fff]).await {
+        Err(o) => return o,
+        Ok(None) => {
+            return Outcome::skip("no answer: the server does not support extension 0x0001")
+        }
+        Ok(Some(Message::RequestExtensionsError(e))) => {
+            e.required_extensions.iter().copied().collect()
+        }
+        Ok(Some(m)) => {
+            return Outcome::skip(format!("no required extensions announced ({})", m.name()))
+        }
+    };
+    if required.is_empty() {
+        return Outcome::skip(
+            "RequestExtensions.Error lists no required extension: the server requires none",
+        );
+    }
+    // Go on without them, as a client that does not retry.
+    let expected =
+        format!("a close: the client did not request the required extension(s) {required:04x?}");
+    let open = s.open_standard_message(1);
+    if let Err(o) = s.send(&open).await {
+        return o;
+    }
+    let (messages, end) = s.collect(ctx.target().timeout).await;
+    match end {
+        Some(Incoming::Closed) | Some(Incoming::Broken(_)) => Outcome::pass(expected, "closed"),
+        _ => Outcome::fail(
+            expected,
+            format!(
+                "still connected after {:?}; it sent: {}",
+                ctx.target().timeout,
+                if messages.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    messages
+                        .iter()
+                        .map(|m| m.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        ),
     }
 }
 

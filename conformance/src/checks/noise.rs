@@ -17,6 +17,7 @@ pub const CHECKS: &[Check] = &[
     active!("noise.certificate", "4.5.2", Must, Some(15), "the certificate's BIP340 signature verifies with the authority key and now is inside its validity window", certificate),
     active!("noise.mac-failure-closes", "4.5", Must, Some(17), "a transport frame that fails its MAC terminates the session, with no reply", mac_failure_closes),
     active!("noise.chunked-frame", "4.6", Must, Some(20), "a message over 65519 bytes, sent as several AEAD blocks, is read whole (and, of an unknown extension, discarded)", chunked_frame),
+    active!("noise.transport-frames", "4.6", Must, Some(18), "frames from the server decrypt in order: 22-byte encrypted header, msg_length = plaintext length, one nonce per header and per block", transport_frames),
     active!("noise.survives-broken-handshakes", "4.5", Should, None, "half-sent and abandoned handshakes do not stop the server from serving the next client", survives_broken_handshakes),
 ];
 
@@ -276,5 +277,50 @@ async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
             Err(e) => Outcome::fail(expected, e),
         },
         Err(o) => Outcome::fail(expected, o.observed),
+    }
+}
+
+async fn transport_frames(ctx: Ctx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let mut s = match ctx.connect("transport frames").await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    // Setup and two opens in a row: the answers (and jobs) are several frames in a burst.
+    for message in [
+        setup_connection(0, 2, 2, 0),
+        s.open_standard_message(1),
+        s.open_extended_message(2, 0),
+    ] {
+        if let Err(o) = s.send(&message).await {
+            return o;
+        }
+    }
+    let expected =
+        "every frame decrypts with the next nonce: header (22 bytes) then the payload's blocks";
+    let mut frames = 0usize;
+    let deadline = tokio::time::Instant::now() + ctx.target().timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match s.recv_within(left).await {
+            Incoming::Message(_) => frames += 1,
+            Incoming::Broken(e) => {
+                return Outcome::fail(expected, format!("after {frames} good frame(s): {e}"))
+            }
+            Incoming::Timeout | Incoming::Closed if frames >= 2 => {
+                return Outcome::pass(expected, format!("{frames} frames decrypted in order"))
+            }
+            other => {
+                return Outcome::error(format!(
+                    "only {frames} frame(s) came before {}: too few to judge",
+                    other.describe()
+                ))
+            }
+        }
+        if frames >= 16 {
+            return Outcome::pass(expected, format!("{frames} frames decrypted in order"));
+        }
     }
 }

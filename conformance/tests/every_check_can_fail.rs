@@ -45,3 +45,17 @@ fn ids_are_unique_and_well_formed() {
     }
     assert!(all.len() >= 40);
 }
+
+#[test]
+fn the_readme_lists_every_check() {
+    let readme = include_str!("../README.md");
+    let missing: Vec<&str> = catalogue()
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| !readme.contains(&format!("`{id}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "conformance/README.md lacks {missing:?} (sv2-probe conformance --list)"
+    );
+}

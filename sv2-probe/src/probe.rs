@@ -8,6 +8,7 @@
 //! Every failure says which step failed, why, and shows the bytes that came.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -21,13 +22,14 @@ use sv2_codec::noise::keys::Sv2Url;
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
 use sv2_codec::Message;
+use sv2_conformance::monitor::check_transcript;
 use sv2_mock::chain::script::read_bip34_height;
 use sv2_mock::chain::target::{difficulty, hashes_per_share};
 use sv2_mock::chain::tx::Transaction;
 use sv2_mock::engine::{
     Backend, CoinbaseParts, Job, MerkleSource, Miner, MinerConfig, Share, Target,
 };
-use sv2_mock::net::{unix_now, Connection, NetError};
+use sv2_mock::net::{unix_now, Connection, Direction, NetError, Transcript};
 use tokio::net::TcpStream;
 
 use crate::Outcome;
@@ -177,7 +179,73 @@ impl AnyJob {
     }
 }
 
+/// Runs every step, then the conformance suite's passive monitor over the frames of the session: a
+/// `monitor` step that fails when the pool broke a per-message rule of the spec (channel_msg bits,
+/// request ids, targets against max_target, job ids, coinbase stripping, share acknowledgements...).
 pub async fn probe(url: &Sv2Url, args: &Args) -> Report {
+    let slot: TranscriptSlot = Arc::default();
+    let mut report = steps(url, args, slot.clone()).await;
+    let transcript = slot.lock().ok().and_then(|mut t| t.take());
+    if let Some(transcript) = transcript {
+        let t = Instant::now();
+        let monitor = check_transcript(&transcript, Direction::Received);
+        let judged: Vec<&str> = monitor.exercised.iter().copied().collect();
+        let data = json!({"rules_judged": judged, "findings": monitor.findings});
+        if monitor.findings.is_empty() {
+            let detail = format!(
+                "{} rules judged over {} frames, no violation",
+                judged.len(),
+                transcript.entries.len()
+            );
+            report.add("monitor", Status::Pass, t, detail, data);
+        } else {
+            let mut detail: Vec<String> = monitor
+                .findings
+                .iter()
+                .take(3)
+                .map(|f| format!("{}: {}", f.rule, f.detail))
+                .collect();
+            if monitor.findings.len() > 3 {
+                detail.push(format!("and {} more", monitor.findings.len() - 3));
+            }
+            report.add("monitor", Status::Fail, t, detail.join("; "), data);
+        }
+    }
+    report
+}
+
+/// Where the session's transcript goes when its connection is dropped.
+type TranscriptSlot = Arc<Mutex<Option<Transcript>>>;
+
+/// The probe's connection: hands its transcript to the slot when dropped, whichever step ends the
+/// probe.
+struct Recorded {
+    conn: Connection<TcpStream>,
+    slot: TranscriptSlot,
+}
+
+impl std::ops::Deref for Recorded {
+    type Target = Connection<TcpStream>;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Recorded {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Some(std::mem::take(&mut self.conn.transcript));
+        }
+    }
+}
+
+async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
     let mut report = Report::default();
     let step_timeout = Duration::from_secs_f64(args.timeout.max(0.1));
 
@@ -223,7 +291,7 @@ pub async fn probe(url: &Sv2Url, args: &Args) -> Report {
         None => InitiatorConfig::unauthenticated(),
     };
     let mut conn = match Connection::initiate_now(stream, config, step_timeout).await {
-        Ok(c) => c,
+        Ok(conn) => Recorded { conn, slot },
         Err(e) => {
             report.add("noise", Status::Fail, t, net_detail(&e), Value::Null);
             return report;

@@ -194,3 +194,40 @@ async fn list_names_every_check_with_section_and_level() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such check"));
 }
+
+/// `sv2-probe probe` runs the conformance monitor over its session: a pool that answers with the wrong
+/// request_id fails the probe's `monitor` step with that rule named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_reports_monitor_findings() {
+    let authority = Keypair::generate().unwrap();
+    let key = authority.public.to_base58();
+    let mut config = PoolServerConfig::new(authority).unwrap();
+    config.pool.faults.wrong_request_id = true;
+    let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
+        .await
+        .unwrap();
+    let url = format!("stratum2+tcp://{}/{key}", pool.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+            .args(["probe", &url, "--json", "--no-share", "--timeout", "1"])
+            .output()
+            .expect("run sv2-probe")
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = report["steps"].as_array().unwrap();
+    let monitor = steps
+        .iter()
+        .find(|s| s["step"] == "monitor")
+        .expect("a monitor step");
+    assert_eq!(monitor["status"], "fail", "{report:#}");
+    let findings = monitor["data"]["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule"] == "monitor.request-id-echo"),
+        "{report:#}"
+    );
+}

@@ -20,7 +20,7 @@ fn the_demo_passes_end_to_end_with_a_validated_block() {
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     assert_eq!(report["ok"], true);
     let steps = report["probe"]["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 8, "{report:#}");
+    assert_eq!(steps.len(), 9, "{report:#}");
     assert!(steps.iter().all(|s| s["status"] == "pass"), "{report:#}");
     let verdicts = report["tp"]["verdicts"].as_array().unwrap();
     assert!(verdicts.iter().any(|v| v["valid"] == true), "{report:#}");

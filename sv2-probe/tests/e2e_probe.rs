@@ -87,9 +87,18 @@ async fn the_probe_passes_every_step_on_the_reference_pool() {
         "first job",
         "coinbase",
         "share",
+        "monitor",
     ] {
         assert_eq!(step(&report, name)["status"], "pass", "{name}: {report:#}");
     }
+    // The conformance monitor judged pool_sv2's frames of the session.
+    assert!(
+        step(&report, "monitor")["data"]["rules_judged"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 5
+    );
     let coinbase = &step(&report, "coinbase")["data"];
     assert_eq!(
         coinbase["height"],

@@ -66,7 +66,7 @@ pub const RULES: &[Check] = &[
     rule!(USED_VERSION, "3.6.2", Must, Some(26), "SetupConnection.Success.used_version lies in the client's [min_version, max_version]"),
     rule!(PRINTABLE_CODES, "3.5", Must, Some(30), "error_code and reason_code strings the server sends contain no control characters"),
     rule!(REQUEST_ID_ECHO, "5.3.3", Must, Some(42), "Open*Channel.Success/.Error echo the request_id of a request in flight, of the same channel kind"),
-    rule!(TARGET_WITHIN_MAX, "5.3.2", Must, Some(40), "a channel's target (Open*.Success, SetTarget) never exceeds the client's max_target"),
+    rule!(TARGET_WITHIN_MAX, "5.3.2", Must, Some(40), "a channel's target (Open*.Success, SetTarget) never exceeds the max_target the client allowed"),
     rule!(EXTRANONCE_SIZE, "5.3.5", Must, Some(43), "extranonce_size >= min_extranonce_size, and extranonce_prefix + extranonce_size fit in 32 bytes"),
     rule!(UNIQUE_CHANNEL_IDS, "5.2", Must, Some(41), "channel ids are unique on a connection and group ids do not collide with channel ids"),
     rule!(FIRST_JOB_FUTURE, "5.3.15", Must, Some(44), "a standard channel's first job is a future NewMiningJob (min_ntime empty), activated by a SetNewPrevHash"),
@@ -273,8 +273,13 @@ impl Monitor {
                 );
             }
             Message::UpdateChannel(m) => {
+                // The most the client ever allowed: a SetTarget may cross a lowering UpdateChannel
+                // in flight (§5.3.7 allows a delay), so only a raise changes what is judged here;
+                // that the server follows a lowering is mining.update-channel-target's business.
                 if let Some(c) = self.channels.get_mut(&m.channel_id) {
-                    c.max_target = m.maximum_target.0;
+                    if !meets_target(&m.maximum_target.0, &c.max_target) {
+                        c.max_target = m.maximum_target.0;
+                    }
                 }
             }
             Message::CloseChannel(m) => {

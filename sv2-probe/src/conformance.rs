@@ -298,6 +298,24 @@ pub fn run_command(
     match report.exit_code() {
         0 => Ok(Outcome::Pass),
         1 => Ok(Outcome::Fail),
-        _ => bail!("nothing could be checked: {}", report::summary(&report)),
+        _ => {
+            let first = report
+                .results
+                .iter()
+                .find(|r| r.outcome.verdict == sv2_conformance::Verdict::Error)
+                .map(|r| r.outcome.observed.clone())
+                .unwrap_or_default();
+            let hint = if first.contains("handshake") && !args.plaintext {
+                " (does the target speak plain frames? try --plaintext)"
+            } else if first.contains("SetupConnection") {
+                " (the target refused a plain Mining SetupConnection)"
+            } else {
+                ""
+            };
+            bail!(
+                "nothing could be checked: {}; first error: {first}{hint}",
+                report::summary(&report)
+            )
+        }
     }
 }

@@ -611,6 +611,12 @@ pub fn setup_connection(
     .into()
 }
 
+/// A message as a whole plain frame; failing to encode is an error outcome.
+pub fn frame_of(message: &Message<'_>) -> Result<Vec<u8>, Outcome> {
+    sv2_codec::to_frame_bytes(message, &[])
+        .map_err(|e| Outcome::error(format!("encoding {}: {e}", message.name())))
+}
+
 /// A STR0_255 from text, cut at 255 bytes.
 pub fn str255(text: &str) -> Str0_255<'static> {
     let bytes = text.as_bytes();

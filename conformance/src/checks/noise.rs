@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use sv2_codec::noise::cert::ValidityPolicy;
 use sv2_codec::noise::{Initiator, InitiatorConfig, ACT2_LEN};
-use sv2_codec::{to_frame_bytes, Frame, Message};
+use sv2_codec::{Frame, Message};
 use sv2_mock::net::{unix_now, Transcript};
 
 use crate::active;
 use crate::check::{Check, Outcome};
-use crate::session::{exchange_raw, setup_connection, Ctx, Incoming, RawEnd, Security};
+use crate::session::{exchange_raw, frame_of, setup_connection, Ctx, Incoming, RawEnd, Security};
 
 pub const CHECKS: &[Check] = &[
     active!("noise.required", "4", Must, Some(13), "a remote upstream requires the Noise handshake: plaintext SetupConnection gets no .Success", required),
@@ -34,9 +34,9 @@ async fn required(ctx: Ctx) -> Outcome {
         Ok(s) => s,
         Err(o) => return o,
     };
-    let frame = match to_frame_bytes(&setup_connection(0, 2, 2, 0), &[]) {
+    let frame = match frame_of(&setup_connection(0, 2, 2, 0)) {
         Ok(f) => f,
-        Err(e) => return Outcome::error(format!("encoding SetupConnection: {e}")),
+        Err(o) => return o,
     };
     let mut transcript = Transcript::default();
     let started = Instant::now();
@@ -182,9 +182,9 @@ async fn mac_failure_closes(ctx: Ctx) -> Outcome {
     };
     // The session has sent nothing yet: a fresh encryptor from the same keys is at nonce 0 too.
     let (mut encryptor, _) = info.established.transport.clone().split();
-    let frame = match to_frame_bytes(&setup_connection(0, 2, 2, 0), &[]) {
+    let frame = match frame_of(&setup_connection(0, 2, 2, 0)) {
         Ok(f) => f,
-        Err(e) => return Outcome::error(format!("encoding SetupConnection: {e}")),
+        Err(o) => return o,
     };
     let mut wire = Vec::new();
     if let Err(e) = encryptor.encrypt_frame(&frame, &mut wire) {

@@ -1,11 +1,11 @@
 //! Connection setup (spec §3.6, CATALOG §F 23-29), and the framing rules (§3.1-3.2, F 4) exercised
 //! through SetupConnection.
 
-use sv2_codec::{to_frame_bytes, Message};
+use sv2_codec::Message;
 
 use crate::active;
 use crate::check::{Check, Outcome};
-use crate::session::{describe, printable, setup_connection, Ctx, Incoming, Session};
+use crate::session::{describe, frame_of, printable, setup_connection, Ctx, Incoming, Session};
 
 pub const CHECKS: &[Check] = &[
     active!("setup.reply", "3.6.1", Must, Some(24), "a valid SetupConnection gets SetupConnection.Success or .Error", reply),
@@ -24,10 +24,6 @@ async fn answer_to(ctx: &Ctx, label: &str, frame: &[u8]) -> Result<(Session, Inc
     s.send_frame(frame, "SetupConnection").await?;
     let incoming = s.recv().await;
     Ok((s, incoming))
-}
-
-fn frame_of(message: &Message<'_>) -> Result<Vec<u8>, Outcome> {
-    to_frame_bytes(message, &[]).map_err(|e| Outcome::error(format!("encoding: {e}")))
 }
 
 async fn reply(ctx: Ctx) -> Outcome {

@@ -7,7 +7,7 @@ pub const FLAGS: &[(&str, &str, &str)] = &[
     ("Typical", "BASIC", "Realistic values, as a pool, proxy, miner, job declarator or template provider would send them."),
     ("Maximal", "EDGE_CASE", "Integers at their maximum, F32 at its largest finite value, BOOL true, OPTION Some; 1-byte-prefixed fields (STR0_255, B0_32, B0_255, SEQ0_255) at their maximum length; 2- and 3-byte-prefixed fields at 256 bytes or elements (the first size that needs the second prefix byte)."),
     ("LargeField", "EDGE_CASE", "A 2- or 3-byte-prefixed field at or past 65535 bytes or elements: B0_64K of 65535 bytes, SEQ0_64K of 65535 elements, a B0_16M element of 65536 bytes."),
-    ("SpecExample", "BASIC", "The bytes of an example printed in the spec or computed in the spec digest (CATALOG §G)."),
+    ("SpecExample", "BASIC", "The bytes of an example printed in the spec or computed in the spec digest (CATALOG §G); hosts in examples are replaced by 127.0.0.1."),
     ("EdgeValue", "EDGE_CASE", "A value at the edge of its type's range."),
     ("OptionNone", "BASIC", "OPTION[T] absent (prefix 0x00)."),
     ("OptionSome", "BASIC", "OPTION[T] present (prefix 0x01, then T)."),

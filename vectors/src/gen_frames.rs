@@ -27,8 +27,9 @@ const COINBASE_SUFFIX: &str =
     "ffffffff0100f2052a010000001600144b7c7e4d0d3cde2d2f6b9a1f9b8e3c2f1a0d4e5f00000000";
 const TX: &str = "0200000001aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa000000006a47304402200102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f2002200102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f200121020102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20ffffffff0100e1f505000000001976a9140102030405060708090a0b0c0d0e0f101112131488ac00000000";
 
-/// The spec's SetupConnection example (CATALOG §G.2).
-const SPEC_SETUP_CONNECTION: &str = "00000052000000020002000600000007302e302e302e30050d074269746d61696e085339692031332e351c62726169696e732d6f732d323031382d30392d32322d312d6861736810736f6d652d6465766963652d75756964";
+/// The spec's SetupConnection example (CATALOG §G.2), with its endpoint_host (the unspecified
+/// address) replaced by 127.0.0.1: vectors and tests name loopback addresses only.
+const SPEC_SETUP_CONNECTION: &str = "000000540000000200020006000000093132372e302e302e31050d074269746d61696e085339692031332e351c62726169696e732d6f732d323031382d30392d32322d312d6861736810736f6d652d6465766963652d75756964";
 /// SubmitSharesStandard(1, 2, 3, 4, 5, 0x20000000). CATALOG §G.2 prints it with one extra `00`
 /// byte before the version (31 bytes for a 30-byte frame): this is the corrected form.
 const SPEC_SUBMIT_SHARES: &str = "00801a180000010000000200000003000000040000000500000000000020";
@@ -456,7 +457,7 @@ pub(crate) fn build_message_files() -> R<Vec<(&'static str, VectorFile)>> {
             let spec = hex::decode(SPEC_SETUP_CONNECTION).map_err(gen_err)?;
             let ours = frame_of(
                 &json!({"message": "SetupConnection", "protocol": 0, "min_version": 2, "max_version": 2, "flags": 6,
-                "endpoint_host": "0.0.0.0", "endpoint_port": 3333, "vendor": "Bitmain", "hardware_version": "S9i 13.5",
+                "endpoint_host": "127.0.0.1", "endpoint_port": 3333, "vendor": "Bitmain", "hardware_version": "S9i 13.5",
                 "firmware": "braiins-os-2018-09-22-1-hash", "device_id": "some-device-uuid"}),
             )?;
             if ours != spec {
@@ -466,7 +467,7 @@ pub(crate) fn build_message_files() -> R<Vec<(&'static str, VectorFile)>> {
             }
             g.valid(
                 &["SpecExample"],
-                "the SetupConnection example of CATALOG §G.2",
+                "the SetupConnection example of CATALOG §G.2, its endpoint_host the unspecified address replaced by 127.0.0.1",
                 &spec,
             )?;
             let base = typical_of(find("SetupConnection", None)?)?;

@@ -36,6 +36,14 @@ async fn bind() -> (TcpListener, String) {
     (listener, addr)
 }
 
+/// Connects to `addr` and runs the initiator handshake with `config` within `timeout`, which must fail.
+async fn initiate_err(addr: &str, config: InitiatorConfig, timeout: Duration) -> NetError {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    Connection::initiate(stream, config, unix_now(), timeout)
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn noise_both_ways_with_transcripts() {
     let (listener, addr) = bind().await;
@@ -126,10 +134,7 @@ async fn a_certificate_from_another_authority_fails_act_2() {
         let _ = Connection::respond(stream, responder_config(), LONG).await;
     });
     let other = Keypair::from_secret(SecretKey::from_bytes([0x33; 32]).unwrap());
-    let stream = TcpStream::connect(&addr).await.unwrap();
-    let err = Connection::initiate(stream, InitiatorConfig::new(other.public), unix_now(), LONG)
-        .await
-        .unwrap_err();
+    let err = initiate_err(&addr, InitiatorConfig::new(other.public), LONG).await;
     assert!(
         matches!(
             err,
@@ -152,15 +157,7 @@ async fn silence_and_short_answers_are_timeouts_or_closes_named_by_step() {
         let _ = stream.read_exact(&mut sink).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
     });
-    let stream = TcpStream::connect(&addr).await.unwrap();
-    let err = Connection::initiate(
-        stream,
-        InitiatorConfig::unauthenticated(),
-        unix_now(),
-        SHORT,
-    )
-    .await
-    .unwrap_err();
+    let err = initiate_err(&addr, InitiatorConfig::unauthenticated(), SHORT).await;
     assert!(
         matches!(
             err,
@@ -181,10 +178,7 @@ async fn silence_and_short_answers_are_timeouts_or_closes_named_by_step() {
         stream.read_exact(&mut act1).await.unwrap();
         stream.write_all(&[0u8; 100]).await.unwrap();
     });
-    let stream = TcpStream::connect(&addr).await.unwrap();
-    let err = Connection::initiate(stream, InitiatorConfig::unauthenticated(), unix_now(), LONG)
-        .await
-        .unwrap_err();
+    let err = initiate_err(&addr, InitiatorConfig::unauthenticated(), LONG).await;
     assert!(
         matches!(
             err,
@@ -204,10 +198,7 @@ async fn silence_and_short_answers_are_timeouts_or_closes_named_by_step() {
         stream.write_all(&[0xa5; 234]).await.unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
     });
-    let stream = TcpStream::connect(&addr).await.unwrap();
-    let err = Connection::initiate(stream, InitiatorConfig::unauthenticated(), unix_now(), LONG)
-        .await
-        .unwrap_err();
+    let err = initiate_err(&addr, InitiatorConfig::unauthenticated(), LONG).await;
     assert!(
         matches!(
             err,

@@ -1064,25 +1064,10 @@ fn new_blocks_and_updates_reach_every_channel_without_reusing_job_ids() {
 #[test]
 fn a_channel_opened_while_a_future_job_waits_gets_it_before_the_prev_hash() {
     // Hand-fed templates: a future template first, the channel opens, then its prev hash.
-    let mut tp = TemplateProvider::new(
-        TpConfig {
-            nbits: HARD_NBITS,
-            ..TpConfig::default()
-        },
-        NOW,
-    );
-    let mut pool = Pool::new(
-        PoolConfig {
-            template_source: TemplateSource::Upstream {
-                endpoint_host: "tp".into(),
-                endpoint_port: 1,
-            },
-            ..PoolConfig::default()
-        },
-        NOW,
-    )
-    .unwrap();
-    let (template, prev) = feed_tp(&mut tp, &mut pool);
+    let (_tp, mut pool, template, prev) = hand_fed(TpConfig {
+        nbits: HARD_NBITS,
+        ..TpConfig::default()
+    });
     assert!(pool.handle_template(&template.into(), NOW).is_empty());
     let mut c = Client::connect(&mut pool, 0);
     let ch = c.open(&mut pool, open_extended(1, ANY, 0));
@@ -1098,6 +1083,32 @@ fn a_channel_opened_while_a_future_job_waits_gets_it_before_the_prev_hash() {
     let s = c.good(ch2, &[]);
     let msgs = c.follow(&pool.handle(c.session, &s.standard(), NOW));
     assert!(error_code(&msgs).is_none(), "{msgs:?}");
+}
+
+/// A TP with `tp_config` and a pool whose templates come from upstream, joined by hand ([`feed_tp`]);
+/// returns both, and the first template and prev hash.
+fn hand_fed(
+    tp_config: TpConfig,
+) -> (
+    TemplateProvider,
+    Pool,
+    NewTemplate<'static>,
+    SetNewPrevHashTdp,
+) {
+    let mut tp = TemplateProvider::new(tp_config, NOW);
+    let mut pool = Pool::new(
+        PoolConfig {
+            template_source: TemplateSource::Upstream {
+                endpoint_host: "tp".into(),
+                endpoint_port: 1,
+            },
+            ..PoolConfig::default()
+        },
+        NOW,
+    )
+    .unwrap();
+    let (template, prev) = feed_tp(&mut tp, &mut pool);
+    (tp, pool, template, prev)
 }
 
 /// Sets up a hand-driven TP session and the pool's upstream; returns the first template and prev hash.
@@ -1744,25 +1755,10 @@ fn blocks_through_standard_and_extended_channels_are_valid_for_the_tp_and_rust_b
 fn a_block_goes_upstream_and_a_separate_tp_accepts_it() {
     // A pool fed by hand from a TP it does not own: SubmitSolution is an upstream message, checked
     // here with tp::solution::check against the template the pool used.
-    let mut tp = TemplateProvider::new(
-        TpConfig {
-            advance_on_block: false,
-            ..TpConfig::default()
-        },
-        NOW,
-    );
-    let mut pool = Pool::new(
-        PoolConfig {
-            template_source: TemplateSource::Upstream {
-                endpoint_host: "tp".into(),
-                endpoint_port: 1,
-            },
-            ..PoolConfig::default()
-        },
-        NOW,
-    )
-    .unwrap();
-    let (template, prev) = feed_tp(&mut tp, &mut pool);
+    let (tp, mut pool, template, prev) = hand_fed(TpConfig {
+        advance_on_block: false,
+        ..TpConfig::default()
+    });
     pool.handle_template(&template.into(), NOW);
     pool.handle_template(&prev.clone().into(), NOW);
     let mut c = Client::connect(&mut pool, REQUIRES_STANDARD_JOBS);
@@ -1800,25 +1796,10 @@ fn a_block_goes_upstream_and_a_separate_tp_accepts_it() {
 
 #[test]
 fn unusable_templates_and_unknown_prev_hashes_are_reported_not_fatal() {
-    let mut tp = TemplateProvider::new(
-        TpConfig {
-            nbits: HARD_NBITS,
-            ..TpConfig::default()
-        },
-        NOW,
-    );
-    let mut pool = Pool::new(
-        PoolConfig {
-            template_source: TemplateSource::Upstream {
-                endpoint_host: "tp".into(),
-                endpoint_port: 1,
-            },
-            ..PoolConfig::default()
-        },
-        NOW,
-    )
-    .unwrap();
-    let (template, prev) = feed_tp(&mut tp, &mut pool);
+    let (_tp, mut pool, template, prev) = hand_fed(TpConfig {
+        nbits: HARD_NBITS,
+        ..TpConfig::default()
+    });
     let mut c = Client::connect(&mut pool, 0);
     let ch = c.open(&mut pool, open_standard(1, ANY));
     assert!(c.chan(ch).jobs.is_empty(), "no template yet");

@@ -7,23 +7,27 @@
 //! published on a watch channel, events on an unbounded channel. A shutdown signal closes the channel
 //! (CloseChannel) and stops the engine. Every step has a deadline, and failures name their step.
 //!
-//! [`EngineRunner`] (the engine, the bridge and the hashrate meter) is shared with the SV1 driver.
+//! [`EngineRunner`] (the engine, the bridge and the hashrate meter), the handle and the rest of the
+//! plumbing are shared with the SV1 driver ([`super::runner`]).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sv2_codec::noise::keys::AuthorityPublicKey;
 use sv2_codec::noise::InitiatorConfig;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::JoinError;
 
-use super::stats::{HashrateMeter, MinerStats};
-use super::{ConfigError, Counters, Device, DeviceConfig, Event, Output, Phase};
-use crate::engine::{Job, JobError, Miner, MinerConfig, Share, Unsupported};
+use super::runner::{
+    publish_final, publish_stats, spawn_driver, stats_ticker, tcp_connect, EventLog, MinerHandle,
+    TaskReport, TcpConnectError,
+};
+use super::stats::MinerStats;
+use super::{ConfigError, Device, DeviceConfig, Event, Output, Phase};
+use crate::engine::{MinerConfig, Share, Unsupported};
 use crate::net::{unix_now, Connection, NetError, Transcript};
+
+pub use super::runner::{EngineError, EngineRunner};
 
 /// How the connection is protected.
 #[derive(Debug, Clone)]
@@ -151,30 +155,9 @@ pub struct DeviceReport {
     pub transcript: Transcript,
 }
 
-/// A running device.
-#[derive(Debug)]
-pub struct DeviceHandle {
-    /// Live stats.
-    pub stats: watch::Receiver<MinerStats>,
-    /// Every event, as it happens.
-    pub events: mpsc::UnboundedReceiver<Event>,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<DeviceReport>,
-}
-
-impl DeviceHandle {
-    /// Asks the device to close its channel and stop.
-    pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
-    }
-
-    /// Waits for the run to end.
-    pub async fn join(self) -> DeviceReport {
-        let DeviceHandle { task, shutdown, .. } = self;
-        // Keep the sender alive until the task ends: dropping it means "shut down".
-        let report = task.await;
-        drop(shutdown);
-        report.unwrap_or_else(|e| DeviceReport {
+impl TaskReport for DeviceReport {
+    fn task_failed(e: JoinError) -> Self {
+        DeviceReport {
             outcome: Err(DriverError::Net(NetError::Io {
                 step: "driver task",
                 source: std::io::Error::other(e.to_string()),
@@ -182,28 +165,17 @@ impl DeviceHandle {
             stats: MinerStats::default(),
             events: Vec::new(),
             transcript: Transcript::default(),
-        })
-    }
-
-    /// [`DeviceHandle::shutdown`], then [`DeviceHandle::join`].
-    pub async fn stop(self) -> DeviceReport {
-        self.shutdown();
-        self.join().await
+        }
     }
 }
 
+/// A running device: live stats, every event as it happens, and shutdown ([`MinerHandle::shutdown`]
+/// closes the channel first).
+pub type DeviceHandle = MinerHandle<Event, DeviceReport>;
+
 /// Starts the device on the current tokio runtime.
 pub fn spawn(config: DeviceDriverConfig) -> DeviceHandle {
-    let (stats_tx, stats) = watch::channel(MinerStats::default());
-    let (events_tx, events) = mpsc::unbounded_channel();
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(run(config, stats_tx, Some(events_tx), shutdown_rx));
-    DeviceHandle {
-        stats,
-        events,
-        shutdown,
-        task,
-    }
+    spawn_driver(|stats, events, shutdown| run(config, stats, events, shutdown))
 }
 
 /// Connects to `address` within `timeout` and runs the handshake (or none).
@@ -212,22 +184,18 @@ pub async fn connect(
     security: &Security,
     timeouts: &Timeouts,
 ) -> Result<Connection<TcpStream>, DriverError> {
-    let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(address)).await {
-        Err(_) => {
-            return Err(DriverError::ConnectTimeout {
+    let stream = tcp_connect(address, timeouts.connect)
+        .await
+        .map_err(|e| match e {
+            TcpConnectError::Timeout => DriverError::ConnectTimeout {
                 address: address.to_owned(),
                 after: timeouts.connect,
-            })
-        }
-        Ok(Err(source)) => {
-            return Err(DriverError::Connect {
+            },
+            TcpConnectError::Io(source) => DriverError::Connect {
                 address: address.to_owned(),
                 source,
-            })
-        }
-        Ok(Ok(stream)) => stream,
-    };
-    let _ = stream.set_nodelay(true);
+            },
+        })?;
     Ok(match security {
         Security::Plaintext => Connection::plaintext(stream),
         Security::Noise { authority } => {
@@ -238,162 +206,6 @@ pub async fn connect(
             Connection::initiate(stream, config, unix_now(), timeouts.handshake).await?
         }
     })
-}
-
-/// Why the engine could not take a job.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Unsupported(#[from] Unsupported),
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error("cannot start the share bridge thread: {0}")]
-    Spawn(#[source] std::io::Error),
-}
-
-/// The engine, its share bridge and hashrate meter, started on the first work.
-#[derive(Debug)]
-pub struct EngineRunner {
-    config: MinerConfig,
-    max_per_second: u32,
-    miner: Option<Miner>,
-    shares_tx: mpsc::UnboundedSender<Share>,
-    rate_dropped: Arc<AtomicU64>,
-    meter: HashrateMeter,
-    started: bool,
-}
-
-impl EngineRunner {
-    /// An engine not started yet; found shares will arrive on the returned receiver.
-    pub fn new(
-        config: MinerConfig,
-        max_per_second: u32,
-    ) -> (EngineRunner, mpsc::UnboundedReceiver<Share>) {
-        let (shares_tx, shares_rx) = mpsc::unbounded_channel();
-        (
-            EngineRunner {
-                config,
-                max_per_second,
-                miner: None,
-                shares_tx,
-                rate_dropped: Arc::new(AtomicU64::new(0)),
-                meter: HashrateMeter::new(Instant::now()),
-                started: false,
-            },
-            shares_rx,
-        )
-    }
-
-    /// Checks that the backend runs here (before connecting).
-    pub fn check(&self) -> Result<(), Unsupported> {
-        self.config.backend.hasher().map(|_| ())
-    }
-
-    /// Mines `job` (starting the threads on first use).
-    pub fn replace_job(&mut self, job: Job) -> Result<(), EngineError> {
-        if self.miner.is_none() {
-            let (miner, rx) = Miner::start(self.config)?;
-            let tx = self.shares_tx.clone();
-            let max = self.max_per_second.max(1);
-            let dropped = Arc::clone(&self.rate_dropped);
-            std::thread::Builder::new()
-                .name("sv2-miner-shares".into())
-                .spawn(move || bridge(rx, tx, max, dropped))
-                .map_err(EngineError::Spawn)?;
-            self.miner = Some(miner);
-            if !self.started {
-                self.meter = HashrateMeter::new(Instant::now());
-                self.started = true;
-            }
-        }
-        match &self.miner {
-            Some(miner) => Ok(miner.replace_job(job)?),
-            None => Ok(()),
-        }
-    }
-
-    /// Stops hashing until the next job.
-    pub fn clear_job(&self) {
-        if let Some(miner) = &self.miner {
-            miner.clear_job();
-        }
-    }
-
-    /// Hashes so far.
-    pub fn hashes(&self) -> u64 {
-        self.miner.as_ref().map_or(0, Miner::hashes)
-    }
-
-    /// Shares the bridge dropped over the rate cap.
-    pub fn rate_dropped(&self) -> u64 {
-        self.rate_dropped.load(Ordering::Relaxed)
-    }
-
-    /// `(hashes, MH/s recent, MH/s average)` now.
-    pub fn sample(&mut self, now: Instant) -> (u64, f64, f64) {
-        let hashes = self.hashes();
-        let (recent, average) = self.meter.sample(hashes, now);
-        (hashes, recent, average)
-    }
-
-    /// Stops and joins the engine's threads (on a blocking thread).
-    pub async fn stop(mut self) {
-        if let Some(miner) = self.miner.take() {
-            let _ = tokio::task::spawn_blocking(move || miner.stop()).await;
-        }
-    }
-}
-
-/// Forwards shares from the engine's threads to the async side, at most `max` per second.
-fn bridge(
-    rx: std::sync::mpsc::Receiver<Share>,
-    tx: mpsc::UnboundedSender<Share>,
-    max: u32,
-    dropped: Arc<AtomicU64>,
-) {
-    let mut window = Instant::now();
-    let mut sent = 0u32;
-    // Ends when the engine stops (its threads drop their senders).
-    while let Ok(share) = rx.recv() {
-        let now = Instant::now();
-        if now.duration_since(window) >= Duration::from_secs(1) {
-            window = now;
-            sent = 0;
-        }
-        if sent < max {
-            sent += 1;
-            if tx.send(share).is_err() {
-                break;
-            }
-        } else {
-            dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Recent events, bounded.
-#[derive(Debug)]
-pub(crate) struct EventLog<E> {
-    started: Instant,
-    limit: usize,
-    pub(crate) entries: VecDeque<(Duration, E)>,
-}
-
-impl<E> EventLog<E> {
-    pub(crate) fn new(started: Instant, limit: usize) -> Self {
-        EventLog {
-            started,
-            limit: limit.max(1),
-            entries: VecDeque::new(),
-        }
-    }
-
-    pub(crate) fn push(&mut self, event: E) {
-        if self.entries.len() >= self.limit {
-            self.entries.pop_front();
-        }
-        self.entries.push_back((self.started.elapsed(), event));
-    }
 }
 
 fn step_of(phase: Phase, t: &Timeouts) -> (&'static str, Duration) {
@@ -428,9 +240,7 @@ pub async fn run(
         started,
     )
     .await;
-    last.connected = false;
-    last.elapsed = started.elapsed();
-    let _ = stats.send(last.clone());
+    publish_final(&stats, &mut last, started);
     DeviceReport {
         outcome,
         stats: last,
@@ -497,8 +307,7 @@ async fn drive(
     let mut phase = device.phase();
     let (mut step, wait) = step_of(phase, &t);
     let mut deadline = tokio::time::Instant::now() + wait;
-    let mut ticker = tokio::time::interval(config.stats_interval.max(Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = stats_ticker(config.stats_interval);
     loop {
         if *shutdown.borrow() {
             let outputs = device.close("shutdown");
@@ -518,7 +327,7 @@ async fn drive(
                 }
                 Err(NetError::Decode { source, .. }) => {
                     let event = Event::Unexpected { message: format!("undecodable frame: {source}") };
-                    report(events, log, event);
+                    log.report(events, event);
                     Vec::new()
                 }
                 Err(e) => return Err(e.into()),
@@ -556,13 +365,6 @@ async fn drive(
     }
 }
 
-fn report(events: Option<&mpsc::UnboundedSender<Event>>, log: &mut EventLog<Event>, event: Event) {
-    if let Some(tx) = events {
-        let _ = tx.send(event.clone());
-    }
-    log.push(event);
-}
-
 /// Carries out the core's outputs; `Some` when the run ends.
 async fn apply(
     outputs: Vec<Output>,
@@ -578,9 +380,8 @@ async fn apply(
             Output::Send(message) => conn.send(&message).await?,
             Output::Work(work) => {
                 if let Err(e) = engine.replace_job(work.job) {
-                    report(
+                    log.report(
                         events,
-                        log,
                         Event::CannotMine {
                             job_id: work.job_id,
                             reason: e.to_string(),
@@ -596,12 +397,12 @@ async fn apply(
                             flags: *flags,
                             error_code: error_code.clone(),
                         };
-                        report(events, log, event);
+                        log.report(events, event);
                         return Err(error);
                     }
                     Event::ChannelRefused { error_code, .. } => {
                         let error = DriverError::ChannelRefused(error_code.clone());
-                        report(events, log, event);
+                        log.report(events, event);
                         return Err(error);
                     }
                     Event::ChannelClosed { reason_code } => {
@@ -617,7 +418,7 @@ async fn apply(
                     }
                     _ => {}
                 }
-                report(events, log, event);
+                log.report(events, event);
             }
         }
     }
@@ -655,37 +456,4 @@ fn publish(
         started,
         sample,
     );
-}
-
-/// Folds a core's counters and the engine's hash rate (when `sample`) into `last` and publishes it.
-/// Shared by the SV2 device and SV1 drivers.
-pub(crate) fn publish_stats(
-    c: Counters,
-    connected: bool,
-    engine: &mut EngineRunner,
-    stats: &watch::Sender<MinerStats>,
-    last: &mut MinerStats,
-    started: Instant,
-    sample: bool,
-) {
-    if sample {
-        let (hashes, recent, average) = engine.sample(Instant::now());
-        last.hashes = hashes;
-        last.mhs = recent;
-        last.mhs_average = average;
-    }
-    *last = MinerStats {
-        connected,
-        elapsed: started.elapsed(),
-        jobs: c.jobs,
-        found: c.found + engine.rate_dropped(),
-        submitted: c.submitted,
-        accepted: c.accepted,
-        rejected: c.rejected,
-        dropped: c.dropped + engine.rate_dropped(),
-        blocks: c.blocks,
-        violations: c.violations,
-        ..last.clone()
-    };
-    let _ = stats.send(last.clone());
 }

@@ -30,6 +30,7 @@
 pub mod check;
 pub mod driver;
 pub mod events;
+pub mod runner;
 pub mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -51,20 +52,13 @@ use crate::engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target}
 
 pub use events::{Event, Level, ShareProblem, Violation};
 
-/// The Mining protocol number in SetupConnection.
-pub const PROTOCOL_MINING: u8 = 0;
-/// SetupConnection.flags bit 0 (Mining).
-pub const REQUIRES_STANDARD_JOBS: u32 = 1 << 0;
-/// SetupConnection.flags bit 1 (Mining).
-pub const REQUIRES_WORK_SELECTION: u32 = 1 << 1;
-/// SetupConnection.flags bit 2 (Mining).
-pub const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
-/// SetupConnection.Success.flags bit 0 (Mining).
-pub const REQUIRES_FIXED_VERSION: u32 = 1 << 0;
-/// SetupConnection.Success.flags bit 1 (Mining).
-pub const REQUIRES_EXTENDED_CHANNELS: u32 = 1 << 1;
 /// BIP323's general-purpose version bits (5..=28), the bits §5.1 lets a miner roll.
 pub use crate::engine::BIP323_VERSION_MASK;
+/// The Mining protocol number and SetupConnection flag bits, defined once with the pool.
+pub use crate::pool::{
+    PROTOCOL_MINING, REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
+    REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
+};
 
 /// Shares sent and not yet acknowledged that the device remembers (oldest forgotten first).
 const MAX_OUTSTANDING: usize = 1 << 16;

@@ -1,11 +1,14 @@
 //! One served connection of a mock role, after its handshake: decoded messages go to the role's core,
 //! what the core sends comes back through a queue, and the loop ends on a close command, a closed queue,
-//! a read error or shutdown. Shared by the TP and pool drivers.
+//! a read error or shutdown. Shared by the TP and pool drivers, with [`handshake`], which makes an
+//! accepted stream a connection.
 
 use std::time::Duration;
 
+use sv2_codec::noise::ResponderConfig;
 use sv2_codec::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::{Connection, NetError};
@@ -20,11 +23,25 @@ pub enum Command {
 }
 
 /// How long a served connection may stay silent (cores close idle sessions; this only bounds a read).
-const READ_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Transcript entries kept per served connection: the drivers do not read them, so they are cut back
 /// rather than left to grow for the life of the connection.
-const TRANSCRIPT_KEEP: usize = 256;
+pub(crate) const TRANSCRIPT_KEEP: usize = 256;
+
+/// An accepted stream made a connection: the Noise responder handshake within `timeout` with
+/// `responder`, or plaintext when there is none.
+pub async fn handshake(
+    stream: TcpStream,
+    responder: Option<ResponderConfig>,
+    timeout: Duration,
+) -> Result<Connection<TcpStream>, NetError> {
+    let _ = stream.set_nodelay(true);
+    Ok(match responder {
+        Some(config) => Connection::respond(stream, config, timeout).await?,
+        None => Connection::plaintext(stream),
+    })
+}
 
 /// Runs `conn` until it ends. Each decoded message goes to `on_message`; a frame that does not decode
 /// is reported through `note` and skipped (the session goes on); `label` prefixes the notes.

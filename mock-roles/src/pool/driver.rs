@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{ConfigError, Output, Pool, PoolConfig, PoolStats, SessionId, TemplateSource};
-use crate::net::served::{self, Command};
+use crate::net::served::{self, Command, READ_TIMEOUT, TRANSCRIPT_KEEP};
 use crate::net::{unix_now, Connection, NetError};
 
 /// The pool's Noise identity: the authority that signs its certificate, and its static key.
@@ -469,12 +469,6 @@ pub async fn serve(
     })
 }
 
-/// How long a connection may stay silent (the core closes idle ones; this only bounds a read).
-const READ_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-/// Transcript entries kept per connection (the driver does not need them; they only grow).
-const TRANSCRIPT_KEEP: usize = 256;
-
 async fn session(
     stream: TcpStream,
     responder: Option<ResponderConfig>,
@@ -482,11 +476,7 @@ async fn session(
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NetError> {
-    let _ = stream.set_nodelay(true);
-    let mut conn = match responder {
-        Some(config) => Connection::respond(stream, config, handshake_timeout).await?,
-        None => Connection::plaintext(stream),
-    };
+    let mut conn = served::handshake(stream, responder, handshake_timeout).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let id = {
         let mut core = lock(&shared.core);

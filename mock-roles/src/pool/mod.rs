@@ -458,6 +458,32 @@ impl Session {
         }
     }
 
+    /// A fresh job id for `template_id`, recorded with its template.
+    fn new_job(
+        &mut self,
+        template_id: u64,
+        template: &Arc<PoolTemplate>,
+        faults: &PoolFaults,
+    ) -> u32 {
+        let job_id = self.alloc_job_id(faults);
+        self.jobs.insert(job_id, template.clone());
+        self.template_jobs.insert(template_id, job_id);
+        job_id
+    }
+
+    /// The job id this session already has for `template_id`, or a fresh one ([`Session::new_job`]).
+    fn job_for(
+        &mut self,
+        template_id: u64,
+        template: &Arc<PoolTemplate>,
+        faults: &PoolFaults,
+    ) -> u32 {
+        match self.template_jobs.get(&template_id) {
+            Some(&job_id) => job_id,
+            None => self.new_job(template_id, template, faults),
+        }
+    }
+
     fn broadcasts(&self, config: &PoolConfig) -> bool {
         config.group_jobs
             && (self.flags & REQUIRES_STANDARD_JOBS == 0 || config.faults.extended_jobs_to_standard)
@@ -943,9 +969,7 @@ impl Pool {
             if session.state != SessionState::Ready || session.channels.is_empty() {
                 continue;
             }
-            let job_id = session.alloc_job_id(&config.faults);
-            session.jobs.insert(job_id, template.clone());
-            session.template_jobs.insert(id, job_id);
+            let job_id = session.new_job(id, &template, &config.faults);
             for dest in session.destinations(config) {
                 deliver(
                     session, *sid, dest, job_id, &template, min_ntime, config, &mut out,
@@ -996,15 +1020,7 @@ impl Pool {
             if session.state != SessionState::Ready || session.channels.is_empty() {
                 continue;
             }
-            let job_id = match session.template_jobs.get(&p.template_id) {
-                Some(&job_id) => job_id,
-                None => {
-                    let job_id = session.alloc_job_id(&config.faults);
-                    session.jobs.insert(job_id, template.clone());
-                    session.template_jobs.insert(p.template_id, job_id);
-                    job_id
-                }
-            };
+            let job_id = session.job_for(p.template_id, &template, &config.faults);
             for dest in session.destinations(config) {
                 // Every addressee must have been sent the job: deliver it (as a future job) to
                 // whoever lacks it, individually.
@@ -1422,15 +1438,7 @@ impl Pool {
         {
             if let Some(entry) = self.templates.get(&current) {
                 let template = entry.template.clone();
-                let job_id = match session.template_jobs.get(&current) {
-                    Some(&j) => j,
-                    None => {
-                        let j = session.alloc_job_id(&config.faults);
-                        session.jobs.insert(j, template.clone());
-                        session.template_jobs.insert(current, j);
-                        j
-                    }
-                };
+                let job_id = session.job_for(current, &template, &config.faults);
                 deliver(
                     session, sid, dest, job_id, &template, None, config, &mut out,
                 );
@@ -1445,15 +1453,7 @@ impl Pool {
             .map(|(id, e)| (*id, e.template.clone()))
             .collect();
         for (template_id, template) in pending {
-            let job_id = match session.template_jobs.get(&template_id) {
-                Some(&j) => j,
-                None => {
-                    let j = session.alloc_job_id(&config.faults);
-                    session.jobs.insert(j, template.clone());
-                    session.template_jobs.insert(template_id, j);
-                    j
-                }
-            };
+            let job_id = session.job_for(template_id, &template, &config.faults);
             deliver(
                 session, sid, dest, job_id, &template, None, config, &mut out,
             );

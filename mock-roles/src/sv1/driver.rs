@@ -1,8 +1,9 @@
 //! The SV1 miner on the network: a tokio task around the [`Sv1Client`] core and the engine.
 //!
 //! Plain TCP, newline-delimited JSON (lines longer than [`MAX_LINE`] end the session). The engine
-//! runs on its own threads ([`EngineRunner`], shared with the SV2 device driver); found shares come
-//! back through a rate-capped bridge. Stats are published on a watch channel, events on an unbounded
+//! runs on its own threads ([`EngineRunner`], shared with the SV2 device driver, as are the handle
+//! and the rest of the plumbing in [`crate::miner::runner`]); found shares come back through a
+//! rate-capped bridge. Stats are published on a watch channel, events on an unbounded
 //! channel; every line in both directions is kept in a bounded transcript. Each step has a deadline
 //! and failures name their step.
 
@@ -12,12 +13,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::JoinError;
 
 use super::json::MAX_LINE;
 use super::{Output, Phase, Sv1Client, Sv1Config, Sv1Event};
 use crate::engine::{MinerConfig, Share, Unsupported};
-use crate::miner::driver::{publish_stats, EngineRunner, EventLog};
+use crate::miner::runner::{
+    publish_final, publish_stats, spawn_driver, stats_ticker, tcp_connect, EngineRunner, EventLog,
+    MinerHandle, TaskReport, TcpConnectError,
+};
 use crate::miner::stats::MinerStats;
 use crate::net::Direction;
 
@@ -139,25 +143,9 @@ pub struct Sv1Report {
     pub transcript: Vec<Sv1Line>,
 }
 
-/// A running SV1 miner.
-#[derive(Debug)]
-pub struct Sv1Handle {
-    pub stats: watch::Receiver<MinerStats>,
-    pub events: mpsc::UnboundedReceiver<Sv1Event>,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<Sv1Report>,
-}
-
-impl Sv1Handle {
-    pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
-    }
-
-    pub async fn join(self) -> Sv1Report {
-        let Sv1Handle { task, shutdown, .. } = self;
-        let report = task.await;
-        drop(shutdown);
-        report.unwrap_or_else(|e| Sv1Report {
+impl TaskReport for Sv1Report {
+    fn task_failed(e: JoinError) -> Self {
+        Sv1Report {
             outcome: Err(Sv1DriverError::Io {
                 step: "driver task",
                 source: std::io::Error::other(e.to_string()),
@@ -165,27 +153,16 @@ impl Sv1Handle {
             stats: MinerStats::default(),
             events: Vec::new(),
             transcript: Vec::new(),
-        })
-    }
-
-    pub async fn stop(self) -> Sv1Report {
-        self.shutdown();
-        self.join().await
+        }
     }
 }
 
+/// A running SV1 miner.
+pub type Sv1Handle = MinerHandle<Sv1Event, Sv1Report>;
+
 /// Starts the SV1 miner on the current tokio runtime.
 pub fn spawn(config: Sv1DriverConfig) -> Sv1Handle {
-    let (stats_tx, stats) = watch::channel(MinerStats::default());
-    let (events_tx, events) = mpsc::unbounded_channel();
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(run(config, stats_tx, Some(events_tx), shutdown_rx));
-    Sv1Handle {
-        stats,
-        events,
-        shutdown,
-        task,
-    }
+    spawn_driver(|stats, events, shutdown| run(config, stats, events, shutdown))
 }
 
 /// A TCP stream split into lines, with a bounded transcript.
@@ -315,9 +292,7 @@ pub async fn run(
         },
     };
     engine.stop().await;
-    last.connected = false;
-    last.elapsed = started.elapsed();
-    let _ = stats.send(last.clone());
+    publish_final(&stats, &mut last, started);
     Sv1Report {
         outcome,
         stats: last,
@@ -329,20 +304,16 @@ pub async fn run(
 async fn connect(config: &Sv1DriverConfig) -> Result<TcpStream, Sv1DriverError> {
     let address = &config.address;
     let after = config.timeouts.connect;
-    match tokio::time::timeout(after, TcpStream::connect(address)).await {
-        Err(_) => Err(Sv1DriverError::ConnectTimeout {
+    tcp_connect(address, after).await.map_err(|e| match e {
+        TcpConnectError::Timeout => Sv1DriverError::ConnectTimeout {
             address: address.clone(),
             after,
-        }),
-        Ok(Err(source)) => Err(Sv1DriverError::Connect {
+        },
+        TcpConnectError::Io(source) => Sv1DriverError::Connect {
             address: address.clone(),
             source,
-        }),
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-    }
+        },
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -367,8 +338,7 @@ async fn drive(
     let mut phase = client.phase();
     let (mut step, wait) = step_of(phase, &t);
     let mut deadline = tokio::time::Instant::now() + wait;
-    let mut ticker = tokio::time::interval(config.stats_interval.max(Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = stats_ticker(config.stats_interval);
     loop {
         if *shutdown.borrow() {
             engine.clear_job();
@@ -411,17 +381,6 @@ async fn drive(
     }
 }
 
-fn report(
-    events: Option<&mpsc::UnboundedSender<Sv1Event>>,
-    log: &mut EventLog<Sv1Event>,
-    event: Sv1Event,
-) {
-    if let Some(tx) = events {
-        let _ = tx.send(event.clone());
-    }
-    log.push(event);
-}
-
 async fn apply(
     outputs: Vec<Output>,
     engine: &mut EngineRunner,
@@ -435,9 +394,8 @@ async fn apply(
             Output::Send(message) => lines.send(message.to_line()).await?,
             Output::Work(work) => {
                 if let Err(e) = engine.replace_job(work.job) {
-                    report(
+                    log.report(
                         events,
-                        log,
                         Sv1Event::CannotMine {
                             job_id: work.job_id,
                             reason: e.to_string(),
@@ -463,7 +421,7 @@ async fn apply(
                     }
                     _ => None,
                 };
-                report(events, log, event);
+                log.report(events, event);
                 if let Some(error) = failure {
                     return Err(error);
                 }

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::{Output, SessionId, SolutionVerdict, TemplateProvider, TpConfig};
 use crate::net::served::{self, Command};
-use crate::net::{unix_now, Connection, NetError};
+use crate::net::{unix_now, NetError};
 
 /// How the mock TP listens.
 #[derive(Debug, Clone)]
@@ -248,11 +248,7 @@ async fn session(
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NetError> {
-    let _ = stream.set_nodelay(true);
-    let mut conn = match responder {
-        Some(config) => Connection::respond(stream, config, handshake_timeout).await?,
-        None => Connection::plaintext(stream),
-    };
+    let mut conn = served::handshake(stream, responder, handshake_timeout).await?;
     let id = shared.core().open_session();
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared

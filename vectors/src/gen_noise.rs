@@ -46,7 +46,7 @@ pub(crate) const SKEW: u32 = 10;
 /// One handshake scenario.
 struct Scenario<'a> {
     label: &'a str,
-    comment: String,
+    comment: &'a str,
     flags: &'a [&'a str],
     result: Outcome,
     /// Key labels: initiator ephemeral, responder ephemeral, responder static, its aux.
@@ -68,10 +68,10 @@ struct Scenario<'a> {
 }
 
 impl<'a> Scenario<'a> {
-    fn new(label: &'a str, comment: &str, flags: &'a [&'a str], result: Outcome) -> Self {
+    fn new(label: &'a str, comment: &'a str, flags: &'a [&'a str], result: Outcome) -> Self {
         Scenario {
             label,
-            comment: comment.to_string(),
+            comment,
             flags,
             result,
             keys: ["init-e-1", "resp-e-1", "resp-s-1", "resp-s-aux-1"],
@@ -89,7 +89,8 @@ impl<'a> Scenario<'a> {
     }
 }
 
-fn trace(steps: &[TraceStep]) -> Vec<TraceEntry> {
+/// The trace entries of `steps` (generated, and recomputed by the verifier).
+pub(crate) fn trace(steps: &[TraceStep]) -> Vec<TraceEntry> {
     steps
         .iter()
         // The whole acts are given as act1/act2; their trace entries carry no new state.
@@ -170,7 +171,7 @@ fn run(s: &Scenario<'_>, tc_id: u32) -> R<(NoiseTest, Option<Session>)> {
     };
     let mut test = NoiseTest {
         tc_id,
-        comment: s.comment.clone(),
+        comment: s.comment.to_string(),
         flags: flags_of(s.flags),
         result: s.result,
         initiator: InitiatorInput {
@@ -370,60 +371,35 @@ pub(crate) fn build_handshakes() -> R<(VectorFile, Vec<Session>)> {
     );
     s.version = 1;
     scenarios.push(s);
-    for (label, comment, m) in [
+    for (label, comment, offset, xor) in [
         (
             "flip-e",
             "responder ephemeral key byte 0 flipped: another ee, the static key does not decrypt",
-            Mutation {
-                description: "act2[0] ^= 0x01".into(),
-                offset: Some(0),
-                xor: Some(1),
-                truncate_to: None,
-            },
+            0,
+            0x01,
         ),
-        (
-            "flip-s",
-            "encrypted static key byte 64 flipped",
-            Mutation {
-                description: "act2[64] ^= 0x80".into(),
-                offset: Some(64),
-                xor: Some(0x80),
-                truncate_to: None,
-            },
-        ),
+        ("flip-s", "encrypted static key byte 64 flipped", 64, 0x80),
         (
             "flip-s-mac",
             "MAC of the static key (byte 143) flipped",
-            Mutation {
-                description: "act2[143] ^= 0x01".into(),
-                offset: Some(143),
-                xor: Some(1),
-                truncate_to: None,
-            },
+            143,
+            0x01,
         ),
         (
             "flip-cert",
             "encrypted certificate byte 150 flipped",
-            Mutation {
-                description: "act2[150] ^= 0x01".into(),
-                offset: Some(150),
-                xor: Some(1),
-                truncate_to: None,
-            },
+            150,
+            0x01,
         ),
-        (
-            "flip-cert-mac",
-            "last MAC byte (233) flipped",
-            Mutation {
-                description: "act2[233] ^= 0x40".into(),
-                offset: Some(233),
-                xor: Some(0x40),
-                truncate_to: None,
-            },
-        ),
+        ("flip-cert-mac", "last MAC byte (233) flipped", 233, 0x40),
     ] {
         let mut s = Scenario::new(label, comment, &["FixedKeys", "TamperedAct2"], Invalid);
-        s.mutation = Some(m);
+        s.mutation = Some(Mutation {
+            description: format!("act2[{offset}] ^= {xor:#04x}"),
+            offset: Some(offset),
+            xor: Some(xor),
+            truncate_to: None,
+        });
         scenarios.push(s);
     }
     let mut s = Scenario::new(
@@ -440,8 +416,8 @@ pub(crate) fn build_handshakes() -> R<(VectorFile, Vec<Session>)> {
     });
     scenarios.push(s);
     let mut s = Scenario::new(
-        "long",
-        "act 2 with one extra byte (235)",
+        "one-short",
+        "act 2 one byte short (233)",
         &["FixedKeys", "WrongLength"],
         Invalid,
     );
@@ -451,7 +427,6 @@ pub(crate) fn build_handshakes() -> R<(VectorFile, Vec<Session>)> {
         xor: None,
         truncate_to: Some(233),
     });
-    s.comment = "act 2 one byte short (233)".into();
     scenarios.push(s);
 
     let mut tests = Vec::new();

@@ -283,47 +283,47 @@ pub(crate) fn build(sessions: &[Session]) -> R<VectorFile> {
     let open = frame_of(
         &json!({"message": "OpenStandardMiningChannel", "request_id": 1, "user_identity": "alice", "nominal_hash_rate": 1.0e12, "max_target": "ff".repeat(32)}),
     )?;
-    let split = |f: &[u8]| -> R<([u8; 6], Vec<u8>)> {
-        let header: [u8; 6] = f
+    let id = session.tc_id;
+    for (frame, comment, flags, key, nonce) in [
+        (
+            setup,
+            format!("SetupConnection, initiator -> responder with c1 of noise_handshake.json tcId {id}, the first frame (nonces 0 and 1)"),
+            &["SessionFrame"][..],
+            session.c1,
+            0,
+        ),
+        (
+            success,
+            format!("SetupConnection.Success, responder -> initiator with c2 of tcId {id} (nonce 0)"),
+            &["SessionFrame"][..],
+            session.c2,
+            0,
+        ),
+        (
+            open,
+            format!("OpenStandardMiningChannel, the second frame with c1 of tcId {id} (nonces 2 and 3)"),
+            &["SessionFrame", "NonceStart"][..],
+            session.c1,
+            2,
+        ),
+    ] {
+        let header: [u8; 6] = frame
             .get(..6)
             .and_then(|h| h.try_into().ok())
             .ok_or_else(|| gen_err("short frame"))?;
-        Ok((header, f[6..].to_vec()))
-    };
-    let (h, p) = split(&setup)?;
-    tests.push(encrypted_test(b.id(), &format!("SetupConnection, initiator -> responder with c1 of noise_handshake.json tcId {}, the first frame (nonces 0 and 1)", session.tc_id), &["SessionFrame"], Valid, session.c1, 0, h, &p, None, None)?);
-    let (h, p) = split(&success)?;
-    tests.push(encrypted_test(
-        b.id(),
-        &format!(
-            "SetupConnection.Success, responder -> initiator with c2 of tcId {} (nonce 0)",
-            session.tc_id
-        ),
-        &["SessionFrame"],
-        Valid,
-        session.c2,
-        0,
-        h,
-        &p,
-        None,
-        None,
-    )?);
-    let (h, p) = split(&open)?;
-    tests.push(encrypted_test(
-        b.id(),
-        &format!(
-            "OpenStandardMiningChannel, the second frame with c1 of tcId {} (nonces 2 and 3)",
-            session.tc_id
-        ),
-        &["SessionFrame", "NonceStart"],
-        Valid,
-        session.c1,
-        2,
-        h,
-        &p,
-        None,
-        None,
-    )?);
+        tests.push(encrypted_test(
+            b.id(),
+            &comment,
+            flags,
+            Valid,
+            key,
+            nonce,
+            header,
+            &frame[6..],
+            None,
+            None,
+        )?);
+    }
     b.group(TestGroup::EncryptedFrameTest(EncryptedGroup {
         description: "messages of a session established by a handshake vector".into(),
         tests,
@@ -358,30 +358,30 @@ pub(crate) fn build(sessions: &[Session]) -> R<VectorFile> {
         )?);
     }
     let r = rule(65520);
-    tests.push(encrypted_test(
-        b.id(),
-        "65520-byte payload, the second block's first byte tampered",
-        &["TamperedCiphertext", "ChunkBoundary"],
-        Invalid,
-        key,
-        0,
-        synthetic_header(65520),
-        &r.bytes(),
-        Some(r),
-        Some(flip(22 + 65535, 0x80, "block 1")),
-    )?);
-    tests.push(encrypted_test(
-        b.id(),
-        "65520-byte payload, the first block's MAC tampered",
-        &["TamperedCiphertext", "ChunkBoundary"],
-        Invalid,
-        key,
-        0,
-        synthetic_header(65520),
-        &r.bytes(),
-        Some(r),
-        Some(flip(22 + 65534, 0x01, "block 0 MAC")),
-    )?);
+    let payload65520 = r.bytes();
+    for (comment, mutation) in [
+        (
+            "65520-byte payload, the second block's first byte tampered",
+            flip(22 + 65535, 0x80, "block 1"),
+        ),
+        (
+            "65520-byte payload, the first block's MAC tampered",
+            flip(22 + 65534, 0x01, "block 0 MAC"),
+        ),
+    ] {
+        tests.push(encrypted_test(
+            b.id(),
+            comment,
+            &["TamperedCiphertext", "ChunkBoundary"],
+            Invalid,
+            key,
+            0,
+            synthetic_header(65520),
+            &payload65520,
+            Some(r),
+            Some(mutation),
+        )?);
+    }
     b.group(TestGroup::EncryptedFrameTest(EncryptedGroup {
         description: "tampered ciphertext: the frame must be refused and the session terminated"
             .into(),

@@ -77,18 +77,25 @@ pub enum TestGroup {
     EncryptedFrameTest(EncryptedGroup),
 }
 
+/// `$body` with `$g` bound to the group, whatever its kind (every group has `tests`).
+macro_rules! each_kind {
+    ($group:expr, $g:ident => $body:expr) => {
+        match $group {
+            TestGroup::TypeTest($g) => $body,
+            TestGroup::FrameTest($g) => $body,
+            TestGroup::NoiseHandshakeTest($g) => $body,
+            TestGroup::CertificateTest($g) => $body,
+            TestGroup::AuthorityKeyTest($g) => $body,
+            TestGroup::SecretKeyTest($g) => $body,
+            TestGroup::UrlTest($g) => $body,
+            TestGroup::EncryptedFrameTest($g) => $body,
+        }
+    };
+}
+
 impl TestGroup {
     pub fn len(&self) -> usize {
-        match self {
-            TestGroup::TypeTest(g) => g.tests.len(),
-            TestGroup::FrameTest(g) => g.tests.len(),
-            TestGroup::NoiseHandshakeTest(g) => g.tests.len(),
-            TestGroup::CertificateTest(g) => g.tests.len(),
-            TestGroup::AuthorityKeyTest(g) => g.tests.len(),
-            TestGroup::SecretKeyTest(g) => g.tests.len(),
-            TestGroup::UrlTest(g) => g.tests.len(),
-            TestGroup::EncryptedFrameTest(g) => g.tests.len(),
-        }
+        each_kind!(self, g => g.tests.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -103,16 +110,7 @@ impl TestGroup {
                 .map(|t| (t.tc_id(), t.result(), t.flags()))
                 .collect()
         }
-        match self {
-            TestGroup::TypeTest(g) => of(&g.tests),
-            TestGroup::FrameTest(g) => of(&g.tests),
-            TestGroup::NoiseHandshakeTest(g) => of(&g.tests),
-            TestGroup::CertificateTest(g) => of(&g.tests),
-            TestGroup::AuthorityKeyTest(g) => of(&g.tests),
-            TestGroup::SecretKeyTest(g) => of(&g.tests),
-            TestGroup::UrlTest(g) => of(&g.tests),
-            TestGroup::EncryptedFrameTest(g) => of(&g.tests),
-        }
+        each_kind!(self, g => of(&g.tests))
     }
 }
 
@@ -144,6 +142,16 @@ summary!(
     UrlTest,
     EncryptedTest
 );
+
+/// A group of tests that needs nothing but a description (frames, keys, URLs, encrypted frames).
+/// Groups with more (`TypeGroup`, `NoiseGroup`, `CertificateGroup`) have their own struct.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Group<T> {
+    /// What the group covers.
+    pub description: String,
+    pub tests: Vec<T>,
+}
 
 // ---------------------------------------------------------------------------------------------
 // Data types
@@ -180,13 +188,7 @@ pub struct TypeTest {
 // ---------------------------------------------------------------------------------------------
 // Frames
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FrameGroup {
-    /// What the group covers.
-    pub description: String,
-    pub tests: Vec<FrameTest>,
-}
+pub type FrameGroup = Group<FrameTest>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -386,12 +388,7 @@ pub struct CertificateTest {
 // ---------------------------------------------------------------------------------------------
 // Keys and URLs
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AuthorityKeyGroup {
-    pub description: String,
-    pub tests: Vec<AuthorityKeyTest>,
-}
+pub type AuthorityKeyGroup = Group<AuthorityKeyTest>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -412,12 +409,7 @@ pub struct AuthorityKeyTest {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecretKeyGroup {
-    pub description: String,
-    pub tests: Vec<SecretKeyTest>,
-}
+pub type SecretKeyGroup = Group<SecretKeyTest>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -439,12 +431,7 @@ pub struct SecretKeyTest {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct UrlGroup {
-    pub description: String,
-    pub tests: Vec<UrlTest>,
-}
+pub type UrlGroup = Group<UrlTest>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -467,12 +454,7 @@ pub struct UrlTest {
 // ---------------------------------------------------------------------------------------------
 // Encrypted framing
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EncryptedGroup {
-    pub description: String,
-    pub tests: Vec<EncryptedTest>,
-}
+pub type EncryptedGroup = Group<EncryptedTest>;
 
 /// A plaintext payload too large to print: byte `i` is `(i * multiplier + offset) % modulus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -543,4 +525,25 @@ pub struct EncryptedTest {
     /// Which AEAD call fails: `header` or `block N` (0-based).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_step: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestGroup;
+
+    /// `deny_unknown_fields` holds for the generic `Group<T>` and for the tests inside it.
+    #[test]
+    fn unknown_keys_are_refused() {
+        let parse = |s: &str| serde_json::from_str::<TestGroup>(s);
+        let test = r#"{"tcId":1,"comment":"","flags":[],"result":"valid","url":"u""#;
+        assert!(parse(&format!(
+            r#"{{"type":"UrlTest","description":"d","tests":[{test}}}]}}"#
+        ))
+        .is_ok());
+        assert!(parse(r#"{"type":"UrlTest","description":"d","tests":[],"extra":1}"#).is_err());
+        assert!(parse(&format!(
+            r#"{{"type":"UrlTest","description":"d","tests":[{test},"extra":1}}]}}"#
+        ))
+        .is_err());
+    }
 }

@@ -12,7 +12,7 @@ use sv2_codec::noise::{
 
 use crate::classes::{cert_class, decrypt_step, key_class, noise_class};
 use crate::frames::{decode_vector, encode_from_json};
-use crate::gen_noise::apply_mutation;
+use crate::gen_noise::{apply_mutation, trace};
 use crate::gen_transport::{block_lengths, HEAD_TAIL};
 use crate::gen_types::decode_type;
 use crate::model::*;
@@ -56,17 +56,25 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    pub fn unreadable(file: &str, error: String) -> Self {
+    /// A report with nothing counted yet.
+    fn empty(file: &str, algorithm: String) -> Self {
         FileReport {
             file: file.to_string(),
-            algorithm: String::new(),
+            algorithm,
             tests: 0,
             valid: 0,
             invalid: 0,
             acceptable: 0,
             passed: 0,
             failures: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub fn unreadable(file: &str, error: String) -> Self {
+        FileReport {
             error: Some(error),
+            ..FileReport::empty(file, String::new())
         }
     }
 }
@@ -159,77 +167,35 @@ pub fn verify_file(name: &str, text: &str) -> FileReport {
         Ok(f) => f,
         Err(e) => return FileReport::unreadable(name, format!("parse: {e}")),
     };
-    let mut report = FileReport {
-        file: name.to_string(),
-        algorithm: file.algorithm.clone(),
-        tests: 0,
-        valid: 0,
-        invalid: 0,
-        acceptable: 0,
-        passed: 0,
-        failures: Vec::new(),
-        error: None,
-    };
+    let mut report = FileReport::empty(name, file.algorithm.clone());
     let mut ids = BTreeSet::new();
-    let mut used_flags = BTreeSet::new();
     for group in &file.test_groups {
-        let results: Vec<(u32, String, Check)> = match group {
-            TestGroup::TypeTest(g) => g
-                .tests
+        /// Every test's comment and check, in order.
+        fn each<T: Summary>(tests: &[T], check: impl Fn(&T) -> Check) -> Vec<(String, Check)> {
+            tests
                 .iter()
-                .map(|t| (t.tc_id, t.comment.clone(), check_type(&g.data_type, t)))
-                .collect(),
-            TestGroup::FrameTest(g) => g
-                .tests
-                .iter()
-                .map(|t| (t.tc_id, t.comment.clone(), check_frame(t)))
-                .collect(),
-            TestGroup::NoiseHandshakeTest(g) => g
-                .tests
-                .iter()
-                .map(|t| (t.tc_id, t.comment.clone(), check_noise(t)))
-                .collect(),
-            TestGroup::CertificateTest(g) => g
-                .tests
-                .iter()
-                .map(|t| {
-                    (
-                        t.tc_id,
-                        t.comment.clone(),
-                        check_certificate(&g.authority_public_key, t),
-                    )
-                })
-                .collect(),
-            TestGroup::AuthorityKeyTest(g) => g
-                .tests
-                .iter()
-                .map(|t| (t.tc_id, t.comment.clone(), check_authority_key(t)))
-                .collect(),
-            TestGroup::SecretKeyTest(g) => g
-                .tests
-                .iter()
-                .map(|t| (t.tc_id, t.comment.clone(), check_secret_key(t)))
-                .collect(),
-            TestGroup::UrlTest(g) => g
-                .tests
-                .iter()
-                .map(|t| (t.tc_id, t.comment.clone(), check_url(t)))
-                .collect(),
-            TestGroup::EncryptedFrameTest(g) => g
-                .tests
-                .iter()
-                .map(|t| (t.tc_id, t.comment.clone(), check_encrypted(t)))
-                .collect(),
+                .map(|t| (t.comment().to_string(), check(t)))
+                .collect()
+        }
+        let results = match group {
+            TestGroup::TypeTest(g) => each(&g.tests, |t| check_type(&g.data_type, t)),
+            TestGroup::FrameTest(g) => each(&g.tests, check_frame),
+            TestGroup::NoiseHandshakeTest(g) => each(&g.tests, check_noise),
+            TestGroup::CertificateTest(g) => {
+                each(&g.tests, |t| check_certificate(&g.authority_public_key, t))
+            }
+            TestGroup::AuthorityKeyTest(g) => each(&g.tests, check_authority_key),
+            TestGroup::SecretKeyTest(g) => each(&g.tests, check_secret_key),
+            TestGroup::UrlTest(g) => each(&g.tests, check_url),
+            TestGroup::EncryptedFrameTest(g) => each(&g.tests, check_encrypted),
         };
-        for ((id, result, flags), (_, comment, check)) in group.summaries().into_iter().zip(results)
-        {
+        for ((id, result, flags), (comment, check)) in group.summaries().into_iter().zip(results) {
             report.tests += 1;
             match result {
                 Outcome::Valid => report.valid += 1,
                 Outcome::Invalid => report.invalid += 1,
                 Outcome::Acceptable => report.acceptable += 1,
             }
-            used_flags.extend(flags.iter().cloned());
             let check = check.and_then(|()| {
                 if ids.insert(id) {
                     Ok(())
@@ -345,20 +311,6 @@ fn seed(k: &EllSwiftKey) -> Result<KeySeed, String> {
     ))
 }
 
-fn trace_of(steps: &[sv2_codec::noise::TraceStep]) -> Vec<TraceEntry> {
-    steps
-        .iter()
-        .filter(|s| s.label != "act1" && s.label != "act2")
-        .map(|s| TraceEntry {
-            step: s.label.to_string(),
-            input: hex::encode(&s.data),
-            h: hex::encode(s.h),
-            ck: hex::encode(s.ck),
-            k: s.k.map(hex::encode),
-        })
-        .collect()
-}
-
 fn compare_trace(who: &str, found: &[TraceEntry], expected: &[TraceEntry]) -> Check {
     for (i, (f, e)) in found.iter().zip(expected).enumerate() {
         if f != e {
@@ -435,7 +387,7 @@ fn check_noise(t: &NoiseTest) -> Check {
         hex::encode(&act2[..64]),
         t.responder.ephemeral.ellswift.clone(),
     )?;
-    compare_trace("responder", &trace_of(&done.trace), &t.responder_trace)?;
+    compare_trace("responder", &trace(&done.trace), &t.responder_trace)?;
     let received = match &t.mutation {
         Some(m) => {
             let r = apply_mutation(&act2, m);
@@ -451,7 +403,7 @@ fn check_noise(t: &NoiseTest) -> Check {
     match initiator.read_act2(&received, t.now) {
         Ok(est) => {
             outcome_matches(t.result, true, &t.error, None)?;
-            compare_trace("initiator", &trace_of(&est.trace), &t.initiator_trace)?;
+            compare_trace("initiator", &trace(&est.trace), &t.initiator_trace)?;
             let out = t.output.as_ref().ok_or("no output")?;
             eq(
                 "handshakeHash",
@@ -476,11 +428,7 @@ fn check_noise(t: &NoiseTest) -> Check {
         }
         Err(e) => {
             outcome_matches(t.result, false, &t.error, Some(noise_class(&e)))?;
-            compare_trace(
-                "initiator",
-                &trace_of(initiator.trace()),
-                &t.initiator_trace,
-            )
+            compare_trace("initiator", &trace(initiator.trace()), &t.initiator_trace)
         }
     }
 }

@@ -208,6 +208,11 @@ impl Client {
         self.violations.push(text);
     }
 
+    /// Whether a rule broken so far is described with `text`.
+    fn violated(&self, text: &str) -> bool {
+        self.violations.iter().any(|v| v.contains(text))
+    }
+
     fn observe(&mut self, outputs: &[Output]) -> Vec<Message<'static>> {
         let msgs = messages(outputs, self.session);
         for m in &msgs {
@@ -1850,11 +1855,7 @@ fn fault_reuse_job_ids() {
     let mut c = Client::connect(&mut pool, REQUIRES_STANDARD_JOBS);
     c.open(&mut pool, open_standard(1, ANY));
     c.observe(&pool.update_template(NOW));
-    assert!(
-        c.violations.iter().any(|v| v.contains("reused")),
-        "{:?}",
-        c.violations
-    );
+    assert!(c.violated("reused"), "{:?}", c.violations);
 }
 
 #[test]
@@ -1884,10 +1885,7 @@ fn fault_skip_future_job() {
     let out = pool.handle(c.session, &open_standard(1, ANY), NOW);
     let msgs = c.observe(&out);
     assert!(matches!(msgs[1], Message::SetNewPrevHash(_)), "{msgs:?}");
-    assert!(c
-        .violations
-        .iter()
-        .any(|v| v.contains("not sent as a future job")));
+    assert!(c.violated("not sent as a future job"));
 }
 
 #[test]
@@ -1904,10 +1902,7 @@ fn fault_unknown_prev_hash_job() {
         panic!("{msgs:?}")
     };
     assert_ne!(j.job_id, p.job_id);
-    assert!(c
-        .violations
-        .iter()
-        .any(|v| v.contains("not sent as a future job")));
+    assert!(c.violated("not sent as a future job"));
 }
 
 #[test]
@@ -1944,9 +1939,7 @@ fn fault_reuse_channel_ids() {
     c.observe(&pool.handle(c.session, &open_standard(1, ANY), NOW));
     c.observe(&pool.handle(c.session, &open_standard(2, ANY), NOW));
     assert!(
-        c.violations
-            .iter()
-            .any(|v| v.contains("already in use") || v.contains("collides")),
+        c.violated("already in use") || c.violated("collides"),
         "{:?}",
         c.violations
     );
@@ -1963,11 +1956,7 @@ fn fault_ignore_close_channel() {
     assert!(pool.handle(c.session, &close(ch), NOW).is_empty());
     c.closed.insert(ch);
     c.observe(&pool.new_block(NOW + 1));
-    assert!(
-        c.violations.iter().any(|v| v.contains("closed channel")),
-        "{:?}",
-        c.violations
-    );
+    assert!(c.violated("closed channel"), "{:?}", c.violations);
 }
 
 #[test]

@@ -122,6 +122,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// A connection after a finished handshake; its duration is counted from `since`.
+    fn encrypted(
+        stream: S,
+        established: Established,
+        started: Instant,
+        transcript: Transcript,
+        since: Instant,
+    ) -> Self {
+        let (encryptor, decryptor) = established.transport.clone().split();
+        let mut connection = Self::new(
+            stream,
+            Channel::Noise(Box::new((encryptor, decryptor))),
+            started,
+            transcript,
+        );
+        connection.handshake = Some(HandshakeInfo {
+            established,
+            duration: since.elapsed(),
+        });
+        connection
+    }
+
     /// A plaintext connection (spec §4: only on a local network).
     pub fn plaintext(stream: S) -> Self {
         Self::new(
@@ -180,18 +202,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Err(noise("handshake act 2", e));
             }
         };
-        let (encryptor, decryptor) = established.transport.clone().split();
-        let mut connection = Self::new(
+        Ok(Self::encrypted(
             stream,
-            Channel::Noise(Box::new((encryptor, decryptor))),
+            established,
             started,
             transcript,
-        );
-        connection.handshake = Some(HandshakeInfo {
-            established,
-            duration: started.elapsed(),
-        });
-        Ok(connection)
+            started,
+        ))
     }
 
     /// Runs the handshake as responder: reads act 1 within `timeout`, answers act 2.
@@ -218,18 +235,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         };
         write_all(&mut stream, &act2, "handshake act 2").await?;
         transcript.handshake(started.elapsed(), Direction::Sent, 2, &act2);
-        let (encryptor, decryptor) = established.transport.clone().split();
-        let mut connection = Self::new(
+        Ok(Self::encrypted(
             stream,
-            Channel::Noise(Box::new((encryptor, decryptor))),
+            established,
             started,
             transcript,
-        );
-        connection.handshake = Some(HandshakeInfo {
-            established,
-            duration: accepted.elapsed(),
-        });
-        Ok(connection)
+            accepted,
+        ))
     }
 
     /// Time since the connection began.

@@ -104,11 +104,6 @@ pub struct MonitorReport {
 }
 
 impl MonitorReport {
-    pub fn merge(&mut self, other: MonitorReport) {
-        self.findings.extend(other.findings);
-        self.exercised.extend(other.exercised);
-    }
-
     pub fn findings_for<'a>(&'a self, rule: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
         self.findings.iter().filter(move |f| f.rule == rule)
     }

@@ -124,8 +124,8 @@ pub async fn run(
     let rules: Vec<&Check> = selected.iter().filter(|c| c.is_monitor()).collect();
 
     let mut results = Vec::new();
-    // Every transcript of the run, with the check it belongs to, for the monitor rules.
-    let mut all: Vec<(&'static str, Recorded)> = Vec::new();
+    // The transcripts where the monitor found something, with their check: the rules' evidence.
+    let mut flagged: Vec<(&'static str, Recorded)> = Vec::new();
     let mut all_findings: Vec<Located> = Vec::new();
     let mut exercised = std::collections::BTreeSet::new();
 
@@ -162,6 +162,9 @@ pub async fn run(
         for recorded in &evidence {
             let report = monitor::check_transcript(&recorded.transcript, Direction::Received);
             exercised.extend(report.exercised.iter().copied());
+            if !report.findings.is_empty() {
+                flagged.push((check.id, recorded.clone()));
+            }
             for finding in report.findings {
                 findings.push(Located {
                     check: check.id,
@@ -171,7 +174,6 @@ pub async fn run(
             }
         }
         all_findings.extend(findings.iter().cloned());
-        all.extend(evidence.iter().cloned().map(|r| (check.id, r)));
         if !is_workload {
             let result = CheckResult {
                 check: *check,
@@ -191,27 +193,7 @@ pub async fn run(
             .filter(|f| f.finding.rule == rule.id)
             .cloned()
             .collect();
-        let outcome = if !findings.is_empty() {
-            let mut observed: Vec<String> = findings
-                .iter()
-                .take(5)
-                .map(|f| {
-                    format!(
-                        "{} (connection '{}' of {}, entry {})",
-                        f.finding.detail, f.connection, f.check, f.finding.entry
-                    )
-                })
-                .collect();
-            if findings.len() > 5 {
-                observed.push(format!("and {} more", findings.len() - 5));
-            }
-            Outcome::fail(rule.title, observed.join("; "))
-        } else if exercised.contains(rule.id) {
-            Outcome::pass(rule.title, "no violation in any connection of the run")
-        } else {
-            Outcome::skip("nothing in this run gave the rule anything to judge")
-        };
-        let evidence: Vec<Recorded> = all
+        let evidence: Vec<Recorded> = flagged
             .iter()
             .filter(|(check, r)| {
                 findings
@@ -220,13 +202,7 @@ pub async fn run(
             })
             .map(|(_, r)| r.clone())
             .collect();
-        let result = CheckResult {
-            check: *rule,
-            outcome,
-            duration: Duration::ZERO,
-            evidence,
-            findings,
-        };
+        let result = rule_result(rule, findings, exercised.contains(rule.id), evidence);
         progress(&result);
         results.push(result);
     }
@@ -259,27 +235,49 @@ pub fn monitor_transcript(transcript: &Transcript, server: Direction) -> Vec<Che
                     finding: f.clone(),
                 })
                 .collect();
-            let outcome = if !findings.is_empty() {
-                Outcome::fail(
-                    rule.title,
-                    findings
-                        .iter()
-                        .map(|f| format!("{} (entry {})", f.finding.detail, f.finding.entry))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            } else if report.exercised.contains(rule.id) {
-                Outcome::pass(rule.title, "no violation")
-            } else {
-                Outcome::skip("nothing in the transcript gave the rule anything to judge")
-            };
-            CheckResult {
-                check: *rule,
-                outcome,
-                duration: Duration::ZERO,
-                evidence: Vec::new(),
+            rule_result(
+                rule,
                 findings,
-            }
+                report.exercised.contains(rule.id),
+                Vec::new(),
+            )
         })
         .collect()
+}
+
+/// A monitor rule's verdict: fail with the first findings (where they were), pass when the rule
+/// judged something and found nothing, skip when nothing gave it anything to judge.
+fn rule_result(
+    rule: &Check,
+    findings: Vec<Located>,
+    exercised: bool,
+    evidence: Vec<Recorded>,
+) -> CheckResult {
+    let outcome = if !findings.is_empty() {
+        let mut observed: Vec<String> = findings
+            .iter()
+            .take(5)
+            .map(|f| {
+                format!(
+                    "{} (connection '{}' of {}, entry {})",
+                    f.finding.detail, f.connection, f.check, f.finding.entry
+                )
+            })
+            .collect();
+        if findings.len() > 5 {
+            observed.push(format!("and {} more", findings.len() - 5));
+        }
+        Outcome::fail(rule.title, observed.join("; "))
+    } else if exercised {
+        Outcome::pass(rule.title, "no violation in any connection judged")
+    } else {
+        Outcome::skip("nothing gave the rule anything to judge")
+    };
+    CheckResult {
+        check: *rule,
+        outcome,
+        duration: Duration::ZERO,
+        evidence,
+        findings,
+    }
 }

@@ -582,11 +582,6 @@ impl Session {
             "the server changed the work three times while a share was mined",
         ))
     }
-
-    /// Closes the socket (both directions).
-    pub async fn close(mut self) {
-        self.conn().shutdown().await;
-    }
 }
 
 /// A SetupConnection for the Mining protocol (or `protocol`), with this tool's identity.

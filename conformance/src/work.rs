@@ -70,8 +70,6 @@ pub struct Tracker {
     /// between a channel and its group).
     active: BTreeMap<u32, (u32, u64)>,
     activations: u64,
-    /// Open*Channel requests in flight: request_id -> extended.
-    opens: BTreeMap<u32, bool>,
     /// Shares sent and their answers, per channel id.
     pub shares: BTreeMap<u32, ShareLedger>,
 }
@@ -138,12 +136,6 @@ impl Tracker {
     /// Notes a message this side sent.
     pub fn sent(&mut self, message: &Message<'_>) {
         match message {
-            Message::OpenStandardMiningChannel(m) => {
-                self.opens.insert(m.request_id, false);
-            }
-            Message::OpenExtendedMiningChannel(m) => {
-                self.opens.insert(m.request_id, true);
-            }
             Message::CloseChannel(m) => {
                 self.channels.remove(&m.channel_id);
             }
@@ -172,34 +164,22 @@ impl Tracker {
     /// Notes a message the server sent.
     pub fn received(&mut self, message: &Message<'_>) {
         match message {
-            Message::OpenStandardMiningChannelSuccess(m) => {
-                self.opens.remove(&m.request_id);
-                self.channels.insert(
-                    m.channel_id,
-                    ChannelState {
-                        id: m.channel_id,
-                        extended: false,
-                        target: m.target.0,
-                        extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
-                        extranonce_size: 0,
-                        group: m.group_channel_id,
-                    },
-                );
-            }
-            Message::OpenExtendedMiningChannelSuccess(m) => {
-                self.opens.remove(&m.request_id);
-                self.channels.insert(
-                    m.channel_id,
-                    ChannelState {
-                        id: m.channel_id,
-                        extended: true,
-                        target: m.target.0,
-                        extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
-                        extranonce_size: usize::from(m.extranonce_size),
-                        group: m.group_channel_id,
-                    },
-                );
-            }
+            Message::OpenStandardMiningChannelSuccess(m) => self.opened(ChannelState {
+                id: m.channel_id,
+                extended: false,
+                target: m.target.0,
+                extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
+                extranonce_size: 0,
+                group: m.group_channel_id,
+            }),
+            Message::OpenExtendedMiningChannelSuccess(m) => self.opened(ChannelState {
+                id: m.channel_id,
+                extended: true,
+                target: m.target.0,
+                extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
+                extranonce_size: usize::from(m.extranonce_size),
+                group: m.group_channel_id,
+            }),
             Message::SetGroupChannel(m) => {
                 for id in m.channel_ids.iter() {
                     if let Some(c) = self.channels.get_mut(id) {
@@ -280,6 +260,10 @@ impl Tracker {
         }
     }
 
+    fn opened(&mut self, channel: ChannelState) {
+        self.channels.insert(channel.id, channel);
+    }
+
     fn job(&mut self, addressed: u32, job: JobData) {
         let active = job.min_ntime.is_some();
         let id = job.id;
@@ -325,11 +309,6 @@ impl Tracker {
             job: job.clone(),
             prev: *prev,
         })
-    }
-
-    /// Whether a request is still unanswered.
-    pub fn open_pending(&self, request_id: u32) -> bool {
-        self.opens.contains_key(&request_id)
     }
 }
 

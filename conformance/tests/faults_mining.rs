@@ -1,15 +1,13 @@
 //! The mining and share checks against the mock pool: each passes (or skips for a stated reason) on
 //! the faithful pool, and each faulty mode makes the checks that name its fault fail.
 
-use std::time::Duration;
+mod common;
 
-use sv2_codec::noise::keys::Keypair;
-use sv2_conformance::runner::CheckResult;
-use sv2_conformance::{run, Security, Selection, Target, Verdict};
-use sv2_mock::pool::driver::{serve, PoolHandle, PoolServerConfig};
+use common::{line, mock_pool, run_only};
+use sv2_conformance::{Target, Verdict};
+use sv2_mock::pool::driver::PoolHandle;
 use sv2_mock::pool::{PoolFaults, TemplateSource};
 use sv2_mock::tp::TpConfig;
-use tokio::net::TcpListener;
 
 /// How the pool under test is set up besides its faults.
 #[derive(Clone, Copy, Default)]
@@ -22,42 +20,17 @@ struct Shape {
 }
 
 async fn pool(faults: PoolFaults, shape: Shape) -> (PoolHandle, Target) {
-    let authority = Keypair::generate().unwrap();
-    let public = authority.public;
-    let mut config = PoolServerConfig::new(authority).unwrap();
-    config.pool.faults = faults;
-    config.pool.fixed_version = shape.fixed_version;
-    if shape.hard_blocks {
-        config.pool.template_source = TemplateSource::InProcess(TpConfig {
-            nbits: 0x1e00_ffff,
-            ..TpConfig::default()
-        });
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = serve(listener, config).await.unwrap();
-    let mut target = Target::new(
-        handle.addr,
-        Security::Noise {
-            authority: Some(public),
-        },
-    );
-    target.timeout = Duration::from_secs(2);
-    target.work_window = Duration::from_secs(3);
-    (handle, target)
-}
-
-async fn run_only(target: Target, only: &[&str]) -> Vec<CheckResult> {
-    let selection = Selection {
-        only: only.iter().map(|s| s.to_string()).collect(),
-    };
-    run(target, &selection, |_| {}).await.results
-}
-
-fn line(r: &CheckResult) -> String {
-    format!(
-        "{} {:?} ({:.1?}): {}",
-        r.check.id, r.outcome.verdict, r.duration, r.outcome.observed
-    )
+    mock_pool(|config| {
+        config.pool.faults = faults;
+        config.pool.fixed_version = shape.fixed_version;
+        if shape.hard_blocks {
+            config.pool.template_source = TemplateSource::InProcess(TpConfig {
+                nbits: 0x1e00_ffff,
+                ..TpConfig::default()
+            });
+        }
+    })
+    .await
 }
 
 /// Runs `checks` on a pool with `faults` and asserts each fails; and on the same-shaped faithful

@@ -6,9 +6,12 @@
 //! default (it passes the checks it is used for, which each test also shows), with one fault switched
 //! on per test.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{mock_pool, run_only};
 use sv2_codec::messages::common::{SetupConnectionError, SetupConnectionSuccess};
 use sv2_codec::messages::extensions::{RequestExtensionsError, RequestExtensionsSuccess};
 use sv2_codec::messages::mining::{
@@ -21,9 +24,8 @@ use sv2_codec::noise::ResponderConfig;
 use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
 use sv2_codec::{decode_frame, to_frame_bytes, Frame, Message};
 use sv2_conformance::runner::CheckResult;
-use sv2_conformance::{run, Security, Selection, Target, Verdict};
+use sv2_conformance::{Security, Target, Verdict};
 use sv2_mock::net::{unix_now, Connection, NetError};
-use sv2_mock::pool::driver::{serve, PoolServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -520,13 +522,6 @@ fn target(addr: SocketAddr, authority: AuthorityPublicKey) -> Target {
     t
 }
 
-async fn verdicts(target: Target, only: &[&str]) -> Vec<CheckResult> {
-    let selection = Selection {
-        only: only.iter().map(|s| s.to_string()).collect(),
-    };
-    run(target, &selection, |_| {}).await.results
-}
-
 fn verdict_of(results: &[CheckResult], id: &str) -> (Verdict, String) {
     let r = results
         .iter()
@@ -538,9 +533,9 @@ fn verdict_of(results: &[CheckResult], id: &str) -> (Verdict, String) {
 /// `checks` fail on the pool with `fault` and pass on the same pool without it.
 async fn fails_only_with(fault: Fault, checks: &[&str]) {
     let (addr, key) = broken(Fault::None).await;
-    let good = verdicts(target(addr, key), checks).await;
+    let good = run_only(target(addr, key), checks).await;
     let (addr, key) = broken(fault).await;
-    let bad = verdicts(target(addr, key), checks).await;
+    let bad = run_only(target(addr, key), checks).await;
     for id in checks {
         let (v, observed) = verdict_of(&good, id);
         assert_eq!(
@@ -607,17 +602,17 @@ async fn extension_checks_fail_on_misbehaving_negotiation() {
     // A server that requires an extension and disconnects a client going on without it passes; one
     // that serves it anyway fails; one that requires nothing gives the check nothing to judge.
     let (addr, key) = broken(Fault::RequiresExtension).await;
-    let good = verdicts(target(addr, key), &["ext.required-enforced"]).await;
+    let good = run_only(target(addr, key), &["ext.required-enforced"]).await;
     assert_eq!(verdict_of(&good, "ext.required-enforced").0, Verdict::Pass);
     let (addr, key) = broken(Fault::RequiresExtensionButServes).await;
-    let bad = verdicts(target(addr, key), &["ext.required-enforced"]).await;
+    let bad = run_only(target(addr, key), &["ext.required-enforced"]).await;
     let (v, observed) = verdict_of(&bad, "ext.required-enforced");
     assert_eq!(v, Verdict::Fail, "{observed}");
     let (addr, key) = broken(Fault::None).await;
-    let none = verdicts(target(addr, key), &["ext.required-enforced"]).await;
+    let none = run_only(target(addr, key), &["ext.required-enforced"]).await;
     assert_eq!(verdict_of(&none, "ext.required-enforced").0, Verdict::Skip);
     let (addr, key) = broken(Fault::CloseOnRequestExtensions).await;
-    let bad = verdicts(target(addr, key), &["ext.ignored-without-support"]).await;
+    let bad = run_only(target(addr, key), &["ext.ignored-without-support"]).await;
     assert_eq!(
         verdict_of(&bad, "ext.ignored-without-support").0,
         Verdict::Fail
@@ -649,7 +644,7 @@ async fn monitor_rules_fail_on_the_traffic_that_breaks_them() {
     for (fault, rule) in cases {
         let (addr, key) = broken(*fault).await;
         // Only the rule selected: the runner makes ordinary traffic for it to judge.
-        let results = verdicts(target(addr, key), &[rule]).await;
+        let results = run_only(target(addr, key), &[rule]).await;
         let (v, observed) = verdict_of(&results, rule);
         assert_eq!(v, Verdict::Fail, "{rule} with {fault:?}: {observed}");
     }
@@ -669,24 +664,22 @@ async fn share_frames_that_cannot_decode_are_refused_and_unknown_tlvs_ignored() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_and_plaintext_faults_of_the_mock_pool() {
     // Another authority signed the certificate.
-    let mut config = PoolServerConfig::new(Keypair::generate().unwrap()).unwrap();
-    config.block_interval = None;
-    let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
-        .await
-        .unwrap();
     let stranger = Keypair::generate().unwrap().public;
-    let results = verdicts(target(pool.addr, stranger), &["noise.certificate"]).await;
+    let (_pool, target) = mock_pool(|_| {}).await;
+    let target = Target {
+        security: Security::Noise {
+            authority: Some(stranger),
+        },
+        ..target
+    };
+    let results = run_only(target, &["noise.certificate"]).await;
     let (v, observed) = verdict_of(&results, "noise.certificate");
     assert_eq!(v, Verdict::Fail, "{observed}");
     assert!(observed.contains("signature"), "{observed}");
 
     // A plaintext pool answers a plaintext SetupConnection: Noise is not required.
-    let mut config = PoolServerConfig::new(Keypair::generate().unwrap()).unwrap();
-    config.noise = None;
-    let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
-        .await
-        .unwrap();
-    let results = verdicts(target(pool.addr, stranger), &["noise.required"]).await;
+    let (_pool, target) = mock_pool(|c| c.noise = None).await;
+    let results = run_only(target, &["noise.required"]).await;
     let (v, observed) = verdict_of(&results, "noise.required");
     assert_eq!(v, Verdict::Fail, "{observed}");
 }

@@ -1,65 +1,35 @@
 //! The suite against our own mock pool: every MUST passes on the faithful pool, and each faulty mode
 //! makes the check that names its fault fail.
 
-use std::time::Duration;
+mod common;
 
-use sv2_codec::noise::keys::Keypair;
-use sv2_conformance::{run, Security, Selection, Target, Verdict};
-use sv2_mock::pool::driver::{serve, PoolHandle, PoolServerConfig};
-use tokio::net::TcpListener;
-
-async fn pool(configure: impl FnOnce(&mut PoolServerConfig)) -> (PoolHandle, Target) {
-    let authority = Keypair::generate().unwrap();
-    let public = authority.public;
-    let mut config = PoolServerConfig::new(authority).unwrap();
-    configure(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let handle = serve(listener, config).await.unwrap();
-    let mut target = Target::new(
-        handle.addr,
-        Security::Noise {
-            authority: Some(public),
-        },
-    );
-    target.timeout = Duration::from_secs(2);
-    target.work_window = Duration::from_secs(3);
-    (handle, target)
-}
+use common::{line, mock_pool};
+use sv2_conformance::{run, Security, Selection, Verdict};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mock_pool_passes_every_must() {
-    let (_pool, target) = pool(|_| {}).await;
+    let (_pool, target) = mock_pool(|_| {}).await;
     let report = run(target, &Selection::default(), |_| {}).await;
     println!("{}", sv2_conformance::report::text(&report, true));
     let bad: Vec<String> = report
         .results
         .iter()
         .filter(|r| matches!(r.outcome.verdict, Verdict::Fail | Verdict::Error))
-        .map(|r| {
-            format!(
-                "{} {:?}: {}",
-                r.check.id, r.outcome.verdict, r.outcome.observed
-            )
-        })
+        .map(line)
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plaintext_mock_pool_passes_every_must_and_skips_noise() {
-    let (_pool, mut target) = pool(|c| c.noise = None).await;
+    let (_pool, mut target) = mock_pool(|c| c.noise = None).await;
     target.security = Security::Plaintext;
     let report = run(target, &Selection::default(), |_| {}).await;
     let bad: Vec<String> = report
         .results
         .iter()
         .filter(|r| matches!(r.outcome.verdict, Verdict::Fail | Verdict::Error))
-        .map(|r| {
-            format!(
-                "{} {:?}: {}",
-                r.check.id, r.outcome.verdict, r.outcome.observed
-            )
-        })
+        .map(line)
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
     // The checks that need Noise say so; the large frame is checked in plain frames too.

@@ -247,8 +247,9 @@ user_identity = "sv2-toolkit.e2e"
 
 /// Starts SRI's pool_sv2 on a free loopback port with SRI's test authority key pair, fed by the TP at
 /// `tp_addr` (whose certificate it checks against `tp_authority` when given), acknowledging every
-/// share, and waits (blocking, up to 60 s) until it listens. The error carries the pool's log.
-pub fn start_reference_pool(
+/// share, and waits (on a blocking thread, up to 60 s) until it listens. The error carries the pool's
+/// log.
+pub async fn start_reference_pool(
     binary: &Path,
     name: &str,
     tp_addr: SocketAddr,
@@ -267,7 +268,11 @@ pub fn start_reference_pool(
     };
     let mut pool = PeerProcess::start(binary, &scratch_dir(name)?, &config.to_toml())?;
     let addr = SocketAddr::from(([127, 0, 0, 1], listen_port));
-    if !wait_listening(addr, Duration::from_secs(60)) {
+    let listening =
+        tokio::task::spawn_blocking(move || wait_listening(addr, Duration::from_secs(60)))
+            .await
+            .map_err(io::Error::other)?;
+    if !listening {
         return Err(io::Error::other(format!(
             "pool_sv2 did not listen on {addr} (exit {:?})\n{}",
             pool.exited(),

@@ -33,12 +33,9 @@ async fn reference_pool_verdicts_match_the_reviewed_file() {
     tp_config.block_interval = Some(Duration::from_secs(8));
     let tp = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), tp_config).unwrap();
     let tp_addr = tp.addr;
-    let (pool, pool_addr) = tokio::task::spawn_blocking(move || {
-        start_reference_pool(&pool_bin, "conformance-pool", tp_addr, None)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let (pool, pool_addr) = start_reference_pool(&pool_bin, "conformance-pool", tp_addr, None)
+        .await
+        .unwrap();
 
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
     let mut target = Target::new(

@@ -54,11 +54,7 @@ async fn our_tp_feeds_the_reference_pool_and_its_blocks_validate() {
 
     // Their pool, told to check our TP's certificate, acknowledging every share.
     let (tp_addr, tp_key) = (tp.addr, tp_authority.public.to_base58());
-    let started = tokio::task::spawn_blocking(move || {
-        start_reference_pool(&pool_bin, "pool", tp_addr, Some(tp_key))
-    })
-    .await
-    .unwrap();
+    let started = start_reference_pool(&pool_bin, "pool", tp_addr, Some(tp_key)).await;
     let (mut pool, pool_addr) =
         started.unwrap_or_else(|e| panic!("{e}\nTP log:\n{}", tp.log().join("\n")));
     let pool_port = pool_addr.port();
@@ -204,12 +200,9 @@ async fn our_mining_device_mines_on_the_reference_pool() {
     )
     .unwrap();
     let tp_addr = tp.addr;
-    let (pool, pool_addr) = tokio::task::spawn_blocking(move || {
-        start_reference_pool(&pool_bin, "pool-device", tp_addr, None)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let (pool, pool_addr) = start_reference_pool(&pool_bin, "pool-device", tp_addr, None)
+        .await
+        .unwrap();
 
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
     let mut device_config = DeviceDriverConfig::new(pool_addr.to_string(), Some(authority));

@@ -56,12 +56,9 @@ async fn the_probe_passes_every_step_on_the_reference_pool() {
     )
     .unwrap();
     let tp_addr = tp.addr;
-    let (pool, addr) = tokio::task::spawn_blocking(move || {
-        start_reference_pool(&pool_bin, "probe-pool", tp_addr, None)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let (pool, addr) = start_reference_pool(&pool_bin, "probe-pool", tp_addr, None)
+        .await
+        .unwrap();
     let pool_port = addr.port();
 
     // A low nominal hash rate makes the pool's target easy enough for a debug build to hit quickly.

@@ -3,15 +3,39 @@
 //! a read error or shutdown. Shared by the TP and pool drivers, with [`handshake`], which makes an
 //! accepted stream a connection.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use sv2_codec::noise::ResponderConfig;
 use sv2_codec::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use super::{Connection, NetError};
+
+/// Accepts connections on `listener` until `shutdown` changes, each served by `serve_one` on its own
+/// task. A failed accept (out of descriptors, say) waits 10 ms rather than spinning.
+pub fn accept_loop<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, serve_one: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        tokio::spawn(serve_one(stream, peer));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+    });
+}
 
 /// What a role's core asks of one of its connections.
 #[derive(Debug)]

@@ -408,27 +408,16 @@ pub async fn serve(
     });
 
     let accept_shared = shared.clone();
-    let mut accept_shutdown = shutdown_rx.clone();
+    let session_shutdown = shutdown_rx.clone();
     let handshake_timeout = config.handshake_timeout;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else {
-                        // Out of descriptors or similar: do not spin.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let shared = accept_shared.clone();
-                    let responder = responder.clone();
-                    let shutdown = accept_shutdown.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = session(stream, responder, handshake_timeout, &shared.0, shutdown).await {
-                            shared.0.note(format!("{peer}: {e}"));
-                        }
-                    });
-                }
-                _ = accept_shutdown.changed() => break,
+    served::accept_loop(listener, shutdown_rx.clone(), move |stream, peer| {
+        let shared = accept_shared.clone();
+        let responder = responder.clone();
+        let shutdown = session_shutdown.clone();
+        async move {
+            if let Err(e) = session(stream, responder, handshake_timeout, &shared.0, shutdown).await
+            {
+                shared.0.note(format!("{peer}: {e}"));
             }
         }
     });

@@ -194,24 +194,16 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
     });
 
     let accept_shared = shared.clone();
-    let mut accept_shutdown = shutdown_rx.clone();
+    let session_shutdown = shutdown_rx.clone();
     let handshake_timeout = config.handshake_timeout;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
-                    let shared = accept_shared.clone();
-                    let responder = responder.clone();
-                    let shutdown = accept_shutdown.clone();
-                    tokio::spawn(async move {
-                        let result = session(stream, responder, handshake_timeout, &shared.0, shutdown).await;
-                        if let Err(e) = result {
-                            shared.0.note(format!("{peer}: {e}"));
-                        }
-                    });
-                }
-                _ = accept_shutdown.changed() => break,
+    served::accept_loop(listener, shutdown_rx.clone(), move |stream, peer| {
+        let shared = accept_shared.clone();
+        let responder = responder.clone();
+        let shutdown = session_shutdown.clone();
+        async move {
+            if let Err(e) = session(stream, responder, handshake_timeout, &shared.0, shutdown).await
+            {
+                shared.0.note(format!("{peer}: {e}"));
             }
         }
     });

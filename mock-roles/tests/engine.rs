@@ -107,7 +107,26 @@ fn every_listed_backend_name_parses_back() {
     assert!("sha-ni-x9".parse::<Backend>().is_err());
     assert!(Backend::supported().contains(&Backend::Scalar));
     assert!(Backend::detect().is_supported());
+    assert!(Backend::by_features().is_supported());
     println!("supported here: {:?}", Backend::supported());
+}
+
+#[test]
+fn the_calibrated_backend_is_supported_stable_and_not_slower_than_scalar() {
+    let chosen = Backend::detect();
+    assert_eq!(Backend::detect(), chosen, "measured once per process");
+    let calibrated = Backend::calibrate(std::time::Duration::from_millis(1));
+    assert!(calibrated.is_supported());
+    // Every SIMD backend is several times faster than the portable one, so the calibration never
+    // picks scalar when it has a choice, even on a busy machine.
+    if Backend::supported().len() > 1 {
+        assert_ne!(calibrated, Backend::Scalar);
+        assert_ne!(chosen, Backend::Scalar);
+    }
+    println!(
+        "calibrated here: {chosen} (by features: {})",
+        Backend::by_features()
+    );
 }
 
 #[test]

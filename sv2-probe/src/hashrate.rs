@@ -30,8 +30,10 @@ nonce together and shares the first hash's message schedule between them; --no-v
 measures one header at a time. Text: a table of MH/s and ratio to the baseline, then the best \
 backend. --json: one document {\"threads\", \"seconds\", \"default_backend\", \"version_rolling\", \
 \"baseline\": {\"name\", \"mhs\"}, \"backends\": [{\"name\", \"lanes\", \"mhs\", \"ratio\"}], \
-\"best\": {\"name\", \"mhs\"}, \"ratio\"}, where ratio is MH/s over the baseline's. Other work on \
-the machine lowers the figures.";
+\"best\": {\"name\", \"mhs\"}, \"ratio\"}, where ratio is MH/s over the baseline's. \
+default_backend is the one `mine`, `probe` and the mock miners use when none is forced: the fastest \
+in a short calibration (a few milliseconds per backend) when the process starts. Other work on the \
+machine lowers the figures.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

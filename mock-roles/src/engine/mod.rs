@@ -158,7 +158,7 @@ impl Backend {
         Backend::ShaNi4,
     ];
 
-    /// Preference order of [`Backend::detect`], fastest first. Measured on an Intel Xeon with SHA-NI
+    /// Preference order of [`Backend::by_features`], fastest first. Measured on an Intel Xeon with SHA-NI
     /// and AVX-512, one thread, one header at a time (groups of 8 rolled versions in brackets):
     /// AVX-512 about 31 MH/s (36), every SHA-NI variant about 12-13 (13-15: the SHA unit's
     /// throughput is the limit there, about one `sha256rnds2` per 3 cycles, so interleaving barely
@@ -213,12 +213,78 @@ impl Backend {
         Self::ALL.into_iter().filter(|b| b.is_supported()).collect()
     }
 
-    /// The fastest backend this CPU supports.
+    /// The fastest backend this CPU supports, measured once per process ([`Backend::calibrate`]):
+    /// which one wins depends on the micro-architecture, not only on the features (SHA-NI's
+    /// throughput differs several-fold between Intel and AMD cores, and AVX-512 is double-pumped on
+    /// some), so a fixed order would pick a slow backend on some machines.
     pub fn detect() -> Backend {
+        static FASTEST: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+        *FASTEST.get_or_init(|| Self::calibrate(std::time::Duration::from_millis(2)))
+    }
+
+    /// The first supported backend of a fixed preference order (measured on an Intel Xeon), without
+    /// measuring anything.
+    pub fn by_features() -> Backend {
         Self::PREFERENCE
             .into_iter()
             .find(|b| b.is_supported())
             .unwrap_or(Backend::Scalar)
+    }
+
+    /// Measures every supported backend on a group of [`MAX_GROUP`] rolled headers (what the miner
+    /// scans when a job allows version rolling) for about `slice` each, three times in turn so that
+    /// a burst of other work on the machine does not decide alone, and returns the one with the best
+    /// of its three rates. Ties keep [`Backend::by_features`]'s order. The measured headers have an
+    /// all-zero target, so no candidate is ever reported and the buffer never fills.
+    pub fn calibrate(slice: std::time::Duration) -> Backend {
+        let supported: Vec<Backend> = Self::PREFERENCE
+            .into_iter()
+            .filter(|b| b.is_supported())
+            .collect();
+        if supported.len() == 1 {
+            return supported[0];
+        }
+        let base = BlockHeader {
+            version: 0x2000_0000,
+            prev_hash: [0x5a; 32],
+            merkle_root: [0xa5; 32],
+            ntime: 0x6500_0000,
+            nbits: 0x1d00_ffff,
+            nonce: 0,
+        };
+        let group: Vec<PreparedHeader> = (0..MAX_GROUP as u32)
+            .map(|i| {
+                let header = BlockHeader {
+                    version: base.version | (i << 13),
+                    ..base
+                };
+                PreparedHeader::new(&header, &Target::ZERO)
+            })
+            .collect();
+        let mut best = vec![0f64; supported.len()];
+        let mut out = Candidates::new();
+        for _round in 0..3 {
+            for (backend, best) in supported.iter().zip(best.iter_mut()) {
+                let hasher = Hasher { backend: *backend };
+                let started = std::time::Instant::now();
+                let mut nonces = 0u64;
+                while started.elapsed() < slice {
+                    out.clear();
+                    // 64 nonces at a time: a few microseconds even for the scalar backend.
+                    let start = (nonces as u32) & 0x7fff_ffff;
+                    nonces += u64::from(hasher.scan_group(&group, start, 64, &mut out));
+                }
+                let rate = nonces as f64 / started.elapsed().as_secs_f64();
+                *best = best.max(rate);
+            }
+        }
+        let mut fastest = 0;
+        for (i, rate) in best.iter().enumerate() {
+            if *rate > best[fastest] {
+                fastest = i;
+            }
+        }
+        supported[fastest]
     }
 
     /// A [`Hasher`] for this backend, or an error when the CPU lacks its features.

@@ -408,3 +408,197 @@ fn arbitrary_message_sequences_never_panic() {
         })
         .unwrap();
 }
+
+/// RequestTransactionData for a template with segwit transactions: the list carries them with their
+/// witnesses, and a block assembled from it alone (the pool's coinbase with the TP's outputs and the
+/// excess_data as the coinbase witness, then the listed transactions) passes rust-bitcoin's merkle root
+/// and BIP141 witness commitment checks.
+#[test]
+fn transaction_data_rebuilds_a_segwit_block_that_rust_bitcoin_accepts() {
+    use bitcoin::hashes::Hash;
+
+    let mut config = TpConfig::default();
+    config.params.transactions = 7;
+    config.params.segwit_every = 3;
+    let (mut tp, s, t, p) = ready(config);
+    let out = sent(
+        &tp.handle(
+            s,
+            &RequestTransactionData {
+                template_id: t.template_id,
+            }
+            .into(),
+            NOW,
+        ),
+    );
+    let [Message::RequestTransactionDataSuccess(data)] = &out[..] else {
+        panic!("{out:?}");
+    };
+    assert_eq!(data.template_id, t.template_id);
+    let listed: Vec<bitcoin::Transaction> = data
+        .transaction_list
+        .iter()
+        .map(|b| deserialize(b.as_bytes()).expect("rust-bitcoin parses every listed transaction"))
+        .collect();
+    assert_eq!(listed.len(), 7);
+    // Transactions 0, 3 and 6 carry witnesses, the others none.
+    let with_witness: Vec<usize> = listed
+        .iter()
+        .enumerate()
+        .filter(|(_, tx)| tx.input.iter().any(|i| !i.witness.is_empty()))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(with_witness, [0, 3, 6]);
+
+    // The commitment in the TP's outputs is BIP141's over the listed wtxids and excess_data.
+    let reserved: [u8; 32] = data.excess_data.as_bytes().try_into().expect("32 bytes");
+    let mut wleaves = vec![bitcoin::WitnessMerkleNode::all_zeros()];
+    wleaves.extend(
+        listed.iter().map(|tx| {
+            bitcoin::WitnessMerkleNode::from_byte_array(tx.compute_wtxid().to_byte_array())
+        }),
+    );
+    let wroot = bitcoin::merkle_tree::calculate_root(wleaves.into_iter()).unwrap();
+    let commitment = bitcoin::Block::compute_witness_commitment(&wroot, &reserved);
+    let outputs = parse_outputs(
+        t.coinbase_tx_outputs.as_bytes(),
+        t.coinbase_tx_outputs_count,
+    )
+    .unwrap();
+    let mut expected_script = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+    expected_script.extend_from_slice(&commitment.to_byte_array());
+    assert!(
+        outputs.iter().any(|o| o.script_pubkey == expected_script),
+        "{outputs:?}"
+    );
+
+    // A block from the pool's side alone: header, coinbase, the listed transactions.
+    let m = mine(&t, &p, b"pool", true);
+    assert_eq!(m.coinbase.inputs[0].witness, [reserved.to_vec()]);
+    let mut header = Vec::with_capacity(80);
+    header.extend_from_slice(&m.version.to_le_bytes());
+    header.extend_from_slice(&p.prev_hash.0);
+    let mut txids = vec![m.coinbase.txid()];
+    txids.extend(listed.iter().map(|tx| tx.compute_txid().to_byte_array()));
+    header.extend_from_slice(&merkle::root(&txids));
+    header.extend_from_slice(&m.ntime.to_le_bytes());
+    header.extend_from_slice(&p.n_bits.to_le_bytes());
+    header.extend_from_slice(&m.nonce.to_le_bytes());
+    let mut block_bytes = header;
+    block_bytes.push(1 + listed.len() as u8);
+    block_bytes.extend_from_slice(&m.coinbase.serialize(true));
+    for raw in data.transaction_list.iter() {
+        block_bytes.extend_from_slice(raw.as_bytes());
+    }
+    let block: bitcoin::Block = deserialize(&block_bytes).unwrap();
+    assert!(block.check_merkle_root());
+    assert!(block.check_witness_commitment());
+    // And it is the block the TP itself assembles from the same solution.
+    let v = verdict(&tp.handle(s, &submit(t.template_id, &m), NOW));
+    assert!(v.valid, "{:?}", v.problems);
+    assert_eq!(v.block.as_deref(), Some(&block_bytes[..]));
+}
+
+/// A peer flooding SubmitSolution: every one is checked and counted, but the TP keeps only the most
+/// recent verdicts (each holds a whole block), so its memory does not grow with the flood.
+#[test]
+fn a_flood_of_solutions_is_counted_but_not_all_kept() {
+    use sv2_mock::tp::MAX_VERDICTS_KEPT;
+
+    let (mut tp, s, t, _) = ready(TpConfig::default());
+    let total = 3 * MAX_VERDICTS_KEPT + 7;
+    for i in 0..total {
+        let solution = SubmitSolution {
+            template_id: t.template_id,
+            version: 0,
+            header_timestamp: NOW,
+            header_nonce: i as u32,
+            coinbase_tx: B0_64K::new(vec![0xab; 1000]).unwrap(),
+        };
+        tp.handle(s, &solution.into(), NOW);
+    }
+    assert_eq!(tp.solutions_checked(), total as u64);
+    let kept = tp.verdicts();
+    assert!(
+        (MAX_VERDICTS_KEPT..=2 * MAX_VERDICTS_KEPT).contains(&kept.len()),
+        "{} verdicts kept",
+        kept.len()
+    );
+    // The latest are the ones kept: the flood's last solution is the last verdict.
+    assert!(kept.iter().all(|v| !v.valid));
+    assert_eq!(kept.last().unwrap().template_id, t.template_id);
+}
+
+/// The TP on the network: blocks come on its timer and on demand ([`TpHandle::new_block`]), each as a
+/// future NewTemplate and a SetNewPrevHash on a new prev hash, one height up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
+    use std::time::Duration;
+    use sv2_codec::noise::keys::Keypair;
+    use sv2_mock::net::Connection;
+    use sv2_mock::tp::driver::{serve, TpServerConfig};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const STEP: Duration = Duration::from_secs(10);
+    let mut config = TpServerConfig::new(Keypair::generate().unwrap()).unwrap();
+    config.authority = None;
+    config.block_interval = Some(Duration::from_millis(400));
+    let tp = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).unwrap();
+    let mut conn = Connection::plaintext(TcpStream::connect(tp.addr).await.unwrap());
+
+    /// The next NewTemplate and SetNewPrevHash: (template, prev hash).
+    async fn next_block(
+        conn: &mut Connection<TcpStream>,
+    ) -> (NewTemplate<'static>, SetNewPrevHashTdp) {
+        use sv2_codec::types::IntoStatic;
+        let got = conn.recv("NewTemplate", STEP).await.unwrap();
+        let Message::NewTemplate(t) = got.message else {
+            panic!("{:?}", got.message);
+        };
+        let t = t.into_static();
+        let got = conn.recv("SetNewPrevHash", STEP).await.unwrap();
+        let Message::SetNewPrevHashTdp(p) = got.message else {
+            panic!("{:?}", got.message);
+        };
+        assert!(t.future_template);
+        assert_eq!(p.template_id, t.template_id);
+        (t, p)
+    }
+
+    conn.send(&setup(2, 2, 2)).await.unwrap();
+    let got = conn.recv("SetupConnection.Success", STEP).await.unwrap();
+    assert!(matches!(got.message, Message::SetupConnectionSuccess(_)));
+    let constraints = CoinbaseOutputConstraints {
+        coinbase_output_max_additional_size: 100,
+        coinbase_output_max_additional_sigops: 4,
+    };
+    conn.send(&constraints.into()).await.unwrap();
+    let (t0, p0) = next_block(&mut conn).await;
+    let h0 = sv2_mock::chain::script::read_bip34_height(t0.coinbase_prefix.as_bytes())
+        .unwrap()
+        .0;
+
+    // Two timer blocks, each on a new prev hash, one height up.
+    let (t1, p1) = next_block(&mut conn).await;
+    let (t2, p2) = next_block(&mut conn).await;
+    let heights: Vec<u32> = [&t1, &t2]
+        .iter()
+        .map(|t| {
+            sv2_mock::chain::script::read_bip34_height(t.coinbase_prefix.as_bytes())
+                .unwrap()
+                .0
+        })
+        .collect();
+    assert_eq!(heights, [h0 + 1, h0 + 2]);
+    assert!(p0.prev_hash != p1.prev_hash && p1.prev_hash != p2.prev_hash);
+
+    // On demand: the height moves at once, and the session hears of a new block.
+    let before = tp.height();
+    tp.new_block();
+    assert!(tp.height() > before);
+    let (t3, _) = next_block(&mut conn).await;
+    let h3 = sv2_mock::chain::script::read_bip34_height(t3.coinbase_prefix.as_bytes())
+        .unwrap()
+        .0;
+    assert!(h3 > h0 + 2, "{h3} after {h0}");
+}

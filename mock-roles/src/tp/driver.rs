@@ -50,6 +50,9 @@ impl TpServerConfig {
     }
 }
 
+/// Log lines kept by a running TP.
+pub const LOG_KEEP: usize = 10_000;
+
 struct Shared {
     core: Mutex<TemplateProvider>,
     sessions: Mutex<HashMap<SessionId, mpsc::UnboundedSender<Command>>>,
@@ -93,11 +96,14 @@ impl Shared {
         }
     }
 
+    /// One log line; the log keeps the latest [`LOG_KEEP`] or so (a peer sending endless undecodable
+    /// frames cannot grow it without bound).
     fn note(&self, line: String) {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line);
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= LOG_KEEP {
+            log.drain(..LOG_KEEP / 10);
+        }
+        log.push(line);
     }
 
     fn core(&self) -> std::sync::MutexGuard<'_, TemplateProvider> {
@@ -124,19 +130,23 @@ impl std::fmt::Debug for SharedHandle {
 }
 
 impl TpHandle {
-    /// Every SubmitSolution verdict so far.
+    /// The SubmitSolution verdicts kept (every one, up to [`super::MAX_VERDICTS_KEPT`] at least).
     pub fn verdicts(&self) -> Vec<SolutionVerdict> {
         self.shared.0.core().verdicts().to_vec()
     }
 
-    /// Waits until at least `n` verdicts exist or `timeout` passes; returns them.
+    /// SubmitSolution messages checked so far (kept or not).
+    pub fn solutions_checked(&self) -> u64 {
+        self.shared.0.core().solutions_checked()
+    }
+
+    /// Waits until at least `n` solutions were checked or `timeout` passes; returns the verdicts kept.
     pub async fn wait_for_verdicts(&self, n: usize, timeout: Duration) -> Vec<SolutionVerdict> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.0.verdict_arrived.notified();
-            let verdicts = self.verdicts();
-            if verdicts.len() >= n {
-                return verdicts;
+            if self.solutions_checked() >= n as u64 {
+                return self.verdicts();
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return self.verdicts();

@@ -40,6 +40,10 @@ pub const PROTOCOL_TEMPLATE_DISTRIBUTION: u8 = 2;
 /// A session (one connection) of the TP.
 pub type SessionId = u64;
 
+/// Verdicts kept (each holds its whole block): a peer that floods SubmitSolution cannot grow the TP
+/// without bound. The oldest go first; [`TemplateProvider::solutions_checked`] counts them all.
+pub const MAX_VERDICTS_KEPT: usize = 256;
+
 /// Configuration of the mock TP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TpConfig {
@@ -110,6 +114,7 @@ pub struct TemplateProvider {
     sessions: BTreeMap<SessionId, SessionState>,
     next_session: SessionId,
     verdicts: Vec<SolutionVerdict>,
+    solutions: u64,
     blocks: u32,
 }
 
@@ -131,6 +136,7 @@ impl TemplateProvider {
             sessions: BTreeMap::new(),
             next_session: 1,
             verdicts: Vec::new(),
+            solutions: 0,
             blocks: 0,
         };
         tp.current = tp.build_template();
@@ -147,9 +153,15 @@ impl TemplateProvider {
         &self.templates[&self.current]
     }
 
-    /// Every SubmitSolution verdict so far.
+    /// The SubmitSolution verdicts, oldest first: every one so far, or the latest
+    /// [`MAX_VERDICTS_KEPT`] or more once that many came.
     pub fn verdicts(&self) -> &[SolutionVerdict] {
         &self.verdicts
+    }
+
+    /// SubmitSolution messages checked so far (kept or not).
+    pub fn solutions_checked(&self) -> u64 {
+        self.solutions
     }
 
     /// Opens a session for a new connection.
@@ -259,6 +271,10 @@ impl TemplateProvider {
             (SessionState::Ready { .. }, Message::SubmitSolution(submitted)) => {
                 let template = self.templates.get(&submitted.template_id);
                 let verdict = solution::check(template, submitted, &self.tip.prev_hash, now);
+                self.solutions += 1;
+                if self.verdicts.len() >= MAX_VERDICTS_KEPT * 2 {
+                    self.verdicts.drain(..MAX_VERDICTS_KEPT);
+                }
                 self.verdicts.push(verdict.clone());
                 let mut out = vec![Output::Solution {
                     session,

@@ -257,9 +257,10 @@ impl Keypair {
 
 /// An SV2 endpoint: `stratum2+tcp://host:port/<authority key>`.
 ///
-/// The host is a DNS name, an IPv4 address, or an IPv6 address in brackets. The port is required. The
-/// authority key may be left out (`stratum2+tcp://host:port`), which means the certificate cannot be
-/// checked; tools must say so.
+/// The host is a DNS name, an IPv4 address, or an IPv6 address in brackets. The port is required
+/// (decimal, 1 to 65535). The authority key may be left out (`stratum2+tcp://host:port`), which means
+/// the certificate cannot be checked; tools must say so. The scheme is matched without regard to case;
+/// one trailing `/` after the key (or after the port) is accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sv2Url {
     /// Host name or address, without brackets for IPv6.
@@ -310,6 +311,11 @@ impl FromStr for Sv2Url {
                 .split_once(']')
                 .ok_or_else(|| bad("unclosed '[' in host"))?;
             let port = tail.strip_prefix(':').ok_or_else(|| bad("missing port"))?;
+            // Brackets are for IPv6 addresses only (RFC 3986 IP-literal); anything else in them would
+            // be formatted back without brackets, as another URL.
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad(&format!("{host:?} in brackets is not an IPv6 address")));
+            }
             (host, port)
         } else {
             authority
@@ -328,10 +334,15 @@ impl FromStr for Sv2Url {
         {
             return Err(bad("invalid character in host"));
         }
+        // Digits only (`u16::from_str` would also take a sign), and not 0: nothing listens there.
         let port: u16 = port
-            .parse()
-            .map_err(|_| bad(&format!("invalid port {port:?}")))?;
-        let key = path.trim_end_matches('/');
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| port.parse().ok())
+            .flatten()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| bad(&format!("invalid port {port:?} (1 to 65535)")))?;
+        let key = path.strip_suffix('/').unwrap_or(path);
         let authority_key = if key.is_empty() {
             None
         } else {

@@ -1,8 +1,8 @@
 //! `sv2-probe keys`: authority keys and certificates (spec §4.5.2, §4.7).
 //!
 //! - `generate`: a new key pair; the secret goes to a file created with mode 0600, the public key to stdout.
-//! - `inspect`: decode a base58check authority key (or the key of a `stratum2+tcp://` URL, or the public key
-//!   of a secret key file) and print its x-only form.
+//! - `inspect`: decode a base58check authority key (or the key of a `stratum2+tcp://` URL, 64 hex digits of
+//!   an x-only key, or the public key of a secret key file) and print its x-only and base58check forms.
 //! - `certify`: issue a SIGNATURE_NOISE_MESSAGE (certificate) for a server's static key, signed by an
 //!   authority secret.
 //!
@@ -38,7 +38,8 @@ pub struct Args {
 pub enum KeysCommand {
     /// Generate an authority (or server) key pair. The secret is written to a new file with mode 0600.
     Generate(GenerateArgs),
-    /// Decode an authority public key (base58check, or a stratum2+tcp:// URL) and print its x-only form.
+    /// Decode an authority public key (base58check, a stratum2+tcp:// URL, or x-only hex) and print its
+    /// x-only hex and base58check forms.
     Inspect(InspectArgs),
     /// Issue a certificate (SIGNATURE_NOISE_MESSAGE) for a server static key.
     Certify(CertifyArgs),
@@ -59,7 +60,8 @@ pub struct GenerateArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// A base58check authority public key, or a stratum2+tcp://host:port/<key> URL.
+    /// A base58check authority public key, a stratum2+tcp://host:port/<key> URL, or 64 hex digits of an
+    /// x-only key.
     #[arg(value_name = "KEY", required_unless_present = "secret_file")]
     pub key: Option<String>,
     /// Instead of KEY: show the public key of the secret in this file.
@@ -134,37 +136,51 @@ fn generate(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<Outcome>
     Ok(Outcome::Pass)
 }
 
-/// Creates (or with `force`, replaces) the file with mode 0600 before any secret byte is written.
+/// Writes the secret to a new file created with mode 0600 (refused if `path` exists).
+///
+/// With `force`, the secret goes to a new 0600 file beside `path` that is then renamed over it: an
+/// existing file is replaced, never written into, so its old mode, a reader holding it open, or a
+/// symbolic link at `path` never sees the new secret.
 fn write_secret_file(path: &Path, secret: &SecretKey, force: bool) -> anyhow::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+    if !force {
+        return create_secret_file(path, secret).with_context(|| {
+            if path.symlink_metadata().is_ok() {
+                format!("{} exists; pass --force to replace it", path.display())
+            } else {
+                format!("cannot create {}", path.display())
+            }
+        });
     }
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file name", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let result = create_secret_file(&temp, secret)
+        .with_context(|| format!("cannot create {}", temp.display()))
+        .and_then(|()| {
+            fs::rename(&temp, path).with_context(|| format!("cannot replace {}", path.display()))
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Creates `path` (which must not exist) with mode 0600 and writes the secret's line.
+fn create_secret_file(path: &Path, secret: &SecretKey) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| {
-        if path.exists() && !force {
-            format!("{} exists; pass --force to replace it", path.display())
-        } else {
-            format!("cannot create {}", path.display())
-        }
-    })?;
-    // An existing file keeps its old mode when opened: tighten it before writing.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
-    }
-    writeln!(file, "{}", secret.to_base58())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let mut file = options.open(path)?;
+    writeln!(file, "{}", secret.to_base58())?;
+    file.sync_all()
 }
 
 /// Reads a secret key file: base58check or 64 hex digits, surrounding whitespace ignored.
@@ -172,7 +188,7 @@ pub fn read_secret_file(path: &Path) -> anyhow::Result<SecretKey> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("cannot read secret file {}", path.display()))?;
     let text = text.trim();
-    let key = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let key = if is_hex32(text) {
         SecretKey::from_hex(text)
     } else {
         SecretKey::from_base58(text)
@@ -180,10 +196,16 @@ pub fn read_secret_file(path: &Path) -> anyhow::Result<SecretKey> {
     key.with_context(|| format!("secret file {}", path.display()))
 }
 
+/// 64 hex digits (an x-only key or a secret). No base58check key of ours is 64 characters long (they
+/// are 51 or 52; secrets 50 or 51), and base58 has no `0`, so the two forms never overlap in practice.
+fn is_hex32(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A public key given as base58check or as 64 hex digits of the x-only key.
 fn parse_public_key(text: &str) -> Result<AuthorityPublicKey, KeyError> {
     let text = text.trim();
-    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_hex32(text) {
         AuthorityPublicKey::from_hex(text)
     } else {
         AuthorityPublicKey::from_base58(text)
@@ -203,17 +225,16 @@ fn inspect(
         let parsed = if text.contains("://") {
             text.parse::<Sv2Url>()
                 .and_then(|url| match url.authority_key {
-                    Some(key) => Ok((key, Some(url))),
+                    Some(key) => Ok((key, Some(url), "url")),
                     None => Err(KeyError::Url(format!("{text:?} carries no authority key"))),
                 })
+        } else if is_hex32(text) {
+            AuthorityPublicKey::from_hex(text).map(|key| (key, None, "hex"))
         } else {
-            AuthorityPublicKey::from_base58(text).map(|key| (key, None))
+            AuthorityPublicKey::from_base58(text).map(|key| (key, None, "base58check"))
         };
         match parsed {
-            Ok((key, url)) => {
-                let source = if url.is_some() { "url" } else { "base58check" };
-                (key, url, source)
-            }
+            Ok(found) => found,
             Err(e) => {
                 if args.json {
                     writeln!(out, "{}", json!({"valid": false, "error": e.to_string()}))?;
@@ -247,7 +268,14 @@ fn inspect(
             writeln!(out, "port:        {}", url.port)?;
         }
         writeln!(out, "public key:  {}", key.to_base58())?;
-        writeln!(out, "version:     1 (prefix 0100), checksum ok")?;
+        if source == "hex" || source == "secret file" {
+            writeln!(
+                out,
+                "version:     1 (prefix 0100) when written as base58check"
+            )?;
+        } else {
+            writeln!(out, "version:     1 (prefix 0100), checksum ok")?;
+        }
         writeln!(out, "x-only hex:  {}", hex::encode(key.xonly()))?;
     }
     Ok(Outcome::Pass)

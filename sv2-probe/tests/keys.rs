@@ -212,3 +212,136 @@ fn certify_issues_a_certificate_that_verifies() {
     assert_eq!(output.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn inspect_takes_odd_but_valid_urls() {
+    for (url, host, port) in [
+        (
+            format!("STRATUM2+TCP://[::1]:3333/{SPEC_BASE58}/"),
+            "::1",
+            3333,
+        ),
+        (
+            format!("stratum2+tcp://localhost:65535/{SPEC_BASE58}"),
+            "localhost",
+            65535,
+        ),
+    ] {
+        let output = probe(&["keys", "inspect", &url, "--json"]);
+        assert!(output.status.success(), "{url}: {output:?}");
+        let value = json_of(&output);
+        assert_eq!(value["host"], host, "{url}");
+        assert_eq!(value["port"], port, "{url}");
+        assert_eq!(value["xonly_hex"], SPEC_XONLY, "{url}");
+        assert_eq!(value["source"], "url");
+    }
+}
+
+#[test]
+fn inspect_refuses_bad_urls_and_keys_with_exit_1_and_a_reason() {
+    let cases = [
+        (format!("stratum2+tcp://127.0.0.1:0/{SPEC_BASE58}"), "port"),
+        (
+            format!("stratum2+tcp://127.0.0.1:+80/{SPEC_BASE58}"),
+            "port",
+        ),
+        (
+            format!("stratum2+tcp://[127.0.0.1]:1/{SPEC_BASE58}"),
+            "IPv6",
+        ),
+        (
+            "stratum2+tcp://127.0.0.1:34254".to_owned(),
+            "no authority key",
+        ),
+        (format!("stratum+tcp://127.0.0.1:1/{SPEC_BASE58}"), "scheme"),
+        (
+            "9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRX0".into(),
+            "base58 character",
+        ),
+        ("".into(), "bytes"),
+        // 64 hex digits that are not an x coordinate on the curve.
+        (format!("{}05", "0".repeat(62)), "x-only"),
+    ];
+    for (text, reason) in cases {
+        let output = probe(&["keys", "inspect", &text, "--json"]);
+        assert_eq!(output.status.code(), Some(1), "{text:?}: {output:?}");
+        let value = json_of(&output);
+        assert_eq!(value["valid"], false, "{text:?}");
+        let error = value["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{text:?}: {error}");
+    }
+}
+
+#[test]
+fn inspect_takes_xonly_hex_and_prints_the_base58check_form() {
+    let value = json_of(&probe(&["keys", "inspect", SPEC_XONLY, "--json"]));
+    assert_eq!(value["valid"], true);
+    assert_eq!(value["source"], "hex");
+    assert_eq!(value["public_key"], SPEC_BASE58);
+    let upper = SPEC_XONLY.to_uppercase();
+    let value = json_of(&probe(&["keys", "inspect", &upper, "--json"]));
+    assert_eq!(value["public_key"], SPEC_BASE58);
+    let text = probe(&["keys", "inspect", SPEC_XONLY]);
+    assert!(text.status.success());
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains(SPEC_BASE58), "{stdout}");
+    assert!(!stdout.contains("checksum ok"), "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn generate_force_replaces_a_file_instead_of_writing_into_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch_dir("force");
+    // A world-readable file, held open by a reader: the new secret must not reach that reader.
+    let path = dir.join("authority.secret");
+    std::fs::write(&path, "old\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let reader = std::fs::File::open(&path).unwrap();
+    let output = probe(&[
+        "keys",
+        "generate",
+        "--secret-file",
+        path.to_str().unwrap(),
+        "--force",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let mut old = String::new();
+    std::io::Read::read_to_string(&mut &reader, &mut old).unwrap();
+    assert_eq!(old, "old\n", "the open file still holds the old bytes only");
+    let secret = SecretKey::from_base58(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+    let public = json_of(&output)["public_key"].as_str().unwrap().to_owned();
+    assert_eq!(Keypair::from_secret(secret).public.to_base58(), public);
+
+    // A symbolic link is replaced, not followed.
+    let target = dir.join("elsewhere");
+    std::fs::write(&target, "untouched\n").unwrap();
+    let link = dir.join("link.secret");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let refused = probe(&["keys", "generate", "--secret-file", link.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("exists"));
+    let forced = probe(&[
+        "keys",
+        "generate",
+        "--secret-file",
+        link.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(forced.status.success(), "{forced:?}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+    assert!(!std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

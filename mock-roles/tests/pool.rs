@@ -865,6 +865,57 @@ fn open_refusals_echo_the_request_id() {
     e.open(&mut ext_pool, open_extended(3, ANY, 0));
 }
 
+/// A client that opens channel after channel: past `max_channels_per_session` each open is refused
+/// with `channel-capacity-exhausted` and its request_id, nothing else is sent and no state is kept;
+/// closing a channel frees a slot; other connections are not affected.
+#[test]
+fn a_client_opening_too_many_channels_is_refused_per_request() {
+    let mut pool = Pool::new(
+        PoolConfig {
+            max_channels_per_session: 5,
+            ..config()
+        },
+        NOW,
+    )
+    .unwrap();
+    let mut c = Client::connect(&mut pool, 0);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let m = if i % 2 == 0 {
+            open_standard(i, ANY)
+        } else {
+            open_extended(i, ANY, 4)
+        };
+        ids.push(c.open(&mut pool, m));
+    }
+    for request_id in 100..150 {
+        let out = pool.handle(c.session, &open_extended(request_id, ANY, 4), NOW);
+        let msgs = c.follow(&out);
+        assert!(
+            matches!(&msgs[..], [Message::OpenMiningChannelError(e)]
+                if e.request_id == request_id && e.error_code.as_bytes() == b"channel-capacity-exhausted"),
+            "{msgs:?}"
+        );
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::ChannelOpened { .. } | Output::Close { .. })),
+            "{out:?}"
+        );
+    }
+    assert_eq!(pool.channels(c.session).len(), 5);
+    assert_eq!(pool.stats().channels_opened, 5);
+
+    // A close frees a slot; the new channel's id is none of the old ones.
+    pool.handle(c.session, &close(ids[1]), NOW);
+    let again = c.open(&mut pool, open_standard(200, ANY));
+    assert!(!ids.contains(&again));
+    assert_eq!(pool.channels(c.session).len(), 5);
+
+    // Another connection has its own allowance.
+    let mut other = Client::connect(&mut pool, 0);
+    other.open(&mut pool, open_standard(1, ANY));
+}
+
 #[test]
 fn update_channel_lowers_the_target_or_errs() {
     let mut pool = Pool::new(config(), NOW).unwrap();

@@ -1189,3 +1189,199 @@ mod hostile {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Reconnects and hostile servers.
+
+/// A server that answers the handshake like [`sv1_server`] (no job), then sends `extra` lines right
+/// after the authorize result, and reads until the client goes away or answers the request "q1"
+/// (what it read then ends the list).
+async fn scripted_server(listener: TcpListener, extra: Vec<String>) -> Vec<String> {
+    let (stream, _) = listener.accept().await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut methods = Vec::new();
+    while let Ok(Some(l)) = lines.next_line().await {
+        let v: Value = serde_json::from_str(&l).unwrap();
+        let id = v["id"].clone();
+        if id == json!("q1") {
+            methods.push(l);
+            break;
+        }
+        let method = v["method"].as_str().unwrap_or_default().to_owned();
+        methods.push(method.clone());
+        let mut replies = match method.as_str() {
+            "mining.configure" => vec![json!({"id": id, "result": {"version-rolling": true, "version-rolling.mask": "1fffe000"}, "error": null}).to_string()],
+            "mining.subscribe" => vec![json!({"id": id, "result": [[], hex::encode(EN1), 4], "error": null}).to_string()],
+            "mining.authorize" => vec![json!({"id": id, "result": true, "error": null}).to_string()],
+            _ => vec![json!({"id": id, "result": true, "error": null}).to_string()],
+        };
+        if method == "mining.authorize" {
+            replies.extend(extra.iter().cloned());
+        }
+        let mut text = replies.join("\n");
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    methods
+}
+
+/// `client.reconnect` to another port of the same host is followed: a fresh session (configure,
+/// subscribe, authorize) on the new server, which then gets valid shares; the counters go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnect_to_the_same_host_is_followed() {
+    let second = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let second_port = second.local_addr().unwrap().port();
+    let want = 3;
+    let second_server = tokio::spawn(sv1_server(second, want));
+    let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = first.local_addr().unwrap().to_string();
+    let reconnect =
+        json!({"id": null, "method": "client.reconnect", "params": ["127.0.0.1", second_port, 0]});
+    let first_server = tokio::spawn(scripted_server(first, vec![reconnect.to_string()]));
+
+    let mut config = Sv1DriverConfig::new(
+        address,
+        Sv1Config {
+            user: "rig.1".into(),
+            ..Sv1Config::default()
+        },
+    );
+    config.engine = engine();
+    config.stats_interval = Duration::from_millis(50);
+    let mut handle = driver::spawn(config);
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            handle.stats.changed().await.unwrap();
+            if handle.stats.borrow().accepted >= want as u64 {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("shares accepted by the second server");
+    let report = handle.stop().await;
+    assert_eq!(report.outcome.unwrap(), Sv1End::Shutdown);
+    let first_methods = first_server.await.unwrap();
+    assert!(first_methods.contains(&"mining.authorize".to_owned()));
+    assert!(!first_methods.contains(&"mining.submit".to_owned()));
+    let log = second_server.await.unwrap();
+    assert_eq!(log.accepted, want);
+    assert!(log.rejected.is_empty(), "{:?}", log.rejected);
+    assert_eq!(
+        &log.methods[..3],
+        ["mining.configure", "mining.subscribe", "mining.authorize"]
+    );
+    assert!(report
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Sv1Event::Reconnect { port: Some(p), .. } if *p == second_port)));
+}
+
+/// Where a reconnect may go: the same host on any port; another host only when allowed; nowhere
+/// once the allowance is used up.
+#[tokio::test]
+async fn client_reconnect_elsewhere_ends_the_run_unless_allowed() {
+    use sv2_mock::sv1::driver::{reconnect_address, Sv1Reconnect};
+
+    let policy = Sv1Reconnect::default();
+    let here = "127.0.0.1:3333";
+    assert_eq!(
+        reconnect_address(here, None, None, policy).as_deref(),
+        Some(here)
+    );
+    assert_eq!(
+        reconnect_address(here, Some(""), Some(0), policy).as_deref(),
+        Some(here)
+    );
+    assert_eq!(
+        reconnect_address(here, Some("127.0.0.1"), Some(4444), policy).as_deref(),
+        Some("127.0.0.1:4444")
+    );
+    assert_eq!(
+        reconnect_address(here, Some("pool.example"), Some(1), policy),
+        None
+    );
+    let anywhere = Sv1Reconnect {
+        other_hosts: true,
+        ..policy
+    };
+    assert_eq!(
+        reconnect_address(here, Some("pool.example"), None, anywhere).as_deref(),
+        Some("pool.example:3333")
+    );
+    assert_eq!(reconnect_address(here, Some("a b"), None, anywhere), None);
+
+    // Over the network: a reconnect to another host ends the run, reported.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let elsewhere =
+        json!({"id": null, "method": "client.reconnect", "params": ["pool.example", 3333, 1]});
+    tokio::spawn(scripted_server(listener, vec![elsewhere.to_string()]));
+    let mut config = Sv1DriverConfig::new(address, Sv1Config::default());
+    config.engine = engine();
+    let report = driver::spawn(config).join().await;
+    assert_eq!(
+        report.outcome.unwrap(),
+        Sv1End::Reconnect {
+            host: Some("pool.example".into()),
+            port: Some(3333),
+            wait: Some(1)
+        }
+    );
+}
+
+/// A server flooding notifications the client does not know, requests it must refuse, and a
+/// malformed line, with nobody reading the live events: the session goes on (each unknown request
+/// answered with an error), and the live event channel stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_flood_is_survived_with_bounded_live_events() {
+    use sv2_mock::miner::runner::EVENT_CHANNEL_CAPACITY;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let flood = 3 * EVENT_CHANNEL_CAPACITY;
+    let mut extra: Vec<String> = (0..flood)
+        .map(|i| {
+            json!({"id": null, "method": format!("vendor.telemetry_{}", i % 7), "params": [i]})
+                .to_string()
+        })
+        .collect();
+    extra.push("{not json".into());
+    extra.push(json!({"id": "q1", "method": "vendor.ask", "params": []}).to_string());
+    let server = tokio::spawn(scripted_server(listener, extra));
+    let mut config = Sv1DriverConfig::new(address, Sv1Config::default());
+    config.engine = engine();
+    config.event_limit = 100;
+    let handle = driver::spawn(config);
+    // The request after the flood is answered: the whole flood was read, and the session goes on.
+    let read = tokio::time::timeout(Duration::from_secs(60), server)
+        .await
+        .expect("the flood was read and the request after it answered")
+        .unwrap();
+    let answer: Value = serde_json::from_str(read.last().unwrap()).unwrap();
+    assert_eq!(answer["error"][0], json!(-32601), "{answer}");
+    assert!(read.contains(&"mining.authorize".to_owned()));
+    assert!(
+        handle.events.len() <= EVENT_CHANNEL_CAPACITY,
+        "{} live events held",
+        handle.events.len()
+    );
+    assert!(handle.events.len() >= EVENT_CHANNEL_CAPACITY / 2);
+    let report = handle.stop().await;
+    assert!(
+        matches!(
+            report.outcome,
+            Ok(Sv1End::Shutdown) | Err(Sv1DriverError::Closed { .. })
+        ),
+        "{:?}",
+        report.outcome
+    );
+    assert!(report.events.len() <= 100);
+    assert!(report
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Sv1Event::Malformed { .. })));
+}

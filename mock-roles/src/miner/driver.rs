@@ -4,8 +4,9 @@
 //! plaintext), runs the core, and runs the engine's threads (std threads, off the async runtime) on the
 //! work the core hands out. Found shares travel from the engine's threads through a bridge thread
 //! (which also caps their rate) into the task, which feeds them to the core. Live [`MinerStats`] are
-//! published on a watch channel, events on an unbounded channel. A shutdown signal closes the channel
-//! (CloseChannel) and stops the engine. Every step has a deadline, and failures name their step.
+//! published on a watch channel, events on a bounded channel (what a slow reader misses stays in the
+//! report). A shutdown signal closes the channel (CloseChannel) and stops the engine. Every step has
+//! a deadline, and failures name their step.
 //!
 //! [`EngineRunner`] (the engine, the bridge and the hashrate meter), the handle and the rest of the
 //! plumbing are shared with the SV1 driver ([`super::runner`]).
@@ -222,7 +223,7 @@ fn step_of(phase: Phase, t: &Timeouts) -> (&'static str, Duration) {
 pub async fn run(
     config: DeviceDriverConfig,
     stats: watch::Sender<MinerStats>,
-    events: Option<mpsc::UnboundedSender<Event>>,
+    events: Option<mpsc::Sender<Event>>,
     shutdown: watch::Receiver<bool>,
 ) -> DeviceReport {
     let started = Instant::now();
@@ -253,7 +254,7 @@ pub async fn run(
 async fn session(
     config: &DeviceDriverConfig,
     stats: &watch::Sender<MinerStats>,
-    events: Option<&mpsc::UnboundedSender<Event>>,
+    events: Option<&mpsc::Sender<Event>>,
     mut shutdown: watch::Receiver<bool>,
     log: &mut EventLog<Event>,
     transcript: &mut Transcript,
@@ -293,7 +294,7 @@ async fn drive(
     shares: &mut mpsc::UnboundedReceiver<Share>,
     conn: &mut Connection<TcpStream>,
     stats: &watch::Sender<MinerStats>,
-    events: Option<&mpsc::UnboundedSender<Event>>,
+    events: Option<&mpsc::Sender<Event>>,
     shutdown: &mut watch::Receiver<bool>,
     log: &mut EventLog<Event>,
     last: &mut MinerStats,
@@ -371,7 +372,7 @@ async fn apply(
     device: &mut Device,
     engine: &mut EngineRunner,
     conn: &mut Connection<TcpStream>,
-    events: Option<&mpsc::UnboundedSender<Event>>,
+    events: Option<&mpsc::Sender<Event>>,
     log: &mut EventLog<Event>,
 ) -> Result<Option<End>, DriverError> {
     let mut end = None;

@@ -28,8 +28,11 @@ pub trait TaskReport {
 pub struct MinerHandle<E, R> {
     /// Live stats.
     pub stats: watch::Receiver<MinerStats>,
-    /// Every event, as it happens.
-    pub events: mpsc::UnboundedReceiver<E>,
+    /// Every event, as it happens, while the reader keeps up: the channel holds at most
+    /// [`EVENT_CHANNEL_CAPACITY`] unread events and drops later ones until there is room again (a
+    /// handle nobody reads, or a peer flooding notifications, cannot grow the process without bound;
+    /// the report keeps the latest events either way).
+    pub events: mpsc::Receiver<E>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<R>,
 }
@@ -56,21 +59,20 @@ impl<E, R: TaskReport> MinerHandle<E, R> {
     }
 }
 
+/// Unread events a [`MinerHandle`] holds at most.
+pub const EVENT_CHANNEL_CAPACITY: usize = 4096;
+
 /// Spawns `run(stats, events, shutdown)` on the current tokio runtime, with the channels its handle
 /// reads.
 pub(crate) fn spawn_driver<E, R, F>(
-    run: impl FnOnce(
-        watch::Sender<MinerStats>,
-        Option<mpsc::UnboundedSender<E>>,
-        watch::Receiver<bool>,
-    ) -> F,
+    run: impl FnOnce(watch::Sender<MinerStats>, Option<mpsc::Sender<E>>, watch::Receiver<bool>) -> F,
 ) -> MinerHandle<E, R>
 where
     F: Future<Output = R> + Send + 'static,
     R: Send + 'static,
 {
     let (stats_tx, stats) = watch::channel(MinerStats::default());
-    let (events_tx, events) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(run(stats_tx, Some(events_tx), shutdown_rx));
     MinerHandle {
@@ -266,10 +268,10 @@ impl<E> EventLog<E> {
 }
 
 impl<E: Clone> EventLog<E> {
-    /// Sends `event` to the live channel (when there is one) and keeps it.
-    pub(crate) fn report(&mut self, events: Option<&mpsc::UnboundedSender<E>>, event: E) {
+    /// Sends `event` to the live channel (when there is one and it has room) and keeps it.
+    pub(crate) fn report(&mut self, events: Option<&mpsc::Sender<E>>, event: E) {
         if let Some(tx) = events {
-            let _ = tx.send(event.clone());
+            let _ = tx.try_send(event.clone());
         }
         self.push(event);
     }

@@ -3,9 +3,11 @@
 //! Plain TCP, newline-delimited JSON (lines longer than [`MAX_LINE`] end the session). The engine
 //! runs on its own threads ([`EngineRunner`], shared with the SV2 device driver, as are the handle
 //! and the rest of the plumbing in [`crate::miner::runner`]); found shares come back through a
-//! rate-capped bridge. Stats are published on a watch channel, events on an unbounded
+//! rate-capped bridge. Stats are published on a watch channel, events on a bounded
 //! channel; every line in both directions is kept in a bounded transcript. Each step has a deadline
-//! and failures name their step.
+//! and failures name their step. `client.reconnect` is followed ([`Sv1Reconnect`]): to the same host
+//! (a new port allowed), after the wait it asks for (capped), as a fresh session (configure, subscribe,
+//! authorize) whose counters go on from the last; other hosts only when allowed.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -51,6 +53,28 @@ impl Default for Sv1Timeouts {
     }
 }
 
+/// How `client.reconnect` is followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sv1Reconnect {
+    /// Reconnections followed per run (0: the run ends with [`Sv1End::Reconnect`] at the first).
+    pub max: u32,
+    /// Follow a reconnect to another host (by default only the host first connected to, on any
+    /// port: a hostile server cannot send the miner elsewhere).
+    pub other_hosts: bool,
+    /// The longest wait honoured (a server asking for more gets this).
+    pub max_wait: Duration,
+}
+
+impl Default for Sv1Reconnect {
+    fn default() -> Self {
+        Sv1Reconnect {
+            max: 3,
+            other_hosts: false,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Everything the SV1 driver needs.
 #[derive(Debug, Clone)]
 pub struct Sv1DriverConfig {
@@ -66,6 +90,8 @@ pub struct Sv1DriverConfig {
     pub transcript_limit: usize,
     /// Events kept in the report (oldest dropped first).
     pub event_limit: usize,
+    /// Following `client.reconnect`.
+    pub reconnect: Sv1Reconnect,
 }
 
 impl Sv1DriverConfig {
@@ -79,6 +105,7 @@ impl Sv1DriverConfig {
             stats_interval: Duration::from_secs(1),
             transcript_limit: 100_000,
             event_limit: 10_000,
+            reconnect: Sv1Reconnect::default(),
         }
     }
 }
@@ -118,10 +145,11 @@ pub enum Sv1DriverError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sv1End {
     Shutdown,
-    /// `client.reconnect` (not followed; reported).
+    /// `client.reconnect` not followed (none allowed, too many, or to another host).
     Reconnect {
         host: Option<String>,
         port: Option<u16>,
+        wait: Option<u64>,
     },
 }
 
@@ -249,7 +277,7 @@ fn step_of(phase: Phase, t: &Sv1Timeouts) -> (&'static str, Duration) {
 pub async fn run(
     config: Sv1DriverConfig,
     stats: watch::Sender<MinerStats>,
-    events: Option<mpsc::UnboundedSender<Sv1Event>>,
+    events: Option<mpsc::Sender<Sv1Event>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Sv1Report {
     let started = Instant::now();
@@ -257,40 +285,64 @@ pub async fn run(
     let mut last = MinerStats::default();
     let mut client = Sv1Client::new(config.client.clone());
     let (mut engine, mut shares) = EngineRunner::new(config.engine, config.max_shares_per_second);
-    let mut transcript = Vec::new();
-    let outcome = match engine.check() {
-        Err(e) => Err(e.into()),
-        Ok(()) => match connect(&config).await {
-            Err(e) => Err(e),
-            Ok(stream) => {
-                let mut lines = Lines {
-                    stream,
-                    buf: Vec::new(),
-                    started,
-                    limit: config.transcript_limit.max(1),
-                    transcript: VecDeque::new(),
-                };
-                let outcome = drive(
-                    &config,
-                    &mut client,
-                    &mut engine,
-                    &mut shares,
-                    &mut lines,
-                    &stats,
-                    events.as_ref(),
-                    &mut shutdown,
-                    &mut log,
-                    &mut last,
-                    started,
-                )
-                .await;
-                let _ = lines.stream.shutdown().await;
-                transcript = lines.transcript.into_iter().collect();
-                publish(&client, &mut engine, &stats, &mut last, started, true);
-                outcome
-            }
-        },
+    let mut transcript: VecDeque<Sv1Line> = VecDeque::new();
+    let limit = config.transcript_limit.max(1);
+    let mut address = config.address.clone();
+    let mut followed = 0u32;
+    let outcome = loop {
+        if let Err(e) = engine.check() {
+            break Err(e.into());
+        }
+        let stream = match connect(&address, config.timeouts.connect).await {
+            Ok(stream) => stream,
+            Err(e) => break Err(e),
+        };
+        let mut lines = Lines {
+            stream,
+            buf: Vec::new(),
+            started,
+            limit,
+            transcript: std::mem::take(&mut transcript),
+        };
+        let outcome = drive(
+            &config,
+            &mut client,
+            &mut engine,
+            &mut shares,
+            &mut lines,
+            &stats,
+            events.as_ref(),
+            &mut shutdown,
+            &mut log,
+            &mut last,
+            started,
+        )
+        .await;
+        let _ = lines.stream.shutdown().await;
+        transcript = lines.transcript;
+        publish(&client, &mut engine, &stats, &mut last, started, true);
+        let Ok(Sv1End::Reconnect { host, port, wait }) = &outcome else {
+            break outcome;
+        };
+        let next = reconnect_address(&address, host.as_deref(), *port, config.reconnect);
+        let Some(next) = next.filter(|_| followed < config.reconnect.max) else {
+            break outcome;
+        };
+        let wait = Duration::from_secs(wait.unwrap_or(0)).min(config.reconnect.max_wait);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => break Ok(Sv1End::Shutdown),
+        }
+        if *shutdown.borrow() {
+            break Ok(Sv1End::Shutdown);
+        }
+        followed += 1;
+        address = next;
+        let counters = client.counters();
+        client = Sv1Client::new(config.client.clone());
+        client.carry_counters(counters);
     };
+    let transcript: Vec<Sv1Line> = transcript.into_iter().collect();
     engine.stop().await;
     publish_final(&stats, &mut last, started);
     Sv1Report {
@@ -301,19 +353,43 @@ pub async fn run(
     }
 }
 
-async fn connect(config: &Sv1DriverConfig) -> Result<TcpStream, Sv1DriverError> {
-    let address = &config.address;
-    let after = config.timeouts.connect;
+async fn connect(address: &str, after: Duration) -> Result<TcpStream, Sv1DriverError> {
     tcp_connect(address, after).await.map_err(|e| match e {
         TcpConnectError::Timeout => Sv1DriverError::ConnectTimeout {
-            address: address.clone(),
+            address: address.to_owned(),
             after,
         },
         TcpConnectError::Io(source) => Sv1DriverError::Connect {
-            address: address.clone(),
+            address: address.to_owned(),
             source,
         },
     })
+}
+
+/// Where `client.reconnect` (host, port) from a session on `current` ("host:port") points, when the
+/// policy allows going there: an absent or empty host, or the same one, is the current host; an
+/// absent port (or 0) is the current port. Another host only with `other_hosts`.
+pub fn reconnect_address(
+    current: &str,
+    host: Option<&str>,
+    port: Option<u16>,
+    policy: Sv1Reconnect,
+) -> Option<String> {
+    let (current_host, current_port) = current.rsplit_once(':')?;
+    let host = host.map(str::trim).filter(|h| !h.is_empty());
+    let same = host.is_none_or(|h| h.eq_ignore_ascii_case(current_host));
+    if !same && !policy.other_hosts {
+        return None;
+    }
+    let host = host.unwrap_or(current_host);
+    if host.contains(char::is_whitespace) || host.contains('/') {
+        return None;
+    }
+    let port = match port.filter(|p| *p != 0) {
+        Some(p) => p.to_string(),
+        None => current_port.to_owned(),
+    };
+    Some(format!("{host}:{port}"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -324,7 +400,7 @@ async fn drive(
     shares: &mut mpsc::UnboundedReceiver<Share>,
     lines: &mut Lines,
     stats: &watch::Sender<MinerStats>,
-    events: Option<&mpsc::UnboundedSender<Sv1Event>>,
+    events: Option<&mpsc::Sender<Sv1Event>>,
     shutdown: &mut watch::Receiver<bool>,
     log: &mut EventLog<Sv1Event>,
     last: &mut MinerStats,
@@ -385,7 +461,7 @@ async fn apply(
     outputs: Vec<Output>,
     engine: &mut EngineRunner,
     lines: &mut Lines,
-    events: Option<&mpsc::UnboundedSender<Sv1Event>>,
+    events: Option<&mpsc::Sender<Sv1Event>>,
     log: &mut EventLog<Sv1Event>,
 ) -> Result<Option<Sv1End>, Sv1DriverError> {
     let mut end = None;
@@ -412,10 +488,11 @@ async fn apply(
                     Sv1Event::AuthorizeFailed { error, result } => Some(
                         Sv1DriverError::AuthorizeFailed(describe(error.as_ref(), result)),
                     ),
-                    Sv1Event::Reconnect { host, port, .. } => {
+                    Sv1Event::Reconnect { host, port, wait } => {
                         end = Some(Sv1End::Reconnect {
                             host: host.clone(),
                             port: *port,
+                            wait: *wait,
                         });
                         None
                     }

@@ -324,6 +324,12 @@ impl Sv1Client {
         self.counters
     }
 
+    /// Starts the counters from `counters` (a driver following `client.reconnect` carries the previous
+    /// connection's counts into the new session).
+    pub fn carry_counters(&mut self, counters: Counters) {
+        self.counters = counters;
+    }
+
     /// The granted version-rolling mask.
     pub fn version_mask(&self) -> Option<u32> {
         self.mask

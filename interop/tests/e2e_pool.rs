@@ -239,4 +239,10 @@ async fn our_mining_device_mines_on_the_reference_pool() {
         "{verdicts:?}\n{}",
         tp.log().join("\n")
     );
+    println!(
+        "e2e pool (device): {} share(s) accepted by pool_sv2, {} block(s) reached our TP, {} valid",
+        report.stats.accepted,
+        verdicts.len(),
+        verdicts.iter().filter(|v| v.valid).count()
+    );
 }

@@ -107,4 +107,12 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
         "translator_sv2 exited:\n{}",
         tproxy.log_tail(30)
     );
+    println!(
+        "e2e translator: our pool accepted {} share(s) (rejected {:?}), {} block(s) found, {} validated by its TP; the SV1 miner saw {} accepted",
+        stats.shares_accepted,
+        stats.rejected_by_reason,
+        stats.blocks_found,
+        stats.solutions_valid,
+        report.stats.accepted
+    );
 }

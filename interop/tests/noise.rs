@@ -350,3 +350,180 @@ fn sri_decoder_counts_the_whole_writable_window_as_received() {
     assert_eq!(ours.push(&wire[..10]).unwrap(), (10, None));
     assert_eq!(ours.needed(), 12);
 }
+
+/// Every byte position of an SRI act 2, one bit flipped: a typed decryption error naming the part of
+/// act 2 that failed, and a terminated handshake (never a panic, never a certificate error: the
+/// certificate is only looked at after both MACs verified).
+#[test]
+fn flipped_bit_at_every_position_of_sri_act2() {
+    let authority = test_authority();
+    let seed = KeySeed::new([0x31; 32], [0x32; 32]);
+    let fresh = || Initiator::new(InitiatorConfig::new(authority.public), &seed).unwrap();
+    let act1 = fresh().write_act1().unwrap();
+    let sri = SriResponder::new(&authority, Duration::from_secs(3600)).unwrap();
+    let (act2, _) = sri.respond(&act1).unwrap();
+    let t = now();
+    // The untouched act 2 completes (the same fixed seed gives the same act 1 every time).
+    let mut ini = fresh();
+    assert_eq!(ini.write_act1().unwrap(), act1);
+    assert!(ini.read_act2(&act2, t).unwrap().authenticated);
+    for pos in 0..ACT2_LEN {
+        let mut bad = act2.clone();
+        bad[pos] ^= 1 << (pos % 8);
+        let mut ini = fresh();
+        ini.write_act1().unwrap();
+        let step = if pos < 144 {
+            DecryptStep::Act2Static
+        } else {
+            DecryptStep::Act2Payload
+        };
+        assert_eq!(
+            ini.read_act2(&bad, t).unwrap_err(),
+            NoiseError::Decrypt { step },
+            "pos {pos}"
+        );
+        assert_eq!(ini.state(), HandshakeState::Failed);
+        assert_eq!(ini.read_act2(&act2, t).unwrap_err(), NoiseError::Terminated);
+    }
+    // Truncated at every length.
+    for len in 0..ACT2_LEN {
+        let mut ini = fresh();
+        ini.write_act1().unwrap();
+        assert!(
+            matches!(
+                ini.read_act2(&act2[..len], t),
+                Err(NoiseError::WrongLength { expected: 234, got, .. }) if got == len
+            ),
+            "len {len}"
+        );
+    }
+}
+
+/// Every byte position of SRI-encrypted frames (payloads 0, 1 and 100 bytes), one bit flipped: our
+/// decryptor names the header or the block, and refuses everything after.
+#[test]
+fn flipped_bit_at_every_position_of_sri_frames() {
+    let authority = test_authority();
+    let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+    let act1 = ini.write_act1().unwrap();
+    let sri = SriResponder::new(&authority, Duration::from_secs(3600)).unwrap();
+    let (act2, mut sri_transport) = sri.respond(&act1).unwrap();
+    let ours = ini.read_act2(&act2, now()).unwrap();
+    let (_, dec) = ours.transport.split();
+    let mut dec = dec;
+    for (n, len) in [0usize, 1, 100].into_iter().enumerate() {
+        let frame = plain_frame(len, n as u8);
+        let wire = sri_transport.encrypt(&frame).unwrap();
+        assert_eq!(wire.len(), encrypted_frame_len(len));
+        for pos in 0..wire.len() {
+            let mut bad = wire.clone();
+            bad[pos] ^= 1 << (pos % 8);
+            let mut d = dec.clone();
+            let step = if pos < 22 {
+                DecryptStep::FrameHeader
+            } else {
+                DecryptStep::FrameBlock { index: 0 }
+            };
+            assert_eq!(
+                d.push(&bad).unwrap_err(),
+                NoiseError::Decrypt { step },
+                "len {len} pos {pos}"
+            );
+            assert!(d.is_failed());
+            assert_eq!(d.push(&wire).unwrap_err(), NoiseError::Terminated);
+        }
+        // The untouched frame still decrypts on the real decryptor.
+        let (used, got) = dec.push(&wire).unwrap();
+        assert_eq!((used, got), (wire.len(), Some(&frame[..])));
+    }
+}
+
+/// Our frames with a bit flipped anywhere are refused by SRI (an error, not a panic).
+#[test]
+fn flipped_bit_at_every_position_of_our_frames_is_refused_by_sri() {
+    let authority = test_authority();
+    let frame = plain_frame(20, 9);
+    for pos in 0..encrypted_frame_len(20) {
+        // A fresh SRI session per position: its decrypt state is consumed by a failure.
+        let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+        let act1 = ini.write_act1().unwrap();
+        let sri = SriResponder::new(&authority, Duration::from_secs(3600)).unwrap();
+        let (act2, mut sri_transport) = sri.respond(&act1).unwrap();
+        let ours = ini.read_act2(&act2, now()).unwrap();
+        let (mut enc, _) = ours.transport.split();
+        let mut wire = Vec::new();
+        enc.encrypt_frame(&frame, &mut wire).unwrap();
+        wire[pos] ^= 1 << (pos % 8);
+        match sri_transport.decrypt(&wire) {
+            Err(SriNoiseError::Sri(_)) => {}
+            other => panic!("pos {pos}: SRI gave {other:?}"),
+        }
+    }
+}
+
+/// The key log is enough to read a session with SRI: our responder's key log line decrypts what SRI's
+/// initiator sent and what our side sent back, starting from the capture's act 1 alone.
+#[test]
+fn key_log_decrypts_a_session_with_sri() {
+    let authority = test_authority();
+    let t = now();
+    let mut resp = our_responder(cert_by(&authority, 0, t - 60, t + 3600));
+    let (sri, act1) = SriInitiator::start(authority.public.xonly()).unwrap();
+    let (act2, ours) = resp.read_act1(&act1).unwrap();
+    let mut sri_transport = sri.finish(&act2, t).unwrap();
+    let log = format!("# capture\n{}", ours.key_log_entry().to_line());
+
+    let client_frames = [plain_frame(0, 1), plain_frame(70_000, 2)];
+    let mut client_wire = Vec::new();
+    for f in &client_frames {
+        client_wire.extend(sri_transport.encrypt(f).unwrap());
+    }
+    let (mut enc, _) = ours.transport.split();
+    let server_frame = plain_frame(33, 3);
+    let mut server_wire = Vec::new();
+    enc.encrypt_frame(&server_frame, &mut server_wire).unwrap();
+
+    // A capture reader: the first 64 client bytes find the line.
+    let entries = sv2_codec::noise::keylog::parse(&log).unwrap();
+    let entry = sv2_codec::noise::keylog::find(&entries, &act1).unwrap();
+    let got = Decryptor::from_key(entry.c1)
+        .push_all(&client_wire)
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    for (g, f) in got.iter().zip(&client_frames) {
+        assert_eq!(g.payload, f[6..]);
+    }
+    let got = Decryptor::from_key(entry.c2)
+        .push_all(&server_wire)
+        .unwrap();
+    assert_eq!(got[0].payload, server_frame[6..]);
+}
+
+/// SRI-encrypted frames of every size of the issue, fed to our decryptor one byte at a time.
+#[test]
+fn sri_frames_fed_one_byte_at_a_time() {
+    let authority = test_authority();
+    let mut ini = Initiator::generate(InitiatorConfig::new(authority.public)).unwrap();
+    let act1 = ini.write_act1().unwrap();
+    let sri = SriResponder::new(&authority, Duration::from_secs(3600)).unwrap();
+    let (act2, mut sri_transport) = sri.respond(&act1).unwrap();
+    let (_, mut dec) = ini.read_act2(&act2, now()).unwrap().transport.split();
+    let mut stream = Vec::new();
+    let frames: Vec<Vec<u8>> = [0usize, 1, 65519, 65520]
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| plain_frame(l, 40 + i as u8))
+        .collect();
+    for f in &frames {
+        stream.extend(sri_transport.encrypt(f).unwrap());
+    }
+    let mut got = Vec::new();
+    for byte in &stream {
+        let (used, frame) = dec.push(std::slice::from_ref(byte)).unwrap();
+        assert_eq!(used, 1);
+        if let Some(frame) = frame {
+            got.push(frame.to_vec());
+        }
+    }
+    assert_eq!(got, frames);
+}

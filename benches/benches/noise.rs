@@ -6,16 +6,18 @@
 //!   does in `step_1`), the initiator's certificate check. Throughput is in handshakes.
 //! * `noise_transport/<payload>/ours|sri`: one frame of `payload` bytes encrypted by one side and
 //!   decrypted by the other (a round trip through both directions' ciphers), payloads 64 B, 1 KiB and
-//!   64 KiB. Throughput is in payload bytes. Ours: `Encryptor::encrypt_frame` into a reused `Vec` and
-//!   `Decryptor::push`. SRI: `NoiseEncoder::encode_transport` (which takes the frame by value: the copy
-//!   into a `Vec` is part of its API) and `NoiseDecoder` fed window by window, as a socket would.
+//!   64 KiB. Throughput is in payload bytes. Both sides get the same input: an owned plain frame
+//!   (`Vec<u8>`, built outside the timed part by `iter_batched`) that the timed part consumes and
+//!   frees. Ours: `Encryptor::encrypt_frame` into a reused `Vec` and `Decryptor::push`. SRI:
+//!   `NoiseEncoder::encode_transport` (which takes the frame by value) and `NoiseDecoder` fed window by
+//!   window, as a socket would. Each side checks the plaintext length it got back.
 //!
 //! Before timing, both sides check that their ciphertexts for the same keys and frame are identical.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sv2_codec::noise::keys::SecretKey;
 use sv2_codec::noise::{
     Decryptor, Encryptor, Initiator, InitiatorConfig, Responder, ResponderConfig,
@@ -140,27 +142,36 @@ fn transport(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(len as u64));
         let mut wire = Vec::with_capacity(frame.len() + 64);
         g.bench_function("ours", |b| {
-            b.iter(|| {
-                wire.clear();
-                enc.encrypt_frame(black_box(&frame), &mut wire).unwrap();
-                let mut input = &wire[..];
-                let mut got = 0;
-                while !input.is_empty() {
-                    let (used, plain) = dec.push(input).unwrap();
-                    got += plain.map_or(0, <[u8]>::len);
-                    input = &input[used..];
-                }
-                assert_eq!(got, frame.len());
-            })
+            b.iter_batched(
+                || frame.clone(),
+                |owned| {
+                    wire.clear();
+                    enc.encrypt_frame(black_box(&owned), &mut wire).unwrap();
+                    drop(owned);
+                    let mut input = &wire[..];
+                    let mut got = 0;
+                    while !input.is_empty() {
+                        let (used, plain) = dec.push(input).unwrap();
+                        got += plain.map_or(0, <[u8]>::len);
+                        input = &input[used..];
+                    }
+                    assert_eq!(got, frame.len());
+                },
+                BatchSize::SmallInput,
+            )
         });
         g.bench_function("sri", |b| {
-            b.iter(|| {
-                let (frames, got) = sri_client
-                    .encrypt_with(black_box(&frame).clone(), |w| sri_server.decrypt_whole(w))
-                    .unwrap()
-                    .unwrap();
-                assert_eq!((frames, got), (1, frame.len()));
-            })
+            b.iter_batched(
+                || frame.clone(),
+                |owned| {
+                    let (frames, got) = sri_client
+                        .encrypt_with(black_box(owned), |w| sri_server.decrypt_whole(w))
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!((frames, got), (1, frame.len()));
+                },
+                BatchSize::SmallInput,
+            )
         });
         g.finish();
     }

@@ -88,6 +88,7 @@ async fn demo(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow:
         threads: 1,
         no_share: false,
         keylog: None,
+        plaintext: false,
         json: args.json,
     };
     let report = probe::probe(&url, &probe_args).await;

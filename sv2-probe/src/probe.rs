@@ -7,8 +7,10 @@
 //! a share mined by the built-in engine at the channel's target, submitted, and the pool's answer.
 //! Every failure says which step failed, why, and shows the bytes that came.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -30,6 +32,7 @@ use sv2_mock::engine::{
     Backend, CoinbaseParts, Job, MerkleSource, Miner, MinerConfig, Share, Target,
 };
 use sv2_mock::net::{unix_now, Connection, Direction, NetError, Transcript};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::Outcome;
@@ -39,12 +42,47 @@ Probe a live SV2 pool and report, step by step: TCP connect, Noise handshake, ce
 SetupConnection, channel, first job, coinbase, and a share mined here and submitted.
 
 URL: stratum2+tcp://host:port/<authority key>. Without a key the certificate cannot be checked: the \
-handshake still runs and the report says so (a fail for the certificate step).
+handshake still runs and the report says so (a fail for the certificate step). A pool without Noise \
+(plain frames, spec §4: local networks only) is probed with --plaintext and a URL without a key.
+
+Every step has a deadline (--timeout; the share step --share-timeout). A failing step says what went \
+wrong and shows the bytes the pool sent during that step (hex, and as text when they read as text).
 
 Exit code: 0 when every step passed or was skipped, 1 when any step failed, 2 on a usage error.";
 
 /// SetupConnection flag REQUIRES_VERSION_ROLLING (mining protocol, bit 2).
 const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
+
+/// The Mining protocol's SetupConnection flags (§5.3.1), by bit.
+const SETUP_FLAGS: &[&str] = &[
+    "REQUIRES_STANDARD_JOBS",
+    "REQUIRES_WORK_SELECTION",
+    "REQUIRES_VERSION_ROLLING",
+];
+/// The Mining protocol's SetupConnection.Success flags (§5.3.1), by bit.
+const SUCCESS_FLAGS: &[&str] = &["REQUIRES_FIXED_VERSION", "REQUIRES_EXTENDED_CHANNELS"];
+
+/// The names of the bits set in `flags` (unknown bits as `bitN`).
+fn flag_list(flags: u32, names: &[&str]) -> Vec<String> {
+    (0..32)
+        .filter(|bit| flags & (1 << bit) != 0)
+        .map(|bit| {
+            names
+                .get(bit)
+                .map_or(format!("bit{bit}"), |name| (*name).to_owned())
+        })
+        .collect()
+}
+
+/// `0x4 (REQUIRES_VERSION_ROLLING)`, `0x0 (none)`.
+fn flag_names(flags: u32, names: &[&str]) -> String {
+    let list = flag_list(flags, names);
+    if list.is_empty() {
+        format!("{flags:#x} (none)")
+    } else {
+        format!("{flags:#x} ({})", list.join(", "))
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -72,6 +110,9 @@ pub struct Args {
     /// Do not mine or submit a share.
     #[arg(long)]
     pub no_share: bool,
+    /// Speak plain frames, without Noise (the URL must carry no authority key).
+    #[arg(long)]
+    pub plaintext: bool,
     /// Append this session's traffic keys to FILE (key log format: codec/src/noise/keylog.rs), so that
     /// a capture of the session can be decrypted later.
     #[arg(long, value_name = "FILE")]
@@ -137,6 +178,12 @@ impl Report {
 
 pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<Outcome> {
     let url: Sv2Url = args.url.parse().context("URL")?;
+    if args.plaintext && url.authority_key.is_some() {
+        anyhow::bail!("--plaintext and an authority key in the URL exclude each other");
+    }
+    if args.plaintext && args.keylog.is_some() {
+        anyhow::bail!("--keylog needs Noise: a plaintext session has no keys");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -151,8 +198,155 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
     })
 }
 
-fn net_detail(e: &NetError) -> String {
-    e.to_string()
+/// The latest bytes received that are kept for error reports.
+const WIRE_KEEP: usize = 64 * 1024;
+/// Received bytes shown in a failing step's detail, half from the start of the step and half from
+/// the end (its JSON data holds up to [`DATA_BYTES`] from the start).
+const SHOWN_BYTES: usize = 64;
+const DATA_BYTES: usize = 4096;
+
+#[derive(Debug, Default)]
+struct WireLog {
+    /// The latest bytes received, at most [`WIRE_KEEP`].
+    kept: Vec<u8>,
+    /// Bytes received in all.
+    total: u64,
+}
+
+/// Every byte the pool sent on the socket, as it came (ciphertext under Noise), so that a failing
+/// step can show what arrived while it ran.
+#[derive(Debug, Clone, Default)]
+struct Wire(Arc<Mutex<WireLog>>);
+
+impl Wire {
+    /// The position in the received stream now.
+    fn mark(&self) -> u64 {
+        self.0.lock().map_or(0, |log| log.total)
+    }
+
+    /// How many bytes came since `mark`, and those of them still kept (the first ones when more
+    /// came than are kept).
+    fn since(&self, mark: u64) -> (u64, Vec<u8>) {
+        let Ok(log) = self.0.lock() else {
+            return (0, Vec::new());
+        };
+        let count = log.total.saturating_sub(mark);
+        let kept = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(log.kept.len());
+        let start = log.kept.len() - kept;
+        (count, log.kept[start..].to_vec())
+    }
+
+    fn record(&self, bytes: &[u8]) {
+        if let Ok(mut log) = self.0.lock() {
+            log.total += bytes.len() as u64;
+            log.kept.extend_from_slice(bytes);
+            if log.kept.len() > WIRE_KEEP {
+                let cut = log.kept.len() - WIRE_KEEP;
+                log.kept.drain(..cut);
+            }
+        }
+    }
+}
+
+/// The TCP stream with every received byte copied to a [`Wire`].
+struct Tapped {
+    inner: TcpStream,
+    wire: Wire,
+}
+
+impl AsyncRead for Tapped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            this.wire.record(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tapped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What `count` received bytes were, for a detail line: hex of the first ones, and the text when
+/// they read as text (an HTTP server, a Stratum V1 pool, a banner).
+fn received_text(count: u64, bytes: &[u8]) -> String {
+    if count == 0 {
+        return "nothing received".into();
+    }
+    let mut text = format!("received {count} B in this step: ");
+    if bytes.len() <= SHOWN_BYTES {
+        text.push_str(&hex::encode(bytes));
+    } else {
+        let half = SHOWN_BYTES / 2;
+        text.push_str(&format!(
+            "{} ... {}",
+            hex::encode(&bytes[..half]),
+            hex::encode(&bytes[bytes.len() - half..])
+        ));
+    }
+    if reads_as_text(bytes) {
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]);
+        text.push_str(&format!(" (as text: {shown:?})"));
+    }
+    text
+}
+
+/// At least 90% printable ASCII (or whitespace).
+fn reads_as_text(bytes: &[u8]) -> bool {
+    let readable = bytes
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n' | b'\t'))
+        .count();
+    !bytes.is_empty() && readable * 10 >= bytes.len() * 9
+}
+
+/// A failed step's detail and data: the error, then what the pool sent while the step ran.
+fn failure(e: &NetError, wire: &Wire, mark: u64) -> (String, Value) {
+    let (count, bytes) = wire.since(mark);
+    let detail = format!("{e}; {}", received_text(count, &bytes));
+    let data = json!({
+        "error": e.to_string(),
+        "received_len": count,
+        "received_hex": hex::encode(&bytes[..bytes.len().min(DATA_BYTES)]),
+    });
+    (detail, data)
+}
+
+/// A hint for a handshake that failed on what came back (or did not).
+fn handshake_hint(e: &NetError, wire: &Wire, mark: u64) -> Option<&'static str> {
+    let (count, bytes) = wire.since(mark);
+    if bytes.starts_with(b"{\"") && reads_as_text(&bytes) {
+        Some("this looks like Stratum V1 (JSON), not SV2")
+    } else if bytes.starts_with(b"HTTP/") && reads_as_text(&bytes) {
+        Some("this is an HTTP server, not SV2")
+    } else if count == 0 && matches!(e, NetError::Timeout { .. }) {
+        Some("a pool without Noise waits silently for more of what it takes for a frame: try --plaintext")
+    } else {
+        None
+    }
 }
 
 /// What the channel step learned.
@@ -220,12 +414,12 @@ type TranscriptSlot = Arc<Mutex<Option<Transcript>>>;
 /// The probe's connection: hands its transcript to the slot when dropped, whichever step ends the
 /// probe.
 struct Recorded {
-    conn: Connection<TcpStream>,
+    conn: Connection<Tapped>,
     slot: TranscriptSlot,
 }
 
 impl std::ops::Deref for Recorded {
-    type Target = Connection<TcpStream>;
+    type Target = Connection<Tapped>;
     fn deref(&self) -> &Self::Target {
         &self.conn
     }
@@ -283,85 +477,41 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
         format!("connected to {addr}"),
         json!({"address": addr}),
     );
+    let wire = Wire::default();
+    let stream = Tapped {
+        inner: stream,
+        wire: wire.clone(),
+    };
 
-    // Noise. Without an authority key the certificate is reported but cannot be checked.
-    let t = Instant::now();
-    let config = match url.authority_key {
-        Some(key) => InitiatorConfig::new(key),
-        None => InitiatorConfig::unauthenticated(),
-    };
-    let mut conn = match Connection::initiate_now(stream, config, step_timeout).await {
-        Ok(conn) => Recorded { conn, slot },
-        Err(e) => {
-            report.add("noise", Status::Fail, t, net_detail(&e), Value::Null);
-            return report;
-        }
-    };
-    let info = conn
-        .handshake
-        .clone()
-        .expect("an initiated connection has a handshake");
-    if let Some(path) = &args.keylog {
-        let line = info.established.key_log_entry().to_line();
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(e) = written {
-            report.add(
-                "noise",
-                Status::Fail,
-                t,
-                format!("cannot append to key log {}: {e}", path.display()),
-                Value::Null,
-            );
-            return report;
-        }
-    }
-    report.add(
-        "noise",
-        Status::Pass,
-        t,
-        "Noise_NX_Secp256k1+EllSwift_ChaChaPoly_SHA256, act 1 64 B, act 2 234 B".into(),
-        json!({"handshake_hash": hex::encode(info.established.handshake_hash), "handshake_ms": info.duration.as_secs_f64() * 1000.0}),
-    );
-    let now = unix_now();
-    let cert = info.established.certificate;
-    let cert_data = json!({
-        "version": cert.version,
-        "valid_from": cert.valid_from,
-        "not_valid_after": cert.not_valid_after,
-        "server_key": hex::encode(info.established.certified_key),
-        "authority_key": url.authority_key.map(|k| k.to_base58()),
-        "authenticated": info.established.authenticated,
-    });
-    let t = Instant::now();
-    if info.established.authenticated {
+    let mut conn = if args.plaintext {
+        let t = Instant::now();
+        report.add(
+            "noise",
+            Status::Skip,
+            t,
+            "--plaintext: no handshake, frames travel in the clear".into(),
+            Value::Null,
+        );
         report.add(
             "certificate",
-            Status::Pass,
+            Status::Skip,
             t,
-            format!(
-                "signed by the URL's authority key; valid {} .. {} (now {now}, {} s left)",
-                cert.valid_from,
-                cert.not_valid_after,
-                i64::from(cert.not_valid_after) - i64::from(now)
-            ),
-            cert_data,
+            "--plaintext: no certificate".into(),
+            Value::Null,
         );
+        Recorded {
+            conn: Connection::plaintext(stream),
+            slot,
+        }
     } else {
-        report.add(
-            "certificate",
-            Status::Fail,
-            t,
-            "not checked: the URL carries no authority key".into(),
-            cert_data,
-        );
-    }
-
+        match handshake(stream, url, args, &wire, step_timeout, &mut report).await {
+            Some(conn) => Recorded { conn, slot },
+            None => return report,
+        }
+    };
     // SetupConnection.
     let t = Instant::now();
+    let mark = wire.mark();
     let setup = SetupConnection {
         protocol: 0,
         min_version: 2,
@@ -376,7 +526,8 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
         device_id: Str0_255::new(b"probe".to_vec()).expect("short"),
     };
     if let Err(e) = conn.send(&setup.into()).await {
-        report.add("setup", Status::Fail, t, net_detail(&e), Value::Null);
+        let (detail, data) = failure(&e, &wire, mark);
+        report.add("setup", Status::Fail, t, detail, data);
         return report;
     }
     match conn.recv("SetupConnection reply", step_timeout).await {
@@ -385,11 +536,16 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
                 "setup",
                 Status::Pass,
                 t,
-                format!("used_version {}, flags {:#x}", s.used_version, s.flags),
-                json!({"used_version": s.used_version, "flags": s.flags, "sent_flags": REQUIRES_VERSION_ROLLING}),
+                format!(
+                    "used_version {} (offered 2..2); pool flags {}; sent flags {}",
+                    s.used_version,
+                    flag_names(s.flags, SUCCESS_FLAGS),
+                    flag_names(REQUIRES_VERSION_ROLLING, SETUP_FLAGS)
+                ),
+                json!({"used_version": s.used_version, "flags": s.flags, "flag_names": flag_list(s.flags, SUCCESS_FLAGS), "sent_flags": REQUIRES_VERSION_ROLLING, "min_version": 2, "max_version": 2}),
             ),
             Message::SetupConnectionError(e) => {
-                report.add("setup", Status::Fail, t, format!("SetupConnection.Error {:?}, flags {:#x}", e.error_code.as_str().unwrap_or("<not UTF-8>"), e.flags), json!({"flags": e.flags}));
+                report.add("setup", Status::Fail, t, format!("SetupConnection.Error {:?}, flags {}", e.error_code.as_str().unwrap_or("<not UTF-8>"), flag_names(e.flags, SETUP_FLAGS)), json!({"flags": e.flags, "error_code": e.error_code.as_str().unwrap_or_default()}));
                 return report;
             }
             other => {
@@ -398,13 +554,15 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
             }
         },
         Err(e) => {
-            report.add("setup", Status::Fail, t, net_detail(&e), Value::Null);
+            let (detail, data) = failure(&e, &wire, mark);
+            report.add("setup", Status::Fail, t, detail, data);
             return report;
         }
     }
 
     // Channel.
     let t = Instant::now();
+    let mark = wire.mark();
     let open: Message<'static> = if args.standard {
         OpenStandardMiningChannel {
             request_id: 1,
@@ -426,12 +584,13 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
         .into()
     };
     if let Err(e) = conn.send(&open).await {
-        report.add("channel", Status::Fail, t, net_detail(&e), Value::Null);
+        let (detail, data) = failure(&e, &wire, mark);
+        report.add("channel", Status::Fail, t, detail, data);
         return report;
     }
     let mut jobs: Vec<AnyJob> = Vec::new();
     let mut prev: Option<SetNewPrevHash> = None;
-    let channel = loop {
+    let mut channel = loop {
         match conn.recv("channel reply", step_timeout).await {
             Ok(d) => match d.message {
                 Message::OpenStandardMiningChannelSuccess(s) => {
@@ -469,7 +628,8 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
                 _ => {}
             },
             Err(e) => {
-                report.add("channel", Status::Fail, t, net_detail(&e), Value::Null);
+                let (detail, data) = failure(&e, &wire, mark);
+                report.add("channel", Status::Fail, t, detail, data);
                 return report;
             }
         }
@@ -494,6 +654,7 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
 
     // First job and prev hash.
     let t_job = Instant::now();
+    let mark = wire.mark();
     let setup_done = t;
     let (job, prev) = loop {
         if let Some(p) = &prev {
@@ -506,16 +667,21 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
                 Message::NewMiningJob(j) => jobs.push(AnyJob::Standard(j)),
                 Message::NewExtendedMiningJob(j) => jobs.push(AnyJob::Extended(j.into_static())),
                 Message::SetNewPrevHash(p) => prev = Some(p),
+                Message::SetTarget(s) if s.channel_id == channel.id => {
+                    channel.target = s.maximum_target.0;
+                }
                 _ => {}
             },
             Err(e) => {
-                report.add(
-                    "first job",
-                    Status::Fail,
-                    t_job,
-                    net_detail(&e),
-                    json!({"jobs": jobs.len(), "prev_hash": prev.is_some()}),
-                );
+                let (mut detail, mut data) = failure(&e, &wire, mark);
+                detail.push_str(&format!(
+                    "; {} job(s) and {} prev hash before that",
+                    jobs.len(),
+                    if prev.is_some() { "a" } else { "no" }
+                ));
+                data["jobs"] = json!(jobs.len());
+                data["prev_hash"] = json!(prev.is_some());
+                report.add("first job", Status::Fail, t_job, detail, data);
                 return report;
             }
         }
@@ -577,8 +743,99 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
         );
         return report;
     }
-    share_round_trip(&mut conn, &mut report, &channel, job, prev, args).await;
+    share_round_trip(&mut conn, &wire, &mut report, channel, job, prev, args).await;
     report
+}
+
+/// The Noise handshake and the certificate check (steps `noise` and `certificate`); `None` when the
+/// handshake failed.
+async fn handshake(
+    stream: Tapped,
+    url: &Sv2Url,
+    args: &Args,
+    wire: &Wire,
+    step_timeout: Duration,
+    report: &mut Report,
+) -> Option<Connection<Tapped>> {
+    // Without an authority key the certificate is reported but cannot be checked.
+    let t = Instant::now();
+    let mark = wire.mark();
+    let config = match url.authority_key {
+        Some(key) => InitiatorConfig::new(key),
+        None => InitiatorConfig::unauthenticated(),
+    };
+    let conn = match Connection::initiate_now(stream, config, step_timeout).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let (mut detail, data) = failure(&e, wire, mark);
+            if let Some(hint) = handshake_hint(&e, wire, mark) {
+                detail.push_str(&format!(" ({hint})"));
+            }
+            report.add("noise", Status::Fail, t, detail, data);
+            return None;
+        }
+    };
+    let info = conn.handshake.clone()?;
+    if let Some(path) = &args.keylog {
+        let line = info.established.key_log_entry().to_line();
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            report.add(
+                "noise",
+                Status::Fail,
+                t,
+                format!("cannot append to key log {}: {e}", path.display()),
+                Value::Null,
+            );
+            return None;
+        }
+    }
+    report.add(
+        "noise",
+        Status::Pass,
+        t,
+        "Noise_NX_Secp256k1+EllSwift_ChaChaPoly_SHA256, act 1 64 B, act 2 234 B".into(),
+        json!({"handshake_hash": hex::encode(info.established.handshake_hash), "handshake_ms": info.duration.as_secs_f64() * 1000.0}),
+    );
+    let now = unix_now();
+    let cert = info.established.certificate;
+    let cert_data = json!({
+        "version": cert.version,
+        "valid_from": cert.valid_from,
+        "not_valid_after": cert.not_valid_after,
+        "server_key": hex::encode(info.established.certified_key),
+        "authority_key": url.authority_key.map(|k| k.to_base58()),
+        "authenticated": info.established.authenticated,
+    });
+    let t = Instant::now();
+    if info.established.authenticated {
+        report.add(
+            "certificate",
+            Status::Pass,
+            t,
+            format!(
+                "signed by the URL's authority key; valid {} .. {} (now {now}, {} s left)",
+                cert.valid_from,
+                cert.not_valid_after,
+                i64::from(cert.not_valid_after) - i64::from(now)
+            ),
+            cert_data,
+        );
+    } else {
+        report.add(
+            "certificate",
+            Status::Fail,
+            t,
+            "not checked: the URL carries no authority key".into(),
+            cert_data,
+        );
+    }
+
+    Some(conn)
 }
 
 fn display_target(t: &[u8; 32]) -> String {
@@ -604,8 +861,8 @@ fn script_kind(script: &[u8]) -> &'static str {
 fn ascii_runs(bytes: &[u8]) -> Vec<String> {
     bytes
         .split(|b| !(0x20..0x7f).contains(b))
+        .map(|run| String::from_utf8_lossy(run).trim().to_owned())
         .filter(|run| run.len() >= 4)
-        .map(|run| String::from_utf8_lossy(run).into_owned())
         .collect()
 }
 
@@ -695,14 +952,16 @@ fn engine_job(channel: &Channel, job: &AnyJob, prev: &SetNewPrevHash) -> Job {
 }
 
 async fn share_round_trip(
-    conn: &mut Connection<TcpStream>,
+    conn: &mut Connection<Tapped>,
+    wire: &Wire,
     report: &mut Report,
-    channel: &Channel,
+    mut channel: Channel,
     mut job: AnyJob,
     mut prev: SetNewPrevHash,
     args: &Args,
 ) {
     let t = Instant::now();
+    let mark = wire.mark();
     let deadline = t + Duration::from_secs_f64(args.share_timeout.max(0.1));
     let config = MinerConfig {
         threads: args.threads.max(1),
@@ -731,7 +990,7 @@ async fn share_round_trip(
             }
         }
     });
-    if let Err(e) = miner.replace_job(engine_job(channel, &job, &prev)) {
+    if let Err(e) = miner.replace_job(engine_job(&channel, &job, &prev)) {
         report.add(
             "share",
             Status::Fail,
@@ -746,7 +1005,8 @@ async fn share_round_trip(
     let mut sequence = 0u32;
     let (mut stale, mut switched_jobs) = (0u32, false);
     let mut submitted: Vec<Value> = Vec::new();
-    let outcome: Result<(Status, String), String> = loop {
+    let mut last_sent: Option<Instant> = None;
+    let outcome: Result<(Status, String), NetError> = loop {
         let now = Instant::now();
         if now >= deadline {
             break Ok((
@@ -764,7 +1024,9 @@ async fn share_round_trip(
         }
         tokio::select! {
             share = rx.recv() => {
-                let Some(share) = share else { break Err("the engine stopped".into()) };
+                let Some(share) = share else {
+                    break Ok((Status::Fail, "the mining engine stopped".into()));
+                };
                 if share.job_id != u64::from(job.id()) {
                     continue;
                 }
@@ -782,14 +1044,15 @@ async fn share_round_trip(
                 };
                 submitted.push(json!({"sequence_number": sequence, "job_id": job.id(), "nonce": share.nonce, "ntime": share.ntime, "version": share.version, "extranonce": hex::encode(share.extranonce.as_slice()), "hash": display_target(&share.hash)}));
                 if let Err(e) = conn.send(&message).await {
-                    break Err(net_detail(&e));
+                    break Err(e);
                 }
+                last_sent = Some(Instant::now());
             }
             received = conn.recv("share answer", deadline.saturating_duration_since(now)) => match received {
                 Ok(d) => match d.message {
                     Message::SubmitSharesSuccess(s) => break Ok((Status::Pass, format!(
-                        "accepted: SubmitShares.Success last_sequence_number {}, new_submits_accepted_count {}, new_shares_sum {} ({} submitted in {:.1} s)",
-                        s.last_sequence_number, s.new_submits_accepted_count, s.new_shares_sum, sequence, t.elapsed().as_secs_f64()))),
+                        "accepted: SubmitShares.Success last_sequence_number {}, new_submits_accepted_count {}, new_shares_sum {} ({} submitted in {:.1} s; answered {} after the last)",
+                        s.last_sequence_number, s.new_submits_accepted_count, s.new_shares_sum, sequence, t.elapsed().as_secs_f64(), round_trip(last_sent)))),
                     // A share sent just before the pool moved to a new block is stale through no
                     // fault of either side (at regtest difficulty every share is a block): noted, and
                     // the probe waits for an answer to a current share.
@@ -797,8 +1060,8 @@ async fn share_round_trip(
                         stale += 1;
                     }
                     Message::SubmitSharesError(e) => break Ok((Status::Fail, format!(
-                        "rejected: SubmitShares.Error {:?} for sequence_number {}",
-                        e.error_code.as_str().unwrap_or("<not UTF-8>"), e.sequence_number))),
+                        "rejected: SubmitShares.Error {:?} for sequence_number {} ({} submitted; answered {} after the last)",
+                        e.error_code.as_str().unwrap_or("<not UTF-8>"), e.sequence_number, sequence, round_trip(last_sent)))),
                     Message::NewMiningJob(j) => jobs.push(AnyJob::Standard(j)),
                     Message::NewExtendedMiningJob(j) => jobs.push(AnyJob::Extended(j.into_static())),
                     Message::SetNewPrevHash(p) => {
@@ -806,24 +1069,46 @@ async fn share_round_trip(
                             prev = p;
                             job = next;
                             switched_jobs = true;
-                            let _ = miner.replace_job(engine_job(channel, &job, &prev));
+                            let _ = miner.replace_job(engine_job(&channel, &job, &prev));
                         }
                     }
-                    Message::SetTarget(_) => {}
+                    // The target for shares from now on (§5.3.18): mine at it.
+                    Message::SetTarget(s) if s.channel_id == channel.id => {
+                        channel.target = s.maximum_target.0;
+                        let _ = miner.replace_job(engine_job(&channel, &job, &prev));
+                    }
                     _ => {}
                 },
                 Err(NetError::Timeout { .. }) => continue,
-                Err(e) => break Err(net_detail(&e)),
+                Err(e) => break Err(e),
             },
         }
     };
     miner.clear_job();
-    let data =
-        json!({"submitted": submitted, "stale": stale, "expected_hashes_per_share": expected});
+    let mut data = json!({
+        "submitted": submitted,
+        "stale": stale,
+        "expected_hashes_per_share": expected,
+        "round_trip_ms": last_sent.map(|s| s.elapsed().as_secs_f64() * 1000.0),
+    });
     match outcome {
         Ok((status, detail)) => report.add("share", status, t, detail, data),
-        Err(detail) => report.add("share", Status::Fail, t, detail, data),
+        Err(e) => {
+            let (mut detail, failed) = failure(&e, wire, mark);
+            detail.push_str(&format!("; {sequence} share(s) submitted before that"));
+            if let (Value::Object(data), Value::Object(failed)) = (&mut data, failed) {
+                data.extend(failed);
+            }
+            report.add("share", Status::Fail, t, detail, data);
+        }
     }
+}
+
+/// The time from the last share submitted to now, for a detail line.
+fn round_trip(last_sent: Option<Instant>) -> String {
+    last_sent.map_or("(nothing sent)".into(), |s| {
+        format!("{:.1} ms", s.elapsed().as_secs_f64() * 1000.0)
+    })
 }
 
 /// The report as one JSON document.
@@ -883,4 +1168,67 @@ pub fn print_report(
         count(Status::Skip)
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_bytes_are_shown_whole_or_by_their_ends() {
+        assert_eq!(received_text(0, &[]), "nothing received");
+        assert_eq!(
+            received_text(3, &[0, 1, 0xff]),
+            "received 3 B in this step: 0001ff"
+        );
+        let mut long = vec![0xaa; 100];
+        long[99] = 0xbb;
+        assert_eq!(
+            received_text(100, &long),
+            format!(
+                "received 100 B in this step: {} ... {}bb",
+                "aa".repeat(32),
+                "aa".repeat(31)
+            )
+        );
+        assert_eq!(
+            received_text(6, b"HELLO\n"),
+            "received 6 B in this step: 48454c4c4f0a (as text: \"HELLO\\n\")"
+        );
+    }
+
+    #[test]
+    fn flags_are_named_by_bit() {
+        assert_eq!(flag_names(0, SETUP_FLAGS), "0x0 (none)");
+        assert_eq!(
+            flag_names(0b110, SETUP_FLAGS),
+            "0x6 (REQUIRES_WORK_SELECTION, REQUIRES_VERSION_ROLLING)"
+        );
+        assert_eq!(
+            flag_names(0b10 | 1 << 7, SUCCESS_FLAGS),
+            "0x82 (REQUIRES_EXTENDED_CHANNELS, bit7)"
+        );
+    }
+
+    #[test]
+    fn the_wire_keeps_the_latest_bytes_and_counts_all() {
+        let wire = Wire::default();
+        wire.record(&[1, 2, 3]);
+        let mark = wire.mark();
+        assert_eq!(wire.since(mark), (0, vec![]));
+        wire.record(&[4, 5]);
+        assert_eq!(wire.since(mark), (2, vec![4, 5]));
+        wire.record(&vec![9; WIRE_KEEP]);
+        let (count, kept) = wire.since(mark);
+        assert_eq!(count, 2 + WIRE_KEEP as u64);
+        assert_eq!(kept.len(), WIRE_KEEP);
+    }
+
+    #[test]
+    fn pool_tags_are_trimmed_ascii_runs() {
+        assert_eq!(
+            ascii_runs(b"\x03\xc8\x00\x00 /pool/ \x00abc\x01Sv2/tag//"),
+            vec!["/pool/".to_owned(), "Sv2/tag//".to_owned()]
+        );
+    }
 }

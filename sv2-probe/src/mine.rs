@@ -8,10 +8,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::json;
+use serde_json::{json, Value};
 use sv2_codec::noise::keys::Sv2Url;
+use sv2_mock::chain::target::difficulty;
 use sv2_mock::engine::{Backend, MinerConfig};
-use sv2_mock::miner::driver::{spawn, DeviceDriverConfig};
+use sv2_mock::miner::driver::{spawn, DeviceDriverConfig, Security, Timeouts};
+use sv2_mock::miner::events::Level;
 use sv2_mock::miner::{ChannelKind, Event};
 
 use crate::Outcome;
@@ -21,8 +23,12 @@ Mine on an SV2 pool with the built-in SIMD engine and print live statistics (has
 found, submitted, accepted, rejected) every second, and every event (channel opened, jobs, shares, \
 rejections with their error code, protocol violations with their spec section).
 
-URL: stratum2+tcp://host:port/<authority key>. Runs until --seconds have passed or Ctrl-C. Exit code 1 when \
-the connection failed, a share was rejected or the pool broke a rule.";
+URL: stratum2+tcp://host:port/<authority key> (no key with --plaintext). Runs until --seconds have \
+passed, the pool closes the connection, or Ctrl-C. Each step of the connection (TCP, handshake, \
+setup, channel, first job) must finish within --timeout, and the pool may stay silent while mining \
+for at most --idle-timeout. Exit code 1 when the connection failed or ended early, a share was \
+rejected (\"stale-share\" answers to shares sent just before a new block are counted apart, not as \
+failures, unless nothing was accepted) or the pool broke a rule; 2 on a usage error.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,6 +53,15 @@ pub struct Args {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Seconds each connection step (TCP, handshake, setup, channel, first job) may take.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Seconds the pool may stay silent while mining before the miner gives up.
+    #[arg(long, default_value_t = 300.0)]
+    pub idle_timeout: f64,
+    /// Speak plain frames, without Noise (the URL must carry no authority key).
+    #[arg(long)]
+    pub plaintext: bool,
     /// Print JSON lines (stats and events) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -60,7 +75,22 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
             .map_err(|e| anyhow::anyhow!("--backend: {e}"))?,
         None => Backend::detect(),
     };
+    if args.plaintext && url.authority_key.is_some() {
+        anyhow::bail!("--plaintext and an authority key in the URL exclude each other");
+    }
+    let step = Duration::from_secs_f64(args.timeout.max(0.1));
     let mut config = DeviceDriverConfig::new(url.host_port(), url.authority_key);
+    if args.plaintext {
+        config.security = Security::Plaintext;
+    }
+    config.timeouts = Timeouts {
+        connect: step,
+        handshake: step,
+        setup: step,
+        open_channel: step,
+        first_job: step,
+        idle: Duration::from_secs_f64(args.idle_timeout.max(0.1)),
+    };
     config.device.user_identity = args.user.clone();
     config.device.nominal_hash_rate = args.hashrate;
     config.device.channel = if args.standard {
@@ -88,17 +118,24 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
         let deadline = args
             .seconds
             .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        // The first line after a second of mining: a line at 0 s would say nothing.
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
         let mut violations = 0u64;
+        // Shares sent just before the pool moved to a new block come back stale through nobody's
+        // fault (at regtest difficulty every share is a block): counted apart, not a failure.
+        let mut stale = 0u64;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     let s = handle.stats.borrow().clone();
                     if args.json {
-                        writeln!(out, "{}", json!({"kind": "stats", "elapsed_s": s.elapsed.as_secs_f64(), "mhs": s.mhs, "jobs": s.jobs, "found": s.found, "submitted": s.submitted, "accepted": s.accepted, "rejected": s.rejected}))?;
+                        writeln!(out, "{}", json!({"kind": "stats", "elapsed_s": s.elapsed.as_secs_f64(), "mhs": s.mhs, "jobs": s.jobs, "found": s.found, "submitted": s.submitted, "accepted": s.accepted, "rejected": s.rejected, "dropped": s.dropped, "blocks": s.blocks}))?;
                     } else if s.connected {
-                        writeln!(out, "{:>7.1} s  {:>8.2} MH/s  jobs {}  found {}  submitted {}  accepted {}  rejected {}",
-                            s.elapsed.as_secs_f64(), s.mhs, s.jobs, s.found, s.submitted, s.accepted, s.rejected)?;
+                        writeln!(out, "{:>7.1} s  {:>8.2} MH/s  jobs {}  found {}  submitted {}  accepted {}  rejected {}  blocks {}",
+                            s.elapsed.as_secs_f64(), s.mhs, s.jobs, s.found, s.submitted, s.accepted, s.rejected, s.blocks)?;
                     }
                     out.flush()?;
                     if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -107,13 +144,19 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
                 }
                 event = handle.events.recv() => {
                     let Some(event) = event else { break };
-                    if matches!(event, Event::Violation { .. }) {
-                        violations += 1;
+                    match &event {
+                        Event::Violation(_) => violations += 1,
+                        Event::ShareRejected { error_code, .. } if error_code == "stale-share" => stale += 1,
+                        _ => {}
                     }
+                    let (name, text, mut fields) = describe(&event);
                     if args.json {
-                        writeln!(out, "{}", json!({"kind": "event", "event": format!("{event:?}")}))?;
+                        fields["kind"] = json!("event");
+                        fields["event"] = json!(name);
+                        fields["text"] = json!(text);
+                        writeln!(out, "{fields}")?;
                     } else {
-                        writeln!(out, "  event: {event:?}")?;
+                        writeln!(out, "  {name}: {text}")?;
                     }
                 }
                 _ = tokio::signal::ctrl_c() => break,
@@ -121,16 +164,292 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
         }
         let report = handle.stop().await;
         let s = &report.stats;
-        let failed = report.outcome.is_err() || s.rejected > 0 || violations > 0;
+        let failed =
+            report.outcome.is_err() || s.rejected > stale || violations > 0 || s.accepted == 0 && s.rejected > 0;
         if args.json {
-            writeln!(out, "{}", json!({"kind": "summary", "outcome": format!("{:?}", report.outcome), "accepted": s.accepted, "rejected": s.rejected, "violations": violations, "mhs_average": s.mhs_average}))?;
+            let (outcome, error) = match &report.outcome {
+                Ok(end) => (format!("{end:?}"), None),
+                Err(e) => ("failed".to_owned(), Some(e.to_string())),
+            };
+            writeln!(out, "{}", json!({"kind": "summary", "ok": !failed, "outcome": outcome, "error": error, "submitted": s.submitted, "accepted": s.accepted, "rejected": s.rejected, "stale": stale, "blocks": s.blocks, "violations": violations, "mhs_average": s.mhs_average}))?;
         } else {
             match &report.outcome {
-                Ok(end) => writeln!(out, "stopped: {end:?}")?,
+                Ok(end) => writeln!(out, "stopped: {}", end_text(end))?,
                 Err(e) => writeln!(out, "failed: {e}")?,
             }
-            writeln!(out, "{} accepted, {} rejected, {violations} violation(s), {:.2} MH/s average", s.accepted, s.rejected, s.mhs_average)?;
+            writeln!(out, "{} accepted, {} rejected ({stale} stale), {violations} violation(s), {:.2} MH/s average", s.accepted, s.rejected, s.mhs_average)?;
         }
         Ok::<_, anyhow::Error>(if failed { Outcome::Fail } else { Outcome::Pass })
     })
+}
+
+fn end_text(end: &sv2_mock::miner::driver::End) -> String {
+    use sv2_mock::miner::driver::End;
+    match end {
+        End::Shutdown => "time is up (or interrupted)".into(),
+        End::ChannelClosed { reason_code } => {
+            format!("the pool closed the channel: {reason_code:?}")
+        }
+        End::Reconnect { new_host, new_port } => {
+            format!("the pool asked to reconnect to {new_host}:{new_port} (not followed)")
+        }
+    }
+}
+
+/// A 32-byte hash or target as it is usually written (most significant byte first).
+fn be_hex(le: &[u8; 32]) -> String {
+    let mut be = *le;
+    be.reverse();
+    hex::encode(be)
+}
+
+/// An event's name, a readable line, and its fields as JSON.
+pub fn describe(event: &Event) -> (&'static str, String, Value) {
+    match event {
+        Event::SetupDone { used_version, flags } => (
+            "setup",
+            format!("SetupConnection.Success used_version {used_version}, flags {flags:#x}"),
+            json!({"used_version": used_version, "flags": flags}),
+        ),
+        Event::SetupRefused { flags, error_code } => (
+            "setup refused",
+            format!("SetupConnection.Error {error_code:?}, flags {flags:#x}"),
+            json!({"flags": flags, "error_code": error_code}),
+        ),
+        Event::ChannelOpened {
+            channel_id,
+            kind,
+            target,
+            effective_target,
+            extranonce_prefix,
+            extranonce_size,
+            group_channel_id,
+        } => (
+            "channel",
+            format!(
+                "{} channel {channel_id} (group {group_channel_id}): target {} (difficulty {:.6}), mining at {}, extranonce_prefix {} ({} B), extranonce_size {extranonce_size}",
+                match kind {
+                    ChannelKind::Standard => "standard",
+                    ChannelKind::Extended => "extended",
+                },
+                be_hex(target),
+                difficulty(target),
+                be_hex(effective_target),
+                hex::encode(extranonce_prefix),
+                extranonce_prefix.len()
+            ),
+            json!({"channel_id": channel_id, "extended": matches!(kind, ChannelKind::Extended), "target": be_hex(target), "difficulty": difficulty(target), "effective_target": be_hex(effective_target), "extranonce_prefix": hex::encode(extranonce_prefix), "extranonce_size": extranonce_size, "group_channel_id": group_channel_id}),
+        ),
+        Event::ChannelRefused {
+            request_id,
+            error_code,
+        } => (
+            "channel refused",
+            format!("OpenMiningChannel.Error {error_code:?} (request {request_id})"),
+            json!({"request_id": request_id, "error_code": error_code}),
+        ),
+        Event::JobReceived {
+            channel_id,
+            job_id,
+            extended,
+            future,
+            since_setup,
+        } => (
+            "job",
+            format!(
+                "{} job {job_id} on channel {channel_id}{} ({:.1} ms after setup)",
+                if *extended { "extended" } else { "standard" },
+                if *future { ", future" } else { "" },
+                since_setup.as_secs_f64() * 1000.0
+            ),
+            json!({"channel_id": channel_id, "job_id": job_id, "extended": extended, "future": future, "since_setup_ms": since_setup.as_secs_f64() * 1000.0}),
+        ),
+        Event::JobActivated {
+            job_id,
+            prev_hash,
+            ntime,
+            nbits,
+        } => (
+            "mining",
+            format!(
+                "job {job_id} on prev hash {}, ntime {ntime}, nbits {nbits:#010x}",
+                be_hex(prev_hash)
+            ),
+            json!({"job_id": job_id, "prev_hash": be_hex(prev_hash), "ntime": ntime, "nbits": nbits}),
+        ),
+        Event::NewPrevHash {
+            job_id,
+            prev_hash,
+            min_ntime,
+            nbits,
+        } => (
+            "prev hash",
+            format!(
+                "SetNewPrevHash {} for job {job_id}, min_ntime {min_ntime}, nbits {nbits:#010x}",
+                be_hex(prev_hash)
+            ),
+            json!({"job_id": job_id, "prev_hash": be_hex(prev_hash), "min_ntime": min_ntime, "nbits": nbits}),
+        ),
+        Event::TargetChanged {
+            target,
+            effective_target,
+        } => (
+            "target",
+            format!(
+                "SetTarget {} (difficulty {:.6}), mining at {}",
+                be_hex(target),
+                difficulty(target),
+                be_hex(effective_target)
+            ),
+            json!({"target": be_hex(target), "difficulty": difficulty(target), "effective_target": be_hex(effective_target)}),
+        ),
+        Event::ExtranoncePrefixChanged { extranonce_prefix } => (
+            "extranonce",
+            format!("SetExtranoncePrefix {}", hex::encode(extranonce_prefix)),
+            json!({"extranonce_prefix": hex::encode(extranonce_prefix)}),
+        ),
+        Event::GroupChannel {
+            group_channel_id,
+            channel_ids,
+        } => (
+            "group",
+            format!("SetGroupChannel {group_channel_id}: channels {channel_ids:?}"),
+            json!({"group_channel_id": group_channel_id, "channel_ids": channel_ids}),
+        ),
+        Event::ShareSubmitted {
+            sequence_number,
+            job_id,
+            nonce,
+            ntime,
+            version,
+            extranonce,
+            hash,
+            problem,
+        } => (
+            "share",
+            format!(
+                "submitted #{sequence_number} job {job_id} nonce {nonce:#010x} ntime {ntime} version {version:#010x}{} hash {}{}",
+                if extranonce.is_empty() {
+                    String::new()
+                } else {
+                    format!(" extranonce {}", hex::encode(extranonce))
+                },
+                be_hex(hash),
+                problem
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" (sent although: {p})"))
+            ),
+            json!({"sequence_number": sequence_number, "job_id": job_id, "nonce": nonce, "ntime": ntime, "version": version, "extranonce": hex::encode(extranonce), "hash": be_hex(hash), "problem": problem.as_ref().map(ToString::to_string)}),
+        ),
+        Event::ShareDropped { job_id, problem } => (
+            "share dropped",
+            format!("a share of job {job_id} not sent: {problem}"),
+            json!({"job_id": job_id, "problem": problem.to_string()}),
+        ),
+        Event::BlockFound { job_id, hash } => (
+            "block",
+            format!("job {job_id}: hash {} meets the network target", be_hex(hash)),
+            json!({"job_id": job_id, "hash": be_hex(hash)}),
+        ),
+        Event::SharesAccepted {
+            last_sequence_number,
+            new_submits_accepted_count,
+            new_shares_sum,
+        } => (
+            "accepted",
+            format!("SubmitShares.Success up to #{last_sequence_number}: {new_submits_accepted_count} share(s), sum {new_shares_sum}"),
+            json!({"last_sequence_number": last_sequence_number, "new_submits_accepted_count": new_submits_accepted_count, "new_shares_sum": new_shares_sum}),
+        ),
+        Event::ShareRejected {
+            sequence_number,
+            error_code,
+        } => (
+            "REJECTED",
+            format!("SubmitShares.Error {error_code:?} for #{sequence_number}"),
+            json!({"sequence_number": sequence_number, "error_code": error_code}),
+        ),
+        Event::UpdateRefused { error_code } => (
+            "update refused",
+            format!("UpdateChannel.Error {error_code:?}"),
+            json!({"error_code": error_code}),
+        ),
+        Event::ChannelClosed { reason_code } => (
+            "closed",
+            format!("CloseChannel {reason_code:?}"),
+            json!({"reason_code": reason_code}),
+        ),
+        Event::Reconnect { new_host, new_port } => (
+            "reconnect",
+            format!("Reconnect to {new_host:?} port {new_port} (not followed)"),
+            json!({"new_host": new_host, "new_port": new_port}),
+        ),
+        Event::ChannelEndpointChanged { channel_id } => (
+            "endpoint changed",
+            format!("ChannelEndpointChanged for channel {channel_id}"),
+            json!({"channel_id": channel_id}),
+        ),
+        Event::CannotMine { job_id, reason } => (
+            "cannot mine",
+            format!("job {job_id}: {reason}"),
+            json!({"job_id": job_id, "reason": reason}),
+        ),
+        Event::Violation(v) => {
+            let level = match v.level() {
+                Level::Must => "MUST",
+                Level::Should => "SHOULD",
+            };
+            (
+                "VIOLATION",
+                format!("{level} (§{}): {v}", v.section()),
+                json!({"section": v.section(), "level": level, "violation": v.to_string()}),
+            )
+        }
+        Event::Unexpected { message } => (
+            "ignored",
+            format!("{message} (no use to a mining device)"),
+            json!({"message": message}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sv2_mock::miner::ShareProblem;
+
+    #[test]
+    fn events_read_as_text_and_hashes_as_hex() {
+        let mut hash = [0u8; 32];
+        hash[31] = 0x00;
+        hash[0] = 0xab;
+        let (name, text, fields) = describe(&Event::ShareSubmitted {
+            sequence_number: 3,
+            job_id: 7,
+            nonce: 0x1234,
+            ntime: 5,
+            version: 0x2000_0000,
+            extranonce: vec![1, 2],
+            hash,
+            problem: Some(ShareProblem::Stale),
+        });
+        assert_eq!(name, "share");
+        assert_eq!(
+            text,
+            format!(
+                "submitted #3 job 7 nonce 0x00001234 ntime 5 version 0x20000000 extranonce 0102 hash {}ab (sent although: stale (job no longer valid))",
+                "00".repeat(31)
+            )
+        );
+        assert_eq!(fields["hash"], format!("{}ab", "00".repeat(31)));
+        assert_eq!(fields["extranonce"], "0102");
+
+        let (name, text, _) = describe(&Event::ShareRejected {
+            sequence_number: 4,
+            error_code: "stale-share".into(),
+        });
+        assert_eq!(
+            (name, text.as_str()),
+            ("REJECTED", "SubmitShares.Error \"stale-share\" for #4")
+        );
+    }
 }

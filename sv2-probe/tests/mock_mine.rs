@@ -59,3 +59,134 @@ fn mine_on_the_mock_pool() {
     assert!(summary["accepted"].as_u64().unwrap() >= 1, "{stdout}");
     assert_eq!(summary["violations"], 0, "{stdout}");
 }
+
+/// Starts `sv2-probe mock pool` with `args` and returns it with the URL it printed.
+fn start_pool(args: &[&str]) -> (std::process::Child, String) {
+    let mut pool = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args(["mock", "pool", "--listen", "127.0.0.1:0", "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the mock pool");
+    let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "listening");
+    // Keep reading so that the pool never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (pool, first["url"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn mine_reports_events_as_json_and_fails_when_the_pool_goes_away() {
+    // The pool stops after 3 s; the miner was asked for 60.
+    let (mut pool, url) = start_pool(&["--duration", "3"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args([
+            "mine",
+            &url,
+            "--seconds",
+            "60",
+            "--hashrate",
+            "10000",
+            "--json",
+        ])
+        .output()
+        .expect("run the miner");
+    let _ = pool.kill();
+    let _ = pool.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["kind"], "summary", "{stdout}");
+    assert_eq!(summary["ok"], false);
+    assert_eq!(summary["outcome"], "failed");
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("the peer closed the connection"),
+        "{summary}"
+    );
+    assert!(summary["accepted"].as_u64().unwrap() >= 1, "{stdout}");
+    // Events are objects with their fields, hashes as hex.
+    let channel = lines
+        .iter()
+        .find(|l| l["event"] == "channel")
+        .unwrap_or_else(|| panic!("no channel event in {stdout}"));
+    assert_eq!(channel["target"].as_str().unwrap().len(), 64);
+    assert!(channel["difficulty"].as_f64().unwrap() > 0.0);
+    let share = lines
+        .iter()
+        .find(|l| l["event"] == "share")
+        .unwrap_or_else(|| panic!("no share event in {stdout}"));
+    assert!(
+        share["hash"].as_str().unwrap().starts_with("0000"),
+        "{share}"
+    );
+    assert!(lines.iter().any(|l| l["kind"] == "stats"), "{stdout}");
+}
+
+#[test]
+fn mine_text_shows_readable_events_and_stats() {
+    let (mut pool, url) = start_pool(&["--duration", "30"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args(["mine", &url, "--seconds", "2", "--hashrate", "10000"])
+        .output()
+        .expect("run the miner");
+    let _ = pool.kill();
+    let _ = pool.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with("mining on stratum2+tcp://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n  setup: SetupConnection.Success used_version 2, flags 0x0\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n  channel: extended channel "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n  accepted: SubmitShares.Success up to #"),
+        "{stdout}"
+    );
+    // No Debug output of byte arrays.
+    assert!(!stdout.contains("[0, 0"), "{stdout}");
+    // A stats line each second.
+    assert!(stdout.contains(" MH/s  jobs "), "{stdout}");
+    assert!(
+        stdout.contains("\nstopped: time is up (or interrupted)\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn mine_fails_readably_when_nothing_listens() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args([
+            "mine",
+            &format!("stratum2+tcp://127.0.0.1:{port}"),
+            "--seconds",
+            "30",
+        ])
+        .output()
+        .expect("run the miner");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("failed: connect to 127.0.0.1:{port}: ")),
+        "{stdout}"
+    );
+}

@@ -54,8 +54,42 @@ pool: a pool speaking the Mining protocol (standard, extended and group channels
 validation, vardiff, blocks to its TP), fed by an upstream TP or an in-process one. Point miners or a \
 translator at the printed URL.
 
-The listen address must be a loopback address unless --allow-remote is given. Configuration: TOML, \
-every key optional (see the source's module documentation, sv2-probe/src/mock.rs).";
+The listen address must be a loopback address unless --allow-remote is given. Configuration: a TOML \
+file, every key optional; `sv2-probe mock tp --help` and `sv2-probe mock pool --help` list the keys.";
+
+pub const TP_ABOUT: &str = "\
+A mock Template Provider: Template Distribution over Noise (or plaintext), coherent regtest templates, \
+RequestTransactionData, and every SubmitSolution checked as a full block, its verdict printed. Runs \
+until Ctrl-C or --duration.
+
+--config FILE is TOML; every key is optional (an unknown key is an error):
+
+  listen = \"127.0.0.1:8442\"                  # must be loopback unless --allow-remote
+  authority_secret = \"<base58check secret>\"  # default: a fresh key; the URL printed names its public key
+  plaintext = false                          # true: no Noise
+  nbits = 0x207fffff                         # network target (regtest: every share is a block)
+  start_height = 200
+  block_interval_secs = 0                    # a new block this often (0: only when one is found)
+  transactions = 3                           # synthetic transactions per template
+  segwit_every = 2                           # every n-th transaction has a witness (0: none)
+  cert_validity_secs = 86400";
+
+pub const POOL_ABOUT: &str = "\
+A mock pool: the Mining protocol over Noise (or plaintext), standard, extended and group channels, real \
+share validation, vardiff, blocks sent to its TP. Templates come from an upstream TP (upstream_tp) or \
+from one run in-process. Runs until Ctrl-C or --duration; prints the URL to give miners and `probe`.
+
+--config FILE is TOML; every key is optional (an unknown key is an error):
+
+  listen = \"127.0.0.1:34254\"                  # must be loopback unless --allow-remote
+  authority_secret = \"<base58check secret>\"   # default: a fresh key; the URL printed names its public key
+  plaintext = false                           # true: no Noise (probe and mine it with --plaintext)
+  upstream_tp = \"127.0.0.1:8442\"              # default: an in-process TP
+  upstream_tp_authority = \"<base58check key>\" # check the TP's certificate (default: not checked)
+  upstream_plaintext = false
+  pool_tag = \"/sv2-mock/\"                     # in every coinbase's scriptSig
+  ack_every = 10                              # shares per SubmitShares.Success
+  block_interval_secs = 0                     # in-process TP: a new block this often (0: when found)";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -66,14 +100,16 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 pub enum Role {
     /// A mock Template Provider.
+    #[command(long_about = TP_ABOUT)]
     Tp(TpArgs),
     /// A mock pool.
+    #[command(long_about = POOL_ABOUT)]
     Pool(TpArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct TpArgs {
-    /// TOML configuration file (see `sv2-probe mock --help`).
+    /// TOML configuration file (keys: see --help).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Listen address (overrides the file).
@@ -253,6 +289,9 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", json!({"event": "listening", "url": url.to_string(), "authority_public_key": authority.public.to_base58(), "plaintext": !encrypted}))?;
         } else {
             writeln!(out, "mock pool listening: {url}")?;
+            if !encrypted {
+                writeln!(out, "plaintext, no Noise: probe and mine it with --plaintext")?;
+            }
         }
         out.flush()?;
         follow_log(args, || pool.log(), out).await?;

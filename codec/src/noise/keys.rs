@@ -163,14 +163,27 @@ impl SecretKey {
 
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Result<Self, KeyError> {
-        loop {
+        Self::generate_from(|bytes| {
+            getrandom::fill(bytes).map_err(|e| KeyError::Random(e.to_string()))
+        })
+    }
+
+    /// A key drawn from `source`. A uniformly random 32-byte string is not a valid scalar with
+    /// probability about 2^-128, so an invalid draw is drawn again (rather than biasing the key), but
+    /// only a few times: a broken source (all zeros, say) is an error, not an endless loop.
+    pub fn generate_from(
+        mut source: impl FnMut(&mut [u8; 32]) -> Result<(), KeyError>,
+    ) -> Result<Self, KeyError> {
+        for _ in 0..8 {
             let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-            // Fails with probability ~2^-128; draw again rather than bias the key.
+            source(&mut bytes)?;
             if let Ok(key) = Self::from_bytes(bytes) {
                 return Ok(key);
             }
         }
+        Err(KeyError::Random(
+            "the random source gave no valid secret key in 8 draws".into(),
+        ))
     }
 
     /// The 32 secret bytes.
@@ -555,6 +568,34 @@ mod tests {
         }
         assert_eq!(base58_encode(&[0, 0, 1]), "112");
         assert_eq!(base58_encode(&[58]), "21");
+    }
+
+    #[test]
+    fn a_broken_random_source_is_an_error_not_a_hang() {
+        let mut draws = 0;
+        let err = SecretKey::generate_from(|b| {
+            draws += 1;
+            *b = [0; 32];
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(err, KeyError::Random(_)), "{err:?}");
+        assert_eq!(draws, 8);
+        // An invalid draw (above the order) is drawn again.
+        let mut first = true;
+        let key = SecretKey::generate_from(|b| {
+            *b = if std::mem::take(&mut first) {
+                [0xff; 32]
+            } else {
+                [7; 32]
+            };
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(key.to_bytes(), [7; 32]);
+        // A failing source is passed on.
+        let failing = SecretKey::generate_from(|_| Err(KeyError::Random("no entropy".into())));
+        assert_eq!(failing.unwrap_err(), KeyError::Random("no entropy".into()));
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub const MAX_BLOCK_LEN: usize = 65535;
 /// Largest plaintext chunk per block.
 pub const MAX_CHUNK_LEN: usize = MAX_BLOCK_LEN - MAC_LEN;
 
+/// Buffer capacity a [`Decryptor`] keeps between frames; a larger buffer (left by a frame of more than
+/// about 128 KiB) is freed when the next frame starts.
+const RETAINED_CAPACITY: usize = 4 * MAX_BLOCK_LEN;
+
 /// Number of payload blocks for a plaintext payload of `payload_len` bytes.
 pub const fn block_count(payload_len: usize) -> usize {
     payload_len.div_ceil(MAX_CHUNK_LEN)
@@ -306,6 +310,10 @@ impl Decryptor {
         let mut used = 0;
         if self.phase == Phase::Ready {
             self.buf.clear();
+            // One large frame must not pin its memory for the rest of the session.
+            if self.buf.capacity() > RETAINED_CAPACITY {
+                self.buf = Vec::new();
+            }
             self.phase = Phase::Header;
         }
         loop {
@@ -614,6 +622,40 @@ mod tests {
         assert_eq!(dec.push(&wire[5000..]).unwrap(), (wire.len() - 5000, None));
         assert_eq!(dec.needed(), MAX_BLOCK_LEN);
         assert!(dec.buf.capacity() <= 2 * wire.len());
+    }
+
+    #[test]
+    fn a_large_frame_does_not_pin_its_buffer() {
+        let (mut enc, mut dec) = pair();
+        let mut wire = Vec::new();
+        enc.encrypt_frame(&plain_frame(1 << 20), &mut wire).unwrap();
+        let small_at = wire.len();
+        enc.encrypt_frame(&plain_frame(64), &mut wire).unwrap();
+        let (used, frame) = dec.push(&wire).unwrap();
+        assert_eq!(
+            (used, frame.map(<[u8]>::len)),
+            (small_at, Some(6 + (1 << 20)))
+        );
+        assert!(dec.buf.capacity() > RETAINED_CAPACITY);
+        let (_, frame) = dec.push(&wire[small_at..]).unwrap();
+        assert_eq!(frame.map(<[u8]>::len), Some(70));
+        assert!(
+            dec.buf.capacity() <= RETAINED_CAPACITY,
+            "{}",
+            dec.buf.capacity()
+        );
+        // Frames that fit keep their buffer: no reallocation per frame in steady state.
+        for _ in 0..3 {
+            let mut w = Vec::new();
+            enc.encrypt_frame(&plain_frame(65536), &mut w).unwrap();
+            let (_, f) = dec.push(&w).unwrap();
+            assert!(f.is_some());
+        }
+        let before = dec.buf.as_ptr();
+        let mut w = Vec::new();
+        enc.encrypt_frame(&plain_frame(65536), &mut w).unwrap();
+        dec.push(&w).unwrap();
+        assert_eq!(dec.buf.as_ptr(), before);
     }
 
     #[test]

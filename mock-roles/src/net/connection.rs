@@ -131,6 +131,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         since: Instant,
     ) -> Self {
         let (encryptor, decryptor) = established.transport.clone().split();
+        let mut transcript = transcript;
+        if let Some(problem) = super::keylog::record(&established.key_log_entry()) {
+            transcript.note(started.elapsed(), problem);
+        }
         let mut connection = Self::new(
             stream,
             Channel::Noise(Box::new((encryptor, decryptor))),

@@ -133,7 +133,7 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
                     let s = handle.stats.borrow().clone();
                     if args.json {
                         writeln!(out, "{}", json!({"kind": "stats", "elapsed_s": s.elapsed.as_secs_f64(), "mhs": s.mhs, "jobs": s.jobs, "found": s.found, "submitted": s.submitted, "accepted": s.accepted, "rejected": s.rejected, "dropped": s.dropped, "blocks": s.blocks}))?;
-                    } else if s.connected {
+                    } else if s.connected && !s.elapsed.is_zero() {
                         writeln!(out, "{:>7.1} s  {:>8.2} MH/s  jobs {}  found {}  submitted {}  accepted {}  rejected {}  blocks {}",
                             s.elapsed.as_secs_f64(), s.mhs, s.jobs, s.found, s.submitted, s.accepted, s.rejected, s.blocks)?;
                     }

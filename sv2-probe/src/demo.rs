@@ -108,10 +108,25 @@ async fn demo(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow:
     } else {
         probe::print_report(&report, &url, false, out)?;
         writeln!(out)?;
+        // Shares the probe sent just before its own block moved the pool on come back stale: say so,
+        // a bare "1 rejected" reads like a fault.
+        let reasons: Vec<String> = stats
+            .rejected_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
         writeln!(
             out,
-            "mock pool: {} channel(s), {} share(s) accepted, {} rejected, {} block(s) found",
-            stats.channels_opened, stats.shares_accepted, stats.shares_rejected, stats.blocks_found
+            "mock pool: {} channel(s), {} share(s) accepted, {} rejected{}, {} block(s) found",
+            stats.channels_opened,
+            stats.shares_accepted,
+            stats.shares_rejected,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            },
+            stats.blocks_found
         )?;
         for v in &verdicts {
             writeln!(

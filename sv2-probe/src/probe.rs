@@ -670,6 +670,32 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
                 Message::SetTarget(s) if s.channel_id == channel.id => {
                     channel.target = s.maximum_target.0;
                 }
+                Message::CloseChannel(c) if c.channel_id == channel.id => {
+                    let detail = format!(
+                        "the pool closed the channel before a job: CloseChannel reason_code {:?}",
+                        lossy(c.reason_code.as_bytes())
+                    );
+                    report.add(
+                        "first job",
+                        Status::Fail,
+                        t_job,
+                        detail,
+                        json!({"close_channel": lossy(c.reason_code.as_bytes())}),
+                    );
+                    return report;
+                }
+                Message::Reconnect(r) => {
+                    let to = reconnect_target(r.new_host.as_bytes(), r.new_port);
+                    let detail = format!("the pool asked to reconnect before a job: Reconnect to {to} (not followed)");
+                    report.add(
+                        "first job",
+                        Status::Fail,
+                        t_job,
+                        detail,
+                        json!({"reconnect": to}),
+                    );
+                    return report;
+                }
                 _ => {}
             },
             Err(e) => {
@@ -777,12 +803,13 @@ async fn handshake(
     };
     let info = conn.handshake.clone()?;
     if let Some(path) = &args.keylog {
-        let line = info.established.key_log_entry().to_line();
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| writeln!(f, "{line}"));
+        // Skipped when SV2KEYLOGFILE names the same file: the connection has written it there.
+        let same = sv2_mock::net::keylog::env_path() == Some(path.as_path());
+        let written = if same {
+            Ok(())
+        } else {
+            sv2_mock::net::keylog::append(path, &info.established.key_log_entry())
+        };
         if let Err(e) = written {
             report.add(
                 "noise",
@@ -1077,6 +1104,12 @@ async fn share_round_trip(
                         channel.target = s.maximum_target.0;
                         let _ = miner.replace_job(engine_job(&channel, &job, &prev));
                     }
+                    Message::CloseChannel(c) if c.channel_id == channel.id => break Ok((Status::Fail, format!(
+                        "the pool closed the channel: CloseChannel reason_code {:?} ({sequence} share(s) submitted before that)",
+                        lossy(c.reason_code.as_bytes())))),
+                    Message::Reconnect(r) => break Ok((Status::Fail, format!(
+                        "the pool asked to reconnect: Reconnect to {} (not followed; {sequence} share(s) submitted before that)",
+                        reconnect_target(r.new_host.as_bytes(), r.new_port)))),
                     _ => {}
                 },
                 Err(NetError::Timeout { .. }) => continue,
@@ -1101,6 +1134,25 @@ async fn share_round_trip(
             }
             report.add("share", Status::Fail, t, detail, data);
         }
+    }
+}
+
+/// Text a peer sent, for a detail line (invalid UTF-8 shown lossily).
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Where a Reconnect points: an empty host and port 0 mean the current ones (§3.6.5).
+fn reconnect_target(host: &[u8], port: u16) -> String {
+    let host = if host.is_empty() {
+        "the current host".to_owned()
+    } else {
+        lossy(host)
+    };
+    if port == 0 {
+        format!("{host}, current port")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -108,8 +108,12 @@ async fn the_probe_passes_every_step_on_the_reference_pool() {
         .iter()
         .any(|o| o["kind"] == "witness commitment"));
     // The key log holds this session's line, and its handshake hash is the one the probe reported.
-    let entries =
-        sv2_codec::noise::keylog::parse(&std::fs::read_to_string(&keylog).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&keylog).unwrap();
+    assert!(
+        text.ends_with('\n') && !text.contains("\n\n"),
+        "one line per session: {text:?}"
+    );
+    let entries = sv2_codec::noise::keylog::parse(&text).unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(
         hex::encode(entries[0].handshake_hash),

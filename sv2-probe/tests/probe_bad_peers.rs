@@ -6,9 +6,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use sv2_codec::messages::common::SetupConnectionSuccess;
+use sv2_codec::messages::common::{Reconnect, SetupConnectionSuccess};
+use sv2_codec::messages::mining::{CloseChannel, OpenExtendedMiningChannelSuccess};
 use sv2_codec::noise::keys::Keypair;
 use sv2_codec::noise::ResponderConfig;
+use sv2_codec::types::{Str0_255, B0_32, U256};
 use sv2_mock::net::{unix_now, Connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -384,4 +386,74 @@ async fn a_plaintext_pool_is_probed_with_plaintext() {
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("exclude each other"), "{}", run.stderr);
     pool.shutdown();
+}
+
+/// A pool that accepts the setup and an extended channel (id 7), then sends `last` instead of a job.
+async fn pool_then(authority: Keypair, last: sv2_codec::Message<'static>) -> std::net::SocketAddr {
+    noise_peer(authority, move |mut conn| {
+        let last = last.clone();
+        async move {
+            let _ = conn.recv("setup", Duration::from_secs(5)).await;
+            let success = SetupConnectionSuccess {
+                used_version: 2,
+                flags: 0,
+            };
+            let _ = conn.send(&success.into()).await;
+            let Ok(open) = conn.recv("open", Duration::from_secs(5)).await else {
+                return;
+            };
+            let sv2_codec::Message::OpenExtendedMiningChannel(open) = open.message else {
+                return;
+            };
+            let opened = OpenExtendedMiningChannelSuccess {
+                request_id: open.request_id,
+                channel_id: 7,
+                target: U256([0xff; 32]),
+                extranonce_size: 8,
+                extranonce_prefix: B0_32::new(vec![1, 2, 3, 4]).unwrap(),
+                group_channel_id: 0,
+            };
+            let _ = conn.send(&opened.into()).await;
+            let _ = conn.send(&last).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_or_a_reconnect_instead_of_a_job_fails_at_once_with_its_reason() {
+    let authority = Keypair::generate().unwrap();
+    let key = authority.public;
+    let close = CloseChannel {
+        channel_id: 7,
+        reason_code: Str0_255::new(b"pool-maintenance".to_vec()).unwrap(),
+    };
+    let closes = pool_then(authority.clone(), close.into()).await;
+    let (code, report) = probe_json(format!("stratum2+tcp://{closes}/{key}")).await;
+    assert_eq!(code, Some(1));
+    let step = last_step(&report);
+    assert_eq!(step["step"], "first job", "{report:#}");
+    let detail = step["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "closed the channel before a job: CloseChannel reason_code \"pool-maintenance\""
+        ),
+        "{detail}"
+    );
+
+    let reconnect = Reconnect {
+        new_host: Str0_255::new(b"127.0.0.1".to_vec()).unwrap(),
+        new_port: 0,
+    };
+    let redirects = pool_then(authority.clone(), reconnect.into()).await;
+    let (code, report) = probe_json(format!("stratum2+tcp://{redirects}/{key}")).await;
+    assert_eq!(code, Some(1));
+    let step = last_step(&report);
+    assert_eq!(step["step"], "first job", "{report:#}");
+    let detail = step["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Reconnect to 127.0.0.1, current port (not followed)"),
+        "{detail}"
+    );
 }

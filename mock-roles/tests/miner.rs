@@ -1713,6 +1713,8 @@ mod pool {
         Silent,
         /// Close the channel after the first accepted share.
         CloseAfterFirstShare,
+        /// Send Reconnect (host empty: the current one; this port) after the first accepted share.
+        ReconnectAfterFirstShare(u16),
     }
 
     /// The pool's own check of a share: header rebuilt from its job and what the device sent.
@@ -1888,6 +1890,17 @@ mod pool {
                 while conn.recv("after close", LONG).await.is_ok() {}
                 return log;
             }
+            if let (Script::ReconnectAfterFirstShare(new_port), 1) = (script, log.accepted) {
+                let reconnect = Reconnect {
+                    new_host: str255(""),
+                    new_port,
+                };
+                conn.send(&reconnect.into()).await.unwrap();
+                while let Ok(d) = conn.recv("after reconnect", LONG).await {
+                    log.closed |= matches!(d.message, Message::CloseChannel(_));
+                }
+                return log;
+            }
         }
     }
 
@@ -2042,6 +2055,74 @@ mod pool {
             }
         );
         assert_eq!(pool.await.unwrap().accepted, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reconnect_to_the_same_host_is_followed_with_a_fresh_handshake() {
+        // The first pool sends the device to the second (same host, another port) after a share;
+        // the device closes its channel, redoes the handshake (checked against the same authority)
+        // and mines there; the share counts carry over.
+        let (second, second_address) = bind().await;
+        let second_port: u16 = second_address.rsplit_once(':').unwrap().1.parse().unwrap();
+        let (first, first_address) = bind().await;
+        let first_pool = tokio::spawn(serve(
+            first,
+            true,
+            Script::ReconnectAfterFirstShare(second_port),
+        ));
+        let second_pool = tokio::spawn(serve(second, true, Script::CloseAfterFirstShare));
+        let report = driver::spawn(driver_config(first_address, ChannelKind::Extended, true))
+            .join()
+            .await;
+        assert_eq!(
+            report.outcome.unwrap(),
+            End::ChannelClosed {
+                reason_code: "pool-shutting-down".into()
+            }
+        );
+        let first_log = first_pool.await.unwrap();
+        assert_eq!(first_log.accepted, 1);
+        assert!(first_log.closed, "CloseChannel before leaving");
+        assert_eq!(second_pool.await.unwrap().accepted, 1);
+        assert!(report.stats.accepted >= 2, "{:?}", report.stats);
+        assert!(report.events.iter().any(|(_, e)| matches!(
+            e,
+            Event::Reconnect { new_host, new_port } if new_host.is_empty() && *new_port == second_port
+        )));
+        // Both connections are in the transcript, with the reconnect between them.
+        let setups = report
+            .transcript
+            .messages(sv2_mock::net::Direction::Received)
+            .filter(|d| d.message.name() == "SetupConnection.Success")
+            .count();
+        assert_eq!(setups, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reconnect_elsewhere_or_past_the_limit_ends_the_run() {
+        let (first, first_address) = bind().await;
+        let pool = tokio::spawn(serve(first, true, Script::ReconnectAfterFirstShare(1)));
+        let mut c = driver_config(first_address, ChannelKind::Standard, true);
+        c.reconnect.max = 0;
+        let report = driver::spawn(c).join().await;
+        assert_eq!(
+            report.outcome.unwrap(),
+            End::Reconnect {
+                new_host: String::new(),
+                new_port: 1
+            }
+        );
+        assert!(pool.await.unwrap().closed);
+        // Another host is not followed by default.
+        assert_eq!(
+            driver::reconnect_address(
+                "127.0.0.1:3333",
+                Some("pool.example"),
+                Some(1),
+                driver::ReconnectPolicy::default()
+            ),
+            None
+        );
     }
 }
 

@@ -1284,9 +1284,9 @@ async fn client_reconnect_to_the_same_host_is_followed() {
 /// once the allowance is used up.
 #[tokio::test]
 async fn client_reconnect_elsewhere_ends_the_run_unless_allowed() {
-    use sv2_mock::sv1::driver::{reconnect_address, Sv1Reconnect};
+    use sv2_mock::sv1::driver::{reconnect_address, ReconnectPolicy};
 
-    let policy = Sv1Reconnect::default();
+    let policy = ReconnectPolicy::default();
     let here = "127.0.0.1:3333";
     assert_eq!(
         reconnect_address(here, None, None, policy).as_deref(),
@@ -1304,7 +1304,7 @@ async fn client_reconnect_elsewhere_ends_the_run_unless_allowed() {
         reconnect_address(here, Some("pool.example"), Some(1), policy),
         None
     );
-    let anywhere = Sv1Reconnect {
+    let anywhere = ReconnectPolicy {
         other_hosts: true,
         ..policy
     };

@@ -24,11 +24,11 @@ use super::runner::{
     TaskReport, TcpConnectError,
 };
 use super::stats::MinerStats;
-use super::{ConfigError, Device, DeviceConfig, Event, Output, Phase};
+use super::{ConfigError, Counters, Device, DeviceConfig, Event, Output, Phase};
 use crate::engine::{MinerConfig, Share, Unsupported};
 use crate::net::{unix_now, Connection, NetError, Transcript};
 
-pub use super::runner::{EngineError, EngineRunner};
+pub use super::runner::{reconnect_address, EngineError, EngineRunner, ReconnectPolicy};
 
 /// How the connection is protected.
 #[derive(Debug, Clone)]
@@ -90,6 +90,9 @@ pub struct DeviceDriverConfig {
     pub transcript_limit: usize,
     /// Events kept in the report (oldest dropped first).
     pub event_limit: usize,
+    /// Following `Reconnect` (§3.6.5): a new connection and handshake, checked against the same
+    /// authority key, then a fresh setup and channel; the share counts carry over.
+    pub reconnect: ReconnectPolicy,
 }
 
 impl DeviceDriverConfig {
@@ -105,6 +108,7 @@ impl DeviceDriverConfig {
             stats_interval: Duration::from_secs(1),
             transcript_limit: 100_000,
             event_limit: 10_000,
+            reconnect: ReconnectPolicy::default(),
         }
     }
 }
@@ -140,7 +144,8 @@ pub enum End {
     Shutdown,
     /// The pool closed the channel.
     ChannelClosed { reason_code: String },
-    /// The pool asked to reconnect elsewhere (not followed; reported).
+    /// The pool asked to reconnect where [`DeviceDriverConfig::reconnect`] does not allow (another
+    /// host), or once too often: not followed, reported.
     Reconnect { new_host: String, new_port: u16 },
 }
 
@@ -230,17 +235,43 @@ pub async fn run(
     let mut log = EventLog::new(started, config.event_limit);
     let mut transcript = Transcript::default();
     let mut last = MinerStats::default();
-    let outcome = session(
-        &config,
-        &stats,
-        events.as_ref(),
-        shutdown,
-        &mut log,
-        &mut transcript,
-        &mut last,
-        started,
-    )
-    .await;
+    let mut address = config.address.clone();
+    let mut counters = Counters::default();
+    let mut followed = 0u32;
+    let outcome = loop {
+        let mut this = Transcript::default();
+        let outcome = session(
+            &config,
+            &address,
+            &mut counters,
+            &stats,
+            events.as_ref(),
+            shutdown.clone(),
+            &mut log,
+            &mut this,
+            &mut last,
+            started,
+        )
+        .await;
+        transcript.entries.append(&mut this.entries);
+        let Ok(End::Reconnect { new_host, new_port }) = &outcome else {
+            break outcome;
+        };
+        let next = reconnect_address(&address, Some(new_host), Some(*new_port), config.reconnect)
+            .filter(|_| followed < config.reconnect.max);
+        let Some(next) = next else {
+            break outcome;
+        };
+        if *shutdown.borrow() {
+            break Ok(End::Shutdown);
+        }
+        followed += 1;
+        transcript.note(
+            started.elapsed(),
+            format!("Reconnect followed: {address} -> {next}"),
+        );
+        address = next;
+    };
     publish_final(&stats, &mut last, started);
     DeviceReport {
         outcome,
@@ -253,6 +284,8 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn session(
     config: &DeviceDriverConfig,
+    address: &str,
+    counters: &mut Counters,
     stats: &watch::Sender<MinerStats>,
     events: Option<&mpsc::Sender<Event>>,
     mut shutdown: watch::Receiver<bool>,
@@ -262,9 +295,10 @@ async fn session(
     started: Instant,
 ) -> Result<End, DriverError> {
     let mut device = Device::new(config.device.clone())?;
+    device.carry_counters(*counters);
     let (mut engine, mut shares) = EngineRunner::new(config.engine, config.max_shares_per_second);
     engine.check()?;
-    let mut conn = connect(&config.address, &config.security, &config.timeouts).await?;
+    let mut conn = connect(address, &config.security, &config.timeouts).await?;
     let result = drive(
         config,
         &mut device,
@@ -282,6 +316,7 @@ async fn session(
     conn.shutdown().await;
     *transcript = std::mem::take(&mut conn.transcript);
     publish(&device, &mut engine, stats, last, started, true);
+    *counters = device.counters();
     engine.stop().await;
     result
 }

@@ -405,6 +405,12 @@ impl Device {
         self.counters
     }
 
+    /// Starts the counters from `counters` (a driver following `Reconnect` carries the previous
+    /// connection's counts into the new session).
+    pub fn carry_counters(&mut self, counters: Counters) {
+        self.counters = counters;
+    }
+
     /// The open channel's id.
     pub fn channel_id(&self) -> Option<u32> {
         self.channel.as_ref().map(|c| c.id)

@@ -320,3 +320,50 @@ pub(crate) fn publish_final(
     last.elapsed = started.elapsed();
     let _ = stats.send(last.clone());
 }
+/// How a request to reconnect elsewhere (SV1 `client.reconnect`, SV2 `Reconnect`, §3.6.5) is followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Reconnections followed per run (0: the run ends at the first, reporting where it was sent).
+    pub max: u32,
+    /// Follow a reconnect to another host (by default only the host first connected to, on any
+    /// port: a hostile server cannot send the miner elsewhere).
+    pub other_hosts: bool,
+    /// The longest wait honoured (a server asking for more gets this).
+    pub max_wait: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            max: 3,
+            other_hosts: false,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where a reconnect request (host, port) from a session on `current` ("host:port") points, when the
+/// policy allows going there: an absent or empty host, or the same one, is the current host; an
+/// absent port (or 0) is the current port. Another host only with `other_hosts`.
+pub fn reconnect_address(
+    current: &str,
+    host: Option<&str>,
+    port: Option<u16>,
+    policy: ReconnectPolicy,
+) -> Option<String> {
+    let (current_host, current_port) = current.rsplit_once(':')?;
+    let host = host.map(str::trim).filter(|h| !h.is_empty());
+    let same = host.is_none_or(|h| h.eq_ignore_ascii_case(current_host));
+    if !same && !policy.other_hosts {
+        return None;
+    }
+    let host = host.unwrap_or(current_host);
+    if host.contains(char::is_whitespace) || host.contains('/') {
+        return None;
+    }
+    let port = match port.filter(|p| *p != 0) {
+        Some(p) => p.to_string(),
+        None => current_port.to_owned(),
+    };
+    Some(format!("{host}:{port}"))
+}

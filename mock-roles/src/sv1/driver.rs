@@ -5,7 +5,7 @@
 //! and the rest of the plumbing in [`crate::miner::runner`]); found shares come back through a
 //! rate-capped bridge. Stats are published on a watch channel, events on a bounded
 //! channel; every line in both directions is kept in a bounded transcript. Each step has a deadline
-//! and failures name their step. `client.reconnect` is followed ([`Sv1Reconnect`]): to the same host
+//! and failures name their step. `client.reconnect` is followed ([`ReconnectPolicy`]): to the same host
 //! (a new port allowed), after the wait it asks for (capped), as a fresh session (configure, subscribe,
 //! authorize) whose counters go on from the last; other hosts only when allowed.
 
@@ -24,6 +24,7 @@ use crate::miner::runner::{
     publish_final, publish_stats, spawn_driver, stats_ticker, tcp_connect, EngineRunner, EventLog,
     MinerHandle, TaskReport, TcpConnectError,
 };
+pub use crate::miner::runner::{reconnect_address, ReconnectPolicy};
 use crate::miner::stats::MinerStats;
 use crate::net::Direction;
 
@@ -53,28 +54,6 @@ impl Default for Sv1Timeouts {
     }
 }
 
-/// How `client.reconnect` is followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sv1Reconnect {
-    /// Reconnections followed per run (0: the run ends with [`Sv1End::Reconnect`] at the first).
-    pub max: u32,
-    /// Follow a reconnect to another host (by default only the host first connected to, on any
-    /// port: a hostile server cannot send the miner elsewhere).
-    pub other_hosts: bool,
-    /// The longest wait honoured (a server asking for more gets this).
-    pub max_wait: Duration,
-}
-
-impl Default for Sv1Reconnect {
-    fn default() -> Self {
-        Sv1Reconnect {
-            max: 3,
-            other_hosts: false,
-            max_wait: Duration::from_secs(30),
-        }
-    }
-}
-
 /// Everything the SV1 driver needs.
 #[derive(Debug, Clone)]
 pub struct Sv1DriverConfig {
@@ -91,7 +70,7 @@ pub struct Sv1DriverConfig {
     /// Events kept in the report (oldest dropped first).
     pub event_limit: usize,
     /// Following `client.reconnect`.
-    pub reconnect: Sv1Reconnect,
+    pub reconnect: ReconnectPolicy,
 }
 
 impl Sv1DriverConfig {
@@ -105,7 +84,7 @@ impl Sv1DriverConfig {
             stats_interval: Duration::from_secs(1),
             transcript_limit: 100_000,
             event_limit: 10_000,
-            reconnect: Sv1Reconnect::default(),
+            reconnect: ReconnectPolicy::default(),
         }
     }
 }
@@ -364,32 +343,6 @@ async fn connect(address: &str, after: Duration) -> Result<TcpStream, Sv1DriverE
             source,
         },
     })
-}
-
-/// Where `client.reconnect` (host, port) from a session on `current` ("host:port") points, when the
-/// policy allows going there: an absent or empty host, or the same one, is the current host; an
-/// absent port (or 0) is the current port. Another host only with `other_hosts`.
-pub fn reconnect_address(
-    current: &str,
-    host: Option<&str>,
-    port: Option<u16>,
-    policy: Sv1Reconnect,
-) -> Option<String> {
-    let (current_host, current_port) = current.rsplit_once(':')?;
-    let host = host.map(str::trim).filter(|h| !h.is_empty());
-    let same = host.is_none_or(|h| h.eq_ignore_ascii_case(current_host));
-    if !same && !policy.other_hosts {
-        return None;
-    }
-    let host = host.unwrap_or(current_host);
-    if host.contains(char::is_whitespace) || host.contains('/') {
-        return None;
-    }
-    let port = match port.filter(|p| *p != 0) {
-        Some(p) => p.to_string(),
-        None => current_port.to_owned(),
-    };
-    Some(format!("{host}:{port}"))
 }
 
 #[allow(clippy::too_many_arguments)]

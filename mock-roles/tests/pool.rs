@@ -26,9 +26,9 @@ use sv2_mock::chain::{merkle, sha256d};
 use sv2_mock::net::{Connection, NetError};
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{
-    Output, Pool, PoolConfig, PoolFaults, SessionId, TemplateSource, REQUIRES_EXTENDED_CHANNELS,
-    REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS, REQUIRES_VERSION_ROLLING,
-    REQUIRES_WORK_SELECTION,
+    Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, TemplateSource,
+    REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
+    REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
 };
 use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
@@ -1278,6 +1278,43 @@ fn valid_shares_are_acknowledged_in_batches_that_sum_to_all_of_them() {
     assert_eq!(pool.stats().shares_accepted, 2 * u64::from(n));
     let info = pool.channels(c.session);
     assert!(info.iter().all(|i| i.shares_accepted == u64::from(n)));
+}
+
+#[test]
+fn shares_remembered_per_job_are_bounded_and_a_new_job_starts_afresh() {
+    let mut pool = Pool::new(
+        PoolConfig {
+            max_shares_per_job: 3,
+            ..config()
+        },
+        NOW,
+    )
+    .unwrap();
+    let mut c = Client::connect(&mut pool, 0);
+    let std = c.open(&mut pool, open_standard(1, ANY));
+    for _ in 0..3 {
+        let m = c.good(std, &[]);
+        let msgs = c.follow(&pool.handle(c.session, &m.standard(), NOW + 1));
+        assert_eq!(error_code(&msgs), None, "{msgs:?}");
+    }
+    let m = c.good(std, &[]);
+    let out = pool.handle(c.session, &m.standard(), NOW + 1);
+    assert_eq!(
+        error_code(&c.follow(&out)),
+        Some((m.sequence_number, "too-many-shares".to_owned()))
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ShareRejected {
+            error: ShareError::TooManyShares { limit: 3, .. },
+            ..
+        }
+    )));
+    // After a new block the channel mines a new job, with its own count.
+    c.follow(&pool.new_block(NOW + 5));
+    let m = c.good(std, &[]);
+    let msgs = c.follow(&pool.handle(c.session, &m.standard(), NOW + 6));
+    assert_eq!(error_code(&msgs), None, "{msgs:?}");
 }
 
 #[test]

@@ -219,6 +219,10 @@ pub struct PoolConfig {
     pub max_channels_per_session: usize,
     /// Templates kept (older ones' jobs are forgotten: shares on them get `invalid-job-id`).
     pub max_templates: usize,
+    /// Accepted shares remembered per job and channel for duplicate detection; past this many,
+    /// shares on that job get `too-many-shares`. Bounds the pool's memory: at an easy target a
+    /// client finds shares almost for free (vardiff raises the target within a few periods).
+    pub max_shares_per_job: usize,
     /// Ask the template source for every template's transactions, so that a found block can be
     /// assembled whole ([`Output::BlockFound`]'s `block`).
     pub request_transaction_data: bool,
@@ -256,6 +260,7 @@ impl Default for PoolConfig {
             idle_timeout_secs: Some(120),
             max_channels_per_session: 10_000,
             max_templates: 64,
+            max_shares_per_job: 65_536,
             request_transaction_data: false,
             template_source: TemplateSource::InProcess(TpConfig::default()),
             faults: PoolFaults::default(),
@@ -1750,6 +1755,12 @@ impl Pool {
         }
         if channel_job.seen.contains(&hash) && !self.config.faults.accept_duplicates {
             return Err(ShareError::DuplicateShare);
+        }
+        if channel_job.seen.len() >= self.config.max_shares_per_job {
+            return Err(ShareError::TooManyShares {
+                job_id,
+                limit: self.config.max_shares_per_job,
+            });
         }
 
         // Accepted.

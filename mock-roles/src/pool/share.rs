@@ -7,7 +7,7 @@ use serde::Serialize;
 ///
 /// The spec defines no codes (§3.5: free-form, a receiver must treat unknown ones as a logging no-op);
 /// these are the ones the reference implementation uses (mining_sv2's `ERROR_CODE_SUBMIT_SHARES_*`),
-/// plus `invalid-ntime` where it uses the generic `invalid-share`.
+/// plus `invalid-ntime` where it uses the generic `invalid-share`, and `too-many-shares`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum ShareError {
@@ -44,6 +44,11 @@ pub enum ShareError {
     /// The same header was already accepted on this channel.
     #[error("the same share was already submitted")]
     DuplicateShare,
+    /// The channel already has `limit` accepted shares on this job, all remembered for duplicate
+    /// detection ([`super::PoolConfig::max_shares_per_job`]): the pool's memory stays bounded however
+    /// cheap shares are at the channel's target. A code of this pool's own.
+    #[error("{limit} shares already accepted on job {job_id} of this channel")]
+    TooManyShares { job_id: u32, limit: usize },
 }
 
 impl ShareError {
@@ -59,12 +64,13 @@ impl ShareError {
             ShareError::VersionRollingNotAllowed { .. } => "version-rolling-not-allowed",
             ShareError::DifficultyTooLow => "difficulty-too-low",
             ShareError::DuplicateShare => "duplicate-share",
+            ShareError::TooManyShares { .. } => "too-many-shares",
         }
     }
 }
 
 /// Every SubmitShares.Error code the pool sends.
-pub const SHARE_ERROR_CODES: [&str; 9] = [
+pub const SHARE_ERROR_CODES: [&str; 10] = [
     "invalid-channel-id",
     "invalid-job-id",
     "stale-share",
@@ -74,6 +80,7 @@ pub const SHARE_ERROR_CODES: [&str; 9] = [
     "version-rolling-not-allowed",
     "difficulty-too-low",
     "duplicate-share",
+    "too-many-shares",
 ];
 
 /// The accepted shares of a channel not yet acknowledged (§5.3.13: counters reset per batch).

@@ -170,24 +170,56 @@ async fn silence_and_short_answers_are_timeouts_or_closes_named_by_step() {
     );
     silent.abort();
 
-    // A server that sends 100 bytes of act 2 and closes.
+    // A server that sends 100 bytes of act 2 and closes: the error keeps them.
     let (listener, addr) = bind().await;
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut act1 = [0u8; 64];
         stream.read_exact(&mut act1).await.unwrap();
-        stream.write_all(&[0u8; 100]).await.unwrap();
+        stream.write_all(&[0x5a; 100]).await.unwrap();
     });
     let err = initiate_err(&addr, InitiatorConfig::unauthenticated(), LONG).await;
     assert!(
         matches!(
-            err,
+            &err,
             NetError::Closed {
-                step: "handshake act 2"
-            }
+                step: "handshake act 2",
+                received,
+            } if received == &[0x5a; 100]
         ),
         "{err}"
     );
+    assert!(
+        err.to_string().ends_with(&format!(
+            "received 100 B: {}... (\"{}\")",
+            "5a".repeat(64),
+            "Z".repeat(64)
+        )),
+        "{err}"
+    );
+
+    // An HTTP server answering the handshake, then silent: a timeout that shows what came.
+    let (listener, addr) = bind().await;
+    let http = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut act1 = [0u8; 64];
+        stream.read_exact(&mut act1).await.unwrap();
+        stream
+            .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    let err = initiate_err(&addr, InitiatorConfig::unauthenticated(), SHORT).await;
+    assert!(
+        matches!(&err, NetError::Timeout { received, .. } if received.starts_with(b"HTTP/1.1 400")),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("HTTP/1.1 400 Bad Request"),
+        "{err}"
+    );
+    http.abort();
 
     // A server that answers 234 bytes of garbage.
     let (listener, addr) = bind().await;
@@ -232,7 +264,8 @@ async fn a_responder_gets_garbage_or_a_plaintext_setup_instead_of_act_1() {
         matches!(
             err,
             NetError::Closed {
-                step: "first frame"
+                step: "first frame",
+                ..
             }
         ),
         "{err}"

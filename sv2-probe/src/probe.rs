@@ -326,9 +326,9 @@ fn reads_as_text(bytes: &[u8]) -> bool {
 /// A failed step's detail and data: the error, then what the pool sent while the step ran.
 fn failure(e: &NetError, wire: &Wire, mark: u64) -> (String, Value) {
     let (count, bytes) = wire.since(mark);
-    let detail = format!("{e}; {}", received_text(count, &bytes));
+    let detail = format!("{}; {}", e.brief(), received_text(count, &bytes));
     let data = json!({
-        "error": e.to_string(),
+        "error": e.brief(),
         "received_len": count,
         "received_hex": hex::encode(&bytes[..bytes.len().min(DATA_BYTES)]),
     });

@@ -34,12 +34,20 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
-    /// The peer closed the connection.
-    #[error("{step}: the peer closed the connection")]
-    Closed { step: &'static str },
-    /// Nothing (or not enough) came in time.
-    #[error("{step}: no answer within {after:?}")]
-    Timeout { step: &'static str, after: Duration },
+    /// The peer closed the connection. `received`: the bytes of an incomplete handshake act that
+    /// came before (empty otherwise: a frame's partial bytes are inside the decoder).
+    #[error("{step}: the peer closed the connection{}", shown(received))]
+    Closed {
+        step: &'static str,
+        received: Vec<u8>,
+    },
+    /// Nothing (or not enough) came in time. `received` as for [`NetError::Closed`].
+    #[error("{step}: no answer within {after:?}{}", shown(received))]
+    Timeout {
+        step: &'static str,
+        after: Duration,
+        received: Vec<u8>,
+    },
     /// The handshake or the encrypted transport failed.
     #[error("{step}: {source}")]
     Noise {
@@ -69,6 +77,43 @@ pub enum NetError {
         #[source]
         source: EncodeError,
     },
+}
+
+impl NetError {
+    /// The error without the received bytes, for callers that show the bytes their own way.
+    pub fn brief(&self) -> String {
+        match self {
+            NetError::Closed { step, .. } => format!("{step}: the peer closed the connection"),
+            NetError::Timeout { step, after, .. } => format!("{step}: no answer within {after:?}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The bytes of an incomplete act for an error message: their count and up to 64 of them in hex,
+/// and as text when they read as text (an HTTP or Stratum V1 server answering the handshake).
+fn shown(received: &[u8]) -> String {
+    if received.is_empty() {
+        return String::new();
+    }
+    let head = &received[..received.len().min(64)];
+    let more = if received.len() > head.len() {
+        "..."
+    } else {
+        ""
+    };
+    let mut text = format!(
+        "; received {} B: {}{more}",
+        received.len(),
+        hex::encode(head)
+    );
+    if head
+        .iter()
+        .all(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n' | b'\t'))
+    {
+        text.push_str(&format!(" ({:?})", String::from_utf8_lossy(head)));
+    }
+    text
 }
 
 /// What the Noise handshake established, with its timings.
@@ -335,13 +380,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Err(NetError::Timeout {
                         step,
                         after: timeout,
+                        received: Vec::new(),
                     });
                 }
                 Ok(Err(source)) => return Err(NetError::Io { step, source }),
                 Ok(Ok(0)) => {
                     self.transcript
                         .note(self.started.elapsed(), format!("{step}: peer closed"));
-                    return Err(NetError::Closed { step });
+                    return Err(NetError::Closed {
+                        step,
+                        received: Vec::new(),
+                    });
                 }
                 Ok(Ok(n)) => self.pending.extend_from_slice(&chunk[..n]),
             }
@@ -412,15 +461,26 @@ async fn read_exact<S: AsyncRead + Unpin>(
     step: &'static str,
     timeout: Duration,
 ) -> Result<(), NetError> {
-    match tokio::time::timeout(timeout, stream.read_exact(buf)).await {
-        Err(_) => Err(NetError::Timeout {
-            step,
-            after: timeout,
-        }),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(NetError::Closed { step })
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf[filled..])).await {
+            Err(_) => {
+                return Err(NetError::Timeout {
+                    step,
+                    after: timeout,
+                    received: buf[..filled].to_vec(),
+                })
+            }
+            Ok(Ok(0)) => {
+                return Err(NetError::Closed {
+                    step,
+                    received: buf[..filled].to_vec(),
+                })
+            }
+            Ok(Ok(n)) => filled += n,
+            Ok(Err(source)) => return Err(NetError::Io { step, source }),
         }
-        Ok(Err(source)) => Err(NetError::Io { step, source }),
-        Ok(Ok(_)) => Ok(()),
     }
+    Ok(())
 }

@@ -602,3 +602,57 @@ async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
         .0;
     assert!(h3 > h0 + 2, "{h3} after {h0}");
 }
+
+/// `new_block_announced`: the future template now, its SetNewPrevHash only after the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_block_sends_the_prev_hash_after_the_gap() {
+    use std::time::Duration;
+    use sv2_codec::noise::keys::Keypair;
+    use sv2_mock::net::{Connection, NetError};
+    use sv2_mock::tp::driver::{serve, TpServerConfig};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const STEP: Duration = Duration::from_secs(10);
+    let mut config = TpServerConfig::new(Keypair::generate().unwrap()).unwrap();
+    config.authority = None;
+    let tp = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).unwrap();
+    let mut conn = Connection::plaintext(TcpStream::connect(tp.addr).await.unwrap());
+    conn.send(&setup(2, 2, 2)).await.unwrap();
+    conn.recv("SetupConnection.Success", STEP).await.unwrap();
+    let constraints = CoinbaseOutputConstraints {
+        coinbase_output_max_additional_size: 100,
+        coinbase_output_max_additional_sigops: 4,
+    };
+    conn.send(&constraints.into()).await.unwrap();
+    conn.recv("NewTemplate", STEP).await.unwrap();
+    conn.recv("SetNewPrevHash", STEP).await.unwrap();
+
+    let announce = {
+        let tp = std::sync::Arc::new(tp);
+        let handle = tp.clone();
+        (
+            tokio::spawn(
+                async move { handle.new_block_announced(Duration::from_millis(800)).await },
+            ),
+            tp,
+        )
+    };
+    let got = conn.recv("NewTemplate", STEP).await.unwrap();
+    let Message::NewTemplate(t) = got.message else {
+        panic!("{:?}", got.message);
+    };
+    assert!(t.future_template);
+    // Nothing more during the gap...
+    assert!(matches!(
+        conn.recv("during the gap", Duration::from_millis(300))
+            .await,
+        Err(NetError::Timeout { .. })
+    ));
+    // ...then the prev hash that activates it.
+    let got = conn.recv("SetNewPrevHash", STEP).await.unwrap();
+    let Message::SetNewPrevHashTdp(p) = got.message else {
+        panic!("{:?}", got.message);
+    };
+    assert_eq!(p.template_id, t.template_id);
+    announce.0.await.unwrap();
+}

@@ -160,6 +160,19 @@ impl TpHandle {
         self.shared.0.dispatch(outputs);
     }
 
+    /// A new block announced ahead, as a TP may do (§7: a future template lets the pool prepare
+    /// jobs before the block is known): NewTemplate(future) to every session now, the matching
+    /// SetNewPrevHash only after `gap`. Sessions that connect during the gap get both at once.
+    pub async fn new_block_announced(&self, gap: Duration) {
+        let outputs = self.shared.0.core().new_block(unix_now());
+        let (templates, rest): (Vec<Output>, Vec<Output>) = outputs.into_iter().partition(|o| {
+            matches!(o, Output::Send { message, .. } if matches!(message, sv2_codec::Message::NewTemplate(_)))
+        });
+        self.shared.0.dispatch(templates);
+        tokio::time::sleep(gap).await;
+        self.shared.0.dispatch(rest);
+    }
+
     /// The current chain height being built.
     pub fn height(&self) -> u32 {
         self.shared.0.core().tip().height

@@ -11,9 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # The reference implementation's binaries, for the end-to-end tests (interop/tests/e2e_*.rs), pinned as in
 # ../shared/peers/PEERS.md. `cargo install` skips a binary already installed at that version, so this is
-# cheap on a warm machine; cold, it builds for about 10 minutes on 2 cores. pool_sv2 needs capnproto to
-# build. The tests fail, rather than skip, when a binary is missing while SV2_REQUIRE_PEERS=1.
-step "reference binaries (pool_sv2 0.7.0, translator_sv2 0.6.0)"
+# cheap on a warm machine; cold, it builds for about 11 minutes on 2 cores. pool_sv2 and jd_client_sv2
+# need capnproto to build. The tests fail, rather than skip, when a binary is missing while SV2_REQUIRE_PEERS=1.
+step "reference binaries (pool_sv2 0.7.0, translator_sv2 0.6.0, jd_client_sv2 0.6.0)"
 install_peer() {
     local name="$1" version="$2"
     if "$name" --version 2>/dev/null | grep -q "$version" ||
@@ -32,6 +32,7 @@ install_peer() {
 }
 install_peer pool_sv2 0.7.0
 install_peer translator_sv2 0.6.0
+install_peer jd_client_sv2 0.6.0
 export SV2_REQUIRE_PEERS=1
 
 step "format"

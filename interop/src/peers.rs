@@ -245,6 +245,89 @@ user_identity = "sv2-toolkit.e2e"
     }
 }
 
+/// SRI's jd_client_sv2 0.6.0 configuration in solo-mining mode on loopback (from
+/// `../shared/peers/configs/jdc-solo-loopback.toml`: no upstream, no telemetry section, so no network
+/// scan). It serves SV2 miners itself, with SRI's test authority key pair, and builds its jobs from the
+/// TP at `tp_addr`.
+#[derive(Debug)]
+pub struct JdcConfig {
+    /// Where miners connect (on 127.0.0.1).
+    pub listen_port: u16,
+    /// Its monitoring HTTP port (on 127.0.0.1).
+    pub monitoring_port: u16,
+    /// The template provider's address.
+    pub tp_addr: SocketAddr,
+    /// Shares per minute its vardiff aims at.
+    pub shares_per_minute: f32,
+    /// Shares acknowledged per SubmitShares.Success.
+    pub share_batch_size: u32,
+}
+
+impl JdcConfig {
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        assert!(self.tp_addr.ip().is_loopback(), "loopback only");
+        format!(
+            r#"listening_address = "127.0.0.1:{listen}"
+max_supported_version = 2
+min_supported_version = 2
+authority_public_key = "{public}"
+authority_secret_key = "{secret}"
+cert_validity_sec = 3600
+shares_per_minute = {spm:.1}
+share_batch_size = {batch}
+mode = "SOLOMINING"
+jdc_signature = "Sv2ToolkitE2E"
+coinbase_reward_script = "addr(tb1qa0sm0hxzj0x25rh8gw5xlzwlsfvvyz8u96w3p8)"
+monitoring_address = "127.0.0.1:{monitoring}"
+upstreams = []
+
+[template_provider_type.Sv2Tp]
+address = "{tp}"
+"#,
+            listen = self.listen_port,
+            public = crate::noise::TEST_AUTHORITY_PUBLIC,
+            secret = crate::noise::TEST_AUTHORITY_SECRET,
+            spm = self.shares_per_minute,
+            batch = self.share_batch_size,
+            monitoring = self.monitoring_port,
+            tp = self.tp_addr,
+        )
+    }
+}
+
+/// Starts SRI's jd_client_sv2 in solo-mining mode on a free loopback port, fed by the TP at `tp_addr`,
+/// acknowledging every share, and waits (on a blocking thread, up to 60 s) until it listens. The
+/// error carries its log.
+pub async fn start_reference_jdc(
+    binary: &Path,
+    name: &str,
+    tp_addr: SocketAddr,
+) -> io::Result<(PeerProcess, SocketAddr)> {
+    let listen_port = free_port()?;
+    let config = JdcConfig {
+        listen_port,
+        monitoring_port: free_port()?,
+        tp_addr,
+        shares_per_minute: 6.0,
+        share_batch_size: 1,
+    };
+    let mut jdc = PeerProcess::start(binary, &scratch_dir(name)?, &config.to_toml())?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], listen_port));
+    let listening =
+        tokio::task::spawn_blocking(move || wait_listening(addr, Duration::from_secs(60)))
+            .await
+            .map_err(io::Error::other)?;
+    if !listening {
+        return Err(io::Error::other(format!(
+            "jd_client_sv2 did not listen on {addr} (exit {:?})\n{}",
+            jdc.exited(),
+            jdc.log_tail(40)
+        )));
+    }
+    Ok((jdc, addr))
+}
+
 /// Starts SRI's pool_sv2 on a free loopback port with SRI's test authority key pair, fed by the TP at
 /// `tp_addr` (whose certificate it checks against `tp_authority` when given), acknowledging every
 /// share, and waits (on a blocking thread, up to 60 s) until it listens. The error carries the pool's

@@ -20,11 +20,15 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reference_pool_verdicts_match_the_reviewed_file() {
-    let Some(pool_bin) = binary_or_skip("pool_sv2", "conformance_pool") else {
-        return;
-    };
+/// One run of the suite against a fresh TP and pool_sv2: the report, the pool process and the
+/// differences from the reviewed file.
+async fn run_once(
+    pool_bin: &std::path::Path,
+) -> (
+    sv2_conformance::Report,
+    sv2_interop::peers::PeerProcess,
+    Vec<String>,
+) {
     let mut tp_config = TpServerConfig::new(Keypair::generate().unwrap()).unwrap();
     // Blocks about every 2^32 hashes: shares (about 10^4 hashes at the checks' hash rate) rarely
     // end the block, so share checks are not raced by a new prev hash at every share. A new block
@@ -33,7 +37,7 @@ async fn reference_pool_verdicts_match_the_reviewed_file() {
     tp_config.block_interval = Some(Duration::from_secs(8));
     let tp = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), tp_config).unwrap();
     let tp_addr = tp.addr;
-    let (pool, pool_addr) = start_reference_pool(&pool_bin, "conformance-pool", tp_addr, None)
+    let (pool, pool_addr) = start_reference_pool(pool_bin, "conformance-pool", tp_addr, None)
         .await
         .unwrap();
 
@@ -50,6 +54,36 @@ async fn reference_pool_verdicts_match_the_reviewed_file() {
         eprintln!("{:<5} {}", r.outcome.verdict.as_str(), r.check.id)
     })
     .await;
+    let file = repo().join("conformance/expected/pool_sv2.txt");
+    let reviewed = std::fs::read_to_string(&file).unwrap_or_default();
+    let reviewed = expected::parse(&reviewed).unwrap();
+    let differences = expected::compare(&report, &reviewed, true)
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    drop(tp);
+    (report, pool, differences)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_pool_verdicts_match_the_reviewed_file() {
+    let Some(pool_bin) = binary_or_skip("pool_sv2", "conformance_pool") else {
+        return;
+    };
+    let (mut report, mut pool, mut differences) = run_once(&pool_bin).await;
+    // pool_sv2 0.7.0 shuts itself down when a client connects between a future NewTemplate and its
+    // SetNewPrevHash (tests/future_template_race.rs): a new block every 8 s and a connection every
+    // fraction of a second can meet in that window by chance. That run says nothing about the checks
+    // that came after; it is run once more, and said so.
+    if !differences.is_empty()
+        && pool.exited().is_some()
+        && pool.log().contains("TemplateIdNotFound")
+    {
+        println!(
+            "pool_sv2 shut down mid-run on its known future-template race (TemplateIdNotFound); running the suite once more"
+        );
+        (report, pool, differences) = run_once(&pool_bin).await;
+    }
 
     let dir = repo().join("target/conformance-reports/pool_sv2");
     std::fs::create_dir_all(&dir).unwrap();
@@ -65,20 +99,12 @@ async fn reference_pool_verdicts_match_the_reviewed_file() {
     println!("{text}");
 
     let file = repo().join("conformance/expected/pool_sv2.txt");
-    let reviewed = std::fs::read_to_string(&file).unwrap_or_default();
-    let reviewed = expected::parse(&reviewed).unwrap();
-    let differences = expected::compare(&report, &reviewed, true);
     assert!(
         differences.is_empty(),
         "pool_sv2's verdicts differ from {} (the new verdicts are in {}):\n{}\n\npool_sv2 log:\n{}",
         file.display(),
         dir.join("verdicts.txt").display(),
-        differences
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        differences.join("\n"),
         pool.log_tail(40)
     );
-    drop(tp);
 }

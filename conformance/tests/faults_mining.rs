@@ -458,3 +458,31 @@ async fn monitor_rules_fail_on_the_mock_pools_faults() {
         );
     }
 }
+
+/// A pool that acknowledges only full batches of 10 shares, never on a timer (as SRI's pool_sv2 and
+/// jd_client_sv2 with share_batch_size = 10): §5.3.13 allows it, so the checks that need an accepted
+/// share (or its answer, as the duplicate and TLV checks) fill the batch with more valid shares
+/// instead of calling the first unanswered share a failure. (A pool that acknowledges nothing still
+/// fails them: silent_shares_fail_valid_accepted_and_unknown_channel.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_acknowledging_in_batches_of_10_passes_the_acceptance_checks() {
+    let batched = [
+        "shares.valid-accepted",
+        "shares.accepted-count",
+        "shares.duplicate",
+        "ext.unnegotiated-tlv-ignored",
+    ];
+    let (_pool, target) = mock_pool(|config| {
+        config.pool.ack_every = 10;
+        config.pool.ack_delay_secs = u32::MAX;
+        config.pool.template_source = TemplateSource::InProcess(TpConfig {
+            nbits: 0x1e00_ffff,
+            ..TpConfig::default()
+        });
+    })
+    .await;
+    for r in &run_only(target, &batched).await {
+        println!("batching: {}", line(r));
+        assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", line(r));
+    }
+}

@@ -359,13 +359,28 @@ pub(crate) async fn accepted_share(
                 ))
             }
             Answer::Silent => {
+                // §5.3.13: one Success may acknowledge several shares, so a server may wait for a
+                // batch. Fill it with more valid shares before calling the first unanswered.
+                let more = match fill_batch(ctx, s, channel, &found, seq).await? {
+                    (Answer::Accepted, _) => return Ok((work, found, seq)),
+                    (Answer::Rejected(code), _) => {
+                        return Err(Outcome::fail(
+                            expected,
+                            format!("{text}: SubmitShares.Error {code:?} (after a batch)"),
+                        ))
+                    }
+                    (Answer::Ended(how), _) => {
+                        return Err(Outcome::fail(expected, format!("{text}: {how}")))
+                    }
+                    (Answer::Silent, more) => more,
+                };
                 return Err(Outcome::fail(
                     expected,
                     format!(
-                        "{text}: no SubmitShares.Success covering it within {within:?}{}",
+                        "{text}: no SubmitShares.Success covering it within {within:?}, nor after {more} more valid share(s) for a batching server{}",
                         other_errors(s, channel, &[seq])
                     ),
-                ))
+                ));
             }
             Answer::Ended(how) => return Err(Outcome::fail(expected, format!("{text}: {how}"))),
         }
@@ -374,6 +389,42 @@ pub(crate) async fn accepted_share(
         "every valid share was refused as stale while the work moved: {}",
         refusals.join("; ")
     )))
+}
+
+/// Valid shares sent at most after an unanswered one, for a server that acknowledges in batches (the
+/// spec's own example batches 10).
+pub(crate) const BATCH_FILL: u32 = 31;
+
+/// After the share `seq` got no answer: up to [`BATCH_FILL`] more valid shares on the channel's
+/// current work (each after the previous one's nonce), until an answer about `seq` comes; then a
+/// last wait of the answer window. Returns that answer and how many shares were added.
+pub(crate) async fn fill_batch(
+    ctx: &Ctx,
+    s: &mut Session,
+    channel: u32,
+    first: &Found,
+    seq: u32,
+) -> Result<(Answer, u32), Outcome> {
+    let mut last_nonce = first.nonce;
+    for more in 1..=BATCH_FILL {
+        let work = current_work(ctx, s, channel).await?;
+        let params = ShareParams {
+            start_nonce: last_nonce.wrapping_add(1),
+            ..work.params()
+        };
+        let found = mine_share(ctx, &work, params, None).await?;
+        last_nonce = found.nonce;
+        let next = s.sequence_number();
+        s.send(&work.submit(next, &found)).await?;
+        match answer(s, channel, seq, Duration::from_millis(100)).await {
+            Answer::Silent => {}
+            done => return Ok((done, more)),
+        }
+    }
+    Ok((
+        answer(s, channel, seq, answer_window(ctx)).await,
+        BATCH_FILL,
+    ))
 }
 
 fn standard_message(work: &Work, seq: u32, found: &Found) -> Wire {
@@ -444,8 +495,12 @@ async fn accepted_count(ctx: Ctx) -> Outcome {
             Answer::Accepted | Answer::Silent => counted += 1,
         }
     }
-    // Wait for the acknowledgements to catch up.
-    let deadline = tokio::time::Instant::now() + answer_window(&ctx);
+    // Wait for the acknowledgements to catch up. A server that acknowledges in batches (§5.3.13)
+    // may wait for more: while nothing comes for a second, another valid share, up to BATCH_FILL.
+    let mut deadline = tokio::time::Instant::now() + answer_window(&ctx);
+    let mut added = 0u32;
+    let mut first_added = None;
+    let mut quiet_since = tokio::time::Instant::now();
     loop {
         let done = s
             .tracker
@@ -456,10 +511,39 @@ async fn accepted_count(ctx: Ctx) -> Outcome {
         if done || left.is_zero() {
             break;
         }
-        match s.recv_within(left).await {
-            Incoming::Message(_) | Incoming::Timeout => {}
+        if quiet_since.elapsed() >= Duration::from_millis(300) && added < BATCH_FILL {
+            let work = match current_work(&ctx, &mut s, channel).await {
+                Ok(w) => w,
+                Err(o) => return o,
+            };
+            let params = ShareParams {
+                start_nonce: 0xc000_0000u32.wrapping_add(added.wrapping_mul(0x0100_0000)),
+                ..work.params()
+            };
+            let found = match mine_share(&ctx, &work, params, None).await {
+                Ok(f) => f,
+                Err(o) => return o,
+            };
+            let seq = s.sequence_number();
+            if let Err(o) = s.send(&work.submit(seq, &found)).await {
+                return o;
+            }
+            added += 1;
+            first_added.get_or_insert(seq);
+            quiet_since = tokio::time::Instant::now();
+            deadline = quiet_since + answer_window(&ctx);
+            continue;
+        }
+        match s.recv_within(left.min(Duration::from_millis(200))).await {
+            Incoming::Message(_) => quiet_since = tokio::time::Instant::now(),
+            Incoming::Timeout => {}
             other => return Outcome::fail(expected, other.describe()),
         }
+    }
+    if let Some(first) = first_added {
+        notes.push(format!(
+            "{added} valid share(s) added from seq {first} on, to fill a batch"
+        ));
     }
     // Anything more (a late over-count) within a short while.
     if let Err(o) = settle(&mut s, Duration::from_millis(300)).await {
@@ -959,7 +1043,17 @@ async fn duplicate(ctx: Ctx) -> Outcome {
             }
         }
         let text = share_text(&work, &found, first);
-        match answer(&mut s, channel, first, within).await {
+        // "An error is immediately submitted for every incorrect submit attempt" (§5.3.14), while a
+        // Success may wait for a batch (§5.3.13): when neither share is answered, more valid shares
+        // fill the batch.
+        let mut first_answer = answer(&mut s, channel, first, within).await;
+        if first_answer == Answer::Silent {
+            first_answer = match fill_batch(&ctx, &mut s, channel, &found, first).await {
+                Ok((got, _)) => got,
+                Err(o) => return o,
+            };
+        }
+        match first_answer {
             Answer::Accepted => {}
             Answer::Rejected(code) if stale(&s, &work, &code) => continue,
             Answer::Rejected(code) => {

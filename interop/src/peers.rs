@@ -312,20 +312,7 @@ pub async fn start_reference_jdc(
         shares_per_minute: 6.0,
         share_batch_size: 1,
     };
-    let mut jdc = PeerProcess::start(binary, &scratch_dir(name)?, &config.to_toml())?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], listen_port));
-    let listening =
-        tokio::task::spawn_blocking(move || wait_listening(addr, Duration::from_secs(60)))
-            .await
-            .map_err(io::Error::other)?;
-    if !listening {
-        return Err(io::Error::other(format!(
-            "jd_client_sv2 did not listen on {addr} (exit {:?})\n{}",
-            jdc.exited(),
-            jdc.log_tail(40)
-        )));
-    }
-    Ok((jdc, addr))
+    start_listening(binary, name, &config.to_toml(), listen_port).await
 }
 
 /// Starts SRI's pool_sv2 on a free loopback port with SRI's test authority key pair, fed by the TP at
@@ -349,7 +336,19 @@ pub async fn start_reference_pool(
         shares_per_minute: 6.0,
         share_batch_size: 1,
     };
-    let mut pool = PeerProcess::start(binary, &scratch_dir(name)?, &config.to_toml())?;
+    start_listening(binary, name, &config.to_toml(), listen_port).await
+}
+
+/// Starts `binary` with `config` in a fresh scratch directory named after `name`, and waits (on a
+/// blocking thread, up to 60 s) until it listens on 127.0.0.1:`listen_port`. The error carries its
+/// log.
+async fn start_listening(
+    binary: &Path,
+    name: &str,
+    config: &str,
+    listen_port: u16,
+) -> io::Result<(PeerProcess, SocketAddr)> {
+    let mut peer = PeerProcess::start(binary, &scratch_dir(name)?, config)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], listen_port));
     let listening =
         tokio::task::spawn_blocking(move || wait_listening(addr, Duration::from_secs(60)))
@@ -357,10 +356,11 @@ pub async fn start_reference_pool(
             .map_err(io::Error::other)?;
     if !listening {
         return Err(io::Error::other(format!(
-            "pool_sv2 did not listen on {addr} (exit {:?})\n{}",
-            pool.exited(),
-            pool.log_tail(40)
+            "{} did not listen on {addr} (exit {:?})\n{}",
+            binary.display(),
+            peer.exited(),
+            peer.log_tail(40)
         )));
     }
-    Ok((pool, addr))
+    Ok((peer, addr))
 }

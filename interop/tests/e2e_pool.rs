@@ -3,6 +3,8 @@
 //! (we check the pool's certificate), its shares are accepted, and the block the pool builds from a
 //! share reaches our TP as SubmitSolution and validates as a full block.
 
+mod common;
+
 use std::time::Duration;
 
 use sv2_codec::messages::common::SetupConnection;
@@ -188,8 +190,7 @@ async fn our_tp_feeds_the_reference_pool_and_its_blocks_validate() {
 /// our TP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_mining_device_mines_on_the_reference_pool() {
-    use sv2_mock::miner::driver::{spawn, DeviceDriverConfig};
-    use sv2_mock::miner::Event;
+    use sv2_mock::miner::driver::DeviceDriverConfig;
 
     let Some(pool_bin) = binary_or_skip("pool_sv2", "e2e_pool_device") else {
         return;
@@ -205,44 +206,10 @@ async fn our_mining_device_mines_on_the_reference_pool() {
         .unwrap();
 
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
-    let mut device_config = DeviceDriverConfig::new(pool_addr.to_string(), Some(authority));
-    // A low nominal hash rate: an easy channel target, reached quickly even by a debug build.
-    device_config.device.nominal_hash_rate = 10_000.0;
-    let mut device = spawn(device_config);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while device.stats.borrow().accepted < 1 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut violations = Vec::new();
-    while let Ok(event) = device.events.try_recv() {
-        if matches!(event, Event::Violation { .. }) {
-            violations.push(format!("{event:?}"));
-        }
-    }
-    let report = device.stop().await;
-    assert!(
-        report.stats.accepted >= 1,
-        "no share accepted: {:?}, outcome {:?}\n{}",
-        report.stats,
-        report.outcome,
-        pool.log_tail(30)
-    );
-    assert!(
-        violations.is_empty(),
-        "pool_sv2 broke rules: {violations:?}"
-    );
-    let verdicts = tp.wait_for_verdicts(1, STEP).await;
-    assert!(
-        // A second block on the same template can lose the race to the first one (regtest
-        // difficulty): stale is the only fault allowed, and at least one block must be valid.
-        verdicts.iter().any(|v| v.valid) && verdicts.iter().all(|v| v.valid || v.is_stale_only()),
-        "{verdicts:?}\n{}",
-        tp.log().join("\n")
-    );
+    let config = DeviceDriverConfig::new(pool_addr.to_string(), Some(authority));
+    let (accepted, blocks, valid) =
+        common::device_mines_and_blocks_validate("pool_sv2", config, &pool, &tp).await;
     println!(
-        "e2e pool (device): {} share(s) accepted by pool_sv2, {} block(s) reached our TP, {} valid",
-        report.stats.accepted,
-        verdicts.len(),
-        verdicts.iter().filter(|v| v.valid).count()
+        "e2e pool (device): {accepted} share(s) accepted by pool_sv2, {blocks} block(s) reached our TP, {valid} valid"
     );
 }

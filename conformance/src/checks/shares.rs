@@ -327,6 +327,25 @@ pub(crate) async fn expect_rejected(
     Outcome::skip("the work moved on (new prev hash) during every attempt; cannot tell")
 }
 
+/// Mines a valid share on the channel's current work, searching from `start_nonce`, and sends it:
+/// the work, the share and its sequence number.
+async fn submit_valid(
+    ctx: &Ctx,
+    s: &mut Session,
+    channel: u32,
+    start_nonce: u32,
+) -> Result<(Work, Found, u32), Outcome> {
+    let work = current_work(ctx, s, channel).await?;
+    let params = ShareParams {
+        start_nonce,
+        ..work.params()
+    };
+    let found = mine_share(ctx, &work, params, None).await?;
+    let seq = s.sequence_number();
+    s.send(&work.submit(seq, &found)).await?;
+    Ok((work, found, seq))
+}
+
 /// Sends valid shares until one is accepted (up to 4 tries; stale refusals are retried). Returns
 /// the work, the share and its sequence number.
 pub(crate) async fn accepted_share(
@@ -338,14 +357,8 @@ pub(crate) async fn accepted_share(
     let within = answer_window(ctx);
     let mut refusals = Vec::new();
     for attempt in 0..4u32 {
-        let work = current_work(ctx, s, channel).await?;
-        let params = ShareParams {
-            start_nonce: attempt.wrapping_mul(0x1000_0000),
-            ..work.params()
-        };
-        let found = mine_share(ctx, &work, params, None).await?;
-        let seq = s.sequence_number();
-        s.send(&work.submit(seq, &found)).await?;
+        let (work, found, seq) =
+            submit_valid(ctx, s, channel, attempt.wrapping_mul(0x1000_0000)).await?;
         let text = share_text(&work, &found, seq);
         match answer(s, channel, seq, within).await {
             Answer::Accepted => return Ok((work, found, seq)),
@@ -407,15 +420,8 @@ pub(crate) async fn fill_batch(
 ) -> Result<(Answer, u32), Outcome> {
     let mut last_nonce = first.nonce;
     for more in 1..=BATCH_FILL {
-        let work = current_work(ctx, s, channel).await?;
-        let params = ShareParams {
-            start_nonce: last_nonce.wrapping_add(1),
-            ..work.params()
-        };
-        let found = mine_share(ctx, &work, params, None).await?;
+        let (_, found, _) = submit_valid(ctx, s, channel, last_nonce.wrapping_add(1)).await?;
         last_nonce = found.nonce;
-        let next = s.sequence_number();
-        s.send(&work.submit(next, &found)).await?;
         match answer(s, channel, seq, Duration::from_millis(100)).await {
             Answer::Silent => {}
             done => return Ok((done, more)),
@@ -461,22 +467,11 @@ async fn accepted_count(ctx: Ctx) -> Outcome {
         if counted >= N {
             break;
         }
-        let work = match current_work(&ctx, &mut s, channel).await {
-            Ok(w) => w,
-            Err(o) => return o,
-        };
-        let params = ShareParams {
-            start_nonce: attempt.wrapping_mul(0x0800_0000),
-            ..work.params()
-        };
-        let found = match mine_share(&ctx, &work, params, None).await {
-            Ok(f) => f,
-            Err(o) => return o,
-        };
-        let seq = s.sequence_number();
-        if let Err(o) = s.send(&work.submit(seq, &found)).await {
-            return o;
-        }
+        let (work, found, seq) =
+            match submit_valid(&ctx, &mut s, channel, attempt.wrapping_mul(0x0800_0000)).await {
+                Ok(x) => x,
+                Err(o) => return o,
+            };
         // A short wait: refusals come at once; acknowledgements may be batched.
         match answer(&mut s, channel, seq, Duration::from_millis(500)).await {
             Answer::Rejected(code) if stale(&s, &work, &code) => {
@@ -512,22 +507,11 @@ async fn accepted_count(ctx: Ctx) -> Outcome {
             break;
         }
         if quiet_since.elapsed() >= Duration::from_millis(300) && added < BATCH_FILL {
-            let work = match current_work(&ctx, &mut s, channel).await {
-                Ok(w) => w,
+            let start = 0xc000_0000u32.wrapping_add(added.wrapping_mul(0x0100_0000));
+            let seq = match submit_valid(&ctx, &mut s, channel, start).await {
+                Ok((_, _, seq)) => seq,
                 Err(o) => return o,
             };
-            let params = ShareParams {
-                start_nonce: 0xc000_0000u32.wrapping_add(added.wrapping_mul(0x0100_0000)),
-                ..work.params()
-            };
-            let found = match mine_share(&ctx, &work, params, None).await {
-                Ok(f) => f,
-                Err(o) => return o,
-            };
-            let seq = s.sequence_number();
-            if let Err(o) = s.send(&work.submit(seq, &found)).await {
-                return o;
-            }
             added += 1;
             first_added.get_or_insert(seq);
             quiet_since = tokio::time::Instant::now();

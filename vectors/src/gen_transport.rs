@@ -1,9 +1,10 @@
 //! encrypted_framing.json: plain frames encrypted for the transport (spec §4.6, CATALOG §B.2).
 
 use serde_json::json;
-use sv2_codec::noise::symmetric::sha256;
-use sv2_codec::noise::transport::MAX_CHUNK_LEN;
+use sv2_codec::noise::symmetric::{sha256, MAC_LEN};
+use sv2_codec::noise::transport::{ENCRYPTED_HEADER_LEN, MAX_CHUNK_LEN};
 use sv2_codec::noise::{Decryptor, Encryptor};
+use sv2_codec::Header;
 
 use crate::classes::{decrypt_step, noise_class};
 use crate::gen_frames::frame_of;
@@ -23,19 +24,24 @@ pub(crate) const HEAD_TAIL: usize = 64;
 /// The header of the synthetic frames: experimental extension 0x4001, msg_type 0x01, so that no
 /// decoder mistakes the pattern payload for a message.
 pub(crate) fn synthetic_header(len: usize) -> [u8; 6] {
-    let l = (len as u32).to_le_bytes();
-    [0x01, 0x40, 0x01, l[0], l[1], l[2]]
+    Header {
+        extension_type: 0x4001,
+        channel_msg: false,
+        msg_type: 0x01,
+        msg_length: len as u32,
+    }
+    .to_bytes()
 }
 
+/// The encrypted header, then each payload chunk with its MAC.
 pub(crate) fn block_lengths(payload_len: usize) -> Vec<usize> {
-    let mut out = vec![22];
-    let mut left = payload_len;
-    while left > 0 {
-        let chunk = left.min(MAX_CHUNK_LEN);
-        out.push(chunk + 16);
-        left -= chunk;
-    }
-    out
+    std::iter::once(ENCRYPTED_HEADER_LEN)
+        .chain(
+            (0..payload_len)
+                .step_by(MAX_CHUNK_LEN)
+                .map(|start| (payload_len - start).min(MAX_CHUNK_LEN) + MAC_LEN),
+        )
+        .collect()
 }
 
 /// Encrypts and fills a test; `expect` is checked against what the codec does.

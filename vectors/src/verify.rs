@@ -9,6 +9,7 @@ use sv2_codec::noise::symmetric::sha256;
 use sv2_codec::noise::{
     Decryptor, Encryptor, Initiator, InitiatorConfig, KeySeed, Responder, ResponderConfig,
 };
+use sv2_codec::Header;
 
 use crate::classes::{cert_class, decrypt_step, key_class, noise_class};
 use crate::frames::{decode_vector, encode_from_json};
@@ -539,10 +540,9 @@ fn check_encrypted(t: &EncryptedTest) -> Check {
         (None, Some(rule)) => rule.bytes(),
         _ => return Err("exactly one of payload and payloadRule".into()),
     };
-    let msg_length = u32::from_le_bytes([header[3], header[4], header[5], 0]) as usize;
     eq(
         "header msg_length vs payload length",
-        msg_length,
+        Header::from_bytes(header).msg_length as usize,
         payload.len(),
     )?;
     let mut enc = Encryptor::from_key(key);

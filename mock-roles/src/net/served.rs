@@ -7,13 +7,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::ResponderConfig;
 use sv2_codec::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::{Connection, NetError};
+use super::{unix_now, Connection, NetError};
 
 /// Accepts connections on `listener` until `shutdown` changes, each served by `serve_one` on its own
 /// task. A failed accept (out of descriptors, say) waits 10 ms rather than spinning.
@@ -52,6 +53,18 @@ pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// Transcript entries kept per served connection: the drivers do not read them, so they are cut back
 /// rather than left to grow for the life of the connection.
 pub(crate) const TRANSCRIPT_KEEP: usize = 256;
+
+/// The responder of an encrypted mock role: a certificate for `static_key` signed by `authority`,
+/// valid from a minute ago (a client's clock may be a little behind) until `validity` from now.
+pub fn responder(
+    static_key: &SecretKey,
+    authority: &Keypair,
+    validity: Duration,
+) -> ResponderConfig {
+    let now = unix_now();
+    let until = now.saturating_add(u32::try_from(validity.as_secs()).unwrap_or(u32::MAX));
+    ResponderConfig::issue(static_key, authority, now.saturating_sub(60), until)
+}
 
 /// An accepted stream made a connection: the Noise responder handshake within `timeout` with
 /// `responder`, or plaintext when there is none.

@@ -396,14 +396,10 @@ pub async fn serve(
     }
 
     let responder = config.noise.as_ref().map(|identity| {
-        let now = unix_now();
-        let until =
-            now.saturating_add(u32::try_from(identity.cert_validity.as_secs()).unwrap_or(u32::MAX));
-        ResponderConfig::issue(
+        served::responder(
             &identity.static_key,
             &identity.authority,
-            now.saturating_sub(60),
-            until,
+            identity.cert_validity,
         )
     });
 

@@ -210,11 +210,10 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
         log: Mutex::new(Vec::new()),
     }));
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let responder = config.authority.as_ref().map(|authority| {
-        let now = unix_now();
-        let until = now.saturating_add(config.cert_validity.as_secs() as u32);
-        ResponderConfig::issue(&config.static_key, authority, now.saturating_sub(60), until)
-    });
+    let responder = config
+        .authority
+        .as_ref()
+        .map(|authority| served::responder(&config.static_key, authority, config.cert_validity));
 
     let accept_shared = shared.clone();
     let session_shutdown = shutdown_rx.clone();

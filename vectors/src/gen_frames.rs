@@ -284,6 +284,11 @@ fn with_payload(frame: &[u8], payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `frame` with `extra` appended to its payload, msg_length grown to match.
+fn with_appended(frame: &[u8], extra: &[u8]) -> Vec<u8> {
+    with_payload(frame, &[&frame[6..], extra].concat())
+}
+
 fn raw_frame(wire_ext: u16, msg_type: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = wire_ext.to_le_bytes().to_vec();
     out.push(msg_type);
@@ -786,71 +791,67 @@ fn extension_extras(b: &mut FileBuilder) -> R<()> {
         )?,
     )?;
     let base = frame_of(&share)?;
-    let payload = |extra: &[u8]| [&base[6..], extra].concat();
     g.invalid(
         &["UserIdentityTlv", "TlvTooLong"],
         "user_identity of 33 bytes: the message MUST be rejected",
-        &with_payload(&base, &payload(&tlv(2, 1, 33, &pattern(33, b'a')))),
+        &with_appended(&base, &tlv(2, 1, 33, &pattern(33, b'a'))),
     )?;
     g.invalid(
         &["UserIdentityTlv", "TlvTooLong"],
         "user_identity of 255 bytes (length ff 00)",
-        &with_payload(&base, &payload(&tlv(2, 1, 255, &[b'w'; 255]))),
+        &with_appended(&base, &tlv(2, 1, 255, &[b'w'; 255])),
     )?;
-    g.invalid(&["UserIdentityTlv", "TlvEndiannessErratum"], "the spec's example as printed, big-endian 00 02 01 00 0a: read as U16 LE it is TLV 0x0200/0x01 of 2560 bytes, past the end", &with_payload(&base, &payload(&[&[0x00, 0x02, 0x01, 0x00, 0x0a][..], worker].concat())))?;
+    g.invalid(&["UserIdentityTlv", "TlvEndiannessErratum"], "the spec's example as printed, big-endian 00 02 01 00 0a: read as U16 LE it is TLV 0x0200/0x01 of 2560 bytes, past the end", &with_appended(&base, &[&[0x00, 0x02, 0x01, 0x00, 0x0a][..], worker].concat()))?;
     g.add(
         Outcome::Acceptable,
         &["UserIdentityTlv", "NonUtf8Tlv"],
         "user_identity bytes ff fe: not UTF-8 (accepted, reported)",
-        &with_payload(&base, &payload(&tlv(2, 1, 2, &[0xff, 0xfe]))),
+        &with_appended(&base, &tlv(2, 1, 2, &[0xff, 0xfe])),
     )?;
     g.valid(
         &["UnknownTlv"],
         "an unknown TLV 0x4001/0x07 after the last field: ignored",
-        &with_payload(&base, &payload(&tlv(0x4001, 7, 3, &[1, 2, 3]))),
+        &with_appended(&base, &tlv(0x4001, 7, 3, &[1, 2, 3])),
     )?;
     g.valid(
         &["UserIdentityTlv", "UnknownTlv"],
         "user_identity then an unknown TLV, sorted by extension_type",
-        &with_payload(
+        &with_appended(
             &base,
-            &payload(&[tlv(2, 1, 10, worker), tlv(0x4001, 7, 0, &[])].concat()),
+            &[tlv(2, 1, 10, worker), tlv(0x4001, 7, 0, &[])].concat(),
         ),
     )?;
     g.add(
         Outcome::Acceptable,
         &["UserIdentityTlv", "UnknownTlv", "TlvOrder"],
         "an unknown TLV of 0x4001 before user_identity (not sorted)",
-        &with_payload(
+        &with_appended(
             &base,
-            &payload(&[tlv(0x4001, 7, 0, &[]), tlv(2, 1, 10, worker)].concat()),
+            &[tlv(0x4001, 7, 0, &[]), tlv(2, 1, 10, worker)].concat(),
         ),
     )?;
     g.valid(
         &["UnknownTlv"],
         "a 0x0002 field_type 0x02 (undefined field): unknown, ignored",
-        &with_payload(&base, &payload(&tlv(2, 2, 40, &pattern(40, 0)))),
+        &with_appended(&base, &tlv(2, 2, 40, &pattern(40, 0))),
     )?;
     let std_share = frame_of(&typical_of(find("SubmitSharesStandard", None)?)?)?;
-    g.valid(&["UnknownTlv"], "user_identity TLV on SubmitSharesStandard: ext 0x0002 defines it for SubmitSharesExtended only, so it is unknown here (even at 40 bytes)", &with_payload(&std_share, &[&std_share[6..], &tlv(2, 1, 40, &pattern(40, b'a'))].concat()))?;
+    g.valid(&["UnknownTlv"], "user_identity TLV on SubmitSharesStandard: ext 0x0002 defines it for SubmitSharesExtended only, so it is unknown here (even at 40 bytes)", &with_appended(&std_share, &tlv(2, 1, 40, &pattern(40, b'a'))))?;
     let setup = frame_of(&typical_of(find("SetupConnection", None)?)?)?;
     g.valid(
         &["UnknownTlv"],
         "an unknown TLV on SetupConnection: any message may carry TLVs",
-        &with_payload(&setup, &[&setup[6..], &tlv(0x4002, 1, 1, &[9])].concat()),
+        &with_appended(&setup, &tlv(0x4002, 1, 1, &[9])),
     )?;
     g.invalid(
         &["MalformedTlv"],
         "a TLV whose length (10) runs past the payload (4 bytes)",
-        &with_payload(&base, &payload(&tlv(0x4001, 7, 10, &[1, 2, 3, 4]))),
+        &with_appended(&base, &tlv(0x4001, 7, 10, &[1, 2, 3, 4])),
     )?;
     g.invalid(
         &["MalformedTlv", "TrailingByte"],
         "a good user_identity TLV then 3 stray bytes",
-        &with_payload(
-            &base,
-            &payload(&[tlv(2, 1, 10, worker), vec![1, 2, 3]].concat()),
-        ),
+        &with_appended(&base, &[tlv(2, 1, 10, worker), vec![1, 2, 3]].concat()),
     )?;
     g.done();
     Ok(())
@@ -899,7 +900,7 @@ pub(crate) fn build_strictness() -> R<VectorFile> {
         g.invalid(
             &["TrailingByte"],
             &format!("{} with one 00 byte appended (msg_length + 1)", title(info)),
-            &with_payload(frame, &[&frame[6..], &[0u8][..]].concat()),
+            &with_appended(frame, &[0]),
         )?;
     }
     g.done();

@@ -14,23 +14,7 @@ fn mine_on_the_mock_pool() {
         .local_addr()
         .unwrap()
         .port();
-    let mut pool = Command::new(bin)
-        .args([
-            "mock",
-            "pool",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--duration",
-            "60",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the mock pool");
-    let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(first["event"], "listening");
-    let url = first["url"].as_str().unwrap().to_owned();
+    let (mut pool, url) = start_pool(&format!("127.0.0.1:{port}"), &["--duration", "60"]);
     assert!(
         url.starts_with(&format!("stratum2+tcp://127.0.0.1:{port}/")),
         "{url}"
@@ -60,10 +44,10 @@ fn mine_on_the_mock_pool() {
     assert_eq!(summary["violations"], 0, "{stdout}");
 }
 
-/// Starts `sv2-probe mock pool` with `args` and returns it with the URL it printed.
-fn start_pool(args: &[&str]) -> (std::process::Child, String) {
+/// Starts `sv2-probe mock pool` on `listen` with `args` and returns it with the URL it printed.
+fn start_pool(listen: &str, args: &[&str]) -> (std::process::Child, String) {
     let mut pool = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
-        .args(["mock", "pool", "--listen", "127.0.0.1:0", "--json"])
+        .args(["mock", "pool", "--listen", listen, "--json"])
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
@@ -79,7 +63,7 @@ fn start_pool(args: &[&str]) -> (std::process::Child, String) {
 #[test]
 fn mine_reports_events_as_json_and_fails_when_the_pool_goes_away() {
     // The pool stops after 3 s; the miner was asked for 60.
-    let (mut pool, url) = start_pool(&["--duration", "3"]);
+    let (mut pool, url) = start_pool("127.0.0.1:0", &["--duration", "3"]);
     let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
         .args([
             "mine",
@@ -135,7 +119,7 @@ fn mine_reports_events_as_json_and_fails_when_the_pool_goes_away() {
 
 #[test]
 fn mine_text_shows_readable_events_and_stats() {
-    let (mut pool, url) = start_pool(&["--duration", "30"]);
+    let (mut pool, url) = start_pool("127.0.0.1:0", &["--duration", "30"]);
     let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
         .args(["mine", &url, "--seconds", "2", "--hashrate", "10000"])
         .output()

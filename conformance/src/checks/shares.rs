@@ -243,6 +243,22 @@ pub(crate) struct Tolerate {
 /// one rule), send it as `wire` builds it, and expect SubmitShares.Error for it (or what
 /// `tolerate` allows). Refusals that come after the work moved are retried (up to 3 times).
 #[allow(clippy::too_many_arguments)]
+/// [`expect_rejected`] on a channel with work opened for this check (`label` names its connection).
+async fn rejected_on_new_channel(
+    ctx: &Ctx,
+    label: &str,
+    expected: &str,
+    tolerate: Tolerate,
+    make: impl Fn(&Work) -> Result<(ShareParams, Option<[u8; 32]>), Outcome>,
+    wire: impl Fn(&Work, u32, &Found) -> Wire,
+) -> Outcome {
+    let (mut s, channel) = match channel_with_work(ctx, label, 0, true).await {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    expect_rejected(ctx, &mut s, channel, expected, tolerate, make, wire).await
+}
+
 pub(crate) async fn expect_rejected(
     ctx: &Ctx,
     s: &mut Session,
@@ -552,14 +568,9 @@ async fn accepted_count(ctx: Ctx) -> Outcome {
 }
 
 async fn ntime_too_early(ctx: Ctx) -> Outcome {
-    let (mut s, channel) = match channel_with_work(&ctx, "ntime below min_ntime", 0, true).await {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    expect_rejected(
+    rejected_on_new_channel(
         &ctx,
-        &mut s,
-        channel,
+        "ntime below min_ntime",
         "SubmitShares.Error for a share with ntime = min_ntime - 1",
         Tolerate::default(),
         |work| {
@@ -576,14 +587,9 @@ async fn ntime_too_early(ctx: Ctx) -> Outcome {
 }
 
 async fn ntime_too_late(ctx: Ctx) -> Outcome {
-    let (mut s, channel) = match channel_with_work(&ctx, "ntime 2 h ahead", 0, true).await {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    expect_rejected(
+    rejected_on_new_channel(
         &ctx,
-        &mut s,
-        channel,
+        "ntime 2 h ahead",
         "SubmitShares.Error for a share with ntime beyond min_ntime + elapsed (here: 2 h 10 min past min_ntime and now)",
         Tolerate::default(),
         |work| {
@@ -597,15 +603,9 @@ async fn ntime_too_late(ctx: Ctx) -> Outcome {
 }
 
 async fn extranonce_short(ctx: Ctx) -> Outcome {
-    let (mut s, channel) = match channel_with_work(&ctx, "extranonce one byte short", 0, true).await
-    {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    expect_rejected(
+    rejected_on_new_channel(
         &ctx,
-        &mut s,
-        channel,
+        "extranonce one byte short",
         "SubmitShares.Error for an extranonce of extranonce_size - 1 bytes",
         Tolerate::default(),
         |work| {
@@ -622,15 +622,10 @@ async fn extranonce_short(ctx: Ctx) -> Outcome {
 }
 
 async fn extranonce_33(ctx: Ctx) -> Outcome {
-    let (mut s, channel) = match channel_with_work(&ctx, "extranonce of 33 bytes", 0, true).await {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
     let expected = "SubmitShares.Error, a close, or the frame dropped; never SubmitShares.Success";
-    expect_rejected(
+    rejected_on_new_channel(
         &ctx,
-        &mut s,
-        channel,
+        "extranonce of 33 bytes",
         expected,
         Tolerate {
             close: true,
@@ -1080,15 +1075,9 @@ async fn duplicate(ctx: Ctx) -> Outcome {
 }
 
 async fn version_mask(ctx: Ctx) -> Outcome {
-    let (mut s, channel) = match channel_with_work(&ctx, "version outside the mask", 0, true).await
-    {
-        Ok(x) => x,
-        Err(o) => return o,
-    };
-    expect_rejected(
+    rejected_on_new_channel(
         &ctx,
-        &mut s,
-        channel,
+        "version outside the mask",
         "SubmitShares.Error for a version differing from the job's in bit 1 (outside 0x1fffffe0)",
         Tolerate::default(),
         |work| {

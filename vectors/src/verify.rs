@@ -447,16 +447,13 @@ fn check_certificate(authority: &str, t: &CertificateTest) -> Check {
     eq("valid_from", snm.valid_from, t.valid_from)?;
     eq("not_valid_after", snm.not_valid_after, t.not_valid_after)?;
     // The digest, computed independently of cert.rs.
-    let mut m = Vec::with_capacity(42);
-    m.extend_from_slice(&t.version.to_le_bytes());
-    m.extend_from_slice(&t.valid_from.to_le_bytes());
-    m.extend_from_slice(&t.not_valid_after.to_le_bytes());
-    m.extend_from_slice(&server);
-    eq(
-        "signedDigest",
-        hex::encode(sha256(&[&m])),
-        t.signed_digest.clone(),
-    )?;
+    let digest = sha256(&[
+        &t.version.to_le_bytes(),
+        &t.valid_from.to_le_bytes(),
+        &t.not_valid_after.to_le_bytes(),
+        &server,
+    ]);
+    eq("signedDigest", hex::encode(digest), t.signed_digest.clone())?;
     let result = snm.verify(
         &server,
         &authority,

@@ -189,6 +189,30 @@ struct State {
     extended_channels: u32,
 }
 
+/// The one standard job the scripted pool sends on a channel.
+fn standard_job(channel_id: u32) -> Message<'static> {
+    NewMiningJob {
+        channel_id,
+        job_id: 1,
+        min_ntime: None,
+        version: 0x2000_0000,
+        merkle_root: U256([7; 32]),
+    }
+    .into()
+}
+
+/// The prev hash that activates job 1 on a channel.
+fn first_prev_hash(channel_id: u32) -> Message<'static> {
+    SetNewPrevHash {
+        channel_id,
+        job_id: 1,
+        prev_hash: U256([1; 32]),
+        min_ntime: unix_now(),
+        nbits: 0x1d00_ffff,
+    }
+    .into()
+}
+
 fn frame(message: Message<'_>, fault: Fault) -> Vec<u8> {
     let mut bytes = to_frame_bytes(&message, &[]).unwrap();
     if fault == Fault::ChannelBitCleared && message.channel_msg() {
@@ -366,22 +390,8 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                 group_channel_id: 0,
             }
             .into()));
-            out.push(f(NewMiningJob {
-                channel_id: id,
-                job_id: 1,
-                min_ntime: None,
-                version: 0x2000_0000,
-                merkle_root: U256([7; 32]),
-            }
-            .into()));
-            out.push(f(SetNewPrevHash {
-                channel_id: id,
-                job_id: 1,
-                prev_hash: U256([1; 32]),
-                min_ntime: unix_now(),
-                nbits: 0x1d00_ffff,
-            }
-            .into()));
+            out.push(f(standard_job(id)));
+            out.push(f(first_prev_hash(id)));
             if fault == Fault::MalformedFrame {
                 let mut short = f(SetTarget {
                     channel_id: id,
@@ -434,14 +444,7 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                 .into()));
             }
             if fault == Fault::StandardJobToExtended {
-                out.push(f(NewMiningJob {
-                    channel_id: id,
-                    job_id: 1,
-                    min_ntime: None,
-                    version: 0x2000_0000,
-                    merkle_root: U256([7; 32]),
-                }
-                .into()));
+                out.push(f(standard_job(id)));
             } else {
                 let (prefix, suffix) =
                     coinbase(4 + usize::from(size), fault == Fault::SegwitCoinbase);
@@ -457,14 +460,7 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                 }
                 .into()));
             }
-            out.push(f(SetNewPrevHash {
-                channel_id: id,
-                job_id: 1,
-                prev_hash: U256([1; 32]),
-                min_ntime: unix_now(),
-                nbits: 0x1d00_ffff,
-            }
-            .into()));
+            out.push(f(first_prev_hash(id)));
         }
         Message::SubmitSharesStandard(s) => {
             out.extend(share_answer(s.channel_id, s.sequence_number, fault))

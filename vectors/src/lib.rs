@@ -101,30 +101,17 @@ fn write_value(
     match value {
         Value::Object(map) if !map.is_empty() => {
             out.push_str("{\n");
-            let mut first = true;
-            for (key, item) in map {
-                if !first {
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
                     out.push_str(",\n");
                 }
-                first = false;
                 write!(out, "{}{}: ", pad(indent + 2), Value::String(key.clone()))?;
                 write_value(out, item, indent + 2, key == "tests")?;
             }
             write!(out, "\n{}}}", pad(indent))
         }
+        // Lists of scalars (e.g. header lines) come out one per line too, for reading.
         Value::Array(items) if !items.is_empty() => {
-            let scalars = items.iter().all(|v| !v.is_object() && !v.is_array());
-            if scalars && !compact_items {
-                // Short lists of scalars (e.g. header lines) one per line, for reading.
-                out.push_str("[\n");
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(",\n");
-                    }
-                    write!(out, "{}{}", pad(indent + 2), item)?;
-                }
-                return write!(out, "\n{}]", pad(indent));
-            }
             out.push_str("[\n");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {

@@ -36,13 +36,13 @@ pub enum NetError {
     },
     /// The peer closed the connection. `received`: the bytes of an incomplete handshake act that
     /// came before (empty otherwise: a frame's partial bytes are inside the decoder).
-    #[error("{step}: the peer closed the connection{}", shown(received))]
+    #[error("{}{}", self.brief(), shown(received))]
     Closed {
         step: &'static str,
         received: Vec<u8>,
     },
     /// Nothing (or not enough) came in time. `received` as for [`NetError::Closed`].
-    #[error("{step}: no answer within {after:?}{}", shown(received))]
+    #[error("{}{}", self.brief(), shown(received))]
     Timeout {
         step: &'static str,
         after: Duration,
@@ -80,7 +80,8 @@ pub enum NetError {
 }
 
 impl NetError {
-    /// The error without the received bytes, for callers that show the bytes their own way.
+    /// The error without the received bytes, for callers that show the bytes their own way (the
+    /// message of [`NetError::Closed`] and [`NetError::Timeout`] is this, then the bytes).
     pub fn brief(&self) -> String {
         match self {
             NetError::Closed { step, .. } => format!("{step}: the peer closed the connection"),

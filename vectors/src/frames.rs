@@ -80,27 +80,19 @@ fn accepted(
         offset: None,
     };
     let decoded = serde_json::to_value(message).map_err(|e| internal(e.to_string()))?;
-    let tlvs_json = if tlvs.is_empty() {
-        None
-    } else {
-        Some(
-            tlvs.iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| internal(e.to_string()))?,
-        )
-    };
-    let warnings_json = if warnings.is_empty() {
-        None
-    } else {
-        Some(
-            warnings
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| internal(e.to_string()))?,
-        )
-    };
+    /// The JSON list of `items`; `None` when there are none.
+    fn json_list<T: serde::Serialize>(items: &[T]) -> serde_json::Result<Option<Vec<Value>>> {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        items
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+    let tlvs_json = json_list(tlvs).map_err(|e| internal(e.to_string()))?;
+    let warnings_json = json_list(warnings).map_err(|e| internal(e.to_string()))?;
     let canonical = to_frame_bytes(message, tlvs).map_err(|e| internal(e.to_string()))?;
     Ok(Accepted {
         decoded,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{json, Value};
 use sv2_codec::noise::keys::Sv2Url;
+use sv2_mock::chain::display_hex;
 use sv2_mock::chain::target::difficulty;
 use sv2_mock::engine::{Backend, MinerConfig};
 use sv2_mock::miner::driver::{spawn, DeviceDriverConfig, Security, Timeouts};
@@ -196,13 +197,6 @@ fn end_text(end: &sv2_mock::miner::driver::End) -> String {
     }
 }
 
-/// A 32-byte hash or target as it is usually written (most significant byte first).
-fn be_hex(le: &[u8; 32]) -> String {
-    let mut be = *le;
-    be.reverse();
-    hex::encode(be)
-}
-
 /// An event's name, a readable line, and its fields as JSON.
 pub fn describe(event: &Event) -> (&'static str, String, Value) {
     match event {
@@ -232,13 +226,13 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
                     ChannelKind::Standard => "standard",
                     ChannelKind::Extended => "extended",
                 },
-                be_hex(target),
+                display_hex(target),
                 difficulty(target),
-                be_hex(effective_target),
+                display_hex(effective_target),
                 hex::encode(extranonce_prefix),
                 extranonce_prefix.len()
             ),
-            json!({"channel_id": channel_id, "extended": matches!(kind, ChannelKind::Extended), "target": be_hex(target), "difficulty": difficulty(target), "effective_target": be_hex(effective_target), "extranonce_prefix": hex::encode(extranonce_prefix), "extranonce_size": extranonce_size, "group_channel_id": group_channel_id}),
+            json!({"channel_id": channel_id, "extended": matches!(kind, ChannelKind::Extended), "target": display_hex(target), "difficulty": difficulty(target), "effective_target": display_hex(effective_target), "extranonce_prefix": hex::encode(extranonce_prefix), "extranonce_size": extranonce_size, "group_channel_id": group_channel_id}),
         ),
         Event::ChannelRefused {
             request_id,
@@ -273,9 +267,9 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
             "mining",
             format!(
                 "job {job_id} on prev hash {}, ntime {ntime}, nbits {nbits:#010x}",
-                be_hex(prev_hash)
+                display_hex(prev_hash)
             ),
-            json!({"job_id": job_id, "prev_hash": be_hex(prev_hash), "ntime": ntime, "nbits": nbits}),
+            json!({"job_id": job_id, "prev_hash": display_hex(prev_hash), "ntime": ntime, "nbits": nbits}),
         ),
         Event::NewPrevHash {
             job_id,
@@ -286,9 +280,9 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
             "prev hash",
             format!(
                 "SetNewPrevHash {} for job {job_id}, min_ntime {min_ntime}, nbits {nbits:#010x}",
-                be_hex(prev_hash)
+                display_hex(prev_hash)
             ),
-            json!({"job_id": job_id, "prev_hash": be_hex(prev_hash), "min_ntime": min_ntime, "nbits": nbits}),
+            json!({"job_id": job_id, "prev_hash": display_hex(prev_hash), "min_ntime": min_ntime, "nbits": nbits}),
         ),
         Event::TargetChanged {
             target,
@@ -297,11 +291,11 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
             "target",
             format!(
                 "SetTarget {} (difficulty {:.6}), mining at {}",
-                be_hex(target),
+                display_hex(target),
                 difficulty(target),
-                be_hex(effective_target)
+                display_hex(effective_target)
             ),
-            json!({"target": be_hex(target), "difficulty": difficulty(target), "effective_target": be_hex(effective_target)}),
+            json!({"target": display_hex(target), "difficulty": difficulty(target), "effective_target": display_hex(effective_target)}),
         ),
         Event::ExtranoncePrefixChanged { extranonce_prefix } => (
             "extranonce",
@@ -334,12 +328,12 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
                 } else {
                     format!(" extranonce {}", hex::encode(extranonce))
                 },
-                be_hex(hash),
+                display_hex(hash),
                 problem
                     .as_ref()
                     .map_or(String::new(), |p| format!(" (sent although: {p})"))
             ),
-            json!({"sequence_number": sequence_number, "job_id": job_id, "nonce": nonce, "ntime": ntime, "version": version, "extranonce": hex::encode(extranonce), "hash": be_hex(hash), "problem": problem.as_ref().map(ToString::to_string)}),
+            json!({"sequence_number": sequence_number, "job_id": job_id, "nonce": nonce, "ntime": ntime, "version": version, "extranonce": hex::encode(extranonce), "hash": display_hex(hash), "problem": problem.as_ref().map(ToString::to_string)}),
         ),
         Event::ShareDropped { job_id, problem } => (
             "share dropped",
@@ -348,8 +342,8 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
         ),
         Event::BlockFound { job_id, hash } => (
             "block",
-            format!("job {job_id}: hash {} meets the network target", be_hex(hash)),
-            json!({"job_id": job_id, "hash": be_hex(hash)}),
+            format!("job {job_id}: hash {} meets the network target", display_hex(hash)),
+            json!({"job_id": job_id, "hash": display_hex(hash)}),
         ),
         Event::SharesAccepted {
             last_sequence_number,

@@ -25,6 +25,7 @@ use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
 use sv2_codec::Message;
 use sv2_conformance::monitor::check_transcript;
+use sv2_mock::chain::display_hex;
 use sv2_mock::chain::script::read_bip34_height;
 use sv2_mock::chain::target::{difficulty, hashes_per_share};
 use sv2_mock::chain::tx::Transaction;
@@ -643,7 +644,7 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
             "{} channel {}: target {}, difficulty {:.6}, extranonce_prefix {} ({} B), extranonce_size {}",
             if args.standard { "standard" } else { "extended" },
             channel.id,
-            display_target(&channel.target),
+            display_hex(&channel.target),
             diff,
             hex::encode(&channel.extranonce_prefix),
             channel.extranonce_prefix.len(),
@@ -719,7 +720,7 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
         format!(
             "job {} with prev hash {} after {:.1} ms from the channel request; nbits {:#010x}, min_ntime {}",
             job.id(),
-            display_target(&prev.prev_hash.0),
+            display_hex(&prev.prev_hash.0),
             setup_done.elapsed().as_secs_f64() * 1000.0,
             prev.nbits,
             prev.min_ntime
@@ -863,12 +864,6 @@ async fn handshake(
     }
 
     Some(conn)
-}
-
-fn display_target(t: &[u8; 32]) -> String {
-    let mut be = *t;
-    be.reverse();
-    hex::encode(be)
 }
 
 fn script_kind(script: &[u8]) -> &'static str {
@@ -1069,7 +1064,7 @@ async fn share_round_trip(
                         extranonce: B0_32::new(share.extranonce.as_slice().to_vec()).expect("at most 32 bytes"),
                     }.into(),
                 };
-                submitted.push(json!({"sequence_number": sequence, "job_id": job.id(), "nonce": share.nonce, "ntime": share.ntime, "version": share.version, "extranonce": hex::encode(share.extranonce.as_slice()), "hash": display_target(&share.hash)}));
+                submitted.push(json!({"sequence_number": sequence, "job_id": job.id(), "nonce": share.nonce, "ntime": share.ntime, "version": share.version, "extranonce": hex::encode(share.extranonce.as_slice()), "hash": display_hex(&share.hash)}));
                 if let Err(e) = conn.send(&message).await {
                     break Err(e);
                 }

@@ -402,6 +402,14 @@ fn set(mut json: Value, field: &str, value: Value) -> Value {
     json
 }
 
+/// The message's spec name, with its protocol for "SetNewPrevHash" (the name two protocols use).
+fn title(info: &MessageInfo) -> String {
+    match info.name {
+        "SetNewPrevHash" => format!("{} ({:?})", info.name, info.protocol),
+        _ => info.name.to_string(),
+    }
+}
+
 /// The three extents of every message of `protocols`, then `extra` vectors.
 fn message_file(
     algorithm: &str,
@@ -414,10 +422,7 @@ fn message_file(
         .iter()
         .filter(|i| protocols.contains(&i.protocol))
     {
-        let title = match info.name {
-            "SetNewPrevHash" => format!("{} ({:?})", info.name, info.protocol),
-            _ => info.name.to_string(),
-        };
+        let title = title(info);
         let mut g = Frames::new(
             &mut b,
             &format!(
@@ -871,10 +876,6 @@ pub(crate) fn build_strictness() -> R<VectorFile> {
         .iter()
         .map(|i| Ok((i, frame_of(&typical_of(i)?)?)))
         .collect::<R<_>>()?;
-    let title = |i: &MessageInfo| match i.name {
-        "SetNewPrevHash" => format!("{} ({:?})", i.name, i.protocol),
-        _ => i.name.to_string(),
-    };
 
     let mut g = Frames::new(
         &mut b,

@@ -166,7 +166,13 @@ impl TpHandle {
     pub async fn new_block_announced(&self, gap: Duration) {
         let outputs = self.shared.0.core().new_block(unix_now());
         let (templates, rest): (Vec<Output>, Vec<Output>) = outputs.into_iter().partition(|o| {
-            matches!(o, Output::Send { message, .. } if matches!(message, sv2_codec::Message::NewTemplate(_)))
+            matches!(
+                o,
+                Output::Send {
+                    message: sv2_codec::Message::NewTemplate(_),
+                    ..
+                }
+            )
         });
         self.shared.0.dispatch(templates);
         tokio::time::sleep(gap).await;

@@ -171,11 +171,14 @@ pub fn verify_file(name: &str, text: &str) -> FileReport {
     let mut report = FileReport::empty(name, file.algorithm.clone());
     let mut ids = BTreeSet::new();
     for group in &file.test_groups {
-        /// Every test's comment and check, in order.
-        fn each<T: Summary>(tests: &[T], check: impl Fn(&T) -> Check) -> Vec<(String, Check)> {
+        /// Every test's tcId, result, flags and comment, with its check, in order.
+        fn each<T: Summary>(
+            tests: &[T],
+            check: impl Fn(&T) -> Check,
+        ) -> Vec<(u32, Outcome, &[String], &str, Check)> {
             tests
                 .iter()
-                .map(|t| (t.comment().to_string(), check(t)))
+                .map(|t| (t.tc_id(), t.result(), t.flags(), t.comment(), check(t)))
                 .collect()
         }
         let results = match group {
@@ -190,7 +193,7 @@ pub fn verify_file(name: &str, text: &str) -> FileReport {
             TestGroup::UrlTest(g) => each(&g.tests, check_url),
             TestGroup::EncryptedFrameTest(g) => each(&g.tests, check_encrypted),
         };
-        for ((id, result, flags), (comment, check)) in group.summaries().into_iter().zip(results) {
+        for (id, result, flags, comment, check) in results {
             report.tests += 1;
             match result {
                 Outcome::Valid => report.valid += 1,
@@ -215,7 +218,7 @@ pub fn verify_file(name: &str, text: &str) -> FileReport {
                 Ok(()) => report.passed += 1,
                 Err(reason) => report.failures.push(Failure {
                     tc_id: id,
-                    comment,
+                    comment: comment.to_string(),
                     reason,
                 }),
             }

@@ -374,7 +374,7 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
         ),
         Event::Reconnect { new_host, new_port } => (
             "reconnect",
-            format!("Reconnect to {new_host:?} port {new_port} (not followed)"),
+            format!("Reconnect to {new_host:?} port {new_port} (followed when it is the same host, at most 3 times)"),
             json!({"new_host": new_host, "new_port": new_port}),
         ),
         Event::ChannelEndpointChanged { channel_id } => (

@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sv2_mock::engine::{
+use sv2_engine::{
     naive_sha256d, Backend, BlockHeader, Candidates, Hasher, PreparedHeader, Target, MAX_GROUP,
 };
 

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use sv2_chain::target::meets_target;
+use sv2_chain::tx::Transaction;
 use sv2_codec::messages::MESSAGE_TYPES;
 use sv2_codec::{ErrorKind, Message};
-use sv2_mock::chain::target::meets_target;
-use sv2_mock::chain::tx::Transaction;
 use sv2_mock::net::{Direction, Entry, Event, FrameProblem, Transcript};
 
 use crate::check::{Check, Kind, Level, Role};

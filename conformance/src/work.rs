@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use sv2_chain::merkle::root_from_path;
+use sv2_chain::sha256d;
+use sv2_chain::target::{hashes_per_share, meets_target};
 use sv2_codec::messages::mining::{SubmitSharesExtended, SubmitSharesStandard};
 use sv2_codec::types::B0_32;
 use sv2_codec::Message;
-use sv2_mock::chain::merkle::root_from_path;
-use sv2_mock::chain::sha256d;
-use sv2_mock::chain::target::{hashes_per_share, meets_target};
-use sv2_mock::engine::{BlockHeader, Candidates, Hasher, PreparedHeader, Target};
+use sv2_engine::{BlockHeader, Candidates, Hasher, PreparedHeader, Target};
 
 /// An open channel, as the server described it.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,8 +402,7 @@ impl Work {
     /// Whether a header hash also meets the block target (the job's nbits): such a share is a block,
     /// which a server may take whatever its share rules, and after which the work moves on.
     pub fn is_block(&self, hash: &[u8; 32]) -> bool {
-        sv2_mock::chain::target::compact_to_target(self.prev.nbits)
-            .is_ok_and(|t| meets_target(hash, &t))
+        sv2_chain::target::compact_to_target(self.prev.nbits).is_ok_and(|t| meets_target(hash, &t))
     }
 
     /// Expected hashes for one share at the channel's target.

@@ -7,6 +7,8 @@ mod common;
 
 use std::time::Duration;
 
+use sv2_chain::target::meets_target;
+use sv2_chain::{merkle, sha256d};
 use sv2_codec::messages::common::SetupConnection;
 use sv2_codec::messages::mining::{OpenExtendedMiningChannel, SubmitSharesExtended};
 use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair};
@@ -15,8 +17,6 @@ use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
 use sv2_codec::Message;
 use sv2_interop::noise::TEST_AUTHORITY_PUBLIC;
 use sv2_interop::peers::{binary_or_skip, start_reference_pool};
-use sv2_mock::chain::target::meets_target;
-use sv2_mock::chain::{merkle, sha256d};
 use sv2_mock::net::Connection;
 use sv2_mock::tp::driver::{serve, TpServerConfig};
 use tokio::net::{TcpListener, TcpStream};

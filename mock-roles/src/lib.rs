@@ -1,11 +1,11 @@
-//! Mock Stratum V2 roles and the CPU mining engine.
+//! Mock Stratum V2 roles. The Bitcoin primitives they use are `sv2-chain`; the mining engine is
+//! `sv2-engine`.
 //!
 //! Every role is a sans-IO core (bytes and events in, bytes and actions out) with a thin tokio driver, so
 //! that the same core runs behind a socket, inside a fuzz target and in a deterministic test.
 
-pub mod chain;
+#![forbid(unsafe_code)]
 
-pub mod engine;
 pub mod miner;
 pub mod net;
 pub mod pool;

@@ -15,7 +15,7 @@ use sv2_codec::messages::mining::{
 use sv2_codec::messages::template_distribution::CoinbaseOutputConstraints;
 use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
-use sv2_mock::engine::{Backend, Extranonce, Miner, MinerConfig, Share};
+use sv2_engine::{Backend, Extranonce, Miner, MinerConfig, Share};
 use sv2_mock::miner::{
     ChannelKind, Device, DeviceConfig, Event, Output, Phase, ShareProblem, Violation, Work,
     BIP323_VERSION_MASK, REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION,
@@ -280,8 +280,8 @@ fn mining_extended(
 /// The merkle root and header a share of `work` stands for, rebuilt here from the job's parts.
 fn share_header(work: &Work, version: u32, extranonce: &[u8], ntime: u32, nonce: u32) -> [u8; 80] {
     let root = match &work.job.merkle {
-        sv2_mock::engine::MerkleSource::Root(r) => *r,
-        sv2_mock::engine::MerkleSource::Coinbase(cb) => {
+        sv2_engine::MerkleSource::Root(r) => *r,
+        sv2_engine::MerkleSource::Coinbase(cb) => {
             let mut coinbase = cb.prefix.clone();
             coinbase.extend_from_slice(&cb.extranonce_prefix);
             coinbase.extend_from_slice(extranonce);
@@ -601,10 +601,7 @@ fn future_standard_job_is_mined_after_its_set_new_prev_hash() {
     assert_eq!(w.job.version, VERSION);
     assert_eq!(w.job.version_mask, BIP323_VERSION_MASK);
     assert_eq!(w.job.target.0, target_top(EASY));
-    assert_eq!(
-        w.job.merkle,
-        sv2_mock::engine::MerkleSource::Root([0x11; 32])
-    );
+    assert_eq!(w.job.merkle, sv2_engine::MerkleSource::Root([0x11; 32]));
     assert!(events(&out).contains(&Event::JobActivated {
         job_id: 1,
         prev_hash: PREV,
@@ -664,7 +661,7 @@ fn job_violations_unknown_prevhash_reuse_first_job_and_no_prevhash() {
     assert_eq!(v, vec![Violation::JobIdReused { job_id: 8 }]);
     // The reused id's latest job is the one mined.
     let w = last_work(&d.handle(&prev_hash(CHANNEL, 8), now));
-    assert_eq!(w.job.merkle, sv2_mock::engine::MerkleSource::Root([3; 32]));
+    assert_eq!(w.job.merkle, sv2_engine::MerkleSource::Root([3; 32]));
 }
 
 #[test]
@@ -730,7 +727,7 @@ fn channel_kind_mismatches_are_violations() {
         }]
     );
     let w = last_work(&d.handle(&prev_hash(CHANNEL, 1), now));
-    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
+    let sv2_engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
         panic!()
     };
     assert_eq!(cb.extranonce_prefix, vec![1, 2, 3, 4]);
@@ -795,7 +792,7 @@ fn extended_job_work_carries_the_coinbase_layout() {
     let now = Instant::now();
     let (_, w) = mining_extended(config(ChannelKind::Extended), target_top(EASY), true, now);
     let (prefix, suffix, path) = extended_coinbase();
-    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
+    let sv2_engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
         panic!()
     };
     assert_eq!(cb.prefix, prefix);
@@ -982,7 +979,7 @@ fn set_extranonce_prefix_applies_to_later_jobs_only() {
         &extended_job(CHANNEL, 2, Some(MIN_NTIME), true, &prefix, &suffix, &path),
         now,
     ));
-    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w2.job.merkle else {
+    let sv2_engine::MerkleSource::Coinbase(cb) = &w2.job.merkle else {
         panic!()
     };
     assert_eq!(cb.extranonce_prefix, vec![7; 4]);

@@ -9,6 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bitcoin::consensus::deserialize;
+use sv2_chain::script::read_bip34_height;
+use sv2_chain::target::{compact_to_target, meets_target};
+use sv2_chain::tx::Transaction;
+use sv2_chain::{merkle, sha256d};
 use sv2_codec::messages::common::SetupConnection;
 use sv2_codec::messages::mining::{
     CloseChannel, OpenExtendedMiningChannel, OpenStandardMiningChannel, SetCustomMiningJob,
@@ -19,10 +23,6 @@ use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
-use sv2_mock::chain::script::read_bip34_height;
-use sv2_mock::chain::target::{compact_to_target, meets_target};
-use sv2_mock::chain::tx::Transaction;
-use sv2_mock::chain::{merkle, sha256d};
 use sv2_mock::net::{Connection, NetError};
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{
@@ -1644,8 +1644,7 @@ fn vardiff_raises_the_difficulty_of_a_fast_miner_and_eases_an_idle_one() {
         .collect();
     let new = targets[&fast];
     assert!(meets_target(&new, &start) && new != start);
-    let ratio =
-        sv2_mock::chain::target::difficulty(&new) / sv2_mock::chain::target::difficulty(&start);
+    let ratio = sv2_chain::target::difficulty(&new) / sv2_chain::target::difficulty(&start);
     assert!((ratio - 6.0).abs() < 0.01, "{ratio}");
     // The idle channel would get easier, but it is already at its max_target.
     assert!(!targets.contains_key(&idle));
@@ -1794,7 +1793,7 @@ fn blocks_through_standard_and_extended_channels_are_valid_for_the_tp_and_rust_b
             })
             .expect("a block");
         assert_eq!(found.3, template_id);
-        assert_eq!(found.2, sv2_mock::chain::display_hex(&share.hash));
+        assert_eq!(found.2, sv2_chain::display_hex(&share.hash));
         let verdict = out
             .iter()
             .find_map(|o| match o {

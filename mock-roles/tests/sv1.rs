@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sv2_mock::engine::{Backend, Extranonce, MinerConfig, Share};
+use sv2_engine::{Backend, Extranonce, MinerConfig, Share};
 use sv2_mock::miner::ShareProblem;
 use sv2_mock::sv1::driver::{self, Sv1DriverConfig, Sv1DriverError, Sv1End, Sv1Timeouts};
 use sv2_mock::sv1::json::{Id, Sv1Message};
@@ -144,7 +144,7 @@ fn block_1_as_a_stratum_job_hashes_to_its_public_block_hash() {
     // The engine's template for extranonce2 = 04 has block 1's merkle root, and with block 1's
     // nonce the header hashes to block 1's hash.
     let (first, _) = match &job.merkle {
-        sv2_mock::engine::MerkleSource::Coinbase(cb) => (cb.extranonce_start, cb),
+        sv2_engine::MerkleSource::Coinbase(cb) => (cb.extranonce_start, cb),
         other => panic!("{other:?}"),
     };
     let t = job.template(0, 4u64.wrapping_sub(first), 0);
@@ -418,7 +418,7 @@ fn work_is_the_newest_job_with_the_granted_mask_and_target() {
         (VERSION, NBITS, NTIME)
     );
     assert_eq!(w.job.target.0, target_255());
-    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
+    let sv2_engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
         panic!()
     };
     let (coinb1, coinb2) = coinbase_parts(false);
@@ -598,7 +598,7 @@ fn difficulty_mask_and_extranonce_changes() {
     assert!(works(&out).is_empty());
     let out = c.handle_line(&notify("j2", true, false), now);
     let w = works(&out).pop().unwrap();
-    let sv2_mock::engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
+    let sv2_engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
         panic!()
     };
     assert_eq!(cb.extranonce_prefix, vec![0xab, 0xcd, 0xef, 0x01]);

@@ -1,6 +1,9 @@
 //! The mock Template Provider's core, driven without sockets, with blocks checked again by rust-bitcoin.
 
 use bitcoin::consensus::deserialize;
+use sv2_chain::target::{compact_to_target, meets_target};
+use sv2_chain::tx::{parse_outputs, Transaction, TxIn, TxOut};
+use sv2_chain::{merkle, sha256d};
 use sv2_codec::messages::common::SetupConnection;
 use sv2_codec::messages::template_distribution::{
     CoinbaseOutputConstraints, NewTemplate, RequestTransactionData, SetNewPrevHashTdp,
@@ -8,9 +11,6 @@ use sv2_codec::messages::template_distribution::{
 };
 use sv2_codec::types::{Str0_255, B0_64K};
 use sv2_codec::Message;
-use sv2_mock::chain::target::{compact_to_target, meets_target};
-use sv2_mock::chain::tx::{parse_outputs, Transaction, TxIn, TxOut};
-use sv2_mock::chain::{merkle, sha256d};
 use sv2_mock::tp::{Output, TemplateProvider, TpConfig};
 
 const NOW: u32 = 1_700_000_000;
@@ -574,7 +574,7 @@ async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
     };
     conn.send(&constraints.into()).await.unwrap();
     let (t0, p0) = next_block(&mut conn).await;
-    let h0 = sv2_mock::chain::script::read_bip34_height(t0.coinbase_prefix.as_bytes())
+    let h0 = sv2_chain::script::read_bip34_height(t0.coinbase_prefix.as_bytes())
         .unwrap()
         .0;
 
@@ -584,7 +584,7 @@ async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
     let heights: Vec<u32> = [&t1, &t2]
         .iter()
         .map(|t| {
-            sv2_mock::chain::script::read_bip34_height(t.coinbase_prefix.as_bytes())
+            sv2_chain::script::read_bip34_height(t.coinbase_prefix.as_bytes())
                 .unwrap()
                 .0
         })
@@ -597,7 +597,7 @@ async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
     tp.new_block();
     assert!(tp.height() > before);
     let (t3, _) = next_block(&mut conn).await;
-    let h3 = sv2_mock::chain::script::read_bip34_height(t3.coinbase_prefix.as_bytes())
+    let h3 = sv2_chain::script::read_bip34_height(t3.coinbase_prefix.as_bytes())
         .unwrap()
         .0;
     assert!(h3 > h0 + 2, "{h3} after {h0}");

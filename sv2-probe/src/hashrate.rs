@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use sv2_mock::engine::{
+use sv2_engine::{
     naive_sha256d, Backend, BlockHeader, Job, MerkleSource, Miner, MinerConfig, Target,
 };
 

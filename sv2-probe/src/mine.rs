@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
+use sv2_chain::display_hex;
+use sv2_chain::target::difficulty;
 use sv2_codec::noise::keys::Sv2Url;
-use sv2_mock::chain::display_hex;
-use sv2_mock::chain::target::difficulty;
-use sv2_mock::engine::{Backend, MinerConfig};
+use sv2_engine::{Backend, MinerConfig};
 use sv2_mock::miner::driver::{spawn, DeviceDriverConfig, Security, Timeouts};
 use sv2_mock::miner::events::Level;
 use sv2_mock::miner::{ChannelKind, Event};

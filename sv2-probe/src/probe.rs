@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{json, Value};
+use sv2_chain::display_hex;
+use sv2_chain::script::read_bip34_height;
+use sv2_chain::target::{difficulty, hashes_per_share};
+use sv2_chain::tx::Transaction;
 use sv2_codec::messages::common::SetupConnection;
 use sv2_codec::messages::mining::{
     NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannel, OpenStandardMiningChannel,
@@ -25,13 +29,7 @@ use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
 use sv2_codec::Message;
 use sv2_conformance::monitor::check_transcript;
-use sv2_mock::chain::display_hex;
-use sv2_mock::chain::script::read_bip34_height;
-use sv2_mock::chain::target::{difficulty, hashes_per_share};
-use sv2_mock::chain::tx::Transaction;
-use sv2_mock::engine::{
-    Backend, CoinbaseParts, Job, MerkleSource, Miner, MinerConfig, Share, Target,
-};
+use sv2_engine::{Backend, CoinbaseParts, Job, MerkleSource, Miner, MinerConfig, Share, Target};
 use sv2_mock::net::{unix_now, Connection, Direction, NetError, Transcript};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;

@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use sv2_chain::target::meets_target;
 use sv2_codec::messages::mining::{
     CloseChannel, OpenExtendedMiningChannel, SetCustomMiningJob, UpdateChannel,
 };
 use sv2_codec::types::{Seq0_255, B0_255, B0_64K, U256};
 use sv2_codec::Message;
-use sv2_mock::chain::target::meets_target;
 
 use super::shares::{
     answer, answer_window, channel_with_work, lower_target, mine_share, settle, Answer, SHORT,

@@ -9,10 +9,10 @@
 
 use std::time::Duration;
 
+use sv2_chain::target::{compact_to_target, meets_target};
 use sv2_codec::messages::mining::{SubmitSharesExtended, UpdateChannel};
 use sv2_codec::types::U256;
 use sv2_codec::Message;
-use sv2_mock::chain::target::{compact_to_target, meets_target};
 use sv2_mock::net::unix_now;
 
 use crate::active;

@@ -1,9 +1,9 @@
 //! Share checks shared by the SV2 device and the SV1 client: the header rebuilt from job data with the
 //! chain module's hashing (independent of the engine's SIMD code), and target arithmetic.
 
-use crate::chain::merkle::root_from_path;
-use crate::chain::sha256d;
-use crate::chain::target::meets_target;
+use sv2_chain::merkle::root_from_path;
+use sv2_chain::sha256d;
+use sv2_chain::target::meets_target;
 
 /// The 80 serialized header bytes (integers little-endian, hashes in internal order).
 pub fn header_bytes(

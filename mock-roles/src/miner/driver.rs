@@ -25,8 +25,8 @@ use super::runner::{
 };
 use super::stats::MinerStats;
 use super::{ConfigError, Counters, Device, DeviceConfig, Event, Output, Phase};
-use crate::engine::{MinerConfig, Share, Unsupported};
 use crate::net::{unix_now, Connection, NetError, Transcript};
+use sv2_engine::{MinerConfig, Share, Unsupported};
 
 pub use super::runner::{reconnect_address, EngineError, EngineRunner, ReconnectPolicy};
 

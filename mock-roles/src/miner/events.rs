@@ -318,7 +318,7 @@ impl Violation {
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use Violation::*;
-        let hex = |t: &[u8; 32]| crate::chain::display_hex(t);
+        let hex = |t: &[u8; 32]| sv2_chain::display_hex(t);
         match self {
             UnofferedVersion { used_version } => {
                 write!(f, "used_version {used_version}, but only 2 was offered")

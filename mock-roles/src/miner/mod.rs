@@ -3,7 +3,7 @@
 //!
 //! The driver ([`driver`]) calls [`Device::start`], feeds every decoded message to [`Device::handle`]
 //! and every share the engine finds to [`Device::share_found`], and carries out the returned
-//! [`Output`]s: messages to send, [`Work`] for the engine (a ready [`crate::engine::Job`]), stopping
+//! [`Output`]s: messages to send, [`Work`] for the engine (a ready [`sv2_engine::Job`]), stopping
 //! the engine, and [`Event`]s to report. [`Device::tick`] (about once a second) moves ntime on for long
 //! jobs. Time is passed in; nothing here does I/O.
 //!
@@ -45,20 +45,20 @@ use sv2_codec::messages::mining::{
 use sv2_codec::types::{Str0_255, B0_32, U256};
 use sv2_codec::Message;
 
-use crate::chain::sha256d;
-use crate::chain::target::{compact_to_target, meets_target};
-use crate::chain::tx::Transaction;
-use crate::engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
+use sv2_chain::sha256d;
+use sv2_chain::target::{compact_to_target, meets_target};
+use sv2_chain::tx::Transaction;
+use sv2_engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
 
 pub use events::{Event, Level, ShareProblem, Violation};
 
-/// BIP323's general-purpose version bits (5..=28), the bits §5.1 lets a miner roll.
-pub use crate::engine::BIP323_VERSION_MASK;
 /// The Mining protocol number and SetupConnection flag bits, defined once with the pool.
 pub use crate::pool::{
     PROTOCOL_MINING, REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
     REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
 };
+/// BIP323's general-purpose version bits (5..=28), the bits §5.1 lets a miner roll.
+pub use sv2_engine::BIP323_VERSION_MASK;
 
 /// Shares sent and not yet acknowledged that the device remembers (oldest forgotten first).
 const MAX_OUTSTANDING: usize = 1 << 16;
@@ -163,7 +163,7 @@ pub enum ConfigError {
     HashRate(f32),
 }
 
-/// Work for the engine: `job` is ready for [`crate::engine::Miner::replace_job`]; its `id` is the
+/// Work for the engine: `job` is ready for [`sv2_engine::Miner::replace_job`]; its `id` is the
 /// work id that comes back in the engine's [`Share::job_id`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Work {

@@ -15,7 +15,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::stats::{HashrateMeter, MinerStats};
 use super::Counters;
-use crate::engine::{Job, JobError, Miner, MinerConfig, Share, Unsupported};
+use sv2_engine::{Job, JobError, Miner, MinerConfig, Share, Unsupported};
 
 /// A report a driver task leaves; [`MinerHandle::join`] makes one when the task itself failed.
 pub trait TaskReport {

@@ -25,10 +25,10 @@ use std::sync::Arc;
 
 use sv2_codec::messages::template_distribution::NewTemplate;
 
-use crate::chain::merkle;
-use crate::chain::script::read_witness_commitment;
-use crate::chain::sha256d;
-use crate::chain::tx::{parse_outputs, write_compact_size, Transaction, TxError, TxIn, TxOut};
+use sv2_chain::merkle;
+use sv2_chain::script::read_witness_commitment;
+use sv2_chain::sha256d;
+use sv2_chain::tx::{parse_outputs, write_compact_size, Transaction, TxError, TxIn, TxOut};
 
 /// The witness reserved value the pool puts in a segwit coinbase (TDP §7.2: assumed all zeros).
 pub const WITNESS_RESERVED_VALUE: [u8; 32] = [0; 32];
@@ -306,8 +306,8 @@ impl PoolTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::script::{bip34_height, p2wpkh, witness_commitment_script};
-    use crate::chain::tx::serialize_outputs;
+    use sv2_chain::script::{bip34_height, p2wpkh, witness_commitment_script};
+    use sv2_chain::tx::serialize_outputs;
     use sv2_codec::types::{Seq0_255, B0_255, B0_64K, U256};
 
     fn layout() -> CoinbaseLayout {

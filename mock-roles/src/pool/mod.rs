@@ -71,12 +71,12 @@ use sv2_codec::messages::template_distribution::{
 use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 
-use crate::chain::script::p2wpkh;
-use crate::chain::target::{compact_to_target, difficulty, meets_target, REGTEST_NBITS};
-use crate::chain::tx::write_compact_size;
-use crate::chain::{display_hex, sha256d};
-use crate::engine::BlockHeader;
 use crate::tp::{self, SolutionVerdict, TemplateProvider, TpConfig};
+use sv2_chain::script::p2wpkh;
+use sv2_chain::target::{compact_to_target, difficulty, meets_target, REGTEST_NBITS};
+use sv2_chain::tx::write_compact_size;
+use sv2_chain::{display_hex, sha256d};
+use sv2_engine::BlockHeader;
 
 use channel::{Channel, ChannelInfo, ChannelJob, ChannelKind, ExtranonceAllocator, Group};
 use job::{CoinbaseLayout, LayoutError, PoolTemplate, TemplateError};

@@ -1,7 +1,7 @@
 //! Variable difficulty: a channel's target follows the rate of its accepted shares toward a configured
 //! number of shares per minute, within `[hardest, min(client max_target, easiest)]`.
 
-use crate::chain::target::{hashes_per_share, meets_target, target_for_hashes};
+use sv2_chain::target::{hashes_per_share, meets_target, target_for_hashes};
 
 /// How vardiff steers.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +126,7 @@ pub fn retarget(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::target::{difficulty, DIFFICULTY_1_TARGET};
+    use sv2_chain::target::{difficulty, DIFFICULTY_1_TARGET};
 
     const CEILING: [u8; 32] = {
         let mut t = [0xff; 32];

@@ -19,7 +19,6 @@ use tokio::task::JoinError;
 
 use super::json::MAX_LINE;
 use super::{Output, Phase, Sv1Client, Sv1Config, Sv1Event};
-use crate::engine::{MinerConfig, Share, Unsupported};
 use crate::miner::runner::{
     publish_final, publish_stats, spawn_driver, stats_ticker, tcp_connect, EngineRunner, EventLog,
     MinerHandle, TaskReport, TcpConnectError,
@@ -27,6 +26,7 @@ use crate::miner::runner::{
 pub use crate::miner::runner::{reconnect_address, ReconnectPolicy};
 use crate::miner::stats::MinerStats;
 use crate::net::Direction;
+use sv2_engine::{MinerConfig, Share, Unsupported};
 
 /// Per-step deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

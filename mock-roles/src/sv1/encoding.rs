@@ -26,7 +26,7 @@
 use serde_json::{json, Value};
 
 use super::json::Sv1Error;
-use crate::chain::target::target_for_hashes;
+use sv2_chain::target::target_for_hashes;
 
 /// The prevhash as `mining.notify` carries it, from header byte order.
 pub fn prevhash_to_sv1(prev_hash: &[u8; 32]) -> String {

@@ -35,10 +35,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::chain::sha256d;
-use crate::chain::target::{compact_to_target, meets_target};
-use crate::chain::tx::Transaction;
-use crate::engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
 use crate::miner::check;
 use crate::miner::{Counters, ShareProblem};
 use encoding::{
@@ -46,6 +42,10 @@ use encoding::{
     version_mask_from_params, Notify, Submit, Subscribed,
 };
 use json::{Id, RpcError, Sv1Error, Sv1Message};
+use sv2_chain::sha256d;
+use sv2_chain::target::{compact_to_target, meets_target};
+use sv2_chain::tx::Transaction;
+use sv2_engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
 
 /// Jobs kept (the oldest is forgotten first).
 const MAX_JOBS: usize = 16;

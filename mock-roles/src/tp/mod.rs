@@ -29,9 +29,9 @@ use sv2_codec::messages::template_distribution::{
 use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_16M, B0_255, B0_64K, U256};
 use sv2_codec::Message;
 
-use crate::chain::sha256d;
-use crate::chain::target::{compact_to_target, REGTEST_NBITS};
 pub use solution::SolutionVerdict;
+use sv2_chain::sha256d;
+use sv2_chain::target::{compact_to_target, REGTEST_NBITS};
 pub use template::{Template, TemplateParams, Tip};
 
 /// The Template Distribution protocol number in SetupConnection.

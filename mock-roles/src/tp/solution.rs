@@ -4,11 +4,11 @@
 use serde::Serialize;
 use sv2_codec::messages::template_distribution::SubmitSolution;
 
-use crate::chain::script::{read_bip34_height, read_witness_commitment};
-use crate::chain::target::{compact_to_target, meets_target};
-use crate::chain::tx::{write_compact_size, Transaction};
-use crate::chain::{display_hex, merkle, sha256d};
-use crate::engine::BlockHeader;
+use sv2_chain::script::{read_bip34_height, read_witness_commitment};
+use sv2_chain::target::{compact_to_target, meets_target};
+use sv2_chain::tx::{write_compact_size, Transaction};
+use sv2_chain::{display_hex, merkle, sha256d};
+use sv2_engine::BlockHeader;
 
 use super::template::Template;
 

@@ -1,9 +1,9 @@
 //! Coherent block templates: a BIP34 height in the coinbase prefix, synthetic transactions (some of them
 //! segwit) with fees, the value remaining, the witness commitment output, and the coinbase's merkle path.
 
-use crate::chain::script::{bip34_height, p2wpkh, witness_commitment_script};
-use crate::chain::tx::{serialize_outputs, Transaction, TxIn, TxOut};
-use crate::chain::{merkle, sha256d};
+use sv2_chain::script::{bip34_height, p2wpkh, witness_commitment_script};
+use sv2_chain::tx::{serialize_outputs, Transaction, TxIn, TxOut};
+use sv2_chain::{merkle, sha256d};
 
 /// What a template needs from the chain tip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ fn synthetic_transaction(seed: u64, height: u32, index: usize, segwit: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::script::read_bip34_height;
+    use sv2_chain::script::read_bip34_height;
 
     fn tip() -> Tip {
         Tip {

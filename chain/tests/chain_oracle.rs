@@ -4,7 +4,7 @@
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use proptest::prelude::*;
-use sv2_mock::chain::{merkle, target, tx::Transaction, tx::TxIn, tx::TxOut};
+use sv2_chain::{merkle, target, tx::Transaction, tx::TxIn, tx::TxOut};
 
 fn arb_tx() -> impl Strategy<Value = Transaction> {
     let input = (

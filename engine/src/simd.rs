@@ -81,19 +81,19 @@ macro_rules! sha256d_lanes {
         /// those nonces is computed once for the whole group.
         #[target_feature(enable = $feature)]
         pub(crate) fn scan(
-            group: &[$crate::engine::PreparedHeader],
+            group: &[$crate::PreparedHeader],
             start: u32,
             count: u32,
-            out: &mut $crate::engine::Candidates,
+            out: &mut $crate::Candidates,
         ) -> u32 {
-            use $crate::engine::sha256::{
+            use $crate::sha256::{
                 self as sha, big_sigma0, big_sigma1, small_sigma0, small_sigma1, DIGEST_PAD,
                 HEADER_PAD, IV, K,
             };
             // Per header: the state after rounds 0..2 of the second block (they see only the fixed
             // words 0..2) and, for round 3, t1 = (h + S1(e) + ch(e, f, g) + K3) + W3 where only W3
             // varies, and t2.
-            let mut fixed = [([0u32; 8], 0u32, 0u32); $crate::engine::MAX_GROUP];
+            let mut fixed = [([0u32; 8], 0u32, 0u32); $crate::MAX_GROUP];
             for (fixed, p) in fixed.iter_mut().zip(group) {
                 let mut state = p.midstate;
                 for i in 0..3 {
@@ -158,7 +158,7 @@ macro_rules! sha256d_lanes {
                 // The first hash's schedule from word 18 (3 is the nonce), shared by the group.
                 let w3 = nonce_words(base);
                 w1[3] = w3;
-                $crate::engine::simd::schedule!(w1, kw1;
+                $crate::simd::schedule!(w1, kw1;
                     18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40
                     41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
                 for (index, (p, &(state, t1_fixed, t2_fixed))) in group.iter().zip(&fixed).enumerate() {
@@ -175,8 +175,8 @@ macro_rules! sha256d_lanes {
                         splat(f),
                         splat(g),
                     ];
-                    $crate::engine::simd::rounds_fixed!(s, kw_first; 4 5 6 7 8 9 10 11 12 13 14 15);
-                    $crate::engine::simd::rounds_kw!(s, kw1;
+                    $crate::simd::rounds_fixed!(s, kw_first; 4 5 6 7 8 9 10 11 12 13 14 15);
+                    $crate::simd::rounds_kw!(s, kw1;
                         16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39
                         40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63);
                     // Second hash over the first digest, rounds 0..60.
@@ -187,9 +187,9 @@ macro_rules! sha256d_lanes {
                     for (v, x) in s.iter_mut().zip(IV) {
                         *v = splat(x);
                     }
-                    $crate::engine::simd::rounds!(s, w2; 0 1 2 3 4 5 6 7);
-                    $crate::engine::simd::rounds_fixed!(s, kw_second; 8 9 10 11 12 13 14 15);
-                    $crate::engine::simd::schedule_and_round!(s, w2;
+                    $crate::simd::rounds!(s, w2; 0 1 2 3 4 5 6 7);
+                    $crate::simd::rounds_fixed!(s, kw_second; 8 9 10 11 12 13 14 15);
+                    $crate::simd::schedule_and_round!(s, w2;
                         16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38
                         39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60);
                     let h7 = add(s[4], splat(IV[7]));

@@ -6,6 +6,8 @@
 //! and SV2's U256 fields); [`display_hex`] reverses them for the usual big-endian display of txids and
 //! block hashes. Targets are 256-bit little-endian numbers, as SV2 carries them.
 
+#![forbid(unsafe_code)]
+
 pub mod merkle;
 pub mod script;
 pub mod target;

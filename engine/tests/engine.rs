@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use sv2_mock::engine::{
+use sv2_engine::{
     naive_sha256d, Backend, BlockHeader, Candidates, CoinbaseParts, Hasher, Job, JobCursor,
     MerkleSource, Miner, MinerConfig, PreparedHeader, Share, Target, BIP323_VERSION_MASK,
     MAX_GROUP,
@@ -711,9 +711,9 @@ fn the_miner_rolls_extranonces_of_extended_jobs() {
             &cb.suffix,
         ]
         .concat();
-        let mut node = sv2_mock::engine::sha256d(&coinbase);
+        let mut node = sv2_engine::sha256d(&coinbase);
         for sibling in &cb.merkle_path {
-            node = sv2_mock::engine::sha256d(&[node, *sibling].concat());
+            node = sv2_engine::sha256d(&[node, *sibling].concat());
         }
         for nonce in 0..100 {
             let header = BlockHeader {

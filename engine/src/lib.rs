@@ -1,4 +1,4 @@
-//! The sha256d CPU mining engine: the one module of the workspace where `unsafe` is allowed.
+//! The sha256d CPU mining engine: the one crate of the workspace where `unsafe` is allowed.
 //!
 //! # Hashing
 //!

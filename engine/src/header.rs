@@ -1,7 +1,7 @@
 //! Block headers, targets, and a header prepared for scanning nonces (midstate + second block).
 
 use super::sha256::{self, HEADER_PAD};
-use crate::chain::target::{compact_to_target, meets_target, CompactError};
+use sv2_chain::target::{compact_to_target, meets_target, CompactError};
 
 /// An 80-byte Bitcoin block header. `prev_hash` and `merkle_root` are in header byte order (the
 /// internal order, as SV2 carries them in U256 fields; block explorers show them reversed).

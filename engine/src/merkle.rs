@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-pub use crate::chain::sha256d;
+pub use sv2_chain::sha256d;
 
 /// The txid (internal byte order) of the coinbase `prefix || extranonce_prefix || extranonce ||
 /// suffix`, as SV2 extended jobs build it (the parts carry no witness data). Hashes the parts in
@@ -25,7 +25,7 @@ pub fn coinbase_txid(
 /// The merkle root of a block whose first transaction has id `leaf`, given the merkle path (the
 /// sibling hashes from the bottom up, internal byte order): `h = sha256d(h || sibling)` per level.
 pub fn merkle_root(leaf: [u8; 32], path: &[[u8; 32]]) -> [u8; 32] {
-    crate::chain::merkle::root_from_path(&leaf, path)
+    sv2_chain::merkle::root_from_path(&leaf, path)
 }
 
 #[cfg(test)]

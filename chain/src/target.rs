@@ -136,9 +136,36 @@ pub fn target_for_hashes(hashes: f64, max: &[u8; 32]) -> [u8; 32] {
     }
 }
 
+/// The share target of a difficulty as SV1 carries it (`difficulty-1 target / difficulty`, capped at 2^256 - 1).
+/// `None` for a difficulty that is not a finite positive number.
+pub fn target_from_difficulty(difficulty: f64) -> Option<[u8; 32]> {
+    if !difficulty.is_finite() || difficulty <= 0.0 {
+        return None;
+    }
+    // target = 2^256 / hashes with hashes = difficulty * 2^256 / (0xffff * 2^208).
+    Some(target_for_hashes(
+        difficulty * 2f64.powi(48) / 65535.0,
+        &[0xff; 32],
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn difficulty_one_is_the_difficulty_one_target() {
+        let t = target_from_difficulty(1.0).unwrap();
+        // 0x00000000ffff0000..., within f64 rounding of the last bits.
+        assert_eq!(&t[26..32], &[0xff, 0xff, 0, 0, 0, 0]);
+        let half = target_from_difficulty(2.0).unwrap();
+        // 0x7fff8000 00...: half of 0xffff * 2^208.
+        assert_eq!(&half[25..32], &[0x80, 0xff, 0x7f, 0, 0, 0, 0]);
+        assert_eq!(target_from_difficulty(1e-30), Some([0xff; 32]));
+        assert_eq!(target_from_difficulty(0.0), None);
+        assert_eq!(target_from_difficulty(-1.0), None);
+        assert_eq!(target_from_difficulty(f64::NAN), None);
+    }
 
     fn be(hex_be: &str) -> [u8; 32] {
         let mut t: [u8; 32] = hex::decode(hex_be).unwrap().try_into().unwrap();

@@ -5,6 +5,7 @@
 //! - [`messages`]: every message of the spec and of extension 0x0001, strict decode, encode, JSON.
 //! - [`tlv`]: TLV fields (§3.4.3) and extension 0x0002's `user_identity`.
 //! - [`noise`]: the Noise NX secure channel, certificates, authority keys and encrypted framing (§4).
+//! - [`sv1`]: Stratum V1 JSON-RPC lines and field encodings, for translators and SV1 captures.
 //!
 //! Decoding never panics and never allocates from a length that was not checked against the bytes
 //! present. See `JSON.md` beside this crate for the JSON representation.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod frame;
 pub mod messages;
 pub mod noise;
+pub mod sv1;
 pub mod tlv;
 pub mod types;
 

@@ -17,7 +17,7 @@ use sv2_codec::{ErrorKind, Message};
 use sv2_mock::net::{Direction, Entry, Event, FrameProblem, Transcript};
 
 use crate::check::{Check, Kind, Level, Role};
-use crate::session::flags;
+use sv2_codec::messages::flags;
 
 macro_rules! rule {
     ($id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr) => {

@@ -24,17 +24,6 @@ use tokio::net::TcpStream;
 use crate::check::Outcome;
 use crate::work::Tracker;
 
-/// Mining SetupConnection flags (CATALOG §E).
-pub mod flags {
-    pub const REQUIRES_STANDARD_JOBS: u32 = 1 << 0;
-    pub const REQUIRES_WORK_SELECTION: u32 = 1 << 1;
-    pub const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
-    /// SetupConnection.Success.
-    pub const REQUIRES_FIXED_VERSION: u32 = 1 << 0;
-    /// SetupConnection.Success.
-    pub const REQUIRES_EXTENDED_CHANNELS: u32 = 1 << 1;
-}
-
 /// How the target is reached.
 #[derive(Debug, Clone)]
 pub enum Security {

@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use sv2_codec::messages::common::{Reconnect, SetupConnectionError, SetupConnectionSuccess};
+use sv2_codec::messages::flags::{
+    REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
+    REQUIRES_VERSION_ROLLING,
+};
 use sv2_codec::messages::mining::{
     CloseChannel, NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess,
     OpenMiningChannelError, OpenStandardMiningChannelSuccess, SetExtranoncePrefix, SetGroupChannel,
@@ -18,8 +22,7 @@ use sv2_codec::Message;
 use sv2_engine::{Backend, Extranonce, Miner, MinerConfig, Share};
 use sv2_mock::miner::{
     ChannelKind, Device, DeviceConfig, Event, Output, Phase, ShareProblem, Violation, Work,
-    BIP323_VERSION_MASK, REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION,
-    REQUIRES_STANDARD_JOBS, REQUIRES_VERSION_ROLLING,
+    BIP323_VERSION_MASK,
 };
 
 const CHANNEL: u32 = 7;

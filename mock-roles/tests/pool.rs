@@ -14,6 +14,10 @@ use sv2_chain::target::{compact_to_target, meets_target};
 use sv2_chain::tx::Transaction;
 use sv2_chain::{merkle, sha256d};
 use sv2_codec::messages::common::SetupConnection;
+use sv2_codec::messages::flags::{
+    REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
+    REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
+};
 use sv2_codec::messages::mining::{
     CloseChannel, OpenExtendedMiningChannel, OpenStandardMiningChannel, SetCustomMiningJob,
     SubmitSharesExtended, SubmitSharesStandard, UpdateChannel,
@@ -25,11 +29,7 @@ use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 use sv2_mock::net::{Connection, NetError};
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
-use sv2_mock::pool::{
-    Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, TemplateSource,
-    REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
-    REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
-};
+use sv2_mock::pool::{Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, TemplateSource};
 use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
 use tokio::net::{TcpListener, TcpStream};

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use sv2_codec::sv1::json::{Id, Sv1Message};
 use sv2_engine::{Backend, Extranonce, MinerConfig, Share};
 use sv2_mock::miner::ShareProblem;
 use sv2_mock::sv1::driver::{self, Sv1DriverConfig, Sv1DriverError, Sv1End, Sv1Timeouts};
-use sv2_mock::sv1::json::{Id, Sv1Message};
 use sv2_mock::sv1::{Output, Phase, Sv1Client, Sv1Config, Sv1Event, Sv1Work};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

@@ -19,7 +19,7 @@ use sv2_chain::display_hex;
 use sv2_chain::script::read_bip34_height;
 use sv2_chain::target::{difficulty, hashes_per_share};
 use sv2_chain::tx::Transaction;
-use sv2_codec::messages::common::SetupConnection;
+use sv2_codec::messages::common::{flags, protocol, SetupConnection};
 use sv2_codec::messages::mining::{
     NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannel, OpenStandardMiningChannel,
     SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard,
@@ -48,40 +48,6 @@ Every step has a deadline (--timeout; the share step --share-timeout). A failing
 wrong and shows the bytes the pool sent during that step (hex, and as text when they read as text).
 
 Exit code: 0 when every step passed or was skipped, 1 when any step failed, 2 on a usage error.";
-
-/// SetupConnection flag REQUIRES_VERSION_ROLLING (mining protocol, bit 2).
-const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
-
-/// The Mining protocol's SetupConnection flags (§5.3.1), by bit.
-const SETUP_FLAGS: &[&str] = &[
-    "REQUIRES_STANDARD_JOBS",
-    "REQUIRES_WORK_SELECTION",
-    "REQUIRES_VERSION_ROLLING",
-];
-/// The Mining protocol's SetupConnection.Success flags (§5.3.1), by bit.
-const SUCCESS_FLAGS: &[&str] = &["REQUIRES_FIXED_VERSION", "REQUIRES_EXTENDED_CHANNELS"];
-
-/// The names of the bits set in `flags` (unknown bits as `bitN`).
-fn flag_list(flags: u32, names: &[&str]) -> Vec<String> {
-    (0..32)
-        .filter(|bit| flags & (1 << bit) != 0)
-        .map(|bit| {
-            names
-                .get(bit)
-                .map_or(format!("bit{bit}"), |name| (*name).to_owned())
-        })
-        .collect()
-}
-
-/// `0x4 (REQUIRES_VERSION_ROLLING)`, `0x0 (none)`.
-fn flag_names(flags: u32, names: &[&str]) -> String {
-    let list = flag_list(flags, names);
-    if list.is_empty() {
-        format!("{flags:#x} (none)")
-    } else {
-        format!("{flags:#x} ({})", list.join(", "))
-    }
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -512,10 +478,10 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
     let t = Instant::now();
     let mark = wire.mark();
     let setup = SetupConnection {
-        protocol: 0,
+        protocol: protocol::MINING,
         min_version: 2,
         max_version: 2,
-        flags: REQUIRES_VERSION_ROLLING,
+        flags: flags::REQUIRES_VERSION_ROLLING,
         endpoint_host: Str0_255::new(url.host.as_bytes().to_vec())
             .unwrap_or_else(|_| Str0_255::new(Vec::new()).expect("empty")),
         endpoint_port: url.port,
@@ -538,13 +504,13 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
                 format!(
                     "used_version {} (offered 2..2); pool flags {}; sent flags {}",
                     s.used_version,
-                    flag_names(s.flags, SUCCESS_FLAGS),
-                    flag_names(REQUIRES_VERSION_ROLLING, SETUP_FLAGS)
+                    flags::describe(s.flags, flags::MINING_SUCCESS),
+                    flags::describe(flags::REQUIRES_VERSION_ROLLING, flags::MINING_SETUP)
                 ),
-                json!({"used_version": s.used_version, "flags": s.flags, "flag_names": flag_list(s.flags, SUCCESS_FLAGS), "sent_flags": REQUIRES_VERSION_ROLLING, "min_version": 2, "max_version": 2}),
+                json!({"used_version": s.used_version, "flags": s.flags, "flag_names": flags::names(s.flags, flags::MINING_SUCCESS), "sent_flags": flags::REQUIRES_VERSION_ROLLING, "min_version": 2, "max_version": 2}),
             ),
             Message::SetupConnectionError(e) => {
-                report.add("setup", Status::Fail, t, format!("SetupConnection.Error {:?}, flags {}", e.error_code.as_str().unwrap_or("<not UTF-8>"), flag_names(e.flags, SETUP_FLAGS)), json!({"flags": e.flags, "error_code": e.error_code.as_str().unwrap_or_default()}));
+                report.add("setup", Status::Fail, t, format!("SetupConnection.Error {:?}, flags {}", e.error_code.as_str().unwrap_or("<not UTF-8>"), flags::describe(e.flags, flags::MINING_SETUP)), json!({"flags": e.flags, "error_code": e.error_code.as_str().unwrap_or_default()}));
                 return report;
             }
             other => {
@@ -1239,19 +1205,6 @@ mod tests {
         assert_eq!(
             received_text(6, b"HELLO\n"),
             "received 6 B in this step: 48454c4c4f0a (as text: \"HELLO\\n\")"
-        );
-    }
-
-    #[test]
-    fn flags_are_named_by_bit() {
-        assert_eq!(flag_names(0, SETUP_FLAGS), "0x0 (none)");
-        assert_eq!(
-            flag_names(0b110, SETUP_FLAGS),
-            "0x6 (REQUIRES_WORK_SELECTION, REQUIRES_VERSION_ROLLING)"
-        );
-        assert_eq!(
-            flag_names(0b10 | 1 << 7, SUCCESS_FLAGS),
-            "0x82 (REQUIRES_EXTENDED_CHANNELS, bit7)"
         );
     }
 

@@ -17,8 +17,9 @@ use sv2_mock::net::unix_now;
 
 use crate::active;
 use crate::check::{Check, Outcome};
-use crate::session::{flags, Ctx, Incoming, Session};
+use crate::session::{Ctx, Incoming, Session};
 use crate::work::{mine, Found, ShareParams, ShareStatus, Work};
+use sv2_codec::messages::flags;
 
 pub const CHECKS: &[Check] = &[
     active!("shares.valid-accepted", "5.3.13", Must, None, "a valid share (meeting the channel target on the current job) gets SubmitShares.Success", valid_accepted),

@@ -52,11 +52,10 @@ use sv2_engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
 
 pub use events::{Event, Level, ShareProblem, Violation};
 
-/// The Mining protocol number and SetupConnection flag bits, defined once with the pool.
-pub use crate::pool::{
-    PROTOCOL_MINING, REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
-    REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
+use sv2_codec::messages::flags::{
+    REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS, REQUIRES_VERSION_ROLLING,
 };
+use sv2_codec::messages::protocol::MINING as PROTOCOL_MINING;
 /// BIP323's general-purpose version bits (5..=28), the bits §5.1 lets a miner roll.
 pub use sv2_engine::BIP323_VERSION_MASK;
 

@@ -84,19 +84,11 @@ pub use share::ShareError;
 use share::{Acknowledgement, Batch};
 use vardiff::{harder, VardiffConfig, VardiffState};
 
-/// The Mining protocol number in SetupConnection.
-pub const PROTOCOL_MINING: u8 = 0;
-
-/// SetupConnection.flags (client): the client only understands standard jobs.
-pub const REQUIRES_STANDARD_JOBS: u32 = 1 << 0;
-/// SetupConnection.flags (client): the client will send SetCustomMiningJob.
-pub const REQUIRES_WORK_SELECTION: u32 = 1 << 1;
-/// SetupConnection.flags (client): the client needs version rolling.
-pub const REQUIRES_VERSION_ROLLING: u32 = 1 << 2;
-/// SetupConnection.Success.flags (server): the version may not change.
-pub const REQUIRES_FIXED_VERSION: u32 = 1 << 0;
-/// SetupConnection.Success.flags (server): standard channels are refused.
-pub const REQUIRES_EXTENDED_CHANNELS: u32 = 1 << 1;
+use sv2_codec::messages::flags::{
+    REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
+    REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
+};
+use sv2_codec::messages::protocol::MINING as PROTOCOL_MINING;
 
 /// The client flags this pool can honour (others are refused at setup).
 pub const SUPPORTED_FLAGS: u32 = REQUIRES_STANDARD_JOBS | REQUIRES_VERSION_ROLLING;
@@ -763,7 +755,7 @@ impl Pool {
         };
         vec![Output::SendUpstream {
             message: SetupConnection {
-                protocol: tp::PROTOCOL_TEMPLATE_DISTRIBUTION,
+                protocol: sv2_codec::messages::protocol::TEMPLATE_DISTRIBUTION,
                 min_version: 2,
                 max_version: 2,
                 flags: 0,

@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinError;
 
-use super::json::MAX_LINE;
 use super::{Output, Phase, Sv1Client, Sv1Config, Sv1Event};
 use crate::miner::runner::{
     publish_final, publish_stats, spawn_driver, stats_ticker, tcp_connect, EngineRunner, EventLog,
@@ -26,6 +25,7 @@ use crate::miner::runner::{
 pub use crate::miner::runner::{reconnect_address, ReconnectPolicy};
 use crate::miner::stats::MinerStats;
 use crate::net::Direction;
+use sv2_codec::sv1::json::MAX_LINE;
 use sv2_engine::{MinerConfig, Share, Unsupported};
 
 /// Per-step deadlines.
@@ -464,7 +464,7 @@ async fn apply(
     Ok(end)
 }
 
-fn describe(error: Option<&super::json::RpcError>, result: &serde_json::Value) -> String {
+fn describe(error: Option<&sv2_codec::sv1::json::RpcError>, result: &serde_json::Value) -> String {
     match error {
         Some(e) => e.to_string(),
         None => format!("result {result}"),

@@ -19,7 +19,7 @@
 //!    SV2 device's and sent as `mining.submit`; responses settle them (`true`: accepted; `false` or
 //!    an error: rejected).
 //!
-//! Encodings are documented in [`encoding`]. Nothing here panics on what the server sends: lines that
+//! Encodings are documented in [`sv2_codec::sv1::encoding`]. Nothing here panics on what the server sends: lines that
 //! do not parse and parameters that do not fit are [`Sv1Event::Malformed`] events.
 //!
 //! Targets: a job is mined at the harder of the difficulty in force when it arrived and the current
@@ -27,8 +27,6 @@
 //! record the target per job).
 
 pub mod driver;
-pub mod encoding;
-pub mod json;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -37,14 +35,15 @@ use serde_json::{json, Value};
 
 use crate::miner::check;
 use crate::miner::{Counters, ShareProblem};
-use encoding::{
-    configure_mask, difficulty_from_params, difficulty_to_target, set_extranonce_from_params,
-    version_mask_from_params, Notify, Submit, Subscribed,
-};
-use json::{Id, RpcError, Sv1Error, Sv1Message};
 use sv2_chain::sha256d;
+use sv2_chain::target::target_from_difficulty;
 use sv2_chain::target::{compact_to_target, meets_target};
 use sv2_chain::tx::Transaction;
+use sv2_codec::sv1::encoding::{
+    configure_mask, difficulty_from_params, set_extranonce_from_params, version_mask_from_params,
+    Notify, Submit, Subscribed,
+};
+use sv2_codec::sv1::json::{Id, RpcError, Sv1Error, Sv1Message};
 use sv2_engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
 
 /// Jobs kept (the oldest is forgotten first).
@@ -300,7 +299,7 @@ impl Sv1Client {
             mask: None,
             authorized: false,
             // Difficulty 1 until the server says otherwise (the SV1 convention).
-            target: difficulty_to_target(1.0).unwrap_or([0xff; 32]),
+            target: target_from_difficulty(1.0).unwrap_or([0xff; 32]),
             jobs: VecDeque::new(),
             active: None,
             works: BTreeMap::new(),
@@ -373,7 +372,7 @@ impl Sv1Client {
             let params = vec![
                 json!(["version-rolling"]),
                 json!({
-                    "version-rolling.mask": encoding::u32_to_hex(self.config.version_mask),
+                    "version-rolling.mask": sv2_codec::sv1::encoding::u32_to_hex(self.config.version_mask),
                     "version-rolling.min-bit-count": self.config.min_bit_count,
                 }),
             ];
@@ -425,7 +424,7 @@ impl Sv1Client {
         match method {
             "mining.set_difficulty" => match difficulty_from_params(params) {
                 Ok(difficulty) => {
-                    let target = difficulty_to_target(difficulty).unwrap_or(self.target);
+                    let target = target_from_difficulty(difficulty).unwrap_or(self.target);
                     self.target = target;
                     out.push(Output::Event(Sv1Event::DifficultyChanged {
                         difficulty,

@@ -34,8 +34,7 @@ use sv2_chain::sha256d;
 use sv2_chain::target::{compact_to_target, REGTEST_NBITS};
 pub use template::{Template, TemplateParams, Tip};
 
-/// The Template Distribution protocol number in SetupConnection.
-pub const PROTOCOL_TEMPLATE_DISTRIBUTION: u8 = 2;
+use sv2_codec::messages::protocol::TEMPLATE_DISTRIBUTION as PROTOCOL_TEMPLATE_DISTRIBUTION;
 
 /// A session (one connection) of the TP.
 pub type SessionId = u64;

@@ -21,12 +21,12 @@
 //! - **version-rolling.mask** (`mining.configure`, `mining.set_version_mask`): 8 hex digits of the
 //!   `u32` value.
 //! - **difficulty** (`mining.set_difficulty`): a JSON number; the share target is
-//!   `0x00000000ffff0000...0000 / difficulty` (Bitcoin's difficulty-1 target, "bdiff").
+//!   `0x00000000ffff0000...0000 / difficulty` (Bitcoin's difficulty-1 target, "bdiff"), computed by
+//!   `sv2_chain::target::target_from_difficulty`.
 
 use serde_json::{json, Value};
 
 use super::json::Sv1Error;
-use sv2_chain::target::target_for_hashes;
 
 /// The prevhash as `mining.notify` carries it, from header byte order.
 pub fn prevhash_to_sv1(prev_hash: &[u8; 32]) -> String {
@@ -64,19 +64,6 @@ pub fn u32_from_hex(field: &'static str, s: &str) -> Result<u32, Sv1Error> {
         ));
     }
     u32::from_str_radix(s, 16).map_err(|e| Sv1Error::field(field, e.to_string()))
-}
-
-/// The share target of an SV1 difficulty (`difficulty-1 target / difficulty`, capped at 2^256 - 1).
-/// `None` for a difficulty that is not a finite positive number.
-pub fn difficulty_to_target(difficulty: f64) -> Option<[u8; 32]> {
-    if !difficulty.is_finite() || difficulty <= 0.0 {
-        return None;
-    }
-    // target = 2^256 / hashes with hashes = difficulty * 2^256 / (0xffff * 2^208).
-    Some(target_for_hashes(
-        difficulty * 2f64.powi(48) / 65535.0,
-        &[0xff; 32],
-    ))
 }
 
 fn str_param<'a>(params: &'a [Value], i: usize, field: &'static str) -> Result<&'a str, Sv1Error> {
@@ -381,20 +368,6 @@ mod tests {
         for bad in ["", "123456789", "0x12", "12 4", "-1", "+1"] {
             assert!(u32_from_hex("x", bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn difficulty_one_is_the_difficulty_one_target() {
-        let t = difficulty_to_target(1.0).unwrap();
-        // 0x00000000ffff0000..., within f64 rounding of the last bits.
-        assert_eq!(&t[26..32], &[0xff, 0xff, 0, 0, 0, 0]);
-        let half = difficulty_to_target(2.0).unwrap();
-        // 0x7fff8000 00...: half of 0xffff * 2^208.
-        assert_eq!(&half[25..32], &[0x80, 0xff, 0x7f, 0, 0, 0, 0]);
-        assert_eq!(difficulty_to_target(1e-30), Some([0xff; 32]));
-        assert_eq!(difficulty_to_target(0.0), None);
-        assert_eq!(difficulty_to_target(-1.0), None);
-        assert_eq!(difficulty_to_target(f64::NAN), None);
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub enum Sv1Error {
 }
 
 impl Sv1Error {
-    pub(crate) fn field(field: &'static str, reason: impl Into<String>) -> Self {
+    /// A refusal of one field (or parameter), with the reason.
+    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
         Sv1Error::Field {
             field,
             reason: reason.into(),

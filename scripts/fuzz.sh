@@ -44,6 +44,8 @@ fuzz() {
 
 build() {
     step "build fuzz targets (cargo +nightly fuzz build -O, debug assertions on)"
+    # cargo fuzz has no --locked: check first that fuzz/Cargo.lock is current (fails if it would change).
+    (cd fuzz && cargo +nightly metadata --locked --format-version 1 >/dev/null)
     fuzz build -O --debug-assertions --target-dir "$FUZZ_TARGET_DIR"
 }
 

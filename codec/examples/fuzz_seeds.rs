@@ -7,12 +7,10 @@
 //! Defaults: `fuzz/corpus`, `vectors/data`, `fuzz/regressions` (run from the repository root).
 //! Frames come from the test vectors (every `"frame": "<hex>"` in `VECTORS_DIR/*.json`, if any) and
 //! from messages of every type generated deterministically from our `arbitrary` implementations; the
-//! per-target seed formats are in `fuzz/src/checks.rs` (included here, one implementation). Saved
+//! per-target seed formats are in the `sv2-fuzz-checks` crate (`fuzz-checks/src/lib.rs`, one implementation). Saved
 //! regression inputs are copied in too. File names are content hashes, so reruns add nothing twice.
 
-#[path = "../../fuzz/src/checks.rs"]
-#[allow(dead_code)]
-mod checks;
+use sv2_fuzz_checks as checks;
 
 use std::path::{Path, PathBuf};
 

@@ -1,14 +1,12 @@
 //! Replays the fuzz targets' saved inputs on stable, through the very checks the fuzz targets run
-//! (`fuzz/src/checks.rs`, included here): every file in `fuzz/regressions/<target>/` for the codec
+//! (the `sv2-fuzz-checks` crate, `fuzz-checks/src/lib.rs`): every file in `fuzz/regressions/<target>/` for the codec
 //! targets (frame_splits, messages, noise_responder, noise_initiator, transport). `scripts/fuzz.sh`
 //! puts minimized crash inputs there; each was a bug, fixed since.
 //!
 //! The checks also run on the targets' seed inputs, built from generated messages of every type, so
 //! that a broken check (or a broken seed format) shows up here and not first in a fuzzing run.
 
-#[path = "../../fuzz/src/checks.rs"]
-#[allow(dead_code)]
-mod checks;
+use sv2_fuzz_checks as checks;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;

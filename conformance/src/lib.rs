@@ -4,7 +4,7 @@
 //! - [`check`]: what a check is (id, spec section, level, role) and its verdicts.
 //! - [`checks`]: the catalogue, by spec area; each active check drives the target on fresh
 //!   connections.
-//! - [`monitor`]: the passive monitor, per-message rules over any [`sv2_mock::net::Transcript`].
+//! - [`monitor`]: the passive monitor, per-message rules over any [`sv2_wire::Transcript`].
 //! - [`runner`]: runs a selection of checks against a target, the monitor over every connection.
 //! - [`expected`]: reviewed expected verdicts, and the differences of a run from them.
 //! - [`report`]: text grouped by spec section, JSON with the evidence, JUnit XML.

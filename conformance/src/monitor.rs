@@ -14,7 +14,7 @@ use sv2_chain::target::meets_target;
 use sv2_chain::tx::Transaction;
 use sv2_codec::messages::MESSAGE_TYPES;
 use sv2_codec::{ErrorKind, Message};
-use sv2_mock::net::{Direction, Entry, Event, FrameProblem, Transcript};
+use sv2_wire::{Direction, Entry, Event, FrameProblem, Transcript};
 
 use crate::check::{Check, Kind, Level, Role};
 use sv2_codec::messages::flags;
@@ -113,7 +113,7 @@ impl MonitorReport {
 /// a client's transcript).
 pub fn check_transcript(transcript: &Transcript, server: Direction) -> MonitorReport {
     let mut monitor = Monitor::new(server);
-    for (i, entry) in transcript.entries.iter().enumerate() {
+    for (i, entry) in transcript.entries().iter().enumerate() {
         monitor.observe(i, entry);
     }
     monitor.finish()
@@ -219,8 +219,9 @@ impl Monitor {
     pub fn observe(&mut self, index: usize, entry: &Entry) {
         let Event::Frame {
             direction,
-            bytes,
+            plain: bytes,
             decoded,
+            ..
         } = &entry.event
         else {
             return;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sv2_mock::net::{Direction, Transcript};
+use sv2_wire::{Direction, Transcript};
 
 use crate::check::{Check, Kind, Level, Outcome, Verdict};
 use crate::checks;
@@ -160,7 +160,7 @@ pub async fn run(
         let evidence = ctx.take_evidence();
         let mut findings = Vec::new();
         for recorded in &evidence {
-            let report = monitor::check_transcript(&recorded.transcript, Direction::Received);
+            let report = monitor::check_transcript(&recorded.transcript, Direction::ServerToClient);
             exercised.extend(report.exercised.iter().copied());
             if !report.findings.is_empty() {
                 flagged.push((check.id, recorded.clone()));

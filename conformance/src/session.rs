@@ -17,7 +17,7 @@ use sv2_codec::noise::keys::AuthorityPublicKey;
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Str0_255, U256};
 use sv2_codec::{Decoded, Message};
-use sv2_mock::net::{Connection, NetError, Transcript};
+use sv2_wire::{Connection, KeyLog, NetError, Side, Timestamp, Transcript};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -52,6 +52,8 @@ pub struct Target {
     pub nominal_hash_rate: f32,
     /// The most hashes a check spends looking for one share before it gives up (skip).
     pub hash_budget: u64,
+    /// Where each Noise session's key log line goes (none by default).
+    pub key_log: KeyLog,
 }
 
 impl Target {
@@ -64,6 +66,7 @@ impl Target {
             user_identity: "sv2-conformance".into(),
             nominal_hash_rate: 1_000.0,
             hash_budget: 200_000_000,
+            key_log: KeyLog::none(),
         }
     }
 
@@ -81,9 +84,6 @@ pub struct Recorded {
 }
 
 type Evidence = Arc<Mutex<Vec<Recorded>>>;
-
-/// The most transcript entries kept per connection.
-const MAX_TRANSCRIPT_ENTRIES: usize = 20_000;
 
 /// What an active check gets: the target and the means to connect. Every connection made through
 /// it is recorded, and the runner collects the transcripts when the check ends.
@@ -140,15 +140,18 @@ impl Ctx {
     pub async fn connect(&self, label: &str) -> Result<Session, Outcome> {
         let stream = self.tcp().await?;
         let conn = match &self.target.security {
-            Security::Plaintext => Connection::plaintext(stream),
+            Security::Plaintext => Connection::plaintext(stream, Side::Client),
             Security::Noise { .. } => Connection::initiate_now(
                 stream,
                 InitiatorConfig::unauthenticated(),
                 self.target.timeout,
+                &self.target.key_log,
             )
             .await
             .map_err(|e| Outcome::error(format!("handshake: {e}")))?,
         };
+        let mut conn = conn;
+        conn.record_endpoints();
         Ok(Session {
             conn: Some(conn),
             label: label.to_string(),
@@ -254,7 +257,7 @@ impl Session {
     }
 
     /// The Noise handshake's result (None on plaintext).
-    pub fn handshake(&self) -> Option<&sv2_mock::net::HandshakeInfo> {
+    pub fn handshake(&self) -> Option<&sv2_wire::HandshakeInfo> {
         self.conn.as_ref().and_then(|c| c.handshake.as_ref())
     }
 
@@ -299,14 +302,6 @@ impl Session {
 
     /// The next frame within `timeout`.
     pub async fn recv_within(&mut self, timeout: Duration) -> Incoming {
-        // A target that floods frames must not grow the evidence without bound: past the cap, the
-        // transcript keeps its first entries and a note says how it was cut.
-        let transcript = &mut self.conn().transcript;
-        if transcript.entries.len() > MAX_TRANSCRIPT_ENTRIES {
-            let at = transcript.entries[MAX_TRANSCRIPT_ENTRIES - 1].at;
-            transcript.entries.truncate(MAX_TRANSCRIPT_ENTRIES - 1);
-            transcript.note(at, "transcript cut here: the target sent too many frames");
-        }
         match self.conn().recv("receive", timeout).await {
             Ok(decoded) => {
                 self.tracker.received(&decoded.message);
@@ -637,14 +632,13 @@ pub fn describe(message: &Message<'_>) -> String {
 pub async fn exchange_raw(
     stream: &mut TcpStream,
     transcript: &mut Transcript,
-    started: std::time::Instant,
     send: &[u8],
     read_for: Duration,
     max: usize,
 ) -> (Vec<u8>, RawEnd) {
     if !send.is_empty() {
         transcript.note(
-            started.elapsed(),
+            Timestamp::now(),
             format!("raw bytes sent: {}", hex::encode(send)),
         );
         if let Err(e) = stream.write_all(send).await {
@@ -673,7 +667,7 @@ pub async fn exchange_raw(
         }
     };
     transcript.note(
-        started.elapsed(),
+        Timestamp::now(),
         format!(
             "raw bytes received ({} bytes, then {end:?}): {}",
             got.len(),

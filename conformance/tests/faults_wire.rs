@@ -25,7 +25,7 @@ use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
 use sv2_codec::{decode_frame, to_frame_bytes, Frame, Message};
 use sv2_conformance::runner::CheckResult;
 use sv2_conformance::{Security, Target, Verdict};
-use sv2_mock::net::{unix_now, Connection, NetError};
+use sv2_wire::{unix_now, Connection, KeyLog, NetError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -137,10 +137,11 @@ async fn connection(mut stream: TcpStream, config: ResponderConfig, fault: Fault
         }
         return false;
     }
-    let mut conn = match Connection::respond(stream, config, Duration::from_secs(5)).await {
-        Ok(c) => c,
-        Err(_) => return true,
-    };
+    let mut conn =
+        match Connection::respond(stream, config, Duration::from_secs(5), &KeyLog::none()).await {
+            Ok(c) => c,
+            Err(_) => return true,
+        };
     let mut state = State::default();
     // For NonceSkipped: an encryptor of the same session, one nonce ahead.
     let mut skipped = conn.handshake.as_ref().map(|h| {

@@ -1,8 +1,6 @@
 //! The passive monitor on transcripts made elsewhere: recorded from the server's side (as a
 //! man-in-the-middle or a capture would see it), written to JSON and read back.
 
-use std::time::Duration;
-
 use sv2_codec::messages::common::SetupConnectionSuccess;
 use sv2_codec::messages::mining::{
     OpenExtendedMiningChannel, OpenExtendedMiningChannelSuccess, SetTarget,
@@ -11,24 +9,25 @@ use sv2_codec::types::{B0_32, U256};
 use sv2_codec::{to_frame_bytes, Message};
 use sv2_conformance::monitor::{check_transcript, CHANNEL_MSG_BIT, TARGET_WITHIN_MAX};
 use sv2_conformance::session::{setup_connection, str255};
-use sv2_mock::net::{Direction, Transcript};
+use sv2_wire::{Direction, Side, Timestamp, Transcript};
 
 fn frame(m: Message<'_>) -> Vec<u8> {
     to_frame_bytes(&m, &[]).unwrap()
 }
 
-/// A pool's view: the client's frames arrive (Received), the pool's leave (Sent).
+/// A pool's view: the client's frames arrive (client to server), the pool's leave (server to client).
 fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
     let mut t = Transcript::default();
-    let at = Duration::ZERO;
+    let at = Timestamp(0);
     t.frame(
         at,
-        Direction::Received,
+        Direction::ClientToServer,
         &frame(setup_connection(0, 2, 2, 0)),
+        None,
     );
     t.frame(
         at,
-        Direction::Sent,
+        Direction::ServerToClient,
         &frame(
             SetupConnectionSuccess {
                 used_version: 2,
@@ -36,12 +35,13 @@ fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
             }
             .into(),
         ),
+        None,
     );
     let mut max_target = [0xff; 32];
     max_target[31] = 0x00; // at most 2^248 - 1
     t.frame(
         at,
-        Direction::Received,
+        Direction::ClientToServer,
         &frame(
             OpenExtendedMiningChannel {
                 request_id: 5,
@@ -52,10 +52,11 @@ fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
             }
             .into(),
         ),
+        None,
     );
     t.frame(
         at,
-        Direction::Sent,
+        Direction::ServerToClient,
         &frame(
             OpenExtendedMiningChannelSuccess {
                 request_id: 5,
@@ -67,6 +68,7 @@ fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
             }
             .into(),
         ),
+        None,
     );
     let mut set_target = frame(
         SetTarget {
@@ -78,7 +80,7 @@ fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
     if clear_channel_bit {
         set_target[1] &= 0x7f;
     }
-    t.frame(at, Direction::Sent, &set_target);
+    t.frame(at, Direction::ServerToClient, &set_target, None);
     t
 }
 
@@ -86,7 +88,7 @@ fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
 fn a_clean_server_side_transcript_has_no_findings() {
     let mut target = [0u8; 32];
     target[30] = 0xff;
-    let report = check_transcript(&pool_side(target, false), Direction::Sent);
+    let report = check_transcript(&pool_side(target, false), Direction::ServerToClient);
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.exercised.contains(TARGET_WITHIN_MAX));
     assert!(report.exercised.contains(CHANNEL_MSG_BIT));
@@ -97,8 +99,8 @@ fn findings_survive_a_json_round_trip_and_name_the_entry() {
     let transcript = pool_side([0xff; 32], true);
     let json = transcript.to_json();
     let back = Transcript::from_json(&json).unwrap();
-    assert_eq!(back.entries.len(), transcript.entries.len());
-    let report = check_transcript(&back, Direction::Sent);
+    assert_eq!(back, transcript);
+    let report = check_transcript(&back, Direction::ServerToClient);
     let rules: Vec<(&str, usize)> = report.findings.iter().map(|f| (f.rule, f.entry)).collect();
     assert!(
         rules.contains(&(TARGET_WITHIN_MAX, 3)),
@@ -111,7 +113,7 @@ fn findings_survive_a_json_round_trip_and_name_the_entry() {
         report.findings
     );
     // Seen from the other side, the same frames are the client's: nothing to judge about them.
-    let flipped = check_transcript(&back, Direction::Received);
+    let flipped = check_transcript(&back, Direction::ClientToServer);
     assert!(flipped.findings.iter().all(|f| f.rule != TARGET_WITHIN_MAX));
 }
 
@@ -132,7 +134,7 @@ fn malformed_transcript_json_is_an_error_not_a_panic() {
         "[{\"kind\": \"frame\", \"direction\": \"sent\", \"frame\": \"000001030000aabbcc\"}]",
     )
     .unwrap();
-    let t = Transcript::from_json(&v).unwrap();
-    let report = check_transcript(&t, Direction::Sent);
+    let t = Transcript::from_legacy_json(&v, Side::Server).unwrap();
+    let report = check_transcript(&t, Direction::ServerToClient);
     assert!(!report.findings.is_empty());
 }

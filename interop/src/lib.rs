@@ -17,10 +17,14 @@
 //! - [`peers`]: SRI's binaries (pool_sv2, translator_sv2) as real peers on loopback: find, configure,
 //!   start, stop, logs.
 //!
+//! - [`differential`]: the differential fuzz target's check (our decode against SRI's), also replayed
+//!   on stable by `tests/fuzz_regressions.rs`.
+//!
 //! `interop/DIFFERENCES.md` lists where the two codecs disagree, each pinned by a test.
 #![forbid(unsafe_code)]
 
 pub mod convert;
+pub mod differential;
 pub mod noise;
 pub mod peers;
 pub mod samples;

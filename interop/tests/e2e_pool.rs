@@ -17,8 +17,8 @@ use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
 use sv2_codec::Message;
 use sv2_interop::noise::TEST_AUTHORITY_PUBLIC;
 use sv2_interop::peers::{binary_or_skip, start_reference_pool};
-use sv2_mock::net::Connection;
 use sv2_mock::tp::driver::{serve, TpServerConfig};
+use sv2_wire::{Connection, KeyLog};
 use tokio::net::{TcpListener, TcpStream};
 
 const STEP: Duration = Duration::from_secs(20);
@@ -64,9 +64,14 @@ async fn our_tp_feeds_the_reference_pool_and_its_blocks_validate() {
     // A client of ours: Noise with the pool's authority key, setup, one extended channel.
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
     let stream = TcpStream::connect(pool_addr).await.unwrap();
-    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority), STEP)
-        .await
-        .unwrap_or_else(|e| panic!("handshake with pool_sv2: {e}\n{}", pool.log_tail(30)));
+    let mut conn = Connection::initiate_now(
+        stream,
+        InitiatorConfig::new(authority),
+        STEP,
+        &KeyLog::none(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("handshake with pool_sv2: {e}\n{}", pool.log_tail(30)));
     assert!(conn.handshake.as_ref().unwrap().established.authenticated);
     conn.send(&setup_connection(pool_port)).await.unwrap();
     let reply = conn.recv("SetupConnection reply", STEP).await.unwrap();

@@ -85,9 +85,9 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
     // share already on its way for the previous job is stale: that is the only rejection allowed.
     let lines: Vec<String> = report
         .transcript
-        .iter()
+        .sv1_lines()
         .take(12)
-        .map(|l| format!("{:?} {}", l.direction, l.line))
+        .map(|(direction, line)| format!("{direction:?} {line}"))
         .collect();
     assert!(
         stats

@@ -1,14 +1,12 @@
 //! Replays the differential fuzz target's saved inputs on stable, through the very check the target
-//! runs (`fuzz/src/differential.rs`, included here):
+//! runs (`sv2_interop::differential`, `interop/src/differential.rs`):
 //!
 //! - `fuzz/regressions/differential/*`: inputs that once crashed the target (a panic in our codec or
 //!   in the conversion of SRI's values); they must now classify without a panic.
 //! - `fuzz/findings/sri/<class>-*.bin`: reproducers of findings about SRI (see the README there). Each
 //!   must still fall in the class its name starts with; when SRI changes, this test says so.
 
-#[path = "../../fuzz/src/differential.rs"]
-#[allow(dead_code)]
-mod differential;
+use sv2_interop::differential;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod miner;
-pub mod net;
 pub mod pool;
+pub mod served;
 pub mod sv1;
 pub mod tp;

@@ -10,9 +10,9 @@ use sv2_codec::noise::keys::Keypair;
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::Str0_255;
 use sv2_codec::Message;
-use sv2_mock::net::{Connection, NetError};
 use sv2_mock::pool::driver::{serve as serve_pool, PoolServerConfig};
 use sv2_mock::tp::driver::{serve as serve_tp, TpServerConfig};
+use sv2_wire::{Connection, KeyLog, NetError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -43,9 +43,14 @@ async fn attack(addr: std::net::SocketAddr, authority: &Keypair) -> TcpStream {
 
     // A handshake, then 22 bytes that fail the header's MAC.
     let stream = TcpStream::connect(addr).await.unwrap();
-    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority.public), STEP)
-        .await
-        .unwrap();
+    let mut conn = Connection::initiate_now(
+        stream,
+        InitiatorConfig::new(authority.public),
+        STEP,
+        &KeyLog::none(),
+    )
+    .await
+    .unwrap();
     conn.send_raw(&[0u8; 22], "bad MAC").await.unwrap();
     let answer = conn.recv("after a bad MAC", STEP).await;
     assert!(
@@ -58,9 +63,14 @@ async fn attack(addr: std::net::SocketAddr, authority: &Keypair) -> TcpStream {
 
     // A handshake, then a frame of an unknown message type (0x7f under extension 0), then silence.
     let stream = TcpStream::connect(addr).await.unwrap();
-    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority.public), STEP)
-        .await
-        .unwrap();
+    let mut conn = Connection::initiate_now(
+        stream,
+        InitiatorConfig::new(authority.public),
+        STEP,
+        &KeyLog::none(),
+    )
+    .await
+    .unwrap();
     conn.send_frame(&[0, 0, 0x7f, 3, 0, 0, 1, 2, 3], "unknown frame")
         .await
         .unwrap();
@@ -81,9 +91,14 @@ async fn the_tp_survives_hostile_connections() {
     let _silent = attack(tp.addr, &authority).await;
 
     let stream = TcpStream::connect(tp.addr).await.unwrap();
-    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority.public), STEP)
-        .await
-        .unwrap();
+    let mut conn = Connection::initiate_now(
+        stream,
+        InitiatorConfig::new(authority.public),
+        STEP,
+        &KeyLog::none(),
+    )
+    .await
+    .unwrap();
     conn.send(&setup(2)).await.unwrap();
     let reply = conn.recv("setup", STEP).await.unwrap();
     assert!(matches!(reply.message, Message::SetupConnectionSuccess(_)));
@@ -121,9 +136,14 @@ async fn the_pool_survives_hostile_connections() {
     let _silent = attack(pool.addr, &authority).await;
 
     let stream = TcpStream::connect(pool.addr).await.unwrap();
-    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority.public), STEP)
-        .await
-        .unwrap();
+    let mut conn = Connection::initiate_now(
+        stream,
+        InitiatorConfig::new(authority.public),
+        STEP,
+        &KeyLog::none(),
+    )
+    .await
+    .unwrap();
     conn.send(&setup(0)).await.unwrap();
     let reply = conn.recv("setup", STEP).await.unwrap();
     assert!(

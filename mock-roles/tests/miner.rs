@@ -1674,7 +1674,7 @@ mod pool {
     use sv2_codec::noise::keys::{Keypair, SecretKey};
     use sv2_codec::noise::ResponderConfig;
     use sv2_mock::miner::driver::{self, DeviceDriverConfig, DriverError, End, Security, Timeouts};
-    use sv2_mock::net::{unix_now, Connection, NetError};
+    use sv2_wire::{unix_now, Connection, KeyLog, NetError, Side};
     use tokio::net::{TcpListener, TcpStream};
 
     const LONG: Duration = Duration::from_secs(30);
@@ -1756,11 +1756,11 @@ mod pool {
     pub async fn serve(listener: TcpListener, noise: bool, script: Script) -> PoolLog {
         let (stream, _) = listener.accept().await.unwrap();
         let mut conn = if noise {
-            Connection::respond(stream, responder(), LONG)
+            Connection::respond(stream, responder(), LONG, &KeyLog::none())
                 .await
                 .unwrap()
         } else {
-            Connection::plaintext(stream)
+            Connection::plaintext(stream, Side::Server)
         };
         let mut log = PoolLog::default();
         let setup = conn.recv("setup", LONG).await.unwrap();
@@ -1959,14 +1959,14 @@ mod pool {
         assert!(
             report
                 .transcript
-                .messages(sv2_mock::net::Direction::Sent)
+                .messages(sv2_wire::Direction::ClientToServer)
                 .count()
                 > 3
         );
         assert_eq!(
             report
                 .transcript
-                .messages(sv2_mock::net::Direction::Received)
+                .messages(sv2_wire::Direction::ServerToClient)
                 .next()
                 .map(|d| d.message.name()),
             Some("SetupConnection.Success")
@@ -2022,7 +2022,7 @@ mod pool {
         let (listener, address) = bind().await;
         tokio::spawn(async move {
             let (stream, _): (TcpStream, _) = listener.accept().await.unwrap();
-            let _ = Connection::respond(stream, responder(), LONG).await;
+            let _ = Connection::respond(stream, responder(), LONG, &KeyLog::none()).await;
         });
         let mut c = driver_config(address, ChannelKind::Standard, true);
         let other = Keypair::from_secret(SecretKey::from_bytes([0x33; 32]).unwrap());
@@ -2092,7 +2092,7 @@ mod pool {
         // Both connections are in the transcript, with the reconnect between them.
         let setups = report
             .transcript
-            .messages(sv2_mock::net::Direction::Received)
+            .messages(sv2_wire::Direction::ServerToClient)
             .filter(|d| d.message.name() == "SetupConnection.Success")
             .count();
         assert_eq!(setups, 2);

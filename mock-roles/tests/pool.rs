@@ -27,11 +27,11 @@ use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
-use sv2_mock::net::{Connection, NetError};
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, TemplateSource};
 use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
+use sv2_wire::{Connection, KeyLog, NetError, Side};
 use tokio::net::{TcpListener, TcpStream};
 
 const NOW: u32 = 1_700_000_000;
@@ -2097,9 +2097,14 @@ async fn a_miner_over_noise_opens_an_extended_channel_and_gets_its_share_acknowl
     let pool = serve(listener, config).await.unwrap();
 
     let stream = TcpStream::connect(pool.addr).await.unwrap();
-    let mut conn = Connection::initiate_now(stream, InitiatorConfig::new(authority.public), LONG)
-        .await
-        .unwrap();
+    let mut conn = Connection::initiate_now(
+        stream,
+        InitiatorConfig::new(authority.public),
+        LONG,
+        &KeyLog::none(),
+    )
+    .await
+    .unwrap();
     assert!(conn.handshake.as_ref().unwrap().established.authenticated);
     let mut c = Client::new(0, 0);
     conn.send(&setup_message(0, 2, 2, 0)).await.unwrap();
@@ -2191,7 +2196,7 @@ async fn a_pool_fed_by_a_tp_over_noise_gets_its_block_validated_by_that_tp() {
     let height = tp.height();
 
     let stream = TcpStream::connect(pool.addr).await.unwrap();
-    let mut conn = Connection::plaintext(stream);
+    let mut conn = Connection::plaintext(stream, Side::Client);
     let mut c = Client::new(0, REQUIRES_STANDARD_JOBS);
     conn.send(&setup_message(0, 2, 2, REQUIRES_STANDARD_JOBS))
         .await

@@ -11,6 +11,7 @@ use sv2_engine::{Backend, Extranonce, MinerConfig, Share};
 use sv2_mock::miner::ShareProblem;
 use sv2_mock::sv1::driver::{self, Sv1DriverConfig, Sv1DriverError, Sv1End, Sv1Timeouts};
 use sv2_mock::sv1::{Output, Phase, Sv1Client, Sv1Config, Sv1Event, Sv1Work};
+use sv2_wire::Direction;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -924,12 +925,12 @@ async fn the_driver_mines_shares_a_sv1_server_validates() {
     // The transcript has both directions.
     assert!(report
         .transcript
-        .iter()
-        .any(|l| l.line.contains("mining.notify")));
+        .sv1_lines()
+        .any(|(d, l)| d == Direction::ServerToClient && l.contains("mining.notify")));
     assert!(report
         .transcript
-        .iter()
-        .any(|l| l.line.contains("mining.submit")));
+        .sv1_lines()
+        .any(|(d, l)| d == Direction::ClientToServer && l.contains("mining.submit")));
     assert!(report
         .events
         .iter()

@@ -535,8 +535,8 @@ fn a_flood_of_solutions_is_counted_but_not_all_kept() {
 async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
     use std::time::Duration;
     use sv2_codec::noise::keys::Keypair;
-    use sv2_mock::net::Connection;
     use sv2_mock::tp::driver::{serve, TpServerConfig};
+    use sv2_wire::{Connection, Side};
     use tokio::net::{TcpListener, TcpStream};
 
     const STEP: Duration = Duration::from_secs(10);
@@ -544,7 +544,7 @@ async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
     config.authority = None;
     config.block_interval = Some(Duration::from_millis(400));
     let tp = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).unwrap();
-    let mut conn = Connection::plaintext(TcpStream::connect(tp.addr).await.unwrap());
+    let mut conn = Connection::plaintext(TcpStream::connect(tp.addr).await.unwrap(), Side::Client);
 
     /// The next NewTemplate and SetNewPrevHash: (template, prev hash).
     async fn next_block(
@@ -608,15 +608,15 @@ async fn blocks_come_on_the_timer_and_on_demand_over_the_network() {
 async fn an_announced_block_sends_the_prev_hash_after_the_gap() {
     use std::time::Duration;
     use sv2_codec::noise::keys::Keypair;
-    use sv2_mock::net::{Connection, NetError};
     use sv2_mock::tp::driver::{serve, TpServerConfig};
+    use sv2_wire::{Connection, NetError, Side};
     use tokio::net::{TcpListener, TcpStream};
 
     const STEP: Duration = Duration::from_secs(10);
     let mut config = TpServerConfig::new(Keypair::generate().unwrap()).unwrap();
     config.authority = None;
     let tp = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).unwrap();
-    let mut conn = Connection::plaintext(TcpStream::connect(tp.addr).await.unwrap());
+    let mut conn = Connection::plaintext(TcpStream::connect(tp.addr).await.unwrap(), Side::Client);
     conn.send(&setup(2, 2, 2)).await.unwrap();
     conn.recv("SetupConnection.Success", STEP).await.unwrap();
     let constraints = CoinbaseOutputConstraints {

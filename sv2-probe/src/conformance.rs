@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use sv2_codec::noise::keys::{AuthorityPublicKey, Sv2Url};
 use sv2_conformance::runner::monitor_transcript;
 use sv2_conformance::{checks, expected, report, run, Report, Security, Selection, Target};
-use sv2_mock::net::{Direction, Transcript};
+use sv2_wire::{Direction, Side, Transcript};
 
 use crate::Outcome;
 
@@ -73,22 +73,37 @@ pub struct Args {
     #[arg(long)]
     pub list: bool,
     /// Passive mode: judge a recorded transcript with the monitor rules instead of connecting. The
-    /// file is a transcript (a JSON array of events, as in the JSON report's evidence) or a whole
-    /// JSON report (every transcript in it is judged).
+    /// file is a transcript (as in the JSON report's evidence: an object with endpoints and entries,
+    /// or the legacy bare array of events) or a whole JSON report (every transcript in it is judged).
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     pub transcript: Option<std::path::PathBuf>,
-    /// In a transcript, the direction of the server's frames: `received` when it was recorded by a
-    /// client (as this tool records), `sent` when recorded by the server.
+    /// For transcripts in the legacy form (a bare array of events with directions `sent` and
+    /// `received`): the direction of the server's frames, `received` when it was recorded by a client
+    /// (as this tool recorded), `sent` when recorded by the server. The current form names directions
+    /// by role (client-to-server, server-to-client) and needs no help.
     #[arg(long, default_value = "received", value_parser = ["received", "sent"])]
     pub server_direction: String,
 }
 
+/// A transcript in the current form, or in the legacy form (a bare array) recorded at `recorder`.
+fn read_transcript(value: &serde_json::Value, recorder: Side) -> anyhow::Result<Transcript> {
+    let read = if value.is_array() {
+        Transcript::from_legacy_json(value, recorder)
+    } else {
+        Transcript::from_json(value)
+    };
+    read.map_err(anyhow::Error::msg)
+}
+
 /// Every transcript in a file: a bare transcript, or each piece of evidence of a JSON report.
-fn transcripts(value: &serde_json::Value) -> anyhow::Result<Vec<(String, Transcript)>> {
-    if value.is_array() {
+fn transcripts(
+    value: &serde_json::Value,
+    recorder: Side,
+) -> anyhow::Result<Vec<(String, Transcript)>> {
+    if value.is_array() || value.get("entries").is_some() {
         return Ok(vec![(
             "transcript".into(),
-            Transcript::from_json(value).map_err(anyhow::Error::msg)?,
+            read_transcript(value, recorder)?,
         )]);
     }
     let mut out = Vec::new();
@@ -109,10 +124,7 @@ fn transcripts(value: &serde_json::Value) -> anyhow::Result<Vec<(String, Transcr
                 .and_then(|v| v.as_str())
                 .unwrap_or("?");
             if let Some(t) = evidence.get("transcript") {
-                out.push((
-                    format!("{check}: {label}"),
-                    Transcript::from_json(t).map_err(anyhow::Error::msg)?,
-                ));
+                out.push((format!("{check}: {label}"), read_transcript(t, recorder)?));
             }
         }
     }
@@ -124,13 +136,15 @@ fn passive(args: &Args, path: &std::path::Path, out: &mut dyn Write) -> anyhow::
         .with_context(|| format!("--transcript {}", path.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("--transcript {}: JSON", path.display()))?;
-    let server = if args.server_direction == "sent" {
-        Direction::Sent
+    // Only the legacy form (a bare array) needs this: the current form names directions by role.
+    let recorder = if args.server_direction == "sent" {
+        Side::Server
     } else {
-        Direction::Received
+        Side::Client
     };
+    let server = Direction::ServerToClient;
     let mut failed = false;
-    for (label, transcript) in transcripts(&value)? {
+    for (label, transcript) in transcripts(&value, recorder)? {
         let results = monitor_transcript(&transcript, server);
         let report = Report {
             target: format!("{} ({label})", path.display()),
@@ -181,6 +195,7 @@ fn target(args: &Args) -> anyhow::Result<Target> {
         Security::Noise { authority: key }
     };
     let mut target = Target::new(address, security);
+    target.key_log = sv2_wire::KeyLog::from_env();
     target.timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 600.0));
     target.work_window = Duration::from_secs_f64(args.work_window.clamp(0.1, 3600.0));
     target.nominal_hash_rate = args.hashrate;

@@ -48,11 +48,13 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
 async fn demo(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<Outcome> {
     let tp_authority = Keypair::generate()?;
     let pool_authority = Keypair::generate()?;
-    let tp = serve_tp(
-        TcpListener::bind("127.0.0.1:0").await?,
-        TpServerConfig::new(tp_authority.clone())?,
-    )?;
+    // SV2KEYLOGFILE: every Noise session of the demo (TP, pool, probe) appends its keys.
+    let key_log = sv2_wire::KeyLog::from_env();
+    let mut tp_config = TpServerConfig::new(tp_authority.clone())?;
+    tp_config.key_log = key_log.clone();
+    let tp = serve_tp(TcpListener::bind("127.0.0.1:0").await?, tp_config)?;
     let mut pool_config = PoolServerConfig::new(pool_authority.clone())?;
+    pool_config.key_log = key_log;
     pool_config.upstream = Some(UpstreamTp {
         address: tp.addr,
         noise: Some(Some(tp_authority.public)),

@@ -81,6 +81,7 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
     }
     let step = Duration::from_secs_f64(args.timeout.max(0.1));
     let mut config = DeviceDriverConfig::new(url.host_port(), url.authority_key);
+    config.key_log = sv2_wire::KeyLog::from_env();
     if args.plaintext {
         config.security = Security::Plaintext;
     }

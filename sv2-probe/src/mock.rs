@@ -35,6 +35,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use sv2_wire::KeyLog;
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -245,6 +246,7 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let listen = listen_address(args, file.listen, 34254)?;
     let authority = authority_key(file.authority_secret.as_ref())?;
     let mut config = PoolServerConfig::new(authority.clone())?;
+    config.key_log = KeyLog::from_env();
     if file.plaintext.unwrap_or(false) {
         config.noise = None;
     }
@@ -316,6 +318,7 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let listen = listen_address(args, file.listen, 8442)?;
     let authority = authority_key(file.authority_secret.as_ref())?;
     let mut config = TpServerConfig::new(authority.clone())?;
+    config.key_log = KeyLog::from_env();
     if file.plaintext.unwrap_or(false) {
         config.authority = None;
     }

@@ -30,7 +30,8 @@ use sv2_codec::types::{IntoStatic, Str0_255, B0_32, U256};
 use sv2_codec::Message;
 use sv2_conformance::monitor::check_transcript;
 use sv2_engine::{Backend, CoinbaseParts, Job, MerkleSource, Miner, MinerConfig, Share, Target};
-use sv2_mock::net::{unix_now, Connection, Direction, NetError, Transcript};
+use sv2_wire::keylog::{FileSink, KeyLogSink};
+use sv2_wire::{unix_now, Connection, Direction, KeyLog, NetError, Side, Transcript};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -347,14 +348,14 @@ pub async fn probe(url: &Sv2Url, args: &Args) -> Report {
     let transcript = slot.lock().ok().and_then(|mut t| t.take());
     if let Some(transcript) = transcript {
         let t = Instant::now();
-        let monitor = check_transcript(&transcript, Direction::Received);
+        let monitor = check_transcript(&transcript, Direction::ServerToClient);
         let judged: Vec<&str> = monitor.exercised.iter().copied().collect();
         let data = json!({"rules_judged": judged, "findings": monitor.findings});
         if monitor.findings.is_empty() {
             let detail = format!(
                 "{} rules judged over {} frames, no violation",
                 judged.len(),
-                transcript.entries.len()
+                transcript.len()
             );
             report.add("monitor", Status::Pass, t, detail, data);
         } else {
@@ -465,7 +466,7 @@ async fn steps(url: &Sv2Url, args: &Args, slot: TranscriptSlot) -> Report {
             Value::Null,
         );
         Recorded {
-            conn: Connection::plaintext(stream),
+            conn: Connection::plaintext(stream, Side::Client),
             slot,
         }
     } else {
@@ -755,7 +756,9 @@ async fn handshake(
         Some(key) => InitiatorConfig::new(key),
         None => InitiatorConfig::unauthenticated(),
     };
-    let conn = match Connection::initiate_now(stream, config, step_timeout).await {
+    // SV2KEYLOGFILE, as for every command; --keylog is written below, where a failure fails the step.
+    let env_key_log = KeyLog::from_env();
+    let conn = match Connection::initiate_now(stream, config, step_timeout, &env_key_log).await {
         Ok(conn) => conn,
         Err(e) => {
             let (mut detail, data) = failure(&e, wire, mark);
@@ -769,20 +772,13 @@ async fn handshake(
     let info = conn.handshake.clone()?;
     if let Some(path) = &args.keylog {
         // Skipped when SV2KEYLOGFILE names the same file: the connection has written it there.
-        let same = sv2_mock::net::keylog::env_path() == Some(path.as_path());
-        let written = if same {
+        let written = if env_key_log.writes_to(path) {
             Ok(())
         } else {
-            sv2_mock::net::keylog::append(path, &info.established.key_log_entry())
+            FileSink(path.clone()).write(&info.established.key_log_entry())
         };
         if let Err(e) = written {
-            report.add(
-                "noise",
-                Status::Fail,
-                t,
-                format!("cannot append to key log {}: {e}", path.display()),
-                Value::Null,
-            );
+            report.add("noise", Status::Fail, t, e, Value::Null);
             return None;
         }
     }

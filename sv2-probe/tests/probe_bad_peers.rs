@@ -11,7 +11,7 @@ use sv2_codec::messages::mining::{CloseChannel, OpenExtendedMiningChannelSuccess
 use sv2_codec::noise::keys::Keypair;
 use sv2_codec::noise::ResponderConfig;
 use sv2_codec::types::{Str0_255, B0_32, U256};
-use sv2_mock::net::{unix_now, Connection};
+use sv2_wire::{unix_now, Connection, KeyLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -100,7 +100,9 @@ where
         );
         let after = after.clone();
         async move {
-            if let Ok(conn) = Connection::respond(stream, config, Duration::from_secs(5)).await {
+            if let Ok(conn) =
+                Connection::respond(stream, config, Duration::from_secs(5), &KeyLog::none()).await
+            {
                 after(conn).await;
             }
         }

@@ -1,11 +1,11 @@
 //! Noise NX as responder (spec §4, CATALOG §F 13-20).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sv2_codec::noise::cert::ValidityPolicy;
 use sv2_codec::noise::{Initiator, InitiatorConfig, ACT2_LEN};
 use sv2_codec::{Frame, Message};
-use sv2_mock::net::{unix_now, Transcript};
+use sv2_wire::{unix_now, Transcript};
 
 use crate::active;
 use crate::check::{Check, Outcome};
@@ -39,11 +39,9 @@ async fn required(ctx: Ctx) -> Outcome {
         Err(o) => return o,
     };
     let mut transcript = Transcript::default();
-    let started = Instant::now();
     let (got, end) = exchange_raw(
         &mut stream,
         &mut transcript,
-        started,
         &frame,
         ctx.target().timeout,
         4096,
@@ -87,13 +85,11 @@ async fn act2_length(ctx: Ctx) -> Outcome {
         Err(e) => return Outcome::error(format!("act 1: {e}")),
     };
     let mut transcript = Transcript::default();
-    let started = Instant::now();
     // Read until well past 234 bytes could have come: a responder that sends 170 bytes (the spec's
     // old figure) or more than 234 shows either way.
     let (got, end) = exchange_raw(
         &mut stream,
         &mut transcript,
-        started,
         &act1,
         ctx.target().timeout,
         ACT2_LEN + 1,
@@ -103,7 +99,6 @@ async fn act2_length(ctx: Ctx) -> Outcome {
         exchange_raw(
             &mut stream,
             &mut transcript,
-            started,
             &[],
             Duration::from_millis(300),
             1,
@@ -241,7 +236,6 @@ async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
         return skip;
     }
     let mut transcript = Transcript::default();
-    let started = Instant::now();
     // Half an act 1, then gone; 64 zero bytes, then gone; a connection that never speaks.
     let expected = "a full session still works after three broken handshakes";
     for (i, bytes) in [&[0x42u8; 30][..], &[0u8; 64][..], &[][..]]
@@ -262,7 +256,6 @@ async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
         let _ = exchange_raw(
             &mut stream,
             &mut transcript,
-            started,
             bytes,
             Duration::from_millis(200),
             1,

@@ -13,7 +13,7 @@ use sv2_chain::target::{compact_to_target, meets_target};
 use sv2_codec::messages::mining::{SubmitSharesExtended, UpdateChannel};
 use sv2_codec::types::U256;
 use sv2_codec::Message;
-use sv2_mock::net::unix_now;
+use sv2_wire::unix_now;
 
 use crate::active;
 use crate::check::{Check, Outcome};

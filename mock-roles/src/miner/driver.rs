@@ -25,8 +25,8 @@ use super::runner::{
 };
 use super::stats::MinerStats;
 use super::{ConfigError, Counters, Device, DeviceConfig, Event, Output, Phase};
-use crate::net::{unix_now, Connection, NetError, Transcript};
 use sv2_engine::{MinerConfig, Share, Unsupported};
+use sv2_wire::{unix_now, Connection, KeyLog, NetError, Retention, Side, Timestamp, Transcript};
 
 pub use super::runner::{reconnect_address, EngineError, EngineRunner, ReconnectPolicy};
 
@@ -86,8 +86,10 @@ pub struct DeviceDriverConfig {
     pub max_shares_per_second: u32,
     /// How often stats are published (and the core ticks).
     pub stats_interval: Duration,
-    /// Transcript entries kept (oldest dropped first).
-    pub transcript_limit: usize,
+    /// How much of the transcript is kept.
+    pub retention: Retention,
+    /// Where the Noise session's key log line goes (none by default).
+    pub key_log: KeyLog,
     /// Events kept in the report (oldest dropped first).
     pub event_limit: usize,
     /// Following `Reconnect` (§3.6.5): a new connection and handshake, checked against the same
@@ -106,7 +108,8 @@ impl DeviceDriverConfig {
             timeouts: Timeouts::default(),
             max_shares_per_second: 200,
             stats_interval: Duration::from_secs(1),
-            transcript_limit: 100_000,
+            retention: Retention::DEFAULT,
+            key_log: KeyLog::none(),
             event_limit: 10_000,
             reconnect: ReconnectPolicy::default(),
         }
@@ -184,11 +187,13 @@ pub fn spawn(config: DeviceDriverConfig) -> DeviceHandle {
     spawn_driver(|stats, events, shutdown| run(config, stats, events, shutdown))
 }
 
-/// Connects to `address` within `timeout` and runs the handshake (or none).
+/// Connects to `address` within `timeout` and runs the handshake (or none), writing the session's keys
+/// to `key_log`.
 pub async fn connect(
     address: &str,
     security: &Security,
     timeouts: &Timeouts,
+    key_log: &KeyLog,
 ) -> Result<Connection<TcpStream>, DriverError> {
     let stream = tcp_connect(address, timeouts.connect)
         .await
@@ -203,13 +208,13 @@ pub async fn connect(
             },
         })?;
     Ok(match security {
-        Security::Plaintext => Connection::plaintext(stream),
+        Security::Plaintext => Connection::plaintext(stream, Side::Client),
         Security::Noise { authority } => {
             let config = match authority {
                 Some(key) => InitiatorConfig::new(*key),
                 None => InitiatorConfig::unauthenticated(),
             };
-            Connection::initiate(stream, config, unix_now(), timeouts.handshake).await?
+            Connection::initiate(stream, config, unix_now(), timeouts.handshake, key_log).await?
         }
     })
 }
@@ -253,7 +258,7 @@ pub async fn run(
             started,
         )
         .await;
-        transcript.entries.append(&mut this.entries);
+        transcript.append(&mut this);
         let Ok(End::Reconnect { new_host, new_port }) = &outcome else {
             break outcome;
         };
@@ -267,7 +272,7 @@ pub async fn run(
         }
         followed += 1;
         transcript.note(
-            started.elapsed(),
+            Timestamp::now(),
             format!("Reconnect followed: {address} -> {next}"),
         );
         address = next;
@@ -298,7 +303,9 @@ async fn session(
     device.carry_counters(*counters);
     let (mut engine, mut shares) = EngineRunner::new(config.engine, config.max_shares_per_second);
     engine.check()?;
-    let mut conn = connect(address, &config.security, &config.timeouts).await?;
+    let mut conn = connect(address, &config.security, &config.timeouts, &config.key_log).await?;
+    conn.transcript.set_retention(config.retention);
+    conn.record_endpoints();
     let result = drive(
         config,
         &mut device,
@@ -371,11 +378,6 @@ async fn drive(
             Some(share) = shares.recv() => device.share_found(&share, Instant::now()),
             _ = ticker.tick() => {
                 publish(device, engine, stats, last, started, true);
-                let keep = config.transcript_limit.max(1);
-                let n = conn.transcript.entries.len();
-                if n > keep {
-                    conn.transcript.entries.drain(..n - keep);
-                }
                 device.tick(Instant::now())
             },
             changed = shutdown.changed() => {

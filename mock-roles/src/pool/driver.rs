@@ -23,8 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{ConfigError, Output, Pool, PoolConfig, PoolStats, SessionId, TemplateSource};
-use crate::net::served::{self, Command, READ_TIMEOUT, TRANSCRIPT_KEEP};
-use crate::net::{unix_now, Connection, NetError};
+use crate::served::{self, Command, READ_TIMEOUT};
+use sv2_wire::{unix_now, Connection, KeyLog, NetError, Retention, Side};
 
 /// The pool's Noise identity: the authority that signs its certificate, and its static key.
 #[derive(Debug, Clone)]
@@ -72,6 +72,8 @@ pub struct PoolServerConfig {
     pub handshake_timeout: Duration,
     /// Events kept for [`PoolHandle::events`] (the oldest go first).
     pub max_events: usize,
+    /// Where each Noise session's key log line goes, downstream and upstream (none by default).
+    pub key_log: KeyLog,
 }
 
 impl PoolServerConfig {
@@ -85,6 +87,7 @@ impl PoolServerConfig {
             block_interval: None,
             handshake_timeout: Duration::from_secs(10),
             max_events: 10_000,
+            key_log: KeyLog::none(),
         })
     }
 }
@@ -347,21 +350,23 @@ pub async fn serve(
                     source,
                 })?;
             let _ = stream.set_nodelay(true);
-            let conn = match upstream.noise {
+            let mut conn = match upstream.noise {
                 Some(authority) => {
                     let initiator = match authority {
                         Some(key) => InitiatorConfig::new(key),
                         None => InitiatorConfig::unauthenticated(),
                     };
-                    Connection::initiate_now(stream, initiator, config.handshake_timeout)
+                    let timeout = config.handshake_timeout;
+                    Connection::initiate_now(stream, initiator, timeout, &config.key_log)
                         .await
                         .map_err(|source| ServeError::Upstream {
                             address: upstream.address,
                             source,
                         })?
                 }
-                None => Connection::plaintext(stream),
+                None => Connection::plaintext(stream, Side::Client),
             };
+            conn.transcript.set_retention(Retention::RECENT);
             Some(conn)
         }
         None => None,
@@ -406,13 +411,23 @@ pub async fn serve(
     let accept_shared = shared.clone();
     let session_shutdown = shutdown_rx.clone();
     let handshake_timeout = config.handshake_timeout;
+    let key_log = config.key_log.clone();
     served::accept_loop(listener, shutdown_rx.clone(), move |stream, peer| {
         let shared = accept_shared.clone();
+        let key_log = key_log.clone();
         let responder = responder.clone();
         let shutdown = session_shutdown.clone();
         async move {
-            if let Err(e) = session(stream, responder, handshake_timeout, &shared.0, shutdown).await
-            {
+            let result = session(
+                stream,
+                responder,
+                handshake_timeout,
+                &key_log,
+                &shared.0,
+                shutdown,
+            )
+            .await;
+            if let Err(e) = result {
                 shared.0.note(format!("{peer}: {e}"));
             }
         }
@@ -458,10 +473,11 @@ async fn session(
     stream: TcpStream,
     responder: Option<ResponderConfig>,
     handshake_timeout: Duration,
+    key_log: &KeyLog,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NetError> {
-    let mut conn = served::handshake(stream, responder, handshake_timeout).await?;
+    let mut conn = served::handshake(stream, responder, handshake_timeout, key_log).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let id = {
         let mut core = lock(&shared.core);
@@ -497,9 +513,6 @@ async fn upstream(
 ) -> Result<(), NetError> {
     let result = async {
         loop {
-            if conn.transcript.entries.len() > TRANSCRIPT_KEEP {
-                conn.transcript.entries.clear();
-            }
             tokio::select! {
                 received = conn.recv("read template source", READ_TIMEOUT) => match received {
                     Ok(decoded) => {

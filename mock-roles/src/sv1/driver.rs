@@ -1,6 +1,7 @@
 //! The SV1 miner on the network: a tokio task around the [`Sv1Client`] core and the engine.
 //!
-//! Plain TCP, newline-delimited JSON (lines longer than [`MAX_LINE`] end the session). The engine
+//! Plain TCP, newline-delimited JSON read by the conversation layer's stream decoder (lines longer
+//! than [`MAX_LINE`] end the session). The engine
 //! runs on its own threads ([`EngineRunner`], shared with the SV2 device driver, as are the handle
 //! and the rest of the plumbing in [`crate::miner::runner`]); found shares come back through a
 //! rate-capped bridge. Stats are published on a watch channel, events on a bounded
@@ -9,7 +10,6 @@
 //! (a new port allowed), after the wait it asks for (capped), as a fresh session (configure, subscribe,
 //! authorize) whose counters go on from the last; other hosts only when allowed.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,9 +24,11 @@ use crate::miner::runner::{
 };
 pub use crate::miner::runner::{reconnect_address, ReconnectPolicy};
 use crate::miner::stats::MinerStats;
-use crate::net::Direction;
 use sv2_codec::sv1::json::MAX_LINE;
 use sv2_engine::{MinerConfig, Share, Unsupported};
+use sv2_wire::{
+    Direction, Endpoints, Mode, Retention, Side, StreamDecoder, StreamEvent, Timestamp, Transcript,
+};
 
 /// Per-step deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +67,8 @@ pub struct Sv1DriverConfig {
     /// Found shares handed to the core per second at most.
     pub max_shares_per_second: u32,
     pub stats_interval: Duration,
-    /// Lines kept in the transcript (oldest dropped first).
-    pub transcript_limit: usize,
+    /// How much of the transcript is kept.
+    pub retention: Retention,
     /// Events kept in the report (oldest dropped first).
     pub event_limit: usize,
     /// Following `client.reconnect`.
@@ -82,7 +84,7 @@ impl Sv1DriverConfig {
             timeouts: Sv1Timeouts::default(),
             max_shares_per_second: 200,
             stats_interval: Duration::from_secs(1),
-            transcript_limit: 100_000,
+            retention: Retention::DEFAULT,
             event_limit: 10_000,
             reconnect: ReconnectPolicy::default(),
         }
@@ -132,22 +134,14 @@ pub enum Sv1End {
     },
 }
 
-/// One line of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sv1Line {
-    pub at: Duration,
-    pub direction: Direction,
-    /// The line without its newline (invalid UTF-8 replaced).
-    pub line: String,
-}
-
 /// What a run leaves behind.
 #[derive(Debug)]
 pub struct Sv1Report {
     pub outcome: Result<Sv1End, Sv1DriverError>,
     pub stats: MinerStats,
     pub events: Vec<(Duration, Sv1Event)>,
-    pub transcript: Vec<Sv1Line>,
+    /// Every line both ways (SV1 entries), and notes.
+    pub transcript: Transcript,
 }
 
 impl TaskReport for Sv1Report {
@@ -159,7 +153,7 @@ impl TaskReport for Sv1Report {
             }),
             stats: MinerStats::default(),
             events: Vec::new(),
-            transcript: Vec::new(),
+            transcript: Transcript::default(),
         }
     }
 }
@@ -172,48 +166,43 @@ pub fn spawn(config: Sv1DriverConfig) -> Sv1Handle {
     spawn_driver(|stats, events, shutdown| run(config, stats, events, shutdown))
 }
 
-/// A TCP stream split into lines, with a bounded transcript.
+/// A TCP stream read as SV1 lines by the stream decoder, every line both ways in the transcript.
 struct Lines {
     stream: TcpStream,
-    buf: Vec<u8>,
-    started: Instant,
-    limit: usize,
-    transcript: VecDeque<Sv1Line>,
+    incoming: StreamDecoder,
+    chunk: Vec<u8>,
+    transcript: Transcript,
 }
 
 impl Lines {
-    fn record(&mut self, direction: Direction, line: String) {
-        if self.transcript.len() >= self.limit {
-            self.transcript.pop_front();
+    fn new(stream: TcpStream, transcript: Transcript) -> Self {
+        Lines {
+            stream,
+            incoming: StreamDecoder::new(Direction::ServerToClient, Mode::Sv1),
+            chunk: vec![0; 16 * 1024],
+            transcript,
         }
-        self.transcript.push_back(Sv1Line {
-            at: self.started.elapsed(),
-            direction,
-            line,
-        });
     }
 
-    /// The next line within `timeout` (cancel safe: bytes read stay in the buffer).
+    /// The next line within `timeout` (cancel safe: bytes read stay in the decoder).
     async fn next(
         &mut self,
         step: &'static str,
         timeout: Duration,
     ) -> Result<String, Sv1DriverError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut chunk = [0u8; 16 * 1024];
         loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let raw: Vec<u8> = self.buf.drain(..=pos).collect();
-                let line = String::from_utf8_lossy(&raw[..raw.len() - 1])
-                    .trim_end_matches('\r')
-                    .to_owned();
-                self.record(Direction::Received, line.clone());
-                return Ok(line);
+            if let Some((at, event)) = self.incoming.next_event() {
+                event.record(Direction::ServerToClient, at, &mut self.transcript);
+                match event {
+                    StreamEvent::Sv1Line(line) => {
+                        return Ok(String::from_utf8_lossy(&line).into_owned())
+                    }
+                    StreamEvent::Error(_) => return Err(Sv1DriverError::LineTooLong { step }),
+                    StreamEvent::Act { .. } | StreamEvent::Frame { .. } => continue,
+                }
             }
-            if self.buf.len() > MAX_LINE {
-                return Err(Sv1DriverError::LineTooLong { step });
-            }
-            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut self.chunk)).await {
                 Err(_) => {
                     return Err(Sv1DriverError::Timeout {
                         step,
@@ -222,15 +211,16 @@ impl Lines {
                 }
                 Ok(Err(source)) => return Err(Sv1DriverError::Io { step, source }),
                 Ok(Ok(0)) => return Err(Sv1DriverError::Closed { step }),
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(Ok(n)) => self.incoming.push(&self.chunk[..n], Timestamp::now()),
             }
         }
     }
 
     async fn send(&mut self, line: String) -> Result<(), Sv1DriverError> {
-        let mut bytes = line.clone().into_bytes();
+        let mut bytes = line.into_bytes();
+        self.transcript
+            .sv1(Timestamp::now(), Direction::ClientToServer, &bytes);
         bytes.push(b'\n');
-        self.record(Direction::Sent, line);
         let step = "send";
         self.stream
             .write_all(&bytes)
@@ -264,8 +254,7 @@ pub async fn run(
     let mut last = MinerStats::default();
     let mut client = Sv1Client::new(config.client.clone());
     let (mut engine, mut shares) = EngineRunner::new(config.engine, config.max_shares_per_second);
-    let mut transcript: VecDeque<Sv1Line> = VecDeque::new();
-    let limit = config.transcript_limit.max(1);
+    let mut transcript = Transcript::new(config.retention);
     let mut address = config.address.clone();
     let mut followed = 0u32;
     let outcome = loop {
@@ -276,13 +265,14 @@ pub async fn run(
             Ok(stream) => stream,
             Err(e) => break Err(e),
         };
-        let mut lines = Lines {
-            stream,
-            buf: Vec::new(),
-            started,
-            limit,
-            transcript: std::mem::take(&mut transcript),
-        };
+        let mut lines = Lines::new(stream, std::mem::take(&mut transcript));
+        if lines.transcript.endpoints.server.is_none() {
+            lines.transcript.endpoints = Endpoints::seen_from(
+                Side::Client,
+                lines.stream.local_addr().ok(),
+                lines.stream.peer_addr().ok(),
+            );
+        }
         let outcome = drive(
             &config,
             &mut client,
@@ -321,7 +311,6 @@ pub async fn run(
         client = Sv1Client::new(config.client.clone());
         client.carry_counters(counters);
     };
-    let transcript: Vec<Sv1Line> = transcript.into_iter().collect();
     engine.stop().await;
     publish_final(&stats, &mut last, started);
     Sv1Report {

@@ -16,8 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{Output, SessionId, SolutionVerdict, TemplateProvider, TpConfig};
-use crate::net::served::{self, Command};
-use crate::net::{unix_now, NetError};
+use crate::served::{self, Command};
+use sv2_wire::{unix_now, KeyLog, NetError};
 
 /// How the mock TP listens.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct TpServerConfig {
     pub block_interval: Option<Duration>,
     /// How long the handshake may take.
     pub handshake_timeout: Duration,
+    /// Where each Noise session's key log line goes (none by default).
+    pub key_log: KeyLog,
 }
 
 impl TpServerConfig {
@@ -46,6 +48,7 @@ impl TpServerConfig {
             cert_validity: Duration::from_secs(24 * 3600),
             block_interval: None,
             handshake_timeout: Duration::from_secs(10),
+            key_log: KeyLog::none(),
         })
     }
 }
@@ -224,13 +227,23 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
     let accept_shared = shared.clone();
     let session_shutdown = shutdown_rx.clone();
     let handshake_timeout = config.handshake_timeout;
+    let key_log = config.key_log.clone();
     served::accept_loop(listener, shutdown_rx.clone(), move |stream, peer| {
         let shared = accept_shared.clone();
+        let key_log = key_log.clone();
         let responder = responder.clone();
         let shutdown = session_shutdown.clone();
         async move {
-            if let Err(e) = session(stream, responder, handshake_timeout, &shared.0, shutdown).await
-            {
+            let result = session(
+                stream,
+                responder,
+                handshake_timeout,
+                &key_log,
+                &shared.0,
+                shutdown,
+            )
+            .await;
+            if let Err(e) = result {
                 shared.0.note(format!("{peer}: {e}"));
             }
         }
@@ -265,10 +278,11 @@ async fn session(
     stream: TcpStream,
     responder: Option<ResponderConfig>,
     handshake_timeout: Duration,
+    key_log: &KeyLog,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NetError> {
-    let mut conn = served::handshake(stream, responder, handshake_timeout).await?;
+    let mut conn = served::handshake(stream, responder, handshake_timeout, key_log).await?;
     let id = shared.core().open_session();
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared

@@ -3,8 +3,8 @@
 //! through `sv2_interop`'s `sri_decode` and `from_sri`.
 //!
 //! One implementation for two drivers: `fuzz/fuzz_targets/differential.rs` calls [`differential`],
-//! and `interop/tests/fuzz_regressions.rs` includes this file with `#[path]` to replay
-//! `fuzz/regressions/differential/*` and `fuzz/findings/sri/*` on stable.
+//! and `interop/tests/fuzz_regressions.rs` replays `fuzz/regressions/differential/*` and
+//! `fuzz/findings/sri/*` through it on stable.
 //!
 //! Input: one frame, its msg_length rewritten to the payload's length (`checks::normalized_frame`,
 //! duplicated here as [`frame_of`] so that this file stands alone).
@@ -26,12 +26,12 @@ use std::path::PathBuf;
 use std::sync::{Mutex, Once};
 use std::time::Instant;
 
-use sv2_codec::frame::{Frame, HEADER_LEN, MAX_PAYLOAD_LEN};
-use sv2_codec::messages::{decode_frame, to_frame_bytes, Message};
-use sv2_interop::{
+use crate::{
     class_ours, class_sri, from_sri, same_message, sri_decode, sri_decode_owned, sri_decode_stream,
     sri_decode_with_tlvs, sri_encode_any, sri_encode_owned, sri_size, ErrorClass, SriError,
 };
+use sv2_codec::frame::{Frame, HEADER_LEN, MAX_PAYLOAD_LEN};
+use sv2_codec::messages::{decode_frame, to_frame_bytes, Message};
 
 /// The outcome of one input.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::{InitiatorConfig, ResponderConfig};
 use sv2_codec::types::U256;
 use sv2_codec::Message;
-use sv2_mock::net::{unix_now, Connection, Direction, Event, NetError};
+use sv2_wire::{unix_now, Connection, Direction, Event, KeyLog, NetError, Transcript};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,7 +39,7 @@ async fn bind() -> (TcpListener, String) {
 /// Connects to `addr` and runs the initiator handshake with `config` within `timeout`, which must fail.
 async fn initiate_err(addr: &str, config: InitiatorConfig, timeout: Duration) -> NetError {
     let stream = TcpStream::connect(addr).await.unwrap();
-    Connection::initiate(stream, config, unix_now(), timeout)
+    Connection::initiate(stream, config, unix_now(), timeout, &KeyLog::none())
         .await
         .unwrap_err()
 }
@@ -49,7 +49,7 @@ async fn noise_both_ways_with_transcripts() {
     let (listener, addr) = bind().await;
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        let mut conn = Connection::respond(stream, responder_config(), LONG)
+        let mut conn = Connection::respond(stream, responder_config(), LONG, &KeyLog::none())
             .await
             .unwrap();
         let got = conn.recv("read SetTarget", LONG).await.unwrap();
@@ -77,6 +77,7 @@ async fn noise_both_ways_with_transcripts() {
         InitiatorConfig::new(authority().public),
         unix_now(),
         LONG,
+        &KeyLog::none(),
     )
     .await
     .unwrap();
@@ -103,27 +104,44 @@ async fn noise_both_ways_with_transcripts() {
     let server_transcript = server.await.unwrap();
     let kinds: Vec<String> = conn
         .transcript
-        .entries
+        .entries()
         .iter()
         .map(|e| match &e.event {
             Event::Handshake { direction, act, .. } => format!("{} act{act}", direction.as_str()),
-            Event::Frame { direction, .. } => format!("{} frame", direction.as_str()),
+            Event::Frame {
+                direction, wire, ..
+            } => {
+                // Encrypted: the bytes on the wire are kept beside the plain frame.
+                assert!(wire.is_some());
+                format!("{} frame", direction.as_str())
+            }
+            Event::Sv1 { .. } => "sv1".into(),
             Event::Note { text } => format!("note {text}"),
         })
         .collect();
     assert_eq!(
         kinds,
         [
-            "sent act1",
-            "received act2",
-            "sent frame",
-            "received frame",
-            "received frame"
+            "client-to-server act1",
+            "server-to-client act2",
+            "client-to-server frame",
+            "server-to-client frame",
+            "server-to-client frame"
         ]
     );
-    assert_eq!(conn.transcript.messages(Direction::Received).count(), 1);
-    assert_eq!(server_transcript.messages(Direction::Received).count(), 1);
-    assert_eq!(conn.transcript.to_json().as_array().unwrap().len(), 5);
+    assert_eq!(
+        conn.transcript.messages(Direction::ServerToClient).count(),
+        1
+    );
+    assert_eq!(
+        server_transcript
+            .messages(Direction::ClientToServer)
+            .count(),
+        1
+    );
+    let json = conn.transcript.to_json();
+    assert_eq!(json["entries"].as_array().unwrap().len(), 5);
+    assert_eq!(Transcript::from_json(&json).unwrap(), conn.transcript);
 }
 
 #[tokio::test]
@@ -131,7 +149,7 @@ async fn a_certificate_from_another_authority_fails_act_2() {
     let (listener, addr) = bind().await;
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        let _ = Connection::respond(stream, responder_config(), LONG).await;
+        let _ = Connection::respond(stream, responder_config(), LONG, &KeyLog::none()).await;
     });
     let other = Keypair::from_secret(SecretKey::from_bytes([0x33; 32]).unwrap());
     let err = initiate_err(&addr, InitiatorConfig::new(other.public), LONG).await;
@@ -248,7 +266,7 @@ async fn a_responder_gets_garbage_or_a_plaintext_setup_instead_of_act_1() {
     let (listener, addr) = bind().await;
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        Connection::respond(stream, responder_config(), LONG).await
+        Connection::respond(stream, responder_config(), LONG, &KeyLog::none()).await
     });
     let mut client = TcpStream::connect(&addr).await.unwrap();
     // 64 bytes that happen to be a plaintext frame header and more: any 64 bytes are a valid
@@ -275,7 +293,7 @@ async fn a_responder_gets_garbage_or_a_plaintext_setup_instead_of_act_1() {
     let (listener, addr) = bind().await;
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        let mut conn = Connection::respond(stream, responder_config(), LONG)
+        let mut conn = Connection::respond(stream, responder_config(), LONG, &KeyLog::none())
             .await
             .unwrap();
         conn.recv("first frame", LONG).await

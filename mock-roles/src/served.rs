@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::{unix_now, Connection, NetError};
+use sv2_wire::{unix_now, Connection, KeyLog, NetError, Retention, Side};
 
 /// Accepts connections on `listener` until `shutdown` changes, each served by `serve_one` on its own
 /// task. A failed accept (out of descriptors, say) waits 10 ms rather than spinning.
@@ -50,10 +50,6 @@ pub enum Command {
 /// How long a served connection may stay silent (cores close idle sessions; this only bounds a read).
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
-/// Transcript entries kept per served connection: the drivers do not read them, so they are cut back
-/// rather than left to grow for the life of the connection.
-pub(crate) const TRANSCRIPT_KEEP: usize = 256;
-
 /// The responder of an encrypted mock role: a certificate for `static_key` signed by `authority`,
 /// valid from a minute ago (a client's clock may be a little behind) until `validity` from now.
 pub fn responder(
@@ -67,17 +63,22 @@ pub fn responder(
 }
 
 /// An accepted stream made a connection: the Noise responder handshake within `timeout` with
-/// `responder`, or plaintext when there is none.
+/// `responder` (its keys written to `key_log`), or plaintext when there is none. The drivers do not
+/// read their connections' transcripts back, so only the recent part is kept ([`Retention::RECENT`]).
 pub async fn handshake(
     stream: TcpStream,
     responder: Option<ResponderConfig>,
     timeout: Duration,
+    key_log: &KeyLog,
 ) -> Result<Connection<TcpStream>, NetError> {
     let _ = stream.set_nodelay(true);
-    Ok(match responder {
-        Some(config) => Connection::respond(stream, config, timeout).await?,
-        None => Connection::plaintext(stream),
-    })
+    let mut conn = match responder {
+        Some(config) => Connection::respond(stream, config, timeout, key_log).await?,
+        None => Connection::plaintext(stream, Side::Server),
+    };
+    conn.transcript.set_retention(Retention::RECENT);
+    conn.record_endpoints();
+    Ok(conn)
 }
 
 /// Runs `conn` until it ends. Each decoded message goes to `on_message`; a frame that does not decode
@@ -91,9 +92,6 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     note: impl Fn(String),
 ) -> Result<(), NetError> {
     loop {
-        if conn.transcript.entries.len() > TRANSCRIPT_KEEP {
-            conn.transcript.entries.clear();
-        }
         tokio::select! {
             received = conn.recv("read", READ_TIMEOUT) => match received {
                 Ok(decoded) => on_message(&decoded.message),

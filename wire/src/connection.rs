@@ -1,20 +1,21 @@
-//! One SV2 connection over any async byte stream: the Noise NX handshake as initiator or responder (or
-//! plaintext), then whole frames in and out, every act and frame recorded in a [`Transcript`]. Every read
-//! has a deadline, and a failure names the step it happened in.
+//! One SV2 connection over any async byte stream, the thin tokio driver of the conversation layer: the
+//! Noise NX handshake as initiator or responder (or plaintext), then whole frames in and out. What comes
+//! in is read by a [`StreamDecoder`]; every act and frame, both ways, is recorded in a [`Transcript`]
+//! with the connection's [`Side`]. Every read has a deadline, and a failure names the step it happened
+//! in. A finished handshake writes its key log line to the [`KeyLog`] the connection is given.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sv2_codec::noise::{
-    Decryptor, Encryptor, Established, Initiator, InitiatorConfig, NoiseError, Responder,
-    ResponderConfig, ACT1_LEN, ACT2_LEN,
+    Encryptor, Established, Initiator, InitiatorConfig, NoiseError, Responder, ResponderConfig,
 };
-use sv2_codec::{
-    decode_frame, frame::MAX_PAYLOAD_LEN, to_frame_bytes, Decoded, EncodeError, Frame,
-    FrameDecoder, Message,
-};
+use sv2_codec::{to_frame_bytes, Decoded, EncodeError, Message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-use super::transcript::{Direction, Transcript};
+use crate::decoder::{Mode, StreamDecoder, StreamError, StreamEvent};
+use crate::keylog::KeyLog;
+use crate::transcript::{decode_plain, Endpoints, FrameProblem, Side, Timestamp, Transcript};
 
 /// Unix time in seconds, for certificate checks.
 pub fn unix_now() -> u32 {
@@ -55,12 +56,13 @@ pub enum NetError {
         #[source]
         source: NoiseError,
     },
-    /// A plaintext frame was refused (too large).
+    /// A plaintext frame was refused (too large), or the bytes of an encrypted session came with no
+    /// keys to read them.
     #[error("{step}: {source}")]
-    Frame {
+    Stream {
         step: &'static str,
         #[source]
-        source: sv2_codec::FrameError,
+        source: StreamError,
     },
     /// A frame arrived that does not decode strictly; its bytes are kept.
     #[error("{step}: frame {} does not decode: {source}", hex::encode(frame))]
@@ -126,81 +128,65 @@ pub struct HandshakeInfo {
     pub duration: Duration,
 }
 
-/// How the frames travel.
-enum Channel {
-    Plain(FrameDecoder),
-    Noise(Box<(Encryptor, Decryptor)>),
-}
-
 /// An SV2 connection.
 pub struct Connection<S> {
     stream: S,
-    channel: Channel,
-    /// Bytes read from the stream but not yet fed to the decoder.
-    pending: Vec<u8>,
+    side: Side,
+    /// Reads what comes in.
+    incoming: StreamDecoder,
+    /// Encrypts what goes out (encrypted connections).
+    encryptor: Option<Box<Encryptor>>,
     started: Instant,
     /// Every act and frame so far.
     pub transcript: Transcript,
     /// The handshake, when the connection is encrypted.
     pub handshake: Option<HandshakeInfo>,
     out: Vec<u8>,
+    chunk: Vec<u8>,
 }
 
 impl<S> std::fmt::Debug for Connection<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
+            .field("side", &self.side)
             .field("encrypted", &self.handshake.is_some())
-            .field("events", &self.transcript.entries.len())
+            .field("entries", &self.transcript.len())
             .finish_non_exhaustive()
     }
 }
 
+impl Connection<TcpStream> {
+    /// Names both ends of the TCP connection in the transcript.
+    pub fn record_endpoints(&mut self) {
+        self.transcript.endpoints = Endpoints::seen_from(
+            self.side,
+            self.stream.local_addr().ok(),
+            self.stream.peer_addr().ok(),
+        );
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    fn new(stream: S, channel: Channel, started: Instant, transcript: Transcript) -> Self {
+    fn new(stream: S, side: Side, incoming: StreamDecoder) -> Self {
         Self {
             stream,
-            channel,
-            pending: Vec::new(),
-            started,
-            transcript,
+            side,
+            incoming,
+            encryptor: None,
+            started: Instant::now(),
+            transcript: Transcript::default(),
             handshake: None,
             out: Vec::new(),
+            chunk: Vec::new(),
         }
     }
 
-    /// A connection after a finished handshake; its duration is counted from `since`.
-    fn encrypted(
-        stream: S,
-        established: Established,
-        started: Instant,
-        transcript: Transcript,
-        since: Instant,
-    ) -> Self {
-        let (encryptor, decryptor) = established.transport.clone().split();
-        let mut transcript = transcript;
-        if let Some(problem) = super::keylog::record(&established.key_log_entry()) {
-            transcript.note(started.elapsed(), problem);
-        }
-        let mut connection = Self::new(
-            stream,
-            Channel::Noise(Box::new((encryptor, decryptor))),
-            started,
-            transcript,
-        );
-        connection.handshake = Some(HandshakeInfo {
-            established,
-            duration: since.elapsed(),
-        });
-        connection
-    }
-
-    /// A plaintext connection (spec §4: only on a local network).
-    pub fn plaintext(stream: S) -> Self {
+    /// A plaintext connection (spec §4: only on a local network), at `side`.
+    pub fn plaintext(stream: S, side: Side) -> Self {
         Self::new(
             stream,
-            Channel::Plain(FrameDecoder::new(MAX_PAYLOAD_LEN)),
-            Instant::now(),
-            Transcript::default(),
+            side,
+            StreamDecoder::new(side.receiving(), Mode::Sv2),
         )
     }
 
@@ -211,8 +197,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         config: InitiatorConfig,
         now: u32,
         timeout: Duration,
+        key_log: &KeyLog,
     ) -> Result<Self, NetError> {
-        Self::initiate_with_clock(stream, config, &|| now, timeout).await
+        Self::initiate_with_clock(stream, config, &|| now, timeout, key_log).await
     }
 
     /// As [`Connection::initiate`], checking the certificate at the system time read when act 2 has
@@ -222,76 +209,116 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         stream: S,
         config: InitiatorConfig,
         timeout: Duration,
+        key_log: &KeyLog,
     ) -> Result<Self, NetError> {
-        Self::initiate_with_clock(stream, config, &unix_now, timeout).await
+        Self::initiate_with_clock(stream, config, &unix_now, timeout, key_log).await
     }
 
     async fn initiate_with_clock(
-        mut stream: S,
+        stream: S,
         config: InitiatorConfig,
         clock: &(dyn Fn() -> u32 + Sync),
         timeout: Duration,
+        key_log: &KeyLog,
     ) -> Result<Self, NetError> {
-        let started = Instant::now();
-        let mut transcript = Transcript::default();
+        let side = Side::Client;
+        let mut conn = Self::new(
+            stream,
+            side,
+            StreamDecoder::new(side.receiving(), Mode::Noise),
+        );
         let noise = |step, source| NetError::Noise { step, source };
         let mut initiator: Initiator =
             Initiator::generate(config).map_err(|e| noise("handshake act 1", e))?;
         let act1 = initiator
             .write_act1()
             .map_err(|e| noise("handshake act 1", e))?;
-        write_all(&mut stream, &act1, "handshake act 1").await?;
-        transcript.handshake(started.elapsed(), Direction::Sent, 1, &act1);
-        let mut act2 = [0u8; ACT2_LEN];
-        read_exact(&mut stream, &mut act2, "handshake act 2", timeout).await?;
-        transcript.handshake(started.elapsed(), Direction::Received, 2, &act2);
+        conn.transcript
+            .handshake(Timestamp::now(), side.sending(), 1, &act1);
+        write_all(&mut conn.stream, &act1, "handshake act 1").await?;
+        let act2 = conn.read_act("handshake act 2", timeout).await?;
         let established = match initiator.read_act2(&act2, clock()) {
             Ok(established) => established,
             Err(e) => {
-                transcript.note(started.elapsed(), format!("handshake failed: {e}"));
+                conn.transcript
+                    .note(Timestamp::now(), format!("handshake failed: {e}"));
                 return Err(noise("handshake act 2", e));
             }
         };
-        Ok(Self::encrypted(
-            stream,
-            established,
-            started,
-            transcript,
-            started,
-        ))
+        let started = conn.started;
+        conn.established(established, started, key_log);
+        Ok(conn)
     }
 
     /// Runs the handshake as responder: reads act 1 within `timeout`, answers act 2.
     pub async fn respond(
-        mut stream: S,
+        stream: S,
         config: ResponderConfig,
         timeout: Duration,
+        key_log: &KeyLog,
     ) -> Result<Self, NetError> {
-        let mut transcript = Transcript::default();
-        let started = Instant::now();
+        let side = Side::Server;
+        let mut conn = Self::new(
+            stream,
+            side,
+            StreamDecoder::new(side.receiving(), Mode::Noise),
+        );
         let noise = |step, source| NetError::Noise { step, source };
         let mut responder: Responder =
             Responder::generate(config).map_err(|e| noise("handshake act 1", e))?;
-        let mut act1 = [0u8; ACT1_LEN];
-        read_exact(&mut stream, &mut act1, "handshake act 1", timeout).await?;
+        let act1 = conn.read_act("handshake act 1", timeout).await?;
         let accepted = Instant::now();
-        transcript.handshake(started.elapsed(), Direction::Received, 1, &act1);
         let (act2, established) = match responder.read_act1(&act1) {
             Ok(done) => done,
             Err(e) => {
-                transcript.note(started.elapsed(), format!("handshake failed: {e}"));
+                conn.transcript
+                    .note(Timestamp::now(), format!("handshake failed: {e}"));
                 return Err(noise("handshake act 1", e));
             }
         };
-        write_all(&mut stream, &act2, "handshake act 2").await?;
-        transcript.handshake(started.elapsed(), Direction::Sent, 2, &act2);
-        Ok(Self::encrypted(
-            stream,
+        conn.transcript
+            .handshake(Timestamp::now(), side.sending(), 2, &act2);
+        write_all(&mut conn.stream, &act2, "handshake act 2").await?;
+        conn.established(established, accepted, key_log);
+        Ok(conn)
+    }
+
+    /// Reads the peer's handshake act within `timeout` (bytes after it stay in the decoder).
+    async fn read_act(
+        &mut self,
+        step: &'static str,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some((at, event)) = self.incoming.next_event() {
+                event.record(self.side.receiving(), at, &mut self.transcript);
+                if let StreamEvent::Act { bytes, .. } = event {
+                    return Ok(bytes);
+                }
+                continue;
+            }
+            self.read_more(step, timeout, deadline).await?;
+        }
+    }
+
+    /// The handshake is done: keys to the decoder and the encryptor, the key log line written.
+    fn established(&mut self, established: Established, since: Instant, key_log: &KeyLog) {
+        let (encryptor, decryptor) = established.transport.clone().split();
+        self.incoming.set_decryptor(decryptor, Timestamp::now());
+        self.encryptor = Some(Box::new(encryptor));
+        if let Some(problem) = key_log.record(&established.key_log_entry()) {
+            self.transcript.note(Timestamp::now(), problem);
+        }
+        self.handshake = Some(HandshakeInfo {
             established,
-            started,
-            transcript,
-            accepted,
-        ))
+            duration: since.elapsed(),
+        });
+    }
+
+    /// The end of the connection this side is at.
+    pub fn side(&self) -> Side {
+        self.side
     }
 
     /// Time since the connection began.
@@ -312,16 +339,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// and hostile peers: the bytes need not be a valid message, but the header's msg_length must match
     /// the payload for encryption.
     pub async fn send_frame(&mut self, frame: &[u8], step: &'static str) -> Result<(), NetError> {
-        self.transcript
-            .frame(self.started.elapsed(), Direction::Sent, frame);
         self.out.clear();
-        match &mut self.channel {
-            Channel::Plain(_) => self.out.extend_from_slice(frame),
-            Channel::Noise(noise) => noise
-                .0
-                .encrypt_frame(frame, &mut self.out)
-                .map_err(|source| NetError::Noise { step, source })?,
-        }
+        let wire = match &mut self.encryptor {
+            None => {
+                self.out.extend_from_slice(frame);
+                None
+            }
+            Some(encryptor) => {
+                encryptor
+                    .encrypt_frame(frame, &mut self.out)
+                    .map_err(|source| NetError::Noise { step, source })?;
+                Some(&self.out[..])
+            }
+        };
+        self.transcript
+            .frame(Timestamp::now(), self.side.sending(), frame, wire);
         let out = std::mem::take(&mut self.out);
         let result = write_all(&mut self.stream, &out, step).await;
         self.out = out;
@@ -331,7 +363,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Sends raw bytes on the wire as they are, bypassing framing and encryption (hostile tests).
     pub async fn send_raw(&mut self, bytes: &[u8], step: &'static str) -> Result<(), NetError> {
         self.transcript.note(
-            self.started.elapsed(),
+            Timestamp::now(),
             format!("raw bytes sent: {}", hex::encode(bytes)),
         );
         write_all(&mut self.stream, bytes, step).await
@@ -345,15 +377,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         timeout: Duration,
     ) -> Result<Decoded<'static>, NetError> {
         let frame = self.recv_frame(step, timeout).await?;
-        match Frame::parse(&frame) {
-            Ok((parsed, _)) => decode_frame(&parsed)
-                .map(Decoded::into_static)
-                .map_err(|source| NetError::Decode {
-                    step,
-                    frame: frame.clone(),
-                    source,
-                }),
-            Err(source) => Err(NetError::Frame { step, source }),
+        match decode_plain(&frame) {
+            Ok(decoded) => Ok(*decoded),
+            Err(FrameProblem::Decode(source)) => Err(NetError::Decode {
+                step,
+                frame,
+                source,
+            }),
+            Err(FrameProblem::Frame(source)) => Err(NetError::Stream {
+                step,
+                source: StreamError::Frame(source),
+            }),
         }
     }
 
@@ -364,75 +398,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         timeout: Duration,
     ) -> Result<Vec<u8>, NetError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            if let Some(frame) = self.take_frame(step)? {
-                self.transcript
-                    .frame(self.started.elapsed(), Direction::Received, &frame);
-                return Ok(frame);
-            }
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await;
-            match read {
-                Err(_) => {
-                    self.transcript.note(
-                        self.started.elapsed(),
-                        format!("{step}: timeout after {timeout:?}"),
-                    );
-                    return Err(NetError::Timeout {
-                        step,
-                        after: timeout,
-                        received: Vec::new(),
-                    });
+            if let Some((at, event)) = self.incoming.next_event() {
+                event.record(self.side.receiving(), at, &mut self.transcript);
+                match event {
+                    StreamEvent::Frame { plain, .. } => return Ok(plain),
+                    StreamEvent::Error(StreamError::Noise(source)) => {
+                        return Err(NetError::Noise { step, source })
+                    }
+                    StreamEvent::Error(source) => return Err(NetError::Stream { step, source }),
+                    // Not expected after the handshake (acts come first, and SV1 is not read here).
+                    StreamEvent::Act { .. } | StreamEvent::Sv1Line(_) => continue,
                 }
-                Ok(Err(source)) => return Err(NetError::Io { step, source }),
-                Ok(Ok(0)) => {
-                    self.transcript
-                        .note(self.started.elapsed(), format!("{step}: peer closed"));
-                    return Err(NetError::Closed {
-                        step,
-                        received: Vec::new(),
-                    });
-                }
-                Ok(Ok(n)) => self.pending.extend_from_slice(&chunk[..n]),
             }
+            self.read_more(step, timeout, deadline).await?;
         }
     }
 
-    /// Feeds pending bytes to the decoder until a frame completes or the bytes run out.
-    fn take_frame(&mut self, step: &'static str) -> Result<Option<Vec<u8>>, NetError> {
-        let mut used_total = 0;
-        let mut result = None;
-        match &mut self.channel {
-            Channel::Plain(decoder) => {
-                while used_total < self.pending.len() {
-                    let (used, frame) = decoder
-                        .push(&self.pending[used_total..])
-                        .map_err(|source| NetError::Frame { step, source })?;
-                    used_total += used;
-                    if let Some(frame) = frame {
-                        let mut bytes = frame.header.to_bytes().to_vec();
-                        bytes.extend_from_slice(&frame.payload);
-                        result = Some(bytes);
-                        break;
-                    }
-                }
+    /// Reads once from the stream into the decoder; a timeout or a close is an error naming `step`,
+    /// with the bytes of an incomplete handshake act.
+    async fn read_more(
+        &mut self,
+        step: &'static str,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), NetError> {
+        if self.chunk.len() != READ_CHUNK {
+            self.chunk = vec![0u8; READ_CHUNK];
+        }
+        let read = tokio::time::timeout_at(deadline, self.stream.read(&mut self.chunk)).await;
+        match read {
+            Err(_) => {
+                self.transcript.note(
+                    Timestamp::now(),
+                    format!("{step}: timeout after {timeout:?}"),
+                );
+                Err(NetError::Timeout {
+                    step,
+                    after: timeout,
+                    received: self.incoming.partial().to_vec(),
+                })
             }
-            Channel::Noise(noise) => {
-                let decryptor = &mut noise.1;
-                while used_total < self.pending.len() {
-                    let (used, frame) = decryptor
-                        .push(&self.pending[used_total..])
-                        .map_err(|source| NetError::Noise { step, source })?;
-                    used_total += used;
-                    if let Some(frame) = frame {
-                        result = Some(frame.to_vec());
-                        break;
-                    }
-                }
+            Ok(Err(source)) => Err(NetError::Io { step, source }),
+            Ok(Ok(0)) => {
+                self.transcript
+                    .note(Timestamp::now(), format!("{step}: peer closed"));
+                Err(NetError::Closed {
+                    step,
+                    received: self.incoming.partial().to_vec(),
+                })
+            }
+            Ok(Ok(n)) => {
+                self.incoming.push(&self.chunk[..n], Timestamp::now());
+                Ok(())
             }
         }
-        self.pending.drain(..used_total);
-        Ok(result)
     }
 
     /// Closes the write side.
@@ -440,6 +460,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let _ = self.stream.shutdown().await;
     }
 }
+
+/// Bytes read from the stream at a time.
+const READ_CHUNK: usize = 64 * 1024;
 
 async fn write_all<S: AsyncWrite + Unpin>(
     stream: &mut S,
@@ -454,34 +477,4 @@ async fn write_all<S: AsyncWrite + Unpin>(
         .flush()
         .await
         .map_err(|source| NetError::Io { step, source })
-}
-
-async fn read_exact<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut [u8],
-    step: &'static str,
-    timeout: Duration,
-) -> Result<(), NetError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut filled = 0;
-    while filled < buf.len() {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf[filled..])).await {
-            Err(_) => {
-                return Err(NetError::Timeout {
-                    step,
-                    after: timeout,
-                    received: buf[..filled].to_vec(),
-                })
-            }
-            Ok(Ok(0)) => {
-                return Err(NetError::Closed {
-                    step,
-                    received: buf[..filled].to_vec(),
-                })
-            }
-            Ok(Ok(n)) => filled += n,
-            Ok(Err(source)) => return Err(NetError::Io { step, source }),
-        }
-    }
-    Ok(())
 }

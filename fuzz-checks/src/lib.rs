@@ -1,12 +1,15 @@
 //! The checks of the codec fuzz targets, one public function per target, and the seeds each target
 //! starts from.
 //!
-//! One implementation for two drivers: the cargo-fuzz targets (`fuzz/fuzz_targets/<target>.rs`) call
-//! these functions, and `codec/tests/fuzz_regressions.rs` includes this file with `#[path]` to replay
-//! `fuzz/regressions/<target>/*` on stable. It depends on `sv2_codec` and `serde_json` only.
+//! One implementation for three drivers: the cargo-fuzz targets (`fuzz/fuzz_targets/<target>.rs`) call
+//! these functions, `codec/tests/fuzz_regressions.rs` replays `fuzz/regressions/<target>/*` through
+//! them on stable, and `codec/examples/fuzz_seeds.rs` writes the seed corpora with [`seeds`]. It
+//! depends on `sv2_codec` and `serde_json` only.
 //!
 //! A check panics (an `assert!`) when a property fails; the fuzzer turns that into a crash file. Every
 //! input is meaningful: the small [`Input`] reader yields zeros once the bytes run out.
+
+#![forbid(unsafe_code)]
 
 use std::sync::OnceLock;
 

@@ -13,7 +13,7 @@ use sv2_codec::noise::{
 };
 use sv2_codec::types::U256;
 use sv2_codec::{decode_frame, Message};
-use sv2_mock::net::{keylog, unix_now, Connection};
+use sv2_wire::{keylog, unix_now, Connection, KeyLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -63,9 +63,11 @@ async fn both_ends_log_the_session_and_the_line_decrypts_its_capture() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("keys.log");
     let _ = std::fs::remove_file(&path);
-    // Set before the first connection of this test binary: the variable is read once per process.
+    // The command-line tool builds its key log from the variable and gives it to both ends.
     std::env::set_var(keylog::ENV, &path);
-    assert_eq!(keylog::env_path(), Some(path.as_path()));
+    let key_log = KeyLog::from_env();
+    assert!(key_log.writes_to(&path));
+    let server_log = key_log.clone();
 
     let authority = Keypair::from_secret(SecretKey::from_bytes([0x11; 32]).unwrap());
     let now = unix_now();
@@ -82,7 +84,9 @@ async fn both_ends_log_the_session_and_the_line_decrypts_its_capture() {
 
     let server = tokio::spawn(async move {
         let (stream, _) = server_listener.accept().await.unwrap();
-        let mut conn = Connection::respond(stream, responder, LONG).await.unwrap();
+        let mut conn = Connection::respond(stream, responder, LONG, &server_log)
+            .await
+            .unwrap();
         conn.recv("read SetTarget", LONG).await.unwrap();
         let success = SetupConnectionSuccess {
             used_version: 2,
@@ -103,7 +107,8 @@ async fn both_ends_log_the_session_and_the_line_decrypts_its_capture() {
     });
 
     let stream = TcpStream::connect(relay_addr).await.unwrap();
-    let mut conn = Connection::initiate(stream, InitiatorConfig::new(authority.public), now, LONG)
+    let config = InitiatorConfig::new(authority.public);
+    let mut conn = Connection::initiate(stream, config, now, LONG, &key_log)
         .await
         .unwrap();
     let target = SetTarget {

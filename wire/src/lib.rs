@@ -1,0 +1,25 @@
+//! `sv2-wire`, the conversation layer: where a conversation lives, whatever its source.
+//!
+//! - [`transcript`]: ONE transcript type (handshake acts, SV2 frames with wire and plain bytes and their
+//!   strict decoding, SV1 lines, notes; absolute times; directions named by role; both endpoints), its
+//!   JSON form and its one retention policy.
+//! - [`decoder`]: the sans-IO stream decoder for one TCP direction (plain SV2, Noise acts then
+//!   encrypted frames with keys handed in, SV1 lines).
+//! - [`keylog`]: key-log sinks (a file, memory, `SV2KEYLOGFILE`) given to connections.
+//! - [`connection`]: the thin tokio driver: a handshake, then whole frames, over the decoder.
+//!
+//! Everything but [`connection`] is free of I/O and clocks: time is passed in.
+
+#![forbid(unsafe_code)]
+
+pub mod connection;
+pub mod decoder;
+pub mod keylog;
+pub mod transcript;
+
+pub use connection::{unix_now, Connection, HandshakeInfo, NetError};
+pub use decoder::{Mode, StreamDecoder, StreamError, StreamEvent};
+pub use keylog::KeyLog;
+pub use transcript::{
+    Direction, Endpoints, Entry, Event, FrameProblem, Retention, Side, Timestamp, Transcript,
+};

@@ -15,7 +15,7 @@
 # ~/.cache/sv2-toolkit/target-fuzz) is the build cache. Needs only rustup: the nightly toolchain and
 # cargo-fuzz are installed when missing.
 #
-# Properties are checked inside the targets (fuzz/src/checks.rs, fuzz/src/differential.rs); the flags
+# Properties are checked inside the targets (fuzz-checks/src/lib.rs, interop/src/differential.rs); the flags
 # below add bounded memory: no single allocation of 8 MiB or more (a claimed length of up to 16 MiB
 # must never be allocated before the bytes arrive), and an RSS limit.
 set -euo pipefail

@@ -140,7 +140,7 @@ async fn reports_exit_codes_expectations_and_passive_mode() {
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["results"][0]["verdict"], "fail");
-    assert!(report["results"][0]["evidence"][0]["transcript"].is_array());
+    assert!(report["results"][0]["evidence"][0]["transcript"]["entries"].is_array());
 
     // Passive: the monitor over every transcript of the first report.
     let out = sv2_probe(vec!["--transcript".into(), json.display().to_string()]).await;

@@ -298,7 +298,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 continue;
             }
-            self.read_more(step, timeout, deadline).await?;
+            // Only the act's own bytes: what follows it stays in the socket for the step that reads it.
+            let left = self.incoming.act_len() - self.incoming.partial().len();
+            self.read_more(step, timeout, deadline, left).await?;
         }
     }
 
@@ -411,22 +413,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     StreamEvent::Act { .. } | StreamEvent::Sv1Line(_) => continue,
                 }
             }
-            self.read_more(step, timeout, deadline).await?;
+            self.read_more(step, timeout, deadline, READ_CHUNK).await?;
         }
     }
 
-    /// Reads once from the stream into the decoder; a timeout or a close is an error naming `step`,
-    /// with the bytes of an incomplete handshake act.
+    /// Reads once from the stream (at most `max` bytes) into the decoder; a timeout or a close is an
+    /// error naming `step`, with the bytes of an incomplete handshake act.
     async fn read_more(
         &mut self,
         step: &'static str,
         timeout: Duration,
         deadline: tokio::time::Instant,
+        max: usize,
     ) -> Result<(), NetError> {
         if self.chunk.len() != READ_CHUNK {
             self.chunk = vec![0u8; READ_CHUNK];
         }
-        let read = tokio::time::timeout_at(deadline, self.stream.read(&mut self.chunk)).await;
+        let max = max.clamp(1, READ_CHUNK);
+        let read =
+            tokio::time::timeout_at(deadline, self.stream.read(&mut self.chunk[..max])).await;
         match read {
             Err(_) => {
                 self.transcript.note(

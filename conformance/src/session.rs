@@ -139,7 +139,7 @@ impl Ctx {
     /// checked here.
     pub async fn connect(&self, label: &str) -> Result<Session, Outcome> {
         let stream = self.tcp().await?;
-        let conn = match &self.target.security {
+        let mut conn = match &self.target.security {
             Security::Plaintext => Connection::plaintext(stream, Side::Client),
             Security::Noise { .. } => Connection::initiate_now(
                 stream,
@@ -150,7 +150,6 @@ impl Ctx {
             .await
             .map_err(|e| Outcome::error(format!("handshake: {e}")))?,
         };
-        let mut conn = conn;
         conn.record_endpoints();
         Ok(Session {
             conn: Some(conn),

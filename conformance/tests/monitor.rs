@@ -128,6 +128,10 @@ fn malformed_transcript_json_is_an_error_not_a_panic() {
     ] {
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         assert!(Transcript::from_json(&v).is_err(), "{text}");
+        assert!(
+            Transcript::from_legacy_json(&v, Side::Client).is_err(),
+            "{text}"
+        );
     }
     // A frame that does not decode is kept (with its problem), and the monitor reports it.
     let v: serde_json::Value = serde_json::from_str(

@@ -62,23 +62,30 @@ pub fn responder(
     ResponderConfig::issue(static_key, authority, now.saturating_sub(60), until)
 }
 
-/// An accepted stream made a connection: the Noise responder handshake within `timeout` with
-/// `responder` (its keys written to `key_log`), or plaintext when there is none. The drivers do not
-/// read their connections' transcripts back, so only the recent part is kept ([`Retention::RECENT`]).
-pub async fn handshake(
-    stream: TcpStream,
-    responder: Option<ResponderConfig>,
-    timeout: Duration,
-    key_log: &KeyLog,
-) -> Result<Connection<TcpStream>, NetError> {
-    let _ = stream.set_nodelay(true);
-    let mut conn = match responder {
-        Some(config) => Connection::respond(stream, config, timeout, key_log).await?,
-        None => Connection::plaintext(stream, Side::Server),
-    };
-    conn.transcript.set_retention(Retention::RECENT);
-    conn.record_endpoints();
-    Ok(conn)
+/// How a served role makes an accepted stream a connection: the Noise responder handshake within
+/// `timeout` with `responder` (its keys written to `key_log`), or plaintext when there is none.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    pub responder: Option<ResponderConfig>,
+    pub timeout: Duration,
+    pub key_log: KeyLog,
+}
+
+impl Handshake {
+    /// Runs the handshake on `stream`. The drivers do not read their connections' transcripts back,
+    /// so only the recent part is kept ([`Retention::RECENT`]).
+    pub async fn accept(&self, stream: TcpStream) -> Result<Connection<TcpStream>, NetError> {
+        let _ = stream.set_nodelay(true);
+        let mut conn = match &self.responder {
+            Some(config) => {
+                Connection::respond(stream, config.clone(), self.timeout, &self.key_log).await?
+            }
+            None => Connection::plaintext(stream, Side::Server),
+        };
+        conn.transcript.set_retention(Retention::RECENT);
+        conn.record_endpoints();
+        Ok(conn)
+    }
 }
 
 /// Runs `conn` until it ends. Each decoded message goes to `on_message`; a frame that does not decode

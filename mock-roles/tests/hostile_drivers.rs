@@ -34,6 +34,15 @@ fn setup(protocol: u8) -> Message<'static> {
     .into()
 }
 
+/// A Noise connection to `addr`, the certificate checked against `authority`.
+async fn noise_client(addr: std::net::SocketAddr, authority: &Keypair) -> Connection<TcpStream> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let config = InitiatorConfig::new(authority.public);
+    Connection::initiate_now(stream, config, STEP, &KeyLog::none())
+        .await
+        .unwrap()
+}
+
 /// Every kind of bad connection against `addr`; returns the silent one (kept open by the caller).
 async fn attack(addr: std::net::SocketAddr, authority: &Keypair) -> TcpStream {
     // Garbage instead of act 1, then close.
@@ -42,15 +51,7 @@ async fn attack(addr: std::net::SocketAddr, authority: &Keypair) -> TcpStream {
     drop(s);
 
     // A handshake, then 22 bytes that fail the header's MAC.
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let mut conn = Connection::initiate_now(
-        stream,
-        InitiatorConfig::new(authority.public),
-        STEP,
-        &KeyLog::none(),
-    )
-    .await
-    .unwrap();
+    let mut conn = noise_client(addr, authority).await;
     conn.send_raw(&[0u8; 22], "bad MAC").await.unwrap();
     let answer = conn.recv("after a bad MAC", STEP).await;
     assert!(
@@ -62,15 +63,7 @@ async fn attack(addr: std::net::SocketAddr, authority: &Keypair) -> TcpStream {
     );
 
     // A handshake, then a frame of an unknown message type (0x7f under extension 0), then silence.
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let mut conn = Connection::initiate_now(
-        stream,
-        InitiatorConfig::new(authority.public),
-        STEP,
-        &KeyLog::none(),
-    )
-    .await
-    .unwrap();
+    let mut conn = noise_client(addr, authority).await;
     conn.send_frame(&[0, 0, 0x7f, 3, 0, 0, 1, 2, 3], "unknown frame")
         .await
         .unwrap();
@@ -90,15 +83,7 @@ async fn the_tp_survives_hostile_connections() {
     .unwrap();
     let _silent = attack(tp.addr, &authority).await;
 
-    let stream = TcpStream::connect(tp.addr).await.unwrap();
-    let mut conn = Connection::initiate_now(
-        stream,
-        InitiatorConfig::new(authority.public),
-        STEP,
-        &KeyLog::none(),
-    )
-    .await
-    .unwrap();
+    let mut conn = noise_client(tp.addr, &authority).await;
     conn.send(&setup(2)).await.unwrap();
     let reply = conn.recv("setup", STEP).await.unwrap();
     assert!(matches!(reply.message, Message::SetupConnectionSuccess(_)));
@@ -135,15 +120,7 @@ async fn the_pool_survives_hostile_connections() {
     .unwrap();
     let _silent = attack(pool.addr, &authority).await;
 
-    let stream = TcpStream::connect(pool.addr).await.unwrap();
-    let mut conn = Connection::initiate_now(
-        stream,
-        InitiatorConfig::new(authority.public),
-        STEP,
-        &KeyLog::none(),
-    )
-    .await
-    .unwrap();
+    let mut conn = noise_client(pool.addr, &authority).await;
     conn.send(&setup(0)).await.unwrap();
     let reply = conn.recv("setup", STEP).await.unwrap();
     assert!(

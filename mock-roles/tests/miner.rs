@@ -1970,7 +1970,8 @@ mod pool {
                 .next()
                 .map(|d| d.message.name()),
             Some("SetupConnection.Success")
-        );
+        ); // The run's transcript names the pool it talked to.
+        assert!(report.transcript.endpoints.server.is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

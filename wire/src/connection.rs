@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::decoder::{Mode, StreamDecoder, StreamError, StreamEvent};
 use crate::keylog::KeyLog;
-use crate::transcript::{decode_plain, Endpoints, FrameProblem, Side, Timestamp, Transcript};
+use crate::transcript::{Endpoints, Event, FrameProblem, Side, Timestamp, Transcript};
 
 /// Unix time in seconds, for certificate checks.
 pub fn unix_now() -> u32 {
@@ -221,30 +221,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         timeout: Duration,
         key_log: &KeyLog,
     ) -> Result<Self, NetError> {
-        let side = Side::Client;
-        let mut conn = Self::new(
-            stream,
-            side,
-            StreamDecoder::new(side.receiving(), Mode::Noise),
-        );
+        let mut conn = Self::noise(stream, Side::Client);
         let noise = |step, source| NetError::Noise { step, source };
         let mut initiator: Initiator =
             Initiator::generate(config).map_err(|e| noise("handshake act 1", e))?;
         let act1 = initiator
             .write_act1()
             .map_err(|e| noise("handshake act 1", e))?;
-        conn.transcript
-            .handshake(Timestamp::now(), side.sending(), 1, &act1);
-        write_all(&mut conn.stream, &act1, "handshake act 1").await?;
+        conn.send_act(1, &act1, "handshake act 1").await?;
         let act2 = conn.read_act("handshake act 2", timeout).await?;
-        let established = match initiator.read_act2(&act2, clock()) {
-            Ok(established) => established,
-            Err(e) => {
-                conn.transcript
-                    .note(Timestamp::now(), format!("handshake failed: {e}"));
-                return Err(noise("handshake act 2", e));
-            }
-        };
+        let established = initiator
+            .read_act2(&act2, clock())
+            .map_err(|e| conn.handshake_failed("handshake act 2", e))?;
         let started = conn.started;
         conn.established(established, started, key_log);
         Ok(conn)
@@ -257,33 +245,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         timeout: Duration,
         key_log: &KeyLog,
     ) -> Result<Self, NetError> {
-        let side = Side::Server;
-        let mut conn = Self::new(
-            stream,
-            side,
-            StreamDecoder::new(side.receiving(), Mode::Noise),
-        );
-        let noise = |step, source| NetError::Noise { step, source };
+        let mut conn = Self::noise(stream, Side::Server);
         let mut responder: Responder =
-            Responder::generate(config).map_err(|e| noise("handshake act 1", e))?;
+            Responder::generate(config).map_err(|source| NetError::Noise {
+                step: "handshake act 1",
+                source,
+            })?;
         let act1 = conn.read_act("handshake act 1", timeout).await?;
         let accepted = Instant::now();
-        let (act2, established) = match responder.read_act1(&act1) {
-            Ok(done) => done,
-            Err(e) => {
-                conn.transcript
-                    .note(Timestamp::now(), format!("handshake failed: {e}"));
-                return Err(noise("handshake act 1", e));
-            }
-        };
-        conn.transcript
-            .handshake(Timestamp::now(), side.sending(), 2, &act2);
-        write_all(&mut conn.stream, &act2, "handshake act 2").await?;
+        let (act2, established) = responder
+            .read_act1(&act1)
+            .map_err(|e| conn.handshake_failed("handshake act 1", e))?;
+        conn.send_act(2, &act2, "handshake act 2").await?;
         conn.established(established, accepted, key_log);
         Ok(conn)
     }
 
-    /// Reads the peer's handshake act within `timeout` (bytes after it stay in the decoder).
+    /// A connection about to run the handshake at `side`: the decoder expects the peer's act.
+    fn noise(stream: S, side: Side) -> Self {
+        Self::new(
+            stream,
+            side,
+            StreamDecoder::new(side.receiving(), Mode::Noise),
+        )
+    }
+
+    /// Records and sends this side's handshake act.
+    async fn send_act(
+        &mut self,
+        act: u8,
+        bytes: &[u8],
+        step: &'static str,
+    ) -> Result<(), NetError> {
+        self.transcript
+            .handshake(Timestamp::now(), self.side.sending(), act, bytes);
+        write_all(&mut self.stream, bytes, step).await
+    }
+
+    /// Notes a refused act in the transcript; the error for `step`.
+    fn handshake_failed(&mut self, step: &'static str, source: NoiseError) -> NetError {
+        self.transcript
+            .note(Timestamp::now(), format!("handshake failed: {source}"));
+        NetError::Noise { step, source }
+    }
+
+    /// Reads the peer's handshake act within `timeout`; only its own bytes are read.
     async fn read_act(
         &mut self,
         step: &'static str,
@@ -292,9 +298,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some((at, event)) = self.incoming.next_event() {
+                let act = match &event {
+                    StreamEvent::Act { bytes, .. } => Some(bytes.clone()),
+                    _ => None,
+                };
                 event.record(self.side.receiving(), at, &mut self.transcript);
-                if let StreamEvent::Act { bytes, .. } = event {
-                    return Ok(bytes);
+                if let Some(act) = act {
+                    return Ok(act);
                 }
                 continue;
             }
@@ -316,11 +326,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             established,
             duration: since.elapsed(),
         });
-    }
-
-    /// The end of the connection this side is at.
-    pub fn side(&self) -> Side {
-        self.side
     }
 
     /// Time since the connection began.
@@ -379,21 +384,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         timeout: Duration,
     ) -> Result<Decoded<'static>, NetError> {
         let frame = self.recv_frame(step, timeout).await?;
-        match decode_plain(&frame) {
-            Ok(decoded) => Ok(*decoded),
-            Err(FrameProblem::Decode(source)) => Err(NetError::Decode {
+        // The frame was decoded once, when the transcript recorded it (its newest entry).
+        match self.transcript.entries().back().map(|e| &e.event) {
+            Some(Event::Frame {
+                decoded: Ok(decoded),
+                ..
+            }) => Ok((**decoded).clone()),
+            Some(Event::Frame {
+                decoded: Err(FrameProblem::Decode(source)),
+                ..
+            }) => Err(NetError::Decode {
                 step,
                 frame,
-                source,
+                source: source.clone(),
             }),
-            Err(FrameProblem::Frame(source)) => Err(NetError::Stream {
+            Some(Event::Frame {
+                decoded: Err(FrameProblem::Frame(source)),
+                ..
+            }) => Err(NetError::Stream {
                 step,
-                source: StreamError::Frame(source),
+                source: StreamError::Frame(source.clone()),
             }),
+            _ => unreachable!("recv_frame records the frame last"),
         }
     }
 
-    /// Receives the next plain frame (header and payload) within `timeout`.
+    /// Receives the next plain frame (header and payload) within `timeout`, recorded in the
+    /// transcript with its strict decoding.
     pub async fn recv_frame(
         &mut self,
         step: &'static str,
@@ -401,19 +418,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> Result<Vec<u8>, NetError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some((at, event)) = self.incoming.next_event() {
-                event.record(self.side.receiving(), at, &mut self.transcript);
-                match event {
-                    StreamEvent::Frame { plain, .. } => return Ok(plain),
-                    StreamEvent::Error(StreamError::Noise(source)) => {
-                        return Err(NetError::Noise { step, source })
-                    }
-                    StreamEvent::Error(source) => return Err(NetError::Stream { step, source }),
-                    // Not expected after the handshake (acts come first, and SV1 is not read here).
-                    StreamEvent::Act { .. } | StreamEvent::Sv1Line(_) => continue,
+            match self.incoming.next_event() {
+                Some((at, StreamEvent::Frame { plain, wire })) => {
+                    let direction = self.side.receiving();
+                    self.transcript
+                        .frame_owned(at, direction, plain.clone(), wire);
+                    return Ok(plain);
                 }
+                Some((at, event)) => {
+                    let error = match &event {
+                        StreamEvent::Error(e) => Some(e.clone()),
+                        // Not expected after the handshake (acts come first; SV1 is not read here).
+                        _ => None,
+                    };
+                    event.record(self.side.receiving(), at, &mut self.transcript);
+                    match error {
+                        Some(StreamError::Noise(source)) => {
+                            return Err(NetError::Noise { step, source })
+                        }
+                        Some(source) => return Err(NetError::Stream { step, source }),
+                        None => {}
+                    }
+                }
+                None => self.read_more(step, timeout, deadline, READ_CHUNK).await?,
             }
-            self.read_more(step, timeout, deadline, READ_CHUNK).await?;
         }
     }
 

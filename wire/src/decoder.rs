@@ -60,13 +60,13 @@ pub enum StreamEvent {
 
 impl StreamEvent {
     /// Records the event in `transcript` as coming from `direction` at `at` (an error as a note).
-    pub fn record(&self, direction: Direction, at: Timestamp, transcript: &mut Transcript) {
+    pub fn record(self, direction: Direction, at: Timestamp, transcript: &mut Transcript) {
         match self {
-            StreamEvent::Act { act, bytes } => transcript.handshake(at, direction, *act, bytes),
+            StreamEvent::Act { act, bytes } => transcript.handshake(at, direction, act, &bytes),
             StreamEvent::Frame { plain, wire } => {
-                transcript.frame(at, direction, plain, wire.as_deref())
+                transcript.frame_owned(at, direction, plain, wire);
             }
-            StreamEvent::Sv1Line(line) => transcript.sv1(at, direction, line),
+            StreamEvent::Sv1Line(line) => transcript.sv1(at, direction, &line),
             StreamEvent::Error(e) => transcript.note(at, format!("{}: {e}", direction.as_str())),
         }
     }
@@ -212,7 +212,6 @@ impl StreamDecoder {
     pub fn set_decryptor(&mut self, decryptor: Decryptor, at: Timestamp) {
         let waiting = match &mut self.state {
             State::Waiting(buf) => std::mem::take(buf),
-            State::Act(buf) if buf.is_empty() => Vec::new(),
             _ => return,
         };
         self.state = State::Transport(Box::new(decryptor));
@@ -239,6 +238,7 @@ impl StreamDecoder {
 
     /// Reads `bytes`, received at `at`.
     pub fn push(&mut self, mut bytes: &[u8], at: Timestamp) {
+        let act_len = self.act_len();
         while !bytes.is_empty() {
             let used = match &mut self.state {
                 State::Lost => {
@@ -262,14 +262,10 @@ impl StreamDecoder {
                     }
                 },
                 State::Act(buf) => {
-                    let want = match self.direction {
-                        Direction::ClientToServer => ACT1_LEN,
-                        Direction::ServerToClient => ACT2_LEN,
-                    };
-                    let take = (want - buf.len()).min(bytes.len());
+                    let take = (act_len - buf.len()).min(bytes.len());
                     buf.extend_from_slice(&bytes[..take]);
-                    if buf.len() == want {
-                        let act = if want == ACT1_LEN { 1 } else { 2 };
+                    if buf.len() == act_len {
+                        let act = if act_len == ACT1_LEN { 1 } else { 2 };
                         let bytes = std::mem::take(buf);
                         self.events.push_back((at, StreamEvent::Act { act, bytes }));
                         self.state = State::Waiting(Vec::new());

@@ -51,14 +51,6 @@ impl Direction {
         }
     }
 
-    /// `C->S` or `S->C`, for text output.
-    pub fn arrow(self) -> &'static str {
-        match self {
-            Direction::ClientToServer => "C->S",
-            Direction::ServerToClient => "S->C",
-        }
-    }
-
     /// The other direction.
     pub fn reverse(self) -> Direction {
         match self {
@@ -150,14 +142,6 @@ impl Timestamp {
     /// The time elapsed from `earlier` to this (zero if `earlier` is later).
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-
-    /// This time plus `d`.
-    pub fn plus(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        )
     }
 }
 
@@ -355,8 +339,12 @@ impl Transcript {
         }
     }
 
-    /// Moves every entry of `other` to the end of this one (its drops are counted here).
+    /// Moves every entry of `other` to the end of this one (its drops are counted here). `other`'s
+    /// endpoints, when known, become this one's: a later connection (a followed Reconnect) names them.
     pub fn append(&mut self, other: &mut Transcript) {
+        if other.endpoints != Endpoints::default() {
+            self.endpoints = other.endpoints;
+        }
         self.dropped += other.dropped;
         other.dropped = 0;
         other.bytes = 0;
@@ -380,13 +368,26 @@ impl Transcript {
         plain: &[u8],
         wire: Option<&[u8]>,
     ) {
+        self.frame_owned(at, direction, plain.to_vec(), wire.map(<[u8]>::to_vec));
+    }
+
+    /// As [`Transcript::frame`], taking the bytes. The entry is the newest, and the newest entry is
+    /// always kept, so a caller can read the decoding back from [`Transcript::entries`].
+    pub fn frame_owned(
+        &mut self,
+        at: Timestamp,
+        direction: Direction,
+        plain: Vec<u8>,
+        wire: Option<Vec<u8>>,
+    ) {
+        let decoded = decode_plain(&plain);
         self.push(
             at,
             Event::Frame {
                 direction,
-                plain: plain.to_vec(),
-                wire: wire.map(<[u8]>::to_vec),
-                decoded: decode_plain(plain),
+                plain,
+                wire,
+                decoded,
             },
         );
     }
@@ -458,12 +459,9 @@ impl Transcript {
         })
     }
 
-    /// Reads back what [`Transcript::to_json`] wrote; a bare array is the legacy form, read as
-    /// recorded by a client (see [`Transcript::from_legacy_json`]).
+    /// Reads back what [`Transcript::to_json`] wrote (the legacy bare-array form is
+    /// [`Transcript::from_legacy_json`]'s).
     pub fn from_json(value: &Value) -> Result<Transcript, String> {
-        if value.is_array() {
-            return Transcript::from_legacy_json(value, Side::Client);
-        }
         let object = value
             .as_object()
             .ok_or("a transcript is a JSON object with entries")?;
@@ -471,10 +469,18 @@ impl Transcript {
             .get("entries")
             .and_then(Value::as_array)
             .ok_or("a transcript has an entries array")?;
-        let mut transcript = Transcript::new(Retention {
-            max_entries: entries.len().max(Retention::DEFAULT.max_entries),
-            max_bytes: usize::MAX,
-        });
+        let mut transcript = read_entries(entries, |i, e| {
+            let at = Timestamp(e.get("at_ns").and_then(Value::as_u64).unwrap_or(0));
+            let direction = || {
+                let text = e.get("direction").and_then(Value::as_str).unwrap_or("");
+                Direction::parse(text).ok_or_else(|| {
+                    format!(
+                        "entry {i}: direction {text:?} is not client-to-server or server-to-client"
+                    )
+                })
+            };
+            Ok((at, read_event(e, i, direction)?))
+        })?;
         if let Some(endpoints) = object.get("endpoints") {
             let address = |name: &str| -> Result<Option<SocketAddr>, String> {
                 match endpoints.get(name) {
@@ -491,21 +497,7 @@ impl Transcript {
                 server: address("server")?,
             };
         }
-        for (i, e) in entries.iter().enumerate() {
-            let at = Timestamp(e.get("at_ns").and_then(Value::as_u64).unwrap_or(0));
-            let direction = || {
-                let text = e.get("direction").and_then(Value::as_str).unwrap_or("");
-                Direction::parse(text).ok_or_else(|| {
-                    format!(
-                        "entry {i}: direction {text:?} is not client-to-server or server-to-client"
-                    )
-                })
-            };
-            let event = read_event(e, i, direction)?;
-            transcript.push(at, event);
-        }
         transcript.dropped = object.get("dropped").and_then(Value::as_u64).unwrap_or(0);
-        transcript.retention = Retention::DEFAULT;
         Ok(transcript)
     }
 
@@ -516,11 +508,7 @@ impl Transcript {
         let events = value
             .as_array()
             .ok_or("a legacy transcript is a JSON array of events")?;
-        let mut transcript = Transcript::new(Retention {
-            max_entries: events.len().max(Retention::DEFAULT.max_entries),
-            max_bytes: usize::MAX,
-        });
-        for (i, e) in events.iter().enumerate() {
+        read_entries(events, |i, e| {
             let at_ms = e.get("at_ms").and_then(Value::as_f64).unwrap_or(0.0);
             let at = Timestamp((at_ms * 1e6).clamp(0.0, 1e18) as u64);
             let direction = || match e.get("direction").and_then(Value::as_str) {
@@ -530,12 +518,27 @@ impl Transcript {
                     "event {i}: direction {other:?} is not \"sent\" or \"received\""
                 )),
             };
-            let event = read_event(e, i, direction)?;
-            transcript.push(at, event);
-        }
-        transcript.retention = Retention::DEFAULT;
-        Ok(transcript)
+            Ok((at, read_event(e, i, direction)?))
+        })
     }
+}
+
+/// A transcript of every entry `read` makes of `events`: all of them are kept (what was recorded is
+/// not cut again); entries added later follow [`Retention::DEFAULT`].
+fn read_entries(
+    events: &[Value],
+    read: impl Fn(usize, &Value) -> Result<(Timestamp, Event), String>,
+) -> Result<Transcript, String> {
+    let mut transcript = Transcript::new(Retention {
+        max_entries: usize::MAX,
+        max_bytes: usize::MAX,
+    });
+    for (i, e) in events.iter().enumerate() {
+        let (at, event) = read(i, e)?;
+        transcript.push(at, event);
+    }
+    transcript.retention = Retention::DEFAULT;
+    Ok(transcript)
 }
 
 fn entry_json(e: &Entry) -> Value {
@@ -679,6 +682,24 @@ mod tests {
     }
 
     #[test]
+    fn append_takes_the_newer_endpoints_when_known() {
+        let first: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let second: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let mut run = Transcript::default();
+        let mut session = Transcript::default();
+        session.endpoints.server = Some(first);
+        run.append(&mut session);
+        assert_eq!(run.endpoints.server, Some(first));
+        let mut unnamed = Transcript::default();
+        run.append(&mut unnamed);
+        assert_eq!(run.endpoints.server, Some(first));
+        let mut reconnected = Transcript::default();
+        reconnected.endpoints.server = Some(second);
+        run.append(&mut reconnected);
+        assert_eq!(run.endpoints.server, Some(second));
+    }
+
+    #[test]
     fn legacy_json_maps_sent_and_received_by_the_recorder() {
         let v: Value = serde_json::from_str(
             r#"[{"at_ms": 1.5, "kind": "frame", "direction": "sent", "frame": "000001030000"}]"#,
@@ -690,7 +711,11 @@ mod tests {
             Some(Direction::ServerToClient)
         );
         assert_eq!(server.entries()[0].at, Timestamp(1_500_000));
-        let client = Transcript::from_json(&v).unwrap();
+        assert!(
+            Transcript::from_json(&v).is_err(),
+            "an array is the legacy form"
+        );
+        let client = Transcript::from_legacy_json(&v, Side::Client).unwrap();
         assert_eq!(
             client.entries()[0].event.direction(),
             Some(Direction::ClientToServer)
@@ -703,7 +728,6 @@ mod tests {
         assert_eq!(t, Timestamp(2_000_000_005));
         assert_eq!(t.since(Timestamp(5)), Duration::from_secs(2));
         assert_eq!(Timestamp(1).since(t), Duration::ZERO);
-        assert_eq!(t.plus(Duration::from_nanos(5)), Timestamp(2_000_000_010));
         assert!(Timestamp::now() > t);
     }
 }

@@ -134,6 +134,19 @@ fn a_noise_session_is_read_both_ways_with_wire_bytes() {
     assert_eq!(events, expected);
     assert!(decoder.is_idle());
 
+    // Without wire bytes (a load generator's choice), the same plain frames.
+    let mut lean =
+        StreamDecoder::transport(Direction::ClientToServer, s.server.1.clone()).keep_wire(false);
+    lean.push(&up[64..], Timestamp(4));
+    let plain: Vec<StreamEvent> = frames
+        .iter()
+        .map(|f| StreamEvent::Frame {
+            plain: f.clone(),
+            wire: None,
+        })
+        .collect();
+    assert_eq!(drain(&mut lean), plain);
+
     // Server to client: act 2 is 234 bytes.
     let mut decoder = StreamDecoder::new(Direction::ServerToClient, Mode::Noise);
     decoder.push(&s.act2, Timestamp(3));
@@ -200,7 +213,7 @@ fn plain_frames_and_sv1_lines() {
     );
     assert_eq!(decoder.partial(), b"{\"id\":2");
     let mut transcript = Transcript::default();
-    for e in &events {
+    for e in events {
         e.record(Direction::ClientToServer, Timestamp(0), &mut transcript);
     }
     assert!(transcript
@@ -337,7 +350,7 @@ proptest! {
             let events = feed(&mut decoder, &bytes, &cuts);
             prop_assert!(decoder.partial().len() <= bytes.len());
             let mut transcript = Transcript::default();
-            for e in &events {
+            for e in events {
                 e.record(direction, Timestamp(0), &mut transcript);
             }
             let back = Transcript::from_json(&transcript.to_json()).unwrap();

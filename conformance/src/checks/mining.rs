@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use sv2_chain::target::meets_target;
+use sv2_codec::messages::flags;
 use sv2_codec::messages::mining::{
     CloseChannel, OpenExtendedMiningChannel, SetCustomMiningJob, UpdateChannel,
 };
@@ -18,7 +19,6 @@ use crate::active;
 use crate::check::{Check, Outcome};
 use crate::session::{describe, printable, str255, Ctx, Incoming, Session};
 use crate::work::{JobBody, Work};
-use sv2_codec::messages::flags;
 
 pub const CHECKS: &[Check] = &[
     active!("mining.both-channel-kinds", "5.2.2", Must, Some(39), "a standard and an extended channel both open (unless .Success set REQUIRES_EXTENDED_CHANNELS: then the standard one is refused)", both_channel_kinds),

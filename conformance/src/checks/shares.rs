@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use sv2_chain::target::{compact_to_target, meets_target};
+use sv2_codec::messages::flags;
 use sv2_codec::messages::mining::{SubmitSharesExtended, UpdateChannel};
 use sv2_codec::types::U256;
 use sv2_codec::Message;
@@ -19,7 +20,6 @@ use crate::active;
 use crate::check::{Check, Outcome};
 use crate::session::{Ctx, Incoming, Session};
 use crate::work::{mine, Found, ShareParams, ShareStatus, Work};
-use sv2_codec::messages::flags;
 
 pub const CHECKS: &[Check] = &[
     active!("shares.valid-accepted", "5.3.13", Must, None, "a valid share (meeting the channel target on the current job) gets SubmitShares.Success", valid_accepted),

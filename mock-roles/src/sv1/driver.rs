@@ -193,14 +193,13 @@ impl Lines {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some((at, event)) = self.incoming.next_event() {
+                let line = match &event {
+                    StreamEvent::Sv1Line(line) => Ok(String::from_utf8_lossy(line).into_owned()),
+                    // The only error of an SV1 decoder.
+                    _ => Err(Sv1DriverError::LineTooLong { step }),
+                };
                 event.record(Direction::ServerToClient, at, &mut self.transcript);
-                match event {
-                    StreamEvent::Sv1Line(line) => {
-                        return Ok(String::from_utf8_lossy(&line).into_owned())
-                    }
-                    StreamEvent::Error(_) => return Err(Sv1DriverError::LineTooLong { step }),
-                    StreamEvent::Act { .. } | StreamEvent::Frame { .. } => continue,
-                }
+                return line;
             }
             match tokio::time::timeout_at(deadline, self.stream.read(&mut self.chunk)).await {
                 Err(_) => {
@@ -266,13 +265,12 @@ pub async fn run(
             Err(e) => break Err(e),
         };
         let mut lines = Lines::new(stream, std::mem::take(&mut transcript));
-        if lines.transcript.endpoints.server.is_none() {
-            lines.transcript.endpoints = Endpoints::seen_from(
-                Side::Client,
-                lines.stream.local_addr().ok(),
-                lines.stream.peer_addr().ok(),
-            );
-        }
+        // The latest connection's (a followed client.reconnect moves them).
+        lines.transcript.endpoints = Endpoints::seen_from(
+            Side::Client,
+            lines.stream.local_addr().ok(),
+            lines.stream.peer_addr().ok(),
+        );
         let outcome = drive(
             &config,
             &mut client,

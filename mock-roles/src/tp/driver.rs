@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sv2_codec::noise::keys::{Keypair, SecretKey};
-use sv2_codec::noise::ResponderConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
@@ -226,24 +225,17 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
 
     let accept_shared = shared.clone();
     let session_shutdown = shutdown_rx.clone();
-    let handshake_timeout = config.handshake_timeout;
-    let key_log = config.key_log.clone();
+    let handshake = served::Handshake {
+        responder,
+        timeout: config.handshake_timeout,
+        key_log: config.key_log.clone(),
+    };
     served::accept_loop(listener, shutdown_rx.clone(), move |stream, peer| {
         let shared = accept_shared.clone();
-        let key_log = key_log.clone();
-        let responder = responder.clone();
+        let handshake = handshake.clone();
         let shutdown = session_shutdown.clone();
         async move {
-            let result = session(
-                stream,
-                responder,
-                handshake_timeout,
-                &key_log,
-                &shared.0,
-                shutdown,
-            )
-            .await;
-            if let Err(e) = result {
+            if let Err(e) = session(stream, &handshake, &shared.0, shutdown).await {
                 shared.0.note(format!("{peer}: {e}"));
             }
         }
@@ -276,13 +268,11 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
 
 async fn session(
     stream: TcpStream,
-    responder: Option<ResponderConfig>,
-    handshake_timeout: Duration,
-    key_log: &KeyLog,
+    handshake: &served::Handshake,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NetError> {
-    let mut conn = served::handshake(stream, responder, handshake_timeout, key_log).await?;
+    let mut conn = handshake.accept(stream).await?;
     let id = shared.core().open_session();
     let (tx, mut rx) = mpsc::unbounded_channel();
     shared

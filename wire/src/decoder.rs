@@ -27,6 +27,10 @@ pub use sv2_codec::sv1::json::MAX_LINE;
 
 use crate::transcript::{Direction, Timestamp, Transcript};
 
+/// How many first bytes [`classify_client_start`] looks at: random bytes (an act 1) pass for text that
+/// long with a probability of about (95/256)^16, 1 in 8 million.
+pub const CLASSIFY_LEN: usize = 16;
+
 /// Most transport bytes kept while waiting for the keys of a Noise session.
 pub const MAX_WAITING: usize = 1 << 20;
 
@@ -348,15 +352,20 @@ impl StreamDecoder {
 }
 
 /// What the first bytes of a client's direction look like, for a capture that must guess how to read
-/// a connection: SV1 when they start a JSON object, plain SV2 when they are a whole SetupConnection
-/// header, Noise otherwise (an ElligatorSwift key is indistinguishable from random bytes).
+/// a connection: SV1 when they are text that starts a JSON object, plain SV2 when they are a
+/// SetupConnection header, Noise otherwise (an ElligatorSwift key is indistinguishable from random
+/// bytes, so one in 256 act 1s starts with `{`: the text test is what tells them apart). `None`
+/// until [`CLASSIFY_LEN`] bytes have come (or fewer ending in a newline).
 pub fn classify_client_start(first: &[u8]) -> Option<Mode> {
-    let first_non_space = first.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first_non_space == b'{' {
-        return Some(Mode::Sv1);
-    }
-    if first.len() < 6 {
+    let head = &first[..first.len().min(CLASSIFY_LEN)];
+    if head.len() < CLASSIFY_LEN && !head.contains(&b'\n') {
         return None;
+    }
+    let text = head
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    if text && head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return Some(Mode::Sv1);
     }
     // SetupConnection: extension_type 0, msg_type 0x00, and a length a SetupConnection can have
     // (at least 1+2+2+4+1+2+1+1+1+1 bytes, at most that plus 5 x 255).

@@ -289,7 +289,10 @@ fn hostile_input_ends_in_typed_errors() {
 
 #[test]
 fn the_client_start_tells_sv1_plain_sv2_and_noise_apart() {
-    assert_eq!(classify_client_start(b" {\"id\":1"), Some(Mode::Sv1));
+    assert_eq!(
+        classify_client_start(b" {\"id\":1,\"method\":\"mining.subscribe\""),
+        Some(Mode::Sv1)
+    );
     let setup = frame(
         sv2_codec::messages::common::SetupConnection {
             protocol: 0,
@@ -307,7 +310,18 @@ fn the_client_start_tells_sv1_plain_sv2_and_noise_apart() {
     );
     assert_eq!(classify_client_start(&setup), Some(Mode::Sv2));
     assert_eq!(classify_client_start(&session().act1), Some(Mode::Noise));
+    // One act 1 in 256 starts with `{`, and whitespace then `{` happens too: still Noise.
+    let mut act1 = session().act1;
+    act1[0] = b'{';
+    act1[1] = 0x9c;
+    assert_eq!(classify_client_start(&act1), Some(Mode::Noise));
+    act1[..2].copy_from_slice(b" {");
+    act1[2] = 0x01;
+    assert_eq!(classify_client_start(&act1), Some(Mode::Noise));
+    // Too few bytes to tell, unless a short line has ended.
     assert_eq!(classify_client_start(b"\x00\x00"), None);
+    assert_eq!(classify_client_start(b"{\"id\":1"), None);
+    assert_eq!(classify_client_start(b"{}\n"), Some(Mode::Sv1));
 }
 
 #[test]
@@ -356,5 +370,20 @@ proptest! {
             let back = Transcript::from_json(&transcript.to_json()).unwrap();
             prop_assert_eq!(back, transcript);
         }
+    }
+}
+
+#[test]
+fn a_thousand_random_act_1s_are_all_noise() {
+    // About 4 of them start with `{` (the byte a first-byte sniffer would take for SV1).
+    for _ in 0..1000 {
+        let mut initiator = Initiator::generate(InitiatorConfig::unauthenticated()).unwrap();
+        let act1 = initiator.write_act1().unwrap();
+        assert_eq!(
+            classify_client_start(&act1),
+            Some(Mode::Noise),
+            "{}",
+            hex::encode(&act1)
+        );
     }
 }

@@ -12,12 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sv2_chain::target::meets_target;
 use sv2_chain::tx::Transaction;
-use sv2_codec::messages::MESSAGE_TYPES;
+use sv2_codec::messages::{flags, MESSAGE_TYPES};
 use sv2_codec::{ErrorKind, Message};
 use sv2_wire::{Direction, Entry, Event, FrameProblem, Transcript};
 
 use crate::check::{Check, Kind, Level, Role};
-use sv2_codec::messages::flags;
 
 macro_rules! rule {
     ($id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr) => {
@@ -109,9 +108,17 @@ impl MonitorReport {
     }
 }
 
-/// Runs every rule over `transcript`; `server` is the direction of the server's frames (Received for
-/// a client's transcript).
+/// Runs every rule over `transcript`; `server` is the direction of the server's frames
+/// (`ServerToClient`, unless a test judges the other side).
+///
+/// The rules follow the conversation from its start (setup, channels opened, jobs sent). A transcript
+/// whose oldest entries were dropped to stay within its retention limits (a peer that flooded) has no
+/// start, and judging its rest would blame the peer for state the monitor never saw: it is not judged
+/// (an empty report, nothing exercised).
 pub fn check_transcript(transcript: &Transcript, server: Direction) -> MonitorReport {
+    if transcript.dropped() > 0 {
+        return MonitorReport::default();
+    }
     let mut monitor = Monitor::new(server);
     for (i, entry) in transcript.entries().iter().enumerate() {
         monitor.observe(i, entry);

@@ -9,7 +9,7 @@ use sv2_codec::types::{B0_32, U256};
 use sv2_codec::{to_frame_bytes, Message};
 use sv2_conformance::monitor::{check_transcript, CHANNEL_MSG_BIT, TARGET_WITHIN_MAX};
 use sv2_conformance::session::{setup_connection, str255};
-use sv2_wire::{Direction, Side, Timestamp, Transcript};
+use sv2_wire::{Direction, Retention, Side, Timestamp, Transcript};
 
 fn frame(m: Message<'_>) -> Vec<u8> {
     to_frame_bytes(&m, &[]).unwrap()
@@ -141,4 +141,23 @@ fn malformed_transcript_json_is_an_error_not_a_panic() {
     let t = Transcript::from_legacy_json(&v, Side::Server).unwrap();
     let report = check_transcript(&t, Direction::ServerToClient);
     assert!(!report.findings.is_empty());
+}
+
+#[test]
+fn a_transcript_without_its_start_is_not_judged() {
+    // The same broken frames, but the oldest entry (the client's SetupConnection) dropped by the
+    // retention limits: the monitor would judge a conversation it did not see from the start.
+    let mut full = pool_side([0xff; 32], true);
+    assert!(!check_transcript(&full, Direction::ServerToClient)
+        .findings
+        .is_empty());
+    let mut cut = Transcript::new(Retention {
+        max_entries: full.len() - 1,
+        max_bytes: usize::MAX,
+    });
+    cut.append(&mut full);
+    assert_eq!(cut.dropped(), 1);
+    let report = check_transcript(&cut, Direction::ServerToClient);
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert!(report.exercised.is_empty());
 }

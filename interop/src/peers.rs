@@ -49,7 +49,21 @@ pub fn binary_or_skip(name: &str, test: &str) -> Option<PathBuf> {
 /// A free TCP port on 127.0.0.1 (bound and released: another process could take it in between, which
 /// on a test machine does not happen in practice).
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(free_ports::<1>()?[0])
+}
+
+/// `N` distinct free TCP ports on 127.0.0.1. All are held until all are chosen: ports picked one
+/// after another can be the same (seen: pool_sv2 given one port for its listener and its monitoring
+/// server, which then failed with "Address already in use").
+pub fn free_ports<const N: usize>() -> io::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut ports = [0u16; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// Waits until something accepts connections on `addr`.
@@ -304,10 +318,10 @@ pub async fn start_reference_jdc(
     name: &str,
     tp_addr: SocketAddr,
 ) -> io::Result<(PeerProcess, SocketAddr)> {
-    let listen_port = free_port()?;
+    let [listen_port, monitoring_port] = free_ports()?;
     let config = JdcConfig {
         listen_port,
-        monitoring_port: free_port()?,
+        monitoring_port,
         tp_addr,
         shares_per_minute: 6.0,
         share_batch_size: 1,
@@ -325,12 +339,12 @@ pub async fn start_reference_pool(
     tp_addr: SocketAddr,
     tp_authority: Option<String>,
 ) -> io::Result<(PeerProcess, SocketAddr)> {
-    let listen_port = free_port()?;
+    let [listen_port, monitoring_port] = free_ports()?;
     let config = PoolConfig {
         authority_public: crate::noise::TEST_AUTHORITY_PUBLIC,
         authority_secret: crate::noise::TEST_AUTHORITY_SECRET,
         listen_port,
-        monitoring_port: free_port()?,
+        monitoring_port,
         tp_addr,
         tp_authority,
         shares_per_minute: 6.0,
@@ -363,4 +377,19 @@ async fn start_listening(
         )));
     }
     Ok((peer, addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        for _ in 0..50 {
+            let ports = free_ports::<4>().unwrap();
+            let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+            assert_eq!(distinct.len(), 4, "{ports:?}");
+            assert!(!distinct.contains(&0));
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sv2_codec::noise::keys::Keypair;
 use sv2_interop::peers::{
-    binary_or_skip, free_port, scratch_dir, wait_listening, PeerProcess, TranslatorConfig,
+    binary_or_skip, free_ports, scratch_dir, wait_listening, PeerProcess, TranslatorConfig,
 };
 use sv2_mock::pool::driver::{serve, PoolServerConfig};
 use sv2_mock::sv1::driver::{spawn, Sv1DriverConfig};
@@ -29,13 +29,13 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
     .await
     .unwrap();
 
-    let downstream_port = free_port().unwrap();
+    let [downstream_port, monitoring_port] = free_ports().unwrap();
     let key = authority.public.to_base58();
     let config = TranslatorConfig {
         downstream_port,
         upstream_port: pool.addr.port(),
         upstream_authority: &key,
-        monitoring_port: free_port().unwrap(),
+        monitoring_port,
         // A small assumed hash rate gives an SV1 difficulty a debug build reaches in seconds.
         min_individual_miner_hashrate: 100_000.0,
         shares_per_minute: 60.0,

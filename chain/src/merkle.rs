@@ -1,6 +1,8 @@
 //! Merkle trees: Bitcoin's root (odd levels duplicate their last hash), the coinbase's merkle path as SV2
 //! carries it, and the BIP141 witness commitment.
 
+use sha2::{Digest, Sha256};
+
 use super::sha256d;
 
 fn parent(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
@@ -50,6 +52,39 @@ pub fn root_from_path(leaf: &[u8; 32], path: &[[u8; 32]]) -> [u8; 32] {
         .fold(*leaf, |acc, sibling| parent(&acc, sibling))
 }
 
+/// The txid (internal byte order) of the coinbase `prefix || extranonce_prefix || extranonce ||
+/// suffix`, as SV2 extended jobs build it (the parts carry no witness data). Hashes the parts in
+/// place: no buffer, no allocation (the engine calls it once per extranonce).
+pub fn coinbase_txid(
+    prefix: &[u8],
+    extranonce_prefix: &[u8],
+    extranonce: &[u8],
+    suffix: &[u8],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prefix);
+    h.update(extranonce_prefix);
+    h.update(extranonce);
+    h.update(suffix);
+    Sha256::digest(h.finalize()).into()
+}
+
+/// The merkle root of a block whose coinbase is `prefix || extranonce_prefix || extranonce ||
+/// suffix`, with the job's merkle path: the one place a client's coinbase and merkle root are
+/// assembled (the engine, the device's share check, the SV1 client, the conformance suite, the probe).
+pub fn coinbase_merkle_root(
+    prefix: &[u8],
+    extranonce_prefix: &[u8],
+    extranonce: &[u8],
+    suffix: &[u8],
+    path: &[[u8; 32]],
+) -> [u8; 32] {
+    root_from_path(
+        &coinbase_txid(prefix, extranonce_prefix, extranonce, suffix),
+        path,
+    )
+}
+
 /// The BIP141 witness commitment: sha256d(witness root || reserved value), where the witness root is
 /// the merkle root of the wtxids with the coinbase's counted as all zeros.
 pub fn witness_commitment(other_wtxids: &[[u8; 32]], reserved_value: &[u8; 32]) -> [u8; 32] {
@@ -85,6 +120,46 @@ mod tests {
             let depth = (usize::from(n)).next_power_of_two().trailing_zeros() as usize;
             assert_eq!(path.len(), depth, "{n} leaves");
         }
+    }
+
+    /// Hex in display order (as explorers show txids) to internal order.
+    fn internal(display: &str) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&display[2 * i..2 * i + 2], 16).unwrap();
+        }
+        b.reverse();
+        b
+    }
+
+    #[test]
+    fn block_100000_merkle_root_from_its_four_txids() {
+        let txids = [
+            internal("8c14f0db3df150123e6f3dbbf30f8b955a8249b62ac1d1ff16284aefa3d06d87"),
+            internal("fff2525b8931402dd09222c50775608f75787bd2b87e56995a7bdd30f79702c4"),
+            internal("6359f0868171b1d194cbee1af2f16ea598ae8fad666d9b012c8ed2b79a236ec4"),
+            internal("e9a66845e05d5abc0ad04ec80f774a7e585c6e8db975962d069a522137b80c1d"),
+        ];
+        let path = coinbase_path(&txids[1..]);
+        let root_100000 =
+            internal("f3e94742aca4b5ef85488dc37c06c3282295ffec960994b2c0d5ac2a25a95766");
+        assert_eq!(root_from_path(&txids[0], &path), root_100000);
+        assert_eq!(root(&txids), root_100000);
+    }
+
+    #[test]
+    fn the_coinbase_is_hashed_as_the_concatenation_of_its_parts() {
+        let whole = b"prefix-ENPREFIX-en-suffix";
+        assert_eq!(
+            coinbase_txid(b"prefix-", b"ENPREFIX", b"-en", b"-suffix"),
+            sha256d(whole)
+        );
+        let path = [leaf(1), leaf(2)];
+        assert_eq!(
+            coinbase_merkle_root(b"prefix-", b"ENPREFIX", b"-en", b"-suffix", &path),
+            root_from_path(&sha256d(whole), &path)
+        );
+        assert_eq!(coinbase_merkle_root(b"", b"", b"", b"", &[]), sha256d(b""));
     }
 
     #[test]

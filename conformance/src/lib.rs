@@ -5,20 +5,22 @@
 //! - [`checks`]: the catalogue, by spec area; each active check drives the target on fresh
 //!   connections.
 //! - [`monitor`]: the passive monitor, per-message rules over any [`sv2_wire::Transcript`].
+//! - [`probe`]: the probe, a scripted client walking a live pool through one session step by step.
 //! - [`runner`]: runs a selection of checks against a target, the monitor over every connection.
 //! - [`expected`]: reviewed expected verdicts, and the differences of a run from them.
 //! - [`report`]: text grouped by spec section, JSON with the evidence, JUnit XML.
-//! - [`session`] and [`work`]: connections as checks use them, and shares mined to order.
+//! - [`session`]: connections as checks use them, following the work handed out with
+//!   `sv2_mock::work` and mining shares to order.
 #![forbid(unsafe_code)]
 
 pub mod check;
 pub mod checks;
 pub mod expected;
 pub mod monitor;
+pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod session;
-pub mod work;
 
 pub use check::{Check, Level, Outcome, Role, Verdict};
 pub use runner::{run, Report, Selection};

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::check::Outcome;
-use crate::work::Tracker;
+use sv2_mock::work::Tracker;
 
 /// How the target is reached.
 #[derive(Debug, Clone)]
@@ -494,7 +494,7 @@ impl Session {
         &mut self,
         channel_id: u32,
         window: Duration,
-    ) -> Result<crate::work::Work, Outcome> {
+    ) -> Result<sv2_mock::work::Work, Outcome> {
         let deadline = tokio::time::Instant::now() + window;
         loop {
             if let Some(work) = self.tracker.work(channel_id) {
@@ -529,12 +529,13 @@ impl Session {
         channel_id: u32,
         window: Duration,
         budget: u64,
-        params: impl Fn(&crate::work::Work) -> crate::work::ShareParams,
+        params: impl Fn(&sv2_mock::work::Work) -> sv2_mock::work::ShareParams,
         target: Option<[u8; 32]>,
-    ) -> Result<(crate::work::Work, crate::work::Found), Outcome> {
+    ) -> Result<(sv2_mock::work::Work, sv2_mock::work::Found), Outcome> {
         for _ in 0..3 {
             let work = self.wait_for_work(channel_id, window).await?;
-            let Some(found) = crate::work::mine(&work, params(&work), target, budget).await else {
+            let Some(found) = sv2_mock::work::mine(&work, params(&work), target, budget).await
+            else {
                 return Err(Outcome::skip(format!(
                     "no share found within {budget} hashes (about {:.3e} per share at the channel's target)",
                     work.expected_hashes()

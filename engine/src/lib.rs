@@ -44,7 +44,6 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod header;
-mod merkle;
 mod scalar;
 pub mod sha256;
 #[cfg(target_arch = "x86_64")]
@@ -57,7 +56,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use header::{BlockHeader, PreparedHeader, Target};
-pub use merkle::{coinbase_txid, merkle_root, sha256d};
+pub use sv2_chain::sha256d;
 pub use work::{
     CoinbaseParts, Extranonce, Job, JobCursor, JobError, MerkleSource, Miner, MinerConfig, Share,
     Template, BIP323_VERSION_MASK,

@@ -14,8 +14,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use super::header::{BlockHeader, PreparedHeader, Target};
-use super::merkle::{coinbase_txid, merkle_root};
 use super::{Backend, Candidates, Hasher, Unsupported, MAX_GROUP};
+use sv2_chain::merkle::coinbase_merkle_root;
 
 /// BIP323's general-purpose version bits (5..=28), the 24 bits the spec lets a miner roll (§5 intro;
 /// SRI's translator grants the same mask, 1fffffe0): what a miner may roll when the job allows rolling
@@ -101,6 +101,19 @@ pub struct CoinbaseParts {
     pub suffix: Vec<u8>,
     /// `merkle_path`, internal byte order, bottom up.
     pub merkle_path: Vec<[u8; 32]>,
+}
+
+impl CoinbaseParts {
+    /// The merkle root with this miner's `extranonce` (its `extranonce_len` bytes).
+    pub fn merkle_root(&self, extranonce: &[u8]) -> [u8; 32] {
+        coinbase_merkle_root(
+            &self.prefix,
+            &self.extranonce_prefix,
+            extranonce,
+            &self.suffix,
+            &self.merkle_path,
+        )
+    }
 }
 
 /// Where a job's merkle root comes from.
@@ -230,9 +243,8 @@ impl Job {
                     cb.extranonce_len,
                     cb.extranonce_start.wrapping_add(extranonce_index),
                 );
-                let txid =
-                    coinbase_txid(&cb.prefix, &cb.extranonce_prefix, e.as_slice(), &cb.suffix);
-                (e, merkle_root(txid, &cb.merkle_path))
+                let root = cb.merkle_root(e.as_slice());
+                (e, root)
             }
         };
         Template {

@@ -2,7 +2,8 @@
 //! `sv2-engine`.
 //!
 //! Every role is a sans-IO core (bytes and events in, bytes and actions out) with a thin tokio driver, so
-//! that the same core runs behind a socket, inside a fuzz target and in a deterministic test.
+//! that the same core runs behind a socket, inside a fuzz target and in a deterministic test. [`work`] is
+//! the client's view of work, shared by the device, the probe and the conformance suite.
 
 #![forbid(unsafe_code)]
 
@@ -11,3 +12,4 @@ pub mod pool;
 pub mod served;
 pub mod sv1;
 pub mod tp;
+pub mod work;

@@ -11,7 +11,7 @@ use sv2_conformance::runner::monitor_transcript;
 use sv2_conformance::{checks, expected, report, run, Report, Security, Selection, Target};
 use sv2_wire::{Direction, Side, Transcript};
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
 Run the conformance suite against a Stratum V2 Mining-protocol server (a pool, or a proxy acting as \

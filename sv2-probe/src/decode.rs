@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use sv2_codec::{decode_frame, DecodeError, Frame, FrameError};
 
 use crate::input::{parse_hex, read_stdin, HexError};
-use crate::{render, Outcome};
+use crate::outcome::Outcome;
+use crate::render;
 
 pub const LONG_ABOUT: &str = "\
 Decode SV2 frames given as hex into readable text or JSON.

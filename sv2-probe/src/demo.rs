@@ -16,8 +16,9 @@ use sv2_mock::pool::driver::{serve as serve_pool, PoolServerConfig, UpstreamTp};
 use sv2_mock::tp::driver::{serve as serve_tp, TpServerConfig};
 use tokio::net::TcpListener;
 
+use crate::outcome::Outcome;
 use crate::probe;
-use crate::Outcome;
+use sv2_conformance::probe::ProbeConfig;
 
 pub const LONG_ABOUT: &str = "\
 Run the toolkit end to end on loopback, in one process: a mock Template Provider feeds a mock pool \
@@ -80,20 +81,13 @@ async fn demo(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow:
 
     // The probe, as `sv2-probe probe URL` runs it. A modest nominal hash rate keeps the share quick
     // even in a debug build.
-    let probe_args = probe::Args {
-        url: url.to_string(),
-        standard: false,
+    let probe_config = ProbeConfig {
         user: "demo".into(),
         hashrate: 1e4,
-        timeout: 10.0,
         share_timeout: args.share_timeout,
-        threads: 1,
-        no_share: false,
-        keylog: None,
-        plaintext: false,
-        json: args.json,
+        ..ProbeConfig::default()
     };
-    let report = probe::probe(&url, &probe_args).await;
+    let report = sv2_conformance::probe::probe(&url, &probe_config).await;
     let verdicts = tp.wait_for_verdicts(1, Duration::from_secs(10)).await;
     let stats = pool.stats();
     let block_ok = verdicts.iter().any(|v| v.valid);

@@ -21,7 +21,7 @@ use sv2_codec::messages::MESSAGE_TYPES;
 use sv2_codec::{to_frame_bytes, Header, Message, Tlv};
 
 use crate::input::read_stdin;
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
 Encode SV2 messages given as JSON into frames in hex.

@@ -17,7 +17,7 @@ use sv2_engine::{
     naive_sha256d, Backend, BlockHeader, Job, MerkleSource, Miner, MinerConfig, Target,
 };
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
 Measure the sha256d hash rate of each mining-engine backend this CPU supports (or only --backend), \

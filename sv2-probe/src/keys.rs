@@ -19,7 +19,7 @@ use serde_json::json;
 use sv2_codec::noise::cert::{SignatureNoiseMessage, ValidityPolicy, CERTIFICATE_VERSION};
 use sv2_codec::noise::keys::{AuthorityPublicKey, KeyError, Keypair, SecretKey, Sv2Url};
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
 Authority keys and certificates of the SV2 secure channel (spec §4.5.2, §4.7).

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use outcome::Outcome;
+
 mod conformance;
 mod decode;
 mod demo;
@@ -17,6 +19,7 @@ mod input;
 mod keys;
 mod mine;
 mod mock;
+mod outcome;
 mod probe;
 mod render;
 mod vectors;
@@ -65,15 +68,6 @@ enum Command {
     /// Generate or verify the language-neutral test vectors (vectors/data).
     #[command(long_about = vectors::LONG_ABOUT)]
     Vectors(vectors::Args),
-}
-
-/// What a command concluded about its input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Everything checked out (exit 0).
-    Pass,
-    /// Something was malformed or failed a check (exit 1).
-    Fail,
 }
 
 fn main() -> ExitCode {

@@ -17,7 +17,7 @@ use sv2_mock::miner::driver::{spawn, DeviceDriverConfig, Security, Timeouts};
 use sv2_mock::miner::events::Level;
 use sv2_mock::miner::{ChannelKind, Event};
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
 Mine on an SV2 pool with the built-in SIMD engine and print live statistics (hash rate, jobs, shares \

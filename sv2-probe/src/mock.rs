@@ -43,7 +43,7 @@ use serde_json::json;
 use sv2_codec::noise::keys::{Keypair, SecretKey, Sv2Url};
 use sv2_mock::tp::driver::{serve, TpServerConfig};
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
 Run a mock role on the network until interrupted (Ctrl-C).

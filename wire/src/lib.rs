@@ -7,19 +7,23 @@
 //!   encrypted frames with keys handed in, SV1 lines).
 //! - [`keylog`]: key-log sinks (a file, memory, `SV2KEYLOGFILE`) given to connections.
 //! - [`connection`]: the thin tokio driver: a handshake, then whole frames, over the decoder.
+//! - [`tap`]: a stream's received bytes as they came, for showing what a peer sent when nothing
+//!   could be decoded.
 //!
-//! Everything but [`connection`] is free of I/O and clocks: time is passed in.
+//! Everything but [`connection`] and [`tap`] is free of I/O and clocks: time is passed in.
 
 #![forbid(unsafe_code)]
 
 pub mod connection;
 pub mod decoder;
 pub mod keylog;
+pub mod tap;
 pub mod transcript;
 
 pub use connection::{unix_now, Connection, HandshakeInfo, NetError};
 pub use decoder::{Mode, StreamDecoder, StreamError, StreamEvent};
 pub use keylog::KeyLog;
+pub use tap::{Tap, Tapped};
 pub use transcript::{
     Direction, Endpoints, Entry, Event, FrameProblem, Retention, Side, Timestamp, Transcript,
 };

@@ -18,7 +18,7 @@ use super::shares::{
 use crate::active;
 use crate::check::{Check, Outcome};
 use crate::session::{describe, printable, str255, Ctx, Incoming, Session};
-use crate::work::{JobBody, Work};
+use sv2_mock::work::{JobBody, Work};
 
 pub const CHECKS: &[Check] = &[
     active!("mining.both-channel-kinds", "5.2.2", Must, Some(39), "a standard and an extended channel both open (unless .Success set REQUIRES_EXTENDED_CHANNELS: then the standard one is refused)", both_channel_kinds),

@@ -63,7 +63,7 @@ async fn traffic(ctx: Ctx) -> Outcome {
         let Ok(work) = s.wait_for_work(id, window).await else {
             continue;
         };
-        if let Some(share) = crate::work::mine(&work, work.params(), None, budget).await {
+        if let Some(share) = sv2_mock::work::mine(&work, work.params(), None, budget).await {
             let seq = s.sequence_number();
             let _ = s.send(&work.submit(seq, &share)).await;
         }

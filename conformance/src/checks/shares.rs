@@ -19,7 +19,7 @@ use sv2_wire::unix_now;
 use crate::active;
 use crate::check::{Check, Outcome};
 use crate::session::{Ctx, Incoming, Session};
-use crate::work::{mine, Found, ShareParams, ShareStatus, Work};
+use sv2_mock::work::{mine, Found, ShareParams, ShareStatus, Work};
 
 pub const CHECKS: &[Check] = &[
     active!("shares.valid-accepted", "5.3.13", Must, None, "a valid share (meeting the channel target on the current job) gets SubmitShares.Success", valid_accepted),

@@ -1,8 +1,6 @@
 //! Share checks shared by the SV2 device and the SV1 client: the header rebuilt from job data with the
 //! chain module's hashing (independent of the engine's SIMD code), and target arithmetic.
 
-use sv2_chain::merkle::root_from_path;
-use sv2_chain::sha256d;
 use sv2_chain::target::meets_target;
 
 /// The 80 serialized header bytes (integers little-endian, hashes in internal order).
@@ -22,24 +20,6 @@ pub fn header_bytes(
     h[72..76].copy_from_slice(&nbits.to_le_bytes());
     h[76..80].copy_from_slice(&nonce.to_le_bytes());
     h
-}
-
-/// The merkle root of a coinbase `prefix || extranonce_prefix || extranonce || suffix` and the path.
-pub fn coinbase_merkle_root(
-    prefix: &[u8],
-    extranonce_prefix: &[u8],
-    extranonce: &[u8],
-    suffix: &[u8],
-    path: &[[u8; 32]],
-) -> [u8; 32] {
-    let mut coinbase = Vec::with_capacity(
-        prefix.len() + extranonce_prefix.len() + extranonce.len() + suffix.len(),
-    );
-    coinbase.extend_from_slice(prefix);
-    coinbase.extend_from_slice(extranonce_prefix);
-    coinbase.extend_from_slice(extranonce);
-    coinbase.extend_from_slice(suffix);
-    root_from_path(&sha256d(&coinbase), path)
 }
 
 /// The smaller (harder) of two little-endian targets.

@@ -1389,7 +1389,7 @@ impl Device {
                         suffix,
                         path,
                     } => (
-                        check::coinbase_merkle_root(
+                        sv2_chain::merkle::coinbase_merkle_root(
                             prefix,
                             &job.extranonce_prefix,
                             share.extranonce.as_slice(),

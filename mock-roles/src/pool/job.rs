@@ -27,7 +27,6 @@ use sv2_codec::messages::template_distribution::NewTemplate;
 
 use sv2_chain::merkle;
 use sv2_chain::script::read_witness_commitment;
-use sv2_chain::sha256d;
 use sv2_chain::tx::{parse_outputs, write_compact_size, Transaction, TxError, TxIn, TxOut};
 
 /// The witness reserved value the pool puts in a segwit coinbase (TDP §7.2: assumed all zeros).
@@ -279,13 +278,12 @@ impl PoolTemplate {
 
     /// The coinbase txid with this full extranonce (`extranonce_len` bytes).
     pub fn coinbase_txid(&self, extranonce: &[u8]) -> [u8; 32] {
-        let mut tx = Vec::with_capacity(
-            self.coinbase_tx_prefix.len() + extranonce.len() + self.coinbase_tx_suffix.len(),
-        );
-        tx.extend_from_slice(&self.coinbase_tx_prefix);
-        tx.extend_from_slice(extranonce);
-        tx.extend_from_slice(&self.coinbase_tx_suffix);
-        sha256d(&tx)
+        merkle::coinbase_txid(
+            &self.coinbase_tx_prefix,
+            &[],
+            extranonce,
+            &self.coinbase_tx_suffix,
+        )
     }
 
     /// The block's merkle root with this full extranonce.

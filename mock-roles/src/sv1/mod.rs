@@ -752,7 +752,7 @@ impl Sv1Client {
             None => Some(ShareProblem::Stale),
             Some(job) => {
                 let n = &job.notify;
-                let root = check::coinbase_merkle_root(
+                let root = sv2_chain::merkle::coinbase_merkle_root(
                     &n.coinb1,
                     &job.extranonce1,
                     share.extranonce.as_slice(),

@@ -1,16 +1,24 @@
-//! A client's view of the work a server hands out (channels, groups, jobs, prev hashes, targets), and
-//! shares mined on it with the engine, made valid or broken on purpose, so that share checks test
-//! the rule they name and nothing else.
+//! The client's view of work, written once: channels, groups, jobs, prev hashes, targets and
+//! extranonces as a Mining-protocol server hands them out, turned into the engine's job
+//! ([`Work::engine_job`]), a header and its merkle root ([`JobBody::merkle_root`], assembled by
+//! `sv2_chain::merkle::coinbase_merkle_root`), and the SubmitShares message of a share
+//! ([`Work::submit`]).
+//!
+//! The SV2 device (`miner/`) keeps its jobs as [`JobData`]; the probe and the conformance suite follow
+//! a whole connection with a [`Tracker`] and mine on its [`Work`], with the engine's threads
+//! (`miner::runner::EngineRunner`) or a bounded search here ([`Work::find`]), valid or broken on
+//! purpose.
 
 use std::collections::BTreeMap;
 
-use sv2_chain::merkle::root_from_path;
-use sv2_chain::sha256d;
+use sv2_chain::merkle::coinbase_merkle_root;
 use sv2_chain::target::{hashes_per_share, meets_target};
-use sv2_codec::messages::mining::{SubmitSharesExtended, SubmitSharesStandard};
+use sv2_codec::messages::mining::{SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard};
 use sv2_codec::types::B0_32;
 use sv2_codec::Message;
-use sv2_engine::{BlockHeader, Candidates, Hasher, PreparedHeader, Target};
+use sv2_engine::{
+    BlockHeader, Candidates, CoinbaseParts, Hasher, Job, MerkleSource, PreparedHeader, Target,
+};
 
 /// An open channel, as the server described it.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,13 +48,119 @@ pub enum JobBody {
     },
 }
 
+impl JobBody {
+    /// Whether the job lets the version be rolled (always, for a standard job: §5.3.15 gives no
+    /// flag, and BIP320 bits are the miner's).
+    pub fn version_rolling_allowed(&self) -> bool {
+        match self {
+            JobBody::Standard { .. } => true,
+            JobBody::Extended {
+                version_rolling_allowed,
+                ..
+            } => *version_rolling_allowed,
+        }
+    }
+
+    /// The merkle root for a channel's `extranonce_prefix` and a client `extranonce` (both ignored
+    /// by a standard job, whose root is given).
+    pub fn merkle_root(&self, extranonce_prefix: &[u8], extranonce: &[u8]) -> [u8; 32] {
+        match self {
+            JobBody::Standard { merkle_root } => *merkle_root,
+            JobBody::Extended {
+                prefix,
+                suffix,
+                path,
+                ..
+            } => coinbase_merkle_root(prefix, extranonce_prefix, extranonce, suffix, path),
+        }
+    }
+
+    /// The serialized coinbase `prefix || extranonce_prefix || extranonce || suffix` of an extended
+    /// job (as SV2 carries it: stripped of BIP141 data); None for a standard job.
+    pub fn coinbase(&self, extranonce_prefix: &[u8], extranonce: &[u8]) -> Option<Vec<u8>> {
+        let JobBody::Extended { prefix, suffix, .. } = self else {
+            return None;
+        };
+        let mut coinbase = Vec::with_capacity(
+            prefix.len() + extranonce_prefix.len() + extranonce.len() + suffix.len(),
+        );
+        coinbase.extend_from_slice(prefix);
+        coinbase.extend_from_slice(extranonce_prefix);
+        coinbase.extend_from_slice(extranonce);
+        coinbase.extend_from_slice(suffix);
+        Some(coinbase)
+    }
+
+    /// Where the engine takes the merkle root from: the given root, or the coinbase rebuilt for
+    /// each extranonce (`extranonce_len` bytes, counting from `extranonce_start`).
+    pub fn merkle_source(
+        &self,
+        extranonce_prefix: &[u8],
+        extranonce_len: usize,
+        extranonce_start: u64,
+    ) -> MerkleSource {
+        match self {
+            JobBody::Standard { merkle_root } => MerkleSource::Root(*merkle_root),
+            JobBody::Extended {
+                prefix,
+                suffix,
+                path,
+                ..
+            } => MerkleSource::Coinbase(CoinbaseParts {
+                prefix: prefix.clone(),
+                extranonce_prefix: extranonce_prefix.to_vec(),
+                extranonce_len,
+                extranonce_start,
+                suffix: suffix.clone(),
+                merkle_path: path.clone(),
+            }),
+        }
+    }
+}
+
 /// A job as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobData {
     pub id: u32,
     pub version: u32,
+    /// None: a future job, mined once a SetNewPrevHash names it.
     pub min_ntime: Option<u32>,
     pub body: JobBody,
+}
+
+impl JobData {
+    /// The job a NewMiningJob or NewExtendedMiningJob carries, with the channel (or group) id it is
+    /// addressed to; None for any other message.
+    pub fn from_message(message: &Message<'_>) -> Option<(u32, JobData)> {
+        match message {
+            Message::NewMiningJob(m) => Some((
+                m.channel_id,
+                JobData {
+                    id: m.job_id,
+                    version: m.version,
+                    min_ntime: m.min_ntime,
+                    body: JobBody::Standard {
+                        merkle_root: m.merkle_root.0,
+                    },
+                },
+            )),
+            Message::NewExtendedMiningJob(m) => Some((
+                m.channel_id,
+                JobData {
+                    id: m.job_id,
+                    version: m.version,
+                    min_ntime: m.min_ntime,
+                    body: JobBody::Extended {
+                        prefix: m.coinbase_tx_prefix.as_bytes().to_vec(),
+                        suffix: m.coinbase_tx_suffix.as_bytes().to_vec(),
+                        path: m.merkle_path.iter().map(|h| h.0).collect(),
+                        version_rolling_allowed: m.version_rolling_allowed,
+                    },
+                },
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The prev hash a job was activated with.
@@ -58,7 +172,19 @@ pub struct PrevHash {
     pub nbits: u32,
 }
 
-/// What a client knows on one connection. Updated by [`crate::session::Session`] on every message.
+impl From<&SetNewPrevHash> for PrevHash {
+    fn from(m: &SetNewPrevHash) -> PrevHash {
+        PrevHash {
+            job_id: m.job_id,
+            prev_hash: m.prev_hash.0,
+            min_ntime: m.min_ntime,
+            nbits: m.nbits,
+        }
+    }
+}
+
+/// What a client knows on one connection: fed every message it sent ([`Tracker::sent`]) and received
+/// ([`Tracker::received`]).
 #[derive(Debug, Clone, Default)]
 pub struct Tracker {
     pub channels: BTreeMap<u32, ChannelState>,
@@ -219,41 +345,13 @@ impl Tracker {
                     c.extranonce_prefix = m.extranonce_prefix.as_bytes().to_vec();
                 }
             }
-            Message::NewMiningJob(m) => self.job(
-                m.channel_id,
-                JobData {
-                    id: m.job_id,
-                    version: m.version,
-                    min_ntime: m.min_ntime,
-                    body: JobBody::Standard {
-                        merkle_root: m.merkle_root.0,
-                    },
-                },
-            ),
-            Message::NewExtendedMiningJob(m) => self.job(
-                m.channel_id,
-                JobData {
-                    id: m.job_id,
-                    version: m.version,
-                    min_ntime: m.min_ntime,
-                    body: JobBody::Extended {
-                        prefix: m.coinbase_tx_prefix.as_bytes().to_vec(),
-                        suffix: m.coinbase_tx_suffix.as_bytes().to_vec(),
-                        path: m.merkle_path.iter().map(|h| h.0).collect(),
-                        version_rolling_allowed: m.version_rolling_allowed,
-                    },
-                },
-            ),
+            Message::NewMiningJob(_) | Message::NewExtendedMiningJob(_) => {
+                if let Some((addressed, job)) = JobData::from_message(message) {
+                    self.job(addressed, job);
+                }
+            }
             Message::SetNewPrevHash(m) => {
-                self.prev.insert(
-                    m.channel_id,
-                    PrevHash {
-                        job_id: m.job_id,
-                        prev_hash: m.prev_hash.0,
-                        min_ntime: m.min_ntime,
-                        nbits: m.nbits,
-                    },
-                );
+                self.prev.insert(m.channel_id, PrevHash::from(m));
                 self.activate(m.channel_id, m.job_id);
             }
             _ => {}
@@ -354,38 +452,45 @@ impl Work {
 
     /// Whether the job lets the version be rolled.
     pub fn version_rolling_allowed(&self) -> bool {
-        match &self.job.body {
-            JobBody::Standard { .. } => true,
-            JobBody::Extended {
-                version_rolling_allowed,
-                ..
-            } => *version_rolling_allowed,
-        }
+        self.job.body.version_rolling_allowed()
     }
 
     /// The merkle root for a client extranonce.
     pub fn merkle_root(&self, extranonce: &[u8]) -> [u8; 32] {
-        match &self.job.body {
-            JobBody::Standard { merkle_root } => *merkle_root,
-            JobBody::Extended {
-                prefix,
-                suffix,
-                path,
-                ..
-            } => {
-                let mut coinbase = Vec::with_capacity(
-                    prefix.len()
-                        + self.channel.extranonce_prefix.len()
-                        + extranonce.len()
-                        + suffix.len(),
-                );
-                coinbase.extend_from_slice(prefix);
-                coinbase.extend_from_slice(&self.channel.extranonce_prefix);
-                coinbase.extend_from_slice(extranonce);
-                coinbase.extend_from_slice(suffix);
-                root_from_path(&sha256d(&coinbase), path)
-            }
+        self.job
+            .body
+            .merkle_root(&self.channel.extranonce_prefix, extranonce)
+    }
+
+    /// The coinbase with a client extranonce (None for a standard job).
+    pub fn coinbase(&self, extranonce: &[u8]) -> Option<Vec<u8>> {
+        self.job
+            .body
+            .coinbase(&self.channel.extranonce_prefix, extranonce)
+    }
+
+    /// The engine's job for this work at the channel's target: the earliest allowed ntime, the
+    /// version rolled only where the job allows it, the extranonce counted from `extranonce_start`.
+    /// `id` comes back in every share the engine finds.
+    pub fn engine_job(&self, id: u64, extranonce_start: u64) -> Job {
+        let params = self.params();
+        let mut job = Job::new(
+            id,
+            params.version,
+            self.prev.prev_hash,
+            self.job.body.merkle_source(
+                &self.channel.extranonce_prefix,
+                self.channel.extranonce_size,
+                extranonce_start,
+            ),
+            params.ntime,
+            self.prev.nbits,
+            Target(self.channel.target),
+        );
+        if !self.version_rolling_allowed() {
+            job.version_mask = 0;
         }
+        job
     }
 
     fn header(&self, params: &ShareParams) -> BlockHeader {
@@ -471,15 +576,35 @@ impl Work {
     /// The SubmitShares message for a share (standard or extended, as the channel is).
     pub fn submit(&self, sequence_number: u32, share: &Found) -> Message<'static> {
         let p = &share.params;
+        self.submit_share(
+            sequence_number,
+            share.nonce,
+            p.ntime,
+            p.version,
+            &p.extranonce,
+        )
+    }
+
+    /// The SubmitShares message for a share the engine found (`sv2_engine::Share`'s fields).
+    pub fn submit_share(
+        &self,
+        sequence_number: u32,
+        nonce: u32,
+        ntime: u32,
+        version: u32,
+        extranonce: &[u8],
+    ) -> Message<'static> {
         if self.channel.extended {
             SubmitSharesExtended {
                 channel_id: self.channel.id,
                 sequence_number,
                 job_id: self.job.id,
-                nonce: share.nonce,
-                ntime: p.ntime,
-                version: p.version,
-                extranonce: B0_32::new(p.extranonce.clone()).unwrap_or_default(),
+                nonce,
+                ntime,
+                version,
+                // An extranonce longer than 32 bytes cannot be sent; the engine refuses such jobs
+                // (JobError::ExtranonceTooLong) before one is mined.
+                extranonce: B0_32::new(extranonce.to_vec()).unwrap_or_default(),
             }
             .into()
         } else {
@@ -487,9 +612,9 @@ impl Work {
                 channel_id: self.channel.id,
                 sequence_number,
                 job_id: self.job.id,
-                nonce: share.nonce,
-                ntime: p.ntime,
-                version: p.version,
+                nonce,
+                ntime,
+                version,
             }
             .into()
         }

@@ -212,6 +212,11 @@ impl FrameDecoder {
     pub fn is_idle(&self) -> bool {
         self.header.is_none() && self.buf.is_empty()
     }
+
+    /// How many bytes of an incomplete header or frame are held (a complete header counts its 6).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() + if self.header.is_some() { HEADER_LEN } else { 0 }
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +224,20 @@ mod tests {
     use super::*;
 
     const SHARE: &str = "00801a180000010000000200000003000000040000000500000000000020";
+
+    #[test]
+    fn buffered_counts_the_partial_header_and_payload() {
+        let bytes = hex::decode(SHARE).unwrap();
+        let mut d = FrameDecoder::default();
+        assert_eq!(d.buffered(), 0);
+        d.push(&bytes[..4]).unwrap();
+        assert_eq!(d.buffered(), 4);
+        d.push(&bytes[4..10]).unwrap();
+        assert_eq!(d.buffered(), 10);
+        let (_, frame) = d.push(&bytes[10..]).unwrap();
+        assert!(frame.is_some());
+        assert_eq!(d.buffered(), 0);
+    }
 
     #[test]
     fn header_layout_matches_the_catalog_example() {

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::Verdict;
 use crate::runner::Report;
+use crate::verdict::Verdict;
 
 /// Parses an expected-verdicts file. Errors name the line.
 pub fn parse(text: &str) -> Result<BTreeMap<String, Verdict>, String> {

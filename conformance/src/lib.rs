@@ -1,7 +1,7 @@
 //! `sv2-conformance`: the Stratum V2 conformance suite for Mining-protocol servers (pools, and
 //! proxies acting as upstream).
 //!
-//! - [`check`]: what a check is (id, spec section, level, role) and its verdicts.
+//! - [`check`]: what a check is (id, spec section, level, role); [`verdict`]: what it concludes.
 //! - [`checks`]: the catalogue, by spec area; each active check drives the target on fresh
 //!   connections.
 //! - [`monitor`]: the passive monitor, per-message rules over any [`sv2_wire::Transcript`].
@@ -21,7 +21,9 @@ pub mod probe;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod verdict;
 
-pub use check::{Check, Level, Outcome, Role, Verdict};
+pub use check::{Check, Level, Role};
 pub use runner::{run, Report, Selection};
 pub use session::{Security, Target};
+pub use verdict::{Outcome, Verdict};

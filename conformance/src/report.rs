@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::check::{Check, Verdict};
+use crate::check::Check;
 use crate::runner::{CheckResult, Report};
+use crate::verdict::Verdict;
 
 /// Sort key for spec sections: "3.6.1" before "3.10", numbers compared as numbers, "ext1 4.1" after
 /// the core sections.

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use sv2_wire::{Direction, Transcript};
 
-use crate::check::{Check, Kind, Level, Outcome, Verdict};
+use crate::check::{Check, Kind, Level};
 use crate::checks;
 use crate::monitor::{self, Finding};
 use crate::session::{Ctx, Recorded, Target};
+use crate::verdict::{Outcome, Verdict};
 
 /// Which checks to run.
 #[derive(Debug, Clone, Default)]

@@ -17,11 +17,14 @@ use sv2_codec::noise::keys::AuthorityPublicKey;
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Str0_255, U256};
 use sv2_codec::{Decoded, Message};
-use sv2_wire::{Connection, KeyLog, NetError, Side, Timestamp, Transcript};
+use sv2_wire::{
+    Connection, Direction, Endpoints, KeyLog, Mode, NetError, Side, StreamDecoder, Timestamp,
+    Transcript,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::check::Outcome;
+use crate::verdict::Outcome;
 use sv2_mock::work::Tracker;
 
 /// How the target is reached.
@@ -627,54 +630,132 @@ pub fn describe(message: &Message<'_>) -> String {
     }
 }
 
-/// A raw TCP exchange for byte-level checks (before or instead of the handshake): writes, then reads
-/// what comes within a timeout, recording both as notes.
-pub async fn exchange_raw(
-    stream: &mut TcpStream,
-    transcript: &mut Transcript,
-    send: &[u8],
-    read_for: Duration,
-    max: usize,
-) -> (Vec<u8>, RawEnd) {
-    if !send.is_empty() {
-        transcript.note(
-            Timestamp::now(),
-            format!("raw bytes sent: {}", hex::encode(send)),
+/// A raw TCP connection for byte-level checks (before or instead of the handshake): bytes are written
+/// and read as they are, and both directions go through the conversation layer's stream decoders,
+/// so the transcript shows handshake acts, frames and undecodable bytes as such (plus a note of
+/// every raw write and read).
+#[derive(Debug)]
+pub struct RawExchange {
+    stream: TcpStream,
+    to_server: StreamDecoder,
+    to_client: StreamDecoder,
+    transcript: Transcript,
+}
+
+impl RawExchange {
+    /// `mode` is what both directions are read as: `Mode::Noise` (acts, then encrypted frames
+    /// whose keys this exchange never has) or `Mode::Sv2` (plain frames).
+    pub fn new(stream: TcpStream, mode: Mode) -> Self {
+        let mut transcript = Transcript::default();
+        transcript.endpoints = Endpoints::seen_from(
+            Side::Client,
+            stream.local_addr().ok(),
+            stream.peer_addr().ok(),
         );
-        if let Err(e) = stream.write_all(send).await {
-            return (Vec::new(), RawEnd::Error(e.to_string()));
+        RawExchange {
+            stream,
+            to_server: StreamDecoder::new(Direction::ClientToServer, mode),
+            to_client: StreamDecoder::new(Direction::ServerToClient, mode),
+            transcript,
         }
     }
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + read_for;
-    let mut buf = vec![0u8; 4096];
-    let end = loop {
-        if got.len() >= max {
-            break RawEnd::Enough;
+
+    fn drain(&mut self) {
+        while let Some((at, event)) = self.to_server.next_event() {
+            event.record(Direction::ClientToServer, at, &mut self.transcript);
         }
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => break RawEnd::Timeout,
-            Ok(Ok(0)) => break RawEnd::Closed,
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-            Ok(Err(e)) => {
-                break match e.kind() {
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                        RawEnd::Closed
-                    }
-                    _ => RawEnd::Error(e.to_string()),
-                }
+        while let Some((at, event)) = self.to_client.next_event() {
+            event.record(Direction::ServerToClient, at, &mut self.transcript);
+        }
+    }
+
+    /// Writes `send` (if any), then reads what comes within `read_for`, until `max` bytes came or
+    /// the peer closed. Returns the bytes read.
+    pub async fn exchange(
+        &mut self,
+        send: &[u8],
+        read_for: Duration,
+        max: usize,
+    ) -> (Vec<u8>, RawEnd) {
+        if !send.is_empty() {
+            let now = Timestamp::now();
+            self.transcript
+                .note(now, format!("raw bytes sent: {}", hex::encode(send)));
+            self.to_server.push(send, now);
+            self.drain();
+            if let Err(e) = self.stream.write_all(send).await {
+                return (Vec::new(), RawEnd::Error(e.to_string()));
             }
         }
-    };
-    transcript.note(
-        Timestamp::now(),
-        format!(
-            "raw bytes received ({} bytes, then {end:?}): {}",
-            got.len(),
-            hex::encode(&got[..got.len().min(512)])
-        ),
-    );
-    (got, end)
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + read_for;
+        let mut buf = vec![0u8; 4096];
+        let end = loop {
+            if got.len() >= max {
+                break RawEnd::Enough;
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Err(_) => break RawEnd::Timeout,
+                Ok(Ok(0)) => break RawEnd::Closed,
+                Ok(Ok(n)) => {
+                    self.to_client.push(&buf[..n], Timestamp::now());
+                    got.extend_from_slice(&buf[..n]);
+                }
+                Ok(Err(e)) => {
+                    break match e.kind() {
+                        std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted => RawEnd::Closed,
+                        _ => RawEnd::Error(e.to_string()),
+                    }
+                }
+            }
+        };
+        self.drain();
+        self.transcript.note(
+            Timestamp::now(),
+            format!(
+                "raw bytes received ({} bytes, then {end:?}): {}",
+                got.len(),
+                hex::encode(&got[..got.len().min(512)])
+            ),
+        );
+        (got, end)
+    }
+
+    /// The frames the server sent that decoded, in order (plain SV2 only: under Noise the keys are
+    /// never known here).
+    pub fn server_messages(&self) -> impl Iterator<Item = &Message<'static>> {
+        self.transcript
+            .messages(Direction::ServerToClient)
+            .map(|d| &d.message)
+    }
+
+    /// The transcript, with what each direction left undelimited noted.
+    pub fn finish(mut self) -> Transcript {
+        let now = Timestamp::now();
+        for (decoder, direction) in [
+            (&self.to_server, Direction::ClientToServer),
+            (&self.to_client, Direction::ServerToClient),
+        ] {
+            let pending = decoder.pending();
+            if pending > 0 {
+                let partial = decoder.partial();
+                let shown = if partial.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", hex::encode(&partial[..partial.len().min(512)]))
+                };
+                self.transcript.note(
+                    now,
+                    format!(
+                        "{}: {pending} bytes left incomplete{shown}",
+                        direction.as_str()
+                    ),
+                );
+            }
+        }
+        self.transcript
+    }
 }
 
 /// How a raw read ended.
@@ -689,4 +770,77 @@ pub enum RawEnd {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sv2_codec::messages::common::SetupConnectionSuccess;
+    use sv2_codec::noise::ACT1_LEN;
+    use sv2_wire::Event;
+    use tokio::net::TcpListener;
+
+    /// A peer on loopback that reads `expect` bytes, then writes `reply` and closes.
+    async fn peer(expect: usize, reply: Vec<u8>) -> TcpStream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = vec![0u8; expect];
+            let _ = s.read_exact(&mut got).await;
+            let _ = s.write_all(&reply).await;
+        });
+        TcpStream::connect(addr).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_raw_exchange_records_frames_acts_and_leftovers_as_such() {
+        // Plain frames both ways: the server's .Success is a decoded frame, the trailing garbage
+        // a leftover note.
+        let setup = frame_of(&setup_connection(0, 2, 2, 0)).unwrap();
+        let success: Message<'static> = SetupConnectionSuccess {
+            used_version: 2,
+            flags: 0,
+        }
+        .into();
+        let mut reply = frame_of(&success).unwrap();
+        reply.extend_from_slice(&[0xee; 3]);
+        let mut raw = RawExchange::new(peer(setup.len(), reply).await, Mode::Sv2);
+        let (got, end) = raw.exchange(&setup, Duration::from_secs(5), 4096).await;
+        assert_eq!(end, RawEnd::Closed);
+        assert_eq!(got.len(), 6 + 6 + 3);
+        assert!(matches!(
+            raw.server_messages().collect::<Vec<_>>()[..],
+            [Message::SetupConnectionSuccess(_)]
+        ));
+        let transcript = raw.finish();
+        assert_eq!(transcript.messages(Direction::ClientToServer).count(), 1);
+        assert!(transcript.endpoints.server.is_some());
+        let notes: Vec<String> = transcript
+            .entries()
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Note { text } => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(notes.iter().any(|n| n.contains("3 bytes left incomplete")));
+
+        // Noise: act 1 out, a short "act 2" back: one act recorded, the rest left incomplete.
+        let mut raw = RawExchange::new(peer(ACT1_LEN, vec![0x11; 170]).await, Mode::Noise);
+        let (got, _) = raw
+            .exchange(&[0x22; ACT1_LEN], Duration::from_secs(5), 235)
+            .await;
+        assert_eq!(got.len(), 170);
+        let transcript = raw.finish();
+        let acts = transcript
+            .entries()
+            .iter()
+            .filter(|e| matches!(e.event, Event::Handshake { .. }))
+            .count();
+        assert_eq!(acts, 1, "act 1 only: 170 bytes are no act 2");
+        assert!(transcript.entries().iter().any(
+            |e| matches!(&e.event, Event::Note { text } if text.contains("170 bytes left incomplete"))
+        ));
+    }
 }

@@ -199,6 +199,18 @@ impl StreamDecoder {
         }
     }
 
+    /// How many bytes of a unit (act, frame, line) are held, incomplete: what a peer sent before it
+    /// stopped short. Under Noise transport only whether a frame is partly read is known (1 if so).
+    pub fn pending(&self) -> usize {
+        match &self.state {
+            State::Plain(d) => d.buffered(),
+            State::Act(buf) | State::Waiting(buf) => buf.len(),
+            State::Transport(d) => usize::from(!d.is_idle()),
+            State::Sv1 { line, .. } => line.len(),
+            State::Lost => 0,
+        }
+    }
+
     /// True when no unit (act, frame, line) is partly read.
     pub fn is_idle(&self) -> bool {
         match &self.state {

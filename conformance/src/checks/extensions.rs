@@ -7,8 +7,9 @@ use sv2_codec::{to_frame_bytes, Message, Tlv};
 
 use super::shares::{answer, answer_window, fill_batch, Answer};
 use crate::active;
-use crate::check::{Check, Outcome};
+use crate::check::Check;
 use crate::session::{describe, Ctx, Incoming, Session};
+use crate::verdict::Outcome;
 
 pub const CHECKS: &[Check] = &[
     active!("ext.unknown-extension-ignored", "3.4", Must, Some(7), "a non-channel message of an unknown extension is discarded: no close, and the next request is answered", unknown_extension_ignored),

@@ -16,8 +16,9 @@ use super::shares::{
     answer, answer_window, channel_with_work, lower_target, mine_share, settle, Answer, SHORT,
 };
 use crate::active;
-use crate::check::{Check, Outcome};
+use crate::check::Check;
 use crate::session::{describe, printable, str255, Ctx, Incoming, Session};
+use crate::verdict::Outcome;
 use sv2_mock::work::{JobBody, Work};
 
 pub const CHECKS: &[Check] = &[
@@ -653,7 +654,7 @@ async fn version_rolling_flag(ctx: Ctx) -> Outcome {
     .await
     {
         Ok(x) => x,
-        Err(o) if o.verdict == crate::check::Verdict::Error && o.observed.contains("refused") => {
+        Err(o) if o.verdict == crate::verdict::Verdict::Error && o.observed.contains("refused") => {
             return Outcome::skip(format!(
                 "the server does not take REQUIRES_VERSION_ROLLING: {}",
                 o.observed

@@ -6,9 +6,10 @@
 //! (§5.3.11-5.3.21: share submission, each share mined valid but for the rule under test), `monitor`
 //! (rules over every connection).
 
-use crate::check::{Check, Outcome};
+use crate::check::Check;
 use crate::monitor;
 use crate::session::Ctx;
+use crate::verdict::Outcome;
 
 pub mod extensions;
 pub mod mining;

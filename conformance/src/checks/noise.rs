@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use sv2_codec::noise::cert::ValidityPolicy;
 use sv2_codec::noise::{Initiator, InitiatorConfig, ACT2_LEN};
-use sv2_codec::{Frame, Message};
-use sv2_wire::{unix_now, Transcript};
+use sv2_codec::Message;
+use sv2_wire::{unix_now, Mode, Transcript};
 
 use crate::active;
-use crate::check::{Check, Outcome};
-use crate::session::{exchange_raw, frame_of, setup_connection, Ctx, Incoming, RawEnd, Security};
+use crate::check::Check;
+use crate::session::{frame_of, setup_connection, Ctx, Incoming, RawEnd, RawExchange, Security};
+use crate::verdict::Outcome;
 
 pub const CHECKS: &[Check] = &[
     active!("noise.required", "4", Must, Some(13), "a remote upstream requires the Noise handshake: plaintext SetupConnection gets no .Success", required),
@@ -30,7 +31,7 @@ async fn required(ctx: Ctx) -> Outcome {
     if let Some(skip) = noise_only(&ctx) {
         return skip;
     }
-    let mut stream = match ctx.tcp().await {
+    let stream = match ctx.tcp().await {
         Ok(s) => s,
         Err(o) => return o,
     };
@@ -38,26 +39,19 @@ async fn required(ctx: Ctx) -> Outcome {
         Ok(f) => f,
         Err(o) => return o,
     };
-    let mut transcript = Transcript::default();
-    let (got, end) = exchange_raw(
-        &mut stream,
-        &mut transcript,
-        &frame,
-        ctx.target().timeout,
-        4096,
-    )
-    .await;
-    ctx.record("plaintext SetupConnection", transcript);
+    // Both directions read as plain frames: a plaintext .Success among the answers shows as such.
+    let mut raw = RawExchange::new(stream, Mode::Sv2);
+    let (got, end) = raw.exchange(&frame, ctx.target().timeout, 4096).await;
+    let plaintext_success = raw
+        .server_messages()
+        .any(|m| matches!(m, Message::SetupConnectionSuccess(_)));
+    ctx.record("plaintext SetupConnection", raw.finish());
     let expected = "no plaintext SetupConnection.Success (a handshake answer, silence or a close)";
-    if let Ok((f, _)) = Frame::parse(&got) {
-        if let Ok(d) = sv2_codec::decode_frame(&f) {
-            if matches!(d.message, Message::SetupConnectionSuccess(_)) {
-                return Outcome::fail(
-                    expected,
-                    "a plaintext SetupConnection.Success: the server speaks without Noise",
-                );
-            }
-        }
+    if plaintext_success {
+        return Outcome::fail(
+            expected,
+            "a plaintext SetupConnection.Success: the server speaks without Noise",
+        );
     }
     Outcome::pass(
         expected,
@@ -72,7 +66,7 @@ async fn act2_length(ctx: Ctx) -> Outcome {
     if let Some(skip) = noise_only(&ctx) {
         return skip;
     }
-    let mut stream = match ctx.tcp().await {
+    let stream = match ctx.tcp().await {
         Ok(s) => s,
         Err(o) => return o,
     };
@@ -84,30 +78,19 @@ async fn act2_length(ctx: Ctx) -> Outcome {
         Ok(a) => a,
         Err(e) => return Outcome::error(format!("act 1: {e}")),
     };
-    let mut transcript = Transcript::default();
     // Read until well past 234 bytes could have come: a responder that sends 170 bytes (the spec's
-    // old figure) or more than 234 shows either way.
-    let (got, end) = exchange_raw(
-        &mut stream,
-        &mut transcript,
-        &act1,
-        ctx.target().timeout,
-        ACT2_LEN + 1,
-    )
-    .await;
+    // old figure) or more than 234 shows either way (the bytes are counted as they came; the
+    // transcript shows the acts as the decoder delimits them).
+    let mut raw = RawExchange::new(stream, Mode::Noise);
+    let (got, end) = raw
+        .exchange(&act1, ctx.target().timeout, ACT2_LEN + 1)
+        .await;
     let (more, _) = if got.len() == ACT2_LEN {
-        exchange_raw(
-            &mut stream,
-            &mut transcript,
-            &[],
-            Duration::from_millis(300),
-            1,
-        )
-        .await
+        raw.exchange(&[], Duration::from_millis(300), 1).await
     } else {
         (Vec::new(), RawEnd::Timeout)
     };
-    ctx.record("act 1 and act 2", transcript);
+    ctx.record("act 1 and act 2", raw.finish());
     let expected = "exactly 234 bytes of act 2 that complete the handshake";
     let total = got.len() + more.len();
     if total != ACT2_LEN {
@@ -242,7 +225,7 @@ async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
         .into_iter()
         .enumerate()
     {
-        let mut stream = match ctx.tcp().await {
+        let stream = match ctx.tcp().await {
             Ok(s) => s,
             Err(o) if i == 0 => return o,
             Err(o) => {
@@ -253,15 +236,9 @@ async fn survives_broken_handshakes(ctx: Ctx) -> Outcome {
                 );
             }
         };
-        let _ = exchange_raw(
-            &mut stream,
-            &mut transcript,
-            bytes,
-            Duration::from_millis(200),
-            1,
-        )
-        .await;
-        drop(stream);
+        let mut raw = RawExchange::new(stream, Mode::Noise);
+        let _ = raw.exchange(bytes, Duration::from_millis(200), 1).await;
+        transcript.append(&mut raw.finish());
     }
     ctx.record("broken handshakes", transcript);
     match ctx.setup("after broken handshakes", 0).await {

@@ -4,8 +4,9 @@
 use sv2_codec::Message;
 
 use crate::active;
-use crate::check::{Check, Outcome};
+use crate::check::Check;
 use crate::session::{describe, frame_of, printable, setup_connection, Ctx, Incoming, Session};
+use crate::verdict::Outcome;
 
 pub const CHECKS: &[Check] = &[
     active!("setup.reply", "3.6.1", Must, Some(24), "a valid SetupConnection gets SetupConnection.Success or .Error", reply),

@@ -17,8 +17,9 @@ use sv2_codec::Message;
 use sv2_wire::unix_now;
 
 use crate::active;
-use crate::check::{Check, Outcome};
+use crate::check::Check;
 use crate::session::{Ctx, Incoming, Session};
+use crate::verdict::Outcome;
 use sv2_mock::work::{mine, Found, ShareParams, ShareStatus, Work};
 
 pub const CHECKS: &[Check] = &[
@@ -908,7 +909,7 @@ async fn old_target(ctx: Ctx) -> Outcome {
         .collect();
     let (old, new) = match lower_target(&ctx, &mut s, channel, expected).await {
         Ok(x) => x,
-        Err(o) if o.verdict == crate::check::Verdict::Fail => {
+        Err(o) if o.verdict == crate::verdict::Verdict::Fail => {
             return Outcome::skip(format!(
                 "the target was not lowered ({}); see mining.update-channel-target",
                 o.observed

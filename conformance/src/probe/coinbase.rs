@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use sv2_chain::script::read_bip34_height;
 use sv2_chain::tx::Transaction;
 
-use crate::check::Verdict;
+use crate::verdict::Verdict;
 
 fn script_kind(script: &[u8]) -> &'static str {
     match script {

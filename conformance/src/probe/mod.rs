@@ -29,8 +29,8 @@ use sv2_wire::keylog::{FileSink, KeyLogSink};
 use sv2_wire::{unix_now, Connection, Direction, KeyLog, NetError, Side, Tap, Tapped, Transcript};
 use tokio::net::TcpStream;
 
-use crate::check::Verdict;
 use crate::monitor::check_transcript;
+use crate::verdict::Verdict;
 use coinbase::describe_coinbase;
 
 /// What the probe does (`sv2-probe probe`'s options).

@@ -15,7 +15,7 @@ use sv2_wire::{Connection, NetError, Tap, Tapped};
 use tokio::net::TcpStream;
 
 use super::{failure, lossy, reconnect_target, since_last, ProbeConfig, Report};
-use crate::check::Verdict;
+use crate::verdict::Verdict;
 
 /// Engine work ids are the SV2 job ids: a share found on an older job is recognised and skipped.
 fn engine_job(work: &Work) -> sv2_engine::Job {

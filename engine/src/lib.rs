@@ -43,6 +43,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod bench;
 mod header;
 mod scalar;
 pub mod sha256;

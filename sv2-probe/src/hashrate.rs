@@ -8,14 +8,12 @@
 //! threads.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use sv2_engine::{
-    naive_sha256d, Backend, BlockHeader, Job, MerkleSource, Miner, MinerConfig, Target,
-};
+use sv2_engine::bench::{measure_backend, measure_baseline, Timing};
+use sv2_engine::Backend;
 
 use crate::outcome::Outcome;
 
@@ -60,109 +58,6 @@ pub struct Args {
 
 /// The name of the naive baseline in reports.
 const BASELINE: &str = "naive-sha2";
-
-/// A fixed header to hash (the genesis block's fields; only the nonce changes).
-fn header() -> BlockHeader {
-    let mut merkle_root = [0u8; 32];
-    hex::decode_to_slice(
-        "3ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a",
-        &mut merkle_root,
-    )
-    .expect("valid hex");
-    BlockHeader {
-        version: 1,
-        prev_hash: [0; 32],
-        merkle_root,
-        ntime: 1_231_006_505,
-        nbits: 0x1d00ffff,
-        nonce: 0,
-    }
-}
-
-struct Timing {
-    warmup: Duration,
-    measure: Duration,
-}
-
-/// Hashes per second of `backend` on `threads` threads through the engine's miner.
-fn measure_backend(
-    backend: Backend,
-    threads: usize,
-    version_rolling: bool,
-    timing: &Timing,
-) -> anyhow::Result<f64> {
-    let (miner, _shares) = Miner::start(MinerConfig {
-        threads,
-        backend,
-        ..MinerConfig::default()
-    })?;
-    let h = header();
-    let mut job = Job::new(
-        0,
-        h.version,
-        h.prev_hash,
-        MerkleSource::Root(h.merkle_root),
-        h.ntime,
-        h.nbits,
-        Target::ZERO,
-    );
-    if !version_rolling {
-        job.version_mask = 0;
-    }
-    miner.replace_job(job)?;
-    std::thread::sleep(timing.warmup);
-    let (h0, t0) = (miner.hashes(), Instant::now());
-    std::thread::sleep(timing.measure);
-    // Threads publish their counts once per batch: on a very slow build or machine, wait for at
-    // least one batch to land in the window rather than report zero.
-    let give_up = Instant::now() + Duration::from_secs(60);
-    while miner.hashes() == h0 && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let (h1, t1) = (miner.hashes(), Instant::now());
-    miner.stop();
-    Ok((h1 - h0) as f64 / (t1 - t0).as_secs_f64())
-}
-
-/// Hashes per second of the naive way on `threads` threads.
-fn measure_baseline(threads: usize, timing: &Timing) -> f64 {
-    let stop = AtomicBool::new(false);
-    let hashes = AtomicU64::new(0);
-    let start_counting = AtomicBool::new(false);
-    let mut window = (0, Instant::now(), 0, Instant::now());
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (stop, hashes, counting) = (&stop, &hashes, &start_counting);
-            s.spawn(move || {
-                let target = Target::ZERO;
-                let mut bytes = header().to_bytes();
-                let mut nonce = (t as u32) << 28;
-                let mut shares = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..1024 {
-                        bytes[76..].copy_from_slice(&nonce.to_le_bytes());
-                        let hash = naive_sha256d(&bytes);
-                        shares += u64::from(target.is_met_by(&hash));
-                        nonce = nonce.wrapping_add(1);
-                    }
-                    if counting.load(Ordering::Relaxed) {
-                        hashes.fetch_add(1024, Ordering::Relaxed);
-                    }
-                }
-                std::hint::black_box(shares);
-            });
-        }
-        std::thread::sleep(timing.warmup);
-        start_counting.store(true, Ordering::Relaxed);
-        window.0 = hashes.load(Ordering::Relaxed);
-        window.1 = Instant::now();
-        std::thread::sleep(timing.measure);
-        window.2 = hashes.load(Ordering::Relaxed);
-        window.3 = Instant::now();
-        stop.store(true, Ordering::Relaxed);
-    });
-    (window.2 - window.0) as f64 / (window.3 - window.1).as_secs_f64()
-}
 
 /// Million hashes per second.
 fn mhs(rate: f64) -> f64 {

@@ -8,6 +8,8 @@
 //! - [`probe`]: the probe, a scripted client walking a live pool through one session step by step.
 //! - [`runner`]: runs a selection of checks against a target, the monitor over every connection.
 //! - [`expected`]: reviewed expected verdicts, and the differences of a run from them.
+//! - [`review`]: what a check's evidence says about its verdict (refusals outside the check,
+//!   frames that could not be read).
 //! - [`report`]: text grouped by spec section, JSON with the evidence, JUnit XML.
 //! - [`session`]: connections as checks use them, following the work handed out with
 //!   `sv2_mock::work` and mining shares to order.
@@ -19,6 +21,7 @@ pub mod expected;
 pub mod monitor;
 pub mod probe;
 pub mod report;
+pub mod review;
 pub mod runner;
 pub mod session;
 pub mod verdict;

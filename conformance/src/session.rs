@@ -84,6 +84,10 @@ pub struct Recorded {
     /// What the connection was for.
     pub label: String,
     pub transcript: Transcript,
+    /// A byte-level exchange ([`RawExchange`]): the server's bytes were read in a mode it may not
+    /// speak (plain frames sent to a Noise server, say), so the check judges them itself and the
+    /// monitor's rules and the evidence review do not.
+    pub raw: bool,
 }
 
 type Evidence = Arc<Mutex<Vec<Recorded>>>;
@@ -119,6 +123,7 @@ impl Ctx {
         lock(&self.evidence).push(Recorded {
             label: label.into(),
             transcript,
+            raw: true,
         });
     }
 
@@ -205,7 +210,11 @@ pub enum Incoming {
     Timeout,
     /// The target closed the connection.
     Closed,
-    /// The connection broke: a MAC failure, an undecodable frame, a socket error (the text says).
+    /// Bytes came that cannot be read as a frame: a frame that does not decode strictly, a Noise
+    /// frame that fails its MAC, a header claiming more than the maximum. Evidence against the
+    /// server (it sent them), never a close or a refusal: a malformed .Success is not an .Error.
+    Unreadable(String),
+    /// The socket failed (the text says how).
     Broken(String),
 }
 
@@ -215,8 +224,15 @@ impl Incoming {
             Incoming::Message(d) => describe(&d.message),
             Incoming::Timeout => "nothing (timeout)".into(),
             Incoming::Closed => "the connection closed".into(),
+            Incoming::Unreadable(e) => format!("a frame that cannot be read ({e})"),
             Incoming::Broken(e) => format!("a broken connection ({e})"),
         }
+    }
+
+    /// Whether the connection ended (closed or broken): not a timeout, a message, or bytes that
+    /// came and could not be read.
+    pub fn ended(&self) -> bool {
+        matches!(self, Incoming::Closed | Incoming::Broken(_))
     }
 }
 
@@ -246,6 +262,7 @@ impl Drop for Session {
             lock(&self.evidence).push(Recorded {
                 label: std::mem::take(&mut self.label),
                 transcript,
+                raw: false,
             });
         }
     }
@@ -311,6 +328,9 @@ impl Session {
             }
             Err(NetError::Timeout { .. }) => Incoming::Timeout,
             Err(NetError::Closed { .. }) => Incoming::Closed,
+            Err(
+                e @ (NetError::Decode { .. } | NetError::Noise { .. } | NetError::Stream { .. }),
+            ) => Incoming::Unreadable(e.to_string()),
             Err(NetError::Io { source, .. })
                 if matches!(
                     source.kind(),

@@ -63,6 +63,10 @@ pub struct Args {
     /// Seconds checks wait for the server to move on (new jobs, new blocks).
     #[arg(long, default_value_t = 10.0)]
     pub work_window: f64,
+    /// user_identity of the channels the checks open. A pool that refuses it (OpenMiningChannel.Error
+    /// naming the user) makes every check that needed a channel an error saying so, not a failure.
+    #[arg(long, default_value = "sv2-conformance")]
+    pub user: String,
     /// nominal_hash_rate of the channels the checks open, in H/s (low: easy targets, quick shares).
     #[arg(long, default_value_t = 1000.0)]
     pub hashrate: f32,
@@ -199,6 +203,7 @@ fn target(args: &Args) -> anyhow::Result<Target> {
     target.timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 600.0));
     target.work_window = Duration::from_secs_f64(args.work_window.clamp(0.1, 3600.0));
     target.nominal_hash_rate = args.hashrate;
+    target.user_identity = args.user.clone();
     Ok(target)
 }
 

@@ -72,6 +72,9 @@ async fn first_message(ctx: Ctx) -> Outcome {
     }) {
         return Outcome::fail(expected, format!("served without setup: {}", describe(m)));
     }
+    if let Some(unreadable @ Incoming::Unreadable(_)) = &end {
+        return Outcome::fail(expected, unreadable.describe());
+    }
     let seen: Vec<&str> = messages.iter().map(|m| m.name()).collect();
     Outcome::pass(
         expected,
@@ -238,6 +241,13 @@ async fn unknown_protocol(ctx: Ctx) -> Outcome {
                     format!("protocol {protocol}: {}", describe(&d.message)),
                 )
             }
+            // An answer that cannot be read may be a malformed .Success.
+            unreadable @ Incoming::Unreadable(_) => {
+                return Outcome::fail(
+                    expected,
+                    format!("protocol {protocol}: {}", unreadable.describe()),
+                )
+            }
             other => seen.push(format!("protocol {protocol}: {}", other.describe())),
         }
     }
@@ -254,6 +264,8 @@ async fn malformed_setup(ctx: &Ctx, label: &str, frame: Vec<u8>, expected: &str)
         Incoming::Message(d) if matches!(d.message, Message::SetupConnectionSuccess(_)) => {
             Outcome::fail(expected, format!("accepted: {}", describe(&d.message)))
         }
+        // An answer that cannot be read may be a malformed .Success: not a refusal.
+        unreadable @ Incoming::Unreadable(_) => Outcome::fail(expected, unreadable.describe()),
         other => Outcome::pass(expected, other.describe()),
     }
 }

@@ -152,6 +152,9 @@ pub(crate) enum Answer {
     Silent,
     /// The connection ended (the text says how).
     Ended(String),
+    /// A frame came that cannot be read (it may have been the answer): evidence against the
+    /// server, never a close or a refusal.
+    Unreadable(String),
 }
 
 /// Waits up to `within` for the answer to share `seq` on `channel` (Success counts covering it, or
@@ -170,6 +173,9 @@ pub(crate) async fn answer(s: &mut Session, channel: u32, seq: u32, within: Dura
         }
         match s.recv_within(left).await {
             Incoming::Message(_) | Incoming::Timeout => {}
+            unreadable @ Incoming::Unreadable(_) => {
+                return Answer::Unreadable(unreadable.describe())
+            }
             other => return Answer::Ended(other.describe()),
         }
     }
@@ -340,6 +346,7 @@ pub(crate) async fn expect_rejected(
             Answer::Ended(how) => {
                 return Outcome::judge(tolerate.close, expected, format!("{text}: {how}"));
             }
+            Answer::Unreadable(how) => return Outcome::fail(expected, format!("{text}: {how}")),
         }
     }
     Outcome::skip("the work moved on (new prev hash) during every attempt; cannot tell")
@@ -400,7 +407,7 @@ pub(crate) async fn accepted_share(
                             format!("{text}: SubmitShares.Error {code:?} (after a batch)"),
                         ))
                     }
-                    (Answer::Ended(how), _) => {
+                    (Answer::Ended(how) | Answer::Unreadable(how), _) => {
                         return Err(Outcome::fail(expected, format!("{text}: {how}")))
                     }
                     (Answer::Silent, more) => more,
@@ -413,7 +420,9 @@ pub(crate) async fn accepted_share(
                     ),
                 ));
             }
-            Answer::Ended(how) => return Err(Outcome::fail(expected, format!("{text}: {how}"))),
+            Answer::Ended(how) | Answer::Unreadable(how) => {
+                return Err(Outcome::fail(expected, format!("{text}: {how}")))
+            }
         }
     }
     Err(Outcome::skip(format!(
@@ -504,7 +513,7 @@ async fn accepted_count(ctx: Ctx) -> Outcome {
                     ),
                 )
             }
-            Answer::Ended(how) => return Outcome::fail(expected, how),
+            Answer::Ended(how) | Answer::Unreadable(how) => return Outcome::fail(expected, how),
             Answer::Accepted | Answer::Silent => counted += 1,
         }
     }
@@ -800,7 +809,9 @@ async fn above_target(ctx: Ctx) -> Outcome {
                     ),
                 )
             }
-            Answer::Ended(how) => return Outcome::fail(expected, format!("{text}: {how}")),
+            Answer::Ended(how) | Answer::Unreadable(how) => {
+                return Outcome::fail(expected, format!("{text}: {how}"))
+            }
         }
     }
     Outcome::skip("the work moved on during every attempt; cannot tell")
@@ -986,7 +997,7 @@ async fn old_target(ctx: Ctx) -> Outcome {
                     format!("{text}: no SubmitShares.Error within {within:?}"),
                 )
             }
-            Answer::Ended(how) => return Outcome::fail(expected, format!("{text}: {how}")),
+            Answer::Ended(how) | Answer::Unreadable(how) => return Outcome::fail(expected, format!("{text}: {how}")),
         }
     }
     Outcome::skip("the work moved on during every attempt; cannot tell")
@@ -1045,7 +1056,9 @@ async fn duplicate(ctx: Ctx) -> Outcome {
             Answer::Silent => {
                 return Outcome::error(format!("{text}: the first (valid) share got no answer"))
             }
-            Answer::Ended(how) => return Outcome::error(format!("{text}: {how}")),
+            Answer::Ended(how) | Answer::Unreadable(how) => {
+                return Outcome::error(format!("{text}: {how}"))
+            }
         }
         let block = work.is_block(&found.hash);
         return match answer(&mut s, channel, second, within).await {
@@ -1068,7 +1081,7 @@ async fn duplicate(ctx: Ctx) -> Outcome {
                 expected,
                 format!("{text}; resent as seq {second}: no answer within {within:?}"),
             ),
-            Answer::Ended(how) => {
+            Answer::Ended(how) | Answer::Unreadable(how) => {
                 Outcome::fail(expected, format!("{text}; resent as seq {second}: {how}"))
             }
         };

@@ -18,8 +18,8 @@ use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Str0_255, U256};
 use sv2_codec::{Decoded, Message};
 use sv2_wire::{
-    Connection, Direction, Endpoints, KeyLog, Mode, NetError, Side, StreamDecoder, Timestamp,
-    Transcript,
+    Connection, Direction, Endpoints, HandshakeFailure, KeyLog, Mode, NetError, Side,
+    StreamDecoder, Timestamp, Transcript,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -127,6 +127,26 @@ impl Ctx {
         });
     }
 
+    /// A Noise handshake as initiator, the certificate not checked.
+    async fn initiate(&self, stream: TcpStream) -> Result<Connection<TcpStream>, HandshakeFailure> {
+        Connection::initiate_now_recorded(
+            stream,
+            InitiatorConfig::unauthenticated(),
+            self.target.timeout,
+            &self.target.key_log,
+        )
+        .await
+    }
+
+    /// Keeps a framed connection's transcript as evidence.
+    fn push(&self, label: String, transcript: Transcript) {
+        lock(&self.evidence).push(Recorded {
+            label,
+            transcript,
+            raw: false,
+        });
+    }
+
     /// A bare TCP connection to the target.
     pub async fn tcp(&self) -> Result<TcpStream, Outcome> {
         let address = self.target.address;
@@ -145,18 +165,46 @@ impl Ctx {
 
     /// A connection with the handshake done (when the target is encrypted). The certificate is not
     /// checked here.
+    ///
+    /// A handshake that fails is tried once more with a new ephemeral key (some servers fail on
+    /// particular first bytes; `noise.handshake-reliability` measures that): both attempts are
+    /// evidence, and two failures are an error outcome naming both.
     pub async fn connect(&self, label: &str) -> Result<Session, Outcome> {
         let stream = self.tcp().await?;
         let mut conn = match &self.target.security {
             Security::Plaintext => Connection::plaintext(stream, Side::Client),
-            Security::Noise { .. } => Connection::initiate_now(
-                stream,
-                InitiatorConfig::unauthenticated(),
-                self.target.timeout,
-                &self.target.key_log,
-            )
-            .await
-            .map_err(|e| Outcome::error(format!("handshake: {e}")))?,
+            Security::Noise { .. } => match self.initiate(stream).await {
+                Ok(conn) => conn,
+                Err(first) => {
+                    self.push(
+                        format!("{label}: handshake attempt 1 (failed)"),
+                        first.transcript,
+                    );
+                    let stream = self.tcp().await?;
+                    match self.initiate(stream).await {
+                        Ok(mut conn) => {
+                            conn.transcript.note(
+                                Timestamp::now(),
+                                format!(
+                                    "handshake attempt 2, with a new key: attempt 1 failed: {}",
+                                    first.error
+                                ),
+                            );
+                            conn
+                        }
+                        Err(second) => {
+                            self.push(
+                                format!("{label}: handshake attempt 2 (failed)"),
+                                second.transcript,
+                            );
+                            return Err(Outcome::error(format!(
+                                "handshake failed twice, with two random keys: {}; then {}",
+                                first.error, second.error
+                            )));
+                        }
+                    }
+                }
+            },
         };
         conn.record_endpoints();
         Ok(Session {

@@ -16,8 +16,9 @@ use sv2_codec::messages::common::{SetupConnectionError, SetupConnectionSuccess};
 use sv2_codec::messages::extensions::{RequestExtensionsError, RequestExtensionsSuccess};
 use sv2_codec::messages::mining::{
     NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess,
-    OpenStandardMiningChannelSuccess, SetExtranoncePrefix, SetGroupChannel, SetNewPrevHash,
-    SetTarget, SubmitSharesError, SubmitSharesSuccess,
+    OpenStandardMiningChannelSuccess, SetCustomMiningJobError, SetCustomMiningJobSuccess,
+    SetExtranoncePrefix, SetGroupChannel, SetNewPrevHash, SetTarget, SubmitSharesError,
+    SubmitSharesSuccess,
 };
 use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair, SecretKey};
 use sv2_codec::noise::ResponderConfig;
@@ -98,6 +99,14 @@ enum Fault {
     RequiresExtension,
     /// The same list, but the client is served anyway.
     RequiresExtensionButServes,
+    /// An act 1 whose first byte is below 0x20 gets no act 2 (a server sniffing the first byte to
+    /// tell SV1, SV2 and HTTP apart: one real pool does this for a few percent of random keys).
+    SniffsFirstByte,
+    /// The first connection's act 1 gets no act 2; later ones are served.
+    LosesFirstHandshake,
+    /// An unrequested SetCustomMiningJob gets .Success with its channel_msg bit cleared (a frame
+    /// that does not decode strictly), instead of .Error.
+    CustomJobSuccessBadBit,
 }
 
 const GROUP: u32 = 100;
@@ -110,7 +119,13 @@ async fn broken(fault: Fault) -> (SocketAddr, AuthorityPublicKey) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
+        let mut accepted = 0usize;
         while let Ok((stream, _)) = listener.accept().await {
+            accepted += 1;
+            if fault == Fault::LosesFirstHandshake && accepted == 1 {
+                tokio::spawn(unanswered(stream));
+                continue;
+            }
             let now = unix_now();
             let (from, until) = if fault == Fault::ExpiredCertificate {
                 (now - 7200, now - 3600)
@@ -127,8 +142,22 @@ async fn broken(fault: Fault) -> (SocketAddr, AuthorityPublicKey) {
     (addr, public)
 }
 
+/// Reads act 1, never answers, closes after a while.
+async fn unanswered(mut stream: TcpStream) {
+    let mut act1 = [0u8; 64];
+    let _ = stream.read_exact(&mut act1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
 /// Serves one connection; true when the handshake was broken off.
 async fn connection(mut stream: TcpStream, config: ResponderConfig, fault: Fault) -> bool {
+    if fault == Fault::SniffsFirstByte {
+        let mut first = [0u8; 1];
+        if matches!(stream.peek(&mut first).await, Ok(1) if first[0] < 0x20) {
+            unanswered(stream).await;
+            return false;
+        }
+    }
     if fault == Fault::ShortAct2 {
         let mut act1 = [0u8; 64];
         if stream.read_exact(&mut act1).await.is_ok() {
@@ -463,6 +492,29 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             }
             out.push(f(first_prev_hash(id)));
         }
+        Message::SetCustomMiningJob(j) => {
+            if fault == Fault::CustomJobSuccessBadBit {
+                let mut bytes = to_frame_bytes(
+                    &SetCustomMiningJobSuccess {
+                        channel_id: j.channel_id,
+                        request_id: j.request_id,
+                        job_id: 9,
+                    }
+                    .into(),
+                    &[],
+                )
+                .unwrap();
+                bytes[1] &= 0x7f;
+                out.push(bytes);
+            } else {
+                out.push(f(SetCustomMiningJobError {
+                    channel_id: j.channel_id,
+                    request_id: j.request_id,
+                    error_code: str255(b"work-selection-not-negotiated"),
+                }
+                .into()));
+            }
+        }
         Message::SubmitSharesStandard(s) => {
             out.extend(share_answer(s.channel_id, s.sequence_number, fault))
         }
@@ -557,6 +609,49 @@ async fn noise_checks_fail_on_broken_handshakes_and_transport() {
     )
     .await;
     fails_only_with(Fault::NonceSkipped, &["noise.transport-frames"]).await;
+    fails_only_with(Fault::SniffsFirstByte, &["noise.handshake-reliability"]).await;
+}
+
+/// A handshake lost once is retried with a new key: the check runs, and both attempts are its
+/// evidence (the failure rate itself is `noise.handshake-reliability`'s business).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_handshake_is_retried_with_a_new_key_and_both_attempts_kept() {
+    let (addr, key) = broken(Fault::LosesFirstHandshake).await;
+    let results = run_only(target(addr, key), &["setup.reply"]).await;
+    let r = &results[0];
+    assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", r.outcome.observed);
+    let labels: Vec<&str> = r.evidence.iter().map(|e| e.label.as_str()).collect();
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.contains("handshake attempt 1 (failed)")),
+        "{labels:?}"
+    );
+    let failed = r
+        .evidence
+        .iter()
+        .find(|e| e.label.contains("attempt 1"))
+        .unwrap();
+    assert!(
+        failed
+            .transcript
+            .to_json()
+            .to_string()
+            .contains("handshake failed"),
+        "the failed attempt says why"
+    );
+}
+
+/// A frame the suite cannot decode is evidence, never "the server refused": an unrequested custom
+/// job answered with a .Success whose channel_msg bit is wrong fails the check (it passed as "a
+/// close" before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_cannot_be_decoded_is_not_a_refusal() {
+    fails_only_with(
+        Fault::CustomJobSuccessBadBit,
+        &["mining.custom-job-unrequested"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,6 +93,14 @@ impl NetError {
     }
 }
 
+/// A handshake that failed, with what was recorded of it.
+#[derive(Debug)]
+pub struct HandshakeFailure {
+    pub error: NetError,
+    /// Act 1 as sent, whatever came back, and the error as a note.
+    pub transcript: Transcript,
+}
+
 /// The bytes of an incomplete act for an error message: their count and up to 64 of them in hex,
 /// and as text when they read as text (an HTTP or Stratum V1 server answering the handshake).
 fn shown(received: &[u8]) -> String {
@@ -214,6 +222,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Self::initiate_with_clock(stream, config, &unix_now, timeout, key_log).await
     }
 
+    /// As [`Connection::initiate_now`], giving back on failure what was recorded of the attempt (act
+    /// 1 as sent, what came back, the error as a note): evidence for a caller that retries.
+    pub async fn initiate_now_recorded(
+        stream: S,
+        config: InitiatorConfig,
+        timeout: Duration,
+        key_log: &KeyLog,
+    ) -> Result<Self, HandshakeFailure> {
+        let mut conn = Self::noise(stream, Side::Client);
+        match conn
+            .run_initiator(config, &unix_now, timeout, key_log)
+            .await
+        {
+            Ok(()) => Ok(conn),
+            Err(error) => {
+                if !matches!(error, NetError::Noise { .. }) {
+                    // A refused act is noted where it is refused; the rest here.
+                    conn.transcript
+                        .note(Timestamp::now(), format!("handshake failed: {error}"));
+                }
+                Err(HandshakeFailure {
+                    error,
+                    transcript: std::mem::take(&mut conn.transcript),
+                })
+            }
+        }
+    }
+
     async fn initiate_with_clock(
         stream: S,
         config: InitiatorConfig,
@@ -222,20 +258,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         key_log: &KeyLog,
     ) -> Result<Self, NetError> {
         let mut conn = Self::noise(stream, Side::Client);
+        conn.run_initiator(config, clock, timeout, key_log).await?;
+        Ok(conn)
+    }
+
+    async fn run_initiator(
+        &mut self,
+        config: InitiatorConfig,
+        clock: &(dyn Fn() -> u32 + Sync),
+        timeout: Duration,
+        key_log: &KeyLog,
+    ) -> Result<(), NetError> {
         let noise = |step, source| NetError::Noise { step, source };
         let mut initiator: Initiator =
             Initiator::generate(config).map_err(|e| noise("handshake act 1", e))?;
         let act1 = initiator
             .write_act1()
             .map_err(|e| noise("handshake act 1", e))?;
-        conn.send_act(1, &act1, "handshake act 1").await?;
-        let act2 = conn.read_act("handshake act 2", timeout).await?;
+        self.send_act(1, &act1, "handshake act 1").await?;
+        let act2 = self.read_act("handshake act 2", timeout).await?;
         let established = initiator
             .read_act2(&act2, clock())
-            .map_err(|e| conn.handshake_failed("handshake act 2", e))?;
-        let started = conn.started;
-        conn.established(established, started, key_log);
-        Ok(conn)
+            .map_err(|e| self.handshake_failed("handshake act 2", e))?;
+        let started = self.started;
+        self.established(established, started, key_log);
+        Ok(())
     }
 
     /// Runs the handshake as responder: reads act 1 within `timeout`, answers act 2.

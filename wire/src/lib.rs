@@ -20,7 +20,7 @@ pub mod keylog;
 pub mod tap;
 pub mod transcript;
 
-pub use connection::{unix_now, Connection, HandshakeInfo, NetError};
+pub use connection::{unix_now, Connection, HandshakeFailure, HandshakeInfo, NetError};
 pub use decoder::{Mode, StreamDecoder, StreamError, StreamEvent};
 pub use keylog::KeyLog;
 pub use tap::{Tap, Tapped};

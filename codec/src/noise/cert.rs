@@ -210,6 +210,34 @@ impl SignatureNoiseMessage {
     }
 }
 
+impl SignatureNoiseMessage {
+    /// What was signed, in words, for reports: the version, the validity window against `now`, and
+    /// the server key the certificate vouches for (x-only, hex). A version other than 0 is noted:
+    /// the spec defines only 0, and the reference implementation refuses any other.
+    pub fn describe(&self, certified_key: &[u8; 32], now: u32) -> String {
+        let left = i64::from(self.not_valid_after) - i64::from(now);
+        let mut text = format!(
+            "version {}, valid {} .. {} (now {now}, {}), certifies server key {}",
+            self.version,
+            self.valid_from,
+            self.not_valid_after,
+            if left >= 0 {
+                format!("{left} s left")
+            } else {
+                format!("expired {} s ago", -left)
+            },
+            hex::encode(certified_key)
+        );
+        if self.version != 0 {
+            text.push_str(&format!(
+                "; note: version {} is not the spec's 0, and the reference implementation refuses it",
+                self.version
+            ));
+        }
+        text
+    }
+}
+
 impl From<KeyError> for CertError {
     fn from(_: KeyError) -> Self {
         CertError::InvalidKey
@@ -225,6 +253,27 @@ mod tests {
         Keypair::from_secret(
             SecretKey::from_base58("mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n").unwrap(),
         )
+    }
+
+    #[test]
+    fn describe_names_version_window_and_key_and_notes_a_nonzero_version() {
+        let cert = SignatureNoiseMessage {
+            version: 0,
+            valid_from: 100,
+            not_valid_after: 200,
+            signature: [0; 64],
+        };
+        assert_eq!(
+            cert.describe(&[0xab; 32], 150),
+            format!(
+                "version 0, valid 100 .. 200 (now 150, 50 s left), certifies server key {}",
+                "ab".repeat(32)
+            )
+        );
+        let old = SignatureNoiseMessage { version: 1, ..cert };
+        let text = old.describe(&[0xab; 32], 260);
+        assert!(text.contains("expired 60 s ago"), "{text}");
+        assert!(text.contains("note: version 1"), "{text}");
     }
 
     fn server() -> [u8; 32] {

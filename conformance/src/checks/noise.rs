@@ -19,6 +19,7 @@ pub const CHECKS: &[Check] = &[
     active!("noise.mac-failure-closes", "4.5", Must, Some(17), "a transport frame that fails its MAC terminates the session, with no reply", mac_failure_closes),
     active!("noise.chunked-frame", "4.6", Must, Some(20), "a message over 65519 bytes, sent as several AEAD blocks, is read whole (and, of an unknown extension, discarded)", chunked_frame),
     active!("noise.transport-frames", "4.6", Must, Some(18), "frames from the server decrypt in order: 22-byte encrypted header, msg_length = plaintext length, one nonce per header and per block", transport_frames),
+    active!("noise.handshake-reliability", "4.5.1", Must, Some(14), "every valid act 1 gets its act 2: 256 handshakes with random ephemeral keys, act 1 in one write or split in two", handshake_reliability),
     active!("noise.survives-broken-handshakes", "4.5", Should, None, "half-sent and abandoned handshakes do not stop the server from serving the next client", survives_broken_handshakes),
 ];
 
@@ -134,10 +135,7 @@ async fn certificate(ctx: Ctx) -> Outcome {
         "a certificate signed by {} valid at {now} (10 s skew)",
         authority.to_base58()
     );
-    let window = format!(
-        "version {}, valid_from {}, not_valid_after {}",
-        cert.version, cert.valid_from, cert.not_valid_after
-    );
+    let window = cert.describe(&key, now);
     if let Err(e) = cert.verify_signature(&key, &authority) {
         return Outcome::fail(expected, format!("{e} ({window})"));
     }
@@ -295,4 +293,113 @@ async fn transport_frames(ctx: Ctx) -> Outcome {
             return Outcome::pass(expected, format!("{frames} frames decrypted in order"));
         }
     }
+}
+
+/// Handshakes `noise.handshake-reliability` makes, and how many at a time.
+const RELIABILITY_HANDSHAKES: usize = 256;
+const RELIABILITY_AT_ONCE: usize = 8;
+/// Failing handshakes kept whole as evidence (the rest are counted).
+const RELIABILITY_EVIDENCE: usize = 4;
+
+/// One handshake of the reliability check: act 1 whole (`split` 0) or as two writes split after
+/// `split` bytes. `Err` says what went wrong, with the act 1 sent.
+async fn one_handshake(ctx: &Ctx, split: usize) -> Result<(), (String, Transcript)> {
+    let stream = ctx
+        .tcp()
+        .await
+        .map_err(|o| (o.observed, Transcript::default()))?;
+    let mut initiator = Initiator::generate(InitiatorConfig::unauthenticated())
+        .map_err(|e| (format!("initiator: {e}"), Transcript::default()))?;
+    let act1 = initiator
+        .write_act1()
+        .map_err(|e| (format!("act 1: {e}"), Transcript::default()))?;
+    let mut raw = RawExchange::new(stream, Mode::Noise);
+    let timeout = ctx.target().timeout;
+    let (got, end) = if split == 0 {
+        raw.exchange(&act1, timeout, ACT2_LEN).await
+    } else {
+        let _ = raw
+            .exchange(&act1[..split], Duration::from_millis(5), 1)
+            .await;
+        raw.exchange(&act1[split..], timeout, ACT2_LEN).await
+    };
+    let how = if split == 0 {
+        "in one write".to_string()
+    } else {
+        format!("split {split} + {}", act1.len() - split)
+    };
+    let failed = |what: String, raw: RawExchange| {
+        Err((
+            format!("act 1 {} ({how}): {what}", hex::encode(&act1)),
+            raw.finish(),
+        ))
+    };
+    if got.len() < ACT2_LEN {
+        return failed(format!("{} bytes of act 2, then {end:?}", got.len()), raw);
+    }
+    match initiator.read_act2(&got[..ACT2_LEN], unix_now()) {
+        Ok(_) => Ok(()),
+        Err(e) => failed(format!("act 2 does not complete the handshake: {e}"), raw),
+    }
+}
+
+async fn handshake_reliability(ctx: Ctx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let expected = format!(
+        "act 2 for each of {RELIABILITY_HANDSHAKES} valid act 1s with random keys (half in one write, half split)"
+    );
+    let mut failures: Vec<String> = Vec::new();
+    let mut done = 0usize;
+    let mut kept = 0usize;
+    while done < RELIABILITY_HANDSHAKES {
+        let batch = RELIABILITY_AT_ONCE.min(RELIABILITY_HANDSHAKES - done);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in done..done + batch {
+            let ctx = ctx.clone();
+            // Odd handshakes split act 1 at every point from 1 to 63 in turn.
+            let split = if i % 2 == 0 { 0 } else { 1 + (i / 2) % 63 };
+            tasks.spawn(async move { one_handshake(&ctx, split).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err((what, transcript))) => {
+                    if kept < RELIABILITY_EVIDENCE {
+                        kept += 1;
+                        ctx.record(
+                            format!("failed handshake {}", failures.len() + 1),
+                            transcript,
+                        );
+                    }
+                    failures.push(what);
+                }
+                Err(e) => failures.push(format!("task: {e}")),
+            }
+        }
+        done += batch;
+    }
+    if failures.is_empty() {
+        return Outcome::pass(expected, format!("{done} of {done} handshakes completed"));
+    }
+    let rate = 100.0 * failures.len() as f64 / done as f64;
+    Outcome::fail(
+        expected,
+        format!(
+            "{} of {done} handshakes failed ({rate:.1}%); {}{}",
+            failures.len(),
+            failures
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            if failures.len() > 3 {
+                format!("; and {} more", failures.len() - 3)
+            } else {
+                String::new()
+            }
+        ),
+    )
 }

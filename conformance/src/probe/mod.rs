@@ -559,17 +559,13 @@ async fn handshake(
         "authenticated": info.established.authenticated,
     });
     let t = Instant::now();
+    let what = cert.describe(&info.established.certified_key, now);
     if info.established.authenticated {
         report.add(
             "certificate",
             Verdict::Pass,
             t,
-            format!(
-                "signed by the URL's authority key; valid {} .. {} (now {now}, {} s left)",
-                cert.valid_from,
-                cert.not_valid_after,
-                i64::from(cert.not_valid_after) - i64::from(now)
-            ),
+            format!("signed by the URL's authority key; {what}"),
             cert_data,
         );
     } else {
@@ -577,7 +573,7 @@ async fn handshake(
             "certificate",
             Verdict::Fail,
             t,
-            "not checked: the URL carries no authority key".into(),
+            format!("not checked: the URL carries no authority key; {what}"),
             cert_data,
         );
     }

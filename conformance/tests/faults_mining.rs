@@ -6,7 +6,7 @@ mod common;
 use common::{line, mock_pool, run_only};
 use sv2_conformance::{Target, Verdict};
 use sv2_mock::pool::driver::PoolHandle;
-use sv2_mock::pool::{PoolFaults, TemplateSource};
+use sv2_mock::pool::{PoolFaults, ShareRules, TemplateSource};
 use sv2_mock::tp::TpConfig;
 
 /// How the pool under test is set up besides its faults.
@@ -19,9 +19,28 @@ struct Shape {
     fixed_version: bool,
 }
 
-async fn pool(faults: PoolFaults, shape: Shape) -> (PoolHandle, Target) {
+/// What is wrong with the pool under test: deliberate violations, or share rules it does not apply
+/// (a lenient pool, as `sv2-probe mock pool` can be configured, accepts what it should refuse).
+#[derive(Clone, Default)]
+struct Broken {
+    faults: PoolFaults,
+    shares: ShareRules,
+}
+
+impl From<PoolFaults> for Broken {
+    fn from(faults: PoolFaults) -> Broken {
+        Broken {
+            faults,
+            ..Broken::default()
+        }
+    }
+}
+
+async fn pool(broken: impl Into<Broken>, shape: Shape) -> (PoolHandle, Target) {
+    let broken = broken.into();
     mock_pool(|config| {
-        config.pool.faults = faults;
+        config.pool.faults = broken.faults;
+        config.pool.shares = broken.shares;
         config.pool.fixed_version = shape.fixed_version;
         if shape.hard_blocks {
             config.pool.template_source = TemplateSource::InProcess(TpConfig {
@@ -35,7 +54,7 @@ async fn pool(faults: PoolFaults, shape: Shape) -> (PoolHandle, Target) {
 
 /// Runs `checks` on a pool with `faults` and asserts each fails; and on the same-shaped faithful
 /// pool, that each passes.
-async fn fails_with(faults: PoolFaults, shape: Shape, checks: &[&str]) {
+async fn fails_with(faults: impl Into<Broken>, shape: Shape, checks: &[&str]) {
     let (_pool, target) = pool(faults, shape).await;
     let results = run_only(target, checks).await;
     assert_eq!(
@@ -100,6 +119,16 @@ fn faults(set: impl FnOnce(&mut PoolFaults)) -> PoolFaults {
     let mut f = PoolFaults::default();
     set(&mut f);
     f
+}
+
+/// A pool that does not apply some share rules.
+fn lenient(set: impl FnOnce(&mut ShareRules)) -> Broken {
+    let mut shares = ShareRules::default();
+    set(&mut shares);
+    Broken {
+        shares,
+        ..Broken::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +296,10 @@ async fn cumulative_counts_fail_accepted_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_ntime_fails_ntime_checks() {
     fails_with(
-        faults(|f| f.accept_bad_ntime = true),
+        lenient(|r| {
+            r.ntime_past_slack_secs = u32::MAX;
+            r.ntime_future_slack_secs = u32::MAX;
+        }),
         Shape::default(),
         &["shares.ntime-too-early", "shares.ntime-too-late"],
     )
@@ -277,7 +309,7 @@ async fn unchecked_ntime_fails_ntime_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_extranonce_size_fails_extranonce_short() {
     fails_with(
-        faults(|f| f.ignore_extranonce_size = true),
+        lenient(|r| r.check_extranonce_size = false),
         Shape::default(),
         &["shares.extranonce-short"],
     )
@@ -297,7 +329,7 @@ async fn unechoed_errors_fail_unknown_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_above_target_fails_above_target() {
     fails_with(
-        faults(|f| f.accept_above_target = true),
+        lenient(|r| r.check_target = false),
         Shape::default(),
         &["shares.above-target"],
     )
@@ -320,7 +352,7 @@ async fn unenforced_set_target_fails_old_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_duplicates_fail_duplicate() {
     fails_with(
-        faults(|f| f.accept_duplicates = true),
+        lenient(|r| r.check_duplicates = false),
         Shape {
             hard_blocks: true,
             ..Shape::default()
@@ -333,7 +365,7 @@ async fn accepted_duplicates_fail_duplicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_version_fails_version_mask() {
     fails_with(
-        faults(|f| f.ignore_version_mask = true),
+        lenient(|r| r.check_version = false),
         Shape::default(),
         &["shares.version-mask"],
     )
@@ -343,7 +375,7 @@ async fn unchecked_version_fails_version_mask() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_version_fails_version_fixed_on_a_fixed_version_pool() {
     fails_with(
-        faults(|f| f.ignore_version_mask = true),
+        lenient(|r| r.check_version = false),
         Shape {
             fixed_version: true,
             ..Shape::default()

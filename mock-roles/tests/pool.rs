@@ -28,7 +28,9 @@ use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
-use sv2_mock::pool::{Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, TemplateSource};
+use sv2_mock::pool::{
+    Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, ShareRules, TemplateSource,
+};
 use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
 use sv2_wire::{Connection, KeyLog, NetError, Side};
@@ -2345,23 +2347,26 @@ mod hostile {
                 ignore_update_channel: bit(12),
                 close_group_keeps_members: bit(13),
                 accept_custom_jobs: bit(14),
-                accept_bad_ntime: bit(15),
-                ignore_extranonce_size: bit(16),
                 cumulative_accepted_count: bit(17),
                 no_error_echo: bit(18),
                 set_target_not_enforced: bit(19),
-                accept_above_target: bit(20),
-                accept_duplicates: bit(21),
-                ignore_version_mask: bit(22),
             };
-            let mut pool = Pool::new(PoolConfig { faults, ..regtest_config() }, NOW).unwrap();
+            let shares = ShareRules {
+                ntime_past_slack_secs: if bit(15) { u32::MAX } else { 0 },
+                ntime_future_slack_secs: if bit(15) { u32::MAX } else { 0 },
+                check_extranonce_size: !bit(16),
+                check_target: !bit(20),
+                check_duplicates: !bit(21),
+                check_version: !bit(22),
+            };
+            let mut pool = Pool::new(PoolConfig { faults, shares, ..regtest_config() }, NOW).unwrap();
             let sessions = [pool.open_session(NOW), pool.open_session(NOW)];
             // A well-behaved client next to the hostile one.
             let mut good = Client::connect(&mut pool, 0);
             let out = pool.handle(good.session, &open_extended(1, ANY, 4), NOW);
             let gch = Client::opened(&good.observe(&out));
             let mut now = NOW;
-            let mut strict = faults == PoolFaults::default();
+            let mut strict = faults == PoolFaults::default() && shares == ShareRules::default();
             for (i, op) in ops.into_iter().enumerate() {
                 if matches!(op, Op::PrevHash(..)) {
                     strict = false;

@@ -90,7 +90,23 @@ from one run in-process. Runs until Ctrl-C or --duration; prints the URL to give
   upstream_plaintext = false
   pool_tag = \"/sv2-mock/\"                     # in every coinbase's scriptSig
   ack_every = 10                              # shares per SubmitShares.Success
-  block_interval_secs = 0                     # in-process TP: a new block this often (0: when found)";
+  block_interval_secs = 0                     # in-process TP: a new block this often (0: when found)
+  fixed_version = false                       # Success sets REQUIRES_FIXED_VERSION, jobs forbid rolling
+  requires_extended_channels = false          # standard channels refused (REQUIRES_EXTENDED_CHANNELS)
+  idle_timeout_secs = 120                     # close a connection with no channel after this (0: never)
+  max_channels_per_session = 10000
+
+Share rules: each defaults to the spec's; relax one to let a device that breaks it mine here (the conformance suite and `mine`'s monitor still say what it does wrong):
+
+  ntime_future_slack_secs = 0    # §5.3.11 allows up to the prev hash's min_ntime + seconds since it
+                                 # was sent; this much more is accepted (SRI's test device: now + 60 s)
+  ntime_past_slack_secs = 0      # this much below min_ntime is accepted
+  check_extranonce_size = true   # §5.3.12: SubmitSharesExtended.extranonce = extranonce_size bytes
+  check_version = true           # only the rolling mask may change (none on a fixed-version pool)
+  check_target = true            # §5.3.21: the hash meets the channel's target
+  check_duplicates = true        # the same share twice is refused (duplicate-share)
+
+A refused share gets SubmitShares.Error with a code: invalid-channel-id, invalid-job-id, stale-share, difficulty-too-low (codes earlier versions of the spec listed; the current one lists none); bad-extranonce-size, invalid-non-rollable-version-bit, version-rolling-not-allowed, duplicate-share (the reference implementation's); invalid-ntime and too-many-shares (this toolkit's own). The log line of each names the rule and the allowed range.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -139,6 +155,16 @@ struct PoolFile {
     pool_tag: Option<String>,
     ack_every: Option<u32>,
     block_interval_secs: Option<u64>,
+    fixed_version: Option<bool>,
+    requires_extended_channels: Option<bool>,
+    idle_timeout_secs: Option<u32>,
+    max_channels_per_session: Option<usize>,
+    ntime_future_slack_secs: Option<u32>,
+    ntime_past_slack_secs: Option<u32>,
+    check_extranonce_size: Option<bool>,
+    check_version: Option<bool>,
+    check_target: Option<bool>,
+    check_duplicates: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +298,31 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     if let Some(n) = file.ack_every {
         config.pool.ack_every = n;
     }
+    let pool = &mut config.pool;
+    pool.fixed_version = file.fixed_version.unwrap_or(pool.fixed_version);
+    pool.requires_extended_channels = file
+        .requires_extended_channels
+        .unwrap_or(pool.requires_extended_channels);
+    if let Some(secs) = file.idle_timeout_secs {
+        pool.idle_timeout_secs = (secs > 0).then_some(secs);
+    }
+    if let Some(n) = file.max_channels_per_session {
+        anyhow::ensure!(n > 0, "max_channels_per_session must be at least 1");
+        pool.max_channels_per_session = n;
+    }
+    let rules = &mut pool.shares;
+    rules.ntime_future_slack_secs = file
+        .ntime_future_slack_secs
+        .unwrap_or(rules.ntime_future_slack_secs);
+    rules.ntime_past_slack_secs = file
+        .ntime_past_slack_secs
+        .unwrap_or(rules.ntime_past_slack_secs);
+    rules.check_extranonce_size = file
+        .check_extranonce_size
+        .unwrap_or(rules.check_extranonce_size);
+    rules.check_version = file.check_version.unwrap_or(rules.check_version);
+    rules.check_target = file.check_target.unwrap_or(rules.check_target);
+    rules.check_duplicates = file.check_duplicates.unwrap_or(rules.check_duplicates);
     config.block_interval = file
         .block_interval_secs
         .filter(|&s| s > 0)

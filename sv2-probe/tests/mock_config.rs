@@ -38,7 +38,10 @@ fn mock(role: &str, config: &str, extra: &[&str]) -> Run {
 fn a_good_config_is_used() {
     let run = mock(
         "pool",
-        "listen = \"127.0.0.1:0\"\npool_tag = \"/config-test/\"\nack_every = 1\nplaintext = true\n",
+        "listen = \"127.0.0.1:0\"\npool_tag = \"/config-test/\"\nack_every = 1\nplaintext = true\n\
+         ntime_future_slack_secs = 90\nntime_past_slack_secs = 2\ncheck_extranonce_size = false\n\
+         check_version = false\ncheck_target = true\ncheck_duplicates = true\nfixed_version = false\n\
+         requires_extended_channels = false\nidle_timeout_secs = 0\nmax_channels_per_session = 4\n",
         &[],
     );
     assert_eq!(run.code, Some(0), "{}", run.stderr);

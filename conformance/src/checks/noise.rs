@@ -303,16 +303,13 @@ const RELIABILITY_EVIDENCE: usize = 4;
 
 /// One handshake of the reliability check: act 1 whole (`split` 0) or as two writes split after
 /// `split` bytes. `Err` says what went wrong, with the act 1 sent.
-async fn one_handshake(ctx: &Ctx, split: usize) -> Result<(), (String, Transcript)> {
-    let stream = ctx
-        .tcp()
-        .await
-        .map_err(|o| (o.observed, Transcript::default()))?;
+async fn one_handshake(ctx: &Ctx, split: usize) -> Result<(), (String, Box<Transcript>)> {
+    let stream = ctx.tcp().await.map_err(|o| (o.observed, Box::default()))?;
     let mut initiator = Initiator::generate(InitiatorConfig::unauthenticated())
-        .map_err(|e| (format!("initiator: {e}"), Transcript::default()))?;
+        .map_err(|e| (format!("initiator: {e}"), Box::default()))?;
     let act1 = initiator
         .write_act1()
-        .map_err(|e| (format!("act 1: {e}"), Transcript::default()))?;
+        .map_err(|e| (format!("act 1: {e}"), Box::default()))?;
     let mut raw = RawExchange::new(stream, Mode::Noise);
     let timeout = ctx.target().timeout;
     let (got, end) = if split == 0 {
@@ -331,7 +328,7 @@ async fn one_handshake(ctx: &Ctx, split: usize) -> Result<(), (String, Transcrip
     let failed = |what: String, raw: RawExchange| {
         Err((
             format!("act 1 {} ({how}): {what}", hex::encode(&act1)),
-            raw.finish(),
+            Box::new(raw.finish()),
         ))
     };
     if got.len() < ACT2_LEN {
@@ -370,7 +367,7 @@ async fn handshake_reliability(ctx: Ctx) -> Outcome {
                         kept += 1;
                         ctx.record(
                             format!("failed handshake {}", failures.len() + 1),
-                            transcript,
+                            *transcript,
                         );
                     }
                     failures.push(what);

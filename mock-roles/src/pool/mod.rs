@@ -152,11 +152,6 @@ pub struct PoolFaults {
     /// REQUIRES_WORK_SELECTION is accepted and every SetCustomMiningJob answered with .Success
     /// (§5.3.18; `mining.custom-job-unrequested`, `mining.custom-job-standard`).
     pub accept_custom_jobs: bool,
-    /// A share's ntime is not checked (§5.3.11; `shares.ntime-too-early`, `shares.ntime-too-late`).
-    pub accept_bad_ntime: bool,
-    /// SubmitSharesExtended.extranonce's length is not checked (§5.3.12;
-    /// `shares.extranonce-short`).
-    pub ignore_extranonce_size: bool,
     /// new_submits_accepted_count is not reset per batch: every Success carries the channel's total
     /// so far (§5.3.13; `shares.accepted-count`).
     pub cumulative_accepted_count: bool,
@@ -165,13 +160,6 @@ pub struct PoolFaults {
     /// SetTarget after UpdateChannel is sent, but shares are still judged by the old target
     /// (§5.3.21; `shares.old-target`).
     pub set_target_not_enforced: bool,
-    /// Shares above the target are accepted (§5.3.21; `shares.above-target`).
-    pub accept_above_target: bool,
-    /// The same share twice is accepted twice (§5.3.14; `shares.duplicate`).
-    pub accept_duplicates: bool,
-    /// The version is not checked against the job's and the rolling mask (§5.3.16;
-    /// `shares.version-mask`, `shares.version-fixed`).
-    pub ignore_version_mask: bool,
 }
 
 /// Configuration of the mock pool.
@@ -195,8 +183,8 @@ pub struct PoolConfig {
     pub ack_every: u32,
     /// ...or when the oldest unacknowledged one is this old (on [`Pool::tick`]).
     pub ack_delay_secs: u32,
-    /// A share's ntime may exceed `min_ntime + seconds since the prev hash` by this much.
-    pub ntime_slack_secs: u32,
+    /// How strictly shares are judged (the spec's rules by default).
+    pub shares: ShareRules,
     /// The version may not be rolled (SetupConnection.Success REQUIRES_FIXED_VERSION).
     pub fixed_version: bool,
     /// Standard channels are refused (SetupConnection.Success REQUIRES_EXTENDED_CHANNELS).
@@ -224,6 +212,41 @@ pub struct PoolConfig {
     pub faults: PoolFaults,
 }
 
+/// How strictly the pool judges shares: each rule it applies can be relaxed, so that a device that
+/// breaks one can still mine here while the conformance suite (or the monitor) tells its user what
+/// it does wrong. The default is the spec's rule for each; a relaxed rule accepts what breaks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShareRules {
+    /// Seconds a share's ntime may lie above §5.3.11's bound (the SetNewPrevHash's min_ntime plus
+    /// the seconds since it was sent). 0: the spec. (The reference implementation's test device
+    /// sets its header time to now + 60 s.)
+    pub ntime_future_slack_secs: u32,
+    /// Seconds a share's ntime may lie below the SetNewPrevHash's min_ntime. 0: the spec.
+    pub ntime_past_slack_secs: u32,
+    /// SubmitSharesExtended.extranonce must be the channel's extranonce_size long (§5.3.12).
+    pub check_extranonce_size: bool,
+    /// The version may change only in the rolling mask, and not at all on a fixed-version
+    /// connection (§5.3.1, §5.3.16).
+    pub check_version: bool,
+    /// The header hash must meet the channel's target (§5.3.21: "will reject" above it).
+    pub check_target: bool,
+    /// The same share twice is refused the second time (§5.3.14's duplicate-share).
+    pub check_duplicates: bool,
+}
+
+impl Default for ShareRules {
+    fn default() -> Self {
+        ShareRules {
+            ntime_future_slack_secs: 0,
+            ntime_past_slack_secs: 0,
+            check_extranonce_size: true,
+            check_version: true,
+            check_target: true,
+            check_duplicates: true,
+        }
+    }
+}
+
 /// 2^192: a share every 2^64 hashes, the hardest target the pool sets by default.
 pub const DEFAULT_HARDEST_TARGET: [u8; 32] = {
     let mut t = [0u8; 32];
@@ -245,7 +268,7 @@ impl Default for PoolConfig {
             vardiff: VardiffConfig::default(),
             ack_every: 10,
             ack_delay_secs: 2,
-            ntime_slack_secs: 30,
+            shares: ShareRules::default(),
             fixed_version: false,
             requires_extended_channels: false,
             group_jobs: true,
@@ -1679,7 +1702,7 @@ impl Pool {
         };
         if let ChannelKind::Extended { extranonce_size } = channel.kind {
             if miner_extranonce.len() != usize::from(extranonce_size)
-                && !self.config.faults.ignore_extranonce_size
+                && self.config.shares.check_extranonce_size
             {
                 return Err(ShareError::BadExtranonceSize {
                     expected: usize::from(extranonce_size),
@@ -1687,24 +1710,22 @@ impl Pool {
                 });
             }
         }
+        let rules = self.config.shares;
+        let min_ntime = epoch.min_ntime.saturating_sub(rules.ntime_past_slack_secs);
         let max_ntime = epoch
             .min_ntime
             .saturating_add(now.saturating_sub(epoch.received_at))
-            .saturating_add(self.config.ntime_slack_secs);
-        if (share.ntime < epoch.min_ntime || share.ntime > max_ntime)
-            && !self.config.faults.accept_bad_ntime
-        {
+            .saturating_add(rules.ntime_future_slack_secs);
+        if share.ntime < min_ntime || share.ntime > max_ntime {
             return Err(ShareError::InvalidNtime {
                 ntime: share.ntime,
-                min: epoch.min_ntime,
+                min: min_ntime,
                 max: max_ntime,
             });
         }
         let rolling = !self.config.fixed_version;
         let mask = if rolling { VERSION_ROLLING_MASK } else { 0 };
-        if (share.version ^ template.version) & !mask != 0
-            && !self.config.faults.ignore_version_mask
-        {
+        if (share.version ^ template.version) & !mask != 0 && rules.check_version {
             return Err(if rolling {
                 ShareError::InvalidNonRollableVersionBit {
                     version: share.version,
@@ -1742,10 +1763,10 @@ impl Pool {
             Some(pinned) => vardiff::easier(pinned, channel.target),
             None => channel.target,
         };
-        if !is_block && !meets_target(&hash, &required) && !self.config.faults.accept_above_target {
+        if !is_block && !meets_target(&hash, &required) && rules.check_target {
             return Err(ShareError::DifficultyTooLow);
         }
-        if channel_job.seen.contains(&hash) && !self.config.faults.accept_duplicates {
+        if channel_job.seen.contains(&hash) && rules.check_duplicates {
             return Err(ShareError::DuplicateShare);
         }
         if channel_job.seen.len() >= self.config.max_shares_per_job {

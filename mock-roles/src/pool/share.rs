@@ -5,9 +5,13 @@ use serde::Serialize;
 
 /// Why a share was refused. [`ShareError::code`] is the SubmitShares.Error `error_code`.
 ///
-/// The spec defines no codes (§3.5: free-form, a receiver must treat unknown ones as a logging no-op);
-/// these are the ones the reference implementation uses (mining_sv2's `ERROR_CODE_SUBMIT_SHARES_*`),
-/// plus `invalid-ntime` where it uses the generic `invalid-share`, and `too-many-shares`.
+/// The current spec lists no codes (§3.5: free-form, a receiver must treat unknown ones as a logging
+/// no-op). Earlier versions of the spec listed `invalid-channel-id`, `stale-share`,
+/// `difficulty-too-low` and `invalid-job-id` for SubmitShares.Error; those are used for those cases.
+/// The others are the reference implementation's (mining_sv2's `ERROR_CODE_SUBMIT_SHARES_*`:
+/// `bad-extranonce-size`, `invalid-non-rollable-version-bit`, `version-rolling-not-allowed`,
+/// `duplicate-share`), and two of this toolkit's own: `invalid-ntime` (where the reference
+/// implementation says the generic `invalid-share`) and `too-many-shares`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum ShareError {
@@ -21,13 +25,14 @@ pub enum ShareError {
     #[error("job {job_id} is stale (an older prev hash)")]
     StaleShare { job_id: u32 },
     /// SubmitSharesExtended.extranonce is not the channel's extranonce_size long.
-    #[error("extranonce is {got} bytes, the channel's extranonce_size is {expected}")]
+    #[error("extranonce is {got} bytes, the channel's extranonce_size is {expected} (§5.3.12; share rule check_extranonce_size)")]
     BadExtranonceSize { expected: usize, got: usize },
-    /// ntime outside `[min_ntime, min_ntime + seconds since the prev hash + slack]` (§5.3.11).
-    #[error("ntime {ntime} outside {min}..={max}")]
+    /// ntime outside `[min_ntime, min_ntime + seconds since the prev hash]` (§5.3.11), widened by
+    /// the share rules' slack.
+    #[error("ntime {ntime} outside the allowed {min}..={max} (§5.3.11: from the SetNewPrevHash's min_ntime to it plus the seconds since it was sent; share rules ntime_past_slack_secs and ntime_future_slack_secs widen it)")]
     InvalidNtime { ntime: u32, min: u32, max: u32 },
     /// Version bits changed outside the rolling mask.
-    #[error("version {version:#010x} changes bits outside {mask:#010x} of the job's {job_version:#010x}")]
+    #[error("version {version:#010x} changes bits outside {mask:#010x} of the job's {job_version:#010x} (share rule check_version)")]
     InvalidNonRollableVersionBit {
         version: u32,
         job_version: u32,
@@ -35,14 +40,14 @@ pub enum ShareError {
     },
     /// The version changed at all on a job that forbids rolling.
     #[error(
-        "version {version:#010x} differs from the job's {job_version:#010x}, which forbids rolling"
+        "version {version:#010x} differs from the job's {job_version:#010x}, which forbids rolling (share rule check_version)"
     )]
     VersionRollingNotAllowed { version: u32, job_version: u32 },
     /// The header hash is above the channel's target (and not a block).
-    #[error("hash above the target")]
+    #[error("hash above the channel's target (§5.3.21; share rule check_target)")]
     DifficultyTooLow,
     /// The same header was already accepted on this channel.
-    #[error("the same share was already submitted")]
+    #[error("the same share was already submitted (share rule check_duplicates)")]
     DuplicateShare,
     /// The channel already has `limit` accepted shares on this job, all remembered for duplicate
     /// detection ([`super::PoolConfig::max_shares_per_job`]): the pool's memory stays bounded however

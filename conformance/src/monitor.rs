@@ -752,7 +752,15 @@ impl Monitor {
                     self.exercise(EXTRANONCE_SIZE);
                 }
                 let size = usize::from(m.extranonce_size);
-                self.new_channel(i, m.channel_id, m.group_channel_id, true, max_target, size, total);
+                self.new_channel(
+                    i,
+                    m.channel_id,
+                    m.group_channel_id,
+                    true,
+                    max_target,
+                    size,
+                    total,
+                );
             }
             Message::OpenMiningChannelError(m) => {
                 self.answer(i, m.request_id, None, message.name());
@@ -900,7 +908,10 @@ impl Monitor {
             }
             Message::SubmitSharesSuccess(m) => {
                 let (channel, last) = (m.channel_id, m.last_sequence_number);
-                let unsent = self.sent_seqs.get(&channel).map_or(true, |s| s.surely_absent(last));
+                let unsent = self
+                    .sent_seqs
+                    .get(&channel)
+                    .is_none_or(|s| s.surely_absent(last));
                 if unsent {
                     self.find(SHARE_ACKS, i, format!("SubmitShares.Success names last_sequence_number {last}, never sent on channel {channel}"));
                     return;
@@ -929,7 +940,7 @@ impl Monitor {
             Message::SubmitSharesError(m) => {
                 let (channel, seq) = (m.channel_id, m.sequence_number);
                 let sent = self.sent_seqs.get(&channel);
-                let unsent = sent.map_or(true, |s| s.surely_absent(seq));
+                let unsent = sent.is_none_or(|s| s.surely_absent(seq));
                 let known = sent.is_some_and(|s| s.contains(seq));
                 let acked = self.acked.get(&channel).is_some_and(|a| a.contains(seq));
                 if unsent {
@@ -1172,7 +1183,9 @@ impl Monitor {
                 None => self.find(
                     JOB_AFTER_PREV_HASH,
                     i,
-                    format!("job {job_id} on {scope} has min_ntime set, but no SetNewPrevHash came yet"),
+                    format!(
+                        "job {job_id} on {scope} has min_ntime set, but no SetNewPrevHash came yet"
+                    ),
                 ),
                 Some((_, prev_min)) => {
                     self.exercise(JOB_AFTER_PREV_HASH);
@@ -1212,16 +1225,28 @@ impl Monitor {
                 scopes.push(c.group);
             }
         }
+        // To a group: also a future job sent to one of its channels (the message is shared by the
+        // group's channels, §5.3.17).
+        if let Some(members) = self.groups.get(&scope) {
+            if !self.channels.contains_key(&scope) {
+                scopes.extend(members.iter().copied());
+            }
+        }
         let sent_future = scopes.iter().any(|s| {
             self.scopes
                 .get(s)
-                .is_some_and(|sc| sc.jobs.iter().any(|(id, future)| *id == job_id && *future))
+                .is_some_and(|sc| sc.jobs.iter().any(|(id, f)| *id == job_id && *f))
         });
-        let pending = scopes.iter().any(|s| {
-            self.scopes
-                .get(s)
-                .is_some_and(|sc| sc.pending.contains(&job_id))
-        });
+        let pending_in: Vec<u32> = scopes
+            .iter()
+            .copied()
+            .filter(|s| {
+                self.scopes
+                    .get(s)
+                    .is_some_and(|sc| sc.pending.contains(&job_id))
+            })
+            .collect();
+        let pending = !pending_in.is_empty();
         if pending {
             self.exercise(PREV_HASH_NAMES_FUTURE_JOB);
         } else if sent_future {
@@ -1255,6 +1280,8 @@ impl Monitor {
             if s == scope {
                 sc.live.insert(job_id);
                 sc.prev_hash = Some((order, 0));
+            } else if pending_in.contains(&s) {
+                sc.live.insert(job_id);
             }
         }
     }

@@ -127,7 +127,11 @@ fn findings_survive_a_json_round_trip_and_name_the_entry() {
     }
     let flipped = check_transcript(&flipped);
     assert!(flipped.findings.iter().all(|f| f.rule != TARGET_WITHIN_MAX));
-    assert!(flipped.server().findings.iter().all(|f| f.rule != TARGET_WITHIN_MAX));
+    assert!(flipped
+        .server()
+        .findings
+        .iter()
+        .all(|f| f.rule != TARGET_WITHIN_MAX));
 }
 
 #[test]
@@ -161,9 +165,7 @@ fn a_transcript_without_its_start_is_not_judged() {
     // The same broken frames, but the oldest entry (the client's SetupConnection) dropped by the
     // retention limits: the monitor would judge a conversation it did not see from the start.
     let mut full = pool_side([0xff; 32], true);
-    assert!(!check_transcript(&full)
-        .findings
-        .is_empty());
+    assert!(!check_transcript(&full).findings.is_empty());
     let mut cut = Transcript::new(Retention {
         max_entries: full.len() - 1,
         max_bytes: usize::MAX,

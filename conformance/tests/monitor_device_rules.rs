@@ -207,8 +207,7 @@ impl Rig {
 
     fn record(&mut self, direction: Direction, m: &Message<'_>) -> Vec<Finding> {
         let frame = to_frame_bytes(m, &[]).unwrap();
-        self.transcript
-            .frame(Timestamp(0), direction, &frame, None);
+        self.transcript.frame(Timestamp(0), direction, &frame, None);
         let i = self.transcript.len() - 1;
         let entry = self.transcript.entries()[i].clone();
         self.monitor.observe(i, &entry)
@@ -232,7 +231,10 @@ impl Rig {
     /// The pool sends `m`: the rules it broke (the device then answers).
     fn pool(&mut self, m: Message<'static>) -> Vec<&'static str> {
         let findings = self.record(Direction::ServerToClient, &m);
-        assert!(findings.iter().all(|f| f.by == Side::Server), "{findings:?}");
+        assert!(
+            findings.iter().all(|f| f.by == Side::Server),
+            "{findings:?}"
+        );
         let out = self.device.handle(&m, self.now);
         self.device_sends(out);
         findings.iter().map(|f| f.rule).collect()
@@ -279,7 +281,10 @@ fn opened(config: DeviceConfig, open: Message<'static>) -> Rig {
 
 fn mining_standard(config: DeviceConfig, target: [u8; 32]) -> Rig {
     let mut r = opened(config, standard_open(target));
-    assert_eq!(r.pool(standard_job(1, None, [0x11; 32])), Vec::<&str>::new());
+    assert_eq!(
+        r.pool(standard_job(1, None, [0x11; 32])),
+        Vec::<&str>::new()
+    );
     assert_eq!(r.pool(prev_hash(CHANNEL, 1)), Vec::<&str>::new());
     r
 }
@@ -330,7 +335,10 @@ fn setup_success_outside_the_offered_versions_and_fixed_version_despite_rolling(
     );
     assert!(v.contains(&USED_VERSION), "{v:?}");
     assert!(v.contains(&VERSION_ROLLING_FLAG), "{v:?}");
-    assert_eq!(monitor::rule(VERSION_ROLLING_FLAG).unwrap().section, "5.3.1");
+    assert_eq!(
+        monitor::rule(VERSION_ROLLING_FLAG).unwrap().section,
+        "5.3.1"
+    );
     // Still carries on: the channel is opened.
     assert!(r.transcript.len() >= 3);
 }
@@ -342,7 +350,10 @@ fn nothing_but_the_setup_answer_comes_first() {
     let f = r.pool_detail(success(0));
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].rule, SETUP_ANSWER_FIRST);
-    assert!(f[0].detail.contains("before the client's SetupConnection"), "{f:?}");
+    assert!(
+        f[0].detail.contains("before the client's SetupConnection"),
+        "{f:?}"
+    );
     // The same device later: a job before any channel.
     r.start();
     assert_eq!(r.pool(standard_job(1, None, [0; 32])), [CHANNEL_ID_KNOWN]);
@@ -355,7 +366,10 @@ fn nothing_but_the_setup_answer_comes_first() {
     assert!(rules.contains(&SETUP_ANSWER_FIRST), "{f:?}");
     assert!(f.iter().any(|f| f.detail.contains("NewMiningJob")), "{f:?}");
     // A clean start has no finding.
-    let r = opened(config(ChannelKind::Standard), standard_open(target_top(EASY)));
+    let r = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+    );
     assert!(r.monitor.report().exercised.contains(SETUP_ANSWER_FIRST));
 }
 
@@ -385,8 +399,20 @@ fn open_success_checks_request_kind_target_group_and_extranonce() {
     let f = r.pool_detail(open);
     let has = |rule: &str, text: &str| f.iter().any(|x| x.rule == rule && x.detail.contains(text));
     assert!(has(UNIQUE_CHANNEL_IDS, "group_channel_id 7"), "{f:?}");
-    assert!(has(EXTRANONCE_SIZE, "extranonce_size 2 below the requested minimum 4"), "{f:?}");
-    assert!(has(EXTRANONCE_SIZE, "extranonce_prefix (31 bytes) + extranonce_size (2) = 33 > 32"), "{f:?}");
+    assert!(
+        has(
+            EXTRANONCE_SIZE,
+            "extranonce_size 2 below the requested minimum 4"
+        ),
+        "{f:?}"
+    );
+    assert!(
+        has(
+            EXTRANONCE_SIZE,
+            "extranonce_prefix (31 bytes) + extranonce_size (2) = 33 > 32"
+        ),
+        "{f:?}"
+    );
 
     // The wrong kind, then a second answer to no pending request.
     let mut r = Rig::new(config(ChannelKind::Extended));
@@ -394,12 +420,15 @@ fn open_success_checks_request_kind_target_group_and_extranonce() {
     r.pool(success(0));
     let f = r.pool_detail(standard_open(target_top(EASY)));
     assert!(
-        f.iter().any(|x| x.rule == REQUEST_ID_ECHO && x.detail.contains("asked for an extended channel")),
+        f.iter().any(
+            |x| x.rule == REQUEST_ID_ECHO && x.detail.contains("asked for an extended channel")
+        ),
         "{f:?}"
     );
     let f = r.pool_detail(standard_open(target_top(EASY)));
     assert!(
-        f.iter().any(|x| x.rule == REQUEST_ID_ECHO && x.detail.contains("not a request in flight")),
+        f.iter()
+            .any(|x| x.rule == REQUEST_ID_ECHO && x.detail.contains("not a request in flight")),
         "{f:?}"
     );
 }
@@ -410,22 +439,36 @@ fn open_success_checks_request_kind_target_group_and_extranonce() {
 #[test]
 fn a_job_with_min_ntime_below_the_prev_hash_min_ntime() {
     let mut r = mining_standard(config(ChannelKind::Standard), target_top(EASY));
-    assert_eq!(r.pool(standard_job(2, Some(MIN_NTIME + 5), [0x22; 32])), none());
-    assert_eq!(r.pool(standard_job(3, Some(MIN_NTIME - 1), [0x33; 32])), [JOB_MIN_NTIME]);
+    assert_eq!(
+        r.pool(standard_job(2, Some(MIN_NTIME + 5), [0x22; 32])),
+        none()
+    );
+    assert_eq!(
+        r.pool(standard_job(3, Some(MIN_NTIME - 1), [0x33; 32])),
+        [JOB_MIN_NTIME]
+    );
     assert!(r.monitor.report().exercised.contains(JOB_AFTER_PREV_HASH));
     assert_eq!(monitor::rule(JOB_MIN_NTIME).unwrap().level, Level::Should);
 }
 
 #[test]
 fn unknown_prev_hash_job_reuse_first_job_and_an_active_job_without_prev_hash() {
-    let mut r = opened(config(ChannelKind::Standard), standard_open(target_top(EASY)));
+    let mut r = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+    );
     // First job with min_ntime set, and before any prevhash.
     let v = r.pool(standard_job(5, Some(MIN_NTIME), [1; 32]));
     assert!(v.contains(&FIRST_JOB_FUTURE), "{v:?}");
     assert!(v.contains(&JOB_AFTER_PREV_HASH), "{v:?}");
-    assert_eq!(monitor::rule(JOB_AFTER_PREV_HASH).unwrap().level, Level::Should);
+    assert_eq!(
+        monitor::rule(JOB_AFTER_PREV_HASH).unwrap().level,
+        Level::Should
+    );
     // A prevhash naming a job never sent.
-    assert!(r.pool(prev_hash(CHANNEL, 77)).contains(&PREV_HASH_NAMES_FUTURE_JOB));
+    assert!(r
+        .pool(prev_hash(CHANNEL, 77))
+        .contains(&PREV_HASH_NAMES_FUTURE_JOB));
     // Reuse of a pending future job id.
     assert_eq!(r.pool(standard_job(8, None, [2; 32])), none());
     assert_eq!(r.pool(standard_job(8, None, [3; 32])), [JOB_ID_UNIQUE]);
@@ -449,6 +492,39 @@ fn set_new_prev_hash_invalidates_every_other_job() {
 }
 
 #[test]
+fn a_prev_hash_to_a_group_may_name_a_future_job_sent_to_its_channel() {
+    // A future job sent to the channel, then the channel put in a group and the prev hash sent to
+    // the group (the mock pool does this for a channel opened while a future job waits).
+    let mut r = opened(
+        config(ChannelKind::Extended),
+        extended_open(target_top(EASY), vec![9; 4], 8),
+    );
+    let (prefix, suffix, path) = extended_coinbase();
+    assert_eq!(
+        r.pool(extended_job(
+            CHANNEL, 1, None, true, &prefix, &suffix, &path
+        )),
+        none()
+    );
+    let group: Message = SetGroupChannel {
+        group_channel_id: 200,
+        channel_ids: Seq0_64K::new(vec![CHANNEL]).unwrap(),
+    }
+    .into();
+    assert_eq!(r.pool(group), none());
+    assert_eq!(r.pool(prev_hash(200, 1)), none());
+    // Named, it is valid on the channel: its id is not free.
+    assert_eq!(
+        r.pool(extended_job(
+            CHANNEL, 1, None, true, &prefix, &suffix, &path
+        )),
+        [JOB_ID_UNIQUE]
+    );
+    // A job never sent anywhere in the group.
+    assert_eq!(r.pool(prev_hash(200, 5)), [PREV_HASH_NAMES_FUTURE_JOB]);
+}
+
+#[test]
 fn channel_kind_mismatches() {
     // NewMiningJob on an extended channel: no job of it, so a prevhash naming it names nothing.
     let mut r = opened(
@@ -456,12 +532,25 @@ fn channel_kind_mismatches() {
         extended_open(target_top(EASY), vec![1], 4),
     );
     assert_eq!(r.pool(standard_job(1, None, [1; 32])), [JOB_KIND]);
-    assert!(r.pool(prev_hash(CHANNEL, 1)).contains(&PREV_HASH_NAMES_FUTURE_JOB));
+    assert!(r
+        .pool(prev_hash(CHANNEL, 1))
+        .contains(&PREV_HASH_NAMES_FUTURE_JOB));
 
     // NewExtendedMiningJob addressed to a standard channel of a REQUIRES_STANDARD_JOBS device.
-    let mut r = opened(config(ChannelKind::Standard), standard_open(target_top(EASY)));
+    let mut r = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+    );
     let (prefix, suffix) = coinbase_parts(4, false);
-    let v = r.pool(extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &[[5; 32]]));
+    let v = r.pool(extended_job(
+        CHANNEL,
+        1,
+        None,
+        true,
+        &prefix,
+        &suffix,
+        &[[5; 32]],
+    ));
     assert!(v.contains(&JOB_KIND), "{v:?}");
     assert!(v.contains(&STANDARD_JOBS_FLAG), "{v:?}");
 }
@@ -491,10 +580,16 @@ fn extended_coinbase_must_be_a_stripped_legacy_coinbase() {
     prefix[5] = 1;
     let v = r.pool(extended_job(CHANNEL, 3, None, true, &prefix, &suffix, &[]));
     assert_eq!(v, [COINBASE_IS_COINBASE]);
-    assert_eq!(monitor::rule(COINBASE_IS_COINBASE).unwrap().level, Level::Should);
+    assert_eq!(
+        monitor::rule(COINBASE_IS_COINBASE).unwrap().level,
+        Level::Should
+    );
 
     let (prefix, suffix) = coinbase_parts(12, false);
-    assert_eq!(r.pool(extended_job(CHANNEL, 4, None, true, &prefix, &suffix, &[])), none());
+    assert_eq!(
+        r.pool(extended_job(CHANNEL, 4, None, true, &prefix, &suffix, &[])),
+        none()
+    );
 }
 
 #[test]
@@ -515,7 +610,10 @@ fn version_rolling_rules() {
     let mut r = Rig::new(c);
     r.start();
     assert_eq!(r.pool(success(REQUIRES_FIXED_VERSION)), none());
-    assert_eq!(r.pool(extended_open(target_top(EASY), vec![9; 4], 8)), none());
+    assert_eq!(
+        r.pool(extended_open(target_top(EASY), vec![9; 4], 8)),
+        none()
+    );
     let job = extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &path);
     assert_eq!(r.pool(job), [FIXED_VERSION]);
     // A standard device with REQUIRES_FIXED_VERSION: standard jobs are fine.
@@ -565,12 +663,27 @@ fn set_extranonce_prefix_not_to_a_group_and_within_32_bytes() {
     };
     assert_eq!(r.pool(prefix(CHANNEL, vec![7; 4])), none());
     let (p, s, path) = extended_coinbase();
-    assert_eq!(r.pool(extended_job(CHANNEL, 2, Some(MIN_NTIME), true, &p, &s, &path)), none());
+    assert_eq!(
+        r.pool(extended_job(
+            CHANNEL,
+            2,
+            Some(MIN_NTIME),
+            true,
+            &p,
+            &s,
+            &path
+        )),
+        none()
+    );
     assert_eq!(r.pool(prefix(GROUP, vec![1])), [NO_PREFIX_TO_GROUP]);
     let f = r.pool_detail(prefix(CHANNEL, vec![1; 25]));
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].rule, EXTRANONCE_SIZE);
-    assert!(f[0].detail.contains("(25 bytes) + extranonce_size (8) = 33 > 32"), "{f:?}");
+    assert!(
+        f[0].detail
+            .contains("(25 bytes) + extranonce_size (8) = 33 > 32"),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -588,7 +701,10 @@ fn group_channels_move_collide_and_need_no_standard_jobs_flag() {
     };
     assert_eq!(r.pool(group(200, vec![CHANNEL, 8])), none());
     let (prefix, suffix, path) = extended_coinbase();
-    assert_eq!(r.pool(extended_job(200, 1, None, true, &prefix, &suffix, &path)), none());
+    assert_eq!(
+        r.pool(extended_job(200, 1, None, true, &prefix, &suffix, &path)),
+        none()
+    );
     assert_eq!(r.pool(prev_hash(200, 1)), none());
     // The old group no longer holds the channel: job 1 was never sent there.
     assert_eq!(r.pool(prev_hash(GROUP, 1)), [PREV_HASH_NAMES_FUTURE_JOB]);
@@ -596,7 +712,10 @@ fn group_channels_move_collide_and_need_no_standard_jobs_flag() {
     assert_eq!(r.pool(group(CHANNEL, vec![])), [UNIQUE_CHANNEL_IDS]);
 
     // With REQUIRES_STANDARD_JOBS, SetGroupChannel and group extended jobs are forbidden.
-    let mut r = opened(config(ChannelKind::Standard), standard_open(target_top(EASY)));
+    let mut r = opened(
+        config(ChannelKind::Standard),
+        standard_open(target_top(EASY)),
+    );
     assert_eq!(r.pool(group(GROUP, vec![CHANNEL])), [STANDARD_JOBS_FLAG]);
     let (prefix, suffix) = coinbase_parts(4, false);
     let v = r.pool(extended_job(GROUP, 1, None, true, &prefix, &suffix, &[]));
@@ -616,22 +735,35 @@ fn share_answers_match_the_shares_sent() {
     assert_eq!(r.pool(shares_success(CHANNEL, 2, 2)), none());
     // An error for a share already acknowledged (expected, not a MUST).
     assert_eq!(r.pool(shares_error(0, "x")), [SHARE_ERROR_AFTER_ACK]);
-    assert_eq!(monitor::rule(SHARE_ERROR_AFTER_ACK).unwrap().level, Level::Should);
+    assert_eq!(
+        monitor::rule(SHARE_ERROR_AFTER_ACK).unwrap().level,
+        Level::Should
+    );
     // A success beyond what was sent.
     let f = r.pool_detail(shares_success(CHANNEL, 9, 3));
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].rule, SHARE_ACKS);
-    assert!(f[0].detail.contains("last_sequence_number 9, never sent"), "{f:?}");
+    assert!(
+        f[0].detail.contains("last_sequence_number 9, never sent"),
+        "{f:?}"
+    );
     // A count larger than what was outstanding (only share 3 is).
     let f = r.pool_detail(shares_success(CHANNEL, 3, 3));
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].rule, SHARE_ACKS);
-    assert!(f[0].detail.contains("new_submits_accepted_count 3 but only 1"), "{f:?}");
+    assert!(
+        f[0].detail
+            .contains("new_submits_accepted_count 3 but only 1"),
+        "{f:?}"
+    );
     // An error for a share never sent.
     let f = r.pool_detail(shares_error(50, "x"));
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].rule, SHARE_ERROR_ECHO);
-    assert!(f[0].detail.contains("sequence_number 50, never sent"), "{f:?}");
+    assert!(
+        f[0].detail.contains("sequence_number 50, never sent"),
+        "{f:?}"
+    );
     // For another channel id (the group: no share was sent on it).
     assert_eq!(r.pool(shares_success(GROUP, 0, 0)), [SHARE_ACKS]);
 }
@@ -662,7 +794,9 @@ fn messages_for_a_closed_channel_but_late_answers_are_fine() {
     // The group of the closed channel.
     let f = r.pool_detail(prev_hash(GROUP, 2));
     assert!(
-        f.iter().any(|x| x.rule == SILENT_AFTER_CLOSE && x.detail.contains("SetNewPrevHash for group 100")),
+        f.iter()
+            .any(|x| x.rule == SILENT_AFTER_CLOSE
+                && x.detail.contains("SetNewPrevHash for group 100")),
         "{f:?}"
     );
     // The answer to the share sent before the close.
@@ -694,7 +828,11 @@ fn the_clients_frames_are_judged_by_the_client_rules() {
     t.frame(at, Direction::ClientToServer, &frame(&open), None);
     let report = check_transcript(&t);
     assert!(report.findings.is_empty(), "{:?}", report.findings);
-    for rule in [CLIENT_STRICT_DECODING, CLIENT_CHANNEL_MSG_BIT, CLIENT_SETUP_FIRST] {
+    for rule in [
+        CLIENT_STRICT_DECODING,
+        CLIENT_CHANNEL_MSG_BIT,
+        CLIENT_SETUP_FIRST,
+    ] {
         assert!(report.exercised.contains(rule), "{rule}");
         assert!(!report.server().exercised.contains(rule), "{rule}");
     }
@@ -710,7 +848,11 @@ fn the_clients_frames_are_judged_by_the_client_rules() {
     garbage[3] += 1; // msg_length covers the stray byte
     t.frame(at, Direction::ClientToServer, &garbage, None);
     let report = check_transcript(&t);
-    let got: Vec<(&str, Side, usize)> = report.findings.iter().map(|f| (f.rule, f.by, f.entry)).collect();
+    let got: Vec<(&str, Side, usize)> = report
+        .findings
+        .iter()
+        .map(|f| (f.rule, f.by, f.entry))
+        .collect();
     assert_eq!(
         got,
         [
@@ -751,7 +893,9 @@ fn the_pool_suite_judges_only_the_servers_findings() {
         .map(|r| r.check.id)
         .collect();
     assert_eq!(failed, [CHANNEL_ID_KNOWN]);
-    assert!(results.iter().all(|r| r.check.role == sv2_conformance::check::Role::Pool));
+    assert!(results
+        .iter()
+        .all(|r| r.check.role == sv2_conformance::check::Role::Pool));
 }
 
 #[test]

@@ -1048,9 +1048,14 @@ fn set_group_channel_moves_the_channel_and_jobs_follow_the_group() {
         &extended_job(GROUP, 1, None, true, &prefix, &suffix, &[]),
         now,
     );
-    assert!(events(&out)
-        .iter()
-        .any(|e| matches!(e, Event::JobReceived { channel_id: GROUP, job_id: 1, .. })));
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::JobReceived {
+            channel_id: GROUP,
+            job_id: 1,
+            ..
+        }
+    )));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1580,10 +1585,10 @@ fn the_engine_mines_extended_shares_that_verify_with_sha2() {
 
 mod pool {
     use super::*;
+    use std::sync::{Arc, Mutex};
     use sv2_codec::messages::mining::{SubmitSharesExtended, SubmitSharesStandard};
     use sv2_codec::noise::keys::{Keypair, SecretKey};
     use sv2_codec::noise::ResponderConfig;
-    use std::sync::{Arc, Mutex};
     use sv2_conformance::monitor::{check_transcript, Monitor};
     use sv2_mock::miner::driver::{self, DeviceDriverConfig, DriverError, End, Security, Timeouts};
     use sv2_wire::{unix_now, Connection, KeyLog, NetError, Side};
@@ -1870,11 +1875,17 @@ mod pool {
         assert!(report.stats.hashes > 0);
         // The pool broke no rule, live or judged afterwards, and the observer saw every entry.
         let offline = check_transcript(&report.transcript);
-        assert!(offline.server().findings.is_empty(), "{:?}", offline.findings);
+        assert!(
+            offline.server().findings.is_empty(),
+            "{:?}",
+            offline.findings
+        );
         assert!(offline.findings.is_empty(), "{:?}", offline.findings);
-        let live = live.lock().unwrap();
-        assert_eq!(live.1, report.transcript.len());
-        assert_eq!(live.0.report().findings, offline.findings);
+        {
+            let live = live.lock().unwrap();
+            assert_eq!(live.1, report.transcript.len());
+            assert_eq!(live.0.report().findings, offline.findings);
+        }
         let log = pool.await.unwrap();
         assert!(log.rejected.is_empty(), "{:?}", log.rejected);
         assert!(u64::from(log.accepted) >= want);
@@ -2263,9 +2274,7 @@ mod against_the_mock_pool {
         ] {
             let link = Link::new(faults, device(ChannelKind::Standard));
             assert!(
-                link.violations()
-                    .iter()
-                    .any(|v| *v == PREV_HASH_NAMES_FUTURE_JOB),
+                link.violations().contains(&PREV_HASH_NAMES_FUTURE_JOB),
                 "{faults:?}: {:?}",
                 link.violations()
             );
@@ -2281,9 +2290,7 @@ mod against_the_mock_pool {
         );
         link.pool_acts(|p| p.update_template(NOW));
         assert!(
-            link.violations()
-                .iter()
-                .any(|v| *v == JOB_ID_UNIQUE),
+            link.violations().contains(&JOB_ID_UNIQUE),
             "{:?}",
             link.violations()
         );
@@ -2300,9 +2307,7 @@ mod against_the_mock_pool {
         link.deliver(out);
         link.pool_acts(|p| p.update_template(NOW));
         assert!(
-            link.violations()
-                .iter()
-                .any(|v| *v == SILENT_AFTER_CLOSE),
+            link.violations().contains(&SILENT_AFTER_CLOSE),
             "{:?}",
             link.violations()
         );

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use sv2_chain::display_hex;
 use sv2_chain::target::difficulty;
 use sv2_codec::noise::keys::Sv2Url;
 use sv2_engine::{Backend, MinerConfig};
-use std::sync::{Arc, Mutex};
 
 use sv2_conformance::monitor::{self, Finding, Monitor};
 use sv2_mock::miner::driver::{spawn, DeviceDriverConfig, Observer, Security, Timeouts};
@@ -227,11 +227,14 @@ fn print_finding(finding: &Finding, json: bool, out: &mut dyn Write) -> std::io:
 
 /// A finding's name, readable line and JSON fields (the shape the device's violations had).
 pub fn describe_finding(finding: &Finding) -> (&'static str, String, Value) {
-    let (section, level) = monitor::rule(finding.rule)
-        .map_or(("?", "MUST"), |r| (r.section, r.level.as_str()));
+    let (section, level) =
+        monitor::rule(finding.rule).map_or(("?", "MUST"), |r| (r.section, r.level.as_str()));
     (
         "VIOLATION",
-        format!("{level} (§{section}): {} [{}]", finding.detail, finding.rule),
+        format!(
+            "{level} (§{section}): {} [{}]",
+            finding.detail, finding.rule
+        ),
         json!({"section": section, "level": level, "violation": finding.detail, "rule": finding.rule, "entry": finding.entry}),
     )
 }

@@ -20,7 +20,7 @@ pub async fn device_mines_and_blocks_validate(
 ) -> (u64, usize, usize) {
     // A low nominal hash rate: an easy channel target, reached quickly even by a debug build.
     config.device.nominal_hash_rate = 10_000.0;
-    let mut device = spawn(config);
+    let device = spawn(config);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while device.stats.borrow().accepted < 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;

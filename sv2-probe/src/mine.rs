@@ -481,6 +481,28 @@ mod tests {
         assert_eq!(fields["hash"], format!("{}ab", "00".repeat(31)));
         assert_eq!(fields["extranonce"], "0102");
 
+        let finding = Finding {
+            rule: monitor::JOB_MIN_NTIME,
+            by: Side::Server,
+            entry: 9,
+            detail: "job 3 min_ntime 5 below SetNewPrevHash min_ntime 6".into(),
+        };
+        let (name, text, fields) = describe_finding(&finding);
+        assert_eq!(
+            (name, text.as_str()),
+            (
+                "VIOLATION",
+                "SHOULD (§5.3.15): job 3 min_ntime 5 below SetNewPrevHash min_ntime 6 [monitor.job-min-ntime]"
+            )
+        );
+        assert_eq!(fields["section"], "5.3.15");
+        assert_eq!(fields["level"], "SHOULD");
+        assert_eq!(fields["rule"], "monitor.job-min-ntime");
+        assert_eq!(
+            fields["violation"],
+            "job 3 min_ntime 5 below SetNewPrevHash min_ntime 6"
+        );
+
         let (name, text, _) = describe(&Event::ShareRejected {
             sequence_number: 4,
             error_code: "stale-share".into(),

@@ -34,12 +34,16 @@ impl Level {
 pub enum Role {
     /// A Mining-protocol server: a pool, or a proxy acting as upstream.
     Pool,
+    /// A Mining-protocol client: a mining device, or a proxy acting as downstream (the monitor's
+    /// client rules, [`crate::monitor::CLIENT_RULES`]).
+    Client,
 }
 
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Pool => "pool",
+            Role::Client => "client",
         }
     }
 }

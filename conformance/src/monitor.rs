@@ -1,30 +1,35 @@
-//! The passive monitor: per-message rules of the spec applied to any transcript of a Mining-protocol
-//! conversation, in order, with the state a careful observer keeps (the client's requests and flags,
-//! channels, groups, jobs, shares in flight). It judges only the server's side.
+//! The passive monitor: per-message rules of the spec applied to a Mining-protocol conversation, in
+//! order, with the state a careful observer keeps (the client's requests and flags, channels, groups,
+//! jobs, prev hashes, shares in flight). It judges both sides: the server's frames against every
+//! server rule ([`RULES`]), the client's against the rules that bind a client ([`CLIENT_RULES`]).
 //!
-//! It reads [`Transcript`]s, so it works on whatever produces them: the active runner's connections
-//! (every one of them goes through it), and later a man-in-the-middle proxy or a pcap reader. It
-//! never sends anything. Each rule is a catalogue entry of kind [`Kind::Monitor`] in [`RULES`]; a
-//! finding names its rule and the transcript entry that broke it.
+//! It reads [`Transcript`] entries, so it works on whatever produces them: over a whole transcript
+//! ([`check_transcript`]: the active runner's connections, one read back from JSON, later a capture or
+//! a proxy), or live, one entry at a time as a driver records it ([`Monitor::observe`] returns the
+//! findings that entry brought: the mining device's driver hands it every entry, and `sv2-probe mine`
+//! prints them as they happen). It never sends anything. Each rule is a catalogue entry of kind
+//! [`Kind::Monitor`]; a finding names its rule, the side that broke it and the transcript entry.
+//!
+//! Directions are named by role: the server's frames are `ServerToClient`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use sv2_chain::target::meets_target;
 use sv2_chain::tx::Transaction;
 use sv2_codec::messages::{flags, MESSAGE_TYPES};
 use sv2_codec::{ErrorKind, Message};
-use sv2_wire::{Direction, Entry, Event, FrameProblem, Transcript};
+use sv2_wire::{Direction, Entry, Event, FrameProblem, Side, Transcript};
 
 use crate::check::{Check, Kind, Level, Role};
 
 macro_rules! rule {
-    ($id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr) => {
+    ($role:ident, $id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr) => {
         Check {
             id: $id,
             section: $section,
             level: Level::$level,
-            role: Role::Pool,
+            role: Role::$role,
             catalog: $catalog,
             title: $title,
             kind: Kind::Monitor,
@@ -46,53 +51,101 @@ pub const FIRST_JOB_FUTURE: &str = "monitor.first-job-future";
 pub const PREV_HASH_NAMES_FUTURE_JOB: &str = "monitor.prev-hash-names-future-job";
 pub const JOB_ID_UNIQUE: &str = "monitor.job-id-unique";
 pub const JOB_KIND: &str = "monitor.job-kind";
+pub const JOB_AFTER_PREV_HASH: &str = "monitor.job-after-prev-hash";
+pub const JOB_MIN_NTIME: &str = "monitor.job-min-ntime";
 pub const STANDARD_JOBS_FLAG: &str = "monitor.standard-jobs-flag";
 pub const VERSION_ROLLING_FLAG: &str = "monitor.version-rolling-flag";
 pub const FIXED_VERSION: &str = "monitor.fixed-version";
 pub const COINBASE_STRIPPED: &str = "monitor.coinbase-stripped";
+pub const COINBASE_IS_COINBASE: &str = "monitor.coinbase-is-coinbase";
 pub const GROUP_EXTRANONCE_LENGTH: &str = "monitor.group-extranonce-length";
 pub const SILENT_AFTER_CLOSE: &str = "monitor.silent-after-close";
 pub const NO_PREFIX_TO_GROUP: &str = "monitor.no-prefix-to-group";
 pub const SHARE_ACKS: &str = "monitor.share-acks";
 pub const SHARE_ERROR_ECHO: &str = "monitor.share-error-echo";
+pub const SHARE_ERROR_AFTER_ACK: &str = "monitor.share-error-after-ack";
 
-/// The monitor's rules, as catalogue entries.
+pub const CLIENT_STRICT_DECODING: &str = "monitor.client-strict-decoding";
+pub const CLIENT_CHANNEL_MSG_BIT: &str = "monitor.client-channel-msg-bit";
+pub const CLIENT_SETUP_FIRST: &str = "monitor.client-setup-first";
+
+/// The monitor's rules about the server, as catalogue entries (role pool).
 pub const RULES: &[Check] = &[
-    rule!(STRICT_DECODING, "3.1", Must, Some(2), "every frame the server sends decodes strictly: bounded lengths, OPTION prefixes 0/1, no stray bytes"),
-    rule!(CHANNEL_MSG_BIT, "3.2", Must, Some(5), "the channel_msg bit of every frame the server sends is set exactly as the message table says"),
-    rule!(CHANNEL_ID_KNOWN, "3.2", Must, Some(6), "every channel message the server sends starts with the id of a channel or group of the connection"),
-    rule!(SETUP_ANSWER_FIRST, "3.6.1", Must, Some(24), "the server's first message answers SetupConnection with .Success or .Error"),
-    rule!(USED_VERSION, "3.6.2", Must, Some(26), "SetupConnection.Success.used_version lies in the client's [min_version, max_version]"),
-    rule!(PRINTABLE_CODES, "3.5", Must, Some(30), "error_code and reason_code strings the server sends contain no control characters"),
-    rule!(REQUEST_ID_ECHO, "5.3.3", Must, Some(42), "Open*Channel.Success/.Error echo the request_id of a request in flight, of the same channel kind"),
-    rule!(TARGET_WITHIN_MAX, "5.3.2", Must, Some(40), "a channel's target (Open*.Success, SetTarget) never exceeds the max_target the client allowed"),
-    rule!(EXTRANONCE_SIZE, "5.3.5", Must, Some(43), "extranonce_size >= min_extranonce_size, and extranonce_prefix + extranonce_size fit in 32 bytes"),
-    rule!(UNIQUE_CHANNEL_IDS, "5.2", Must, Some(41), "channel ids are unique on a connection and group ids do not collide with channel ids"),
-    rule!(FIRST_JOB_FUTURE, "5.3.15", Must, Some(44), "a standard channel's first job is a future NewMiningJob (min_ntime empty), activated by a SetNewPrevHash"),
-    rule!(PREV_HASH_NAMES_FUTURE_JOB, "5.3.17", Must, Some(45), "SetNewPrevHash names a job sent before as a future job to that channel or its group"),
-    rule!(JOB_ID_UNIQUE, "5.3.16", Must, Some(46), "a job_id is not reused while the job it named is still valid on that channel or group"),
-    rule!(JOB_KIND, "5.1.1", Must, Some(47), "NewMiningJob goes to standard channels only, NewExtendedMiningJob to extended or group channels only"),
-    rule!(STANDARD_JOBS_FLAG, "5.3.1", Must, Some(48), "after REQUIRES_STANDARD_JOBS, no NewExtendedMiningJob and no SetGroupChannel on the connection"),
-    rule!(VERSION_ROLLING_FLAG, "5.3.1", Must, Some(49), "after REQUIRES_VERSION_ROLLING, no REQUIRES_FIXED_VERSION in .Success and no job forbidding version rolling"),
-    rule!(FIXED_VERSION, "5.3.1", Must, Some(50), "after .Success with REQUIRES_FIXED_VERSION, every NewExtendedMiningJob has version_rolling_allowed = false"),
-    rule!(COINBASE_STRIPPED, "5.3.16", Must, Some(51), "prefix || extranonce || suffix of NewExtendedMiningJob is a coinbase without BIP141 marker, flag or witness"),
-    rule!(GROUP_EXTRANONCE_LENGTH, "5.2.3", Must, Some(52), "all channels of a group have the same total extranonce length"),
-    rule!(SILENT_AFTER_CLOSE, "5.3.9", Must, Some(54), "after the client's CloseChannel the server sends nothing more for that channel (answers to earlier shares aside)"),
-    rule!(NO_PREFIX_TO_GROUP, "5.3.10", Must, Some(63), "SetExtranoncePrefix is never addressed to a group channel"),
-    rule!(SHARE_ACKS, "5.3.13", Must, Some(58), "SubmitShares.Success acknowledges only shares sent, and never counts more than were outstanding"),
-    rule!(SHARE_ERROR_ECHO, "5.3.14", Must, Some(59), "SubmitShares.Error names the sequence_number of a share sent and not already rejected"),
+    rule!(Pool, STRICT_DECODING, "3.1", Must, Some(2), "every frame the server sends decodes strictly: bounded lengths, OPTION prefixes 0/1, no stray bytes"),
+    rule!(Pool, CHANNEL_MSG_BIT, "3.2", Must, Some(5), "the channel_msg bit of every frame the server sends is set exactly as the message table says"),
+    rule!(Pool, CHANNEL_ID_KNOWN, "3.2", Must, Some(6), "every channel message the server sends starts with the id of a channel or group of the connection"),
+    rule!(Pool, SETUP_ANSWER_FIRST, "3.6.1", Must, Some(24), "the server's first message answers the client's SetupConnection with .Success or .Error (and nothing comes before it)"),
+    rule!(Pool, USED_VERSION, "3.6.2", Must, Some(26), "SetupConnection.Success.used_version lies in the client's [min_version, max_version]"),
+    rule!(Pool, PRINTABLE_CODES, "3.5", Must, Some(30), "error_code and reason_code strings the server sends contain no control characters"),
+    rule!(Pool, REQUEST_ID_ECHO, "5.3.3", Must, Some(42), "Open*Channel.Success/.Error echo the request_id of a request in flight, of the same channel kind"),
+    rule!(Pool, TARGET_WITHIN_MAX, "5.3.2", Must, Some(40), "a channel's target (Open*.Success, SetTarget to it or its group) never exceeds the max_target the client allowed"),
+    rule!(Pool, EXTRANONCE_SIZE, "5.3.5", Must, Some(43), "extranonce_size >= min_extranonce_size, and extranonce_prefix (also a SetExtranoncePrefix's) + extranonce_size fit in 32 bytes"),
+    rule!(Pool, UNIQUE_CHANNEL_IDS, "5.2", Must, Some(41), "channel ids are unique on a connection and group ids do not collide with channel ids"),
+    rule!(Pool, FIRST_JOB_FUTURE, "5.3.15", Must, Some(44), "a standard channel's first job is a future NewMiningJob (min_ntime empty), activated by a SetNewPrevHash"),
+    rule!(Pool, PREV_HASH_NAMES_FUTURE_JOB, "5.3.17", Must, Some(45), "SetNewPrevHash names a job sent before as a future job to that channel or its group, and not made invalid by a later SetNewPrevHash"),
+    rule!(Pool, JOB_ID_UNIQUE, "5.3.16", Must, Some(46), "a job_id is not reused while the job it named is still valid on that channel or group"),
+    rule!(Pool, JOB_KIND, "5.1.1", Must, Some(47), "NewMiningJob goes to standard channels only, NewExtendedMiningJob to extended or group channels only"),
+    rule!(Pool, JOB_AFTER_PREV_HASH, "5.3.15", Should, None, "a job with min_ntime set (active at once) comes after a SetNewPrevHash for its channel or group: it uses the prev_hash of the last one (expected, not a MUST)"),
+    rule!(Pool, JOB_MIN_NTIME, "5.3.15", Should, None, "a job's min_ntime is not below the min_ntime of the SetNewPrevHash it is mined on (expected, not a MUST)"),
+    rule!(Pool, STANDARD_JOBS_FLAG, "5.3.1", Must, Some(48), "after REQUIRES_STANDARD_JOBS, no NewExtendedMiningJob and no SetGroupChannel on the connection"),
+    rule!(Pool, VERSION_ROLLING_FLAG, "5.3.1", Must, Some(49), "after REQUIRES_VERSION_ROLLING, no REQUIRES_FIXED_VERSION in .Success and no job forbidding version rolling"),
+    rule!(Pool, FIXED_VERSION, "5.3.1", Must, Some(50), "after .Success with REQUIRES_FIXED_VERSION, every NewExtendedMiningJob has version_rolling_allowed = false"),
+    rule!(Pool, COINBASE_STRIPPED, "5.3.16", Must, Some(51), "prefix || extranonce || suffix of NewExtendedMiningJob parses as a legacy transaction without BIP141 marker, flag or witness"),
+    rule!(Pool, COINBASE_IS_COINBASE, "5.3.16", Should, None, "prefix || extranonce || suffix of NewExtendedMiningJob is a coinbase: one input, null prevout (expected, not a MUST)"),
+    rule!(Pool, GROUP_EXTRANONCE_LENGTH, "5.2.3", Must, Some(52), "all channels of a group have the same total extranonce length"),
+    rule!(Pool, SILENT_AFTER_CLOSE, "5.3.9", Must, Some(54), "after the client's CloseChannel the server sends nothing more for that channel or a group of closed channels (answers to earlier shares aside)"),
+    rule!(Pool, NO_PREFIX_TO_GROUP, "5.3.10", Must, Some(63), "SetExtranoncePrefix is never addressed to a group channel"),
+    rule!(Pool, SHARE_ACKS, "5.3.13", Must, Some(58), "SubmitShares.Success acknowledges only shares sent, and never counts more than were outstanding"),
+    rule!(Pool, SHARE_ERROR_ECHO, "5.3.14", Must, Some(59), "SubmitShares.Error names the sequence_number of a share sent and not already rejected"),
+    rule!(Pool, SHARE_ERROR_AFTER_ACK, "5.3.14", Should, None, "no SubmitShares.Error for a share a SubmitShares.Success already acknowledged (expected, not a MUST)"),
 ];
 
-/// A rule broken, where, and how.
+/// The monitor's rules about the client (role client). They are not part of a server's verdict: the
+/// pool suite breaks them on purpose to see what the server does.
+pub const CLIENT_RULES: &[Check] = &[
+    rule!(Client, CLIENT_STRICT_DECODING, "3.1", Must, None, "every frame the client sends decodes strictly: bounded lengths, OPTION prefixes 0/1, no stray bytes"),
+    rule!(Client, CLIENT_CHANNEL_MSG_BIT, "3.2", Must, Some(5), "the channel_msg bit of every frame the client sends is set exactly as the message table says"),
+    rule!(Client, CLIENT_SETUP_FIRST, "3.6.1", Must, Some(23), "the client's first message after the handshake is SetupConnection"),
+];
+
+/// A rule of either list by its id.
+pub fn rule(id: &str) -> Option<&'static Check> {
+    RULES.iter().chain(CLIENT_RULES).find(|r| r.id == id)
+}
+
+/// The side a rule binds.
+fn side_of(rule: &str) -> Side {
+    if CLIENT_RULES.iter().any(|r| r.id == rule) {
+        Side::Client
+    } else {
+        Side::Server
+    }
+}
+
+fn side_name<S: Serializer>(side: &Side, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match side {
+        Side::Client => "client",
+        Side::Server => "server",
+    })
+}
+
+/// A rule broken, by whom, where, and how.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// The rule's id (an entry of [`RULES`]).
+    /// The rule's id (an entry of [`RULES`] or [`CLIENT_RULES`]).
     pub rule: &'static str,
+    /// The side that broke it.
+    #[serde(serialize_with = "side_name")]
+    pub by: Side,
     /// Index of the transcript entry that broke it.
     pub entry: usize,
     /// What was seen.
     pub detail: String,
 }
+
+/// At most this many findings are kept in a report (a live monitor on a long run against a pool that
+/// breaks a rule with every message stays bounded); [`MonitorReport::omitted`] counts the rest.
+pub const MAX_FINDINGS: usize = 100_000;
 
 /// What the monitor made of one transcript (or several, merged).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -100,30 +153,92 @@ pub struct MonitorReport {
     pub findings: Vec<Finding>,
     /// Rules that had something to judge (a rule never exercised cannot pass).
     pub exercised: BTreeSet<&'static str>,
+    /// Findings beyond [`MAX_FINDINGS`], not kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl MonitorReport {
     pub fn findings_for<'a>(&'a self, rule: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
         self.findings.iter().filter(move |f| f.rule == rule)
     }
+
+    /// Only what concerns the server: its findings and its rules exercised. Every verdict about a
+    /// server (a pool) is made from this, never from the client's findings (the pool suite sends
+    /// malformed frames on purpose).
+    pub fn server(&self) -> MonitorReport {
+        MonitorReport {
+            findings: self
+                .findings
+                .iter()
+                .filter(|f| f.by == Side::Server)
+                .cloned()
+                .collect(),
+            exercised: self
+                .exercised
+                .iter()
+                .copied()
+                .filter(|r| side_of(r) == Side::Server)
+                .collect(),
+            omitted: self.omitted,
+        }
+    }
 }
 
-/// Runs every rule over `transcript`; `server` is the direction of the server's frames
-/// (`ServerToClient`, unless a test judges the other side).
+/// Runs every rule over `transcript`, both sides (the server's frames are `ServerToClient`); take
+/// [`MonitorReport::server`] for a verdict about the server.
 ///
 /// The rules follow the conversation from its start (setup, channels opened, jobs sent). A transcript
 /// whose oldest entries were dropped to stay within its retention limits (a peer that flooded) has no
 /// start, and judging its rest would blame the peer for state the monitor never saw: it is not judged
 /// (an empty report, nothing exercised).
-pub fn check_transcript(transcript: &Transcript, server: Direction) -> MonitorReport {
+pub fn check_transcript(transcript: &Transcript) -> MonitorReport {
     if transcript.dropped() > 0 {
         return MonitorReport::default();
     }
-    let mut monitor = Monitor::new(server);
+    let mut monitor = Monitor::new();
     for (i, entry) in transcript.entries().iter().enumerate() {
         monitor.observe(i, entry);
     }
     monitor.finish()
+}
+
+/// Sequence numbers of one channel, bounded: past [`SeqSet::CAP`] the oldest are forgotten, and a
+/// number not held is then "unknown" rather than "never sent".
+#[derive(Debug, Default)]
+struct SeqSet {
+    set: BTreeSet<u32>,
+    forgot: bool,
+}
+
+impl SeqSet {
+    const CAP: usize = 1 << 16;
+
+    fn insert(&mut self, seq: u32) -> bool {
+        let new = self.set.insert(seq);
+        while self.set.len() > Self::CAP {
+            self.set.pop_first();
+            self.forgot = true;
+        }
+        new
+    }
+
+    fn contains(&self, seq: u32) -> bool {
+        self.set.contains(&seq)
+    }
+
+    /// Whether `seq` is certainly not held (never inserted, nothing forgotten).
+    fn surely_absent(&self, seq: u32) -> bool {
+        !self.forgot && !self.set.contains(&seq)
+    }
+
+    fn remove(&mut self, seq: u32) -> bool {
+        self.set.remove(&seq)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +252,8 @@ struct OpenRequest {
 struct ChannelInfo {
     extended: bool,
     max_target: [u8; 32],
+    /// Bytes the client rolls (0 on standard channels).
+    extranonce_size: usize,
     /// extranonce_prefix + extranonce_size.
     extranonce_len: usize,
     group: u32,
@@ -156,19 +273,28 @@ enum FirstJob {
 struct Scope {
     /// Jobs in order: (job_id, future).
     jobs: Vec<(u32, bool)>,
-    /// Ids valid now (since the last SetNewPrevHash).
+    /// Ids valid now: the job the last SetNewPrevHash named, and jobs sent since.
     live: BTreeSet<u32>,
+    /// Future jobs sent since the last SetNewPrevHash on this scope (the ones a SetNewPrevHash may
+    /// name: "only the job referenced is valid; the remaining jobs have to be made invalid").
+    pending: BTreeSet<u32>,
+    /// The last SetNewPrevHash on this scope: (its order among all, min_ntime).
+    prev_hash: Option<(u64, u32)>,
 }
 
-/// The monitor's state over one connection.
-#[derive(Debug)]
+/// The monitor's state over one connection: feed it the entries in order ([`Monitor::observe`]).
+#[derive(Debug, Default)]
 pub struct Monitor {
-    server: Direction,
     report: MonitorReport,
+    /// Findings of the entry being observed.
+    new_findings: Vec<Finding>,
+    /// Every entry so far was a handshake act (nothing from the client yet).
+    only_acts: bool,
     client_setup: Option<(u16, u16, u32)>,
     /// Whether the client's first message was SetupConnection (else the first-answer rule does not
     /// apply).
     client_started_with_setup: Option<bool>,
+    client_spoke: bool,
     server_spoke: bool,
     success_flags: Option<u32>,
     opens: BTreeMap<u32, OpenRequest>,
@@ -178,31 +304,26 @@ pub struct Monitor {
     named_by_client: BTreeSet<u32>,
     closed: BTreeSet<u32>,
     scopes: BTreeMap<u32, Scope>,
-    /// Shares per channel: sequence numbers sent and not yet settled; and those rejected.
-    outstanding: BTreeMap<u32, BTreeSet<u32>>,
-    rejected: BTreeMap<u32, BTreeSet<u32>>,
-    sent_seqs: BTreeMap<u32, BTreeSet<u32>>,
+    prev_hashes: u64,
+    /// Shares per channel: sequence numbers sent and not yet settled; rejected; acknowledged by a
+    /// SubmitShares.Success that counted every share it settled; sent.
+    outstanding: BTreeMap<u32, SeqSet>,
+    rejected: BTreeMap<u32, SeqSet>,
+    acked: BTreeMap<u32, SeqSet>,
+    sent_seqs: BTreeMap<u32, SeqSet>,
 }
 
 impl Monitor {
-    pub fn new(server: Direction) -> Self {
-        Self {
-            server,
-            report: MonitorReport::default(),
-            client_setup: None,
-            client_started_with_setup: None,
-            server_spoke: false,
-            success_flags: None,
-            opens: BTreeMap::new(),
-            channels: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            named_by_client: BTreeSet::new(),
-            closed: BTreeSet::new(),
-            scopes: BTreeMap::new(),
-            outstanding: BTreeMap::new(),
-            rejected: BTreeMap::new(),
-            sent_seqs: BTreeMap::new(),
+    pub fn new() -> Self {
+        Monitor {
+            only_acts: true,
+            ..Monitor::default()
         }
+    }
+
+    /// What was found so far.
+    pub fn report(&self) -> &MonitorReport {
+        &self.report
     }
 
     pub fn finish(self) -> MonitorReport {
@@ -215,15 +336,35 @@ impl Monitor {
 
     fn find(&mut self, rule: &'static str, entry: usize, detail: String) {
         self.report.exercised.insert(rule);
-        self.report.findings.push(Finding {
+        let finding = Finding {
             rule,
+            by: side_of(rule),
             entry,
             detail,
-        });
+        };
+        self.new_findings.push(finding);
     }
 
-    /// Takes the next transcript entry.
-    pub fn observe(&mut self, index: usize, entry: &Entry) {
+    /// Takes the next transcript entry (`index`: its position in the transcript) and returns the
+    /// findings it brought, of either side (a live driver prints them as they happen). They are kept
+    /// in the report too (up to [`MAX_FINDINGS`]).
+    pub fn observe(&mut self, index: usize, entry: &Entry) -> Vec<Finding> {
+        self.new_findings.clear();
+        self.step(index, entry);
+        let new = std::mem::take(&mut self.new_findings);
+        for f in &new {
+            if self.report.findings.len() < MAX_FINDINGS {
+                self.report.findings.push(f.clone());
+            } else {
+                self.report.omitted += 1;
+            }
+        }
+        new
+    }
+
+    fn step(&mut self, index: usize, entry: &Entry) {
+        let first = self.only_acts;
+        self.only_acts = first && matches!(entry.event, Event::Handshake { .. });
         let Event::Frame {
             direction,
             plain: bytes,
@@ -233,10 +374,81 @@ impl Monitor {
         else {
             return;
         };
-        if *direction == self.server {
-            self.server_frame(index, bytes, decoded);
-        } else if let Ok(decoded) = decoded {
-            self.client_message(&decoded.message);
+        match direction {
+            Direction::ServerToClient => self.server_frame(index, bytes, decoded, first),
+            Direction::ClientToServer => self.client_frame(index, bytes, decoded),
+        }
+    }
+
+    /// The header rules of either side: the channel_msg bit against the message table. Returns
+    /// (channel_msg, ext_type, msg_type) when there is a header.
+    fn header(&mut self, i: usize, bytes: &[u8], rule: &'static str) -> Option<(bool, u16, u8)> {
+        if bytes.len() < 6 {
+            return None;
+        }
+        let ext = u16::from_le_bytes([bytes[0], bytes[1]]);
+        let channel_msg = ext & 0x8000 != 0;
+        let ext_type = ext & 0x7fff;
+        let msg_type = bytes[2];
+        if let Some(info) = MESSAGE_TYPES
+            .iter()
+            .find(|i| i.extension_type == ext_type && i.msg_type == msg_type)
+        {
+            if info.channel_msg == channel_msg {
+                self.exercise(rule);
+            } else {
+                self.find(
+                    rule,
+                    i,
+                    format!(
+                        "{} sent with channel_msg = {} (the table says {})",
+                        info.name, channel_msg, info.channel_msg
+                    ),
+                );
+            }
+        }
+        Some((channel_msg, ext_type, msg_type))
+    }
+
+    fn client_frame(
+        &mut self,
+        i: usize,
+        bytes: &[u8],
+        decoded: &Result<Box<sv2_codec::Decoded<'static>>, FrameProblem>,
+    ) {
+        let header = self.header(i, bytes, CLIENT_CHANNEL_MSG_BIT);
+        if !self.client_spoke {
+            self.client_spoke = true;
+            if let Some((_, ext_type, msg_type)) = header {
+                if ext_type == 0 && msg_type == 0x00 {
+                    self.exercise(CLIENT_SETUP_FIRST);
+                } else {
+                    let name = MESSAGE_TYPES
+                        .iter()
+                        .find(|m| m.extension_type == ext_type && m.msg_type == msg_type)
+                        .map_or_else(
+                            || format!("a frame of type {ext_type:#06x}/{msg_type:#04x}"),
+                            |m| m.name.to_string(),
+                        );
+                    self.find(
+                        CLIENT_SETUP_FIRST,
+                        i,
+                        format!("first message {name} instead of SetupConnection"),
+                    );
+                }
+            }
+        }
+        match decoded {
+            Ok(d) => {
+                self.exercise(CLIENT_STRICT_DECODING);
+                self.client_message(&d.message);
+            }
+            Err(FrameProblem::Decode(e)) if matches!(e.kind, ErrorKind::ChannelMsgBit { .. }) => {}
+            Err(e) => self.find(
+                CLIENT_STRICT_DECODING,
+                i,
+                format!("frame {} does not decode: {e}", short_hex(bytes)),
+            ),
         }
     }
 
@@ -300,6 +512,12 @@ impl Monitor {
     fn share_sent(&mut self, channel: u32, seq: u32) {
         self.outstanding.entry(channel).or_default().insert(seq);
         self.sent_seqs.entry(channel).or_default().insert(seq);
+        if let Some(a) = self.acked.get_mut(&channel) {
+            a.remove(seq);
+        }
+        if let Some(r) = self.rejected.get_mut(&channel) {
+            r.remove(seq);
+        }
     }
 
     fn client_flags(&self) -> u32 {
@@ -311,50 +529,29 @@ impl Monitor {
         i: usize,
         bytes: &[u8],
         decoded: &Result<Box<sv2_codec::Decoded<'static>>, FrameProblem>,
+        first_traffic: bool,
     ) {
         // Header-level rules work on the bytes, whatever the payload.
-        if bytes.len() >= 6 {
-            let ext = u16::from_le_bytes([bytes[0], bytes[1]]);
-            let channel_msg = ext & 0x8000 != 0;
-            let ext_type = ext & 0x7fff;
-            let msg_type = bytes[2];
-            if let Some(info) = MESSAGE_TYPES
-                .iter()
-                .find(|i| i.extension_type == ext_type && i.msg_type == msg_type)
-            {
-                if info.channel_msg == channel_msg {
-                    self.exercise(CHANNEL_MSG_BIT);
+        if let Some((true, ext_type, msg_type)) = self.header(i, bytes, CHANNEL_MSG_BIT) {
+            if let Some(id) = bytes[6..].first_chunk::<4>() {
+                let id = u32::from_le_bytes(*id);
+                if self.channels.contains_key(&id)
+                    || self.groups.contains_key(&id)
+                    || self.closed.contains(&id)
+                    || self.named_by_client.contains(&id)
+                {
+                    self.exercise(CHANNEL_ID_KNOWN);
                 } else {
-                    self.find(
-                        CHANNEL_MSG_BIT,
-                        i,
-                        format!(
-                            "{} sent with channel_msg = {} (the table says {})",
-                            info.name, channel_msg, info.channel_msg
-                        ),
-                    );
-                }
-            }
-            if channel_msg {
-                if let Some(id) = bytes[6..].first_chunk::<4>() {
-                    let id = u32::from_le_bytes(*id);
-                    if self.channels.contains_key(&id)
-                        || self.groups.contains_key(&id)
-                        || self.closed.contains(&id)
-                        || self.named_by_client.contains(&id)
-                    {
-                        self.exercise(CHANNEL_ID_KNOWN);
+                    let name = MESSAGE_TYPES
+                        .iter()
+                        .find(|i| i.extension_type == ext_type && i.msg_type == msg_type)
+                        .map_or("a channel message", |i| i.name);
+                    let detail = if self.channels.is_empty() {
+                        format!("{name} for channel id {id} before any channel is open")
                     } else {
-                        let name = MESSAGE_TYPES
-                            .iter()
-                            .find(|i| i.extension_type == ext_type && i.msg_type == msg_type)
-                            .map_or("a channel message", |i| i.name);
-                        self.find(
-                            CHANNEL_ID_KNOWN,
-                            i,
-                            format!("{name} for channel id {id}, never opened on this connection"),
-                        );
-                    }
+                        format!("{name} for channel id {id}, never opened on this connection")
+                    };
+                    self.find(CHANNEL_ID_KNOWN, i, detail);
                 }
             }
         }
@@ -378,7 +575,14 @@ impl Monitor {
         let message = &decoded.message;
         if !self.server_spoke {
             self.server_spoke = true;
-            if self.client_started_with_setup == Some(true) {
+            if first_traffic {
+                // Nothing came from the client yet: an answer to no SetupConnection.
+                self.find(
+                    SETUP_ANSWER_FIRST,
+                    i,
+                    format!("{} before the client's SetupConnection", message.name()),
+                );
+            } else if self.client_started_with_setup == Some(true) {
                 let ok = matches!(
                     message,
                     Message::SetupConnectionSuccess(_) | Message::SetupConnectionError(_)
@@ -441,13 +645,27 @@ impl Monitor {
         let Some(id) = payload.first_chunk::<4>().map(|b| u32::from_le_bytes(*b)) else {
             return;
         };
-        if !self.closed.contains(&id) {
+        // A group counts as closed once every channel in it is.
+        let closed_group = !self.channels.contains_key(&id)
+            && self
+                .groups
+                .get(&id)
+                .is_some_and(|m| !m.is_empty() && m.iter().all(|c| self.closed.contains(c)));
+        if !self.closed.contains(&id) && !closed_group {
             return;
         }
         match message {
             Message::SubmitSharesSuccess(_) | Message::SubmitSharesError(_) => {}
             // An error about a channel the client named after closing it is an answer, not traffic.
             Message::UpdateChannelError(_) | Message::SetCustomMiningJobError(_) => {}
+            _ if closed_group && !self.closed.contains(&id) => self.find(
+                SILENT_AFTER_CLOSE,
+                i,
+                format!(
+                    "{} for group {id} after the client closed every channel in it",
+                    message.name()
+                ),
+            ),
             _ => self.find(
                 SILENT_AFTER_CLOSE,
                 i,
@@ -496,6 +714,7 @@ impl Monitor {
                     m.group_channel_id,
                     false,
                     max_target,
+                    0,
                     m.extranonce_prefix.len(),
                 );
             }
@@ -505,7 +724,9 @@ impl Monitor {
                 self.target_within(i, &m.target.0, &max_target, message.name());
                 let total = m.extranonce_prefix.len() + usize::from(m.extranonce_size);
                 let min = request.map_or(0, |r| r.min_extranonce_size);
+                let mut fine = true;
                 if m.extranonce_size < min {
+                    fine = false;
                     self.find(
                         EXTRANONCE_SIZE,
                         i,
@@ -514,7 +735,9 @@ impl Monitor {
                             m.extranonce_size
                         ),
                     );
-                } else if total > 32 {
+                }
+                if total > 32 {
+                    fine = false;
                     self.find(
                         EXTRANONCE_SIZE,
                         i,
@@ -524,10 +747,20 @@ impl Monitor {
                             m.extranonce_size
                         ),
                     );
-                } else {
+                }
+                if fine {
                     self.exercise(EXTRANONCE_SIZE);
                 }
-                self.new_channel(i, m.channel_id, m.group_channel_id, true, max_target, total);
+                let size = usize::from(m.extranonce_size);
+                self.new_channel(
+                    i,
+                    m.channel_id,
+                    m.group_channel_id,
+                    true,
+                    max_target,
+                    size,
+                    total,
+                );
             }
             Message::OpenMiningChannelError(m) => {
                 self.answer(i, m.request_id, None, message.name());
@@ -536,6 +769,18 @@ impl Monitor {
                 if let Some(c) = self.channels.get(&m.channel_id) {
                     let max = c.max_target;
                     self.target_within(i, &m.maximum_target.0, &max, "SetTarget");
+                } else if let Some(members) = self.groups.get(&m.channel_id) {
+                    // To a group: it applies to every channel in it (§5.3.21); the lowest max_target
+                    // of them bounds it.
+                    let max = members
+                        .iter()
+                        .filter_map(|c| self.channels.get(c))
+                        .map(|c| c.max_target)
+                        .min_by(|a, b| a.iter().rev().cmp(b.iter().rev()));
+                    if let Some(max) = max {
+                        let name = format!("SetTarget to group {}", m.channel_id);
+                        self.target_within(i, &m.maximum_target.0, &max, &name);
+                    }
                 }
             }
             Message::SetGroupChannel(m) => {
@@ -561,7 +806,12 @@ impl Monitor {
                 }
                 for id in m.channel_ids.iter() {
                     if let Some(c) = self.channels.get_mut(id) {
-                        c.group = m.group_channel_id;
+                        let old = std::mem::replace(&mut c.group, m.group_channel_id);
+                        if old != m.group_channel_id {
+                            if let Some(members) = self.groups.get_mut(&old) {
+                                members.remove(id);
+                            }
+                        }
                     }
                 }
                 self.groups
@@ -581,12 +831,34 @@ impl Monitor {
                     );
                 } else {
                     self.exercise(NO_PREFIX_TO_GROUP);
+                    if let Some(c) = self.channels.get_mut(&m.channel_id) {
+                        // For the jobs sent after it (§5.3.10).
+                        let prefix = m.extranonce_prefix.len();
+                        let size = c.extranonce_size;
+                        c.extranonce_len = prefix + size;
+                        if prefix + size > 32 {
+                            self.find(
+                                EXTRANONCE_SIZE,
+                                i,
+                                format!(
+                                    "SetExtranoncePrefix: extranonce_prefix ({prefix} bytes) + extranonce_size ({size}) = {} > 32",
+                                    prefix + size
+                                ),
+                            );
+                        } else {
+                            self.exercise(EXTRANONCE_SIZE);
+                        }
+                    }
                 }
             }
             Message::NewMiningJob(m) => {
-                self.job_kind(i, m.channel_id, false, m.job_id);
+                if self.job_kind(i, m.channel_id, false, m.job_id) == Some(false) {
+                    // A standard job for an extended or group channel is no job of it: nothing
+                    // there can mine it, and a SetNewPrevHash naming it names no job.
+                    return;
+                }
                 self.first_job(i, m.channel_id, m.job_id, m.min_ntime.is_none(), true);
-                self.job(i, m.channel_id, m.job_id, m.min_ntime.is_none());
+                self.job(i, m.channel_id, m.job_id, m.min_ntime);
                 if self.client_flags() & flags::REQUIRES_STANDARD_JOBS != 0 {
                     self.exercise(STANDARD_JOBS_FLAG);
                 }
@@ -594,7 +866,7 @@ impl Monitor {
             Message::NewExtendedMiningJob(m) => {
                 self.job_kind(i, m.channel_id, true, m.job_id);
                 self.first_job(i, m.channel_id, m.job_id, m.min_ntime.is_none(), false);
-                self.job(i, m.channel_id, m.job_id, m.min_ntime.is_none());
+                self.job(i, m.channel_id, m.job_id, m.min_ntime);
                 let client_flags = self.client_flags();
                 if client_flags & flags::REQUIRES_STANDARD_JOBS != 0 {
                     self.find(
@@ -628,56 +900,72 @@ impl Monitor {
                     m.coinbase_tx_suffix.as_bytes(),
                 );
             }
-            Message::SetNewPrevHash(m) => self.prev_hash(i, m.channel_id, m.job_id),
+            Message::SetNewPrevHash(m) => {
+                self.prev_hash(i, m.channel_id, m.job_id);
+                if let Some(sc) = self.scopes.get_mut(&m.channel_id) {
+                    sc.prev_hash = sc.prev_hash.map(|(order, _)| (order, m.min_ntime));
+                }
+            }
             Message::SubmitSharesSuccess(m) => {
-                let sent = self.sent_seqs.get(&m.channel_id);
-                if !sent.is_some_and(|s| s.contains(&m.last_sequence_number)) {
-                    self.find(SHARE_ACKS, i, format!("SubmitShares.Success names last_sequence_number {} never sent on channel {}", m.last_sequence_number, m.channel_id));
+                let (channel, last) = (m.channel_id, m.last_sequence_number);
+                let unsent = self
+                    .sent_seqs
+                    .get(&channel)
+                    .is_none_or(|s| s.surely_absent(last));
+                if unsent {
+                    self.find(SHARE_ACKS, i, format!("SubmitShares.Success names last_sequence_number {last}, never sent on channel {channel}"));
                     return;
                 }
-                let outstanding = self.outstanding.entry(m.channel_id).or_default();
-                let settled: Vec<u32> = outstanding
-                    .range(..=m.last_sequence_number)
-                    .copied()
-                    .collect();
+                let outstanding = self.outstanding.entry(channel).or_default();
+                let settled: Vec<u32> = outstanding.set.range(..=last).copied().collect();
                 let count = settled.len();
+                let forgot = outstanding.forgot;
                 for s in &settled {
-                    outstanding.remove(s);
+                    outstanding.remove(*s);
                 }
-                if m.new_submits_accepted_count as usize > count {
-                    self.find(SHARE_ACKS, i, format!("new_submits_accepted_count {} but only {count} share(s) up to {} were outstanding", m.new_submits_accepted_count, m.last_sequence_number));
+                let accepted = m.new_submits_accepted_count as usize;
+                if accepted > count && !forgot {
+                    self.find(SHARE_ACKS, i, format!("new_submits_accepted_count {accepted} but only {count} share(s) up to {last} were outstanding"));
                 } else {
                     self.exercise(SHARE_ACKS);
                 }
+                if accepted == count {
+                    // Every share it settled is acknowledged as accepted.
+                    let acked = self.acked.entry(channel).or_default();
+                    for s in settled {
+                        acked.insert(s);
+                    }
+                }
             }
             Message::SubmitSharesError(m) => {
-                let sent = self
-                    .sent_seqs
-                    .get(&m.channel_id)
-                    .is_some_and(|s| s.contains(&m.sequence_number));
-                let rejected = self.rejected.entry(m.channel_id).or_default();
-                if !sent {
+                let (channel, seq) = (m.channel_id, m.sequence_number);
+                let sent = self.sent_seqs.get(&channel);
+                let unsent = sent.is_none_or(|s| s.surely_absent(seq));
+                let known = sent.is_some_and(|s| s.contains(seq));
+                let acked = self.acked.get(&channel).is_some_and(|a| a.contains(seq));
+                if unsent {
                     self.find(
                         SHARE_ERROR_ECHO,
                         i,
-                        format!(
-                            "SubmitShares.Error names sequence_number {} never sent on channel {}",
-                            m.sequence_number, m.channel_id
-                        ),
+                        format!("SubmitShares.Error names sequence_number {seq}, never sent on channel {channel}"),
                     );
-                } else if !rejected.insert(m.sequence_number) {
+                } else if acked {
+                    self.find(
+                        SHARE_ERROR_AFTER_ACK,
+                        i,
+                        format!("SubmitShares.Error for sequence_number {seq}, already acknowledged by a SubmitShares.Success"),
+                    );
+                } else if known && !self.rejected.entry(channel).or_default().insert(seq) {
                     self.find(
                         SHARE_ERROR_ECHO,
                         i,
-                        format!(
-                            "SubmitShares.Error for sequence_number {} a second time",
-                            m.sequence_number
-                        ),
+                        format!("SubmitShares.Error for sequence_number {seq} a second time"),
                     );
                 } else {
                     self.exercise(SHARE_ERROR_ECHO);
-                    if let Some(o) = self.outstanding.get_mut(&m.channel_id) {
-                        o.remove(&m.sequence_number);
+                    self.exercise(SHARE_ERROR_AFTER_ACK);
+                    if let Some(o) = self.outstanding.get_mut(&channel) {
+                        o.remove(seq);
                     }
                 }
             }
@@ -739,6 +1027,7 @@ impl Monitor {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new_channel(
         &mut self,
         i: usize,
@@ -746,6 +1035,7 @@ impl Monitor {
         group: u32,
         extended: bool,
         max_target: [u8; 32],
+        extranonce_size: usize,
         extranonce_len: usize,
     ) {
         let collision = if self.channels.contains_key(&id) {
@@ -767,6 +1057,7 @@ impl Monitor {
             ChannelInfo {
                 extended,
                 max_target,
+                extranonce_size,
                 extranonce_len,
                 group,
                 first_job: FirstJob::Pending,
@@ -803,7 +1094,9 @@ impl Monitor {
         }
     }
 
-    fn job_kind(&mut self, i: usize, id: u32, extended_job: bool, job_id: u32) {
+    /// Judges a job's kind against its channel; `Some(ok)`, or `None` for an unknown id
+    /// (CHANNEL_ID_KNOWN's business).
+    fn job_kind(&mut self, i: usize, id: u32, extended_job: bool, job_id: u32) -> Option<bool> {
         let channel = self.channels.get(&id).map(|c| c.extended);
         let is_group = self.groups.contains_key(&id) && channel.is_none();
         let ok = match (extended_job, channel, is_group) {
@@ -811,7 +1104,7 @@ impl Monitor {
             (false, None, true) => false,
             (true, Some(extended), _) => extended,
             (true, None, true) => true,
-            (_, None, false) => return, // unknown id: CHANNEL_ID_KNOWN's business
+            (_, None, false) => return None,
         };
         if ok {
             self.exercise(JOB_KIND);
@@ -825,6 +1118,7 @@ impl Monitor {
             };
             self.find(JOB_KIND, i, format!("{name} {job_id} sent to {to} ({id})"));
         }
+        Some(ok)
     }
 
     fn first_job(&mut self, i: usize, id: u32, job_id: u32, future: bool, standard_job: bool) {
@@ -852,9 +1146,24 @@ impl Monitor {
         }
     }
 
-    fn job(&mut self, i: usize, scope: u32, job_id: u32, future: bool) {
+    /// The scopes whose SetNewPrevHash a job on `scope` is mined on: the scope, its group (for a
+    /// channel), its members (for a group).
+    fn related(&self, scope: u32) -> Vec<u32> {
+        let mut scopes = vec![scope];
+        if let Some(c) = self.channels.get(&scope) {
+            if c.group != 0 {
+                scopes.push(c.group);
+            }
+        } else if let Some(members) = self.groups.get(&scope) {
+            scopes.extend(members.iter().copied());
+        }
+        scopes
+    }
+
+    fn job(&mut self, i: usize, scope: u32, job_id: u32, min_ntime: Option<u32>) {
+        let future = min_ntime.is_none();
         let s = self.scopes.entry(scope).or_default();
-        if s.live.contains(&job_id) {
+        if s.live.contains(&job_id) || s.pending.contains(&job_id) {
             self.find(
                 JOB_ID_UNIQUE,
                 i,
@@ -863,11 +1172,48 @@ impl Monitor {
         } else {
             self.exercise(JOB_ID_UNIQUE);
         }
+        if let Some(t) = min_ntime {
+            // Active at once, on the prev hash of the last SetNewPrevHash.
+            let prev = self
+                .related(scope)
+                .iter()
+                .filter_map(|s| self.scopes.get(s).and_then(|sc| sc.prev_hash))
+                .max_by_key(|(order, _)| *order);
+            match prev {
+                None => self.find(
+                    JOB_AFTER_PREV_HASH,
+                    i,
+                    format!(
+                        "job {job_id} on {scope} has min_ntime set, but no SetNewPrevHash came yet"
+                    ),
+                ),
+                Some((_, prev_min)) => {
+                    self.exercise(JOB_AFTER_PREV_HASH);
+                    if t < prev_min {
+                        self.find(
+                            JOB_MIN_NTIME,
+                            i,
+                            format!("job {job_id} min_ntime {t} below SetNewPrevHash min_ntime {prev_min}"),
+                        );
+                    } else {
+                        self.exercise(JOB_MIN_NTIME);
+                    }
+                }
+            }
+        }
         let s = self.scopes.entry(scope).or_default();
         s.jobs.push((job_id, future));
-        s.live.insert(job_id);
+        if future {
+            s.pending.insert(job_id);
+        } else {
+            s.live.insert(job_id);
+        }
         if s.jobs.len() > 256 {
-            s.jobs.remove(0);
+            let (old, _) = s.jobs.remove(0);
+            if !s.jobs.iter().any(|(id, _)| *id == old) {
+                s.pending.remove(&old);
+                s.live.remove(&old);
+            }
         }
     }
 
@@ -879,13 +1225,32 @@ impl Monitor {
                 scopes.push(c.group);
             }
         }
-        let known_future = scopes.iter().any(|s| {
+        // To a group: also a future job sent to one of its channels (the message is shared by the
+        // group's channels, §5.3.17).
+        if let Some(members) = self.groups.get(&scope) {
+            if !self.channels.contains_key(&scope) {
+                scopes.extend(members.iter().copied());
+            }
+        }
+        let sent_future = scopes.iter().any(|s| {
             self.scopes
                 .get(s)
-                .is_some_and(|sc| sc.jobs.iter().any(|(id, future)| *id == job_id && *future))
+                .is_some_and(|sc| sc.jobs.iter().any(|(id, f)| *id == job_id && *f))
         });
-        if known_future {
+        let pending_in: Vec<u32> = scopes
+            .iter()
+            .copied()
+            .filter(|s| {
+                self.scopes
+                    .get(s)
+                    .is_some_and(|sc| sc.pending.contains(&job_id))
+            })
+            .collect();
+        let pending = !pending_in.is_empty();
+        if pending {
             self.exercise(PREV_HASH_NAMES_FUTURE_JOB);
+        } else if sent_future {
+            self.find(PREV_HASH_NAMES_FUTURE_JOB, i, format!("SetNewPrevHash on {scope} names job {job_id}, a future job an earlier SetNewPrevHash made invalid (only the job it names stays valid)"));
         } else {
             self.find(PREV_HASH_NAMES_FUTURE_JOB, i, format!("SetNewPrevHash on {scope} names job {job_id}, never sent there as a future job"));
         }
@@ -901,20 +1266,23 @@ impl Monitor {
                 );
             }
         }
-        // Only the named job (and future jobs after it) remain valid.
-        if let Some(s) = self.scopes.get_mut(&scope) {
-            let position = s.jobs.iter().rposition(|(id, _)| *id == job_id);
-            let mut live = BTreeSet::new();
-            live.insert(job_id);
-            if let Some(p) = position {
-                live.extend(
-                    s.jobs[p + 1..]
-                        .iter()
-                        .filter(|(_, f)| *f)
-                        .map(|(id, _)| *id),
-                );
+        // Only the named job remains valid (§5.3.17), on the scope and, for a group, its members.
+        self.prev_hashes += 1;
+        let order = self.prev_hashes;
+        let mut invalidated = vec![scope];
+        if let Some(members) = self.groups.get(&scope) {
+            invalidated.extend(members.iter().copied());
+        }
+        for s in invalidated {
+            let sc = self.scopes.entry(s).or_default();
+            sc.live.clear();
+            sc.pending.clear();
+            if s == scope {
+                sc.live.insert(job_id);
+                sc.prev_hash = Some((order, 0));
+            } else if pending_in.contains(&s) {
+                sc.live.insert(job_id);
             }
-            s.live = live;
         }
     }
 
@@ -943,9 +1311,18 @@ impl Monitor {
                 Err(e) => Some(format!("does not parse as a transaction: {e}")),
                 Ok(t) if t.has_witness() => Some("carries witness data".into()),
                 Ok(t) if !t.is_coinbase() => {
-                    Some("is not a coinbase (one input, null prevout)".into())
+                    self.exercise(COINBASE_STRIPPED);
+                    self.find(
+                        COINBASE_IS_COINBASE,
+                        i,
+                        format!("job {job_id}: prefix || {len} zero bytes || suffix is not a coinbase (one input, null prevout)"),
+                    );
+                    return;
                 }
-                Ok(_) => None,
+                Ok(_) => {
+                    self.exercise(COINBASE_IS_COINBASE);
+                    None
+                }
             }
         };
         match problem {

@@ -9,6 +9,8 @@ fn every_check_is_exercised_by_a_fault_test() {
     let sources = [
         include_str!("faults_wire.rs"),
         include_str!("faults_mining.rs"),
+        // Monitor rules broken by a scripted pool, over a transcript.
+        include_str!("monitor_device_rules.rs"),
     ];
     let missing: Vec<&str> = catalogue()
         .iter()

@@ -88,7 +88,7 @@ fn pool_side(target: [u8; 32], clear_channel_bit: bool) -> Transcript {
 fn a_clean_server_side_transcript_has_no_findings() {
     let mut target = [0u8; 32];
     target[30] = 0xff;
-    let report = check_transcript(&pool_side(target, false), Direction::ServerToClient);
+    let report = check_transcript(&pool_side(target, false));
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.exercised.contains(TARGET_WITHIN_MAX));
     assert!(report.exercised.contains(CHANNEL_MSG_BIT));
@@ -100,7 +100,7 @@ fn findings_survive_a_json_round_trip_and_name_the_entry() {
     let json = transcript.to_json();
     let back = Transcript::from_json(&json).unwrap();
     assert_eq!(back, transcript);
-    let report = check_transcript(&back, Direction::ServerToClient);
+    let report = check_transcript(&back);
     let rules: Vec<(&str, usize)> = report.findings.iter().map(|f| (f.rule, f.entry)).collect();
     assert!(
         rules.contains(&(TARGET_WITHIN_MAX, 3)),
@@ -112,9 +112,26 @@ fn findings_survive_a_json_round_trip_and_name_the_entry() {
         "{:?}",
         report.findings
     );
-    // Seen from the other side, the same frames are the client's: nothing to judge about them.
-    let flipped = check_transcript(&back, Direction::ClientToServer);
+    // Every finding is the server's.
+    assert!(report.findings.iter().all(|f| f.by == Side::Server));
+    // The same frames with the directions swapped are the client's: no server rule judges them
+    // (only the client's rules do, and a pool's verdict takes none of those).
+    let mut flipped = Transcript::default();
+    for e in back.entries() {
+        if let sv2_wire::Event::Frame {
+            direction, plain, ..
+        } = &e.event
+        {
+            flipped.frame(e.at, direction.reverse(), plain, None);
+        }
+    }
+    let flipped = check_transcript(&flipped);
     assert!(flipped.findings.iter().all(|f| f.rule != TARGET_WITHIN_MAX));
+    assert!(flipped
+        .server()
+        .findings
+        .iter()
+        .all(|f| f.rule != TARGET_WITHIN_MAX));
 }
 
 #[test]
@@ -139,7 +156,7 @@ fn malformed_transcript_json_is_an_error_not_a_panic() {
     )
     .unwrap();
     let t = Transcript::from_legacy_json(&v, Side::Server).unwrap();
-    let report = check_transcript(&t, Direction::ServerToClient);
+    let report = check_transcript(&t);
     assert!(!report.findings.is_empty());
 }
 
@@ -148,16 +165,14 @@ fn a_transcript_without_its_start_is_not_judged() {
     // The same broken frames, but the oldest entry (the client's SetupConnection) dropped by the
     // retention limits: the monitor would judge a conversation it did not see from the start.
     let mut full = pool_side([0xff; 32], true);
-    assert!(!check_transcript(&full, Direction::ServerToClient)
-        .findings
-        .is_empty());
+    assert!(!check_transcript(&full).findings.is_empty());
     let mut cut = Transcript::new(Retention {
         max_entries: full.len() - 1,
         max_bytes: usize::MAX,
     });
     cut.append(&mut full);
     assert_eq!(cut.dropped(), 1);
-    let report = check_transcript(&cut, Direction::ServerToClient);
+    let report = check_transcript(&cut);
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.exercised.is_empty());
 }

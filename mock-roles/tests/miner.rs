@@ -1,5 +1,6 @@
-//! The SV2 mining device core, driven without sockets: every message path, every violation report,
-//! share checks and bookkeeping, and the engine mining real shares whose headers are rebuilt from what
+//! The SV2 mining device core, driven without sockets: every message path (what it mines, ignores,
+//! caps or refuses; whether the pool broke a rule is the conformance monitor's to say, tested in
+//! conformance/tests/monitor_device_rules.rs), share checks and bookkeeping, and the engine mining real shares whose headers are rebuilt from what
 //! the device sent and verified with plain sha2.
 
 use std::collections::BTreeSet;
@@ -21,7 +22,7 @@ use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 use sv2_engine::{Backend, Extranonce, Miner, MinerConfig, Share};
 use sv2_mock::miner::{
-    ChannelKind, Device, DeviceConfig, Event, Output, Phase, ShareProblem, Violation, Work,
+    ChannelKind, Device, DeviceConfig, Event, Output, Phase, ShareProblem, Work,
     BIP323_VERSION_MASK,
 };
 
@@ -121,16 +122,6 @@ fn events(out: &[Output]) -> Vec<Event> {
     out.iter()
         .filter_map(|o| match o {
             Output::Event(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn violations(out: &[Output]) -> Vec<Violation> {
-    events(out)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Violation(v) => Some(v),
             _ => None,
         })
         .collect()
@@ -275,7 +266,12 @@ fn mining_extended(
         &extended_job(CHANNEL, 1, None, rolling, &prefix, &suffix, &path),
         now,
     );
-    assert!(violations(&out).is_empty(), "{out:?}");
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::JobReceived { job_id: 1, .. })),
+        "{out:?}"
+    );
     let out = d.handle(&prev_hash(CHANNEL, 1), now);
     (d, last_work(&out))
 }
@@ -446,11 +442,9 @@ fn setup_error_and_channel_error_are_reported_and_fail() {
         error_code: str255("max-target-out-of-range"),
     }
     .into();
+    // An answer to no request of the device's: ignored.
     let out = d.handle(&wrong, now);
-    assert!(matches!(
-        violations(&out)[..],
-        [Violation::UnknownRequestId { request_id: 99, .. }]
-    ));
+    assert!(out.is_empty(), "{out:?}");
     assert_eq!(d.phase(), Phase::AwaitingChannel);
     let right: Message = OpenMiningChannelError {
         request_id: 1,
@@ -466,7 +460,7 @@ fn setup_error_and_channel_error_are_reported_and_fail() {
 }
 
 #[test]
-fn setup_success_violations_are_reported() {
+fn setup_success_with_an_unoffered_version_and_fixed_version_still_opens_the_channel() {
     let now = Instant::now();
     let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
     d.start();
@@ -478,53 +472,46 @@ fn setup_success_violations_are_reported() {
         .into(),
         now,
     );
-    let v = violations(&out);
-    assert!(v.contains(&Violation::UnofferedVersion { used_version: 3 }));
-    assert!(v.contains(&Violation::FixedVersionDespiteVersionRolling {
-        flags: REQUIRES_FIXED_VERSION
-    }));
-    assert_eq!(v[1].section(), "5.3.1");
-    // Still carries on: the channel is opened.
+    // Carries on: the channel is opened.
     assert_eq!(sends(&out).len(), 1);
+    assert_eq!(d.phase(), Phase::AwaitingChannel);
 }
 
 #[test]
-fn messages_before_setup_are_violations() {
+fn messages_before_setup_are_ignored() {
     let now = Instant::now();
     let mut d = Device::new(config(ChannelKind::Standard)).unwrap();
     let out = d.handle(&success(0), now);
-    assert!(matches!(
-        violations(&out)[..],
-        [Violation::BeforeSetup { .. }]
-    ));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(d.phase(), Phase::NotStarted);
     d.start();
     let out = d.handle(&standard_job(1, None, [0; 32]), now);
-    assert!(matches!(
-        violations(&out)[..],
-        [Violation::BeforeSetup {
-            message: "NewMiningJob"
-        }]
-    ));
+    assert!(out.is_empty(), "{out:?}");
     assert_eq!(d.phase(), Phase::AwaitingSetup);
 }
 
 #[test]
 fn open_success_checks_request_kind_target_group_and_extranonce() {
     let now = Instant::now();
-    // Target above max_target: reported, capped.
+    // Target above max_target: capped.
     let mut c = config(ChannelKind::Standard);
     c.max_target = target_top(0x0000_ffff);
     let mut d = Device::new(c).unwrap();
     d.start();
     d.handle(&success(0), now);
     let out = d.handle(&standard_open(target_top(EASY)), now);
-    assert!(matches!(
-        violations(&out)[..],
-        [Violation::TargetAboveMax { .. }]
-    ));
+    assert!(events(&out).contains(&Event::ChannelOpened {
+        channel_id: CHANNEL,
+        kind: ChannelKind::Standard,
+        target: target_top(EASY),
+        effective_target: target_top(0x0000_ffff),
+        extranonce_prefix: vec![1, 2, 3, 4],
+        extranonce_size: 0,
+        group_channel_id: GROUP,
+    }));
     assert_eq!(d.target(), Some(target_top(0x0000_ffff)));
 
-    // Wrong kind, group id colliding, extranonce too small and too long.
+    // Group id colliding, extranonce too small and too long: the channel is opened as offered.
     let mut d = Device::new(config(ChannelKind::Extended)).unwrap();
     d.start();
     d.handle(&success(0), now);
@@ -537,36 +524,32 @@ fn open_success_checks_request_kind_target_group_and_extranonce() {
         group_channel_id: CHANNEL,
     }
     .into();
-    let v = violations(&d.handle(&open, now));
-    assert!(v.contains(&Violation::GroupIdCollision {
-        channel_id: CHANNEL
-    }));
-    assert!(v.contains(&Violation::ExtranonceSizeBelowMinimum {
-        extranonce_size: 2,
-        min_extranonce_size: 4
-    }));
-    assert!(v.contains(&Violation::ExtranonceTooLong {
-        prefix_len: 31,
-        extranonce_size: 2
-    }));
+    let out = d.handle(&open, now);
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::ChannelOpened {
+            extranonce_size: 2,
+            group_channel_id: CHANNEL,
+            ..
+        }
+    )));
+    assert_eq!(d.phase(), Phase::AwaitingJob);
 
     let mut d = Device::new(config(ChannelKind::Extended)).unwrap();
     d.start();
     d.handle(&success(0), now);
-    let v = violations(&d.handle(&standard_open(target_top(EASY)), now));
-    assert!(matches!(
-        v[..],
-        [Violation::WrongChannelKind {
-            requested: ChannelKind::Extended,
+    // The wrong kind: opened as the pool says.
+    let out = d.handle(&standard_open(target_top(EASY)), now);
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::ChannelOpened {
+            kind: ChannelKind::Standard,
             ..
-        }]
-    ));
-    // A second success is for no pending request.
-    let v = violations(&d.handle(&standard_open(target_top(EASY)), now));
-    assert!(matches!(
-        v[..],
-        [Violation::UnknownRequestId { request_id: 1, .. }]
-    ));
+        }
+    )));
+    // A second success is for no pending request: ignored.
+    let out = d.handle(&standard_open(target_top(EASY)), now);
+    assert!(out.is_empty(), "{out:?}");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -620,7 +603,6 @@ fn job_with_min_ntime_is_mined_at_once_on_the_last_prev_hash() {
     let now = Instant::now();
     let (mut d, first) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
     let out = d.handle(&standard_job(2, Some(MIN_NTIME + 5), [0x22; 32]), now);
-    assert!(violations(&out).is_empty(), "{out:?}");
     let w = last_work(&out);
     assert_eq!(w.job_id, 2);
     assert_eq!(w.job.ntime, MIN_NTIME + 5);
@@ -632,16 +614,13 @@ fn job_with_min_ntime_is_mined_at_once_on_the_last_prev_hash() {
         sends(&d.share_found(&s, now))[..],
         [Message::SubmitSharesStandard(_)]
     ));
-    // Below the prevhash's min_ntime: reported.
-    let v = violations(&d.handle(&standard_job(3, Some(MIN_NTIME - 1), [0x33; 32]), now));
-    assert!(matches!(
-        v[..],
-        [Violation::JobMinNtimeBelowPrevHash { job_id: 3, .. }]
-    ));
+    // Below the prevhash's min_ntime: mined from its min_ntime as given.
+    let w = last_work(&d.handle(&standard_job(3, Some(MIN_NTIME - 1), [0x33; 32]), now));
+    assert_eq!((w.job_id, w.job.ntime), (3, MIN_NTIME - 1));
 }
 
 #[test]
-fn job_violations_unknown_prevhash_reuse_first_job_and_no_prevhash() {
+fn unknown_prevhash_reuse_first_job_and_no_prevhash() {
     let now = Instant::now();
     let mut d = opened(
         config(ChannelKind::Standard),
@@ -649,19 +628,22 @@ fn job_violations_unknown_prevhash_reuse_first_job_and_no_prevhash() {
         now,
     );
     // First job with min_ntime set, and before any prevhash.
+    // No prevhash to mine it on: received, not mined.
     let out = d.handle(&standard_job(5, Some(MIN_NTIME), [1; 32]), now);
-    let v = violations(&out);
-    assert!(v.contains(&Violation::FirstJobNotFuture { job_id: 5 }));
-    assert!(v.contains(&Violation::ActiveJobWithoutPrevHash { job_id: 5 }));
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::JobReceived { job_id: 5, .. })));
     assert!(works(&out).is_empty());
-    // A prevhash naming a job never sent.
+    // A prevhash naming a job never sent: nothing to mine.
     let out = d.handle(&prev_hash(CHANNEL, 77), now);
-    assert!(violations(&out).contains(&Violation::PrevHashForUnknownJob { job_id: 77 }));
     assert!(out.contains(&Output::StopWork));
-    // Reuse of a pending future job id.
+    assert!(works(&out).is_empty());
+    // Reuse of a pending future job id: the latest job takes the id.
     d.handle(&standard_job(8, None, [2; 32]), now);
-    let v = violations(&d.handle(&standard_job(8, None, [3; 32]), now));
-    assert_eq!(v, vec![Violation::JobIdReused { job_id: 8 }]);
+    let out = d.handle(&standard_job(8, None, [3; 32]), now);
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::JobReceived { job_id: 8, .. })));
     // The reused id's latest job is the one mined.
     let w = last_work(&d.handle(&prev_hash(CHANNEL, 8), now));
     assert_eq!(w.job.merkle, sv2_engine::MerkleSource::Root([3; 32]));
@@ -685,33 +667,28 @@ fn set_new_prev_hash_invalidates_every_other_job() {
             problem: ShareProblem::Stale
         }]
     );
-    // Future job 3 was made invalid by the prevhash for 2.
-    let v = violations(&d.handle(&prev_hash(CHANNEL, 3), now));
-    assert_eq!(v, vec![Violation::PrevHashForUnknownJob { job_id: 3 }]);
+    // Future job 3 was made invalid by the prevhash for 2: nothing to mine.
+    let out = d.handle(&prev_hash(CHANNEL, 3), now);
+    assert!(works(&out).is_empty(), "{out:?}");
+    assert!(out.contains(&Output::StopWork));
 }
 
 #[test]
-fn channel_kind_mismatches_are_violations() {
+fn channel_kind_mismatches() {
     let now = Instant::now();
-    // NewMiningJob on an extended channel: reported, not mined.
+    // NewMiningJob on an extended channel: ignored, never mined.
     let mut d = opened(
         config(ChannelKind::Extended),
         extended_open(target_top(EASY), vec![1], 4),
         now,
     );
     let out = d.handle(&standard_job(1, None, [1; 32]), now);
-    assert_eq!(
-        violations(&out),
-        vec![Violation::StandardJobOnExtendedChannel {
-            channel_id: CHANNEL,
-            job_id: 1
-        }]
-    );
-    assert!(violations(&d.handle(&prev_hash(CHANNEL, 1), now))
-        .contains(&Violation::PrevHashForUnknownJob { job_id: 1 }));
+    assert!(out.is_empty(), "{out:?}");
+    let out = d.handle(&prev_hash(CHANNEL, 1), now);
+    assert!(works(&out).is_empty(), "{out:?}");
 
-    // NewExtendedMiningJob addressed to a standard channel: reported, mined as a standard job with
-    // the merkle root of prefix || extranonce_prefix || suffix.
+    // NewExtendedMiningJob addressed to a standard channel: mined as a standard job with the merkle
+    // root of prefix || extranonce_prefix || suffix.
     let mut d = opened(
         config(ChannelKind::Standard),
         standard_open(target_top(EASY)),
@@ -722,13 +699,14 @@ fn channel_kind_mismatches_are_violations() {
         &extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &[[5; 32]]),
         now,
     );
-    assert_eq!(
-        violations(&out),
-        vec![Violation::ExtendedJobForStandardJobs {
-            channel_id: CHANNEL,
-            job_id: 1
-        }]
-    );
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::JobReceived {
+            job_id: 1,
+            extended: true,
+            ..
+        }
+    )));
     let w = last_work(&d.handle(&prev_hash(CHANNEL, 1), now));
     let sv2_engine::MerkleSource::Coinbase(cb) = &w.job.merkle else {
         panic!()
@@ -747,47 +725,38 @@ fn channel_kind_mismatches_are_violations() {
 }
 
 #[test]
-fn extended_coinbase_must_be_a_stripped_legacy_coinbase() {
+fn extended_jobs_are_received_whatever_their_coinbase() {
+    // Whether the coinbase is stripped and a coinbase is the monitor's to judge; the device takes
+    // each job (a bad one gives shares the pool rejects).
     let now = Instant::now();
     let mut d = opened(
         config(ChannelKind::Extended),
         extended_open(target_top(EASY), vec![9; 4], 8),
         now,
     );
-    let (prefix, suffix) = coinbase_parts(12, true);
-    let v = violations(&d.handle(
-        &extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &[]),
-        now,
-    ));
-    assert_eq!(v, vec![Violation::SegwitCoinbase { job_id: 1 }]);
-    assert_eq!(v[0].section(), "5.3.16");
-
-    // Extranonce space that does not match the scriptSig length: does not parse.
-    let (prefix, suffix) = coinbase_parts(11, false);
-    let v = violations(&d.handle(
-        &extended_job(CHANNEL, 2, None, true, &prefix, &suffix, &[]),
-        now,
-    ));
-    assert!(matches!(
-        v[..],
-        [Violation::CoinbaseUnparsable { job_id: 2, .. }]
-    ));
-
-    // A transaction that is not a coinbase (prevout not null).
-    let (mut prefix, suffix) = coinbase_parts(12, false);
-    prefix[5] = 1;
-    let v = violations(&d.handle(
-        &extended_job(CHANNEL, 3, None, true, &prefix, &suffix, &[]),
-        now,
-    ));
-    assert_eq!(v, vec![Violation::NotCoinbase { job_id: 3 }]);
-
+    let (segwit_prefix, segwit_suffix) = coinbase_parts(12, true);
+    let (short_prefix, short_suffix) = coinbase_parts(11, false);
+    let (mut other_prefix, other_suffix) = coinbase_parts(12, false);
+    other_prefix[5] = 1;
     let (prefix, suffix) = coinbase_parts(12, false);
-    let v = violations(&d.handle(
-        &extended_job(CHANNEL, 4, None, true, &prefix, &suffix, &[]),
-        now,
-    ));
-    assert!(v.is_empty(), "{v:?}");
+    for (job_id, p, s) in [
+        (1, &segwit_prefix, &segwit_suffix),
+        (2, &short_prefix, &short_suffix),
+        (3, &other_prefix, &other_suffix),
+        (4, &prefix, &suffix),
+    ] {
+        let out = d.handle(&extended_job(CHANNEL, job_id, None, true, p, s, &[]), now);
+        assert_eq!(
+            events(&out),
+            vec![Event::JobReceived {
+                channel_id: CHANNEL,
+                job_id,
+                extended: true,
+                future: true,
+                since_setup: Duration::ZERO,
+            }]
+        );
+    }
 }
 
 #[test]
@@ -809,7 +778,7 @@ fn extended_job_work_carries_the_coinbase_layout() {
 #[test]
 fn version_rolling_rules() {
     let now = Instant::now();
-    // The job forbids rolling although the device required it: reported, version fixed.
+    // The job forbids rolling although the device required it: the version is fixed.
     let (_, w) = mining_extended(config(ChannelKind::Extended), target_top(EASY), true, now);
     assert_eq!(w.job.version_mask, BIP323_VERSION_MASK);
     let mut d = opened(
@@ -822,10 +791,9 @@ fn version_rolling_rules() {
         &extended_job(CHANNEL, 1, None, false, &prefix, &suffix, &path),
         now,
     );
-    assert_eq!(
-        violations(&out),
-        vec![Violation::VersionRollingForbidden { job_id: 1 }]
-    );
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::JobReceived { job_id: 1, .. })));
     assert_eq!(
         last_work(&d.handle(&prev_hash(CHANNEL, 1), now))
             .job
@@ -833,8 +801,8 @@ fn version_rolling_rules() {
         0
     );
 
-    // REQUIRES_FIXED_VERSION: standard jobs are mined with the version as given, and an extended
-    // job allowing rolling is a violation.
+    // REQUIRES_FIXED_VERSION: standard jobs are mined with the version as given, and so is an
+    // extended job allowing rolling.
     let mut c = config(ChannelKind::Standard);
     c.setup_flags = Some(REQUIRES_STANDARD_JOBS);
     let mut d = Device::new(c).unwrap();
@@ -859,10 +827,9 @@ fn version_rolling_rules() {
         &extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &path),
         now,
     );
-    assert_eq!(
-        violations(&out),
-        vec![Violation::VersionRollingWithFixedVersion { job_id: 1 }]
-    );
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::JobReceived { job_id: 1, .. })));
     // Rolling not wanted: never rolled.
     assert_eq!(
         last_work(&d.handle(&prev_hash(CHANNEL, 1), now))
@@ -890,11 +857,10 @@ fn set_target_reissues_work_and_caps_at_max_target() {
         .into(),
         now,
     );
-    assert!(violations(&out).is_empty());
     let w2 = last_work(&out);
     assert_eq!(w2.job.target.0, target_top(0x0000_ffff));
     assert_eq!(w2.job_id, 1);
-    // Above max_target: reported and capped.
+    // Above max_target (to the group): capped.
     let out = d.handle(
         &SetTarget {
             channel_id: GROUP,
@@ -903,13 +869,13 @@ fn set_target_reissues_work_and_caps_at_max_target() {
         .into(),
         now,
     );
-    assert!(matches!(
-        violations(&out)[..],
-        [Violation::TargetAboveMax { .. }]
-    ));
+    assert!(events(&out).contains(&Event::TargetChanged {
+        target: target_top(EASY),
+        effective_target: target_top(0x00ff_ffff)
+    }));
     assert_eq!(d.target(), Some(target_top(0x00ff_ffff)));
     assert_eq!(last_work(&out).job.target.0, target_top(0x00ff_ffff));
-    // For an unknown channel: a violation, nothing changes.
+    // For an unknown channel: ignored, nothing changes.
     let out = d.handle(
         &SetTarget {
             channel_id: 999,
@@ -918,13 +884,7 @@ fn set_target_reissues_work_and_caps_at_max_target() {
         .into(),
         now,
     );
-    assert!(matches!(
-        violations(&out)[..],
-        [Violation::UnknownChannel {
-            channel_id: 999,
-            ..
-        }]
-    ));
+    assert!(out.is_empty(), "{out:?}");
     assert_eq!(d.target(), Some(target_top(0x00ff_ffff)));
 }
 
@@ -987,38 +947,28 @@ fn set_extranonce_prefix_applies_to_later_jobs_only() {
     };
     assert_eq!(cb.extranonce_prefix, vec![7; 4]);
 
-    // To the group: a violation. Too long for the extranonce size: a violation.
-    let v = violations(
-        &d.handle(
-            &SetExtranoncePrefix {
-                channel_id: GROUP,
-                extranonce_prefix: B0_32::new(vec![1]).unwrap(),
-            }
-            .into(),
-            now,
-        ),
+    // To the group: ignored. Too long for the extranonce size: taken (jobs then cannot be mined).
+    let out = d.handle(
+        &SetExtranoncePrefix {
+            channel_id: GROUP,
+            extranonce_prefix: B0_32::new(vec![1]).unwrap(),
+        }
+        .into(),
+        now,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    let out = d.handle(
+        &SetExtranoncePrefix {
+            channel_id: CHANNEL,
+            extranonce_prefix: B0_32::new(vec![1; 25]).unwrap(),
+        }
+        .into(),
+        now,
     );
     assert_eq!(
-        v,
-        vec![Violation::ExtranoncePrefixForGroup {
-            group_channel_id: GROUP
-        }]
-    );
-    let v = violations(
-        &d.handle(
-            &SetExtranoncePrefix {
-                channel_id: CHANNEL,
-                extranonce_prefix: B0_32::new(vec![1; 25]).unwrap(),
-            }
-            .into(),
-            now,
-        ),
-    );
-    assert_eq!(
-        v,
-        vec![Violation::ExtranonceTooLong {
-            prefix_len: 25,
-            extranonce_size: 8
+        events(&out),
+        vec![Event::ExtranoncePrefixChanged {
+            extranonce_prefix: vec![1; 25]
         }]
     );
     // A job that cannot fit: reported, not mined.
@@ -1048,75 +998,64 @@ fn set_group_channel_moves_the_channel_and_jobs_follow_the_group() {
         .into(),
         now,
     );
-    assert!(violations(&out).is_empty());
+    assert_eq!(
+        events(&out),
+        vec![Event::GroupChannel {
+            group_channel_id: 200,
+            channel_ids: vec![CHANNEL, 8]
+        }]
+    );
     let (prefix, suffix, path) = extended_coinbase();
     let out = d.handle(
         &extended_job(200, 1, None, true, &prefix, &suffix, &path),
         now,
     );
-    assert!(violations(&out).is_empty(), "{out:?}");
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::JobReceived { job_id: 1, .. })));
     assert_eq!(last_work(&d.handle(&prev_hash(200, 1), now)).job_id, 1);
-    // The old group no longer addresses the channel.
-    let v = violations(&d.handle(&prev_hash(GROUP, 1), now));
-    assert!(matches!(
-        v[..],
-        [Violation::UnknownChannel {
-            channel_id: GROUP,
-            ..
-        }]
-    ));
-    // A group id equal to the channel id.
-    let v = violations(
-        &d.handle(
-            &SetGroupChannel {
-                group_channel_id: CHANNEL,
-                channel_ids: Seq0_64K::new(vec![]).unwrap(),
-            }
-            .into(),
-            now,
-        ),
+    // The old group no longer addresses the channel: ignored.
+    let out = d.handle(&prev_hash(GROUP, 1), now);
+    assert!(out.is_empty(), "{out:?}");
+    // A group id equal to the channel id: the channel stays where it is.
+    d.handle(
+        &SetGroupChannel {
+            group_channel_id: CHANNEL,
+            channel_ids: Seq0_64K::new(vec![CHANNEL]).unwrap(),
+        }
+        .into(),
+        now,
     );
-    assert_eq!(
-        v,
-        vec![Violation::GroupIdCollision {
-            channel_id: CHANNEL
-        }]
-    );
+    assert_eq!(last_work(&d.handle(&prev_hash(200, 1), now)).job_id, 1);
 
-    // With REQUIRES_STANDARD_JOBS, SetGroupChannel and group extended jobs are violations.
+    // With REQUIRES_STANDARD_JOBS, SetGroupChannel and group extended jobs are still followed.
     let mut d = opened(
         config(ChannelKind::Standard),
         standard_open(target_top(EASY)),
         now,
     );
-    let v = violations(
-        &d.handle(
-            &SetGroupChannel {
-                group_channel_id: GROUP,
-                channel_ids: Seq0_64K::new(vec![CHANNEL]).unwrap(),
-            }
-            .into(),
-            now,
-        ),
+    let out = d.handle(
+        &SetGroupChannel {
+            group_channel_id: GROUP,
+            channel_ids: Seq0_64K::new(vec![CHANNEL]).unwrap(),
+        }
+        .into(),
+        now,
     );
-    assert_eq!(
-        v,
-        vec![Violation::GroupChannelForStandardJobs {
-            group_channel_id: GROUP
-        }]
-    );
+    assert_eq!(events(&out).len(), 1, "{out:?}");
     let (prefix, suffix) = coinbase_parts(4, false);
-    let v = violations(&d.handle(
+    let out = d.handle(
         &extended_job(GROUP, 1, None, true, &prefix, &suffix, &[]),
         now,
-    ));
-    assert_eq!(
-        v,
-        vec![Violation::ExtendedJobForStandardJobs {
-            channel_id: GROUP,
-            job_id: 1
-        }]
     );
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        Event::JobReceived {
+            channel_id: GROUP,
+            job_id: 1,
+            ..
+        }
+    )));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1168,7 +1107,14 @@ fn shares_are_submitted_with_increasing_sequence_numbers_and_settled() {
         .into(),
         now,
     );
-    assert!(violations(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        events(&out),
+        vec![Event::SharesAccepted {
+            last_sequence_number: 2,
+            new_submits_accepted_count: 2,
+            new_shares_sum: 20
+        }]
+    );
     assert_eq!(d.outstanding(), 1);
     let c = d.counters();
     assert_eq!(
@@ -1176,75 +1122,58 @@ fn shares_are_submitted_with_increasing_sequence_numbers_and_settled() {
         (4, 2, 1, 20)
     );
 
-    // Bookkeeping violations: an error for a settled share, a success beyond what was sent, and a
-    // count larger than what was outstanding.
-    let v = violations(
-        &d.handle(
-            &SubmitSharesError {
-                channel_id: CHANNEL,
-                sequence_number: 0,
-                error_code: str255("x"),
-            }
-            .into(),
-            now,
-        ),
+    // Odd answers (an error for a settled share, a success beyond what was sent with a count larger
+    // than what was outstanding, an error for a share never sent) are counted as they come.
+    d.handle(
+        &SubmitSharesError {
+            channel_id: CHANNEL,
+            sequence_number: 0,
+            error_code: str255("x"),
+        }
+        .into(),
+        now,
+    );
+    assert_eq!((d.counters().rejected, d.outstanding()), (2, 1));
+    d.handle(
+        &SubmitSharesSuccess {
+            channel_id: CHANNEL,
+            last_sequence_number: 9,
+            new_submits_accepted_count: 3,
+            new_shares_sum: 0,
+        }
+        .into(),
+        now,
+    );
+    assert_eq!((d.counters().accepted, d.outstanding()), (5, 0));
+    let out = d.handle(
+        &SubmitSharesError {
+            channel_id: CHANNEL,
+            sequence_number: 50,
+            error_code: str255("x"),
+        }
+        .into(),
+        now,
     );
     assert_eq!(
-        v,
-        vec![Violation::SequenceNumberAlreadySettled { sequence_number: 0 }]
-    );
-    let v = violations(
-        &d.handle(
-            &SubmitSharesSuccess {
-                channel_id: CHANNEL,
-                last_sequence_number: 9,
-                new_submits_accepted_count: 3,
-                new_shares_sum: 0,
-            }
-            .into(),
-            now,
-        ),
-    );
-    assert!(v.contains(&Violation::UnsentSequenceNumber {
-        message: "SubmitShares.Success",
-        sequence_number: 9
-    }));
-    assert!(v.contains(&Violation::AcceptedCountTooLarge {
-        count: 3,
-        outstanding: 1
-    }));
-    let v = violations(
-        &d.handle(
-            &SubmitSharesError {
-                channel_id: CHANNEL,
-                sequence_number: 50,
-                error_code: str255("x"),
-            }
-            .into(),
-            now,
-        ),
-    );
-    assert_eq!(
-        v,
-        vec![Violation::UnsentSequenceNumber {
-            message: "SubmitShares.Error",
-            sequence_number: 50
+        events(&out),
+        vec![Event::ShareRejected {
+            sequence_number: 50,
+            error_code: "x".into()
         }]
     );
-    // For another channel id.
-    let v = violations(
-        &d.handle(
-            &SubmitSharesSuccess {
-                channel_id: GROUP,
-                last_sequence_number: 0,
-                new_submits_accepted_count: 0,
-                new_shares_sum: 0,
-            }
-            .into(),
-            now,
-        ),
+    // For another channel id: ignored.
+    let out = d.handle(
+        &SubmitSharesSuccess {
+            channel_id: GROUP,
+            last_sequence_number: 0,
+            new_submits_accepted_count: 0,
+            new_shares_sum: 0,
+        }
+        .into(),
+        now,
     );
-    assert!(matches!(v[..], [Violation::UnknownChannel { .. }]));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(d.counters().rejected, 3);
 }
 
 #[test]
@@ -1428,25 +1357,23 @@ fn close_reconnect_update_error_and_unexpected_messages() {
             message: "CoinbaseOutputConstraints".into()
         }]
     );
-    // Control characters in a code.
-    let v = violations(
-        &d.handle(
-            &SubmitSharesError {
-                channel_id: CHANNEL,
-                sequence_number: 0,
-                error_code: str255("bad\nshare"),
-            }
-            .into(),
-            now,
-        ),
-    );
-    assert!(matches!(
-        v[0],
-        Violation::ControlCharacters {
-            message: "SubmitShares.Error",
-            ..
+    // Control characters in a code: reported as they came.
+    let out = d.handle(
+        &SubmitSharesError {
+            channel_id: CHANNEL,
+            sequence_number: 0,
+            error_code: str255("bad\nshare"),
         }
-    ));
+        .into(),
+        now,
+    );
+    assert_eq!(
+        events(&out),
+        vec![Event::ShareRejected {
+            sequence_number: 0,
+            error_code: "bad\nshare".into()
+        }]
+    );
 
     let out = d.handle(
         &CloseChannel {
@@ -1505,29 +1432,17 @@ fn close_and_update_channel_send_their_messages() {
 }
 
 #[test]
-fn messages_for_a_closed_channel_are_violations_but_late_answers_are_not() {
+fn messages_for_a_closed_channel_are_ignored_but_late_answers_are_not() {
     let now = Instant::now();
     let (mut d, w) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
     let s = find_share(&w, &[], VERSION, &target_top(EASY), true);
     assert_eq!(sends(&d.share_found(&s, now)).len(), 1);
     d.close("done");
-    let v = violations(&d.handle(&standard_job(2, None, [2; 32]), now));
-    assert_eq!(
-        v,
-        vec![Violation::AfterClose {
-            message: "NewMiningJob",
-            channel_id: CHANNEL
-        }]
-    );
-    assert_eq!(v[0].section(), "5.3.9");
-    let v = violations(&d.handle(&prev_hash(GROUP, 2), now));
-    assert!(matches!(
-        v[..],
-        [Violation::AfterClose {
-            message: "SetNewPrevHash",
-            ..
-        }]
-    ));
+    let out = d.handle(&standard_job(2, None, [2; 32]), now);
+    assert!(out.is_empty(), "{out:?}");
+    let out = d.handle(&prev_hash(GROUP, 2), now);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(d.phase(), Phase::Closed);
     // The answer to the share sent before the close settles it.
     let out = d.handle(
         &SubmitSharesSuccess {
@@ -1539,7 +1454,7 @@ fn messages_for_a_closed_channel_are_violations_but_late_answers_are_not() {
         .into(),
         now,
     );
-    assert!(violations(&out).is_empty(), "{out:?}");
+    assert_eq!(events(&out).len(), 1, "{out:?}");
     assert_eq!(d.counters().accepted, 1);
     // Shares found after the close are stale.
     let late = find_share(&w, &[], VERSION | 0x20, &target_top(EASY), true);
@@ -1670,9 +1585,11 @@ fn the_engine_mines_extended_shares_that_verify_with_sha2() {
 
 mod pool {
     use super::*;
+    use std::sync::{Arc, Mutex};
     use sv2_codec::messages::mining::{SubmitSharesExtended, SubmitSharesStandard};
     use sv2_codec::noise::keys::{Keypair, SecretKey};
     use sv2_codec::noise::ResponderConfig;
+    use sv2_conformance::monitor::{check_transcript, Monitor};
     use sv2_mock::miner::driver::{self, DeviceDriverConfig, DriverError, End, Security, Timeouts};
     use sv2_wire::{unix_now, Connection, KeyLog, NetError, Side};
     use tokio::net::{TcpListener, TcpStream};
@@ -1925,7 +1842,17 @@ mod pool {
     async fn mine_until(kind: ChannelKind, noise: bool, want: u64) {
         let (listener, address) = bind().await;
         let pool = tokio::spawn(serve(listener, noise, Script::Mine));
-        let mut handle = driver::spawn(driver_config(address, kind, noise));
+        let mut config = driver_config(address, kind, noise);
+        // The conformance monitor follows the conversation live, entry by entry.
+        let live = Arc::new(Mutex::new((Monitor::new(), 0usize)));
+        let judge = live.clone();
+        config.observer = Some(driver::Observer::new(move |seen| {
+            let mut judge = judge.lock().unwrap();
+            assert_eq!((seen.connection, seen.index), (0, judge.1));
+            judge.1 += 1;
+            judge.0.observe(seen.index, seen.entry);
+        }));
+        let mut handle = driver::spawn(config);
         tokio::time::timeout(Duration::from_secs(120), async {
             loop {
                 handle.stats.changed().await.unwrap();
@@ -1946,7 +1873,19 @@ mod pool {
         assert!(report.stats.accepted >= want);
         assert_eq!(report.stats.rejected, 0);
         assert!(report.stats.hashes > 0);
-        assert_eq!(report.stats.violations, 0, "{:?}", report.events);
+        // The pool broke no rule, live or judged afterwards, and the observer saw every entry.
+        let offline = check_transcript(&report.transcript);
+        assert!(
+            offline.server().findings.is_empty(),
+            "{:?}",
+            offline.findings
+        );
+        assert!(offline.findings.is_empty(), "{:?}", offline.findings);
+        {
+            let live = live.lock().unwrap();
+            assert_eq!(live.1, report.transcript.len());
+            assert_eq!(live.0.report().findings, offline.findings);
+        }
         let log = pool.await.unwrap();
         assert!(log.rejected.is_empty(), "{:?}", log.rejected);
         assert!(u64::from(log.accepted) >= want);
@@ -2128,15 +2067,21 @@ mod pool {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Against the crate's mock pool core, in memory: a clean run has no violations and every share is
-// accepted; each of the pool's deliberate faults shows up as the matching violation.
+// Against the crate's mock pool core, in memory: a clean run breaks no rule and every share is
+// accepted; each of the pool's deliberate faults shows up as the matching finding of the conformance
+// monitor over the conversation.
 
 mod against_the_mock_pool {
     use std::collections::VecDeque;
 
     use super::*;
+    use sv2_conformance::monitor::{
+        check_transcript, JOB_ID_UNIQUE, PREV_HASH_NAMES_FUTURE_JOB, SILENT_AFTER_CLOSE,
+        TARGET_WITHIN_MAX,
+    };
     use sv2_mock::pool::{Output as PoolOutput, Pool, PoolConfig, PoolFaults, TemplateSource};
     use sv2_mock::tp::TpConfig;
+    use sv2_wire::{Direction, Timestamp, Transcript};
 
     const NOW: u32 = 1_700_000_000;
 
@@ -2148,6 +2093,8 @@ mod against_the_mock_pool {
         events: Vec<Event>,
         accepted_by_pool: usize,
         rejected_by_pool: Vec<String>,
+        /// Both directions, as a tap between them would record them.
+        transcript: Transcript,
     }
 
     impl Link {
@@ -2171,6 +2118,7 @@ mod against_the_mock_pool {
                 events: Vec::new(),
                 accepted_by_pool: 0,
                 rejected_by_pool: Vec::new(),
+                transcript: Transcript::default(),
             };
             let out = link.device.start();
             link.deliver(out);
@@ -2182,15 +2130,22 @@ mod against_the_mock_pool {
             let mut up: VecDeque<Message<'static>> = VecDeque::new();
             self.take(out, &mut up);
             while let Some(m) = up.pop_front() {
+                self.record(Direction::ClientToServer, &m);
                 let pool_out = self.pool.handle(self.session, &m, NOW);
                 self.answer_pool(pool_out, &mut up);
             }
+        }
+
+        fn record(&mut self, direction: Direction, m: &Message<'_>) {
+            let frame = sv2_codec::to_frame_bytes(m, &[]).unwrap();
+            self.transcript.frame(Timestamp(0), direction, &frame, None);
         }
 
         fn answer_pool(&mut self, pool_out: Vec<PoolOutput>, up: &mut VecDeque<Message<'static>>) {
             for o in pool_out {
                 match o {
                     PoolOutput::Send { session, message } if session == self.session => {
+                        self.record(Direction::ServerToClient, &message);
                         let out = self.device.handle(&message, Instant::now());
                         self.take(out, up);
                     }
@@ -2220,19 +2175,19 @@ mod against_the_mock_pool {
             let mut up = VecDeque::new();
             self.answer_pool(pool_out, &mut up);
             while let Some(m) = up.pop_front() {
+                self.record(Direction::ClientToServer, &m);
                 let pool_out = self.pool.handle(self.session, &m, NOW);
                 self.answer_pool(pool_out, &mut up);
             }
         }
 
-        fn violations(&self) -> Vec<Violation> {
-            self.events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Violation(v) => Some(v.clone()),
-                    _ => None,
-                })
-                .collect()
+        /// The rules the pool broke so far (the monitor over the conversation; the device's own
+        /// frames break none).
+        fn violations(&self) -> Vec<&'static str> {
+            let report = check_transcript(&self.transcript);
+            let server = report.server();
+            assert_eq!(report.findings, server.findings, "the device broke a rule");
+            server.findings.iter().map(|f| f.rule).collect()
         }
 
         /// Mines `n` shares on the newest work and hands them to the pool.
@@ -2258,7 +2213,7 @@ mod against_the_mock_pool {
         assert_eq!(sv2_mock::pool::VERSION_ROLLING_MASK, BIP323_VERSION_MASK);
         for kind in [ChannelKind::Standard, ChannelKind::Extended] {
             let mut link = Link::new(PoolFaults::default(), device(kind));
-            assert_eq!(link.violations(), vec![], "{kind:?}");
+            assert_eq!(link.violations(), Vec::<&str>::new(), "{kind:?}");
             assert_eq!(
                 link.device.phase(),
                 Phase::Mining,
@@ -2278,7 +2233,7 @@ mod against_the_mock_pool {
             link.pool_acts(|p| p.update_template(NOW));
             link.mine(10);
             link.pool_acts(|p| p.tick(NOW + 10));
-            assert_eq!(link.violations(), vec![], "{kind:?}");
+            assert_eq!(link.violations(), Vec::<&str>::new(), "{kind:?}");
             assert!(
                 link.rejected_by_pool.is_empty(),
                 "{:?}",
@@ -2288,7 +2243,7 @@ mod against_the_mock_pool {
     }
 
     #[test]
-    fn the_pool_faults_are_reported_as_violations() {
+    fn the_pool_faults_are_found_by_the_monitor() {
         // A target above the requested max_target.
         let mut c = device(ChannelKind::Standard);
         c.max_target = [0; 32];
@@ -2301,7 +2256,7 @@ mod against_the_mock_pool {
             c,
         );
         assert!(
-            matches!(link.violations()[..], [Violation::TargetAboveMax { .. }]),
+            matches!(link.violations()[..], [TARGET_WITHIN_MAX]),
             "{:?}",
             link.violations()
         );
@@ -2319,9 +2274,7 @@ mod against_the_mock_pool {
         ] {
             let link = Link::new(faults, device(ChannelKind::Standard));
             assert!(
-                link.violations()
-                    .iter()
-                    .any(|v| matches!(v, Violation::PrevHashForUnknownJob { .. })),
+                link.violations().contains(&PREV_HASH_NAMES_FUTURE_JOB),
                 "{faults:?}: {:?}",
                 link.violations()
             );
@@ -2337,9 +2290,7 @@ mod against_the_mock_pool {
         );
         link.pool_acts(|p| p.update_template(NOW));
         assert!(
-            link.violations()
-                .iter()
-                .any(|v| matches!(v, Violation::JobIdReused { .. })),
+            link.violations().contains(&JOB_ID_UNIQUE),
             "{:?}",
             link.violations()
         );
@@ -2356,9 +2307,7 @@ mod against_the_mock_pool {
         link.deliver(out);
         link.pool_acts(|p| p.update_template(NOW));
         assert!(
-            link.violations()
-                .iter()
-                .any(|v| matches!(v, Violation::AfterClose { .. })),
+            link.violations().contains(&SILENT_AFTER_CLOSE),
             "{:?}",
             link.violations()
         );
@@ -2385,6 +2334,44 @@ mod hostile {
     use super::*;
     use proptest::prelude::*;
     use sv2_codec::messages::mining::SubmitSharesSuccess;
+    use sv2_conformance::monitor::{check_transcript, Monitor};
+    use sv2_wire::{Direction, Timestamp, Transcript};
+
+    /// The conversation as a tap records it, and the monitor following it live.
+    struct Judge {
+        transcript: Transcript,
+        monitor: Monitor,
+        /// Findings the live monitor reported, entry by entry.
+        live: u64,
+    }
+
+    impl Judge {
+        fn record(&mut self, direction: Direction, m: &Message<'_>) {
+            let Ok(frame) = sv2_codec::to_frame_bytes(m, &[]) else {
+                return;
+            };
+            self.transcript.frame(Timestamp(0), direction, &frame, None);
+            let i = self.transcript.len() - 1;
+            let entry = self.transcript.entries()[i].clone();
+            self.live += self.monitor.observe(i, &entry).len() as u64;
+        }
+
+        /// The pool's message, then what the device answers.
+        fn handle(&mut self, d: &mut Device, m: &Message<'static>, now: Instant) -> Vec<Output> {
+            self.record(Direction::ServerToClient, m);
+            let out = d.handle(m, now);
+            self.sent(&out);
+            out
+        }
+
+        fn sent(&mut self, out: &[Output]) {
+            for o in out {
+                if let Output::Send(m) = o {
+                    self.record(Direction::ClientToServer, m);
+                }
+            }
+        }
+    }
 
     fn channel_id() -> impl Strategy<Value = u32> {
         prop_oneof![Just(CHANNEL), Just(GROUP), Just(0u32), any::<u32>()]
@@ -2595,32 +2582,35 @@ mod hostile {
             let mut c = config(kind);
             c.faulty = faulty;
             let mut d = Device::new(c).unwrap();
-            d.start();
-            let mut violations = 0u64;
+            let mut judge = Judge {
+                transcript: Transcript::default(),
+                monitor: Monitor::new(),
+                live: 0,
+            };
+            let out = d.start();
+            judge.sent(&out);
             if opened_first {
                 // Most runs start from an open channel with a job, so that later steps hit the
                 // mining paths.
-                d.handle(&success(0), t0);
+                judge.handle(&mut d, &success(0), t0);
                 let open = if extended {
                     extended_open(target_top(EASY), vec![9; 4], 8)
                 } else {
                     standard_open(target_top(EASY))
                 };
-                d.handle(&open, t0);
+                judge.handle(&mut d, &open, t0);
                 if extended {
                     let (prefix, suffix, path) = extended_coinbase();
-                    d.handle(&extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &path), t0);
+                    judge.handle(&mut d, &extended_job(CHANNEL, 1, None, true, &prefix, &suffix, &path), t0);
                 } else {
-                    d.handle(&standard_job(1, None, [0x11; 32]), t0);
+                    judge.handle(&mut d, &standard_job(1, None, [0x11; 32]), t0);
                 }
-                d.handle(&prev_hash(CHANNEL, 1), t0);
-                violations = d.counters().violations;
+                judge.handle(&mut d, &prev_hash(CHANNEL, 1), t0);
             }
             let mut sent = 0u64;
             let mut count = |out: &[Output]| {
                 for o in out {
                     match o {
-                        Output::Event(Event::Violation(_)) => violations += 1,
                         Output::Send(
                             Message::SubmitSharesStandard(_) | Message::SubmitSharesExtended(_),
                         ) => sent += 1,
@@ -2632,7 +2622,7 @@ mod hostile {
             for (i, s) in steps.into_iter().enumerate() {
                 let now = t0 + Duration::from_millis(100 * i as u64);
                 let out = match s {
-                    Step::Message(m) => d.handle(&m, now),
+                    Step::Message(m) => judge.handle(&mut d, &m, now),
                     Step::Share { work, nonce, ntime, version, extranonce } => {
                         let share = Share {
                             job_id: work,
@@ -2647,10 +2637,15 @@ mod hostile {
                     }
                     Step::Tick(secs) => d.tick(now + Duration::from_secs(secs)),
                 };
+                judge.sent(&out);
                 count(&out);
             }
             let c = d.counters();
-            prop_assert_eq!(c.violations, violations);
+            // The monitor survives the same sequence, and what it found live, entry by entry, is what
+            // it finds over the whole transcript.
+            let offline = check_transcript(&judge.transcript);
+            prop_assert_eq!(offline.findings.len() as u64, judge.live);
+            prop_assert_eq!(&offline.findings, &judge.monitor.report().findings);
             prop_assert_eq!(c.submitted, sent);
             prop_assert!(d.outstanding() as u64 <= c.submitted);
             if !faulty {

@@ -3,8 +3,9 @@
 //! vardiff, blocks checked by the TP and by rust-bitcoin, and each faulty mode.
 //!
 //! A small client model ([`Client`]) follows every message the pool sends to a session, as a miner
-//! would, and records any violation of the server rules of CATALOG §F checks 41–54 it sees; the
-//! tests assert there are none (or, for the faulty modes, that the expected one shows up).
+//! would (channels, jobs, prev hashes, to mine shares), and records the conversation: what it sent and
+//! what the pool answered. The conformance monitor judges that conversation as it grows; the tests
+//! assert the pool broke no rule (or, for the faulty modes, that the expected one shows up).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,13 +28,17 @@ use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
+use sv2_conformance::monitor::{
+    Finding, Monitor, JOB_ID_UNIQUE, PREV_HASH_NAMES_FUTURE_JOB, SILENT_AFTER_CLOSE,
+    UNIQUE_CHANNEL_IDS,
+};
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{
     Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, ShareRules, TemplateSource,
 };
 use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
-use sv2_wire::{Connection, KeyLog, NetError, Side};
+use sv2_wire::{Connection, Direction, KeyLog, NetError, Side, Timestamp, Transcript};
 use tokio::net::{TcpListener, TcpStream};
 
 const NOW: u32 = 1_700_000_000;
@@ -125,7 +130,8 @@ fn close(channel_id: u32) -> Message<'static> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// A client model: what a miner would know after each message, and the rules it checks.
+// A client model: what a miner would know after each message; the conformance monitor judges the
+// conversation.
 
 #[derive(Debug, Clone)]
 struct Job {
@@ -161,11 +167,13 @@ struct Chan {
 
 struct Client {
     session: SessionId,
-    flags: u32,
     chans: BTreeMap<u32, Chan>,
     groups: BTreeMap<u32, BTreeSet<u32>>,
     closed: BTreeSet<u32>,
-    violations: Vec<String>,
+    /// What the client sent and the pool answered, in order.
+    transcript: Transcript,
+    /// The conformance monitor, following the transcript.
+    monitor: Monitor,
     received: Vec<Message<'static>>,
     sequence: u32,
     /// Where the next search starts, so that no two shares are the same.
@@ -173,14 +181,14 @@ struct Client {
 }
 
 impl Client {
-    fn new(session: SessionId, flags: u32) -> Self {
+    fn new(session: SessionId) -> Self {
         Self {
             session,
-            flags,
             chans: BTreeMap::new(),
             groups: BTreeMap::new(),
             closed: BTreeSet::new(),
-            violations: Vec::new(),
+            transcript: Transcript::default(),
+            monitor: Monitor::new(),
             received: Vec::new(),
             sequence: 0,
             next_nonce: 0,
@@ -190,13 +198,55 @@ impl Client {
     /// Connects a client to `pool` with `flags`.
     fn connect(pool: &mut Pool, flags: u32) -> Self {
         let session = pool.open_session(NOW);
-        let out = pool.handle(session, &setup_message(0, 2, 2, flags), NOW);
-        let msgs = messages(&out, session);
+        let mut c = Self::new(session);
+        let out = c.send(pool, &setup_message(0, 2, 2, flags), NOW);
+        let msgs = c.follow(&out);
         assert!(
             matches!(&msgs[..], [Message::SetupConnectionSuccess(s)] if s.used_version == 2),
             "{out:?}"
         );
-        Self::new(session, flags)
+        c
+    }
+
+    /// Records a frame of the conversation and lets the monitor judge it.
+    fn record(&mut self, direction: Direction, message: &Message<'_>) {
+        let frame = sv2_codec::to_frame_bytes(message, &[]).expect("a message that encodes");
+        self.transcript.frame(Timestamp(0), direction, &frame, None);
+        let i = self.transcript.len() - 1;
+        let entry = self.transcript.entries()[i].clone();
+        self.monitor.observe(i, &entry);
+    }
+
+    /// `message` went to the pool by another way (a connection): recorded as sent.
+    fn sent(&mut self, message: &Message<'static>) {
+        self.record(Direction::ClientToServer, message);
+    }
+
+    /// Sends `message` to the pool on this client's session: the pool's outputs.
+    fn send(&mut self, pool: &mut Pool, message: &Message<'static>, now: u32) -> Vec<Output> {
+        self.record(Direction::ClientToServer, message);
+        pool.handle(self.session, message, now)
+    }
+
+    /// Sends `message` and follows the answer.
+    fn exchange(
+        &mut self,
+        pool: &mut Pool,
+        message: &Message<'static>,
+        now: u32,
+    ) -> Vec<Message<'static>> {
+        let out = self.send(pool, message, now);
+        self.follow(&out)
+    }
+
+    /// The rules the pool broke so far (the client's own frames break none).
+    fn violations(&self) -> Vec<&Finding> {
+        let findings = &self.monitor.report().findings;
+        assert!(
+            findings.iter().all(|f| f.by == Side::Server),
+            "the test client broke a rule: {findings:?}"
+        );
+        findings.iter().collect()
     }
 
     fn addressees(&self, id: u32) -> Vec<u32> {
@@ -206,18 +256,15 @@ impl Client {
         }
     }
 
-    fn violation(&mut self, text: String) {
-        self.violations.push(text);
-    }
-
-    /// Whether a rule broken so far is described with `text`.
-    fn violated(&self, text: &str) -> bool {
-        self.violations.iter().any(|v| v.contains(text))
+    /// Whether the pool broke `rule` so far.
+    fn violated(&self, rule: &str) -> bool {
+        self.violations().iter().any(|f| f.rule == rule)
     }
 
     fn observe(&mut self, outputs: &[Output]) -> Vec<Message<'static>> {
         let msgs = messages(outputs, self.session);
         for m in &msgs {
+            self.record(Direction::ServerToClient, m);
             self.apply(m);
         }
         self.received.extend(msgs.iter().cloned());
@@ -227,7 +274,8 @@ impl Client {
     /// Observes and requires that no rule was broken.
     fn follow(&mut self, outputs: &[Output]) -> Vec<Message<'static>> {
         let msgs = self.observe(outputs);
-        assert!(self.violations.is_empty(), "{:?}", self.violations);
+        let violations = self.violations();
+        assert!(violations.is_empty(), "{violations:?}");
         msgs
     }
 
@@ -235,51 +283,20 @@ impl Client {
         let Some(chan) = self.chans.get_mut(&channel_id) else {
             return;
         };
-        let first = !chan.got_job;
         chan.got_job = true;
-        if chan.jobs.contains_key(&job_id) {
-            self.violations.push(format!(
-                "job id {job_id} reused on channel {channel_id} while valid"
-            ));
-        }
-        if first && min_ntime.is_some() {
-            self.violations.push(format!(
-                "the first job on channel {channel_id} is not a future job"
-            ));
-        }
         chan.jobs.insert(job_id, job);
         if let Some(min_ntime) = min_ntime {
-            match chan.active.clone() {
-                Some(active) => {
-                    chan.active = Some(Active {
-                        job_id,
-                        min_ntime,
-                        ..active
-                    })
-                }
-                None => self.violations.push(format!(
-                    "active job {job_id} on channel {channel_id} before any prev hash"
-                )),
+            if let Some(active) = chan.active.clone() {
+                chan.active = Some(Active {
+                    job_id,
+                    min_ntime,
+                    ..active
+                });
             }
         }
     }
 
     fn apply(&mut self, message: &Message<'static>) {
-        let channel_of = |m: &Message<'static>| -> Option<u32> {
-            match m {
-                Message::NewMiningJob(m) => Some(m.channel_id),
-                Message::NewExtendedMiningJob(m) => Some(m.channel_id),
-                Message::SetNewPrevHash(m) => Some(m.channel_id),
-                Message::SetTarget(m) => Some(m.channel_id),
-                Message::SubmitSharesSuccess(m) => Some(m.channel_id),
-                _ => None,
-            }
-        };
-        if let Some(id) = channel_of(message) {
-            if self.closed.contains(&id) {
-                self.violation(format!("{} for closed channel {id}", message.name()));
-            }
-        }
         match message {
             Message::OpenStandardMiningChannelSuccess(s) => self.new_chan(
                 s.channel_id,
@@ -296,13 +313,6 @@ impl Client {
                 s.target.0,
             ),
             Message::NewMiningJob(j) => {
-                match self.chans.get(&j.channel_id) {
-                    Some(c) if c.extranonce_size.is_none() => {}
-                    _ => self.violation(format!(
-                        "NewMiningJob on {} which is not a standard channel",
-                        j.channel_id
-                    )),
-                }
                 let job = Job {
                     version: j.version,
                     future: j.min_ntime.is_none(),
@@ -315,19 +325,6 @@ impl Client {
                 self.add_job(j.channel_id, j.job_id, job, j.min_ntime);
             }
             Message::NewExtendedMiningJob(j) => {
-                if self.flags & REQUIRES_STANDARD_JOBS != 0 {
-                    self.violation("NewExtendedMiningJob with REQUIRES_STANDARD_JOBS".into());
-                }
-                if self
-                    .chans
-                    .get(&j.channel_id)
-                    .is_some_and(|c| c.extranonce_size.is_none())
-                {
-                    self.violation(format!(
-                        "NewExtendedMiningJob on standard channel {}",
-                        j.channel_id
-                    ));
-                }
                 for member in self.addressees(j.channel_id) {
                     let Some(chan) = self.chans.get(&member) else {
                         continue;
@@ -356,16 +353,8 @@ impl Client {
                     let Some(chan) = self.chans.get_mut(&member) else {
                         continue;
                     };
-                    match chan.jobs.get(&p.job_id) {
-                        Some(job) if job.future => {}
-                        _ => {
-                            let text = format!(
-                                "SetNewPrevHash on {member} names job {} that was not sent as a future job",
-                                p.job_id
-                            );
-                            self.violations.push(text);
-                            continue;
-                        }
+                    if !chan.jobs.get(&p.job_id).is_some_and(|job| job.future) {
+                        continue;
                     }
                     // Only the named job stays valid.
                     chan.jobs.retain(|id, _| *id == p.job_id);
@@ -386,9 +375,6 @@ impl Client {
                 }
             }
             Message::SetGroupChannel(g) => {
-                if self.flags & REQUIRES_STANDARD_JOBS != 0 {
-                    self.violation("SetGroupChannel with REQUIRES_STANDARD_JOBS".into());
-                }
                 self.groups
                     .insert(g.group_channel_id, g.channel_ids.iter().copied().collect());
             }
@@ -404,26 +390,6 @@ impl Client {
         prefix: &[u8],
         target: [u8; 32],
     ) {
-        if self.chans.contains_key(&id) || self.groups.contains_key(&id) {
-            self.violation(format!("channel id {id} is already in use"));
-        }
-        if self.chans.contains_key(&group) || group == id {
-            self.violation(format!("group id {group} collides with a channel id"));
-        }
-        // Check 52: one full extranonce length per group.
-        let full = prefix.len() + usize::from(size.unwrap_or(0));
-        let other = self.groups.get(&group).and_then(|members| {
-            members
-                .iter()
-                .filter_map(|m| self.chans.get(m))
-                .map(|c| c.prefix.len() + usize::from(c.extranonce_size.unwrap_or(0)))
-                .find(|len| *len != full)
-        });
-        if let Some(other) = other {
-            self.violation(format!(
-                "group {group} mixes full extranonce lengths {full} and {other}"
-            ));
-        }
         self.groups.entry(group).or_default().insert(id);
         self.chans.insert(
             id,
@@ -455,8 +421,7 @@ impl Client {
     }
 
     fn open(&mut self, pool: &mut Pool, message: Message<'static>) -> u32 {
-        let out = pool.handle(self.session, &message, NOW);
-        let msgs = self.follow(&out);
+        let msgs = self.exchange(pool, &message, NOW);
         Self::opened(&msgs)
     }
 
@@ -694,7 +659,7 @@ fn a_standard_channel_starts_with_a_future_job_then_its_prev_hash() {
     for flags in [0, REQUIRES_STANDARD_JOBS] {
         let mut pool = Pool::new(config(), NOW).unwrap();
         let mut c = Client::connect(&mut pool, flags);
-        let out = pool.handle(c.session, &open_standard(77, ANY), NOW);
+        let out = c.send(&mut pool, &open_standard(77, ANY), NOW);
         let msgs = c.follow(&out);
         let (
             Message::OpenStandardMiningChannelSuccess(ok),
@@ -739,7 +704,7 @@ fn channel_and_group_ids_never_collide_over_100_opens() {
         } else {
             open_extended(i, ANY, 8)
         };
-        let out = pool.handle(a.session, &m, NOW);
+        let out = a.send(&mut pool, &m, NOW);
         let msgs = a.follow(&out);
         let (request_id, prefix) = match &msgs[0] {
             Message::OpenStandardMiningChannelSuccess(s) => {
@@ -752,7 +717,7 @@ fn channel_and_group_ids_never_collide_over_100_opens() {
         };
         assert_eq!(request_id, i);
         assert!(prefixes.insert(prefix), "extranonce prefix reused");
-        let out = pool.handle(b.session, &open_standard(i, ANY), NOW);
+        let out = b.send(&mut pool, &open_standard(i, ANY), NOW);
         let msgs = b.follow(&out);
         let Message::OpenStandardMiningChannelSuccess(s) = &msgs[0] else {
             panic!()
@@ -777,7 +742,7 @@ fn open_refusals_echo_the_request_id() {
     let mut pool = Pool::new(config(), NOW).unwrap();
     let mut c = Client::connect(&mut pool, 0);
     let refused = |pool: &mut Pool, c: &mut Client, m: Message<'static>| -> (u32, String) {
-        let out = pool.handle(c.session, &m, NOW);
+        let out = c.send(pool, &m, NOW);
         let msgs = c.follow(&out);
         let [Message::OpenMiningChannelError(e)] = &msgs[..] else {
             panic!("{msgs:?}")
@@ -819,7 +784,7 @@ fn open_refusals_echo_the_request_id() {
     assert!(c.chans.is_empty());
 
     // min 8: granted with 28 bytes, prefix 4; 28 exactly is fine too.
-    let out = pool.handle(c.session, &open_extended(10, ANY, 8), NOW);
+    let out = c.send(&mut pool, &open_extended(10, ANY, 8), NOW);
     let msgs = c.follow(&out);
     let Message::OpenExtendedMiningChannelSuccess(ok) = &msgs[0] else {
         panic!("{msgs:?}")
@@ -837,7 +802,7 @@ fn open_refusals_echo_the_request_id() {
     // A max_target in range is honoured: the target is at most it.
     let mut low = [0u8; 32];
     low[28] = 0x01; // 2^224, about difficulty 2^-32... still harder than the pool's easiest
-    let out = pool.handle(c.session, &open_standard(12, low), NOW);
+    let out = c.send(&mut pool, &open_standard(12, low), NOW);
     let msgs = c.follow(&out);
     let Message::OpenStandardMiningChannelSuccess(ok) = &msgs[0] else {
         panic!("{msgs:?}")
@@ -891,7 +856,7 @@ fn a_client_opening_too_many_channels_is_refused_per_request() {
         ids.push(c.open(&mut pool, m));
     }
     for request_id in 100..150 {
-        let out = pool.handle(c.session, &open_extended(request_id, ANY, 4), NOW);
+        let out = c.send(&mut pool, &open_extended(request_id, ANY, 4), NOW);
         let msgs = c.follow(&out);
         assert!(
             matches!(&msgs[..], [Message::OpenMiningChannelError(e)]
@@ -908,7 +873,7 @@ fn a_client_opening_too_many_channels_is_refused_per_request() {
     assert_eq!(pool.stats().channels_opened, 5);
 
     // A close frees a slot; the new channel's id is none of the old ones.
-    pool.handle(c.session, &close(ids[1]), NOW);
+    c.send(&mut pool, &close(ids[1]), NOW);
     let again = c.open(&mut pool, open_standard(200, ANY));
     assert!(!ids.contains(&again));
     assert_eq!(pool.channels(c.session).len(), 5);
@@ -940,16 +905,14 @@ fn update_channel_lowers_the_target_or_errs() {
         }
         .into()
     };
-    let msgs = c.follow(&pool.handle(c.session, &update(half, ch), NOW));
+    let msgs = c.exchange(&mut pool, &update(half, ch), NOW);
     let [Message::SetTarget(st)] = &msgs[..] else {
         panic!("{msgs:?}")
     };
     assert_eq!(st.channel_id, ch);
     assert!(meets_target(&st.maximum_target.0, &half));
     // Above the current target: accepted silently.
-    assert!(c
-        .follow(&pool.handle(c.session, &update(ANY, ch), NOW))
-        .is_empty());
+    assert!(c.exchange(&mut pool, &update(ANY, ch), NOW).is_empty());
     // Unknown channel, a group id, absurd values.
     for (m, code) in [
         (update(ANY, 999), "invalid-channel-id"),
@@ -965,7 +928,7 @@ fn update_channel_lowers_the_target_or_errs() {
             "invalid-nominal-hashrate",
         ),
     ] {
-        let msgs = c.follow(&pool.handle(c.session, &m, NOW));
+        let msgs = c.exchange(&mut pool, &m, NOW);
         assert!(
             matches!(&msgs[..], [Message::UpdateChannelError(e)] if e.error_code.as_bytes() == code.as_bytes()),
             "{code}: {msgs:?}"
@@ -999,7 +962,7 @@ fn set_custom_mining_job_is_refused() {
             coinbase_tx_locktime: 0,
             merkle_path: Seq0_255::default(),
         };
-        let msgs = c.follow(&pool.handle(c.session, &m.into(), NOW));
+        let msgs = c.exchange(&mut pool, &m.into(), NOW);
         assert!(
             matches!(&msgs[..], [Message::SetCustomMiningJobError(e)] if e.channel_id == channel_id && e.request_id == 41 && e.error_code.as_bytes() == code.as_bytes()),
             "{msgs:?}"
@@ -1139,7 +1102,7 @@ fn a_channel_opened_while_a_future_job_waits_gets_it_before_the_prev_hash() {
     let ch2 = c.open(&mut pool, open_standard(2, ANY));
     assert!(c.chan(ch2).active.is_some());
     let s = c.good(ch2, &[]);
-    let msgs = c.follow(&pool.handle(c.session, &s.standard(), NOW));
+    let msgs = c.exchange(&mut pool, &s.standard(), NOW);
     assert!(error_code(&msgs).is_none(), "{msgs:?}");
 }
 
@@ -1247,7 +1210,7 @@ fn valid_shares_are_acknowledged_in_batches_that_sum_to_all_of_them() {
             } else {
                 share.standard()
             };
-            let out = pool.handle(c.session, &m, NOW + 1);
+            let out = c.send(&mut pool, &m, NOW + 1);
             assert!(out.iter().any(|o| matches!(o, Output::ShareAccepted { sequence_number, hash, .. } if *sequence_number == share.sequence_number && *hash == share.hash)), "{out:?}");
             for m in c.follow(&out) {
                 match m {
@@ -1296,11 +1259,11 @@ fn shares_remembered_per_job_are_bounded_and_a_new_job_starts_afresh() {
     let std = c.open(&mut pool, open_standard(1, ANY));
     for _ in 0..3 {
         let m = c.good(std, &[]);
-        let msgs = c.follow(&pool.handle(c.session, &m.standard(), NOW + 1));
+        let msgs = c.exchange(&mut pool, &m.standard(), NOW + 1);
         assert_eq!(error_code(&msgs), None, "{msgs:?}");
     }
     let m = c.good(std, &[]);
-    let out = pool.handle(c.session, &m.standard(), NOW + 1);
+    let out = c.send(&mut pool, &m.standard(), NOW + 1);
     assert_eq!(
         error_code(&c.follow(&out)),
         Some((m.sequence_number, "too-many-shares".to_owned()))
@@ -1315,7 +1278,7 @@ fn shares_remembered_per_job_are_bounded_and_a_new_job_starts_afresh() {
     // After a new block the channel mines a new job, with its own count.
     c.follow(&pool.new_block(NOW + 5));
     let m = c.good(std, &[]);
-    let msgs = c.follow(&pool.handle(c.session, &m.standard(), NOW + 6));
+    let msgs = c.exchange(&mut pool, &m.standard(), NOW + 6);
     assert_eq!(error_code(&msgs), None, "{msgs:?}");
 }
 
@@ -1327,7 +1290,7 @@ fn every_invalid_share_gets_its_error_code_with_its_sequence_number() {
     let ext = c.open(&mut pool, open_extended(2, ANY, 0));
     let en = vec![7u8; 28];
     let check = |pool: &mut Pool, c: &mut Client, m: Message<'static>, seq: u32, code: &str| {
-        let out = pool.handle(c.session, &m, NOW + 1);
+        let out = c.send(pool, &m, NOW + 1);
         let msgs = c.follow(&out);
         assert_eq!(error_code(&msgs), Some((seq, code.to_owned())), "{msgs:?}");
         assert!(out.iter().any(|o| matches!(o, Output::ShareRejected { error, sequence_number, .. } if error.code() == code && *sequence_number == seq)));
@@ -1420,7 +1383,7 @@ fn every_invalid_share_gets_its_error_code_with_its_sequence_number() {
     );
     // At the edge it is fine (1 s elapsed + 30 s slack).
     let m = mine_at(&mut c, std, min + 31, &target);
-    let msgs = c.follow(&pool.handle(c.session, &m.standard(), NOW + 1));
+    let msgs = c.exchange(&mut pool, &m.standard(), NOW + 1);
     assert_eq!(error_code(&msgs), None);
 
     // invalid-non-rollable-version-bit: a bit outside 0x1fffe000.
@@ -1446,7 +1409,7 @@ fn every_invalid_share_gets_its_error_code_with_its_sequence_number() {
 
     // duplicate-share: the same share twice (a new sequence number does not help).
     let mut m = c.good(ext, &en);
-    let msgs = c.follow(&pool.handle(c.session, &m.extended(), NOW + 1));
+    let msgs = c.exchange(&mut pool, &m.extended(), NOW + 1);
     assert_eq!(error_code(&msgs), None);
     m.sequence_number += 1000;
     check(
@@ -1552,7 +1515,7 @@ fn a_fixed_version_pool_refuses_any_version_change() {
     let target = c.chan(ext).target;
     let good = c.good(ext, &[1; 28]);
     assert_eq!(
-        error_code(&c.follow(&pool.handle(c.session, &good.extended(), NOW))),
+        error_code(&c.exchange(&mut pool, &good.extended(), NOW)),
         None
     );
     let active = c.chan(ext).active.clone().unwrap();
@@ -1564,7 +1527,7 @@ fn a_fixed_version_pool_refuses_any_version_change() {
         .unwrap()
         .rolling = true;
     let rolled = c.mine(ext, &[2; 28], |h| meets_target(h, &target));
-    let msgs = c.follow(&pool.handle(c.session, &rolled.extended(), NOW));
+    let msgs = c.exchange(&mut pool, &rolled.extended(), NOW);
     assert_eq!(
         error_code(&msgs),
         Some((rolled.sequence_number, "version-rolling-not-allowed".into()))
@@ -1585,19 +1548,19 @@ fn set_target_applies_to_future_jobs_and_not_to_jobs_sent_active_before_it() {
         maximum_target: U256(quarter),
     };
     // The first job was received as a future job: SetTarget applies to it (check 60).
-    c.follow(&pool.handle(c.session, &update.clone().into(), NOW));
+    c.exchange(&mut pool, &update.clone().into(), NOW);
     assert_eq!(c.chan(ch).target, quarter);
     let between = c.mine(ch, &[], |h| {
         meets_target(h, &old_target) && !meets_target(h, &quarter)
     });
-    let msgs = c.follow(&pool.handle(c.session, &between.standard(), NOW));
+    let msgs = c.exchange(&mut pool, &between.standard(), NOW);
     assert_eq!(
         error_code(&msgs),
         Some((between.sequence_number, "difficulty-too-low".into()))
     );
     let below = c.mine(ch, &[], |h| meets_target(h, &quarter));
     assert_eq!(
-        error_code(&c.follow(&pool.handle(c.session, &below.standard(), NOW))),
+        error_code(&c.exchange(&mut pool, &below.standard(), NOW)),
         None
     );
 
@@ -1611,12 +1574,12 @@ fn set_target_applies_to_future_jobs_and_not_to_jobs_sent_active_before_it() {
         nominal_hash_rate: 0.0,
         maximum_target: U256(sixteenth),
     };
-    c.follow(&pool.handle(c.session, &harder.into(), NOW));
+    c.exchange(&mut pool, &harder.into(), NOW);
     let between = c.mine(ch, &[], |h| {
         meets_target(h, &quarter) && !meets_target(h, &sixteenth)
     });
     assert_eq!(
-        error_code(&c.follow(&pool.handle(c.session, &between.standard(), NOW))),
+        error_code(&c.exchange(&mut pool, &between.standard(), NOW)),
         None
     );
 }
@@ -1633,7 +1596,7 @@ fn vardiff_raises_the_difficulty_of_a_fast_miner_and_eases_an_idle_one() {
     // 60 shares in the first minute where 10 are wanted: six times too many.
     for i in 0..60 {
         let s = c.good(fast, &[]);
-        let msgs = c.follow(&pool.handle(c.session, &s.standard(), NOW + i / 2));
+        let msgs = c.exchange(&mut pool, &s.standard(), NOW + i / 2);
         assert_eq!(error_code(&msgs), None);
     }
     let msgs = c.follow(&pool.tick(NOW + 60));
@@ -1655,7 +1618,7 @@ fn vardiff_raises_the_difficulty_of_a_fast_miner_and_eases_an_idle_one() {
     let easy = c.mine(fast, &[], |h| {
         meets_target(h, &start) && !meets_target(h, &new)
     });
-    let msgs = c.follow(&pool.handle(c.session, &easy.standard(), NOW + 61));
+    let msgs = c.exchange(&mut pool, &easy.standard(), NOW + 61);
     assert_eq!(
         error_code(&msgs).map(|e| e.1),
         Some("difficulty-too-low".into())
@@ -1669,9 +1632,9 @@ fn closed_channels_hear_nothing_more_and_a_group_close_closes_its_members() {
     let a = c.open(&mut pool, open_standard(1, ANY));
     let b = c.open(&mut pool, open_standard(2, ANY));
     let pending = c.good(a, &[]);
-    let out = pool.handle(c.session, &pending.standard(), NOW);
+    let out = c.send(&mut pool, &pending.standard(), NOW);
     assert!(c.follow(&out).is_empty(), "batched, not acknowledged yet");
-    let out = pool.handle(c.session, &close(a), NOW);
+    let out = c.send(&mut pool, &close(a), NOW);
     assert!(matches!(&out[..], [Output::ChannelClosed { channel_id, .. }] if *channel_id == a));
     c.closed.insert(a);
     // Neither the pending acknowledgement nor the next block reach it.
@@ -1680,23 +1643,23 @@ fn closed_channels_hear_nothing_more_and_a_group_close_closes_its_members() {
     assert!(!msgs.is_empty());
     assert!(c.chan(b).active.is_some());
     // A share on it is refused.
-    let msgs = c.follow(&pool.handle(c.session, &pending.standard(), NOW + 11));
+    let msgs = c.exchange(&mut pool, &pending.standard(), NOW + 11);
     assert_eq!(error_code(&msgs).unwrap().1, "invalid-channel-id");
 
     // Closing the group closes b too.
     let group = c.chan(b).group;
-    let out = pool.handle(c.session, &close(group), NOW + 12);
+    let out = c.send(&mut pool, &close(group), NOW + 12);
     assert!(
         matches!(&out[..], [Output::ChannelClosed { channel_id, .. }] if *channel_id == b),
         "{out:?}"
     );
     c.closed.insert(b);
     let s = c.good(b, &[]);
-    let msgs = c.follow(&pool.handle(c.session, &s.standard(), NOW + 12));
+    let msgs = c.exchange(&mut pool, &s.standard(), NOW + 12);
     assert_eq!(error_code(&msgs).unwrap().1, "invalid-channel-id");
     assert!(c.follow(&pool.new_block(NOW + 13)).is_empty());
     // Unknown ids are reported, not fatal.
-    let out = pool.handle(c.session, &close(12345), NOW);
+    let out = c.send(&mut pool, &close(12345), NOW);
     assert!(matches!(&out[..], [Output::Unexpected { .. }]));
     // New channels still open, in a new group.
     let d = c.open(&mut pool, open_standard(3, ANY));
@@ -1739,7 +1702,7 @@ fn find_block(pool: &mut Pool, c: &mut Client, ch: u32, extranonce: &[u8]) -> (M
     } else {
         share.standard()
     };
-    let out = pool.handle(c.session, &m, NOW + 1);
+    let out = c.send(pool, &m, NOW + 1);
     (share, out)
 }
 
@@ -1835,9 +1798,7 @@ fn blocks_through_standard_and_extended_channels_are_valid_for_the_tp_and_rust_b
             share.standard()
         };
         assert_eq!(
-            error_code(&c.follow(&pool.handle(c.session, &m, NOW + 2)))
-                .unwrap()
-                .1,
+            error_code(&c.exchange(&mut pool, &m, NOW + 2)).unwrap().1,
             "stale-share"
         );
         assert_eq!(pool.stats().blocks_found, 1);
@@ -1921,10 +1882,7 @@ fn unusable_templates_and_unknown_prev_hashes_are_reported_not_fatal() {
     c.follow(&pool.handle_template(&template.into(), NOW));
     c.follow(&pool.handle_template(&prev.into(), NOW));
     let s = c.good(ch, &[]);
-    assert_eq!(
-        error_code(&c.follow(&pool.handle(c.session, &s.standard(), NOW))),
-        None
-    );
+    assert_eq!(error_code(&c.exchange(&mut pool, &s.standard(), NOW)), None);
     assert_eq!(pool.stats().templates_refused, 2);
 }
 
@@ -1944,7 +1902,7 @@ fn fault_reuse_job_ids() {
     let mut c = Client::connect(&mut pool, REQUIRES_STANDARD_JOBS);
     c.open(&mut pool, open_standard(1, ANY));
     c.observe(&pool.update_template(NOW));
-    assert!(c.violated("reused"), "{:?}", c.violations);
+    assert!(c.violated(JOB_ID_UNIQUE), "{:?}", c.violations());
 }
 
 #[test]
@@ -1956,7 +1914,7 @@ fn fault_target_above_max() {
     let mut c = Client::connect(&mut pool, 0);
     let mut max = [0u8; 32];
     max[30] = 0x10;
-    let out = pool.handle(c.session, &open_standard(1, max), NOW);
+    let out = c.send(&mut pool, &open_standard(1, max), NOW);
     let msgs = c.observe(&out);
     let Message::OpenStandardMiningChannelSuccess(ok) = &msgs[0] else {
         panic!()
@@ -1971,10 +1929,10 @@ fn fault_skip_future_job() {
         ..PoolFaults::default()
     });
     let mut c = Client::connect(&mut pool, 0);
-    let out = pool.handle(c.session, &open_standard(1, ANY), NOW);
+    let out = c.send(&mut pool, &open_standard(1, ANY), NOW);
     let msgs = c.observe(&out);
     assert!(matches!(msgs[1], Message::SetNewPrevHash(_)), "{msgs:?}");
-    assert!(c.violated("not sent as a future job"));
+    assert!(c.violated(PREV_HASH_NAMES_FUTURE_JOB));
 }
 
 #[test]
@@ -1984,14 +1942,14 @@ fn fault_unknown_prev_hash_job() {
         ..PoolFaults::default()
     });
     let mut c = Client::connect(&mut pool, 0);
-    let out = pool.handle(c.session, &open_extended(1, ANY, 0), NOW);
+    let out = c.send(&mut pool, &open_extended(1, ANY, 0), NOW);
     let msgs = c.observe(&out);
     let (Message::NewExtendedMiningJob(j), Message::SetNewPrevHash(p)) = (&msgs[1], &msgs[2])
     else {
         panic!("{msgs:?}")
     };
     assert_ne!(j.job_id, p.job_id);
-    assert!(c.violated("not sent as a future job"));
+    assert!(c.violated(PREV_HASH_NAMES_FUTURE_JOB));
 }
 
 #[test]
@@ -2008,9 +1966,9 @@ fn fault_never_answer_shares() {
     let mut out = Vec::new();
     for _ in 0..10 {
         let s = c.good(ch, &[]);
-        out.extend(pool.handle(c.session, &s.standard(), NOW));
+        out.extend(c.send(&mut pool, &s.standard(), NOW));
     }
-    out.extend(pool.handle(c.session, &bad.standard(), NOW));
+    out.extend(c.send(&mut pool, &bad.standard(), NOW));
     out.extend(pool.tick(NOW + 100));
     assert!(c.follow(&out).is_empty(), "{out:?}");
     // Still counted.
@@ -2025,13 +1983,11 @@ fn fault_reuse_channel_ids() {
         ..PoolFaults::default()
     });
     let mut c = Client::connect(&mut pool, 0);
-    c.observe(&pool.handle(c.session, &open_standard(1, ANY), NOW));
-    c.observe(&pool.handle(c.session, &open_standard(2, ANY), NOW));
-    assert!(
-        c.violated("already in use") || c.violated("collides"),
-        "{:?}",
-        c.violations
-    );
+    let out = c.send(&mut pool, &open_standard(1, ANY), NOW);
+    c.observe(&out);
+    let out = c.send(&mut pool, &open_standard(2, ANY), NOW);
+    c.observe(&out);
+    assert!(c.violated(UNIQUE_CHANNEL_IDS), "{:?}", c.violations());
 }
 
 #[test]
@@ -2042,10 +1998,10 @@ fn fault_ignore_close_channel() {
     });
     let mut c = Client::connect(&mut pool, REQUIRES_STANDARD_JOBS);
     let ch = c.open(&mut pool, open_standard(1, ANY));
-    assert!(pool.handle(c.session, &close(ch), NOW).is_empty());
+    assert!(c.send(&mut pool, &close(ch), NOW).is_empty());
     c.closed.insert(ch);
     c.observe(&pool.new_block(NOW + 1));
-    assert!(c.violated("closed channel"), "{:?}", c.violations);
+    assert!(c.violated(SILENT_AFTER_CLOSE), "{:?}", c.violations());
 }
 
 #[test]
@@ -2055,7 +2011,7 @@ fn without_faults_the_same_scenarios_break_no_rule() {
     let ch = c.open(&mut pool, open_standard(1, ANY));
     c.open(&mut pool, open_standard(2, ANY));
     c.follow(&pool.update_template(NOW));
-    pool.handle(c.session, &close(ch), NOW);
+    c.send(&mut pool, &close(ch), NOW);
     c.closed.insert(ch);
     c.follow(&pool.new_block(NOW + 1));
     c.follow(&pool.update_template(NOW + 2));
@@ -2068,6 +2024,16 @@ const LONG: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn authority(seed: u8) -> Keypair {
     Keypair::from_secret(SecretKey::from_bytes([seed; 32]).unwrap())
+}
+
+/// Sends `message` on `conn`, recorded in the client model's conversation.
+async fn send_recorded(
+    conn: &mut Connection<TcpStream>,
+    c: &mut Client,
+    message: Message<'static>,
+) -> Result<(), NetError> {
+    c.sent(&message);
+    conn.send(&message).await
 }
 
 /// Receives `n` messages and lets the client model follow them.
@@ -2108,14 +2074,18 @@ async fn a_miner_over_noise_opens_an_extended_channel_and_gets_its_share_acknowl
     .await
     .unwrap();
     assert!(conn.handshake.as_ref().unwrap().established.authenticated);
-    let mut c = Client::new(0, 0);
-    conn.send(&setup_message(0, 2, 2, 0)).await.unwrap();
+    let mut c = Client::new(0);
+    send_recorded(&mut conn, &mut c, setup_message(0, 2, 2, 0))
+        .await
+        .unwrap();
     let msgs = receive(&mut conn, &mut c, 1).await;
     assert!(
         matches!(&msgs[..], [Message::SetupConnectionSuccess(_)]),
         "{msgs:?}"
     );
-    conn.send(&open_extended(9, ANY, 8)).await.unwrap();
+    send_recorded(&mut conn, &mut c, open_extended(9, ANY, 8))
+        .await
+        .unwrap();
     let msgs = receive(&mut conn, &mut c, 4).await;
     assert!(
         matches!(
@@ -2132,7 +2102,9 @@ async fn a_miner_over_noise_opens_an_extended_channel_and_gets_its_share_acknowl
     let ch = Client::opened(&msgs);
 
     let share = c.good(ch, &[5; 28]);
-    conn.send(&share.extended()).await.unwrap();
+    send_recorded(&mut conn, &mut c, share.extended())
+        .await
+        .unwrap();
     let msgs = receive(&mut conn, &mut c, 1).await;
     assert!(
         matches!(&msgs[..], [Message::SubmitSharesSuccess(s)] if s.channel_id == ch && s.last_sequence_number == share.sequence_number && s.new_submits_accepted_count == 1),
@@ -2140,7 +2112,9 @@ async fn a_miner_over_noise_opens_an_extended_channel_and_gets_its_share_acknowl
     );
     let mut bad = c.good(ch, &[6; 28]);
     bad.job_id += 100;
-    conn.send(&bad.extended()).await.unwrap();
+    send_recorded(&mut conn, &mut c, bad.extended())
+        .await
+        .unwrap();
     let msgs = receive(&mut conn, &mut c, 1).await;
     assert_eq!(
         error_code(&msgs),
@@ -2199,18 +2173,26 @@ async fn a_pool_fed_by_a_tp_over_noise_gets_its_block_validated_by_that_tp() {
 
     let stream = TcpStream::connect(pool.addr).await.unwrap();
     let mut conn = Connection::plaintext(stream, Side::Client);
-    let mut c = Client::new(0, REQUIRES_STANDARD_JOBS);
-    conn.send(&setup_message(0, 2, 2, REQUIRES_STANDARD_JOBS))
+    let mut c = Client::new(0);
+    send_recorded(
+        &mut conn,
+        &mut c,
+        setup_message(0, 2, 2, REQUIRES_STANDARD_JOBS),
+    )
+    .await
+    .unwrap();
+    receive(&mut conn, &mut c, 1).await;
+    send_recorded(&mut conn, &mut c, open_standard(1, ANY))
         .await
         .unwrap();
-    receive(&mut conn, &mut c, 1).await;
-    conn.send(&open_standard(1, ANY)).await.unwrap();
     let msgs = receive(&mut conn, &mut c, 3).await;
     let ch = Client::opened(&msgs);
     let nbits = c.chan(ch).active.as_ref().unwrap().nbits;
     let block_target = compact_to_target(nbits).unwrap();
     let share = c.mine(ch, &[], |h| meets_target(h, &block_target));
-    conn.send(&share.standard()).await.unwrap();
+    send_recorded(&mut conn, &mut c, share.standard())
+        .await
+        .unwrap();
     // Acknowledged at once (a block), then the next block's job and prev hash.
     let msgs = receive(&mut conn, &mut c, 3).await;
     assert!(
@@ -2363,7 +2345,7 @@ mod hostile {
             let sessions = [pool.open_session(NOW), pool.open_session(NOW)];
             // A well-behaved client next to the hostile one.
             let mut good = Client::connect(&mut pool, 0);
-            let out = pool.handle(good.session, &open_extended(1, ANY, 4), NOW);
+            let out = good.send(&mut pool, &open_extended(1, ANY, 4), NOW);
             let gch = Client::opened(&good.observe(&out));
             let mut now = NOW;
             let mut strict = faults == PoolFaults::default() && shares == ShareRules::default();
@@ -2413,7 +2395,7 @@ mod hostile {
                         // The good client mines on whatever it has, when it has something.
                         if good.chans.get(&gch).and_then(|c| c.active.as_ref()).is_some() {
                             let m = good.good(gch, &[seed; 28]);
-                            let out = pool.handle(good.session, &m.extended(), now);
+                            let out = good.send(&mut pool, &m.extended(), now);
                             // A share the model thinks good is accepted, unless a fault is on or the
                             // template source sent a prev hash of its own making (one for a template
                             // the pool never had moves the chain with no job to announce).
@@ -2435,7 +2417,7 @@ mod hostile {
             }
             let faulty = faults != PoolFaults::default();
             if !faulty {
-                prop_assert!(good.violations.is_empty(), "{:?}", good.violations);
+                prop_assert!(good.violations().is_empty(), "{:?}", good.violations());
             }
         }
     }

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use sv2_codec::noise::keys::{AuthorityPublicKey, Sv2Url};
 use sv2_conformance::runner::monitor_transcript;
 use sv2_conformance::{checks, expected, report, run, Report, Security, Selection, Target};
-use sv2_wire::{Direction, Side, Transcript};
+use sv2_wire::{Side, Transcript};
 
 use crate::outcome::Outcome;
 
@@ -146,10 +146,9 @@ fn passive(args: &Args, path: &std::path::Path, out: &mut dyn Write) -> anyhow::
     } else {
         Side::Client
     };
-    let server = Direction::ServerToClient;
     let mut failed = false;
     for (label, transcript) in transcripts(&value, recorder)? {
-        let results = monitor_transcript(&transcript, server);
+        let results = monitor_transcript(&transcript);
         let report = Report {
             target: format!("{} ({label})", path.display()),
             encrypted: true,

@@ -2,20 +2,24 @@
 //!
 //! The mock SV2 mining device (mock-roles' `miner`): Noise with the URL's authority key, SetupConnection,
 //! one standard or extended channel, jobs mined by the SIMD engine, shares checked again before they are
-//! submitted, and every protocol violation the pool commits reported with its spec section.
+//! submitted, and every rule of the spec the pool breaks reported with its section and level: the
+//! conformance monitor follows the device's transcript live (the device itself does not judge).
 
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 use sv2_chain::display_hex;
 use sv2_chain::target::difficulty;
 use sv2_codec::noise::keys::Sv2Url;
 use sv2_engine::{Backend, MinerConfig};
-use sv2_mock::miner::driver::{spawn, DeviceDriverConfig, Security, Timeouts};
-use sv2_mock::miner::events::Level;
+
+use sv2_conformance::monitor::{self, Finding, Monitor};
+use sv2_mock::miner::driver::{spawn, DeviceDriverConfig, Observer, Security, Timeouts};
 use sv2_mock::miner::{ChannelKind, Event};
+use sv2_wire::Side;
 
 use crate::outcome::Outcome;
 
@@ -107,6 +111,21 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
         backend,
         ..MinerConfig::default()
     };
+    // The monitor follows every connection's transcript as the driver records it; the pool's
+    // findings come back to the loop below, printed where the events are.
+    let (findings_tx, mut findings) = tokio::sync::mpsc::unbounded_channel::<Finding>();
+    let judge: Arc<Mutex<(u32, Monitor)>> = Arc::new(Mutex::new((0, Monitor::new())));
+    config.observer = Some(Observer::new(move |seen| {
+        let Ok(mut judge) = judge.lock() else { return };
+        if seen.connection != judge.0 {
+            *judge = (seen.connection, Monitor::new());
+        }
+        for f in judge.1.observe(seen.index, seen.entry) {
+            if f.by == Side::Server {
+                let _ = findings_tx.send(f);
+            }
+        }
+    }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -147,7 +166,6 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
                 event = handle.events.recv() => {
                     let Some(event) = event else { break };
                     match &event {
-                        Event::Violation(_) => violations += 1,
                         Event::ShareRejected { error_code, .. } if error_code == "stale-share" => stale += 1,
                         _ => {}
                     }
@@ -161,10 +179,19 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
                         writeln!(out, "  {name}: {text}")?;
                     }
                 }
+                Some(finding) = findings.recv() => {
+                    violations += 1;
+                    print_finding(&finding, args.json, out)?;
+                }
                 _ = tokio::signal::ctrl_c() => break,
             }
         }
         let report = handle.stop().await;
+        // What the monitor found last (the driver hands on the final entries as it stops).
+        while let Ok(finding) = findings.try_recv() {
+            violations += 1;
+            print_finding(&finding, args.json, out)?;
+        }
         let s = &report.stats;
         let failed =
             report.outcome.is_err() || s.rejected > stale || violations > 0 || s.accepted == 0 && s.rejected > 0;
@@ -183,6 +210,33 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
         }
         Ok::<_, anyhow::Error>(if failed { Outcome::Fail } else { Outcome::Pass })
     })
+}
+
+/// A rule the pool broke, as a `VIOLATION` event line: level, section, what was seen.
+fn print_finding(finding: &Finding, json: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    let (name, text, mut fields) = describe_finding(finding);
+    if json {
+        fields["kind"] = json!("event");
+        fields["event"] = json!(name);
+        fields["text"] = json!(text);
+        writeln!(out, "{fields}")
+    } else {
+        writeln!(out, "  {name}: {text}")
+    }
+}
+
+/// A finding's name, readable line and JSON fields (the shape the device's violations had).
+pub fn describe_finding(finding: &Finding) -> (&'static str, String, Value) {
+    let (section, level) =
+        monitor::rule(finding.rule).map_or(("?", "MUST"), |r| (r.section, r.level.as_str()));
+    (
+        "VIOLATION",
+        format!(
+            "{level} (§{section}): {} [{}]",
+            finding.detail, finding.rule
+        ),
+        json!({"section": section, "level": level, "violation": finding.detail, "rule": finding.rule, "entry": finding.entry}),
+    )
 }
 
 fn end_text(end: &sv2_mock::miner::driver::End) -> String {
@@ -388,17 +442,6 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
             format!("job {job_id}: {reason}"),
             json!({"job_id": job_id, "reason": reason}),
         ),
-        Event::Violation(v) => {
-            let level = match v.level() {
-                Level::Must => "MUST",
-                Level::Should => "SHOULD",
-            };
-            (
-                "VIOLATION",
-                format!("{level} (§{}): {v}", v.section()),
-                json!({"section": v.section(), "level": level, "violation": v.to_string()}),
-            )
-        }
         Event::Unexpected { message } => (
             "ignored",
             format!("{message} (no use to a mining device)"),
@@ -437,6 +480,28 @@ mod tests {
         );
         assert_eq!(fields["hash"], format!("{}ab", "00".repeat(31)));
         assert_eq!(fields["extranonce"], "0102");
+
+        let finding = Finding {
+            rule: monitor::JOB_MIN_NTIME,
+            by: Side::Server,
+            entry: 9,
+            detail: "job 3 min_ntime 5 below SetNewPrevHash min_ntime 6".into(),
+        };
+        let (name, text, fields) = describe_finding(&finding);
+        assert_eq!(
+            (name, text.as_str()),
+            (
+                "VIOLATION",
+                "SHOULD (§5.3.15): job 3 min_ntime 5 below SetNewPrevHash min_ntime 6 [monitor.job-min-ntime]"
+            )
+        );
+        assert_eq!(fields["section"], "5.3.15");
+        assert_eq!(fields["level"], "SHOULD");
+        assert_eq!(fields["rule"], "monitor.job-min-ntime");
+        assert_eq!(
+            fields["violation"],
+            "job 3 min_ntime 5 below SetNewPrevHash min_ntime 6"
+        );
 
         let (name, text, _) = describe(&Event::ShareRejected {
             sequence_number: 4,

@@ -26,7 +26,7 @@ use sv2_codec::types::{Str0_255, U256};
 use sv2_codec::Message;
 use sv2_mock::work::Tracker;
 use sv2_wire::keylog::{FileSink, KeyLogSink};
-use sv2_wire::{unix_now, Connection, Direction, KeyLog, NetError, Side, Tap, Tapped, Transcript};
+use sv2_wire::{unix_now, Connection, KeyLog, NetError, Side, Tap, Tapped, Transcript};
 use tokio::net::TcpStream;
 
 use crate::monitor::check_transcript;
@@ -132,7 +132,8 @@ pub async fn probe(url: &Sv2Url, config: &ProbeConfig) -> Report {
     let transcript = slot.lock().ok().and_then(|mut t| t.take());
     if let Some(transcript) = transcript {
         let t = Instant::now();
-        let monitor = check_transcript(&transcript, Direction::ServerToClient);
+        // The pool's findings only (what the probe itself sends is not judged here).
+        let monitor = check_transcript(&transcript).server();
         let judged: Vec<&str> = monitor.exercised.iter().copied().collect();
         let data = json!({"rules_judged": judged, "findings": monitor.findings});
         if monitor.findings.is_empty() {

@@ -10,7 +10,11 @@
 //!
 //! [`EngineRunner`] (the engine, the bridge and the hashrate meter), the handle and the rest of the
 //! plumbing are shared with the SV1 driver ([`super::runner`]).
+//!
+//! The device does not judge the pool: [`DeviceDriverConfig::observer`] receives every transcript
+//! entry as it is recorded, for a judge (the conformance monitor) to follow live.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sv2_codec::noise::keys::AuthorityPublicKey;
@@ -26,7 +30,9 @@ use super::runner::{
 use super::stats::MinerStats;
 use super::{ConfigError, Counters, Device, DeviceConfig, Event, Output, Phase};
 use sv2_engine::{MinerConfig, Share, Unsupported};
-use sv2_wire::{unix_now, Connection, KeyLog, NetError, Retention, Side, Timestamp, Transcript};
+use sv2_wire::{
+    unix_now, Connection, Entry, KeyLog, NetError, Retention, Side, Timestamp, Transcript,
+};
 
 pub use super::runner::{reconnect_address, EngineError, EngineRunner, ReconnectPolicy};
 
@@ -40,6 +46,64 @@ pub enum Security {
     },
     /// No encryption (spec §4: local networks only).
     Plaintext,
+}
+
+/// One transcript entry as the driver recorded it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// Which connection of the run (0, then one more for each followed `Reconnect`): a new number
+    /// starts a new conversation.
+    pub connection: u32,
+    /// The entry's index in that connection's transcript.
+    pub index: usize,
+    pub entry: &'a Entry,
+}
+
+/// Receives every transcript entry of the device's connections as it is recorded (in order, on the
+/// driver's task: keep it quick). Entries dropped by the retention limits before it saw them are
+/// skipped (their indices too).
+#[derive(Clone)]
+pub struct Observer(Arc<dyn Fn(Observed<'_>) + Send + Sync>);
+
+impl Observer {
+    pub fn new(f: impl Fn(Observed<'_>) + Send + Sync + 'static) -> Self {
+        Observer(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+/// Hands a connection's new transcript entries to the observer.
+struct Forward<'a> {
+    observer: Option<&'a Observer>,
+    connection: u32,
+    /// Entries of the connection handed on (or skipped) so far.
+    done: u64,
+}
+
+impl Forward<'_> {
+    fn run(&mut self, transcript: &Transcript) {
+        let Some(observer) = self.observer else {
+            return;
+        };
+        let base = transcript.dropped();
+        self.done = self.done.max(base);
+        let entries = transcript.entries();
+        let from = usize::try_from(self.done - base).unwrap_or(usize::MAX);
+        for (offset, entry) in entries.iter().enumerate().skip(from) {
+            let index = usize::try_from(base).unwrap_or(usize::MAX) + offset;
+            (observer.0)(Observed {
+                connection: self.connection,
+                index,
+                entry,
+            });
+        }
+        self.done = base + entries.len() as u64;
+    }
 }
 
 /// Per-step deadlines.
@@ -95,6 +159,8 @@ pub struct DeviceDriverConfig {
     /// Following `Reconnect` (§3.6.5): a new connection and handshake, checked against the same
     /// authority key, then a fresh setup and channel; the share counts carry over.
     pub reconnect: ReconnectPolicy,
+    /// Receives every transcript entry as it is recorded (none by default).
+    pub observer: Option<Observer>,
 }
 
 impl DeviceDriverConfig {
@@ -112,6 +178,7 @@ impl DeviceDriverConfig {
             key_log: KeyLog::none(),
             event_limit: 10_000,
             reconnect: ReconnectPolicy::default(),
+            observer: None,
         }
     }
 }
@@ -247,6 +314,7 @@ pub async fn run(
         let mut this = Transcript::default();
         let outcome = session(
             &config,
+            followed,
             &address,
             &mut counters,
             &stats,
@@ -289,6 +357,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn session(
     config: &DeviceDriverConfig,
+    connection: u32,
     address: &str,
     counters: &mut Counters,
     stats: &watch::Sender<MinerStats>,
@@ -306,8 +375,15 @@ async fn session(
     let mut conn = connect(address, &config.security, &config.timeouts, &config.key_log).await?;
     conn.transcript.set_retention(config.retention);
     conn.record_endpoints();
+    let mut forward = Forward {
+        observer: config.observer.as_ref(),
+        connection,
+        done: 0,
+    };
+    forward.run(&conn.transcript);
     let result = drive(
         config,
+        &mut forward,
         &mut device,
         &mut engine,
         &mut shares,
@@ -321,6 +397,7 @@ async fn session(
     )
     .await;
     conn.shutdown().await;
+    forward.run(&conn.transcript);
     *transcript = std::mem::take(&mut conn.transcript);
     publish(&device, &mut engine, stats, last, started, true);
     *counters = device.counters();
@@ -331,6 +408,7 @@ async fn session(
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     config: &DeviceDriverConfig,
+    forward: &mut Forward<'_>,
     device: &mut Device,
     engine: &mut EngineRunner,
     shares: &mut mpsc::UnboundedReceiver<Share>,
@@ -344,7 +422,9 @@ async fn drive(
 ) -> Result<End, DriverError> {
     let t = config.timeouts;
     let outputs = device.start();
-    if let Some(end) = apply(outputs, device, engine, conn, events, log).await? {
+    let applied = apply(outputs, device, engine, conn, events, log).await;
+    forward.run(&conn.transcript);
+    if let Some(end) = applied? {
         return Ok(end);
     }
     let mut phase = device.phase();
@@ -389,7 +469,9 @@ async fn drive(
                 Vec::new()
             }
         };
-        if let Some(end) = apply(outputs, device, engine, conn, events, log).await? {
+        let applied = apply(outputs, device, engine, conn, events, log).await;
+        forward.run(&conn.transcript);
+        if let Some(end) = applied? {
             publish(device, engine, stats, last, started, false);
             return Ok(end);
         }

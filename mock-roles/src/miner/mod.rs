@@ -7,9 +7,11 @@
 //! the engine, and [`Event`]s to report. [`Device::tick`] (about once a second) moves ntime on for long
 //! jobs. Time is passed in; nothing here does I/O.
 //!
-//! The device is a careful client: what the pool sends is checked against the spec, and every breach
-//! is reported as an [`Event::Violation`] (with the spec section and level) before the device carries on
-//! as sensibly as it can. Shares are checked again before they are sent (job still valid, version in
+//! The device acts; it does not judge. Whether what the pool sends breaks the spec is decided by the
+//! conformance suite's monitor, which a driver's user can run over the device's transcript, live (the
+//! driver hands each entry to [`driver::DeviceDriverConfig::observer`]) or afterwards. The device
+//! carries on as sensibly as it can with whatever comes: it ignores what addresses no channel of its
+//! own, caps a target above its max_target, and so on. Shares are checked again before they are sent (job still valid, version in
 //! the mask, ntime in range, hash recomputed from the job with the chain module and at most the
 //! target, not a duplicate); a share that fails is reported and dropped, unless
 //! [`DeviceConfig::faulty`] asks for it to be sent anyway.
@@ -47,10 +49,9 @@ use sv2_codec::Message;
 
 use sv2_chain::sha256d;
 use sv2_chain::target::{compact_to_target, meets_target};
-use sv2_chain::tx::Transaction;
 use sv2_engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
 
-pub use events::{Event, Level, ShareProblem, Violation};
+pub use events::{Event, ShareProblem};
 
 use sv2_codec::messages::flags::{
     REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS, REQUIRES_VERSION_ROLLING,
@@ -223,8 +224,6 @@ pub struct Counters {
     pub blocks: u64,
     /// Sum of SubmitShares.Success.new_shares_sum.
     pub shares_sum: u64,
-    /// Violations reported.
-    pub violations: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,8 +253,6 @@ struct JobData {
     /// Whether this device rolls this job's version.
     rolling: bool,
     body: JobBody,
-    /// min_ntime as received (None: a future job).
-    min_ntime: Option<u32>,
     /// The channel's extranonce_prefix when the job arrived.
     extranonce_prefix: Vec<u8>,
     /// The channel target when the job arrived with min_ntime set (SetTarget does not apply to it).
@@ -305,7 +302,6 @@ struct Channel {
     valid: BTreeSet<u32>,
     active: Option<u32>,
     prev: Option<PrevHash>,
-    any_job: bool,
     next_sequence: u32,
     /// Sent and not yet settled: sequence number -> job_id.
     outstanding: BTreeMap<u32, u32>,
@@ -346,13 +342,9 @@ fn str255(field: &'static str, s: &str) -> Result<Str0_255<'static>, ConfigError
     })
 }
 
-/// Text of an error/reason code, and whether it has control characters (§3.5).
-fn code_text(code: &Str0_255<'_>) -> (String, bool) {
-    let bytes = code.as_bytes();
-    (
-        String::from_utf8_lossy(bytes).into_owned(),
-        bytes.iter().any(|b| b.is_ascii_control()),
-    )
+/// Text of an error/reason code.
+fn code_text(code: &Str0_255<'_>) -> String {
+    String::from_utf8_lossy(code.as_bytes()).into_owned()
 }
 
 fn secs_since(at: Instant, now: Instant) -> u32 {
@@ -454,46 +446,19 @@ impl Device {
         vec![Output::Send(setup.into())]
     }
 
-    fn violation(&mut self, out: &mut Vec<Output>, v: Violation) {
-        self.counters.violations += 1;
-        out.push(Output::Event(Event::Violation(v)));
-    }
-
-    fn check_code(
-        &mut self,
-        out: &mut Vec<Output>,
-        message: &'static str,
-        code: &Str0_255<'_>,
-    ) -> String {
-        let (text, control) = code_text(code);
-        if control {
-            self.violation(
-                out,
-                Violation::ControlCharacters {
-                    message,
-                    code: code.as_bytes().to_vec(),
-                },
-            );
-        }
-        text
-    }
-
     /// Handles one message from upstream at `now`.
     pub fn handle(&mut self, message: &Message<'_>, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         let name = message.name();
         match self.phase {
-            Phase::NotStarted => {
-                self.violation(&mut out, Violation::BeforeSetup { message: name });
-                return out;
-            }
+            // Nothing is answered before SetupConnection.Success.
+            Phase::NotStarted => return out,
             Phase::AwaitingSetup
                 if !matches!(
                     message,
                     Message::SetupConnectionSuccess(_) | Message::SetupConnectionError(_)
                 ) =>
             {
-                self.violation(&mut out, Violation::BeforeSetup { message: name });
                 return out;
             }
             _ => {}
@@ -504,7 +469,7 @@ impl Device {
                 if self.phase != Phase::AwaitingSetup {
                     out.push(unexpected(name));
                 } else {
-                    let error_code = self.check_code(&mut out, name, &m.error_code);
+                    let error_code = code_text(&m.error_code);
                     self.phase = Phase::Failed;
                     out.push(Output::Event(Event::SetupRefused {
                         flags: m.flags,
@@ -522,7 +487,7 @@ impl Device {
                     extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
                     extranonce_size: 0,
                 };
-                self.on_open(name, opened, &mut out);
+                self.on_open(opened, &mut out);
             }
             Message::OpenExtendedMiningChannelSuccess(m) => {
                 let opened = Opened {
@@ -534,19 +499,12 @@ impl Device {
                     extranonce_prefix: m.extranonce_prefix.as_bytes().to_vec(),
                     extranonce_size: m.extranonce_size,
                 };
-                self.on_open(name, opened, &mut out);
+                self.on_open(opened, &mut out);
             }
             Message::OpenMiningChannelError(m) => {
-                if self.awaiting_request != Some(m.request_id) {
-                    self.violation(
-                        &mut out,
-                        Violation::UnknownRequestId {
-                            message: name,
-                            request_id: m.request_id,
-                        },
-                    );
-                } else {
-                    let error_code = self.check_code(&mut out, name, &m.error_code);
+                // An answer to no request of the device's is ignored.
+                if self.awaiting_request == Some(m.request_id) {
+                    let error_code = code_text(&m.error_code);
                     self.awaiting_request = None;
                     self.phase = Phase::Failed;
                     out.push(Output::Event(Event::ChannelRefused {
@@ -559,7 +517,7 @@ impl Device {
             Message::NewExtendedMiningJob(m) => self.on_new_extended_job(m, now, &mut out),
             Message::SetNewPrevHash(m) => self.on_set_new_prev_hash(m, now, &mut out),
             Message::SetTarget(m) => {
-                if self.channel_for(name, m.channel_id, true, &mut out) {
+                if self.channel_for(m.channel_id, true) {
                     self.on_set_target(m.maximum_target.0, now, &mut out);
                 }
             }
@@ -569,23 +527,10 @@ impl Device {
                     .as_ref()
                     .filter(|c| c.group_id == m.channel_id && c.id != m.channel_id)
                     .map(|c| c.group_id);
-                if let Some(group_channel_id) = group {
-                    self.violation(
-                        &mut out,
-                        Violation::ExtranoncePrefixForGroup { group_channel_id },
-                    );
-                } else if self.channel_for(name, m.channel_id, false, &mut out) {
+                // Not for a group (§5.3.10): ignored. A prefix too long for the extranonce leaves
+                // jobs that cannot be mined (CannotMine).
+                if group.is_none() && self.channel_for(m.channel_id, false) {
                     let prefix = m.extranonce_prefix.as_bytes().to_vec();
-                    let size = self.channel.as_ref().map_or(0, |c| c.extranonce_size);
-                    if prefix.len() + size > Extranonce::MAX_LEN {
-                        self.violation(
-                            &mut out,
-                            Violation::ExtranonceTooLong {
-                                prefix_len: prefix.len(),
-                                extranonce_size: size,
-                            },
-                        );
-                    }
                     if let Some(ch) = self.channel.as_mut() {
                         ch.extranonce_prefix = prefix.clone();
                     }
@@ -595,19 +540,10 @@ impl Device {
                 }
             }
             Message::SetGroupChannel(m) => {
-                if self.flags & REQUIRES_STANDARD_JOBS != 0 {
-                    self.violation(
-                        &mut out,
-                        Violation::GroupChannelForStandardJobs {
-                            group_channel_id: m.group_channel_id,
-                        },
-                    );
-                }
                 let ids: Vec<u32> = m.channel_ids.iter().copied().collect();
                 if let Some(ch_id) = self.channel_id() {
-                    if m.group_channel_id == ch_id {
-                        self.violation(&mut out, Violation::GroupIdCollision { channel_id: ch_id });
-                    } else if ids.contains(&ch_id) {
+                    // A group id equal to the channel's own is not taken.
+                    if m.group_channel_id != ch_id && ids.contains(&ch_id) {
                         if let Some(ch) = self.channel.as_mut() {
                             ch.group_id = m.group_channel_id;
                         }
@@ -619,18 +555,18 @@ impl Device {
                 }));
             }
             Message::SubmitSharesSuccess(m) => {
-                if self.channel_for(name, m.channel_id, false, &mut out) {
+                if self.channel_for_answer(m.channel_id) {
                     self.on_shares_success(m, &mut out);
                 }
             }
             Message::SubmitSharesError(m) => {
-                if self.channel_for(name, m.channel_id, false, &mut out) {
+                if self.channel_for_answer(m.channel_id) {
                     self.on_shares_error(m, &mut out);
                 }
             }
             Message::CloseChannel(m) => {
-                if self.channel_for(name, m.channel_id, true, &mut out) {
-                    let reason_code = self.check_code(&mut out, name, &m.reason_code);
+                if self.channel_for(m.channel_id, true) {
+                    let reason_code = code_text(&m.reason_code);
                     if let Some(ch) = self.channel.as_mut() {
                         ch.closed = true;
                         ch.active = None;
@@ -642,8 +578,8 @@ impl Device {
                 }
             }
             Message::UpdateChannelError(m) => {
-                if self.channel_for(name, m.channel_id, false, &mut out) {
-                    let error_code = self.check_code(&mut out, name, &m.error_code);
+                if self.channel_for(m.channel_id, false) {
+                    let error_code = code_text(&m.error_code);
                     out.push(Output::Event(Event::UpdateRefused { error_code }));
                 }
             }
@@ -652,7 +588,7 @@ impl Device {
                 new_port: m.new_port,
             })),
             Message::ChannelEndpointChanged(m) => {
-                if self.channel_for(name, m.channel_id, true, &mut out) {
+                if self.channel_for(m.channel_id, true) {
                     out.push(Output::Event(Event::ChannelEndpointChanged {
                         channel_id: m.channel_id,
                     }));
@@ -663,40 +599,17 @@ impl Device {
         out
     }
 
-    /// Whether `channel_id` addresses the open channel (or, with `group_ok`, its group); reports
-    /// the violation when not.
-    fn channel_for(
-        &mut self,
-        message: &'static str,
-        channel_id: u32,
-        group_ok: bool,
-        out: &mut Vec<Output>,
-    ) -> bool {
-        // Answers to shares sent before the close may still arrive.
-        let settles = matches!(message, "SubmitShares.Success" | "SubmitShares.Error");
-        let verdict = match &self.channel {
-            None => Err(Violation::NoChannel { message }),
-            Some(ch)
-                if ch.closed && !settles && (ch.id == channel_id || ch.group_id == channel_id) =>
-            {
-                Err(Violation::AfterClose {
-                    message,
-                    channel_id,
-                })
-            }
-            Some(ch) if ch.id == channel_id || (group_ok && ch.group_id == channel_id) => Ok(()),
-            Some(_) => Err(Violation::UnknownChannel {
-                message,
-                channel_id,
-            }),
-        };
-        match verdict {
-            Ok(()) => true,
-            Err(v) => {
-                self.violation(out, v);
-                false
-            }
-        }
+    /// Whether `channel_id` addresses the open channel (or, with `group_ok`, its group) and the
+    /// channel is still open; what addresses no channel of the device's is ignored.
+    fn channel_for(&self, channel_id: u32, group_ok: bool) -> bool {
+        self.channel.as_ref().is_some_and(|ch| {
+            !ch.closed && (ch.id == channel_id || (group_ok && ch.group_id == channel_id))
+        })
+    }
+
+    /// As [`Device::channel_for`], for answers to shares: they settle shares sent before a close.
+    fn channel_for_answer(&self, channel_id: u32) -> bool {
+        self.channel.as_ref().is_some_and(|ch| ch.id == channel_id)
     }
 
     fn on_setup_success(
@@ -708,20 +621,6 @@ impl Device {
         if self.phase != Phase::AwaitingSetup {
             out.push(unexpected("SetupConnection.Success"));
             return;
-        }
-        if m.used_version != 2 {
-            self.violation(
-                out,
-                Violation::UnofferedVersion {
-                    used_version: m.used_version,
-                },
-            );
-        }
-        if m.flags & REQUIRES_FIXED_VERSION != 0 && self.flags & REQUIRES_VERSION_ROLLING != 0 {
-            self.violation(
-                out,
-                Violation::FixedVersionDespiteVersionRolling { flags: m.flags },
-            );
         }
         self.success_flags = m.flags;
         self.setup_at = Some(now);
@@ -755,70 +654,14 @@ impl Device {
         out.push(Output::Send(open));
     }
 
-    /// Open*.Success: checked (request, kind, target, group id, extranonce), then the channel.
-    fn on_open(&mut self, message: &'static str, o: Opened, out: &mut Vec<Output>) {
+    /// Open*.Success: an answer to the device's request opens the channel (its target capped at
+    /// max_target); any other is ignored.
+    fn on_open(&mut self, o: Opened, out: &mut Vec<Output>) {
         if self.phase != Phase::AwaitingChannel || self.awaiting_request != Some(o.request_id) {
-            self.violation(
-                out,
-                Violation::UnknownRequestId {
-                    message,
-                    request_id: o.request_id,
-                },
-            );
             return;
         }
         self.awaiting_request = None;
-        if o.kind != self.config.channel {
-            self.violation(
-                out,
-                Violation::WrongChannelKind {
-                    requested: self.config.channel,
-                    message,
-                },
-            );
-        }
         let max = self.config.max_target;
-        if check::target_above(&o.target, &max) {
-            self.violation(
-                out,
-                Violation::TargetAboveMax {
-                    message,
-                    target: o.target,
-                    max_target: max,
-                },
-            );
-        }
-        if o.group_channel_id == o.channel_id {
-            self.violation(
-                out,
-                Violation::GroupIdCollision {
-                    channel_id: o.channel_id,
-                },
-            );
-        }
-        if o.kind == ChannelKind::Extended {
-            if self.config.channel == ChannelKind::Extended
-                && o.extranonce_size < self.config.min_extranonce_size
-            {
-                self.violation(
-                    out,
-                    Violation::ExtranonceSizeBelowMinimum {
-                        extranonce_size: o.extranonce_size,
-                        min_extranonce_size: self.config.min_extranonce_size,
-                    },
-                );
-            }
-            let prefix_len = o.extranonce_prefix.len();
-            if prefix_len + usize::from(o.extranonce_size) > Extranonce::MAX_LEN {
-                self.violation(
-                    out,
-                    Violation::ExtranonceTooLong {
-                        prefix_len,
-                        extranonce_size: usize::from(o.extranonce_size),
-                    },
-                );
-            }
-        }
         let effective = check::min_target(&o.target, &max);
         self.channel = Some(Channel {
             id: o.channel_id,
@@ -831,7 +674,6 @@ impl Device {
             valid: BTreeSet::new(),
             active: None,
             prev: None,
-            any_job: false,
             next_sequence: 0,
             outstanding: BTreeMap::new(),
             seen: HashSet::new(),
@@ -852,42 +694,12 @@ impl Device {
     }
 
     fn on_new_mining_job(&mut self, m: &NewMiningJob, now: Instant, out: &mut Vec<Output>) {
-        let name = "NewMiningJob";
-        let (is_ours, is_group, kind) = match &self.channel {
-            None => {
-                self.violation(out, Violation::NoChannel { message: name });
-                return;
-            }
-            Some(ch) if ch.closed && (ch.id == m.channel_id || ch.group_id == m.channel_id) => {
-                self.violation(
-                    out,
-                    Violation::AfterClose {
-                        message: name,
-                        channel_id: m.channel_id,
-                    },
-                );
-                return;
-            }
-            Some(ch) => (ch.id == m.channel_id, ch.group_id == m.channel_id, ch.kind),
-        };
-        if (is_ours && kind == ChannelKind::Extended) || (!is_ours && is_group) {
-            self.violation(
-                out,
-                Violation::StandardJobOnExtendedChannel {
-                    channel_id: m.channel_id,
-                    job_id: m.job_id,
-                },
-            );
-            return;
-        }
-        if !is_ours {
-            self.violation(
-                out,
-                Violation::UnknownChannel {
-                    message: name,
-                    channel_id: m.channel_id,
-                },
-            );
+        // Only for the device's own open standard channel (not its group: a group gets extended
+        // jobs); anything else is ignored.
+        let ours = self.channel.as_ref().is_some_and(|ch| {
+            !ch.closed && ch.id == m.channel_id && ch.kind == ChannelKind::Standard
+        });
+        if !ours {
             return;
         }
         self.receive_job(
@@ -910,29 +722,13 @@ impl Device {
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        let name = "NewExtendedMiningJob";
-        if !self.channel_for(name, m.channel_id, true, out) {
+        if !self.channel_for(m.channel_id, true) {
             return;
         }
-        let (kind, direct) = match &self.channel {
-            Some(ch) => (ch.kind, ch.id == m.channel_id),
-            None => return,
-        };
-        if kind == ChannelKind::Standard && (direct || self.flags & REQUIRES_STANDARD_JOBS != 0) {
-            // Addressed to a standard channel, or to its group although standard jobs were
-            // required: still mined (the coinbase with the channel's extranonce_prefix gives the
-            // merkle root), and reported.
-            self.violation(
-                out,
-                Violation::ExtendedJobForStandardJobs {
-                    channel_id: m.channel_id,
-                    job_id: m.job_id,
-                },
-            );
-        }
+        // Also on a standard channel (addressed to it, or to its group although standard jobs were
+        // required): mined, the coinbase with the channel's extranonce_prefix giving the merkle root.
         let prefix = m.coinbase_tx_prefix.as_bytes().to_vec();
         let suffix = m.coinbase_tx_suffix.as_bytes().to_vec();
-        self.check_coinbase(m.job_id, &prefix, &suffix, out);
         self.receive_job(
             m.channel_id,
             m.job_id,
@@ -949,39 +745,6 @@ impl Device {
         );
     }
 
-    /// §5.3.16: prefix || extranonce (zeros) || suffix must be a legacy (BIP141-stripped) coinbase.
-    fn check_coinbase(&mut self, job_id: u32, prefix: &[u8], suffix: &[u8], out: &mut Vec<Output>) {
-        let Some(ch) = &self.channel else { return };
-        let extranonce_len = ch.extranonce_prefix.len()
-            + if ch.kind == ChannelKind::Extended {
-                ch.extranonce_size
-            } else {
-                0
-            };
-        let mut tx = prefix.to_vec();
-        tx.resize(prefix.len() + extranonce_len, 0);
-        tx.extend_from_slice(suffix);
-        // A legacy transaction never has a zero input count, so 0x00 after the version is the
-        // BIP141 marker (with 0x01, the flag).
-        if tx.len() >= 6 && tx[4] == 0 && tx[5] == 1 {
-            self.violation(out, Violation::SegwitCoinbase { job_id });
-            return;
-        }
-        match Transaction::parse(&tx) {
-            Ok(parsed) if !parsed.is_coinbase() => {
-                self.violation(out, Violation::NotCoinbase { job_id });
-            }
-            Ok(_) => {}
-            Err(e) => self.violation(
-                out,
-                Violation::CoinbaseUnparsable {
-                    job_id,
-                    error: e.to_string(),
-                },
-            ),
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn receive_job(
         &mut self,
@@ -996,38 +759,20 @@ impl Device {
     ) {
         self.counters.jobs += 1;
         let fixed = self.success_flags & REQUIRES_FIXED_VERSION != 0;
-        match rolling_allowed {
-            Some(true) if fixed => {
-                self.violation(out, Violation::VersionRollingWithFixedVersion { job_id })
-            }
-            Some(false) if self.flags & REQUIRES_VERSION_ROLLING != 0 => {
-                self.violation(out, Violation::VersionRollingForbidden { job_id })
-            }
-            _ => {}
-        }
         let rolling = self.config.version_rolling && !fixed && rolling_allowed.unwrap_or(true);
         let extended = matches!(body, JobBody::Extended { .. });
         let Some(ch) = self.channel.as_ref() else {
             return;
         };
-        let first_standard = !ch.any_job && ch.kind == ChannelKind::Standard;
-        let reused = ch.jobs.contains_key(&job_id);
         let prev = ch.prev;
         let data = JobData {
             version,
             rolling,
             body,
-            min_ntime,
             extranonce_prefix: ch.extranonce_prefix.clone(),
             target_at_receipt: min_ntime.map(|_| ch.target),
             activation: None,
         };
-        if first_standard && min_ntime.is_some() {
-            self.violation(out, Violation::FirstJobNotFuture { job_id });
-        }
-        if reused {
-            self.violation(out, Violation::JobIdReused { job_id });
-        }
         out.push(Output::Event(Event::JobReceived {
             channel_id,
             job_id,
@@ -1038,33 +783,19 @@ impl Device {
                 .map_or(Duration::ZERO, |at| now.saturating_duration_since(at)),
         }));
         let mut activation = None;
-        if let Some(t) = min_ntime {
-            match prev {
-                None => self.violation(out, Violation::ActiveJobWithoutPrevHash { job_id }),
-                Some(p) => {
-                    if t < p.min_ntime {
-                        self.violation(
-                            out,
-                            Violation::JobMinNtimeBelowPrevHash {
-                                job_id,
-                                min_ntime: t,
-                                prev_hash_min_ntime: p.min_ntime,
-                            },
-                        );
-                    }
-                    activation = Some(Activation {
-                        prev_hash: p.prev_hash,
-                        nbits: p.nbits,
-                        ntime: t,
-                        at: now,
-                    });
-                }
-            }
+        // Active at once on the last prev hash (none yet: not mined until a SetNewPrevHash names it,
+        // which it cannot, not being a future job).
+        if let (Some(t), Some(p)) = (min_ntime, prev) {
+            activation = Some(Activation {
+                prev_hash: p.prev_hash,
+                nbits: p.nbits,
+                ntime: t,
+                at: now,
+            });
         }
         let Some(ch) = self.channel.as_mut() else {
             return;
         };
-        ch.any_job = true;
         ch.jobs.insert(job_id, JobData { activation, ..data });
         // Keep the newest jobs (valid ones first).
         while ch.jobs.len() > MAX_JOBS {
@@ -1090,7 +821,7 @@ impl Device {
     }
 
     fn on_set_new_prev_hash(&mut self, m: &SetNewPrevHash, now: Instant, out: &mut Vec<Output>) {
-        if !self.channel_for("SetNewPrevHash", m.channel_id, true, out) {
+        if !self.channel_for(m.channel_id, true) {
             return;
         }
         out.push(Output::Event(Event::NewPrevHash {
@@ -1113,39 +844,24 @@ impl Device {
         ch.valid.clear();
         ch.seen.clear();
         ch.active = None;
-        let was_future = ch
-            .jobs
-            .get(&m.job_id)
-            .map(|j| j.min_ntime.is_none() && j.activation.is_none());
-        match was_future {
-            None => {
-                self.violation(out, Violation::PrevHashForUnknownJob { job_id: m.job_id });
-                if self.phase == Phase::Mining {
-                    self.phase = Phase::AwaitingJob;
-                }
-                out.push(Output::StopWork);
+        // A job the device does not hold: nothing to mine. A job it holds is mined on the new
+        // prevhash (also one that was not sent as a future job).
+        let Some(job) = ch.jobs.get_mut(&m.job_id) else {
+            if self.phase == Phase::Mining {
+                self.phase = Phase::AwaitingJob;
             }
-            Some(future) => {
-                if !future {
-                    // Not sent as a future job: reported, and mined on the new prevhash anyway.
-                    self.violation(out, Violation::PrevHashForUnknownJob { job_id: m.job_id });
-                }
-                let Some(ch) = self.channel.as_mut() else {
-                    return;
-                };
-                if let Some(job) = ch.jobs.get_mut(&m.job_id) {
-                    job.activation = Some(Activation {
-                        prev_hash: prev.prev_hash,
-                        nbits: prev.nbits,
-                        ntime: prev.min_ntime,
-                        at: now,
-                    });
-                }
-                ch.valid.insert(m.job_id);
-                ch.active = Some(m.job_id);
-                self.activate(now, out);
-            }
-        }
+            out.push(Output::StopWork);
+            return;
+        };
+        job.activation = Some(Activation {
+            prev_hash: prev.prev_hash,
+            nbits: prev.nbits,
+            ntime: prev.min_ntime,
+            at: now,
+        });
+        ch.valid.insert(m.job_id);
+        ch.active = Some(m.job_id);
+        self.activate(now, out);
     }
 
     /// Reports the active job and hands its work to the engine.
@@ -1246,16 +962,6 @@ impl Device {
 
     fn on_set_target(&mut self, target: [u8; 32], now: Instant, out: &mut Vec<Output>) {
         let max = self.config.max_target;
-        if check::target_above(&target, &max) {
-            self.violation(
-                out,
-                Violation::TargetAboveMax {
-                    message: "SetTarget",
-                    target,
-                    max_target: max,
-                },
-            );
-        }
         let effective = check::min_target(&target, &max);
         let Some(ch) = self.channel.as_mut() else {
             return;
@@ -1283,31 +989,12 @@ impl Device {
             return;
         };
         let last = m.last_sequence_number;
-        let unsent = last >= ch.next_sequence;
         let settled: Vec<u32> = ch.outstanding.range(..=last).map(|(s, _)| *s).collect();
         for s in &settled {
             ch.outstanding.remove(s);
         }
         self.counters.accepted += u64::from(m.new_submits_accepted_count);
         self.counters.shares_sum = self.counters.shares_sum.saturating_add(m.new_shares_sum);
-        if unsent {
-            self.violation(
-                out,
-                Violation::UnsentSequenceNumber {
-                    message: "SubmitShares.Success",
-                    sequence_number: last,
-                },
-            );
-        }
-        if m.new_submits_accepted_count as usize > settled.len() {
-            self.violation(
-                out,
-                Violation::AcceptedCountTooLarge {
-                    count: m.new_submits_accepted_count,
-                    outstanding: settled.len(),
-                },
-            );
-        }
         out.push(Output::Event(Event::SharesAccepted {
             last_sequence_number: last,
             new_submits_accepted_count: m.new_submits_accepted_count,
@@ -1316,30 +1003,13 @@ impl Device {
     }
 
     fn on_shares_error(&mut self, m: &SubmitSharesError<'_>, out: &mut Vec<Output>) {
-        let error_code = self.check_code(out, "SubmitShares.Error", &m.error_code);
+        let error_code = code_text(&m.error_code);
         let Some(ch) = self.channel.as_mut() else {
             return;
         };
         let seq = m.sequence_number;
-        let known = ch.outstanding.remove(&seq).is_some();
-        let unsent = seq >= ch.next_sequence;
+        ch.outstanding.remove(&seq);
         self.counters.rejected += 1;
-        if unsent {
-            self.violation(
-                out,
-                Violation::UnsentSequenceNumber {
-                    message: "SubmitShares.Error",
-                    sequence_number: seq,
-                },
-            );
-        } else if !known {
-            self.violation(
-                out,
-                Violation::SequenceNumberAlreadySettled {
-                    sequence_number: seq,
-                },
-            );
-        }
         out.push(Output::Event(Event::ShareRejected {
             sequence_number: seq,
             error_code,

@@ -304,7 +304,6 @@ pub(crate) fn publish_stats(
         rejected: c.rejected,
         dropped: c.dropped + engine.rate_dropped(),
         blocks: c.blocks,
-        violations: c.violations,
         ..last.clone()
     };
     let _ = stats.send(last.clone());

@@ -30,8 +30,6 @@ pub struct MinerStats {
     pub dropped: u64,
     /// Shares meeting the network target.
     pub blocks: u64,
-    /// Protocol violations of the pool reported.
-    pub violations: u64,
 }
 
 /// Turns a running hash count into MH/s.

@@ -10,6 +10,7 @@
 //! - [`expected`]: reviewed expected verdicts, and the differences of a run from them.
 //! - [`review`]: what a check's evidence says about its verdict (refusals outside the check,
 //!   frames that could not be read).
+//! - [`quotes`]: the spec sentence(s) each check and rule rests on, with file and line.
 //! - [`report`]: text grouped by spec section, JSON with the evidence, JUnit XML.
 //! - [`session`]: connections as checks use them, following the work handed out with
 //!   `sv2_mock::work` and mining shares to order.
@@ -20,6 +21,7 @@ pub mod checks;
 pub mod expected;
 pub mod monitor;
 pub mod probe;
+pub mod quotes;
 pub mod report;
 pub mod review;
 pub mod runner;

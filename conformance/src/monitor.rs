@@ -46,6 +46,7 @@ pub const PRINTABLE_CODES: &str = "monitor.printable-codes";
 pub const REQUEST_ID_ECHO: &str = "monitor.request-id-echo";
 pub const TARGET_WITHIN_MAX: &str = "monitor.target-within-max";
 pub const EXTRANONCE_SIZE: &str = "monitor.extranonce-size";
+pub const EXTRANONCE_FITS: &str = "monitor.extranonce-fits";
 pub const UNIQUE_CHANNEL_IDS: &str = "monitor.unique-channel-ids";
 pub const FIRST_JOB_FUTURE: &str = "monitor.first-job-future";
 pub const PREV_HASH_NAMES_FUTURE_JOB: &str = "monitor.prev-hash-names-future-job";
@@ -72,14 +73,15 @@ pub const CLIENT_SETUP_FIRST: &str = "monitor.client-setup-first";
 /// The monitor's rules about the server, as catalogue entries (role pool).
 pub const RULES: &[Check] = &[
     rule!(Pool, STRICT_DECODING, "3.1", Must, Some(2), "every frame the server sends decodes strictly: bounded lengths, OPTION prefixes 0/1, no stray bytes"),
-    rule!(Pool, CHANNEL_MSG_BIT, "3.2", Must, Some(5), "the channel_msg bit of every frame the server sends is set exactly as the message table says"),
-    rule!(Pool, CHANNEL_ID_KNOWN, "3.2", Must, Some(6), "every channel message the server sends starts with the id of a channel or group of the connection"),
+    rule!(Pool, CHANNEL_MSG_BIT, "8", Must, Some(5), "the channel_msg bit of every frame the server sends is set exactly as the message table says"),
+    rule!(Pool, CHANNEL_ID_KNOWN, "3.2.1", Should, Some(6), "every channel message the server sends starts with the id of a channel or group of the connection"),
     rule!(Pool, SETUP_ANSWER_FIRST, "3.6.1", Must, Some(24), "the server's first message answers the client's SetupConnection with .Success or .Error (and nothing comes before it)"),
     rule!(Pool, USED_VERSION, "3.6.2", Must, Some(26), "SetupConnection.Success.used_version lies in the client's [min_version, max_version]"),
     rule!(Pool, PRINTABLE_CODES, "3.5", Must, Some(30), "error_code and reason_code strings the server sends contain no control characters"),
     rule!(Pool, REQUEST_ID_ECHO, "5.3.3", Must, Some(42), "Open*Channel.Success/.Error echo the request_id of a request in flight, of the same channel kind"),
     rule!(Pool, TARGET_WITHIN_MAX, "5.3.2", Must, Some(40), "a channel's target (Open*.Success, SetTarget to it or its group) never exceeds the max_target the client allowed"),
-    rule!(Pool, EXTRANONCE_SIZE, "5.3.5", Must, Some(43), "extranonce_size >= min_extranonce_size, and extranonce_prefix (also a SetExtranoncePrefix's) + extranonce_size fit in 32 bytes"),
+    rule!(Pool, EXTRANONCE_SIZE, "5.3.5", Should, Some(43), "extranonce_size >= min_extranonce_size, and extranonce_prefix (also a SetExtranoncePrefix's) + extranonce_size fit in 32 bytes (the spec describes the minimum and gives no bound on the sum: the reference implementation's)"),
+    rule!(Pool, EXTRANONCE_FITS, "5.3.12", Must, None, "extranonce_size <= 32: a share's extranonce is a B0_32 that MUST be extranonce_size bytes long"),
     rule!(Pool, UNIQUE_CHANNEL_IDS, "5.2", Must, Some(41), "channel ids are unique on a connection and group ids do not collide with channel ids"),
     rule!(Pool, FIRST_JOB_FUTURE, "5.3.15", Must, Some(44), "a standard channel's first job is a future NewMiningJob (min_ntime empty), activated by a SetNewPrevHash"),
     rule!(Pool, PREV_HASH_NAMES_FUTURE_JOB, "5.3.17", Must, Some(45), "SetNewPrevHash names a job sent before as a future job to that channel or its group, and not made invalid by a later SetNewPrevHash"),
@@ -443,13 +445,36 @@ impl Monitor {
                 self.exercise(CLIENT_STRICT_DECODING);
                 self.client_message(&d.message);
             }
-            Err(FrameProblem::Decode(e)) if matches!(e.kind, ErrorKind::ChannelMsgBit { .. }) => {}
-            Err(e) => self.find(
-                CLIENT_STRICT_DECODING,
-                i,
-                format!("frame {} does not decode: {e}", short_hex(bytes)),
-            ),
+            Err(FrameProblem::Decode(e)) if matches!(e.kind, ErrorKind::ChannelMsgBit { .. }) => {
+                self.undecodable_share(header, bytes);
+            }
+            Err(e) => {
+                self.undecodable_share(header, bytes);
+                self.find(
+                    CLIENT_STRICT_DECODING,
+                    i,
+                    format!("frame {} does not decode: {e}", short_hex(bytes)),
+                )
+            }
         }
+    }
+
+    /// A client's share that does not decode strictly (a 33-byte extranonce, a TLV too long: a
+    /// conformance suite sends such shares on purpose, a buggy device by accident) is still a share
+    /// the server may answer: SubmitShares.Error echoing its sequence_number is right, not "a
+    /// sequence number never sent". Its channel_id and sequence_number are the payload's first
+    /// eight bytes in both share messages (§5.3.11, §5.3.12).
+    fn undecodable_share(&mut self, header: Option<(bool, u16, u8)>, bytes: &[u8]) {
+        let Some((_, 0, msg_type)) = header else {
+            return;
+        };
+        if !matches!(msg_type, 0x1a | 0x1b) || bytes.len() < 6 + 8 {
+            return;
+        }
+        let word = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        self.share_sent(word(6), word(10));
     }
 
     fn client_message(&mut self, message: &Message<'_>) {
@@ -724,6 +749,18 @@ impl Monitor {
                 self.target_within(i, &m.target.0, &max_target, message.name());
                 let total = m.extranonce_prefix.len() + usize::from(m.extranonce_size);
                 let min = request.map_or(0, |r| r.min_extranonce_size);
+                if m.extranonce_size > 32 {
+                    self.find(
+                        EXTRANONCE_FITS,
+                        i,
+                        format!(
+                            "extranonce_size {}: no SubmitSharesExtended.extranonce (B0_32) can be that long",
+                            m.extranonce_size
+                        ),
+                    );
+                } else {
+                    self.exercise(EXTRANONCE_FITS);
+                }
                 let mut fine = true;
                 if m.extranonce_size < min {
                     fine = false;

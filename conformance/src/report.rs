@@ -96,6 +96,9 @@ pub fn text(report: &Report, verbose: bool) -> String {
                 Verdict::Fail => {
                     let _ = writeln!(out, "           expected: {}", r.outcome.expected);
                     let _ = writeln!(out, "           observed: {}", r.outcome.observed);
+                    if let Some(quote) = crate::quotes::quote(r.check.id) {
+                        let _ = writeln!(out, "           spec:     {quote}");
+                    }
                 }
                 Verdict::Skip | Verdict::Error => {
                     let _ = writeln!(out, "           {}", r.outcome.observed);
@@ -128,6 +131,7 @@ fn check_json(check: &Check) -> Value {
         "catalog": check.catalog,
         "title": check.title,
         "kind": if check.is_monitor() { "monitor" } else { "active" },
+        "spec": crate::quotes::quote(check.id),
     })
 }
 
@@ -147,7 +151,7 @@ pub fn json(report: &Report) -> Value {
             v["evidence"] = Value::Array(
                 r.evidence
                     .iter()
-                    .map(|e| json!({"connection": e.label, "transcript": e.transcript.to_json()}))
+                    .map(|e| json!({"connection": e.label, "raw": e.raw, "transcript": e.transcript.to_json()}))
                     .collect(),
             );
             v

@@ -9,6 +9,7 @@ use sv2_wire::Transcript;
 use crate::check::{Check, Kind, Level};
 use crate::checks;
 use crate::monitor::{self, Finding};
+use crate::review;
 use crate::session::{Ctx, Recorded, Target};
 use crate::verdict::{Outcome, Verdict};
 
@@ -159,8 +160,11 @@ pub async fn run(
         // Give dropped sessions a moment to hand in their transcripts.
         tokio::task::yield_now().await;
         let evidence = ctx.take_evidence();
+        // What the evidence says about the verdict: a refusal of the user, or a server frame the
+        // check could not read, turns it into an error saying so.
+        let outcome = review::review(outcome, &evidence, &target.user_identity);
         let mut findings = Vec::new();
-        for recorded in &evidence {
+        for recorded in evidence.iter().filter(|r| !r.raw) {
             // Only the server's findings: the suite's own frames break client rules on purpose.
             let report = monitor::check_transcript(&recorded.transcript).server();
             exercised.extend(report.exercised.iter().copied());

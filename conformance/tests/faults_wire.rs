@@ -46,6 +46,8 @@ enum Fault {
     DiesOnBrokenHandshake,
     /// SetupConnection is never answered.
     SilentSetup,
+    /// SetupConnection.Error lists only the lowest unsupported flag, not the full set.
+    PartialFlagList,
     /// Any SetupConnection (any protocol, version, flags, malformed or not) gets .Success with
     /// used_version = min_version; channels are served before setup too.
     Lenient,
@@ -71,6 +73,8 @@ enum Fault {
     WrongRequestId,
     /// extranonce_size below the requested minimum.
     SmallExtranonce,
+    /// extranonce_size 40: more than a share's B0_32 extranonce can carry.
+    HugeExtranonce,
     /// A NewMiningJob to the extended channel.
     StandardJobToExtended,
     /// The coinbase keeps its BIP141 marker and flag.
@@ -316,7 +320,10 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             return Some(out);
         }
         let setup = setup?;
-        let unsupported = setup.flags & !0b111;
+        let mut unsupported = setup.flags & !0b111;
+        if fault == Fault::PartialFlagList {
+            unsupported &= unsupported.wrapping_neg();
+        }
         let code = if fault == Fault::ControlCharacterCodes {
             &b"bad\x01code"[..]
         } else {
@@ -447,6 +454,9 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             let mut size = o.min_extranonce_size.max(8);
             if fault == Fault::SmallExtranonce {
                 size = o.min_extranonce_size.saturating_sub(1).min(4);
+            }
+            if fault == Fault::HugeExtranonce {
+                size = 40;
             }
             if fault == Fault::GroupLengthMismatch && state.extended_channels == 2 {
                 size += 1;
@@ -662,7 +672,6 @@ async fn setup_checks_fail_on_a_lenient_or_silent_pool() {
             "setup.first-message",
             "setup.version-unsupported",
             "setup.version-range",
-            "setup.unsupported-flags",
             "setup.unknown-protocol",
             "setup.truncated-message",
             "setup.trailing-byte",
@@ -670,6 +679,7 @@ async fn setup_checks_fail_on_a_lenient_or_silent_pool() {
     )
     .await;
     fails_only_with(Fault::SilentSetup, &["setup.reply"]).await;
+    fails_only_with(Fault::PartialFlagList, &["setup.unsupported-flags"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,6 +730,7 @@ async fn monitor_rules_fail_on_the_traffic_that_breaks_them() {
         (Fault::UsedVersionOutOfRange, "monitor.used-version"),
         (Fault::WrongRequestId, "monitor.request-id-echo"),
         (Fault::SmallExtranonce, "monitor.extranonce-size"),
+        (Fault::HugeExtranonce, "monitor.extranonce-fits"),
         (Fault::StandardJobToExtended, "monitor.job-kind"),
         (Fault::SegwitCoinbase, "monitor.coinbase-stripped"),
         (Fault::PrefixToGroup, "monitor.no-prefix-to-group"),

@@ -176,3 +176,84 @@ fn a_transcript_without_its_start_is_not_judged() {
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert!(report.exercised.is_empty());
 }
+
+/// A share the client sent that does not decode strictly (here a 33-byte extranonce, as
+/// `shares.extranonce-33` sends on purpose) is still a share: the server's SubmitShares.Error
+/// echoing its sequence_number is right, not "a sequence number never sent".
+#[test]
+fn an_undecodable_share_is_still_a_share_the_server_may_answer() {
+    use sv2_codec::messages::mining::{SubmitSharesError, SubmitSharesExtended};
+    use sv2_conformance::monitor::{SHARE_ERROR_ECHO, STRICT_DECODING};
+
+    let mut target = [0u8; 32];
+    target[30] = 0xff;
+    let mut t = pool_side(target, false);
+    let at = Timestamp(1);
+    // A valid 32-byte extranonce, then the B0_32 length byte raised to 33 with one byte more.
+    let mut share = frame(
+        SubmitSharesExtended {
+            channel_id: 1,
+            sequence_number: 7,
+            job_id: 1,
+            nonce: 0,
+            ntime: 0,
+            version: 0x2000_0000,
+            extranonce: B0_32::new(vec![0xee; 32]).unwrap(),
+        }
+        .into(),
+    );
+    let len_at = share.len() - 33;
+    assert_eq!(share[len_at], 32);
+    share[len_at] = 33;
+    share.push(0xee);
+    let payload = (share.len() - 6) as u32;
+    share[3..6].copy_from_slice(&payload.to_le_bytes()[..3]);
+    t.frame(at, Direction::ClientToServer, &share, None);
+    t.frame(
+        at,
+        Direction::ServerToClient,
+        &frame(
+            SubmitSharesError {
+                channel_id: 1,
+                sequence_number: 7,
+                error_code: str255("invalid-share-encoding"),
+            }
+            .into(),
+        ),
+        None,
+    );
+    let report = check_transcript(&t);
+    let server = report.server();
+    assert!(
+        server.findings.is_empty(),
+        "the pool did right: {:?}",
+        server.findings
+    );
+    assert!(server.exercised.contains(SHARE_ERROR_ECHO));
+    // The client's frame itself breaks strict decoding, on the client's side only.
+    assert!(report
+        .findings
+        .iter()
+        .all(|f| f.rule != STRICT_DECODING && f.rule != SHARE_ERROR_ECHO));
+    assert!(
+        !report.findings.is_empty(),
+        "the client's malformed share is a client finding"
+    );
+
+    // An Error echoing a sequence number that was never sent at all still fails.
+    t.frame(
+        at,
+        Direction::ServerToClient,
+        &frame(
+            SubmitSharesError {
+                channel_id: 1,
+                sequence_number: 99,
+                error_code: str255("invalid-share"),
+            }
+            .into(),
+        ),
+        None,
+    );
+    let server = check_transcript(&t).server();
+    assert!(server.findings.iter().any(|f| f.rule == SHARE_ERROR_ECHO));
+}

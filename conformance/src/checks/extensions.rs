@@ -12,13 +12,13 @@ use crate::session::{describe, Ctx, Incoming, Session};
 use crate::verdict::Outcome;
 
 pub const CHECKS: &[Check] = &[
-    active!("ext.unknown-extension-ignored", "3.4", Must, Some(7), "a non-channel message of an unknown extension is discarded: no close, and the next request is answered", unknown_extension_ignored),
-    active!("ext.request-extensions-answered", "ext1 4.1", Must, Some(32), "a server supporting extension 0x0001 answers RequestExtensions with .Success or .Error echoing request_id", request_extensions_answered),
+    active!("ext.unknown-extension-ignored", "3.4.1", Must, Some(7), "a non-channel message of an unknown extension is discarded: no close, and the next request is answered", unknown_extension_ignored),
+    active!("ext.request-extensions-answered", "ext1 1.1", Must, Some(32), "a server supporting extension 0x0001 answers RequestExtensions with .Success or .Error echoing request_id", request_extensions_answered),
     active!("ext.unsupported-only-error", "ext1 4.1", Must, Some(33), "RequestExtensions for only unsupported extensions gets .Error listing them", unsupported_only_error),
-    active!("ext.ignored-without-support", "ext1 4.3", Must, Some(38), "a server without extension 0x0001 ignores RequestExtensions and stays connected", ignored_without_support),
-    active!("ext.required-enforced", "ext1 4.1", Must, Some(35), "a server that lists required_extensions in RequestExtensions.Error disconnects a client that goes on without them", required_enforced),
-    active!("ext.unnegotiated-tlv-ignored", "3.4.3", Must, Some(12), "a TLV of an extension never negotiated, after a valid share, is ignored: the share is judged on its own", unnegotiated_tlv_ignored),
-    active!("ext.tlv-too-long-rejected", "ext2 1.3", Must, Some(11), "with extension 0x0002 negotiated, a user_identity TLV of 33 bytes makes the share rejected", tlv_too_long_rejected),
+    active!("ext.ignored-without-support", "3.4.1", Must, Some(38), "a server without extension 0x0001 ignores RequestExtensions and stays connected", ignored_without_support),
+    active!("ext.required-enforced", "ext1 4", Must, Some(35), "a server that lists required_extensions in RequestExtensions.Error disconnects a client that goes on without them", required_enforced),
+    active!("ext.unnegotiated-tlv-ignored", "ext2 1.3", Must, Some(12), "a TLV of an extension never negotiated, after a valid share, is ignored: the share is judged on its own", unnegotiated_tlv_ignored),
+    active!("ext.tlv-too-long-rejected", "3.4.3", Must, Some(11), "with extension 0x0002 negotiated, a user_identity TLV of 33 bytes makes the share rejected", tlv_too_long_rejected),
 ];
 
 /// A TLV with any value up to 65535 bytes (beyond what the extension allows, for negative checks).

@@ -35,7 +35,7 @@ pub fn traffic_check() -> Check {
     crate::active!(
         "monitor.traffic",
         "5",
-        Must,
+        May,
         None,
         "ordinary mining traffic for the monitor rules",
         traffic

@@ -14,12 +14,12 @@ use crate::verdict::Outcome;
 
 pub const CHECKS: &[Check] = &[
     active!("noise.required", "4", Must, Some(13), "a remote upstream requires the Noise handshake: plaintext SetupConnection gets no .Success", required),
-    active!("noise.act2-length", "4.5.1", Must, Some(14), "after a valid 64-byte act 1 the responder sends exactly 234 bytes of act 2", act2_length),
-    active!("noise.certificate", "4.5.2", Must, Some(15), "the certificate's BIP340 signature verifies with the authority key and now is inside its validity window", certificate),
+    active!("noise.act2-length", "4.5.2", Must, Some(14), "after a valid 64-byte act 1 the responder sends exactly 234 bytes of act 2", act2_length),
+    active!("noise.certificate", "4.5.3", Must, Some(15), "the certificate's BIP340 signature verifies with the authority key and now is inside its validity window", certificate),
     active!("noise.mac-failure-closes", "4.5", Must, Some(17), "a transport frame that fails its MAC terminates the session, with no reply", mac_failure_closes),
     active!("noise.chunked-frame", "4.6", Must, Some(20), "a message over 65519 bytes, sent as several AEAD blocks, is read whole (and, of an unknown extension, discarded)", chunked_frame),
     active!("noise.transport-frames", "4.6", Must, Some(18), "frames from the server decrypt in order: 22-byte encrypted header, msg_length = plaintext length, one nonce per header and per block", transport_frames),
-    active!("noise.handshake-reliability", "4.5.1", Must, Some(14), "every valid act 1 gets its act 2: 256 handshakes with random ephemeral keys, act 1 in one write or split in two", handshake_reliability),
+    active!("noise.handshake-reliability", "4.5.2", Must, Some(14), "every valid act 1 gets its act 2: 256 handshakes with random ephemeral keys, act 1 in one write or split in two", handshake_reliability),
     active!("noise.survives-broken-handshakes", "4.5", Should, None, "half-sent and abandoned handshakes do not stop the server from serving the next client", survives_broken_handshakes),
 ];
 

@@ -34,7 +34,7 @@ pub const CHECKS: &[Check] = &[
     active!("shares.above-target", "5.3.21", Must, None, "a share whose hash is above the channel target gets SubmitShares.Error", above_target),
     active!("shares.old-target", "5.3.21", Must, Some(60), "after UpdateChannel halves the target and SetTarget comes, a share meeting the old target but not the new one gets SubmitShares.Error", old_target),
     active!("shares.duplicate", "5.3.14", Should, None, "the same valid share sent twice: the second gets SubmitShares.Error", duplicate),
-    active!("shares.version-mask", "5.3.16", Must, None, "a share changing version bits outside BIP323's 0x1fffffe0 (valid PoW) gets SubmitShares.Error", version_mask),
+    active!("shares.version-mask", "5.3.16", Should, None, "a share changing version bits outside BIP323's 0x1fffffe0 (valid PoW) gets SubmitShares.Error", version_mask),
     active!("shares.version-fixed", "5.3.16", Must, None, "on a job with version_rolling_allowed = false, a share with a rolled version gets SubmitShares.Error", version_fixed),
 ];
 

@@ -15,7 +15,7 @@ use common::{mock_pool, run_only};
 use sv2_codec::messages::common::{SetupConnectionError, SetupConnectionSuccess};
 use sv2_codec::messages::extensions::{RequestExtensionsError, RequestExtensionsSuccess};
 use sv2_codec::messages::mining::{
-    NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess,
+    NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess, OpenMiningChannelError,
     OpenStandardMiningChannelSuccess, SetCustomMiningJobError, SetCustomMiningJobSuccess,
     SetExtranoncePrefix, SetGroupChannel, SetNewPrevHash, SetTarget, SubmitSharesError,
     SubmitSharesSuccess,
@@ -108,12 +108,17 @@ enum Fault {
     SniffsFirstByte,
     /// The first connection's act 1 gets no act 2; later ones are served.
     LosesFirstHandshake,
+    /// Every channel whose user_identity is not [`KNOWN_USER`] is refused with "unknown-user" (a
+    /// pool that wants a payout address as the user).
+    RefusesUser,
     /// An unrequested SetCustomMiningJob gets .Success with its channel_msg bit cleared (a frame
     /// that does not decode strictly), instead of .Error.
     CustomJobSuccessBadBit,
 }
 
 const GROUP: u32 = 100;
+/// The one user_identity a [`Fault::RefusesUser`] pool serves.
+const KNOWN_USER: &str = "bc1qknownuser";
 
 /// A scripted pool on loopback: Noise with a fresh authority (returned), Mining protocol only.
 async fn broken(fault: Fault) -> (SocketAddr, AuthorityPublicKey) {
@@ -416,6 +421,26 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             }
             .into())),
         },
+        Message::OpenStandardMiningChannel(o)
+            if fault == Fault::RefusesUser
+                && o.user_identity.as_bytes() != KNOWN_USER.as_bytes() =>
+        {
+            out.push(f(OpenMiningChannelError {
+                request_id: o.request_id,
+                error_code: str255(b"unknown-user"),
+            }
+            .into()));
+        }
+        Message::OpenExtendedMiningChannel(o)
+            if fault == Fault::RefusesUser
+                && o.user_identity.as_bytes() != KNOWN_USER.as_bytes() =>
+        {
+            out.push(f(OpenMiningChannelError {
+                request_id: o.request_id,
+                error_code: str255(b"unknown-user"),
+            }
+            .into()));
+        }
         Message::OpenStandardMiningChannel(o) => {
             state.next_channel += 1;
             let id = state.next_channel;
@@ -785,4 +810,46 @@ async fn certificate_and_plaintext_faults_of_the_mock_pool() {
     let results = run_only(target, &["noise.required"]).await;
     let (v, observed) = verdict_of(&results, "noise.required");
     assert_eq!(v, Verdict::Fail, "{observed}");
+}
+
+/// A pool that refuses the suite's user_identity refuses every channel for a reason outside every
+/// check: the checks that needed a channel say so and name `--user`, none fails; with an identity
+/// it knows they run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_user_is_an_error_naming_the_option_never_a_failure() {
+    let checks = [
+        "mining.both-channel-kinds",
+        "mining.request-id-echo",
+        "mining.extranonce-size",
+        "mining.max-target",
+    ];
+    let (addr, key) = broken(Fault::RefusesUser).await;
+    for r in run_only(target(addr, key), &checks).await {
+        assert_eq!(
+            r.outcome.verdict,
+            Verdict::Error,
+            "{}: {}",
+            r.check.id,
+            r.outcome.observed
+        );
+        assert!(
+            r.outcome.observed.contains("--user") && r.outcome.observed.contains("unknown-user"),
+            "{}: {}",
+            r.check.id,
+            r.outcome.observed
+        );
+    }
+    let mut known = target(addr, key);
+    known.user_identity = KNOWN_USER.into();
+    // (The scripted pool ignores max_target and min_extranonce_size: the last two checks have no
+    // passing case here.)
+    for r in run_only(known, &checks[..2]).await {
+        assert_eq!(
+            r.outcome.verdict,
+            Verdict::Pass,
+            "{}: {}",
+            r.check.id,
+            r.outcome.observed
+        );
+    }
 }

@@ -81,6 +81,9 @@ pub fn text(report: &Report, verbose: bool) -> String {
             "plaintext"
         }
     );
+    if let Some(certificate) = &report.certificate {
+        let _ = writeln!(out, "server certificate: {certificate}\n");
+    }
     for ((_, _, section), results) in grouped(report) {
         let _ = writeln!(out, "{}", section_label(&section));
         for r in results {
@@ -163,6 +166,7 @@ pub fn json(report: &Report) -> Value {
         "role": "pool",
         "target": report.target,
         "encrypted": report.encrypted,
+        "certificate": report.certificate,
         "summary": {
             "checks": report.results.len(),
             "pass": report.count(Verdict::Pass),

@@ -69,6 +69,9 @@ pub struct CheckResult {
 pub struct Report {
     pub target: String,
     pub encrypted: bool,
+    /// The server's certificate in words (version, validity, certified key), as the run's first
+    /// handshake saw it; whether its signature verifies is `noise.certificate`'s verdict.
+    pub certificate: Option<String>,
     pub results: Vec<CheckResult>,
     pub duration: Duration,
 }
@@ -117,6 +120,7 @@ pub async fn run(
 ) -> Report {
     let started = Instant::now();
     let target = Arc::new(target);
+    let certificate: crate::session::CertificateSlot = Arc::default();
     let catalogue = checks::catalogue();
     let selected: Vec<Check> = catalogue
         .into_iter()
@@ -141,7 +145,7 @@ pub async fn run(
         let Kind::Active(run_fn) = check.kind else {
             continue;
         };
-        let ctx = Ctx::new(target.clone());
+        let ctx = Ctx::new(target.clone()).sharing_certificate(certificate.clone());
         let t = Instant::now();
         let limit = deadline(&target);
         let task = tokio::spawn(run_fn(ctx.clone()));
@@ -213,9 +217,11 @@ pub async fn run(
         results.push(result);
     }
 
+    let certificate = certificate.lock().ok().and_then(|c| c.clone());
     Report {
         target: target.address.to_string(),
         encrypted: target.is_encrypted(),
+        certificate,
         results,
         duration: started.elapsed(),
     }

@@ -98,14 +98,26 @@ type Evidence = Arc<Mutex<Vec<Recorded>>>;
 pub struct Ctx {
     target: Arc<Target>,
     evidence: Evidence,
+    certificate: CertificateSlot,
 }
+
+/// The server's certificate in words, as the first handshake of a run saw it (shared by the run's
+/// checks; the report shows it).
+pub type CertificateSlot = Arc<Mutex<Option<String>>>;
 
 impl Ctx {
     pub fn new(target: Arc<Target>) -> Self {
         Self {
             target,
             evidence: Arc::default(),
+            certificate: Arc::default(),
         }
+    }
+
+    /// This context notes the certificate its first handshake sees in `slot` (when still empty).
+    pub fn sharing_certificate(mut self, slot: CertificateSlot) -> Self {
+        self.certificate = slot;
+        self
     }
 
     pub fn target(&self) -> &Target {
@@ -207,6 +219,17 @@ impl Ctx {
             },
         };
         conn.record_endpoints();
+        if let Some(info) = &conn.handshake {
+            let mut seen = lock(&self.certificate);
+            if seen.is_none() {
+                let established = &info.established;
+                *seen = Some(
+                    established
+                        .certificate
+                        .describe(&established.certified_key, sv2_wire::unix_now()),
+                );
+            }
+        }
         Ok(Session {
             conn: Some(conn),
             label: label.to_string(),

@@ -157,6 +157,7 @@ fn passive(args: &Args, path: &std::path::Path, out: &mut dyn Write) -> anyhow::
         let report = Report {
             target: format!("{} ({label})", path.display()),
             encrypted: true,
+            certificate: None,
             results,
             duration: Duration::ZERO,
         };

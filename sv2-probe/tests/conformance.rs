@@ -74,6 +74,12 @@ async fn reports_exit_codes_expectations_and_passive_mode() {
         "{stdout}"
     );
     assert!(stdout.contains(" 0 fail (0 MUST)"), "{stdout}");
+    // What the server's certificate signs, in words, not only in the JSON.
+    assert!(
+        stdout.contains("server certificate: version 0, valid ")
+            && stdout.contains("certifies server key "),
+        "{stdout}"
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.starts_with("<?xml") && xml.contains("<testcase name=\"setup.reply\""),

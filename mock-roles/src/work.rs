@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use sv2_chain::merkle::coinbase_merkle_root;
 use sv2_chain::target::{hashes_per_share, meets_target};
-use sv2_codec::messages::mining::{SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard};
+use sv2_codec::messages::mining::{
+    NewExtendedMiningJob, NewMiningJob, SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard,
+};
 use sv2_codec::types::B0_32;
 use sv2_codec::Message;
 use sv2_engine::{
@@ -133,32 +135,36 @@ impl JobData {
     /// addressed to; None for any other message.
     pub fn from_message(message: &Message<'_>) -> Option<(u32, JobData)> {
         match message {
-            Message::NewMiningJob(m) => Some((
-                m.channel_id,
-                JobData {
-                    id: m.job_id,
-                    version: m.version,
-                    min_ntime: m.min_ntime,
-                    body: JobBody::Standard {
-                        merkle_root: m.merkle_root.0,
-                    },
-                },
-            )),
-            Message::NewExtendedMiningJob(m) => Some((
-                m.channel_id,
-                JobData {
-                    id: m.job_id,
-                    version: m.version,
-                    min_ntime: m.min_ntime,
-                    body: JobBody::Extended {
-                        prefix: m.coinbase_tx_prefix.as_bytes().to_vec(),
-                        suffix: m.coinbase_tx_suffix.as_bytes().to_vec(),
-                        path: m.merkle_path.iter().map(|h| h.0).collect(),
-                        version_rolling_allowed: m.version_rolling_allowed,
-                    },
-                },
-            )),
+            Message::NewMiningJob(m) => Some((m.channel_id, JobData::standard(m))),
+            Message::NewExtendedMiningJob(m) => Some((m.channel_id, JobData::extended(m))),
             _ => None,
+        }
+    }
+
+    /// The job of a NewMiningJob.
+    pub fn standard(m: &NewMiningJob) -> JobData {
+        JobData {
+            id: m.job_id,
+            version: m.version,
+            min_ntime: m.min_ntime,
+            body: JobBody::Standard {
+                merkle_root: m.merkle_root.0,
+            },
+        }
+    }
+
+    /// The job of a NewExtendedMiningJob.
+    pub fn extended(m: &NewExtendedMiningJob<'_>) -> JobData {
+        JobData {
+            id: m.job_id,
+            version: m.version,
+            min_ntime: m.min_ntime,
+            body: JobBody::Extended {
+                prefix: m.coinbase_tx_prefix.as_bytes().to_vec(),
+                suffix: m.coinbase_tx_suffix.as_bytes().to_vec(),
+                path: m.merkle_path.iter().map(|h| h.0).collect(),
+                version_rolling_allowed: m.version_rolling_allowed,
+            },
         }
     }
 }

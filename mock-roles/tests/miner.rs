@@ -1061,6 +1061,50 @@ fn set_group_channel_moves_the_channel_and_jobs_follow_the_group() {
 // ---------------------------------------------------------------------------------------------------
 // Shares
 
+/// A share refused after its job was replaced while it was in flight is stale by the protocol's
+/// state, whatever code the pool uses: "invalid-job-id" here, as pools answer a share that crossed a
+/// SetNewPrevHash. One refused on a job still current is not, even with the code "stale-share".
+#[test]
+fn a_share_whose_job_was_replaced_in_flight_is_stale_whatever_the_code() {
+    let now = Instant::now();
+    let (mut d, w) = mining_standard(config(ChannelKind::Standard), target_top(EASY), now);
+    let mut seqs = Vec::new();
+    for i in 0..2u32 {
+        let s = find_share(&w, &[], VERSION | (i << 5), &target_top(EASY), true);
+        let out = d.share_found(&s, now);
+        let Message::SubmitSharesStandard(m) = &sends(&out)[0] else {
+            panic!("{out:?}")
+        };
+        seqs.push(m.sequence_number);
+    }
+    let rejected = |d: &mut Device, seq: u32, code: &str| {
+        let out = d.handle(
+            &SubmitSharesError {
+                channel_id: CHANNEL,
+                sequence_number: seq,
+                error_code: str255(code),
+            }
+            .into(),
+            now,
+        );
+        events(&out)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::ShareRejected { stale, .. } => Some(stale),
+                _ => None,
+            })
+            .expect("a ShareRejected event")
+    };
+    // Job 1 is still current: a refusal is the share's own fault, whatever the code.
+    assert!(!rejected(&mut d, seqs[0], "stale-share"));
+    // A new block: job 2 replaces job 1 while the second share is in flight.
+    d.handle(&standard_job(2, None, [0x22; 32]), now);
+    d.handle(&prev_hash(CHANNEL, 2), now);
+    assert!(rejected(&mut d, seqs[1], "invalid-job-id"));
+    assert_eq!(d.counters().rejected, 2);
+    assert_eq!(d.counters().stale, 1);
+}
+
 #[test]
 fn shares_are_submitted_with_increasing_sequence_numbers_and_settled() {
     let now = Instant::now();
@@ -1094,7 +1138,8 @@ fn shares_are_submitted_with_increasing_sequence_numbers_and_settled() {
         events(&out),
         vec![Event::ShareRejected {
             sequence_number: 1,
-            error_code: "invalid-nonce".into()
+            error_code: "invalid-nonce".into(),
+            stale: false,
         }]
     );
     let out = d.handle(
@@ -1158,7 +1203,8 @@ fn shares_are_submitted_with_increasing_sequence_numbers_and_settled() {
         events(&out),
         vec![Event::ShareRejected {
             sequence_number: 50,
-            error_code: "x".into()
+            error_code: "x".into(),
+            stale: false,
         }]
     );
     // For another channel id: ignored.
@@ -1371,7 +1417,8 @@ fn close_reconnect_update_error_and_unexpected_messages() {
         events(&out),
         vec![Event::ShareRejected {
             sequence_number: 0,
-            error_code: "bad\nshare".into()
+            error_code: "bad\nshare".into(),
+            stale: false,
         }]
     );
 

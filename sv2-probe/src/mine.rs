@@ -32,8 +32,10 @@ URL: stratum2+tcp://host:port/<authority key> (no key with --plaintext). Runs un
 passed, the pool closes the connection, or Ctrl-C. Each step of the connection (TCP, handshake, \
 setup, channel, first job) must finish within --timeout, and the pool may stay silent while mining \
 for at most --idle-timeout. Exit code 1 when the connection failed or ended early, a share was \
-rejected (\"stale-share\" answers to shares sent just before a new block are counted apart, not as \
-failures, unless nothing was accepted) or the pool broke a rule; 2 on a usage error.";
+rejected (a share whose job a new block replaced while it was in flight is stale through nobody's \
+fault, whatever code the pool answers with, \"stale-share\" or \"invalid-job-id\": such shares are \
+counted apart, not as failures, unless nothing was accepted) or the pool broke a rule; 2 on a usage \
+error.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -165,9 +167,8 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
                 }
                 event = handle.events.recv() => {
                     let Some(event) = event else { break };
-                    match &event {
-                        Event::ShareRejected { error_code, .. } if error_code == "stale-share" => stale += 1,
-                        _ => {}
+                    if let Event::ShareRejected { stale: true, .. } = &event {
+                        stale += 1;
                     }
                     let (name, text, mut fields) = describe(&event);
                     if args.json {
@@ -412,10 +413,18 @@ pub fn describe(event: &Event) -> (&'static str, String, Value) {
         Event::ShareRejected {
             sequence_number,
             error_code,
+            stale,
         } => (
             "REJECTED",
-            format!("SubmitShares.Error {error_code:?} for #{sequence_number}"),
-            json!({"sequence_number": sequence_number, "error_code": error_code}),
+            format!(
+                "SubmitShares.Error {error_code:?} for #{sequence_number}{}",
+                if *stale {
+                    " (stale: its job was replaced while it was in flight)"
+                } else {
+                    ""
+                }
+            ),
+            json!({"sequence_number": sequence_number, "error_code": error_code, "stale": stale}),
         ),
         Event::UpdateRefused { error_code } => (
             "update refused",
@@ -505,11 +514,21 @@ mod tests {
 
         let (name, text, _) = describe(&Event::ShareRejected {
             sequence_number: 4,
-            error_code: "stale-share".into(),
+            error_code: "invalid-job-id".into(),
+            stale: true,
         });
         assert_eq!(
             (name, text.as_str()),
-            ("REJECTED", "SubmitShares.Error \"stale-share\" for #4")
+            (
+                "REJECTED",
+                "SubmitShares.Error \"invalid-job-id\" for #4 (stale: its job was replaced while it was in flight)"
+            )
         );
+        let (_, text, _) = describe(&Event::ShareRejected {
+            sequence_number: 5,
+            error_code: "stale-share".into(),
+            stale: false,
+        });
+        assert_eq!(text, "SubmitShares.Error \"stale-share\" for #5");
     }
 }

@@ -539,6 +539,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn shutdown(&mut self) {
         let _ = self.stream.shutdown().await;
     }
+
+    /// Ends the connection politely: the write side closes (the peer reads everything sent, then
+    /// the end), and what the peer still sends is read and recorded until it closes too or
+    /// `linger` passes. Dropping a socket with unread bytes makes the kernel reset the connection,
+    /// and a reset can make the peer lose what it had not read yet (a CloseChannel, say).
+    pub async fn close(&mut self, linger: Duration) {
+        let _ = self.stream.shutdown().await;
+        let deadline = tokio::time::Instant::now() + linger;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.recv_frame("closing", left).await {
+                Ok(_) | Err(NetError::Decode { .. }) => {}
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 /// Bytes read from the stream at a time.

@@ -295,6 +295,9 @@ fn step_of(phase: Phase, t: &Timeouts) -> (&'static str, Duration) {
     }
 }
 
+/// How long a closing connection waits for the pool to close its side after ours.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
 /// Runs the device until shutdown, a close, or an error. `shutdown` turning true (or its sender
 /// going away) ends the run.
 pub async fn run(
@@ -396,7 +399,8 @@ async fn session(
         started,
     )
     .await;
-    conn.shutdown().await;
+    // A graceful end: the pool reads our CloseChannel before it sees the connection go.
+    conn.close(CLOSE_LINGER).await;
     forward.run(&conn.transcript);
     *transcript = std::mem::take(&mut conn.transcript);
     publish(&device, &mut engine, stats, last, started, true);

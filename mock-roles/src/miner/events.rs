@@ -88,6 +88,9 @@ pub enum Event {
     ShareRejected {
         sequence_number: u32,
         error_code: String,
+        /// The share's job was replaced (a SetNewPrevHash, the channel closed) while it was in
+        /// flight: stale by the protocol's state, whatever `error_code` says.
+        stale: bool,
     },
     /// UpdateChannel.Error.
     UpdateRefused { error_code: String },

@@ -49,7 +49,9 @@ use sv2_codec::Message;
 
 use sv2_chain::sha256d;
 use sv2_chain::target::{compact_to_target, meets_target};
-use sv2_engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
+use sv2_engine::{Extranonce, Job, Share, Target};
+
+use crate::work::JobBody;
 
 pub use events::{Event, ShareProblem};
 
@@ -218,24 +220,15 @@ pub struct Counters {
     pub accepted: u64,
     /// SubmitShares.Error received.
     pub rejected: u64,
+    /// Of those, shares whose job was replaced while they were in flight (stale through nobody's
+    /// fault, whatever the error code).
+    pub stale: u64,
     /// Found shares not sent (stale, above target, duplicate, ...).
     pub dropped: u64,
     /// Shares meeting the network target.
     pub blocks: u64,
     /// Sum of SubmitShares.Success.new_shares_sum.
     pub shares_sum: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum JobBody {
-    Standard {
-        merkle_root: [u8; 32],
-    },
-    Extended {
-        prefix: Vec<u8>,
-        suffix: Vec<u8>,
-        path: Vec<[u8; 32]>,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -702,18 +695,7 @@ impl Device {
         if !ours {
             return;
         }
-        self.receive_job(
-            m.channel_id,
-            m.job_id,
-            m.min_ntime,
-            m.version,
-            None,
-            JobBody::Standard {
-                merkle_root: m.merkle_root.0,
-            },
-            now,
-            out,
-        );
+        self.receive_job(m.channel_id, crate::work::JobData::standard(m), now, out);
     }
 
     fn on_new_extended_job(
@@ -727,39 +709,26 @@ impl Device {
         }
         // Also on a standard channel (addressed to it, or to its group although standard jobs were
         // required): mined, the coinbase with the channel's extranonce_prefix giving the merkle root.
-        let prefix = m.coinbase_tx_prefix.as_bytes().to_vec();
-        let suffix = m.coinbase_tx_suffix.as_bytes().to_vec();
-        self.receive_job(
-            m.channel_id,
-            m.job_id,
-            m.min_ntime,
-            m.version,
-            Some(m.version_rolling_allowed),
-            JobBody::Extended {
-                prefix,
-                suffix,
-                path: m.merkle_path.iter().map(|h| h.0).collect(),
-            },
-            now,
-            out,
-        );
+        self.receive_job(m.channel_id, crate::work::JobData::extended(m), now, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A job the channel (or its group) received, parsed by the shared client view.
     fn receive_job(
         &mut self,
         channel_id: u32,
-        job_id: u32,
-        min_ntime: Option<u32>,
-        version: u32,
-        rolling_allowed: Option<bool>,
-        body: JobBody,
+        received: crate::work::JobData,
         now: Instant,
         out: &mut Vec<Output>,
     ) {
+        let crate::work::JobData {
+            id: job_id,
+            version,
+            min_ntime,
+            body,
+        } = received;
         self.counters.jobs += 1;
         let fixed = self.success_flags & REQUIRES_FIXED_VERSION != 0;
-        let rolling = self.config.version_rolling && !fixed && rolling_allowed.unwrap_or(true);
+        let rolling = self.config.version_rolling && !fixed && body.version_rolling_allowed();
         let extended = matches!(body, JobBody::Extended { .. });
         let Some(ch) = self.channel.as_ref() else {
             return;
@@ -891,37 +860,22 @@ impl Device {
             return;
         };
         let Some(act) = job.activation else { return };
-        let merkle = match &job.body {
-            JobBody::Standard { merkle_root } => MerkleSource::Root(*merkle_root),
-            JobBody::Extended {
-                prefix,
-                suffix,
-                path,
-            } => {
-                let len = if ch.kind == ChannelKind::Extended {
-                    ch.extranonce_size
-                } else {
-                    0
-                };
-                // Each work starts its extranonce counter apart from the previous one's, so that
-                // reissued work does not repeat the search.
-                let step = match len {
-                    0 => 0,
-                    1..=3 => 1u64 << (4 * len),
-                    _ => 1 << 20,
-                };
-                let start = ch.next_extranonce;
-                ch.next_extranonce = ch.next_extranonce.wrapping_add(step);
-                MerkleSource::Coinbase(CoinbaseParts {
-                    prefix: prefix.clone(),
-                    extranonce_prefix: job.extranonce_prefix.clone(),
-                    extranonce_len: len,
-                    extranonce_start: start,
-                    suffix: suffix.clone(),
-                    merkle_path: path.clone(),
-                })
-            }
+        let len = match (&job.body, ch.kind) {
+            (JobBody::Extended { .. }, ChannelKind::Extended) => ch.extranonce_size,
+            _ => 0,
         };
+        // Each work of an extended job starts its extranonce counter apart from the previous
+        // one's, so that reissued work does not repeat the search.
+        let start = ch.next_extranonce;
+        if matches!(job.body, JobBody::Extended { .. }) {
+            let step = match len {
+                0 => 0,
+                1..=3 => 1u64 << (4 * len),
+                _ => 1 << 20,
+            };
+            ch.next_extranonce = ch.next_extranonce.wrapping_add(step);
+        }
+        let merkle = job.body.merkle_source(&job.extranonce_prefix, len, start);
         let engine_job = Job {
             id: work_id,
             version: job.version,
@@ -1008,11 +962,20 @@ impl Device {
             return;
         };
         let seq = m.sequence_number;
-        ch.outstanding.remove(&seq);
+        // Stale by protocol state, whatever the code says ("stale-share", "invalid-job-id", ...):
+        // the share's job was replaced (a SetNewPrevHash, a closed channel) while it was in flight.
+        let stale = ch
+            .outstanding
+            .remove(&seq)
+            .is_some_and(|job_id| ch.closed || !ch.valid.contains(&job_id));
         self.counters.rejected += 1;
+        if stale {
+            self.counters.stale += 1;
+        }
         out.push(Output::Event(Event::ShareRejected {
             sequence_number: seq,
             error_code,
+            stale,
         }));
     }
 
@@ -1052,26 +1015,12 @@ impl Device {
             None => Some(ShareProblem::Stale),
             Some(job) => {
                 let act = job.activation;
-                let (root, expected_len) = match &job.body {
-                    JobBody::Standard { merkle_root } => (*merkle_root, 0),
-                    JobBody::Extended {
-                        prefix,
-                        suffix,
-                        path,
-                    } => (
-                        sv2_chain::merkle::coinbase_merkle_root(
-                            prefix,
-                            &job.extranonce_prefix,
-                            share.extranonce.as_slice(),
-                            suffix,
-                            path,
-                        ),
-                        if ch.kind == ChannelKind::Extended {
-                            ch.extranonce_size
-                        } else {
-                            0
-                        },
-                    ),
+                let root = job
+                    .body
+                    .merkle_root(&job.extranonce_prefix, share.extranonce.as_slice());
+                let expected_len = match (&job.body, ch.kind) {
+                    (JobBody::Extended { .. }, ChannelKind::Extended) => ch.extranonce_size,
+                    _ => 0,
                 };
                 let allowed = if job.rolling { mask } else { 0 };
                 let act = act.unwrap_or(Activation {

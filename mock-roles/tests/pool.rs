@@ -32,12 +32,14 @@ use sv2_conformance::monitor::{
     Finding, Monitor, JOB_ID_UNIQUE, PREV_HASH_NAMES_FUTURE_JOB, SILENT_AFTER_CLOSE,
     UNIQUE_CHANNEL_IDS,
 };
+use sv2_engine::BlockHeader;
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{
     Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, ShareRules, TemplateSource,
 };
 use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
+use sv2_mock::work::{JobBody, JobData};
 use sv2_wire::{Connection, Direction, KeyLog, NetError, Side, Timestamp, Transcript};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -138,11 +140,8 @@ struct Job {
     version: u32,
     future: bool,
     rolling: bool,
-    /// Standard: the merkle root. Extended: computed from the parts below.
-    root: Option<[u8; 32]>,
-    prefix: Vec<u8>,
-    suffix: Vec<u8>,
-    path: Vec<[u8; 32]>,
+    /// The job as the shared client view parses it: the merkle root, or the coinbase parts.
+    body: JobBody,
 }
 
 #[derive(Debug, Clone)]
@@ -313,37 +312,23 @@ impl Client {
                 s.target.0,
             ),
             Message::NewMiningJob(j) => {
+                let data = JobData::standard(j);
                 let job = Job {
-                    version: j.version,
-                    future: j.min_ntime.is_none(),
+                    version: data.version,
+                    future: data.min_ntime.is_none(),
                     rolling: true,
-                    root: Some(j.merkle_root.0),
-                    prefix: Vec::new(),
-                    suffix: Vec::new(),
-                    path: Vec::new(),
+                    body: data.body,
                 };
                 self.add_job(j.channel_id, j.job_id, job, j.min_ntime);
             }
             Message::NewExtendedMiningJob(j) => {
+                let data = JobData::extended(j);
                 for member in self.addressees(j.channel_id) {
-                    let Some(chan) = self.chans.get(&member) else {
-                        continue;
-                    };
-                    let root = chan.extranonce_size.is_none().then(|| {
-                        let mut tx = j.coinbase_tx_prefix.as_bytes().to_vec();
-                        tx.extend_from_slice(&chan.prefix);
-                        tx.extend_from_slice(j.coinbase_tx_suffix.as_bytes());
-                        let path: Vec<[u8; 32]> = j.merkle_path.iter().map(|h| h.0).collect();
-                        merkle::root_from_path(&sha256d(&tx), &path)
-                    });
                     let job = Job {
-                        version: j.version,
-                        future: j.min_ntime.is_none(),
-                        rolling: j.version_rolling_allowed,
-                        root,
-                        prefix: j.coinbase_tx_prefix.as_bytes().to_vec(),
-                        suffix: j.coinbase_tx_suffix.as_bytes().to_vec(),
-                        path: j.merkle_path.iter().map(|h| h.0).collect(),
+                        version: data.version,
+                        future: data.min_ntime.is_none(),
+                        rolling: data.body.version_rolling_allowed(),
+                        body: data.body.clone(),
                     };
                     self.add_job(member, j.job_id, job, j.min_ntime);
                 }
@@ -435,16 +420,14 @@ impl Client {
         let chan = self.chan(channel_id);
         let active = chan.active.clone().expect("an active job");
         let job = chan.jobs[&active.job_id].clone();
-        let root = match job.root {
-            Some(root) => root,
-            None => {
-                let mut tx = job.prefix.clone();
-                tx.extend_from_slice(&chan.prefix);
-                tx.extend_from_slice(extranonce);
-                tx.extend_from_slice(&job.suffix);
-                merkle::root_from_path(&sha256d(&tx), &job.path)
-            }
+        // A standard channel's extended job (through its group): its extranonce_prefix completes
+        // the coinbase, with no client extranonce.
+        let extranonce = if chan.extranonce_size.is_none() {
+            &[][..]
+        } else {
+            extranonce
         };
+        let root = job.body.merkle_root(&chan.prefix, extranonce);
         let version = if job.rolling {
             job.version ^ 0x0000_2000
         } else {
@@ -452,15 +435,15 @@ impl Client {
         };
         let ntime = active.min_ntime;
         for nonce in self.next_nonce.. {
-            let header = header(
+            let header = BlockHeader {
                 version,
-                &active.prev_hash,
-                &root,
+                prev_hash: active.prev_hash,
+                merkle_root: root,
                 ntime,
-                active.nbits,
+                nbits: active.nbits,
                 nonce,
-            );
-            let hash = sha256d(&header);
+            };
+            let hash = sha256d(&header.to_bytes());
             if want(&hash) {
                 self.next_nonce = nonce.wrapping_add(1);
                 self.sequence += 1;
@@ -484,24 +467,6 @@ impl Client {
         let target = self.chan(channel_id).target;
         self.mine(channel_id, extranonce, |h| meets_target(h, &target))
     }
-}
-
-fn header(
-    version: u32,
-    prev: &[u8; 32],
-    root: &[u8; 32],
-    ntime: u32,
-    nbits: u32,
-    nonce: u32,
-) -> [u8; 80] {
-    let mut h = [0u8; 80];
-    h[0..4].copy_from_slice(&version.to_le_bytes());
-    h[4..36].copy_from_slice(prev);
-    h[36..68].copy_from_slice(root);
-    h[68..72].copy_from_slice(&ntime.to_le_bytes());
-    h[72..76].copy_from_slice(&nbits.to_le_bytes());
-    h[76..80].copy_from_slice(&nonce.to_le_bytes());
-    h
 }
 
 #[derive(Debug, Clone)]

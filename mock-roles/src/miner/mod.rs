@@ -49,7 +49,7 @@ use sv2_codec::Message;
 
 use sv2_chain::sha256d;
 use sv2_chain::target::{compact_to_target, meets_target};
-use sv2_engine::{Extranonce, Job, Share, Target};
+use sv2_engine::{BlockHeader, Extranonce, Job, Share, Target};
 
 use crate::work::JobBody;
 
@@ -1030,14 +1030,17 @@ impl Device {
                     at: now,
                 });
                 let max_ntime = act.ntime.saturating_add(secs_since(act.at, now));
-                hash = sha256d(&check::header_bytes(
-                    share.version,
-                    &act.prev_hash,
-                    &root,
-                    share.ntime,
-                    act.nbits,
-                    share.nonce,
-                ));
+                hash = sha256d(
+                    &BlockHeader {
+                        version: share.version,
+                        prev_hash: act.prev_hash,
+                        merkle_root: root,
+                        ntime: share.ntime,
+                        nbits: act.nbits,
+                        nonce: share.nonce,
+                    }
+                    .to_bytes(),
+                );
                 block = compact_to_target(act.nbits).is_ok_and(|t| meets_target(&hash, &t));
                 if share.extranonce.len() != expected_len {
                     Some(ShareProblem::ExtranonceLength {

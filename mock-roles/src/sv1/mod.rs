@@ -44,7 +44,7 @@ use sv2_codec::sv1::encoding::{
     Notify, Submit, Subscribed,
 };
 use sv2_codec::sv1::json::{Id, RpcError, Sv1Error, Sv1Message};
-use sv2_engine::{CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
+use sv2_engine::{BlockHeader, CoinbaseParts, Extranonce, Job, MerkleSource, Share, Target};
 
 /// Jobs kept (the oldest is forgotten first).
 const MAX_JOBS: usize = 16;
@@ -759,14 +759,17 @@ impl Sv1Client {
                     &n.coinb2,
                     &n.merkle_branch,
                 );
-                hash = sha256d(&check::header_bytes(
-                    share.version,
-                    &n.prev_hash,
-                    &root,
-                    share.ntime,
-                    n.nbits,
-                    share.nonce,
-                ));
+                hash = sha256d(
+                    &BlockHeader {
+                        version: share.version,
+                        prev_hash: n.prev_hash,
+                        merkle_root: root,
+                        ntime: share.ntime,
+                        nbits: n.nbits,
+                        nonce: share.nonce,
+                    }
+                    .to_bytes(),
+                );
                 block = compact_to_target(n.nbits).is_ok_and(|t| meets_target(&hash, &t));
                 let elapsed = now.saturating_duration_since(job.received).as_secs();
                 let max_ntime = n

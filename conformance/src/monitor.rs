@@ -19,7 +19,7 @@ use sv2_chain::target::meets_target;
 use sv2_chain::tx::Transaction;
 use sv2_codec::messages::{flags, MESSAGE_TYPES};
 use sv2_codec::{ErrorKind, Message};
-use sv2_wire::{Direction, Entry, Event, FrameProblem, Side, Transcript};
+use sv2_wire::{Direction, Entry, Event, FrameProblem, Side, Timestamp, Transcript};
 
 use crate::check::{Check, Kind, Level, Role};
 
@@ -61,6 +61,10 @@ pub const COINBASE_STRIPPED: &str = "monitor.coinbase-stripped";
 pub const COINBASE_IS_COINBASE: &str = "monitor.coinbase-is-coinbase";
 pub const GROUP_EXTRANONCE_LENGTH: &str = "monitor.group-extranonce-length";
 pub const SILENT_AFTER_CLOSE: &str = "monitor.silent-after-close";
+
+/// How long after the client's CloseChannel a frame for the channel may still have been in flight
+/// (sent before the server read the close): not a finding of [`SILENT_AFTER_CLOSE`].
+pub const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(1);
 pub const NO_PREFIX_TO_GROUP: &str = "monitor.no-prefix-to-group";
 pub const SHARE_ACKS: &str = "monitor.share-acks";
 pub const SHARE_ERROR_ECHO: &str = "monitor.share-error-echo";
@@ -95,7 +99,7 @@ pub const RULES: &[Check] = &[
     rule!(Pool, COINBASE_STRIPPED, "5.3.16", Must, Some(51), "prefix || extranonce || suffix of NewExtendedMiningJob parses as a legacy transaction without BIP141 marker, flag or witness"),
     rule!(Pool, COINBASE_IS_COINBASE, "5.3.16", Should, None, "prefix || extranonce || suffix of NewExtendedMiningJob is a coinbase: one input, null prevout (expected, not a MUST)"),
     rule!(Pool, GROUP_EXTRANONCE_LENGTH, "5.2.3", Must, Some(52), "all channels of a group have the same total extranonce length"),
-    rule!(Pool, SILENT_AFTER_CLOSE, "5.3.9", Must, Some(54), "after the client's CloseChannel the server sends nothing more for that channel or a group of closed channels (answers to earlier shares aside)"),
+    rule!(Pool, SILENT_AFTER_CLOSE, "5.3.9", Must, Some(54), "after the client's CloseChannel the server sends nothing more for that channel or a group of closed channels (answers to earlier shares aside; frames within 1 s of the close may have crossed it)"),
     rule!(Pool, NO_PREFIX_TO_GROUP, "5.3.10", Must, Some(63), "SetExtranoncePrefix is never addressed to a group channel"),
     rule!(Pool, SHARE_ACKS, "5.3.13", Must, Some(58), "SubmitShares.Success acknowledges only shares sent, and never counts more than were outstanding"),
     rule!(Pool, SHARE_ERROR_ECHO, "5.3.14", Must, Some(59), "SubmitShares.Error names the sequence_number of a share sent and not already rejected"),
@@ -305,6 +309,10 @@ pub struct Monitor {
     /// Channel ids the client itself named (answers about them are not "unknown").
     named_by_client: BTreeSet<u32>,
     closed: BTreeSet<u32>,
+    /// When the client's CloseChannel for each closed channel was recorded.
+    closed_at: BTreeMap<u32, Timestamp>,
+    /// The time of the entry being judged.
+    now: Timestamp,
     scopes: BTreeMap<u32, Scope>,
     prev_hashes: u64,
     /// Shares per channel: sequence numbers sent and not yet settled; rejected; acknowledged by a
@@ -365,6 +373,7 @@ impl Monitor {
     }
 
     fn step(&mut self, index: usize, entry: &Entry) {
+        self.now = entry.at;
         let first = self.only_acts;
         self.only_acts = first && matches!(entry.event, Event::Handshake { .. });
         let Event::Frame {
@@ -523,9 +532,13 @@ impl Monitor {
                 }
             }
             Message::CloseChannel(m) => {
-                self.closed.insert(m.channel_id);
+                let mut ids = vec![m.channel_id];
                 if let Some(members) = self.groups.get(&m.channel_id) {
-                    self.closed.extend(members.iter().copied());
+                    ids.extend(members.iter().copied());
+                }
+                for id in ids {
+                    self.closed.insert(id);
+                    self.closed_at.insert(id, self.now);
                 }
             }
             Message::SubmitSharesStandard(m) => self.share_sent(m.channel_id, m.sequence_number),
@@ -677,6 +690,22 @@ impl Monitor {
                 .get(&id)
                 .is_some_and(|m| !m.is_empty() && m.iter().all(|c| self.closed.contains(c)));
         if !self.closed.contains(&id) && !closed_group {
+            return;
+        }
+        // Frames that reach the client shortly after its CloseChannel left may have crossed it on
+        // the way (the server sent them before it read the close): only what comes later is the
+        // server's doing. The latest close that concerns this id counts.
+        let closed_at = match self.closed_at.get(&id) {
+            Some(at) => Some(*at),
+            None => self.groups.get(&id).and_then(|members| {
+                members
+                    .iter()
+                    .filter_map(|c| self.closed_at.get(c))
+                    .max()
+                    .copied()
+            }),
+        };
+        if closed_at.is_some_and(|at| self.now.since(at) < IN_FLIGHT) {
             return;
         }
         match message {

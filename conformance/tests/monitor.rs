@@ -257,3 +257,47 @@ fn an_undecodable_share_is_still_a_share_the_server_may_answer() {
     let server = check_transcript(&t).server();
     assert!(server.findings.iter().any(|f| f.rule == SHARE_ERROR_ECHO));
 }
+
+/// A frame for a channel that reaches the client just after its CloseChannel left may have crossed
+/// it (the server sent it before it read the close): not a finding. One a second later is.
+#[test]
+fn a_frame_that_crossed_the_close_is_not_a_finding_but_a_later_one_is() {
+    use sv2_codec::messages::mining::{CloseChannel, SetTarget as Target_};
+    use sv2_conformance::monitor::SILENT_AFTER_CLOSE;
+
+    let mut target = [0u8; 32];
+    target[30] = 0xff;
+    let mut t = pool_side(target, false);
+    let secs = |s: u64, ms: u64| Timestamp(s * 1_000_000_000 + ms * 1_000_000);
+    t.frame(
+        secs(10, 0),
+        Direction::ClientToServer,
+        &frame(
+            CloseChannel {
+                channel_id: 1,
+                reason_code: str255("bye"),
+            }
+            .into(),
+        ),
+        None,
+    );
+    let set_target = frame(
+        Target_ {
+            channel_id: 1,
+            maximum_target: U256([0; 32]),
+        }
+        .into(),
+    );
+    t.frame(secs(10, 200), Direction::ServerToClient, &set_target, None);
+    let report = check_transcript(&t).server();
+    assert!(
+        report.findings_for(SILENT_AFTER_CLOSE).next().is_none(),
+        "in flight: {:?}",
+        report.findings
+    );
+    t.frame(secs(11, 500), Direction::ServerToClient, &set_target, None);
+    let report = check_transcript(&t).server();
+    let found: Vec<_> = report.findings_for(SILENT_AFTER_CLOSE).collect();
+    assert_eq!(found.len(), 1, "{:?}", report.findings);
+    assert_eq!(found[0].entry, t.len() - 1);
+}

@@ -207,7 +207,9 @@ impl Rig {
 
     fn record(&mut self, direction: Direction, m: &Message<'_>) -> Vec<Finding> {
         let frame = to_frame_bytes(m, &[]).unwrap();
-        self.transcript.frame(Timestamp(0), direction, &frame, None);
+        // A simulated clock: each frame a second after the previous one (none crosses another).
+        let at = Timestamp(self.transcript.len() as u64 * 1_000_000_000);
+        self.transcript.frame(at, direction, &frame, None);
         let i = self.transcript.len() - 1;
         let entry = self.transcript.entries()[i].clone();
         self.monitor.observe(i, &entry)

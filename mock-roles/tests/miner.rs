@@ -2185,7 +2185,9 @@ mod against_the_mock_pool {
 
         fn record(&mut self, direction: Direction, m: &Message<'_>) {
             let frame = sv2_codec::to_frame_bytes(m, &[]).unwrap();
-            self.transcript.frame(Timestamp(0), direction, &frame, None);
+            // A simulated clock: each frame a second after the previous one (none crosses another).
+            let at = Timestamp(self.transcript.len() as u64 * 1_000_000_000);
+            self.transcript.frame(at, direction, &frame, None);
         }
 
         fn answer_pool(&mut self, pool_out: Vec<PoolOutput>, up: &mut VecDeque<Message<'static>>) {
@@ -2397,7 +2399,9 @@ mod hostile {
             let Ok(frame) = sv2_codec::to_frame_bytes(m, &[]) else {
                 return;
             };
-            self.transcript.frame(Timestamp(0), direction, &frame, None);
+            // A simulated clock: each frame a second after the previous one (none crosses another).
+            let at = Timestamp(self.transcript.len() as u64 * 1_000_000_000);
+            self.transcript.frame(at, direction, &frame, None);
             let i = self.transcript.len() - 1;
             let entry = self.transcript.entries()[i].clone();
             self.live += self.monitor.observe(i, &entry).len() as u64;

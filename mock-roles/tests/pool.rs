@@ -210,7 +210,9 @@ impl Client {
     /// Records a frame of the conversation and lets the monitor judge it.
     fn record(&mut self, direction: Direction, message: &Message<'_>) {
         let frame = sv2_codec::to_frame_bytes(message, &[]).expect("a message that encodes");
-        self.transcript.frame(Timestamp(0), direction, &frame, None);
+        // A simulated clock: each frame a second after the previous one (none crosses another).
+        let at = Timestamp(self.transcript.len() as u64 * 1_000_000_000);
+        self.transcript.frame(at, direction, &frame, None);
         let i = self.transcript.len() - 1;
         let entry = self.transcript.entries()[i].clone();
         self.monitor.observe(i, &entry);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sv2_codec::noise::{
     Encryptor, Established, Initiator, InitiatorConfig, NoiseError, Responder, ResponderConfig,
+    ACT1_LEN,
 };
 use sv2_codec::{to_frame_bytes, Decoded, EncodeError, Message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -186,6 +187,8 @@ pub struct Connection<S> {
     pub handshake: Option<HandshakeInfo>,
     out: Vec<u8>,
     chunk: Vec<u8>,
+    /// The peer's act began with a 2-byte little-endian prefix equal to the act's length.
+    act_prefixed: bool,
 }
 
 impl<S> std::fmt::Debug for Connection<S> {
@@ -221,6 +224,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             handshake: None,
             out: Vec::new(),
             chunk: Vec::new(),
+            act_prefixed: false,
         }
     }
 
@@ -332,6 +336,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 source,
             })?;
         let act1 = conn.read_act(ACT1_STEP, timeout).await?;
+        conn.act_prefixed = act1[..2] == (ACT1_LEN as u16).to_le_bytes();
         let accepted = Instant::now();
         let (act2, established) = responder
             .read_act1(&act1)
@@ -406,6 +411,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             established,
             duration: since.elapsed(),
         });
+    }
+
+    /// Whether the peer's handshake act began with a 2-byte little-endian length equal to the act's
+    /// (`40 00` for act 1): any 64 bytes are an act, so the handshake went on, but when the session
+    /// then fails at once this was likely a pre-standard, length-prefixed act (1 in 65,536 random
+    /// keys begin so).
+    pub fn act_looks_prefixed(&self) -> bool {
+        self.act_prefixed
     }
 
     /// Time since the connection began.

@@ -91,7 +91,9 @@ fn generate(args: &DirArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
 
 /// Whether `dir` holds at least one of the vector files.
 fn has_vectors(dir: &Path) -> bool {
-    sv2_vectors::FILES.iter().any(|name| dir.join(name).is_file())
+    sv2_vectors::FILES
+        .iter()
+        .any(|name| dir.join(name).is_file())
 }
 
 /// The directory to verify: `dir`, or `dir/data` when `dir` is the crate directory (it holds no vector

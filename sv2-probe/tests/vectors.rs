@@ -96,7 +96,10 @@ fn verify_of_a_missing_directory_is_a_usage_error() {
 #[test]
 fn verify_finds_data_under_a_crate_directory_and_refuses_a_directory_without_vectors() {
     // The crate directory (vectors/): its data/ is verified, every file of it.
-    let crate_dir = sv2_vectors::default_data_dir().parent().unwrap().to_path_buf();
+    let crate_dir = sv2_vectors::default_data_dir()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let run = probe(&["vectors", "verify", crate_dir.to_str().unwrap(), "--json"]);
     assert!(
         run.status.success(),

@@ -29,6 +29,6 @@ pub mod session;
 pub mod verdict;
 
 pub use check::{Check, Level, Role};
-pub use runner::{run, Report, Selection};
+pub use runner::{run, run_observed, Progress, Report, Selection};
 pub use session::{Security, Target};
 pub use verdict::{Outcome, Verdict};

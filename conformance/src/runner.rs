@@ -111,12 +111,40 @@ impl Report {
     }
 }
 
+/// Where a run is, for a progress display: [`run_observed`] reports a check as it starts and as it
+/// ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// The check `id` starts; it is number `index` (from 0) of `total` the run reports.
+    Started {
+        id: &'static str,
+        index: usize,
+        total: usize,
+    },
+    /// A check ended with this result.
+    Finished(&'a CheckResult),
+}
+
 /// Runs the selected checks of the catalogue against `target`, in catalogue order, each check's
-/// connections under the monitor. Progress lines go to `progress` as checks end.
+/// connections under the monitor. Each result goes to `progress` as its check ends.
 pub async fn run(
     target: Target,
     selection: &Selection,
     mut progress: impl FnMut(&CheckResult),
+) -> Report {
+    run_observed(target, selection, |event| {
+        if let Progress::Finished(result) = event {
+            progress(result);
+        }
+    })
+    .await
+}
+
+/// As [`run`], with every check's start reported too ([`Progress`]).
+pub async fn run_observed(
+    target: Target,
+    selection: &Selection,
+    mut progress: impl FnMut(Progress<'_>),
 ) -> Report {
     let started = Instant::now();
     let target = Arc::new(target);
@@ -128,6 +156,8 @@ pub async fn run(
         .collect();
     let active: Vec<&Check> = selected.iter().filter(|c| !c.is_monitor()).collect();
     let rules: Vec<&Check> = selected.iter().filter(|c| c.is_monitor()).collect();
+    let total = active.len() + rules.len();
+    let mut started_checks = 0;
 
     let mut results = Vec::new();
     // The transcripts where the monitor found something, with their check: the rules' evidence.
@@ -145,6 +175,14 @@ pub async fn run(
         let Kind::Active(run_fn) = check.kind else {
             continue;
         };
+        if !is_workload {
+            progress(Progress::Started {
+                id: check.id,
+                index: started_checks,
+                total,
+            });
+            started_checks += 1;
+        }
         let ctx = Ctx::new(target.clone()).sharing_certificate(certificate.clone());
         let t = Instant::now();
         let limit = deadline(&target);
@@ -192,12 +230,18 @@ pub async fn run(
                 evidence,
                 findings,
             };
-            progress(&result);
+            progress(Progress::Finished(&result));
             results.push(result);
         }
     }
 
     for rule in rules {
+        progress(Progress::Started {
+            id: rule.id,
+            index: started_checks,
+            total,
+        });
+        started_checks += 1;
         let findings: Vec<Located> = all_findings
             .iter()
             .filter(|f| f.finding.rule == rule.id)
@@ -213,7 +257,7 @@ pub async fn run(
             .map(|(_, r)| r.clone())
             .collect();
         let result = rule_result(rule, findings, exercised.contains(rule.id), evidence);
-        progress(&result);
+        progress(Progress::Finished(&result));
         results.push(result);
     }
 

@@ -8,7 +8,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use sv2_codec::noise::keys::{AuthorityPublicKey, Sv2Url};
 use sv2_conformance::runner::monitor_transcript;
-use sv2_conformance::{checks, expected, report, run, Report, Security, Selection, Target};
+use sv2_conformance::{
+    checks, expected, report, run_observed, Progress, Report, Security, Selection, Target,
+};
+
+use crate::progress::Status;
 use sv2_wire::{Side, Transcript};
 
 use crate::outcome::Outcome;
@@ -280,11 +284,27 @@ pub fn run_command(
         .build()
         .context("tokio runtime")?;
     let quiet = args.json;
-    let report = runtime.block_on(run(target, &selection, |r| {
-        if !quiet {
-            let _ = writeln!(err, "{:<5} {}", r.outcome.verdict.as_str(), r.check.id);
+    // On a terminal, a bar on stderr: checks done/total and the one running.
+    let status = if quiet {
+        Status::none()
+    } else {
+        Status::bar(0)
+    };
+    let report = runtime.block_on(run_observed(target, &selection, |event| match event {
+        Progress::Started { id, index, total } => {
+            status.set_length(total as u64);
+            status.set_position(index as u64);
+            status.set_message(id.to_owned());
+        }
+        Progress::Finished(r) => {
+            if !quiet {
+                let _ = status.write(err, |err| {
+                    writeln!(err, "{:<5} {}", r.outcome.verdict.as_str(), r.check.id)
+                });
+            }
         }
     }));
+    status.finish();
     let json = report::json(&report);
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;

@@ -17,10 +17,12 @@ mod encode;
 mod hashrate;
 mod input;
 mod keys;
+mod logging;
 mod mine;
 mod mock;
 mod outcome;
 mod probe;
+mod progress;
 mod render;
 mod vectors;
 
@@ -32,8 +34,39 @@ mod vectors;
     after_help = "Exit codes: 0 pass, 1 check failed (e.g. malformed input), 2 usage or setup error."
 )]
 struct Cli {
+    /// More log lines from the roles (debug; -vv: trace). RUST_LOG, when set, decides instead.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only warnings in the log.
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// The log level: the command's default (`mock` shows its roles' log, unless it prints it as
+    /// JSON on stdout; the others only warnings), `-v`/`-q` before or after the command.
+    fn log_level(&self) -> tracing::Level {
+        let mut verbosity = logging::Verbosity {
+            verbose: self.verbose,
+            quiet: self.quiet,
+        };
+        let default = match &self.command {
+            Command::Mock(args) => {
+                let role = args.role.args();
+                verbosity.verbose = verbosity.verbose.max(role.verbose);
+                verbosity.quiet |= role.quiet;
+                if role.json {
+                    tracing::Level::WARN
+                } else {
+                    tracing::Level::INFO
+                }
+            }
+            _ => tracing::Level::WARN,
+        };
+        verbosity.level(default)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +106,7 @@ enum Command {
 fn main() -> ExitCode {
     // Usage errors exit 2 (clap's default); --help and --version exit 0.
     let cli = Cli::parse();
+    logging::init(cli.log_level());
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut err = io::stderr();

@@ -22,6 +22,7 @@ use sv2_mock::miner::{ChannelKind, Event};
 use sv2_wire::Side;
 
 use crate::outcome::Outcome;
+use crate::progress::Status;
 
 pub const LONG_ABOUT: &str = "\
 Mine on an SV2 pool with the built-in SIMD engine and print live statistics (hash rate, jobs, shares \
@@ -150,17 +151,28 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
         // Shares sent just before the pool moved to a new block come back stale through nobody's
         // fault (at regtest difficulty every share is a block): counted apart, not a failure.
         let mut stale = 0u64;
+        // On a terminal, a status line on stderr: elapsed (and what is left), hash rate, shares.
+        let status = Status::spinner();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     let s = handle.stats.borrow().clone();
-                    if args.json {
-                        writeln!(out, "{}", json!({"kind": "stats", "elapsed_s": s.elapsed.as_secs_f64(), "mhs": s.mhs, "jobs": s.jobs, "found": s.found, "submitted": s.submitted, "accepted": s.accepted, "rejected": s.rejected, "dropped": s.dropped, "blocks": s.blocks}))?;
-                    } else if s.connected && !s.elapsed.is_zero() {
-                        writeln!(out, "{:>7.1} s  {:>8.2} MH/s  jobs {}  found {}  submitted {}  accepted {}  rejected {}  blocks {}",
-                            s.elapsed.as_secs_f64(), s.mhs, s.jobs, s.found, s.submitted, s.accepted, s.rejected, s.blocks)?;
-                    }
-                    out.flush()?;
+                    let left = deadline
+                        .map(|d| format!(" ({:.0} s left)", d.saturating_duration_since(tokio::time::Instant::now()).as_secs_f64()))
+                        .unwrap_or_default();
+                    status.set_message(format!(
+                        "{:.0} s{left}  {:.2} MH/s  shares: {} submitted, {} accepted, {} rejected",
+                        s.elapsed.as_secs_f64(), s.mhs, s.submitted, s.accepted, s.rejected
+                    ));
+                    status.write(out, |out| {
+                        if args.json {
+                            writeln!(out, "{}", json!({"kind": "stats", "elapsed_s": s.elapsed.as_secs_f64(), "mhs": s.mhs, "jobs": s.jobs, "found": s.found, "submitted": s.submitted, "accepted": s.accepted, "rejected": s.rejected, "dropped": s.dropped, "blocks": s.blocks}))?;
+                        } else if s.connected && !s.elapsed.is_zero() {
+                            writeln!(out, "{:>7.1} s  {:>8.2} MH/s  jobs {}  found {}  submitted {}  accepted {}  rejected {}  blocks {}",
+                                s.elapsed.as_secs_f64(), s.mhs, s.jobs, s.found, s.submitted, s.accepted, s.rejected, s.blocks)?;
+                        }
+                        out.flush()
+                    })?;
                     if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                         break;
                     }
@@ -171,22 +183,25 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
                         stale += 1;
                     }
                     let (name, text, mut fields) = describe(&event);
-                    if args.json {
-                        fields["kind"] = json!("event");
-                        fields["event"] = json!(name);
-                        fields["text"] = json!(text);
-                        writeln!(out, "{fields}")?;
-                    } else {
-                        writeln!(out, "  {name}: {text}")?;
-                    }
+                    status.write(out, |out| {
+                        if args.json {
+                            fields["kind"] = json!("event");
+                            fields["event"] = json!(name);
+                            fields["text"] = json!(text);
+                            writeln!(out, "{fields}")
+                        } else {
+                            writeln!(out, "  {name}: {text}")
+                        }
+                    })?;
                 }
                 Some(finding) = findings.recv() => {
                     violations += 1;
-                    print_finding(&finding, args.json, out)?;
+                    status.write(out, |out| print_finding(&finding, args.json, out))?;
                 }
                 _ = tokio::signal::ctrl_c() => break,
             }
         }
+        status.finish();
         let report = handle.stop().await;
         // What the monitor found last (the driver hands on the final entries as it stops).
         while let Ok(finding) = findings.try_recv() {

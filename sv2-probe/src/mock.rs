@@ -138,9 +138,23 @@ pub struct TpArgs {
     /// Allow a non-loopback listen address.
     #[arg(long)]
     pub allow_remote: bool,
-    /// Print events as JSON lines.
+    /// Print events as JSON lines (the log too, on stdout; stderr then shows only warnings).
     #[arg(long)]
     pub json: bool,
+    /// More log lines (debug; -vv: trace). RUST_LOG, when set, decides instead.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings in the log.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}
+
+impl Role {
+    pub fn args(&self) -> &TpArgs {
+        match self {
+            Role::Tp(args) | Role::Pool(args) => args,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,7 +245,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("tokio runtime")
 }
 
-/// Prints new log lines every 200 ms until Ctrl-C or the deadline.
+/// Waits for Ctrl-C or the deadline. The role's log goes to stderr through `tracing` as it happens
+/// (the program's subscriber); with --json its lines are also printed on stdout as JSON events, every
+/// 200 ms.
 async fn follow_log(
     args: &TpArgs,
     log: impl Fn() -> Vec<String>,
@@ -247,16 +263,14 @@ async fn follow_log(
             _ = tick => {}
             _ = tokio::signal::ctrl_c() => break,
         }
-        let lines = log();
-        for line in lines.iter().skip(printed) {
-            if args.json {
+        if args.json {
+            let lines = log();
+            for line in lines.iter().skip(printed) {
                 writeln!(out, "{}", json!({"event": "log", "text": line}))?;
-            } else {
-                writeln!(out, "{line}")?;
             }
+            printed = lines.len();
+            out.flush()?;
         }
-        printed = lines.len();
-        out.flush()?;
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             break;
         }

@@ -89,11 +89,37 @@ fn generate(args: &DirArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     Ok(Outcome::Pass)
 }
 
-fn verify(args: &DirArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let dir = dir_of(args)?;
+/// Whether `dir` holds at least one of the vector files.
+fn has_vectors(dir: &Path) -> bool {
+    sv2_vectors::FILES
+        .iter()
+        .any(|name| dir.join(name).is_file())
+}
+
+/// The directory to verify: `dir`, or `dir/data` when `dir` is the crate directory (it holds no vector
+/// file and its `data/` does). No vector file in either is an error naming where it looked: a
+/// verification of nothing is not a pass.
+fn vectors_dir(dir: PathBuf) -> anyhow::Result<PathBuf> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
+    if has_vectors(&dir) {
+        return Ok(dir);
+    }
+    let data = dir.join("data");
+    if has_vectors(&data) {
+        return Ok(data);
+    }
+    bail!(
+        "no vector file ({}, ...) in {} nor in {}",
+        sv2_vectors::FILES[0],
+        dir.display(),
+        data.display()
+    )
+}
+
+fn verify(args: &DirArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let dir = vectors_dir(dir_of(args)?)?;
     let report = sv2_vectors::verify(&dir);
     if args.json {
         let value = serde_json::json!({

@@ -459,3 +459,52 @@ async fn a_close_or_a_reconnect_instead_of_a_job_fails_at_once_with_its_reason()
         "{detail}"
     );
 }
+
+/// A pool that accepts the setup and refuses the channel with `code`.
+async fn pool_refusing(authority: Keypair, code: &'static [u8]) -> std::net::SocketAddr {
+    noise_peer(authority, move |mut conn| async move {
+        let _ = conn.recv("setup", Duration::from_secs(5)).await;
+        let success = SetupConnectionSuccess {
+            used_version: 2,
+            flags: 0,
+        };
+        let _ = conn.send(&success.into()).await;
+        let Ok(open) = conn.recv("open", Duration::from_secs(5)).await else {
+            return;
+        };
+        let sv2_codec::Message::OpenExtendedMiningChannel(open) = open.message else {
+            return;
+        };
+        let refusal = sv2_codec::messages::mining::OpenMiningChannelError {
+            request_id: open.request_id,
+            error_code: Str0_255::new(code.to_vec()).unwrap(),
+        };
+        let _ = conn.send(&refusal.into()).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_refused_for_the_user_suggests_the_user_option() {
+    let authority = Keypair::generate().unwrap();
+    let key = authority.public;
+    let addr = pool_refusing(authority.clone(), b"unknown-user").await;
+    let (code, report) = probe_json(format!("stratum2+tcp://{addr}/{key}")).await;
+    assert_eq!(code, Some(1));
+    let step = last_step(&report);
+    assert_eq!(step["step"], "channel", "{report:#}");
+    assert_eq!(
+        step["detail"].as_str().unwrap(),
+        "OpenMiningChannel.Error \"unknown-user\" (the pool refuses the user_identity \"sv2-probe\": \
+         give the one it expects with --user, e.g. an account or a payout address)"
+    );
+
+    // A refusal for another reason: no such hint.
+    let addr = pool_refusing(authority, b"max-channels-reached").await;
+    let (_, report) = probe_json(format!("stratum2+tcp://{addr}/{key}")).await;
+    assert_eq!(
+        last_step(&report)["detail"].as_str().unwrap(),
+        "OpenMiningChannel.Error \"max-channels-reached\""
+    );
+}

@@ -92,3 +92,41 @@ fn verify_of_a_missing_directory_is_a_usage_error() {
     let output = probe(&["vectors", "verify", "/nonexistent/sv2-vectors"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn verify_finds_data_under_a_crate_directory_and_refuses_a_directory_without_vectors() {
+    // The crate directory (vectors/): its data/ is verified, every file of it.
+    let crate_dir = sv2_vectors::default_data_dir()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let run = probe(&["vectors", "verify", crate_dir.to_str().unwrap(), "--json"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let value: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(value["tests"].as_u64().unwrap() >= 500, "{value}");
+    assert_eq!(
+        value["dir"].as_str().unwrap(),
+        crate_dir.join("data").display().to_string()
+    );
+
+    // A directory with no vector file, nor a data/ with one: an error (exit 2) naming both places.
+    let empty = scratch_dir("empty");
+    std::fs::create_dir_all(empty.join("data")).unwrap();
+    let run = probe(&["vectors", "verify", empty.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "error: no vector file (types.json, ...) in {} nor in {}",
+            empty.display(),
+            empty.join("data").display()
+        )
+    );
+    assert!(run.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&empty);
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sv2_codec::noise::{
     Encryptor, Established, Initiator, InitiatorConfig, NoiseError, Responder, ResponderConfig,
+    ACT1_LEN,
 };
 use sv2_codec::{to_frame_bytes, Decoded, EncodeError, Message};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -37,13 +38,13 @@ pub enum NetError {
     },
     /// The peer closed the connection. `received`: the bytes of an incomplete handshake act that
     /// came before (empty otherwise: a frame's partial bytes are inside the decoder).
-    #[error("{}{}", self.brief(), shown(received))]
+    #[error("{}{}", self.brief(), shown(step, received))]
     Closed {
         step: &'static str,
         received: Vec<u8>,
     },
     /// Nothing (or not enough) came in time. `received` as for [`NetError::Closed`].
-    #[error("{}{}", self.brief(), shown(received))]
+    #[error("{}{}", self.brief(), shown(step, received))]
     Timeout {
         step: &'static str,
         after: Duration,
@@ -71,6 +72,14 @@ pub enum NetError {
         frame: Vec<u8>,
         #[source]
         source: sv2_codec::DecodeError,
+    },
+    /// The first bytes of a plaintext connection cannot begin a frame this side reads (the header
+    /// names no message it knows: SV1 JSON, HTTP or random bytes, read as a header); they are kept.
+    #[error("{step}: not an SV2 frame: {reason}{}", shown(step, received))]
+    NotAFrame {
+        step: &'static str,
+        reason: String,
+        received: Vec<u8>,
     },
     /// A message could not be encoded.
     #[error("{step}: {source}")]
@@ -101,11 +110,31 @@ pub struct HandshakeFailure {
     pub transcript: Transcript,
 }
 
-/// The bytes of an incomplete act for an error message: their count and up to 64 of them in hex,
-/// and as text when they read as text (an HTTP or Stratum V1 server answering the handshake).
-fn shown(received: &[u8]) -> String {
+/// The step that reads the client's act 1 (the responder's).
+pub const ACT1_STEP: &str = "handshake act 1";
+/// The step that reads the server's act 2 (the initiator's).
+pub const ACT2_STEP: &str = "handshake act 2";
+
+/// The act a step reads and its length, for the handshake steps.
+fn act_of(step: &str) -> Option<(u8, usize)> {
+    match step {
+        ACT1_STEP => Some((1, sv2_codec::noise::ACT1_LEN)),
+        ACT2_STEP => Some((2, sv2_codec::noise::ACT2_LEN)),
+        _ => None,
+    }
+}
+
+/// The bytes of an incomplete act (or of what was not a frame) for an error message: for a handshake
+/// step what the act should have been, then their count and up to 64 of them in hex, as text when
+/// they read as text (an HTTP or Stratum V1 peer), and what they look like
+/// ([`crate::decoder::looks_like`]: pre-standard length-prefixed acts, SV1, HTTP).
+fn shown(step: &str, received: &[u8]) -> String {
+    let expected = act_of(step);
     if received.is_empty() {
-        return String::new();
+        return match expected {
+            Some((act, len)) => format!("; nothing came (act {act} is {len} bytes)"),
+            None => String::new(),
+        };
     }
     let head = &received[..received.len().min(64)];
     let more = if received.len() > head.len() {
@@ -113,16 +142,23 @@ fn shown(received: &[u8]) -> String {
     } else {
         ""
     };
-    let mut text = format!(
+    let mut text = match expected {
+        Some((act, len)) => format!("; act {act} is {len} bytes, {} came", received.len()),
+        None => String::new(),
+    };
+    text.push_str(&format!(
         "; received {} B: {}{more}",
         received.len(),
         hex::encode(head)
-    );
+    ));
     if head
         .iter()
         .all(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n' | b'\t'))
     {
         text.push_str(&format!(" ({:?})", String::from_utf8_lossy(head)));
+    }
+    if let Some(like) = crate::decoder::looks_like(received) {
+        text.push_str(&format!("; this looks like {like}"));
     }
     text
 }
@@ -151,6 +187,8 @@ pub struct Connection<S> {
     pub handshake: Option<HandshakeInfo>,
     out: Vec<u8>,
     chunk: Vec<u8>,
+    /// The peer's act began with a 2-byte little-endian prefix equal to the act's length.
+    act_prefixed: bool,
 }
 
 impl<S> std::fmt::Debug for Connection<S> {
@@ -186,6 +224,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             handshake: None,
             out: Vec::new(),
             chunk: Vec::new(),
+            act_prefixed: false,
         }
     }
 
@@ -271,15 +310,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ) -> Result<(), NetError> {
         let noise = |step, source| NetError::Noise { step, source };
         let mut initiator: Initiator =
-            Initiator::generate(config).map_err(|e| noise("handshake act 1", e))?;
-        let act1 = initiator
-            .write_act1()
-            .map_err(|e| noise("handshake act 1", e))?;
-        self.send_act(1, &act1, "handshake act 1").await?;
-        let act2 = self.read_act("handshake act 2", timeout).await?;
+            Initiator::generate(config).map_err(|e| noise(ACT1_STEP, e))?;
+        let act1 = initiator.write_act1().map_err(|e| noise(ACT1_STEP, e))?;
+        self.send_act(1, &act1, ACT1_STEP).await?;
+        let act2 = self.read_act(ACT2_STEP, timeout).await?;
         let established = initiator
             .read_act2(&act2, clock())
-            .map_err(|e| self.handshake_failed("handshake act 2", e))?;
+            .map_err(|e| self.handshake_failed(ACT2_STEP, e))?;
         let started = self.started;
         self.established(established, started, key_log);
         Ok(())
@@ -295,15 +332,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         let mut conn = Self::noise(stream, Side::Server);
         let mut responder: Responder =
             Responder::generate(config).map_err(|source| NetError::Noise {
-                step: "handshake act 1",
+                step: ACT1_STEP,
                 source,
             })?;
-        let act1 = conn.read_act("handshake act 1", timeout).await?;
+        let act1 = conn.read_act(ACT1_STEP, timeout).await?;
+        conn.act_prefixed = act1[..2] == (ACT1_LEN as u16).to_le_bytes();
         let accepted = Instant::now();
         let (act2, established) = responder
             .read_act1(&act1)
-            .map_err(|e| conn.handshake_failed("handshake act 1", e))?;
-        conn.send_act(2, &act2, "handshake act 2").await?;
+            .map_err(|e| conn.handshake_failed(ACT1_STEP, e))?;
+        conn.send_act(2, &act2, ACT2_STEP).await?;
         conn.established(established, accepted, key_log);
         Ok(conn)
     }
@@ -373,6 +411,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             established,
             duration: since.elapsed(),
         });
+    }
+
+    /// Whether the peer's handshake act began with a 2-byte little-endian length equal to the act's
+    /// (`40 00` for act 1): any 64 bytes are an act, so the handshake went on, but when the session
+    /// then fails at once this was likely a pre-standard, length-prefixed act (1 in 65,536 random
+    /// keys begin so).
+    pub fn act_looks_prefixed(&self) -> bool {
+        self.act_prefixed
     }
 
     /// Time since the connection began.
@@ -487,7 +533,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         None => {}
                     }
                 }
-                None => self.read_more(step, timeout, deadline, READ_CHUNK).await?,
+                None => {
+                    self.read_more(step, timeout, deadline, READ_CHUNK).await?;
+                }
             }
         }
     }
@@ -500,7 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         timeout: Duration,
         deadline: tokio::time::Instant,
         max: usize,
-    ) -> Result<(), NetError> {
+    ) -> Result<usize, NetError> {
         if self.chunk.len() != READ_CHUNK {
             self.chunk = vec![0u8; READ_CHUNK];
         }
@@ -530,7 +578,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Ok(Ok(n)) => {
                 self.incoming.push(&self.chunk[..n], Timestamp::now());
-                Ok(())
+                Ok(n)
+            }
+        }
+    }
+
+    /// A plaintext server's wait for the first frame: reads until a whole frame (or what the decoder
+    /// makes of the bytes) waits for [`Connection::recv`], within `timeout`. As soon as the 6 bytes
+    /// of a header are in, `header_ok` judges whether they can begin a frame this side reads (`Err`
+    /// with the reason: [`NetError::NotAFrame`]). A timeout or a close keeps the bytes that came
+    /// (up to [`FIRST_BYTES_KEPT`]), so that the caller can say what the peer sent instead.
+    pub async fn first_frame(
+        &mut self,
+        step: &'static str,
+        timeout: Duration,
+        header_ok: impl Fn(&sv2_codec::Header) -> Result<(), String>,
+    ) -> Result<(), NetError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen: Vec<u8> = Vec::new();
+        let mut judged = false;
+        loop {
+            if self.incoming.has_event() {
+                return Ok(());
+            }
+            if !judged && seen.len() >= sv2_codec::frame::HEADER_LEN {
+                judged = true;
+                let mut head = [0u8; sv2_codec::frame::HEADER_LEN];
+                head.copy_from_slice(&seen[..sv2_codec::frame::HEADER_LEN]);
+                if let Err(reason) = header_ok(&sv2_codec::Header::from_bytes(head)) {
+                    self.transcript.note(
+                        Timestamp::now(),
+                        format!("{step}: not an SV2 frame: {reason}"),
+                    );
+                    return Err(NetError::NotAFrame {
+                        step,
+                        reason,
+                        received: seen,
+                    });
+                }
+            }
+            match self.read_more(step, timeout, deadline, READ_CHUNK).await {
+                Ok(n) => {
+                    let room = FIRST_BYTES_KEPT.saturating_sub(seen.len());
+                    seen.extend_from_slice(&self.chunk[..n.min(room)]);
+                }
+                Err(NetError::Timeout { step, after, .. }) => {
+                    return Err(NetError::Timeout {
+                        step,
+                        after,
+                        received: seen,
+                    })
+                }
+                Err(NetError::Closed { step, .. }) => {
+                    return Err(NetError::Closed {
+                        step,
+                        received: seen,
+                    })
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -559,6 +664,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 }
+
+/// The first bytes of a connection kept by [`Connection::first_frame`] to show them.
+pub const FIRST_BYTES_KEPT: usize = 1024;
 
 /// Bytes read from the stream at a time.
 const READ_CHUNK: usize = 64 * 1024;

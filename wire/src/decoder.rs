@@ -247,6 +247,11 @@ impl StreamDecoder {
         }
     }
 
+    /// True when an event waits to be taken by [`StreamDecoder::next_event`].
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event, oldest first.
     pub fn next_event(&mut self) -> Option<(Timestamp, StreamEvent)> {
         self.events.pop_front()
@@ -386,4 +391,51 @@ pub fn classify_client_start(first: &[u8]) -> Option<Mode> {
         return Some(Mode::Sv2);
     }
     Some(Mode::Noise)
+}
+
+/// What bytes that were not what a peer should have sent look like, for a log line or an error: a
+/// length-prefixed handshake act (the framing of Noise acts before the spec fixed them: a 2-byte
+/// little-endian length, then the act), a plaintext SetupConnection, Stratum V1 JSON or HTTP. `None` when they look like nothing in particular (random bytes).
+pub fn looks_like(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.len() >= 3 {
+        let prefix = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+        let rest = bytes.len() - 2;
+        // The prefix of what came, or of a whole act of which only part came.
+        if prefix == rest || (rest < prefix && [32, ACT1_LEN, ACT2_LEN].contains(&prefix)) {
+            return Some(
+                "pre-standard framing: a 2-byte little-endian length prefix, then the act (the \
+                 spec's acts have no prefix)",
+            );
+        }
+    }
+    let text = !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    if text {
+        let trimmed = bytes.trim_ascii_start();
+        if trimmed.starts_with(b"{") {
+            return Some("Stratum V1 (JSON-RPC text), not SV2");
+        }
+        const HTTP: [&[u8]; 9] = [
+            b"HTTP/",
+            b"GET ",
+            b"POST ",
+            b"PUT ",
+            b"HEAD ",
+            b"OPTIONS ",
+            b"DELETE ",
+            b"PATCH ",
+            b"CONNECT ",
+        ];
+        if HTTP.iter().any(|m| trimmed.starts_with(m)) {
+            return Some("HTTP, not SV2");
+        }
+        // Other text is shown as text by whoever shows the bytes.
+        return None;
+    }
+    if bytes.len() >= CLASSIFY_LEN && classify_client_start(bytes) == Some(Mode::Sv2) {
+        return Some("a plaintext SetupConnection: the peer does not use Noise");
+    }
+    None
 }

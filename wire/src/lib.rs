@@ -20,8 +20,10 @@ pub mod keylog;
 pub mod tap;
 pub mod transcript;
 
-pub use connection::{unix_now, Connection, HandshakeFailure, HandshakeInfo, NetError};
-pub use decoder::{Mode, StreamDecoder, StreamError, StreamEvent};
+pub use connection::{
+    unix_now, Connection, HandshakeFailure, HandshakeInfo, NetError, ACT1_STEP, ACT2_STEP,
+};
+pub use decoder::{looks_like, Mode, StreamDecoder, StreamError, StreamEvent};
 pub use keylog::KeyLog;
 pub use tap::{Tap, Tapped};
 pub use transcript::{

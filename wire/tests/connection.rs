@@ -315,3 +315,142 @@ async fn a_responder_gets_garbage_or_a_plaintext_setup_instead_of_act_1() {
         "{err}"
     );
 }
+
+/// A responder that reads act 1 within `timeout` from a client that writes `bytes` and then waits
+/// (`close`: closes instead): the error.
+async fn respond_to(bytes: Vec<u8>, close: bool, timeout: Duration) -> NetError {
+    let (listener, addr) = bind().await;
+    let client = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(&bytes).await.unwrap();
+        if !close {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    let (stream, _) = listener.accept().await.unwrap();
+    let err = Connection::respond(stream, responder_config(), timeout, &KeyLog::none())
+        .await
+        .unwrap_err();
+    client.abort();
+    err
+}
+
+#[tokio::test]
+async fn a_short_act_1_says_what_was_expected_and_what_it_looks_like() {
+    // A pre-standard client: a 2-byte length prefix (32), then a 32-byte key. 34 bytes, then silence.
+    let mut prefixed = vec![0x20, 0x00];
+    prefixed.extend_from_slice(&[0x77; 32]);
+    let err = respond_to(prefixed, false, SHORT).await;
+    let text = err.to_string();
+    assert!(
+        matches!(&err, NetError::Timeout { step: "handshake act 1", received, .. } if received.len() == 34),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("handshake act 1: no answer within 300ms; act 1 is 64 bytes, 34 came; received 34 B: 2000"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("this looks like pre-standard framing: a 2-byte little-endian length prefix, then the act (the spec's acts have no prefix)"),
+        "{text}"
+    );
+
+    // The first part of a prefixed 64-byte act (0x40 0x00), then a close.
+    let mut partial = vec![0x40, 0x00];
+    partial.extend_from_slice(&[0x99; 30]);
+    let text = respond_to(partial, true, LONG).await.to_string();
+    assert!(
+        text.contains("the peer closed the connection; act 1 is 64 bytes, 32 came"),
+        "{text}"
+    );
+    assert!(text.contains("pre-standard framing"), "{text}");
+
+    // Stratum V1 and HTTP clients.
+    let sv1 = b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n".to_vec();
+    let text = respond_to(sv1, false, SHORT).await.to_string();
+    assert!(text.contains("act 1 is 64 bytes, 49 came"), "{text}");
+    assert!(
+        text.ends_with("this looks like Stratum V1 (JSON-RPC text), not SV2"),
+        "{text}"
+    );
+    let http = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let text = respond_to(http, true, LONG).await.to_string();
+    assert!(text.ends_with("this looks like HTTP, not SV2"), "{text}");
+
+    // Nothing at all.
+    let text = respond_to(Vec::new(), false, SHORT).await.to_string();
+    assert_eq!(
+        text,
+        "handshake act 1: no answer within 300ms; nothing came (act 1 is 64 bytes)"
+    );
+}
+
+/// A plaintext server waiting for the first frame from a client that writes `bytes` (then waits).
+async fn first_frame_of(bytes: Vec<u8>) -> Result<Connection<TcpStream>, NetError> {
+    let (listener, addr) = bind().await;
+    let client = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(&bytes).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut conn = Connection::plaintext(stream, sv2_wire::Side::Server);
+    let known = |h: &sv2_codec::Header| {
+        if h.extension_type == 0 {
+            Ok(())
+        } else {
+            Err(format!("extension 0x{:04x}", h.extension_type))
+        }
+    };
+    let result = conn.first_frame("first frame", SHORT, known).await;
+    client.abort();
+    result.map(|()| conn)
+}
+
+#[tokio::test]
+async fn a_plaintext_first_frame_is_awaited_within_a_deadline_and_its_header_judged() {
+    // A whole frame: it waits for recv.
+    let frame = sv2_codec::to_frame_bytes(
+        &SetTarget {
+            channel_id: 1,
+            maximum_target: U256([0xff; 32]),
+        }
+        .into(),
+        &[],
+    )
+    .unwrap();
+    let mut conn = first_frame_of(frame).await.unwrap();
+    let got = conn.recv("read", SHORT).await.unwrap();
+    assert!(matches!(got.message, Message::SetTarget(_)));
+
+    // An SV1 line: its "header" names extension 0x227b; refused at once, with the bytes.
+    let sv1 = b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n".to_vec();
+    let err = first_frame_of(sv1).await.err().unwrap();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, NetError::NotAFrame { received, .. } if received.len() == 49),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("first frame: not an SV2 frame: extension 0x227b; received 49 B: 7b22"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Stratum V1 (JSON-RPC text), not SV2"),
+        "{text}"
+    );
+
+    // A plausible header, then too few bytes: a timeout that keeps them.
+    let err = first_frame_of(vec![0, 0, 0, 100, 0, 0, 1, 2])
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, NetError::Timeout { received, .. } if received == &[0, 0, 0, 100, 0, 0, 1, 2]),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("received 8 B: 0000006400000102"),
+        "{err}"
+    );
+}

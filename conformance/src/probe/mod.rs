@@ -344,14 +344,21 @@ async fn steps(url: &Sv2Url, config: &ProbeConfig, slot: TranscriptSlot) -> Repo
                     Message::OpenStandardMiningChannelSuccess(s) => break s.channel_id,
                     Message::OpenExtendedMiningChannelSuccess(s) => break s.channel_id,
                     Message::OpenMiningChannelError(e) => {
+                        let code = e.error_code.as_str().unwrap_or("<not UTF-8>");
+                        let hint = if crate::review::refuses_user(code) {
+                            format!(
+                                " (the pool refuses the user_identity {:?}: give the one it \
+                                 expects with --user, e.g. an account or a payout address)",
+                                config.user
+                            )
+                        } else {
+                            String::new()
+                        };
                         report.add(
                             "channel",
                             Verdict::Fail,
                             t,
-                            format!(
-                                "OpenMiningChannel.Error {:?}",
-                                e.error_code.as_str().unwrap_or("<not UTF-8>")
-                            ),
+                            format!("OpenMiningChannel.Error {code:?}{hint}"),
                             Value::Null,
                         );
                         return report;
@@ -636,6 +643,11 @@ fn handshake_hint(e: &NetError, tap: &Tap, mark: u64) -> Option<&'static str> {
         Some("this is an HTTP server, not SV2")
     } else if count == 0 && matches!(e, NetError::Timeout { .. }) {
         Some("a pool without Noise waits silently for more of what it takes for a frame: try --plaintext")
+    } else if count == 0 && matches!(e, NetError::Closed { .. }) {
+        Some(
+            "the server closed without answering act 1, as a pool without Noise does on bytes that \
+             are not a frame: if it is one, try --plaintext",
+        )
     } else {
         None
     }

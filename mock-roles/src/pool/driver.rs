@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{ConfigError, Output, Pool, PoolConfig, PoolStats, SessionId, TemplateSource};
-use crate::served::{self, Command, READ_TIMEOUT};
+use crate::served::{self, Command, Log, READ_TIMEOUT};
 use sv2_wire::{unix_now, Connection, KeyLog, NetError, Retention, Side};
 
 /// The pool's Noise identity: the authority that signs its certificate, and its static key.
@@ -121,7 +121,7 @@ struct Shared {
     upstream: Mutex<Option<mpsc::UnboundedSender<Message<'static>>>>,
     events: Mutex<VecDeque<Output>>,
     event_arrived: Notify,
-    log: Mutex<Vec<String>>,
+    log: Log,
     max_events: usize,
 }
 
@@ -156,11 +156,17 @@ impl Shared {
                         .as_ref()
                         .is_some_and(|tx| tx.send(message.clone()).is_ok());
                     if !sent {
-                        self.note(format!("upstream gone: {} dropped", message.name()));
+                        self.log
+                            .warn(format!("upstream gone: {} dropped", message.name()));
                     }
                 }
                 event => {
-                    self.note(describe(&event));
+                    match &event {
+                        Output::Upstream { .. } | Output::TemplateRefused { .. } => {
+                            self.log.warn(describe(&event))
+                        }
+                        _ => self.log.info(describe(&event)),
+                    }
                     let mut events = lock(&self.events);
                     events.push_back(event);
                     while events.len() > self.max_events.max(1) {
@@ -172,14 +178,6 @@ impl Shared {
         }
         if new_events {
             self.event_arrived.notify_waiters();
-        }
-    }
-
-    fn note(&self, line: String) {
-        let mut log = lock(&self.log);
-        log.push(line);
-        if log.len() > 10_000 {
-            log.drain(..1_000);
         }
     }
 }
@@ -305,9 +303,9 @@ impl PoolHandle {
         f(&lock(&self.shared.0.core))
     }
 
-    /// What happened, one line per event.
+    /// What happened, one line per event (the latest 10,000 or so; each was also a `tracing` event).
     pub fn log(&self) -> Vec<String> {
-        lock(&self.shared.0.log).clone()
+        self.shared.0.log.lines()
     }
 
     /// Stops accepting, closes every session and the upstream connection.
@@ -378,7 +376,7 @@ pub async fn serve(
         upstream: Mutex::new(None),
         events: Mutex::new(VecDeque::new()),
         event_arrived: Notify::new(),
-        log: Mutex::new(Vec::new()),
+        log: Log::new(10_000),
         max_events: config.max_events,
     }));
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -419,11 +417,7 @@ pub async fn serve(
         let shared = accept_shared.clone();
         let handshake = handshake.clone();
         let shutdown = session_shutdown.clone();
-        async move {
-            if let Err(e) = session(stream, &handshake, &shared.0, shutdown).await {
-                shared.0.note(format!("{peer}: {e}"));
-            }
-        }
+        async move { session(stream, peer, &handshake, &shared.0, shutdown).await }
     });
 
     let tick_shared = shared.clone();
@@ -462,29 +456,37 @@ pub async fn serve(
     })
 }
 
+/// One downstream connection, from its accept to its end; every log line names it `session N:`.
 async fn session(
     stream: TcpStream,
+    peer: SocketAddr,
     handshake: &served::Handshake,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), NetError> {
-    let mut conn = handshake.accept(stream).await?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let id = {
-        let mut core = lock(&shared.core);
-        let id = core.open_session(unix_now());
-        lock(&shared.sessions).insert(id, tx);
-        id
+) {
+    let id = lock(&shared.core).reserve_session();
+    let label = served::label(id);
+    shared.log.info(format!("{label}: connection from {peer}"));
+    let mut conn = match handshake.accept(stream).await {
+        Ok(conn) => conn,
+        Err(e) => return served::ended(&shared.log, &label, &Err(e)),
     };
-    shared.note(format!("session {id}: connected"));
-    let label = format!("session {id}");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    {
+        let mut core = lock(&shared.core);
+        core.open_session_as(id, unix_now());
+        lock(&shared.sessions).insert(id, tx);
+    }
+    shared
+        .log
+        .info(format!("{label}: connected ({})", handshake.kind()));
     let result = served::serve(
         &mut conn,
         &mut rx,
         &mut shutdown,
         &label,
         |message| shared.with_core(|core| core.handle(id, message, unix_now())),
-        |line| shared.note(line),
+        &shared.log,
     )
     .await;
     {
@@ -493,7 +495,7 @@ async fn session(
         lock(&shared.sessions).remove(&id);
     }
     conn.shutdown().await;
-    result
+    served::ended(&shared.log, &label, &result);
 }
 
 async fn upstream(
@@ -509,7 +511,7 @@ async fn upstream(
                     Ok(decoded) => {
                         shared.with_core(|core| core.handle_template(&decoded.message, unix_now()));
                     }
-                    Err(NetError::Decode { frame, source, .. }) => shared.note(format!(
+                    Err(NetError::Decode { frame, source, .. }) => shared.log.warn(format!(
                         "upstream: undecodable frame {} ({source})",
                         hex::encode(&frame[..frame.len().min(64)])
                     )),

@@ -746,11 +746,23 @@ impl Pool {
 
     /// Opens a session for a new connection at `now`.
     pub fn open_session(&mut self, now: u32) -> SessionId {
+        let id = self.reserve_session();
+        self.open_session_as(id, now);
+        id
+    }
+
+    /// A session number for a connection whose handshake has not run yet (its log lines name it by
+    /// this number from the start); [`Pool::open_session_as`] opens it.
+    pub fn reserve_session(&mut self) -> SessionId {
         let id = self.next_session;
         self.next_session += 1;
+        id
+    }
+
+    /// Opens the session `id` ([`Pool::reserve_session`]) at `now`.
+    pub fn open_session_as(&mut self, id: SessionId, now: u32) {
         self.sessions.insert(id, Session::new(now));
         self.stats.sessions += 1;
-        id
     }
 
     /// Forgets a session (the connection went away).

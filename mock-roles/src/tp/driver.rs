@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{Output, SessionId, SolutionVerdict, TemplateProvider, TpConfig};
-use crate::served::{self, Command};
-use sv2_wire::{unix_now, KeyLog, NetError};
+use crate::served::{self, Command, Log};
+use sv2_wire::{unix_now, KeyLog};
 
 /// How the mock TP listens.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ struct Shared {
     core: Mutex<TemplateProvider>,
     sessions: Mutex<HashMap<SessionId, mpsc::UnboundedSender<Command>>>,
     verdict_arrived: Notify,
-    log: Mutex<Vec<String>>,
+    log: Log,
 }
 
 impl Shared {
@@ -79,7 +79,7 @@ impl Shared {
                     }
                 }
                 Output::Solution { session, verdict } => {
-                    self.note(format!(
+                    self.log.info(format!(
                         "session {session}: SubmitSolution for template {} {} ({})",
                         verdict.template_id,
                         if verdict.valid { "VALID" } else { "INVALID" },
@@ -92,20 +92,11 @@ impl Shared {
                     self.verdict_arrived.notify_waiters();
                 }
                 Output::Unexpected { session, message } => {
-                    self.note(format!("session {session}: unexpected {message}, ignored"));
+                    self.log
+                        .info(format!("session {session}: unexpected {message}, ignored"));
                 }
             }
         }
-    }
-
-    /// One log line; the log keeps the latest [`LOG_KEEP`] or so (a peer sending endless undecodable
-    /// frames cannot grow it without bound).
-    fn note(&self, line: String) {
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if log.len() >= LOG_KEEP {
-            log.drain(..LOG_KEEP / 10);
-        }
-        log.push(line);
     }
 
     fn core(&self) -> std::sync::MutexGuard<'_, TemplateProvider> {
@@ -186,14 +177,11 @@ impl TpHandle {
         self.shared.0.core().tip().height
     }
 
-    /// What happened, one line per event (connections, verdicts, unexpected messages).
+    /// What happened, one line per event (connections, verdicts, unexpected messages): the latest
+    /// [`LOG_KEEP`] or so (a peer sending endless undecodable frames cannot grow it without bound).
+    /// Each line was also a `tracing` event.
     pub fn log(&self) -> Vec<String> {
-        self.shared
-            .0
-            .log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.shared.0.log.lines()
     }
 
     /// Stops accepting and closes every session.
@@ -215,7 +203,7 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
         core: Mutex::new(TemplateProvider::new(config.tp.clone(), unix_now())),
         sessions: Mutex::new(HashMap::new()),
         verdict_arrived: Notify::new(),
-        log: Mutex::new(Vec::new()),
+        log: Log::new(LOG_KEEP),
     }));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let responder = config
@@ -234,11 +222,7 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
         let shared = accept_shared.clone();
         let handshake = handshake.clone();
         let shutdown = session_shutdown.clone();
-        async move {
-            if let Err(e) = session(stream, &handshake, &shared.0, shutdown).await {
-                shared.0.note(format!("{peer}: {e}"));
-            }
-        }
+        async move { session(stream, peer, &handshake, &shared.0, shutdown).await }
     });
 
     if let Some(interval) = config.block_interval {
@@ -266,22 +250,31 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
     })
 }
 
+/// One connection, from its accept to its end; every log line names it `session N:`.
 async fn session(
     stream: TcpStream,
+    peer: SocketAddr,
     handshake: &served::Handshake,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), NetError> {
-    let mut conn = handshake.accept(stream).await?;
-    let id = shared.core().open_session();
+) {
+    let id = shared.core().reserve_session();
+    let label = served::label(id);
+    shared.log.info(format!("{label}: connection from {peer}"));
+    let mut conn = match handshake.accept(stream).await {
+        Ok(conn) => conn,
+        Err(e) => return served::ended(&shared.log, &label, &Err(e)),
+    };
     let (tx, mut rx) = mpsc::unbounded_channel();
+    shared.core().open_session_as(id);
     shared
         .sessions
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id, tx);
-    shared.note(format!("session {id}: connected"));
-    let label = format!("session {id}");
+    shared
+        .log
+        .info(format!("{label}: connected ({})", handshake.kind()));
     let result = served::serve(
         &mut conn,
         &mut rx,
@@ -291,7 +284,7 @@ async fn session(
             let outputs = shared.core().handle(id, message, unix_now());
             shared.dispatch(outputs);
         },
-        |line| shared.note(line),
+        &shared.log,
     )
     .await;
     shared.core().close_session(id);
@@ -301,5 +294,5 @@ async fn session(
         .unwrap_or_else(|e| e.into_inner())
         .remove(&id);
     conn.shutdown().await;
-    result
+    served::ended(&shared.log, &label, &result);
 }

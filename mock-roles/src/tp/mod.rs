@@ -165,10 +165,22 @@ impl TemplateProvider {
 
     /// Opens a session for a new connection.
     pub fn open_session(&mut self) -> SessionId {
+        let id = self.reserve_session();
+        self.open_session_as(id);
+        id
+    }
+
+    /// A session number for a connection whose handshake has not run yet (its log lines name it by
+    /// this number from the start); [`TemplateProvider::open_session_as`] opens it.
+    pub fn reserve_session(&mut self) -> SessionId {
         let id = self.next_session;
         self.next_session += 1;
-        self.sessions.insert(id, SessionState::AwaitingSetup);
         id
+    }
+
+    /// Opens the session `id` ([`TemplateProvider::reserve_session`]).
+    pub fn open_session_as(&mut self, id: SessionId) {
+        self.sessions.insert(id, SessionState::AwaitingSetup);
     }
 
     /// Forgets a session (the connection went away).

@@ -831,7 +831,15 @@ async fn close_channel(ctx: Ctx) -> Outcome {
     {
         return o;
     }
-    // Make the work move (a share is a block on regtest), then watch.
+    // What comes within the in-flight window may have crossed the close (monitor::IN_FLIGHT): read
+    // it, judge it not. Then make the work move (a share is a block on regtest) and watch.
+    let (_, end) = s.collect(crate::monitor::IN_FLIGHT).await;
+    if let Some(end) = end {
+        return Outcome::error(format!(
+            "cannot judge past {} right after CloseChannel",
+            end.describe()
+        ));
+    }
     let nudged = nudge(&ctx, &mut s, open).await;
     let deadline = tokio::time::Instant::now() + ctx.target().work_window;
     let mut new_work: Option<tokio::time::Instant> = None;

@@ -1,0 +1,402 @@
+//! From reassembled TCP streams to conversations: each connection is classified by its content (SV1
+//! JSON lines, plain SV2 frames, or Noise: a 64-byte act 1 answered by a 234-byte act 2), read by
+//! one [`StreamDecoder`] per direction, its Noise transport decrypted when a key-log line names its
+//! act 1, and recorded in a [`Transcript`] with the capture's timestamps and both endpoints.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use sv2_codec::noise::keylog::{self, KeyLogEntry};
+use sv2_codec::noise::Decryptor;
+
+use super::reassembly::{ConnectionId, Delivery};
+use crate::decoder::{classify_client_start, Mode, StreamDecoder, StreamEvent};
+use crate::transcript::{Direction, Endpoints, Timestamp, Transcript};
+
+/// Client bytes held while a connection is classified; past this much, a connection that still
+/// reads as nothing known is left unclassified.
+const CLASSIFY_HOLD: usize = 4096;
+
+/// What a connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Not known yet, or never: no client byte, or bytes that read as nothing known.
+    Unknown,
+    Sv1,
+    Sv2,
+    Noise,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Unknown => "unknown",
+            Protocol::Sv1 => "sv1",
+            Protocol::Sv2 => "sv2",
+            Protocol::Noise => "sv2-noise",
+        }
+    }
+}
+
+/// Whether a Noise connection's transport could be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decryption {
+    /// Not a Noise connection (or the handshake was not seen).
+    NotNoise,
+    /// A key-log line named its act 1: every frame is decrypted and checked.
+    Keys,
+    /// No key-log line names its act 1: frames are listed by their length only.
+    NoKey,
+}
+
+/// One connection of the capture, followed.
+#[derive(Debug)]
+pub struct Conversation {
+    pub id: ConnectionId,
+    pub protocol: Protocol,
+    pub decryption: Decryption,
+    /// The client is who sent the SYN (`saw_syn`), else who sent first.
+    pub saw_syn: bool,
+    pub transcript: Transcript,
+    /// Bytes the capture missed, per direction [client to server, server to client].
+    pub gaps: [u64; 2],
+    /// Encrypted bytes that could not be read (no key, or after a gap), per direction.
+    pub unread: [u64; 2],
+    /// The connection ended (FIN from both, or RST) inside the capture.
+    pub closed: bool,
+}
+
+#[derive(Debug)]
+struct Followed {
+    conv: Conversation,
+    client: SocketAddr,
+    /// Held client and server bytes until the connection is classified.
+    held: [Vec<(Timestamp, Vec<u8>)>; 2],
+    held_len: usize,
+    decoders: Option<[StreamDecoder; 2]>,
+    ended: [bool; 2],
+    /// An encrypted direction past a gap: its bytes are counted, not read.
+    lost: [bool; 2],
+}
+
+/// Follows every connection of a capture.
+#[derive(Debug, Default)]
+pub struct Follower {
+    keys: Vec<KeyLogEntry>,
+    conns: HashMap<ConnectionId, Followed>,
+    /// Connections ended, in the order they ended.
+    done: Vec<Conversation>,
+    /// Forced classification by port (either end), instead of the content.
+    ports: HashMap<u16, Protocol>,
+}
+
+impl Follower {
+    /// A follower that decrypts the Noise sessions `keys` name.
+    pub fn new(keys: Vec<KeyLogEntry>) -> Self {
+        Follower {
+            keys,
+            ..Follower::default()
+        }
+    }
+
+    /// Reads connections on `port` as `protocol`, whatever their content.
+    pub fn force_port(&mut self, port: u16, protocol: Protocol) {
+        self.ports.insert(port, protocol);
+    }
+
+    /// Takes one delivery of the reassembler.
+    pub fn take(&mut self, delivery: Delivery) {
+        match delivery {
+            Delivery::Opened {
+                id,
+                client,
+                server,
+                saw_syn,
+                ..
+            } => {
+                let mut transcript = Transcript::default();
+                transcript.endpoints = Endpoints {
+                    client: Some(client),
+                    server: Some(server),
+                };
+                self.conns.insert(
+                    id,
+                    Followed {
+                        conv: Conversation {
+                            id,
+                            protocol: Protocol::Unknown,
+                            decryption: Decryption::NotNoise,
+                            saw_syn,
+                            transcript,
+                            gaps: [0; 2],
+                            unread: [0; 2],
+                            closed: false,
+                        },
+                        client,
+                        held: [Vec::new(), Vec::new()],
+                        held_len: 0,
+                        decoders: None,
+                        ended: [false; 2],
+                        lost: [false; 2],
+                    },
+                );
+            }
+            Delivery::Data {
+                id,
+                from,
+                at,
+                bytes,
+            } => {
+                let forced = self.forced(id);
+                let keys = &self.keys;
+                if let Some(f) = self.conns.get_mut(&id) {
+                    let side = usize::from(from != f.client);
+                    f.data(side, at, bytes, forced, keys);
+                }
+            }
+            Delivery::Gap { id, from, at, len } => {
+                if let Some(f) = self.conns.get_mut(&id) {
+                    let side = usize::from(from != f.client);
+                    f.conv.gaps[side] += len;
+                    f.conv.transcript.note(
+                        at,
+                        format!(
+                            "{}: {len} bytes missing from the capture",
+                            direction(side).as_str()
+                        ),
+                    );
+                    f.gap(side, at);
+                }
+            }
+            Delivery::Closed {
+                id,
+                from,
+                at,
+                reset,
+            } => {
+                let Some(f) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                let side = usize::from(from != f.client);
+                f.ended[side] = true;
+                if reset || f.ended.iter().all(|e| *e) {
+                    f.conv.transcript.note(
+                        at,
+                        if reset {
+                            format!("{}: connection reset", direction(side).as_str())
+                        } else {
+                            "connection closed".to_string()
+                        },
+                    );
+                    f.conv.closed = true;
+                    if let Some(f) = self.conns.remove(&id) {
+                        self.done.push(f.finish());
+                    }
+                }
+            }
+        }
+    }
+
+    fn forced(&self, id: ConnectionId) -> Option<Protocol> {
+        let f = self.conns.get(&id)?;
+        let ends = [
+            f.conv.transcript.endpoints.client,
+            f.conv.transcript.endpoints.server,
+        ];
+        ends.iter()
+            .flatten()
+            .find_map(|a| self.ports.get(&a.port()).copied())
+    }
+
+    /// Conversations that ended since the last call.
+    pub fn take_done(&mut self) -> Vec<Conversation> {
+        std::mem::take(&mut self.done)
+    }
+
+    /// The end of the capture: every conversation still open, in the order they began.
+    pub fn finish(&mut self) -> Vec<Conversation> {
+        let mut open: Vec<Followed> = self.conns.drain().map(|(_, f)| f).collect();
+        open.sort_by_key(|f| f.conv.id.0);
+        let mut out = std::mem::take(&mut self.done);
+        out.extend(open.into_iter().map(Followed::finish));
+        out
+    }
+}
+
+fn direction(side: usize) -> Direction {
+    if side == 0 {
+        Direction::ClientToServer
+    } else {
+        Direction::ServerToClient
+    }
+}
+
+impl Followed {
+    fn data(
+        &mut self,
+        side: usize,
+        at: Timestamp,
+        bytes: Vec<u8>,
+        forced: Option<Protocol>,
+        keys: &[KeyLogEntry],
+    ) {
+        if self.decoders.is_none() {
+            self.held_len += bytes.len();
+            self.held[side].push((at, bytes));
+            let first: Vec<u8> = self.held[0]
+                .iter()
+                .flat_map(|(_, b)| b.iter().copied())
+                .take(64)
+                .collect();
+            let mode = match forced {
+                Some(Protocol::Sv1) => Some(Mode::Sv1),
+                Some(Protocol::Sv2) => Some(Mode::Sv2),
+                Some(Protocol::Noise) => Some(Mode::Noise),
+                _ => classify_client_start(&first),
+            };
+            match mode {
+                Some(mode) => self.start(mode, keys),
+                None if self.held_len > CLASSIFY_HOLD => {
+                    // Nothing known: the bytes are noted, the connection left unclassified.
+                    let held = std::mem::take(&mut self.held);
+                    for (side, chunks) in held.into_iter().enumerate() {
+                        let n: usize = chunks.iter().map(|(_, b)| b.len()).sum();
+                        if let Some((at, _)) = chunks.first() {
+                            self.conv.transcript.note(
+                                *at,
+                                format!(
+                                    "{}: {n} bytes of no protocol this tool knows",
+                                    direction(side).as_str()
+                                ),
+                            );
+                        }
+                    }
+                    self.held_len = 0;
+                }
+                None => {}
+            }
+            return;
+        }
+        self.push(side, at, &bytes, keys);
+    }
+
+    /// The connection is classified: decoders for both directions, and what was held pushed.
+    fn start(&mut self, mode: Mode, keys: &[KeyLogEntry]) {
+        self.conv.protocol = match mode {
+            Mode::Sv1 => Protocol::Sv1,
+            Mode::Sv2 => Protocol::Sv2,
+            Mode::Noise => Protocol::Noise,
+        };
+        self.decoders = Some([
+            StreamDecoder::new(Direction::ClientToServer, mode),
+            StreamDecoder::new(Direction::ServerToClient, mode),
+        ]);
+        let held = std::mem::take(&mut self.held);
+        self.held_len = 0;
+        // In capture order across both directions, as far as their times tell.
+        let mut chunks: Vec<(Timestamp, usize, Vec<u8>)> = held
+            .into_iter()
+            .enumerate()
+            .flat_map(|(side, chunks)| chunks.into_iter().map(move |(at, b)| (at, side, b)))
+            .collect();
+        chunks.sort_by_key(|(at, side, _)| (*at, *side));
+        for (at, side, bytes) in chunks {
+            self.push(side, at, &bytes, keys);
+        }
+    }
+
+    fn push(&mut self, side: usize, at: Timestamp, bytes: &[u8], keys: &[KeyLogEntry]) {
+        if self.lost[side] {
+            self.conv.unread[side] += bytes.len() as u64;
+            return;
+        }
+        let Some(decoders) = self.decoders.as_mut() else {
+            return;
+        };
+        decoders[side].push(bytes, at);
+        self.drain(keys);
+    }
+
+    /// Records every event of both decoders; a client act 1 looks its keys up.
+    fn drain(&mut self, keys: &[KeyLogEntry]) {
+        let Some(decoders) = self.decoders.as_mut() else {
+            return;
+        };
+        for side in 0..2 {
+            while let Some((at, event)) = decoders[side].next_event() {
+                if let StreamEvent::Act { act: 1, bytes } = &event {
+                    match keylog::find(keys, bytes) {
+                        Some(entry) => {
+                            self.conv.decryption = Decryption::Keys;
+                            decoders[0].set_decryptor(Decryptor::from_key(entry.c1), at);
+                            decoders[1].set_decryptor(Decryptor::from_key(entry.c2), at);
+                        }
+                        None => {
+                            self.conv.decryption = Decryption::NoKey;
+                            self.conv.transcript.note(
+                                at,
+                                "no key-log line names this act 1: the transport cannot be read",
+                            );
+                        }
+                    }
+                }
+                if let StreamEvent::Error(crate::decoder::StreamError::NoKeys(n)) = &event {
+                    self.conv.unread[side] += *n as u64;
+                }
+                event.record(direction(side), at, &mut self.conv.transcript);
+            }
+        }
+        // Without keys, what waits after the acts is counted, not held: those directions are
+        // read no further.
+        if self.conv.decryption == Decryption::NoKey {
+            for (side, d) in decoders.iter_mut().enumerate() {
+                if d.awaits_keys() {
+                    self.conv.unread[side] += d.pending() as u64;
+                    self.lost[side] = true;
+                }
+            }
+        }
+    }
+
+    /// Bytes are missing: a plain or SV1 stream is read again from after the gap by a fresh
+    /// decoder (an SV1 line or a frame cut by the gap shows as one that does not parse); an
+    /// encrypted one is lost from here on (its nonces cannot be recovered).
+    fn gap(&mut self, side: usize, at: Timestamp) {
+        let Some(decoders) = self.decoders.as_mut() else {
+            // Before classification: what was held is no longer a stream's start.
+            self.held[side].clear();
+            return;
+        };
+        match self.conv.protocol {
+            Protocol::Noise => {
+                self.lost[side] = true;
+                self.conv.transcript.note(
+                    at,
+                    format!(
+                        "{}: the encrypted stream cannot be read after the gap (its nonces are lost)",
+                        direction(side).as_str()
+                    ),
+                );
+            }
+            protocol => {
+                let mode = if protocol == Protocol::Sv1 {
+                    Mode::Sv1
+                } else {
+                    Mode::Sv2
+                };
+                decoders[side] = StreamDecoder::new(direction(side), mode);
+                self.conv.transcript.note(
+                    at,
+                    format!(
+                        "{}: reading resumes after the gap",
+                        direction(side).as_str()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn finish(self) -> Conversation {
+        self.conv
+    }
+}

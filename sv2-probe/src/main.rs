@@ -21,6 +21,7 @@ mod logging;
 mod mine;
 mod mock;
 mod outcome;
+mod pcap;
 mod probe;
 mod progress;
 mod render;
@@ -89,6 +90,9 @@ enum Command {
     /// Probe a live SV2 pool: handshake, certificate, setup, channel, job, coinbase, a share.
     #[command(long_about = probe::LONG_ABOUT)]
     Probe(probe::Args),
+    /// Decode the SV1 and SV2 connections of packet captures, Noise decrypted with key logs.
+    #[command(long_about = pcap::LONG_ABOUT)]
+    Pcap(pcap::Args),
     /// Mine on an SV2 pool with the built-in engine, with live statistics.
     #[command(long_about = mine::LONG_ABOUT)]
     Mine(mine::Args),
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args, &mut out, &mut err),
         Command::Mock(args) => mock::run(args, &mut out, &mut err),
         Command::Mine(args) => mine::run(args, &mut out, &mut err),
+        Command::Pcap(args) => pcap::run(args, &mut out, &mut err),
         Command::Vectors(args) => vectors::run(args, &mut out, &mut err),
         Command::Conformance(args) => conformance::run_command(args, &mut out, &mut err),
     }

@@ -77,6 +77,10 @@ struct Followed {
     ended: [bool; 2],
     /// An encrypted direction past a gap: its bytes are counted, not read.
     lost: [bool; 2],
+    /// Traffic keys found for a session, each handed to its direction's decoder after its act.
+    pending_keys: [Option<[u8; 32]>; 2],
+    /// The time of the latest event.
+    last: Timestamp,
 }
 
 /// Follows every connection of a capture.
@@ -138,6 +142,8 @@ impl Follower {
                         decoders: None,
                         ended: [false; 2],
                         lost: [false; 2],
+                        pending_keys: [None, None],
+                        last: Timestamp::default(),
                     },
                 );
             }
@@ -317,33 +323,49 @@ impl Followed {
         self.drain(keys);
     }
 
-    /// Records every event of both decoders; a client act 1 looks its keys up.
+    /// Records every event of both decoders; a client act 1 looks its keys up, and each direction
+    /// gets its key once its own act is read (a decoder takes keys only after its act).
     fn drain(&mut self, keys: &[KeyLogEntry]) {
         let Some(decoders) = self.decoders.as_mut() else {
             return;
         };
-        for side in 0..2 {
-            while let Some((at, event)) = decoders[side].next_event() {
-                if let StreamEvent::Act { act: 1, bytes } = &event {
-                    match keylog::find(keys, bytes) {
-                        Some(entry) => {
-                            self.conv.decryption = Decryption::Keys;
-                            decoders[0].set_decryptor(Decryptor::from_key(entry.c1), at);
-                            decoders[1].set_decryptor(Decryptor::from_key(entry.c2), at);
-                        }
-                        None => {
-                            self.conv.decryption = Decryption::NoKey;
-                            self.conv.transcript.note(
-                                at,
-                                "no key-log line names this act 1: the transport cannot be read",
-                            );
+        loop {
+            let mut progressed = false;
+            for (side, decoder) in decoders.iter_mut().enumerate() {
+                while let Some((at, event)) = decoder.next_event() {
+                    progressed = true;
+                    self.last = at;
+                    if let StreamEvent::Act { act: 1, bytes } = &event {
+                        match keylog::find(keys, bytes) {
+                            Some(entry) => {
+                                self.conv.decryption = Decryption::Keys;
+                                self.pending_keys = [Some(entry.c1), Some(entry.c2)];
+                            }
+                            None => {
+                                self.conv.decryption = Decryption::NoKey;
+                                self.conv.transcript.note(
+                                    at,
+                                    "no key-log line names this act 1: the transport cannot be read",
+                                );
+                            }
                         }
                     }
+                    if let StreamEvent::Error(crate::decoder::StreamError::NoKeys(n)) = &event {
+                        self.conv.unread[side] += *n as u64;
+                    }
+                    event.record(direction(side), at, &mut self.conv.transcript);
                 }
-                if let StreamEvent::Error(crate::decoder::StreamError::NoKeys(n)) = &event {
-                    self.conv.unread[side] += *n as u64;
+            }
+            for (side, decoder) in decoders.iter_mut().enumerate() {
+                if decoder.awaits_keys() {
+                    if let Some(key) = self.pending_keys[side].take() {
+                        decoder.set_decryptor(Decryptor::from_key(key), self.last);
+                        progressed = true;
+                    }
                 }
-                event.record(direction(side), at, &mut self.conv.transcript);
+            }
+            if !progressed {
+                break;
             }
         }
         // Without keys, what waits after the acts is counted, not held: those directions are

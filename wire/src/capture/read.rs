@@ -149,7 +149,11 @@ impl<'r> CaptureReader<'r> {
                             },
                         }));
                     }
-                    // A refill that read nothing new means the file ended inside the block.
+                    // The file ended: cleanly between blocks, or inside one (truncated).
+                    if self.inner.reader_exhausted() && self.inner.data().is_empty() {
+                        self.done = true;
+                        continue;
+                    }
                     if self.inner.reader_exhausted() {
                         match self.inner.next() {
                             Err(PcapError::Incomplete(_)) | Err(PcapError::Eof) => {

@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/sv2-toolkit/target-fuzz}"
-ALL_TARGETS=(frame_splits messages noise_responder noise_initiator transport differential)
+ALL_TARGETS=(frame_splits messages noise_responder noise_initiator transport capture differential)
 read -r -a TARGETS <<<"${TARGETS:-${ALL_TARGETS[*]}}"
 LIBFUZZER_FLAGS=(-max_len=8192 -malloc_limit_mb=8 -rss_limit_mb=2560 -timeout=20 -print_final_stats=1)
 

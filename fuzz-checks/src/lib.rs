@@ -4,7 +4,7 @@
 //! One implementation for three drivers: the cargo-fuzz targets (`fuzz/fuzz_targets/<target>.rs`) call
 //! these functions, `codec/tests/fuzz_regressions.rs` replays `fuzz/regressions/<target>/*` through
 //! them on stable, and `codec/examples/fuzz_seeds.rs` writes the seed corpora with [`seeds`]. It
-//! depends on `sv2_codec` and `serde_json` only.
+//! depends on `sv2_codec`, `sv2_wire` (the capture reader) and `serde_json` only.
 //!
 //! A check panics (an `assert!`) when a property fails; the fuzzer turns that into a crash file. Every
 //! input is meaningful: the small [`Input`] reader yields zeros once the bytes run out.
@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("noise_responder", noise_responder),
     ("noise_initiator", noise_initiator),
     ("transport", transport),
+    ("capture", capture),
 ];
 
 /// The check of the codec target `name`.
@@ -958,8 +959,95 @@ pub fn seeds(target: &str, frames: &[Vec<u8>], max_len: usize) -> Vec<Vec<u8>> {
             }
             out.push(wire);
         }
+        "capture" => {
+            // Records of Ethernet/IPv4/TCP packets carrying sample frames, after the pcap header the
+            // check puts in front (first byte even); one out of order.
+            let mut seed = vec![0u8];
+            let mut seq = [1000u32, 5000];
+            for (i, frame) in frames.iter().take(6).enumerate() {
+                let side = i % 2;
+                let (src, dst) = if side == 0 {
+                    (([10, 0, 0, 1], 40_000), ([10, 0, 0, 2], 34_254))
+                } else {
+                    (([10, 0, 0, 2], 34_254), ([10, 0, 0, 1], 40_000))
+                };
+                let builder = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+                    .ipv4(src.0, dst.0, 64)
+                    .tcp(src.1, dst.1, seq[side], 65_535);
+                seq[side] = seq[side].wrapping_add(frame.len() as u32);
+                let mut packet = Vec::new();
+                if builder.write(&mut packet, frame).is_err() {
+                    continue;
+                }
+                seed.extend_from_slice(&(i as u32).to_le_bytes());
+                seed.extend_from_slice(&0u32.to_le_bytes());
+                seed.extend_from_slice(&(packet.len() as u32).to_le_bytes());
+                seed.extend_from_slice(&(packet.len() as u32).to_le_bytes());
+                seed.extend_from_slice(&packet);
+            }
+            out.push(seed);
+            out.push(vec![1, 2, 3]);
+        }
         _ => {}
     }
     out.retain(|seed| seed.len() <= max_len);
     out
+}
+
+/// A classic pcap header (little endian, microseconds, snap length 65535, Ethernet), so that most
+/// inputs exercise the records, the headers inside them and the reassembly rather than the magic.
+const PCAP_HEADER: [u8; 24] = [
+    0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+];
+
+/// `capture`: bytes read as a capture file (the input as it is when its first byte is odd, else
+/// after a valid pcap header), every packet through the TCP reassembler and the conversation
+/// follower. Properties: no panic, reading ends (every packet or a typed error), and no direction
+/// delivers more bytes than its segments carried.
+pub fn capture(data: &[u8]) {
+    use sv2_wire::capture::{CaptureReader, Delivery, Follower, Packet, Reassembler};
+
+    let file: Vec<u8> = match data.first() {
+        Some(b) if b % 2 == 1 => data.to_vec(),
+        _ => PCAP_HEADER
+            .iter()
+            .chain(data.iter().skip(1))
+            .copied()
+            .collect(),
+    };
+    let Ok(reader) = CaptureReader::new(&file[..]) else {
+        return;
+    };
+    let mut reassembler = Reassembler::new();
+    let mut follower = Follower::new(Vec::new());
+    let mut out = Vec::new();
+    let (mut carried, mut delivered) = (0u64, 0u64);
+    for packet in reader {
+        match packet {
+            Ok(Packet::Tcp(segment)) => {
+                carried += segment.payload.len() as u64;
+                reassembler.push(segment, &mut out);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        for d in out.drain(..) {
+            if let Delivery::Data { bytes, .. } = &d {
+                delivered += bytes.len() as u64;
+            }
+            follower.take(d);
+        }
+    }
+    reassembler.finish(&mut out);
+    for d in out.drain(..) {
+        if let Delivery::Data { bytes, .. } = &d {
+            delivered += bytes.len() as u64;
+        }
+        follower.take(d);
+    }
+    assert!(
+        delivered <= carried,
+        "{delivered} bytes delivered of {carried} carried"
+    );
+    let _ = follower.finish();
 }

@@ -81,8 +81,13 @@ pub struct CaptureReader<'r> {
     state: State,
     /// Blocks read so far (for error messages).
     blocks: u64,
+    /// The reader's buffer size: doubled for a block that does not fit, up to [`MAX_BLOCK`].
+    capacity: usize,
     done: bool,
 }
+
+/// The reader's first buffer (most blocks are a packet of at most a few KB).
+const FIRST_BUFFER: usize = 64 * 1024;
 
 /// What the blocks read so far said.
 #[derive(Debug, Default)]
@@ -104,7 +109,7 @@ impl std::fmt::Debug for CaptureReader<'_> {
 impl<'r> CaptureReader<'r> {
     /// A reader of `input` (pcap or pcapng, told by the magic number).
     pub fn new<R: Read + 'r>(input: R) -> Result<CaptureReader<'r>, CaptureError> {
-        let inner = pcap_parser::create_reader(MAX_BLOCK, input).map_err(|e| match e {
+        let inner = pcap_parser::create_reader(FIRST_BUFFER, input).map_err(|e| match e {
             PcapError::Eof | PcapError::HeaderNotRecognized => CaptureError::NotACapture,
             PcapError::ReadError => CaptureError::Io("read error".into()),
             other => CaptureError::Corrupt {
@@ -116,6 +121,7 @@ impl<'r> CaptureReader<'r> {
             inner,
             state: State::default(),
             blocks: 0,
+            capacity: FIRST_BUFFER,
             done: false,
         })
     }
@@ -136,18 +142,29 @@ impl<'r> CaptureReader<'r> {
                     self.done = true;
                 }
                 Err(PcapError::Incomplete(_)) => {
-                    if let Err(e) = self.inner.refill() {
-                        self.done = true;
-                        let block = self.blocks + 1;
-                        return Some(Err(match e {
-                            PcapError::BufferTooSmall => CaptureError::TooLarge { block },
-                            PcapError::ReadError => CaptureError::Io("read error".into()),
-                            PcapError::Eof => CaptureError::Truncated { block },
-                            other => CaptureError::Corrupt {
-                                block,
-                                what: format!("{other:?}"),
-                            },
-                        }));
+                    let block = self.blocks + 1;
+                    match self.inner.refill() {
+                        Ok(()) => {}
+                        Err(PcapError::BufferTooSmall) => {
+                            // A block larger than the buffer: a bigger one, within the bound.
+                            if self.capacity < MAX_BLOCK && self.inner.grow(self.capacity * 2) {
+                                self.capacity *= 2;
+                                continue;
+                            }
+                            self.done = true;
+                            return Some(Err(CaptureError::TooLarge { block }));
+                        }
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(match e {
+                                PcapError::ReadError => CaptureError::Io("read error".into()),
+                                PcapError::Eof => CaptureError::Truncated { block },
+                                other => CaptureError::Corrupt {
+                                    block,
+                                    what: format!("{other:?}"),
+                                },
+                            }));
+                        }
                     }
                     // The file ended: cleanly between blocks, or inside one (truncated).
                     if self.inner.reader_exhausted() && self.inner.data().is_empty() {

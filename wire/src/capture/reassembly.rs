@@ -335,7 +335,14 @@ fn deliver_after_gap(
         dir.offset += hole;
         deliver(id, from, at, dir, payload, out);
     } else {
-        deliver(id, from, at, dir, payload[(-delta) as usize..].to_vec(), out);
+        deliver(
+            id,
+            from,
+            at,
+            dir,
+            payload[(-delta) as usize..].to_vec(),
+            out,
+        );
     }
 }
 

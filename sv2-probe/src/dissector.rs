@@ -33,7 +33,9 @@ pub struct Args {
 pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<Outcome> {
     let lua = generate();
     match &args.out {
-        Some(path) => std::fs::write(path, lua).with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, lua).with_context(|| format!("writing {}", path.display()))?
+        }
         None => out.write_all(lua.as_bytes())?,
     }
     Ok(Outcome::Pass)
@@ -118,7 +120,9 @@ fn proto_field(abbrev: &str, name: &str, sv2_type: &str, blurb: &str) -> String 
         "U64" => "uint64",
         "BOOL" => return format!("ProtoField.bool({abbrev:?}, {name:?}, 8, nil, 0x01, {blurb:?})"),
         "F32" => return format!("ProtoField.float({abbrev:?}, {name:?}, nil, {blurb:?})"),
-        "STR0_255" => return format!("ProtoField.string({abbrev:?}, {name:?}, base.UNICODE, {blurb:?})"),
+        "STR0_255" => {
+            return format!("ProtoField.string({abbrev:?}, {name:?}, base.UNICODE, {blurb:?})")
+        }
         _ => return format!("ProtoField.bytes({abbrev:?}, {name:?}, base.NONE, {blurb:?})"),
     };
     format!("ProtoField.{ctor}({abbrev:?}, {name:?}, base.DEC, nil, nil, {blurb:?})")
@@ -171,8 +175,21 @@ mod tests {
                 let elem = element_type(&ty);
                 assert!(
                     [
-                        "U8", "U16", "U24", "U32", "U64", "BOOL", "F32", "STR0_255", "B0_32", "B0_255",
-                        "B0_64K", "B0_16M", "U256", "PUBKEY", "SIGNATURE"
+                        "U8",
+                        "U16",
+                        "U24",
+                        "U32",
+                        "U64",
+                        "BOOL",
+                        "F32",
+                        "STR0_255",
+                        "B0_32",
+                        "B0_255",
+                        "B0_64K",
+                        "B0_16M",
+                        "U256",
+                        "PUBKEY",
+                        "SIGNATURE"
                     ]
                     .contains(&elem),
                     "{}.{}: {ty}",

@@ -439,6 +439,55 @@ fn noise_bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Every message cut short (its msg_length made to match the cut), one per segment: tshark reports a
+/// malformed frame exactly where sv2-codec refuses the frame, and never raises a Lua error.
+#[test]
+fn tshark_flags_truncated_frames_where_the_codec_does() {
+    if !tshark_available() {
+        return;
+    }
+    let mut pcap = Pcap::new();
+    let mut tcp = Tcp::open(&mut pcap, 50005, 34254);
+    let mut cut_frames = Vec::new();
+    for (info, frame) in frames_of_every_type() {
+        let payload = &frame[6..];
+        for cut in [payload.len() / 2, payload.len().saturating_sub(1), 1] {
+            if cut >= payload.len() {
+                continue;
+            }
+            let mut cut_frame = frame[..6].to_vec();
+            cut_frame[3..6].copy_from_slice(&(cut as u32).to_le_bytes()[..3]);
+            cut_frame.extend(&payload[..cut]);
+            tcp.segment(&mut pcap, true, &cut_frame, "data");
+            cut_frames.push((info, cut_frame));
+        }
+    }
+    let (packets, _) = tshark_json(&pcap.bytes, "truncated.pcap");
+    let data: Vec<&Value> = packets.iter().skip(3).collect();
+    assert_eq!(data.len(), cut_frames.len());
+    let mut disagreements = Vec::new();
+    for ((info, frame), layers) in cut_frames.iter().zip(data) {
+        let (parsed, _) = Frame::parse(frame).unwrap();
+        let codec_refuses = decode_frame(&parsed).is_err();
+        let text = layers.to_string();
+        let tshark_refuses = text.contains("sv2.malformed");
+        assert!(text.contains(info.name), "{}: {text}", info.name);
+        if codec_refuses != tshark_refuses {
+            disagreements.push(format!(
+                "{} {}: codec refuses {codec_refuses}, tshark {tshark_refuses}",
+                info.name,
+                hex::encode(frame)
+            ));
+        }
+    }
+    eprintln!(
+        "{} truncated frames, {} disagreements",
+        cut_frames.len(),
+        disagreements.len()
+    );
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
 #[test]
 fn tshark_labels_noise_sv1_and_survives_garbage() {
     if !tshark_available() {

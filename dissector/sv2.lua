@@ -613,6 +613,12 @@ local f_tcp_seq = Field.new("tcp.seq")
 local streams = {}   -- tcp.stream -> { kind = "plain" | "noise", acts = { [direction] = bytes seen } }
 local packets = {}   -- pinfo.number .. ":" .. offset -> label for Noise segments
 
+-- A new capture file (or a reload) starts with no streams known.
+function sv2.init()
+    streams = {}
+    packets = {}
+end
+
 local function stream_id()
     local s = f_tcp_stream()
     return s and s.value or -1

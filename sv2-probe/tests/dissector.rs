@@ -526,6 +526,17 @@ fn tshark_labels_noise_sv1_and_survives_garbage() {
     garbage.segment(&mut pcap, true, &lying[..lying.len() - 3], "data");
     garbage.segment(&mut pcap, true, &[0, 0, 0x10, 2, 0, 0, 0xff, 0xff], "data");
     garbage.segment(&mut pcap, true, &noise_bytes(300, 5), "data");
+    // Random bytes of many lengths, on every port and at the start of streams (the heuristics).
+    for (i, port) in [34254u16, 3333, 40002, 40003].into_iter().enumerate() {
+        let mut conn = Tcp::open(&mut pcap, 51000 + i as u16, port);
+        for n in 0..60u64 {
+            let mut bytes = noise_bytes((n as usize * 7) % 90 + 1, 100 + n + 1000 * i as u64);
+            if n % 3 == 0 {
+                bytes[0] = b'{';
+            }
+            conn.segment(&mut pcap, n % 2 == 0, &bytes, "data");
+        }
+    }
 
     let (packets, raw) = tshark_json(&pcap.bytes, "noise-sv1-garbage.pcap");
     let all: Vec<HashMap<String, Vec<String>>> = packets.iter().map(fields_of).collect();

@@ -35,6 +35,20 @@ install_peer translator_sv2 0.6.0
 install_peer jd_client_sv2 0.6.0
 export SV2_REQUIRE_PEERS=1
 
+# tshark (Debian package) for the Wireshark dissector's test (sv2-probe/tests/dissector.rs), which fails
+# rather than skips without it while SV2_REQUIRE_TSHARK=1. The debconf answer keeps the install
+# non-interactive (no setuid dumpcap).
+step "tshark (the dissector's test)"
+if ! command -v tshark >/dev/null; then
+    sudo=""
+    [[ "$(id -u)" != 0 ]] && sudo="sudo"
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark
+fi
+tshark -v | head -n 1
+export SV2_REQUIRE_TSHARK=1
+
 step "format"
 cargo fmt --all -- --check
 

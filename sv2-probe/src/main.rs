@@ -13,6 +13,7 @@ use outcome::Outcome;
 mod conformance;
 mod decode;
 mod demo;
+mod dissector;
 mod encode;
 mod hashrate;
 mod input;
@@ -78,6 +79,9 @@ enum Command {
     /// Decode SV2 frames given as hex into readable text or JSON.
     #[command(long_about = decode::LONG_ABOUT)]
     Decode(decode::Args),
+    /// Print the Wireshark Lua dissector (SV2, Noise, SV1), generated from the codec's message table.
+    #[command(long_about = dissector::LONG_ABOUT)]
+    Dissector(dissector::Args),
     /// Encode SV2 messages given as JSON into frames in hex.
     #[command(long_about = encode::LONG_ABOUT)]
     Encode(encode::Args),
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args, &mut out, &mut err),
         Command::Decode(args) => decode::run(args, &mut out, &mut err),
+        Command::Dissector(args) => dissector::run(args, &mut out, &mut err),
         Command::Encode(args) => encode::run(args, &mut out, &mut err),
         Command::Hashrate(args) => hashrate::run(args, &mut out, &mut err),
         Command::Keys(args) => keys::run(args, &mut out, &mut err),

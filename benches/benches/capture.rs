@@ -6,6 +6,8 @@
 //!   cargo bench -p sv2-benches --bench capture                  # 1,000 connections x 1,000 messages
 //!   CONNECTIONS=100 MESSAGES=100 cargo bench -p sv2-benches --bench capture
 //!
+//!   KEEP=1 cargo bench -p sv2-benches --bench capture           # keep the captures and key logs
+//!
 //! Under `cargo test` (no `--bench` argument) it runs a tiny capture once, as a smoke test.
 
 use std::io::Write;
@@ -313,6 +315,10 @@ fn main() {
     for noise in [false, true] {
         let path = dir.join(if noise { "noise.pcap" } else { "plain.pcap" });
         let keys = generate(&path, connections, messages, noise);
+        if std::env::var_os("KEEP").is_some() {
+            let lines: String = keys.iter().map(|k| k.to_line() + "\n").collect();
+            std::fs::write(path.with_extension("keylog"), lines).unwrap();
+        }
         let size = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
         let t = Instant::now();
         let (ok, bad) = decode(&path, keys.clone());
@@ -334,5 +340,9 @@ fn main() {
             theirs.unwrap_or_else(|| "-".into())
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("KEEP").is_some() {
+        println!("captures kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

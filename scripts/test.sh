@@ -49,6 +49,19 @@ fi
 tshark -v | head -n 1
 export SV2_REQUIRE_TSHARK=1
 
+# tcpdump (Debian package) captures the real traffic of interop/tests/e2e_translator.rs on lo, which
+# sv2_wire::capture then decodes (the pool link decrypted with the pool's key log). Capturing needs
+# root (CAP_NET_RAW): as root the test fails without a capture, otherwise it says it did not capture.
+step "tcpdump (real captures in the end-to-end tests)"
+if ! command -v tcpdump >/dev/null && [[ ! -x /usr/sbin/tcpdump ]]; then
+    sudo=""
+    [[ "$(id -u)" != 0 ]] && sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump
+fi
+if [[ "$(id -u)" == 0 ]]; then
+    export SV2_REQUIRE_TCPDUMP=1
+fi
+
 step "format"
 cargo fmt --all -- --check
 

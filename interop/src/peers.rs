@@ -393,3 +393,102 @@ mod tests {
         }
     }
 }
+
+/// `tcpdump` capturing TCP on the loopback interface to a pcap file, for tests that decode what
+/// real peers sent (`sv2_wire::capture`). Stopped with SIGINT, so that it writes its last packets.
+#[derive(Debug)]
+pub struct Tcpdump {
+    child: Child,
+    pub file: PathBuf,
+}
+
+impl Tcpdump {
+    /// Starts capturing `ports` on `lo` into `file`. `None` when tcpdump is not installed or may not
+    /// capture here (it needs CAP_NET_RAW): the caller says it did not capture; it fails instead
+    /// when `SV2_REQUIRE_TCPDUMP=1` (scripts/test.sh installs tcpdump and runs as root in CI).
+    pub fn start(ports: &[u16], file: &Path) -> Option<Tcpdump> {
+        let required = std::env::var("SV2_REQUIRE_TCPDUMP").is_ok_and(|v| v == "1");
+        let Some(bin) = find_binary("tcpdump").or_else(|| {
+            let sbin = PathBuf::from("/usr/sbin/tcpdump");
+            sbin.is_file().then_some(sbin)
+        }) else {
+            assert!(
+                !required,
+                "tcpdump is not installed and SV2_REQUIRE_TCPDUMP=1"
+            );
+            eprintln!("tcpdump not installed: no capture");
+            return None;
+        };
+        let filter = ports
+            .iter()
+            .map(|p| format!("port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let mut child = Command::new(bin)
+            .args(["-i", "lo", "-U", "--immediate-mode", "-s", "0", "-w"])
+            .arg(file)
+            .arg(format!("tcp and ({filter})"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        // It captures once it says "listening on" (the filter is attached by then).
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if line.contains("listening on") {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+        }
+        if rx.recv_timeout(Duration::from_secs(5)).is_ok() {
+            std::thread::sleep(Duration::from_millis(200));
+            return Some(Tcpdump {
+                child,
+                file: file.to_path_buf(),
+            });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(
+                !required,
+                "tcpdump exited at once ({status}): no permission to capture?"
+            );
+            eprintln!("tcpdump exited at once ({status}): no capture");
+            return None;
+        }
+        let _ = child.kill();
+        assert!(!required, "tcpdump did not start capturing within 5 s");
+        None
+    }
+
+    /// Stops the capture (SIGINT: tcpdump flushes and exits) and returns the file.
+    pub fn stop(mut self) -> PathBuf {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return self.file.clone();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.file.clone()
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

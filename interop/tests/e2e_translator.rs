@@ -7,13 +7,18 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use sv2_codec::noise::keylog;
 use sv2_codec::noise::keys::Keypair;
 use sv2_interop::peers::{
-    binary_or_skip, free_ports, scratch_dir, wait_listening, PeerProcess, TranslatorConfig,
+    binary_or_skip, free_ports, scratch_dir, wait_listening, PeerProcess, Tcpdump, TranslatorConfig,
 };
 use sv2_mock::pool::driver::{serve, PoolServerConfig};
 use sv2_mock::sv1::driver::{spawn, Sv1DriverConfig};
 use sv2_mock::sv1::Sv1Config;
+use sv2_wire::capture::{
+    CaptureReader, Conversation, Decryption, Follower, Packet, Protocol, Reassembler,
+};
+use sv2_wire::{Event, KeyLog};
 use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,12 +27,14 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
         return;
     };
     let authority = Keypair::generate().unwrap();
-    let pool = serve(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        PoolServerConfig::new(authority.clone()).unwrap(),
-    )
-    .await
-    .unwrap();
+    let dir = scratch_dir("e2e-translator-capture").unwrap();
+    let keys = dir.join("keys.log");
+    let mut pool_config = PoolServerConfig::new(authority.clone()).unwrap();
+    // The pool's key log: the capture of the translator's link to it is decrypted with it.
+    pool_config.key_log = KeyLog::file(&keys);
+    let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), pool_config)
+        .await
+        .unwrap();
 
     let [downstream_port, monitoring_port] = free_ports().unwrap();
     let key = authority.public.to_base58();
@@ -40,6 +47,12 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
         min_individual_miner_hashrate: 100_000.0,
         shares_per_minute: 60.0,
     };
+    // Real traffic on the loopback interface, from before the translator connects: its SV2 link
+    // to our pool and the SV1 miner's link to it.
+    let capture = Tcpdump::start(
+        &[pool.addr.port(), downstream_port],
+        &dir.join("chain.pcap"),
+    );
     let mut tproxy = PeerProcess::start(
         &tproxy_bin,
         &scratch_dir("tproxy").unwrap(),
@@ -66,6 +79,12 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
     let accepted = pool.stats().shares_accepted >= 2;
     let stats = pool.stats();
     let report = miner.stop().await;
+    if let Some(capture) = capture {
+        let file = tokio::task::spawn_blocking(move || capture.stop())
+            .await
+            .unwrap();
+        decoded_capture_shows_both_links(&file, &keys, pool.addr.port(), downstream_port);
+    }
     assert!(
         accepted,
         "our pool accepted {} share(s), rejected {:?}; the SV1 miner: {:?}, outcome {:?}\ntranslator log:\n{}\npool log:\n{}",
@@ -114,5 +133,106 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
         stats.blocks_found,
         stats.solutions_valid,
         report.stats.accepted
+    );
+}
+
+/// The capture of the chain, read as `sv2-probe pcap` reads it: the translator's Noise link to our
+/// pool decrypted with the pool's key log (setup, an extended channel, jobs, shares), and the SV1
+/// miner's link (subscribe, authorize, notify, submit).
+fn decoded_capture_shows_both_links(
+    file: &std::path::Path,
+    keys: &std::path::Path,
+    pool_port: u16,
+    sv1_port: u16,
+) {
+    let (entries, problems) =
+        keylog::parse_lenient(&std::fs::read_to_string(keys).unwrap_or_default());
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(!entries.is_empty(), "the pool wrote its key log");
+    let reader = CaptureReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut reassembler = Reassembler::new();
+    let mut follower = Follower::new(entries);
+    let mut out = Vec::new();
+    for packet in reader {
+        match packet {
+            Ok(Packet::Tcp(segment)) => reassembler.push(segment, &mut out),
+            Ok(_) => {}
+            Err(e) => panic!("{}: {e}", file.display()),
+        }
+        for d in out.drain(..) {
+            follower.take(d);
+        }
+    }
+    reassembler.finish(&mut out);
+    for d in out.drain(..) {
+        follower.take(d);
+    }
+    let conversations = follower.finish();
+    let to = |port: u16| {
+        move |c: &&Conversation| {
+            c.transcript
+                .endpoints
+                .server
+                .is_some_and(|a| a.port() == port)
+        }
+    };
+    let sv2 = conversations
+        .iter()
+        .filter(to(pool_port))
+        .max_by_key(|c| c.transcript.len())
+        .unwrap_or_else(|| panic!("no connection to the pool in the capture"));
+    assert_eq!(sv2.protocol, Protocol::Noise);
+    assert_eq!(
+        sv2.decryption,
+        Decryption::Keys,
+        "the pool's key log decrypts it"
+    );
+    let names: Vec<&str> = sv2
+        .transcript
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Frame { decoded: Ok(d), .. } => Some(d.message.name()),
+            Event::Frame {
+                decoded: Err(e), ..
+            } => panic!("a frame of the translator's link does not decode: {e}"),
+            _ => None,
+        })
+        .collect();
+    for wanted in [
+        "SetupConnection",
+        "SetupConnection.Success",
+        "OpenExtendedMiningChannel",
+        "OpenExtendedMiningChannel.Success",
+        "NewExtendedMiningJob",
+        "SetNewPrevHash",
+        "SubmitSharesExtended",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} not in {names:?}");
+    }
+    // (Connections refused while the test waited for the translator to listen are in the capture
+    // too: the miner's is the one that carried something.)
+    let sv1 = conversations
+        .iter()
+        .filter(to(sv1_port))
+        .max_by_key(|c| c.transcript.len())
+        .unwrap_or_else(|| panic!("no SV1 connection in the capture"));
+    assert_eq!(sv1.protocol, Protocol::Sv1);
+    let methods: Vec<String> = sv1.transcript.sv1_lines().map(|(_, line)| line).collect();
+    for wanted in [
+        "mining.subscribe",
+        "mining.authorize",
+        "mining.notify",
+        "mining.submit",
+    ] {
+        assert!(
+            methods.iter().any(|l| l.contains(wanted)),
+            "{wanted} not in the SV1 lines"
+        );
+    }
+    println!(
+        "e2e translator capture: {} SV2 frames decrypted on the pool link, {} SV1 lines",
+        names.len(),
+        methods.len()
     );
 }

@@ -1,0 +1,3 @@
+//! Captures: conversations as packets, to be opened in Wireshark or read back.
+
+pub mod write;

@@ -24,6 +24,7 @@ fn start_pool() -> (std::process::Child, String) {
             "60",
         ])
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start the mock pool");
     let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
@@ -215,4 +216,49 @@ fn url_port(url: &str) -> u16 {
 
 fn server_of(segments: &[Segment], client: SocketAddr) -> SocketAddr {
     segments.iter().find(|s| s.0 == client).unwrap().1
+}
+
+#[test]
+fn mine_writes_its_conversation() {
+    let dir = std::env::temp_dir().join(format!("sv2-mine-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("mine.pcapng");
+    let (mut pool, url) = start_pool();
+    let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args([
+            "mine",
+            &url,
+            "--seconds",
+            "3",
+            "--hashrate",
+            "10000",
+            "--json",
+            "--pcap",
+        ])
+        .arg(&pcap)
+        .output()
+        .expect("run the miner");
+    let _ = pool.kill();
+    let _ = pool.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+
+    let segments = segments(&pcap);
+    let port = url_port(&url);
+    let syn = segments
+        .iter()
+        .find(|s| s.2 && s.1.port() == port)
+        .expect("a SYN to the pool");
+    let sent = payloads(&segments, syn.0, syn.1);
+    let received = payloads(&segments, syn.1, syn.0);
+    assert_eq!(sent[0].len(), 64, "act 1");
+    assert_eq!(received[0].len(), 234, "act 2");
+    // Setup, channel, shares and their answers.
+    assert!(sent.len() >= 3 && received.len() >= 3);
+    let keylog = std::fs::read_to_string(dir.join("mine.pcapng.keylog")).unwrap();
+    let entries = sv2_codec::noise::keylog::parse(&keylog).unwrap();
+    assert_eq!(entries.len(), 1, "{keylog}");
+    assert!(entries[0].matches_act1(sent[0]));
+    tshark_reads(&pcap);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -262,3 +262,40 @@ fn mine_writes_its_conversation() {
     tshark_reads(&pcap);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_failed_handshake_is_captured_too() {
+    // A peer that reads act 1 and closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut act1 = [0u8; 64];
+            let _ = std::io::Read::read_exact(&mut stream, &mut act1);
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("sv2-probe-pcap-failed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("failed.pcapng");
+    let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .arg("probe")
+        .arg(format!("stratum2+tcp://{addr}"))
+        .args(["--no-share", "--timeout", "2", "--pcap"])
+        .arg(&pcap)
+        .output()
+        .expect("run the probe");
+    assert_eq!(output.status.code(), Some(1));
+    let segments = segments(&pcap);
+    let syn = segments.iter().find(|s| s.2).expect("a SYN");
+    assert_eq!(syn.1, addr);
+    let sent = payloads(&segments, syn.0, syn.1);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].len(), 64, "act 1");
+    assert!(payloads(&segments, syn.1, syn.0).is_empty());
+    // No session, no key.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("failed.pcapng.keylog")).unwrap(),
+        ""
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

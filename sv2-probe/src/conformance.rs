@@ -1,6 +1,7 @@
 //! `sv2-probe conformance --role pool --target ADDR`: the conformance suite against a Mining-protocol
 //! server (sv2-conformance), with a readable report grouped by spec section, JSON and JUnit.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use sv2_conformance::{
 };
 
 use crate::progress::Status;
+use sv2_wire::keylog::MemorySink;
 use sv2_wire::{Side, Transcript};
 
 use crate::outcome::Outcome;
@@ -55,6 +57,11 @@ pub struct Args {
     /// Also write the JSON report here (the text report still goes to stdout).
     #[arg(long, value_name = "FILE")]
     pub json_file: Option<std::path::PathBuf>,
+    /// Save every connection of the run (each check's evidence, one TCP connection each) as a pcapng
+    /// capture at FILE, with the key log of its Noise sessions beside it as FILE.keylog: a failure
+    /// opens in Wireshark, decrypted. With --transcript, the transcripts read (no keys).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
     /// Compare the verdicts with a reviewed expected-verdicts file (`<id> <verdict>` per line).
     #[arg(long, value_name = "FILE")]
     pub expect: Option<std::path::PathBuf>,
@@ -156,7 +163,11 @@ fn passive(args: &Args, path: &std::path::Path, out: &mut dyn Write) -> anyhow::
         Side::Client
     };
     let mut failed = false;
-    for (label, transcript) in transcripts(&value, recorder)? {
+    let all = transcripts(&value, recorder)?;
+    if let Some(pcap) = &args.pcap {
+        crate::capture::save(pcap, all.iter().map(|(_, t)| t), &[])?;
+    }
+    for (label, transcript) in all {
         let results = monitor_transcript(&transcript);
         let report = Report {
             target: format!("{} ({label})", path.display()),
@@ -177,6 +188,21 @@ fn passive(args: &Args, path: &std::path::Path, out: &mut dyn Write) -> anyhow::
         }
     }
     Ok(if failed { Outcome::Fail } else { Outcome::Pass })
+}
+
+/// Every connection of a run once: each check's evidence (a monitor rule's evidence repeats
+/// connections an active check made).
+fn connections(report: &Report) -> impl Iterator<Item = &Transcript> {
+    let mut seen = HashSet::new();
+    report
+        .results
+        .iter()
+        .flat_map(|r| r.evidence.iter())
+        .map(|e| &e.transcript)
+        .filter(move |t| {
+            let first = t.entries().front().map(|e| e.at);
+            seen.insert((t.endpoints.client, t.endpoints.server, first, t.len()))
+        })
 }
 
 fn target(args: &Args) -> anyhow::Result<Target> {
@@ -277,7 +303,12 @@ pub fn run_command(
         }
         None => None,
     };
-    let target = target(args)?;
+    let mut target = target(args)?;
+    // The run's key-log lines, for the key log beside --pcap.
+    let keys = MemorySink::default();
+    if args.pcap.is_some() {
+        target.key_log = target.key_log.and(keys.clone());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -314,6 +345,9 @@ pub fn run_command(
     if let Some(path) = &args.json_file {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("--json-file {}", path.display()))?;
+    }
+    if let Some(path) = &args.pcap {
+        crate::capture::save(path, connections(&report), &keys.entries())?;
     }
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&report))

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use outcome::Outcome;
 
+mod capture;
 mod conformance;
 mod decode;
 mod demo;

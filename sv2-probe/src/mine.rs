@@ -70,6 +70,10 @@ pub struct Args {
     /// Speak plain frames, without Noise (the URL must carry no authority key).
     #[arg(long)]
     pub plaintext: bool,
+    /// Save the device's conversation as a pcapng capture at FILE when it stops (its last stretch,
+    /// as the transcript retains it), with the key log beside it as FILE.keylog.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
     /// Print JSON lines (stats and events) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -89,6 +93,11 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
     let step = Duration::from_secs_f64(args.timeout.max(0.1));
     let mut config = DeviceDriverConfig::new(url.host_port(), url.authority_key);
     config.key_log = sv2_wire::KeyLog::from_env();
+    // The session's key-log line, for the key log beside --pcap.
+    let keys = sv2_wire::keylog::MemorySink::default();
+    if args.pcap.is_some() {
+        config.key_log = config.key_log.and(keys.clone());
+    }
     if args.plaintext {
         config.security = Security::Plaintext;
     }
@@ -203,6 +212,9 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
         }
         status.finish();
         let report = handle.stop().await;
+        if let Some(path) = &args.pcap {
+            crate::capture::save(path, [&report.transcript], &keys.entries())?;
+        }
         // What the monitor found last (the driver hands on the final entries as it stops).
         while let Ok(finding) = findings.try_recv() {
             violations += 1;

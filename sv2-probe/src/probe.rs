@@ -57,6 +57,10 @@ pub struct Args {
     /// a capture of the session can be decrypted later.
     #[arg(long, value_name = "FILE")]
     pub keylog: Option<std::path::PathBuf>,
+    /// Save the session as a pcapng capture at FILE (synthesised TCP packets with the real times),
+    /// with its key log beside it as FILE.keylog: opens in Wireshark, decrypted.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +98,9 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
         .context("tokio runtime")?;
     let report = runtime.block_on(sv2_conformance::probe::probe(&url, &args.config()));
     print_report(&report, &url, args.json, out)?;
+    if let Some(path) = &args.pcap {
+        crate::capture::save(path, report.transcript.iter(), report.key_log.as_slice())?;
+    }
     Ok(if report.failed() {
         Outcome::Fail
     } else {

@@ -7,7 +7,8 @@
 //!   encrypted frames with keys handed in, SV1 lines).
 //! - [`keylog`]: key-log sinks (a file, memory, `SV2KEYLOGFILE`) given to connections.
 //! - [`connection`]: the thin tokio driver: a handshake, then whole frames, over the decoder.
-//! - [`capture`]: pcap/pcapng reading, TCP reassembly, and conversations followed from a capture.
+//! - [`capture`]: pcap/pcapng reading, TCP reassembly, and conversations followed from a capture;
+//!   [`capture::write`] turns transcripts into a pcapng of synthesised TCP connections.
 //! - [`tap`]: a stream's received bytes as they came, for showing what a peer sent when nothing
 //!   could be decoded.
 //!

@@ -21,12 +21,12 @@ use sv2_chain::tx::Transaction;
 use sv2_codec::messages::common::{flags, protocol, SetupConnection};
 use sv2_codec::messages::mining::{OpenExtendedMiningChannel, OpenStandardMiningChannel};
 use sv2_codec::noise::keys::Sv2Url;
-use sv2_codec::noise::InitiatorConfig;
+use sv2_codec::noise::{InitiatorConfig, KeyLogEntry};
 use sv2_codec::types::{Str0_255, U256};
 use sv2_codec::Message;
 use sv2_mock::work::Tracker;
 use sv2_wire::keylog::{FileSink, KeyLogSink};
-use sv2_wire::{unix_now, Connection, KeyLog, NetError, Side, Tap, Tapped, Transcript};
+use sv2_wire::{unix_now, Connection, Endpoints, KeyLog, NetError, Side, Tap, Tapped, Transcript};
 use tokio::net::TcpStream;
 
 use crate::monitor::check_transcript;
@@ -87,6 +87,11 @@ pub struct Step {
 #[derive(Debug, Default)]
 pub struct Report {
     pub steps: Vec<Step>,
+    /// The session's conversation (what was recorded of a failed handshake too); `None` when no
+    /// connection was made.
+    pub transcript: Option<Transcript>,
+    /// The session's key-log entry, once the Noise handshake completed.
+    pub key_log: Option<KeyLogEntry>,
 }
 
 impl Report {
@@ -155,6 +160,7 @@ pub async fn probe(url: &Sv2Url, config: &ProbeConfig) -> Report {
             }
             report.add("monitor", Verdict::Fail, t, detail.join("; "), data);
         }
+        report.transcript = Some(transcript);
     }
     report
 }
@@ -228,6 +234,11 @@ async fn steps(url: &Sv2Url, config: &ProbeConfig, slot: TranscriptSlot) -> Repo
         format!("connected to {addr}"),
         json!({"address": addr}),
     );
+    let endpoints = Endpoints::seen_from(
+        Side::Client,
+        stream.local_addr().ok(),
+        stream.peer_addr().ok(),
+    );
     let (stream, tap) = Tapped::new(stream);
 
     let mut conn = if config.plaintext {
@@ -253,9 +264,15 @@ async fn steps(url: &Sv2Url, config: &ProbeConfig, slot: TranscriptSlot) -> Repo
     } else {
         match handshake(stream, url, config, &tap, step_timeout, &mut report).await {
             Some(conn) => Recorded { conn, slot },
-            None => return report,
+            None => {
+                if let Some(t) = report.transcript.as_mut() {
+                    t.endpoints = endpoints;
+                }
+                return report;
+            }
         }
     };
+    conn.transcript.endpoints = endpoints;
     // SetupConnection.
     let t = Instant::now();
     let mark = tap.mark();
@@ -525,9 +542,18 @@ async fn handshake(
     };
     // SV2KEYLOGFILE, as for every command; --keylog is written below, where a failure fails the step.
     let env_key_log = KeyLog::from_env();
-    let conn = match Connection::initiate_now(stream, initiator, step_timeout, &env_key_log).await {
+    let conn = match Connection::initiate_now_recorded(
+        stream,
+        initiator,
+        step_timeout,
+        &env_key_log,
+    )
+    .await
+    {
         Ok(conn) => conn,
-        Err(e) => {
+        Err(failed) => {
+            let e = failed.error;
+            report.transcript = Some(failed.transcript);
             let (mut detail, data) = failure(&e, tap, mark);
             if let Some(hint) = handshake_hint(&e, tap, mark) {
                 detail.push_str(&format!(" ({hint})"));
@@ -537,6 +563,7 @@ async fn handshake(
         }
     };
     let info = conn.handshake.clone()?;
+    report.key_log = Some(info.established.key_log_entry());
     if let Some(path) = &config.keylog {
         // Skipped when SV2KEYLOGFILE names the same file: the connection has written it there.
         let written = if env_key_log.writes_to(path) {

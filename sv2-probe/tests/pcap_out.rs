@@ -139,6 +139,45 @@ fn probe_writes_a_capture_and_its_key_log() {
         "the key-log line names this session's act 1"
     );
     tshark_reads(&pcap);
+
+    // The toolkit reads its own capture back: pcapng, Noise decrypted with the key log beside it,
+    // every message of the probe's session by name.
+    let read = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .arg("pcap")
+        .arg(&pcap)
+        .arg("--keylog")
+        .arg(dir.join("probe.pcapng.keylog"))
+        .arg("--json")
+        .output()
+        .expect("run sv2-probe pcap");
+    let text = String::from_utf8_lossy(&read.stdout);
+    assert_eq!(
+        read.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.get("message").and_then(|m| m.as_str()))
+        .collect();
+    for wanted in [
+        "act 1",
+        "act 2",
+        "SetupConnection",
+        "SetupConnection.Success",
+        "OpenExtendedMiningChannel",
+        "OpenExtendedMiningChannel.Success",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} not in {names:?}");
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["decryption"], "decrypted", "{summary}");
+    assert_eq!(summary["gaps"], serde_json::json!([0, 0]), "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

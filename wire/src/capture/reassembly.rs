@@ -98,6 +98,10 @@ impl Reassembler {
     /// Takes one segment; what it completes goes to `out`.
     pub fn push(&mut self, segment: Segment, out: &mut Vec<Delivery>) {
         let key = ordered(segment.src, segment.dst);
+        if !self.connections.contains_key(&key) && !segment.syn && segment.payload.is_empty() {
+            // A bare ACK, FIN or RST of a connection not followed (or just ended): nothing to open.
+            return;
+        }
         if !self.connections.contains_key(&key) {
             if self.connections.len() >= MAX_CONNECTIONS {
                 self.evict(out);
@@ -478,7 +482,8 @@ mod tests {
         assert!(out
             .iter()
             .any(|d| matches!(d, Delivery::Closed { reset: true, .. })));
-        // A later packet of the same ports is a new connection.
+        // A bare ACK after it opens nothing; a later packet with data is a new connection.
+        r.push(seg(2, 1, 9, b""), &mut out);
         r.push(seg(1, 2, 500, b"cd"), &mut out);
         assert_eq!(
             out.iter()

@@ -366,6 +366,45 @@ fn sv1_lines_a_gap_and_the_monitor() {
         .iter()
         .any(|(_, m, _)| m == "OpenStandardMiningChannel"));
 
+    // A gap inside a frame: the reader resynchronises at the next frame that is plausible (a
+    // known header, its frame complete and followed by another or by the end).
+    let open_frame = frame(open());
+    let (head, tail) = open_frame.split_at(9);
+    let mut chunk = tail.to_vec();
+    chunk.extend_from_slice(&frame(open()));
+    let mut segs = conversation(&[
+        (true, frame(setup())),
+        (false, frame(success())),
+        (true, head.to_vec()),
+        (true, chunk),
+    ]);
+    segs.remove(4);
+    let out = run("resync", &pcap(&segs), None, &["--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines = json_lines(&out.stdout);
+    let skipped = format!("{} bytes skipped", tail.len());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["note"].as_str().is_some_and(|n| n.contains(&skipped))),
+        "{}",
+        out.stdout
+    );
+    let names = messages(&lines);
+    assert_eq!(
+        names
+            .iter()
+            .filter(|(_, m, _)| m == "OpenStandardMiningChannel")
+            .count(),
+        1,
+        "{names:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.get("error").is_some()),
+        "no frame that does not decode after resynchronising: {}",
+        out.stdout
+    );
+
     // --monitor: a server that answers with a wrong channel_msg bit fails that rule.
     let mut bad = frame(success());
     bad[1] |= 0x80;

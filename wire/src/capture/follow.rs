@@ -13,6 +13,49 @@ use super::reassembly::{ConnectionId, Delivery};
 use crate::decoder::{classify_client_start, Mode, StreamDecoder, StreamEvent};
 use crate::transcript::{Direction, Endpoints, Timestamp, Transcript};
 
+/// Bytes held after a gap while looking for where a unit starts.
+const RESYNC_HOLD: usize = 256 * 1024;
+
+/// Where reading can start again after a gap in `buf`: for SV1 after the first newline; for plain
+/// SV2 at the first offset whose 6 bytes are a known message's header (extension, type and
+/// channel_msg bit as the message table says), whose frame is complete in `buf` and is followed by
+/// another such header or by the end of `buf`. None: more bytes are needed.
+fn resync_point(buf: &[u8], sv1: bool) -> Option<usize> {
+    if sv1 {
+        return buf.iter().position(|b| *b == b'\n').map(|i| i + 1);
+    }
+    let header_at = |i: usize| -> Option<usize> {
+        let h = buf.get(i..i + 6)?;
+        let ext = u16::from_le_bytes([h[0], h[1]]);
+        let len = u32::from_le_bytes([h[3], h[4], h[5], 0]) as usize;
+        let known = sv2_codec::messages::MESSAGE_TYPES.iter().any(|m| {
+            m.extension_type == ext & 0x7fff
+                && m.msg_type == h[2]
+                && m.channel_msg == (ext & 0x8000 != 0)
+        });
+        known.then_some(6 + len)
+    };
+    for i in 0..buf.len().saturating_sub(5) {
+        let Some(size) = header_at(i) else {
+            continue;
+        };
+        if size > RESYNC_HOLD {
+            // A frame that large is no plausible start here: most likely bytes that only look
+            // like a header.
+            continue;
+        }
+        let end = i + size;
+        if end > buf.len() {
+            // Its frame is not complete yet: wait for more before deciding.
+            return None;
+        }
+        if end == buf.len() || header_at(end).is_some() || buf.len() - end < 6 {
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// Client bytes held while a connection is classified; past this much, a connection that still
 /// reads as nothing known is left unclassified.
 const CLASSIFY_HOLD: usize = 4096;
@@ -77,6 +120,8 @@ struct Followed {
     ended: [bool; 2],
     /// An encrypted direction past a gap: its bytes are counted, not read.
     lost: [bool; 2],
+    /// A plain or SV1 direction past a gap, looking for where a unit starts: the bytes so far.
+    resync: [Option<Vec<u8>>; 2],
     /// Traffic keys found for a session, each handed to its direction's decoder after its act.
     pending_keys: [Option<[u8; 32]>; 2],
     /// The time of the latest event.
@@ -142,6 +187,7 @@ impl Follower {
                         decoders: None,
                         ended: [false; 2],
                         lost: [false; 2],
+                        resync: [None, None],
                         pending_keys: [None, None],
                         last: Timestamp::default(),
                     },
@@ -316,6 +362,41 @@ impl Followed {
             self.conv.unread[side] += bytes.len() as u64;
             return;
         }
+        if let Some(mut buf) = self.resync[side].take() {
+            buf.extend_from_slice(bytes);
+            let sv1 = self.conv.protocol == Protocol::Sv1;
+            match resync_point(&buf, sv1) {
+                Some(start) => {
+                    if start > 0 {
+                        self.conv.transcript.note(
+                            at,
+                            format!(
+                                "{}: resynchronised after the gap, {start} bytes skipped",
+                                direction(side).as_str()
+                            ),
+                        );
+                    }
+                    self.conv.unread[side] += start as u64;
+                    let rest = buf.split_off(start);
+                    self.push(side, at, &rest, keys);
+                }
+                None if buf.len() > RESYNC_HOLD => {
+                    // No boundary in all that: give up on this direction.
+                    self.conv.unread[side] += buf.len() as u64;
+                    self.lost[side] = true;
+                    self.conv.transcript.note(
+                        at,
+                        format!(
+                            "{}: no {} found within {RESYNC_HOLD} bytes after the gap: not read further",
+                            direction(side).as_str(),
+                            if sv1 { "line end" } else { "plausible frame" }
+                        ),
+                    );
+                }
+                None => self.resync[side] = Some(buf),
+            }
+            return;
+        }
         let Some(decoders) = self.decoders.as_mut() else {
             return;
         };
@@ -406,12 +487,16 @@ impl Followed {
                 } else {
                     Mode::Sv2
                 };
+                // What the old decoder held was cut by the gap; reading starts again where a unit
+                // plausibly starts.
                 decoders[side] = StreamDecoder::new(direction(side), mode);
+                self.resync[side] = Some(Vec::new());
                 self.conv.transcript.note(
                     at,
                     format!(
-                        "{}: reading resumes after the gap",
-                        direction(side).as_str()
+                        "{}: looking for the next {} after the gap",
+                        direction(side).as_str(),
+                        if mode == Mode::Sv1 { "line" } else { "frame" }
                     ),
                 );
             }

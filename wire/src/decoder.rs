@@ -386,9 +386,12 @@ pub fn classify_client_start(first: &[u8]) -> Option<Mode> {
     }
     // SetupConnection: extension_type 0, msg_type 0x00, and a length a SetupConnection can have
     // (at least 1+2+2+4+1+2+1+1+1+1 bytes, at most that plus 5 x 255).
-    let length = usize::from(first[3]) | usize::from(first[4]) << 8 | usize::from(first[5]) << 16;
-    if first[..3] == [0, 0, 0] && (16..=16 + 5 * 255).contains(&length) {
-        return Some(Mode::Sv2);
+    // (A line shorter than a header, e.g. a bare newline, is no SetupConnection.)
+    if let Some(h) = first.first_chunk::<6>() {
+        let length = usize::from(h[3]) | usize::from(h[4]) << 8 | usize::from(h[5]) << 16;
+        if h[..3] == [0, 0, 0] && (16..=16 + 5 * 255).contains(&length) {
+            return Some(Mode::Sv2);
+        }
     }
     Some(Mode::Noise)
 }

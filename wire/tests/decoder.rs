@@ -310,6 +310,10 @@ fn the_client_start_tells_sv1_plain_sv2_and_noise_apart() {
     );
     assert_eq!(classify_client_start(&setup), Some(Mode::Sv2));
     assert_eq!(classify_client_start(&session().act1), Some(Mode::Noise));
+    // A line shorter than a frame header (found by the capture fuzz target: it read past the end).
+    assert_eq!(classify_client_start(b"\n"), Some(Mode::Noise));
+    assert_eq!(classify_client_start(b"\0\0\n"), Some(Mode::Noise));
+    assert_eq!(classify_client_start(b"{}\n"), Some(Mode::Sv1));
     // One act 1 in 256 starts with `{`, and whitespace then `{` happens too: still Noise.
     let mut act1 = session().act1;
     act1[0] = b'{';

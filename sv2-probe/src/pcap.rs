@@ -97,6 +97,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         monitor: args.monitor,
         must_failures: 0,
         monitored: Vec::new(),
+        unjudged: Vec::new(),
     };
     let mut unreadable: HashMap<String, u64> = HashMap::new();
     let mut failed_files = 0;
@@ -173,6 +174,8 @@ struct Printer {
     must_failures: usize,
     /// (connection label, transcript) of the SV2 connections, for --monitor.
     monitored: Vec<(String, Transcript)>,
+    /// Connections the capture began in the middle of: not judged.
+    unjudged: Vec<u64>,
 }
 
 fn secs(at: sv2_wire::Timestamp) -> f64 {
@@ -240,10 +243,16 @@ impl Printer {
             )?;
         }
         if self.monitor && matches!(conv.protocol, Protocol::Sv2 | Protocol::Noise) {
-            self.monitored.push((
-                format!("connection {} {client} > {server}", conv.id.0),
-                t.clone(),
-            ));
+            if conv.saw_syn {
+                self.monitored.push((
+                    format!("connection {} {client} > {server}", conv.id.0),
+                    t.clone(),
+                ));
+            } else {
+                // The rules follow a conversation from its start (setup, channels opened), and
+                // which side is the server is known only from the SYN: not judged.
+                self.unjudged.push(conv.id.0);
+            }
         }
         Ok(())
     }
@@ -361,6 +370,18 @@ impl Printer {
 
     /// The monitor's verdicts over every SV2 connection, as the suite reports them.
     fn monitor_reports(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+        if !self.unjudged.is_empty() {
+            let ids: Vec<String> = self.unjudged.iter().map(u64::to_string).collect();
+            let note = format!(
+                "not judged: connection(s) {} began before the capture (no SYN): the rules follow a conversation from its start",
+                ids.join(", ")
+            );
+            if self.json {
+                writeln!(out, "{}", json!({"kind": "monitor", "note": note}))?;
+            } else {
+                writeln!(out, "# {note}")?;
+            }
+        }
         for (label, transcript) in std::mem::take(&mut self.monitored) {
             let results = monitor_transcript(&transcript);
             let report = Report {

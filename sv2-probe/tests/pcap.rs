@@ -416,6 +416,16 @@ fn sv1_lines_a_gap_and_the_monitor() {
         "{}",
         out.stdout
     );
+    // The same conversation caught mid-way (no SYN): which side is the server is not known, and
+    // the rules follow a conversation from its start: not judged, and said so.
+    let out = run("monitor-midway", &pcap(&segs[2..]), None, &["--monitor"]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("not judged: connection(s) 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
 }
 
 #[test]

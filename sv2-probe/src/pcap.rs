@@ -40,7 +40,9 @@ and per connection a summary {\"connection\", \"client\", \"server\", \"kind\": 
 
 --monitor: the conformance suite's per-message rules over every SV2 connection, both directions (the \
 client is who sent the SYN, or the act 1, or SetupConnection), reported by spec section as \
-`conformance` reports. Exit code 1 when a rule of level MUST fails there, 2 when a file cannot be read.";
+`conformance` reports (--junit FILE and --json-file FILE: all of them in one report). A connection the \
+capture began in the middle of (no SYN) is not judged, and the report says so. Exit code 1 when a \
+rule of level MUST fails there, 2 when a file cannot be read.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -59,6 +61,12 @@ pub struct Args {
     /// Only the per-connection summaries.
     #[arg(long)]
     pub summary: bool,
+    /// With --monitor: also write every connection's verdicts as one JUnit XML report here.
+    #[arg(long, value_name = "FILE", requires = "monitor")]
+    pub junit: Option<PathBuf>,
+    /// With --monitor: also write every connection's verdicts as one JSON report here.
+    #[arg(long, value_name = "FILE", requires = "monitor")]
+    pub json_file: Option<PathBuf>,
     /// Read connections on port P as sv1, sv2 or noise whatever their content (repeatable).
     #[arg(long, value_name = "P=PROTOCOL")]
     pub port: Vec<String>,
@@ -155,7 +163,15 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         }
     }
     if args.monitor {
-        printer.monitor_reports(out)?;
+        let all = printer.monitor_reports(out)?;
+        if let Some(path) = &args.json_file {
+            std::fs::write(path, report::json(&all).to_string())
+                .with_context(|| format!("--json-file {}", path.display()))?;
+        }
+        if let Some(path) = &args.junit {
+            std::fs::write(path, report::junit(&all))
+                .with_context(|| format!("--junit {}", path.display()))?;
+        }
     }
     if failed_files > 0 {
         bail!("{failed_files} capture file(s) could not be read to the end");
@@ -368,8 +384,16 @@ impl Printer {
         Ok(())
     }
 
-    /// The monitor's verdicts over every SV2 connection, as the suite reports them.
-    fn monitor_reports(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
+    /// The monitor's verdicts over every SV2 connection, as the suite reports them; returns them all
+    /// as one report (each verdict's observation names its connection), for --junit/--json-file.
+    fn monitor_reports(&mut self, out: &mut dyn Write) -> anyhow::Result<Report> {
+        let mut all = Report {
+            target: "capture".into(),
+            encrypted: false,
+            certificate: None,
+            results: Vec::new(),
+            duration: std::time::Duration::ZERO,
+        };
         if !self.unjudged.is_empty() {
             let ids: Vec<String> = self.unjudged.iter().map(u64::to_string).collect();
             let note = format!(
@@ -384,6 +408,10 @@ impl Printer {
         }
         for (label, transcript) in std::mem::take(&mut self.monitored) {
             let results = monitor_transcript(&transcript);
+            all.results.extend(results.iter().cloned().map(|mut r| {
+                r.outcome.observed = format!("{label}: {}", r.outcome.observed);
+                r
+            }));
             let report = Report {
                 target: label,
                 encrypted: true,
@@ -398,6 +426,6 @@ impl Printer {
                 write!(out, "{}", report::text(&report, false))?;
             }
         }
-        Ok(())
+        Ok(all)
     }
 }

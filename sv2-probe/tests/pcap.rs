@@ -416,6 +416,32 @@ fn sv1_lines_a_gap_and_the_monitor() {
         "{}",
         out.stdout
     );
+    // The verdicts as JUnit and JSON files too.
+    let dir = std::env::temp_dir().join(format!("sv2-probe-pcap-reports-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (junit, json) = (dir.join("monitor.xml"), dir.join("monitor.json"));
+    let out = run(
+        "monitor-files",
+        &pcap(&segs),
+        None,
+        &[
+            "--monitor",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--json-file",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("monitor.channel-msg-bit") && xml.contains("<failure"),
+        "{xml}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["summary"]["fail"].as_u64().unwrap() >= 1, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
     // The same conversation caught mid-way (no SYN): which side is the server is not known, and
     // the rules follow a conversation from its start: not judged, and said so.
     let out = run("monitor-midway", &pcap(&segs[2..]), None, &["--monitor"]);

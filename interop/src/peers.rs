@@ -403,7 +403,7 @@ pub struct Tcpdump {
 }
 
 impl Tcpdump {
-    /// Starts capturing `ports` on `lo` into `file`. `None` when tcpdump is not installed or may not
+    /// Starts capturing `ports` (all TCP when empty) on `lo` into `file`. `None` when tcpdump is not installed or may not
     /// capture here (it needs CAP_NET_RAW): the caller says it did not capture; it fails instead
     /// when `SV2_REQUIRE_TCPDUMP=1` (scripts/test.sh installs tcpdump and runs as root in CI).
     pub fn start(ports: &[u16], file: &Path) -> Option<Tcpdump> {
@@ -419,15 +419,17 @@ impl Tcpdump {
             eprintln!("tcpdump not installed: no capture");
             return None;
         };
-        let filter = ports
-            .iter()
-            .map(|p| format!("port {p}"))
-            .collect::<Vec<_>>()
-            .join(" or ");
+        // No ports: every TCP packet on the interface.
+        let filter = if ports.is_empty() {
+            "tcp".to_string()
+        } else {
+            let ports: Vec<String> = ports.iter().map(|p| format!("port {p}")).collect();
+            format!("tcp and ({})", ports.join(" or "))
+        };
         let mut child = Command::new(bin)
             .args(["-i", "lo", "-U", "--immediate-mode", "-s", "0", "-w"])
             .arg(file)
-            .arg(format!("tcp and ({filter})"))
+            .arg(filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

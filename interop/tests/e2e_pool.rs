@@ -200,20 +200,61 @@ async fn our_mining_device_mines_on_the_reference_pool() {
     let Some(pool_bin) = binary_or_skip("pool_sv2", "e2e_pool_device") else {
         return;
     };
-    let tp = serve(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        TpServerConfig::new(Keypair::generate().unwrap()).unwrap(),
-    )
-    .unwrap();
+    // Our TP and our device write their key logs: the capture of the whole chain (pool_sv2's
+    // Template Distribution link to our TP, our device's Mining link to pool_sv2) is decrypted
+    // with them.
+    let dir = sv2_interop::peers::scratch_dir("pool-device-capture").unwrap();
+    let (tp_keys, device_keys) = (dir.join("tp.keylog"), dir.join("device.keylog"));
+    let mut tp_config = TpServerConfig::new(Keypair::generate().unwrap()).unwrap();
+    tp_config.key_log = sv2_wire::KeyLog::file(&tp_keys);
+    let tp = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), tp_config).unwrap();
     let tp_addr = tp.addr;
+    // From before pool_sv2 connects to the TP (every TCP packet on lo: the pool's port is not
+    // known yet).
+    let capture = sv2_interop::peers::Tcpdump::start(&[], &dir.join("chain.pcap"));
     let (pool, pool_addr) = start_reference_pool(&pool_bin, "pool-device", tp_addr, None)
         .await
         .unwrap();
 
     let authority = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
-    let config = DeviceDriverConfig::new(pool_addr.to_string(), Some(authority));
+    let mut config = DeviceDriverConfig::new(pool_addr.to_string(), Some(authority));
+    config.key_log = sv2_wire::KeyLog::file(&device_keys);
     let (accepted, blocks, valid) =
         common::device_mines_and_blocks_validate("pool_sv2", config, &pool, &tp).await;
+    if let Some(capture) = capture {
+        let file = tokio::task::spawn_blocking(move || capture.stop())
+            .await
+            .unwrap();
+        let conversations = common::decode_capture(&file, &[&tp_keys, &device_keys]);
+        let tdp = common::sv2_messages(common::conversation_to(&conversations, tp_addr.port()));
+        for wanted in [
+            "SetupConnection",
+            "SetupConnection.Success",
+            "NewTemplate",
+            "SetNewPrevHash",
+            "SubmitSolution",
+        ] {
+            assert!(tdp.contains(&wanted), "TP link: {wanted} not in {tdp:?}");
+        }
+        let mining =
+            common::sv2_messages(common::conversation_to(&conversations, pool_addr.port()));
+        for wanted in [
+            "SetupConnection",
+            "SetupConnection.Success",
+            "SetNewPrevHash",
+            "SubmitShares.Success",
+        ] {
+            assert!(
+                mining.contains(&wanted),
+                "device link: {wanted} not in {mining:?}"
+            );
+        }
+        println!(
+            "e2e pool (device) capture: {} Template Distribution frames and {} Mining frames of pool_sv2's links decrypted",
+            tdp.len(),
+            mining.len()
+        );
+    }
     println!(
         "e2e pool (device): {accepted} share(s) accepted by pool_sv2, {blocks} block(s) reached our TP, {valid} valid"
     );

@@ -4,10 +4,11 @@
 //! them for real (sha256d against the channel target); at regtest difficulty they are blocks too, which
 //! the pool's template provider checks whole.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sv2_codec::noise::keylog;
 use sv2_codec::noise::keys::Keypair;
 use sv2_interop::peers::{
     binary_or_skip, free_ports, scratch_dir, wait_listening, PeerProcess, Tcpdump, TranslatorConfig,
@@ -15,10 +16,8 @@ use sv2_interop::peers::{
 use sv2_mock::pool::driver::{serve, PoolServerConfig};
 use sv2_mock::sv1::driver::{spawn, Sv1DriverConfig};
 use sv2_mock::sv1::Sv1Config;
-use sv2_wire::capture::{
-    CaptureReader, Conversation, Decryption, Follower, Packet, Protocol, Reassembler,
-};
-use sv2_wire::{Event, KeyLog};
+use sv2_wire::capture::Protocol;
+use sv2_wire::KeyLog;
 use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,60 +144,10 @@ fn decoded_capture_shows_both_links(
     pool_port: u16,
     sv1_port: u16,
 ) {
-    let (entries, problems) =
-        keylog::parse_lenient(&std::fs::read_to_string(keys).unwrap_or_default());
-    assert!(problems.is_empty(), "{problems:?}");
-    assert!(!entries.is_empty(), "the pool wrote its key log");
-    let reader = CaptureReader::new(std::fs::File::open(file).unwrap()).unwrap();
-    let mut reassembler = Reassembler::new();
-    let mut follower = Follower::new(entries);
-    let mut out = Vec::new();
-    for packet in reader {
-        match packet {
-            Ok(Packet::Tcp(segment)) => reassembler.push(segment, &mut out),
-            Ok(_) => {}
-            Err(e) => panic!("{}: {e}", file.display()),
-        }
-        for d in out.drain(..) {
-            follower.take(d);
-        }
-    }
-    reassembler.finish(&mut out);
-    for d in out.drain(..) {
-        follower.take(d);
-    }
-    let conversations = follower.finish();
-    let to = |port: u16| {
-        move |c: &&Conversation| {
-            c.transcript
-                .endpoints
-                .server
-                .is_some_and(|a| a.port() == port)
-        }
-    };
-    let sv2 = conversations
-        .iter()
-        .filter(to(pool_port))
-        .max_by_key(|c| c.transcript.len())
-        .unwrap_or_else(|| panic!("no connection to the pool in the capture"));
+    let conversations = common::decode_capture(file, &[keys]);
+    let sv2 = common::conversation_to(&conversations, pool_port);
     assert_eq!(sv2.protocol, Protocol::Noise);
-    assert_eq!(
-        sv2.decryption,
-        Decryption::Keys,
-        "the pool's key log decrypts it"
-    );
-    let names: Vec<&str> = sv2
-        .transcript
-        .entries()
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::Frame { decoded: Ok(d), .. } => Some(d.message.name()),
-            Event::Frame {
-                decoded: Err(e), ..
-            } => panic!("a frame of the translator's link does not decode: {e}"),
-            _ => None,
-        })
-        .collect();
+    let names = common::sv2_messages(sv2);
     for wanted in [
         "SetupConnection",
         "SetupConnection.Success",
@@ -210,13 +159,7 @@ fn decoded_capture_shows_both_links(
     ] {
         assert!(names.contains(&wanted), "{wanted} not in {names:?}");
     }
-    // (Connections refused while the test waited for the translator to listen are in the capture
-    // too: the miner's is the one that carried something.)
-    let sv1 = conversations
-        .iter()
-        .filter(to(sv1_port))
-        .max_by_key(|c| c.transcript.len())
-        .unwrap_or_else(|| panic!("no SV1 connection in the capture"));
+    let sv1 = common::conversation_to(&conversations, sv1_port);
     assert_eq!(sv1.protocol, Protocol::Sv1);
     let methods: Vec<String> = sv1.transcript.sv1_lines().map(|(_, line)| line).collect();
     for wanted in [

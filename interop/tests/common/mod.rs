@@ -1,4 +1,6 @@
-//! What the end-to-end tests share: our SV2 mining device on a reference server fed by our TP.
+//! What the end-to-end tests share: our SV2 mining device on a reference server fed by our TP, and
+//! captures of real traffic decoded.
+#![allow(dead_code)] // each test binary uses its own part
 
 use std::time::Duration;
 
@@ -49,4 +51,80 @@ pub async fn device_mines_and_blocks_validate(
     );
     let valid = verdicts.iter().filter(|v| v.valid).count();
     (report.stats.accepted, verdicts.len(), valid)
+}
+
+/// A capture read as `sv2-probe pcap` reads it, Noise decrypted with `keylogs`: every conversation.
+pub fn decode_capture(
+    file: &std::path::Path,
+    keylogs: &[&std::path::Path],
+) -> Vec<sv2_wire::capture::Conversation> {
+    use sv2_wire::capture::{CaptureReader, Follower, Packet, Reassembler};
+
+    let mut keys = Vec::new();
+    for path in keylogs {
+        let (entries, problems) = sv2_codec::noise::keylog::parse_lenient(
+            &std::fs::read_to_string(path).unwrap_or_default(),
+        );
+        assert!(problems.is_empty(), "{}: {problems:?}", path.display());
+        keys.extend(entries);
+    }
+    let reader = CaptureReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut reassembler = Reassembler::new();
+    let mut follower = Follower::new(keys);
+    let mut out = Vec::new();
+    for packet in reader {
+        match packet {
+            Ok(Packet::Tcp(segment)) => reassembler.push(segment, &mut out),
+            Ok(_) => {}
+            Err(e) => panic!("{}: {e}", file.display()),
+        }
+        for d in out.drain(..) {
+            follower.take(d);
+        }
+    }
+    reassembler.finish(&mut out);
+    for d in out.drain(..) {
+        follower.take(d);
+    }
+    follower.finish()
+}
+
+/// The busiest conversation of a capture with a server on `port` (connections refused while a test
+/// waited for a listener are in captures too).
+pub fn conversation_to(
+    conversations: &[sv2_wire::capture::Conversation],
+    port: u16,
+) -> &sv2_wire::capture::Conversation {
+    conversations
+        .iter()
+        .filter(|c| {
+            c.transcript
+                .endpoints
+                .server
+                .is_some_and(|a| a.port() == port)
+        })
+        .max_by_key(|c| c.transcript.len())
+        .unwrap_or_else(|| panic!("no connection to port {port} in the capture"))
+}
+
+/// The SV2 message names of a decrypted conversation, in order; a frame that does not decode fails.
+pub fn sv2_messages(conversation: &sv2_wire::capture::Conversation) -> Vec<&'static str> {
+    assert_eq!(
+        conversation.decryption,
+        sv2_wire::capture::Decryption::Keys,
+        "the key log decrypts {:?}",
+        conversation.transcript.endpoints
+    );
+    conversation
+        .transcript
+        .entries()
+        .iter()
+        .filter_map(|e| match &e.event {
+            sv2_wire::Event::Frame { decoded: Ok(d), .. } => Some(d.message.name()),
+            sv2_wire::Event::Frame {
+                decoded: Err(e), ..
+            } => panic!("a captured frame does not decode: {e}"),
+            _ => None,
+        })
+        .collect()
 }

@@ -4,11 +4,13 @@
 //!
 //! - **A refusal for a reason outside the check.** A pool that does not know the channel's
 //!   `user_identity` refuses every channel (OpenMiningChannel.Error naming the user): a check that
-//!   needed a channel judged a pool that never served it. The verdict becomes an error that names
-//!   the refusal and the option that fixes it (`--user`), never a fail (nor a pass: a check that
-//!   passes on "a refusal" would pass for the wrong reason).
-//! - **A frame the suite could not read.** A server frame that does not decode strictly may have
-//!   been the very answer the check waited for (a malformed .Success is not an .Error). The monitor's
+//!   needed a channel judged a pool that never served it. A fail becomes an error that names the
+//!   refusal and the option that fixes it (`--user`); so does a pass that rested on the refusal (a
+//!   check that passes on "a refusal" and names the code it saw). Other passes stand: the pool did
+//!   what the check wanted, and refused something else (an open before setup, say).
+//! - **A frame the suite could not read.** A server frame that does not decode strictly, of a type
+//!   that answers a request (or of no known type), may have been the very answer the check waited
+//!   for (a malformed .Success is not an .Error). The monitor's
 //!   strict-decoding rule fails the frame itself; a check cannot pass on a conversation it could not
 //!   read whole, so a pass becomes an error showing the frame.
 //!
@@ -29,12 +31,12 @@ const USER_WORDS: &[&str] = &[
     "identity",
     "worker",
     "account",
-    "address",
+    "addr",
+    "payout",
+    "wallet",
     "auth",
     "login",
     "credential",
-    "permission",
-    "forbidden",
 ];
 
 /// Whether an OpenMiningChannel.Error code refuses the user rather than the channel.
@@ -68,7 +70,7 @@ fn unreadable_frame(evidence: &[Recorded]) -> Option<String> {
                 plain,
                 decoded: Err(problem),
                 ..
-            } => Some(format!(
+            } if could_be_an_answer(plain) => Some(format!(
                 "{problem} (frame {}{})",
                 hex::encode(&plain[..plain.len().min(64)]),
                 if plain.len() > 64 { "..." } else { "" }
@@ -78,13 +80,33 @@ fn unreadable_frame(evidence: &[Recorded]) -> Option<String> {
     })
 }
 
+/// Whether an undecodable frame may be an answer a check waited for: its header names no known
+/// message, or a `.Success`/`.Error`. Broadcasts (jobs, targets, prev hashes) are no answer to a
+/// request; the monitor's strict-decoding rule judges them.
+fn could_be_an_answer(plain: &[u8]) -> bool {
+    let Some(h) = plain.first_chunk::<3>() else {
+        return true;
+    };
+    let ext = u16::from_le_bytes([h[0], h[1]]) & 0x7fff;
+    sv2_codec::messages::MESSAGE_TYPES
+        .iter()
+        .find(|m| m.extension_type == ext && m.msg_type == h[2])
+        .is_none_or(|m| m.name.ends_with(".Success") || m.name.ends_with(".Error"))
+}
+
 /// The verdict the evidence allows: `outcome` itself, or an error saying why it cannot stand.
 /// `user_identity` is the one the check's channels asked with.
 pub fn review(outcome: Outcome, evidence: &[Recorded], user_identity: &str) -> Outcome {
     if matches!(outcome.verdict, Verdict::Skip | Verdict::Error) {
         return outcome;
     }
-    if let Some(code) = user_refusal(evidence) {
+    // A pass stands unless it rested on the refusal itself (a check that passes on "a refusal"
+    // names the code it saw): a pool that also refused some other open (one sent before setup, or
+    // to show it still serves) did what the check wanted.
+    let refusal = user_refusal(evidence).filter(|code| {
+        outcome.verdict == Verdict::Fail || outcome.observed.contains(code.as_str())
+    });
+    if let Some(code) = refusal {
         return Outcome::error(format!(
             "cannot judge: the pool refused the channel's user_identity {user_identity:?} \
              (OpenMiningChannel.Error {code:?}), a reason outside this check; run again with \
@@ -140,6 +162,8 @@ mod tests {
         for code in [
             "unknown-user",
             "invalid-bitcoin-address",
+            "invalid-btc-addr",
+            "invalid-payout-script",
             "Unauthorized",
             "bad worker",
         ] {
@@ -158,7 +182,10 @@ mod tests {
     #[test]
     fn a_user_refusal_turns_pass_and_fail_into_an_error_naming_the_option() {
         let evidence = [recorded(&[refusal("unknown-user")], false)];
-        for outcome in [Outcome::pass("e", "refused"), Outcome::fail("e", "closed")] {
+        for outcome in [
+            Outcome::pass("e", "OpenMiningChannel.Error \"unknown-user\""),
+            Outcome::fail("e", "closed"),
+        ] {
             let reviewed = review(outcome, &evidence, "me");
             assert_eq!(reviewed.verdict, Verdict::Error);
             assert!(
@@ -170,6 +197,14 @@ mod tests {
         }
         let skip = review(Outcome::skip("n/a"), &evidence, "me");
         assert_eq!(skip.verdict, Verdict::Skip);
+        // A pass that did not rest on the refusal (the pool answered, and also refused some other
+        // open) stands.
+        let pass = review(
+            Outcome::pass("e", "ignored; the next request was answered"),
+            &evidence,
+            "me",
+        );
+        assert_eq!(pass.verdict, Verdict::Pass);
         // A refusal about the channel itself is the check's business.
         let evidence = [recorded(&[refusal("max-target-out-of-range")], false)];
         assert_eq!(

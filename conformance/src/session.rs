@@ -239,6 +239,7 @@ impl Ctx {
             next_request_id: 1,
             next_sequence: 1,
             setup: None,
+            unreadable_type: None,
             user_identity: self.target.user_identity.clone(),
             nominal_hash_rate: self.target.nominal_hash_rate,
         })
@@ -321,6 +322,11 @@ pub struct Session {
     next_sequence: u32,
     /// The SetupConnection.Success, once set up.
     pub setup: Option<SetupConnectionSuccess>,
+    /// The (extension_type, msg_type) of the last frame that did not decode strictly, when its
+    /// header could be read and the stream went on (None after a MAC failure or an oversize
+    /// frame: nothing more can be read). A check waiting for one kind of answer may read past a
+    /// frame of another kind: the monitor's strict-decoding rule judges that one.
+    pub unreadable_type: Option<(u16, u8)>,
     /// user_identity and nominal_hash_rate of the Open*Channel requests.
     pub user_identity: String,
     pub nominal_hash_rate: f32,
@@ -399,9 +405,19 @@ impl Session {
             }
             Err(NetError::Timeout { .. }) => Incoming::Timeout,
             Err(NetError::Closed { .. }) => Incoming::Closed,
-            Err(
-                e @ (NetError::Decode { .. } | NetError::Noise { .. } | NetError::Stream { .. }),
-            ) => Incoming::Unreadable(e.to_string()),
+            Err(e @ NetError::Decode { .. }) => {
+                // The frame was delimited (the stream goes on): its type is known from its header.
+                if let NetError::Decode { frame, .. } = &e {
+                    self.unreadable_type = frame
+                        .first_chunk::<3>()
+                        .map(|h| (u16::from_le_bytes([h[0], h[1]]) & 0x7fff, h[2]));
+                }
+                Incoming::Unreadable(e.to_string())
+            }
+            Err(e @ (NetError::Noise { .. } | NetError::Stream { .. })) => {
+                self.unreadable_type = None;
+                Incoming::Unreadable(e.to_string())
+            }
             Err(NetError::Io { source, .. })
                 if matches!(
                     source.kind(),

@@ -853,3 +853,20 @@ async fn a_refused_user_is_an_error_naming_the_option_never_a_failure() {
         );
     }
 }
+
+/// A frame that cannot be read but is of a kind that answers nothing (a SetTarget one byte short)
+/// is the monitor's business (strict decoding fails); a check waiting for answers to its opens reads
+/// past it and still judges them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_broadcast_does_not_decide_a_check_waiting_for_answers() {
+    let (addr, key) = broken(Fault::MalformedFrame).await;
+    let results = run_only(
+        target(addr, key),
+        &["mining.request-id-echo", "monitor.strict-decoding"],
+    )
+    .await;
+    let (v, observed) = verdict_of(&results, "mining.request-id-echo");
+    assert_eq!(v, Verdict::Pass, "{observed}");
+    let (v, observed) = verdict_of(&results, "monitor.strict-decoding");
+    assert_eq!(v, Verdict::Fail, "{observed}");
+}

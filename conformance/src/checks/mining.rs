@@ -139,6 +139,11 @@ async fn answers(
                 None => seen.push(d.message),
             },
             Incoming::Timeout => return (got, None),
+            // A frame that cannot be read but is no answer to an open (its header says so): the
+            // monitor's strict-decoding rule judges it; the answers may still come.
+            Incoming::Unreadable(_)
+                if s.unreadable_type
+                    .is_some_and(|(ext, ty)| ext != 0 || !matches!(ty, 0x11 | 0x12 | 0x14)) => {}
             other => return (got, Some(other.describe())),
         }
     }

@@ -173,6 +173,11 @@ pub(crate) async fn answer(s: &mut Session, channel: u32, seq: u32, within: Dura
         }
         match s.recv_within(left).await {
             Incoming::Message(_) | Incoming::Timeout => {}
+            // A frame that cannot be read but is no share answer (its header says so): the
+            // monitor's strict-decoding rule judges it; the answer may still come.
+            Incoming::Unreadable(_)
+                if s.unreadable_type
+                    .is_some_and(|(ext, ty)| ext != 0 || !matches!(ty, 0x1c | 0x1d)) => {}
             unreadable @ Incoming::Unreadable(_) => {
                 return Answer::Unreadable(unreadable.describe())
             }

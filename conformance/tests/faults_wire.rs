@@ -108,6 +108,8 @@ enum Fault {
     SniffsFirstByte,
     /// The first connection's act 1 gets no act 2; later ones are served.
     LosesFirstHandshake,
+    /// Correct, but it closes every connection past the 40th at once (a connection limit).
+    LimitsConnections,
     /// Every channel whose user_identity is not [`KNOWN_USER`] is refused with "unknown-user" (a
     /// pool that wants a payout address as the user).
     RefusesUser,
@@ -133,6 +135,10 @@ async fn broken(fault: Fault) -> (SocketAddr, AuthorityPublicKey) {
             accepted += 1;
             if fault == Fault::LosesFirstHandshake && accepted == 1 {
                 tokio::spawn(unanswered(stream));
+                continue;
+            }
+            if fault == Fault::LimitsConnections && accepted > 40 {
+                drop(stream);
                 continue;
             }
             let now = unix_now();
@@ -869,4 +875,16 @@ async fn an_unreadable_broadcast_does_not_decide_a_check_waiting_for_answers() {
     assert_eq!(v, Verdict::Pass, "{observed}");
     let (v, observed) = verdict_of(&results, "monitor.strict-decoding");
     assert_eq!(v, Verdict::Fail, "{observed}");
+}
+
+/// A correct pool that limits connections closes the reliability check's later ones at once: that
+/// is no handshake failure (it does not follow the act's bytes), so the check cannot judge, and
+/// says why, rather than failing the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_limit_is_not_a_handshake_failure() {
+    let (addr, key) = broken(Fault::LimitsConnections).await;
+    let results = run_only(target(addr, key), &["noise.handshake-reliability"]).await;
+    let (v, observed) = verdict_of(&results, "noise.handshake-reliability");
+    assert_eq!(v, Verdict::Error, "{observed}");
+    assert!(observed.contains("limits connections"), "{observed}");
 }

@@ -658,6 +658,19 @@ async fn noise_checks_fail_on_broken_handshakes_and_transport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_handshake_is_retried_with_a_new_key_and_both_attempts_kept() {
     let (addr, key) = broken(Fault::LosesFirstHandshake).await;
+    // The raw act 1 of noise.act2-length is tried again too.
+    let (addr2, key2) = broken(Fault::LosesFirstHandshake).await;
+    let act2 = run_only(target(addr2, key2), &["noise.act2-length"]).await;
+    assert_eq!(
+        act2[0].outcome.verdict,
+        Verdict::Pass,
+        "{}",
+        act2[0].outcome.observed
+    );
+    assert!(act2[0]
+        .evidence
+        .iter()
+        .any(|e| e.label.contains("attempt 2")));
     let results = run_only(target(addr, key), &["setup.reply"]).await;
     let r = &results[0];
     assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", r.outcome.observed);

@@ -110,6 +110,11 @@ enum Fault {
     LosesFirstHandshake,
     /// Correct, but it closes every connection past the 40th at once (a connection limit).
     LimitsConnections,
+    /// SetupConnection with undefined flags gets .Error with flags 0 (refused for another reason,
+    /// 03:271): legal.
+    RefusesAsideFromFlags,
+    /// SetCustomMiningJob gets .Error with request_id 0: not committed, legal for the check.
+    CustomJobErrorOtherId,
     /// Every channel whose user_identity is not [`KNOWN_USER`] is refused with "unknown-user" (a
     /// pool that wants a payout address as the user).
     RefusesUser,
@@ -335,6 +340,14 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
         if fault == Fault::PartialFlagList {
             unsupported &= unsupported.wrapping_neg();
         }
+        if fault == Fault::RefusesAsideFromFlags && unsupported != 0 {
+            out.push(f(SetupConnectionError {
+                flags: 0,
+                error_code: str255(b"not-accepting-connections"),
+            }
+            .into()));
+            return Some(out);
+        }
         let code = if fault == Fault::ControlCharacterCodes {
             &b"bad\x01code"[..]
         } else {
@@ -550,7 +563,11 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             } else {
                 out.push(f(SetCustomMiningJobError {
                     channel_id: j.channel_id,
-                    request_id: j.request_id,
+                    request_id: if fault == Fault::CustomJobErrorOtherId {
+                        0
+                    } else {
+                        j.request_id
+                    },
                     error_code: str255(b"work-selection-not-negotiated"),
                 }
                 .into()));
@@ -900,4 +917,19 @@ async fn a_connection_limit_is_not_a_handshake_failure() {
     let (v, observed) = verdict_of(&results, "noise.handshake-reliability");
     assert_eq!(v, Verdict::Error, "{observed}");
     assert!(observed.contains("limits connections"), "{observed}");
+}
+
+/// Legal answers the spec allows are no failures: .Error with flags 0 to all flags set (a refusal
+/// aside from flags, 03:271) skips the flag-list check; a custom job refused with an .Error of
+/// another request_id commits to nothing, which is what the check wants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legal_refusals_are_not_failures() {
+    let (addr, key) = broken(Fault::RefusesAsideFromFlags).await;
+    let results = run_only(target(addr, key), &["setup.unsupported-flags"]).await;
+    let (v, observed) = verdict_of(&results, "setup.unsupported-flags");
+    assert_eq!(v, Verdict::Skip, "{observed}");
+    let (addr, key) = broken(Fault::CustomJobErrorOtherId).await;
+    let results = run_only(target(addr, key), &["mining.custom-job-unrequested"]).await;
+    let (v, observed) = verdict_of(&results, "mining.custom-job-unrequested");
+    assert_eq!(v, Verdict::Pass, "{observed}");
 }

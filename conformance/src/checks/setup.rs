@@ -172,10 +172,11 @@ async fn unsupported_flags(ctx: Ctx) -> Outcome {
                 "SetupConnection.Success with all 32 flags set (29 of them undefined): no .Error, so no list of unsupported flags to judge",
             )
         }
+        // §3.6.3 (03:271): "If flags is 0, the error is a result of some condition aside from
+        // unsupported flags": a refusal for another reason, no list to judge.
         Ok(FlagsAnswer::Error(0)) => {
-            return Outcome::fail(
-                expected,
-                "SetupConnection.Error with flags 0: no flag listed",
+            return Outcome::skip(
+                "SetupConnection.Error with flags 0 to all 32 flags set: refused for a reason aside from flags (03:271), so no list of unsupported flags to judge",
             )
         }
         Ok(FlagsAnswer::Error(f)) => f,
@@ -213,6 +214,9 @@ async fn unsupported_flags(ctx: Ctx) -> Outcome {
             expected,
             format!(".Error flags {unsupported:#010x} twice; flags {remaining:#010x} then set up"),
         ),
+        Ok(FlagsAnswer::Error(0)) => Outcome::error(format!(
+            ".Error flags {unsupported:#010x}, then flags {remaining:#010x} refused for a reason aside from flags (.Error flags 0): cannot tell whether the list was complete"
+        )),
         Ok(FlagsAnswer::Error(f)) => Outcome::fail(
             expected,
             format!(".Error flags {unsupported:#010x}, yet flags {remaining:#010x} are refused too (.Error flags {f:#010x}): the first list was not complete"),

@@ -146,10 +146,10 @@ fn generate(path: &Path, connections: usize, messages: usize, noise: bool) -> Ve
     let now = sv2_wire::unix_now();
     for c in 0..connections {
         let client = (
-            Ipv4Addr::new(10, 0, (c / 250) as u8, (c % 250) as u8 + 1),
+            Ipv4Addr::new(127, 0, (c / 250) as u8, (c % 250) as u8 + 1),
             40_000 + (c % 20_000) as u16,
         );
-        let server = (Ipv4Addr::new(10, 1, 0, 1), 34_254);
+        let server = (Ipv4Addr::new(127, 1, 0, 1), 34_254);
         let mut seq = [1_000u32, 9_000u32];
         w.segment(client, server, seq[0] - 1, true, false, &[]);
         w.segment(server, client, seq[1] - 1, true, false, &[]);

@@ -967,9 +967,9 @@ pub fn seeds(target: &str, frames: &[Vec<u8>], max_len: usize) -> Vec<Vec<u8>> {
             for (i, frame) in frames.iter().take(6).enumerate() {
                 let side = i % 2;
                 let (src, dst) = if side == 0 {
-                    (([10, 0, 0, 1], 40_000), ([10, 0, 0, 2], 34_254))
+                    (([127, 0, 0, 1], 40_000), ([127, 0, 0, 2], 34_254))
                 } else {
-                    (([10, 0, 0, 2], 34_254), ([10, 0, 0, 1], 40_000))
+                    (([127, 0, 0, 2], 34_254), ([127, 0, 0, 1], 40_000))
                 };
                 let builder = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
                     .ipv4(src.0, dst.0, 64)

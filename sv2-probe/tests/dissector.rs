@@ -88,8 +88,8 @@ struct Tcp {
 impl Tcp {
     fn open(pcap: &mut Pcap, client_port: u16, server_port: u16) -> Self {
         let mut tcp = Tcp {
-            client: ([10, 0, 0, 1], client_port),
-            server: ([10, 0, 0, 2], server_port),
+            client: ([127, 0, 0, 1], client_port),
+            server: ([127, 0, 0, 2], server_port),
             seq: [1000, 5000],
         };
         tcp.segment(pcap, true, &[], "syn");

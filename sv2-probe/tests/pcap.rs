@@ -13,8 +13,8 @@ use sv2_codec::noise::{Initiator, InitiatorConfig, Responder, ResponderConfig};
 use sv2_codec::types::{Str0_255, U256};
 use sv2_codec::{to_frame_bytes, Message};
 
-const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 1], 50_000);
-const SERVER: ([u8; 4], u16) = ([10, 0, 0, 2], 34_254);
+const CLIENT: ([u8; 4], u16) = ([127, 0, 0, 1], 50_000);
+const SERVER: ([u8; 4], u16) = ([127, 0, 0, 2], 34_254);
 
 /// One TCP segment of the capture.
 struct Seg {

@@ -15,9 +15,13 @@ const SECS: u32 = 1_700_000_000;
 /// The TCP/IP packet (no link layer), IPv4 or IPv6.
 fn ip_packet(v6: bool) -> Vec<u8> {
     let builder = if v6 {
-        PacketBuilder::ipv6([0xfd; 16], [0xfe; 16], 64)
+        PacketBuilder::ipv6(
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            64,
+        )
     } else {
-        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        PacketBuilder::ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64)
     };
     let tcp = builder.tcp(40_000, 34_254, 77, 1024).syn().fin();
     let mut out = Vec::new();
@@ -28,7 +32,7 @@ fn ip_packet(v6: bool) -> Vec<u8> {
 fn ethernet_vlan() -> Vec<u8> {
     let builder = PacketBuilder::ethernet2([1; 6], [2; 6])
         .single_vlan(etherparse::VlanId::try_new(42).unwrap())
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64)
         .tcp(40_000, 34_254, 77, 1024)
         .syn()
         .fin();
@@ -120,13 +124,13 @@ fn every_link_type_gives_the_same_segment() {
         let s = only_segment(&pcap(linktype, &packet, false, false));
         let (src, dst): (SocketAddr, SocketAddr) = if v6 {
             (
-                SocketAddr::from(([0xfd; 16], 40_000)),
-                SocketAddr::from(([0xfe; 16], 34_254)),
+                SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 40_000)),
+                SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 34_254)),
             )
         } else {
             (
-                SocketAddr::from(([10, 0, 0, 1], 40_000)),
-                SocketAddr::from(([10, 0, 0, 2], 34_254)),
+                SocketAddr::from(([127, 0, 0, 1], 40_000)),
+                SocketAddr::from(([127, 0, 0, 2], 34_254)),
             )
         };
         assert_eq!((s.src, s.dst), (src, dst), "{name}");

@@ -207,8 +207,8 @@ fn sample(endpoints: Endpoints) -> Transcript {
 
 #[test]
 fn a_transcript_reads_back_byte_for_byte() {
-    let client: SocketAddr = "10.0.0.7:50123".parse().unwrap();
-    let server: SocketAddr = "10.0.0.1:3333".parse().unwrap();
+    let client: SocketAddr = "127.0.0.7:50123".parse().unwrap();
+    let server: SocketAddr = "127.0.0.1:3333".parse().unwrap();
     let t = sample(Endpoints {
         client: Some(client),
         server: Some(server),

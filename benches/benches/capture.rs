@@ -23,7 +23,7 @@ use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::{Initiator, InitiatorConfig, Responder, ResponderConfig};
 use sv2_codec::types::Str0_255;
 use sv2_codec::{to_frame_bytes, Message};
-use sv2_wire::capture::{CaptureReader, Follower, Packet, Reassembler};
+use sv2_wire::capture::{CaptureReader, Conversation, Follower, Seen};
 use sv2_wire::Event;
 
 /// Messages packed into one TCP segment.
@@ -230,37 +230,31 @@ fn generate(path: &Path, connections: usize, messages: usize, noise: bool) -> Ve
 fn decode(path: &Path, keys: Vec<KeyLogEntry>) -> (u64, u64) {
     let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).unwrap());
     let reader = CaptureReader::new(file).unwrap();
-    let mut reassembler = Reassembler::new();
     let mut follower = Follower::new(keys);
-    let mut out = Vec::new();
     let (mut ok, mut bad) = (0u64, 0u64);
-    let mut count = |convs: Vec<sv2_wire::capture::Conversation>| {
-        for conv in convs {
-            for e in conv.transcript.entries() {
-                match &e.event {
-                    Event::Frame { decoded: Ok(_), .. } => ok += 1,
-                    Event::Frame {
-                        decoded: Err(_), ..
-                    } => bad += 1,
-                    _ => {}
-                }
+    let mut count = |conv: &Conversation| {
+        for e in conv.transcript.entries() {
+            match &e.event {
+                Event::Frame { decoded: Ok(_), .. } => ok += 1,
+                Event::Frame {
+                    decoded: Err(_), ..
+                } => bad += 1,
+                _ => {}
             }
         }
     };
-    for packet in reader {
-        if let Ok(Packet::Tcp(segment)) = packet {
-            reassembler.push(segment, &mut out);
-            for d in out.drain(..) {
-                follower.take(d);
+    let end = follower
+        .read_capture(reader, |seen| {
+            if let Seen::Ended(conv) = seen {
+                count(&conv);
             }
-            count(follower.take_done());
-        }
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    assert!(end.error.is_none(), "{:?}", end.error);
+    for conv in follower.finish() {
+        count(&conv);
     }
-    reassembler.finish(&mut out);
-    for d in out.drain(..) {
-        follower.take(d);
-    }
-    count(follower.finish());
     (ok, bad)
 }
 

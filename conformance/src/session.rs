@@ -357,6 +357,17 @@ impl Session {
         self.conn.as_ref().and_then(|c| c.handshake.as_ref())
     }
 
+    /// Whether the last frame that could not be read is, by its header, none of `answers` (spec
+    /// names): a check waiting for one of them may read past it. False when its header could not
+    /// be read (the stream cannot go on).
+    pub fn unreadable_is_none_of(&self, answers: &[&str]) -> bool {
+        self.unreadable_type.is_some_and(|(ext, ty)| {
+            !sv2_codec::messages::MESSAGE_TYPES
+                .iter()
+                .any(|m| m.extension_type == ext && m.msg_type == ty && answers.contains(&m.name))
+        })
+    }
+
     /// A fresh request_id.
     pub fn request_id(&mut self) -> u32 {
         let id = self.next_request_id;

@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 use sv2_codec::noise::keylog;
 use sv2_conformance::report;
 use sv2_conformance::runner::{monitor_transcript, Report};
-use sv2_wire::capture::{
-    CaptureReader, Conversation, Decryption, Follower, Packet, Protocol, Reassembler,
-};
+use sv2_wire::capture::{CaptureReader, Conversation, Decryption, Follower, Protocol, Seen};
 use sv2_wire::{Direction, Entry, Event, Transcript};
 
 use crate::outcome::Outcome;
@@ -111,25 +109,15 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     let mut failed_files = 0;
     for path in &args.files {
         let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-        let mut reader = CaptureReader::new(BufReader::new(file))
+        let reader = CaptureReader::new(BufReader::new(file))
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut reassembler = Reassembler::new();
-        let mut deliveries = Vec::new();
-        for packet in reader.by_ref() {
-            match packet {
-                Ok(Packet::Tcp(segment)) => {
-                    reassembler.push(segment, &mut deliveries);
-                    for d in deliveries.drain(..) {
-                        follower.take(d);
-                    }
-                    for conv in follower.take_done() {
-                        printer.conversation(&conv, out)?;
-                    }
-                }
-                Ok(Packet::Other { .. }) => {}
-                Ok(Packet::Unreadable { number, reason }) => {
-                    *unreadable.entry(reason.clone()).or_default() += 1;
-                    if unreadable[&reason] == 1 {
+        let end = follower.read_capture(reader, |seen| -> anyhow::Result<()> {
+            match seen {
+                Seen::Ended(conv) => printer.conversation(&conv, out)?,
+                Seen::Skipped { number, reason } => {
+                    let n = unreadable.entry(reason.clone()).or_default();
+                    *n += 1;
+                    if *n == 1 {
                         writeln!(
                             err,
                             "warning: {}: packet {number}: {reason} (skipped; later ones with the same reason are counted)",
@@ -137,21 +125,17 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
                         )?;
                     }
                 }
-                Err(e) => {
-                    failed_files += 1;
-                    writeln!(
-                        err,
-                        "error: {}: {e} (after {} packets; what came before is decoded)",
-                        path.display(),
-                        reader.packets()
-                    )?;
-                    break;
-                }
             }
-        }
-        reassembler.finish(&mut deliveries);
-        for d in deliveries.drain(..) {
-            follower.take(d);
+            Ok(())
+        })?;
+        if let Some(e) = end.error {
+            failed_files += 1;
+            writeln!(
+                err,
+                "error: {}: {e} (after {} packets; what came before is decoded)",
+                path.display(),
+                end.packets
+            )?;
         }
     }
     for conv in follower.finish() {

@@ -142,8 +142,11 @@ async fn answers(
             // A frame that cannot be read but is no answer to an open (its header says so): the
             // monitor's strict-decoding rule judges it; the answers may still come.
             Incoming::Unreadable(_)
-                if s.unreadable_type
-                    .is_some_and(|(ext, ty)| ext != 0 || !matches!(ty, 0x11 | 0x12 | 0x14)) => {}
+                if s.unreadable_is_none_of(&[
+                    "OpenStandardMiningChannel.Success",
+                    "OpenExtendedMiningChannel.Success",
+                    "OpenMiningChannel.Error",
+                ]) => {}
             other => return (got, Some(other.describe())),
         }
     }

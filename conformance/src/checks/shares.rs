@@ -176,8 +176,7 @@ pub(crate) async fn answer(s: &mut Session, channel: u32, seq: u32, within: Dura
             // A frame that cannot be read but is no share answer (its header says so): the
             // monitor's strict-decoding rule judges it; the answer may still come.
             Incoming::Unreadable(_)
-                if s.unreadable_type
-                    .is_some_and(|(ext, ty)| ext != 0 || !matches!(ty, 0x1c | 0x1d)) => {}
+                if s.unreadable_is_none_of(&["SubmitShares.Success", "SubmitShares.Error"]) => {}
             unreadable @ Incoming::Unreadable(_) => {
                 return Answer::Unreadable(unreadable.describe())
             }

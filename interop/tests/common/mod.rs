@@ -58,7 +58,7 @@ pub fn decode_capture(
     file: &std::path::Path,
     keylogs: &[&std::path::Path],
 ) -> Vec<sv2_wire::capture::Conversation> {
-    use sv2_wire::capture::{CaptureReader, Follower, Packet, Reassembler};
+    use sv2_wire::capture::{CaptureReader, Follower, Seen};
 
     let mut keys = Vec::new();
     for path in keylogs {
@@ -69,24 +69,19 @@ pub fn decode_capture(
         keys.extend(entries);
     }
     let reader = CaptureReader::new(std::fs::File::open(file).unwrap()).unwrap();
-    let mut reassembler = Reassembler::new();
     let mut follower = Follower::new(keys);
-    let mut out = Vec::new();
-    for packet in reader {
-        match packet {
-            Ok(Packet::Tcp(segment)) => reassembler.push(segment, &mut out),
-            Ok(_) => {}
-            Err(e) => panic!("{}: {e}", file.display()),
-        }
-        for d in out.drain(..) {
-            follower.take(d);
-        }
-    }
-    reassembler.finish(&mut out);
-    for d in out.drain(..) {
-        follower.take(d);
-    }
-    follower.finish()
+    let mut ended = Vec::new();
+    let end = follower
+        .read_capture(reader, |seen| {
+            if let Seen::Ended(conv) = seen {
+                ended.push(conv);
+            }
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    assert!(end.error.is_none(), "{}: {:?}", file.display(), end.error);
+    ended.extend(follower.finish());
+    ended
 }
 
 /// The busiest conversation of a capture with a server on `port` (connections refused while a test

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use sv2_codec::noise::keylog::{self, KeyLogEntry};
 use sv2_codec::noise::Decryptor;
 
-use super::reassembly::{ConnectionId, Delivery};
+use super::read::{CaptureError, CaptureReader, Packet};
+use super::reassembly::{ConnectionId, Delivery, Reassembler};
 use crate::decoder::{classify_client_start, Mode, StreamDecoder, StreamEvent};
 use crate::transcript::{Direction, Endpoints, Timestamp, Transcript};
 
@@ -126,6 +127,24 @@ struct Followed {
     pending_keys: [Option<[u8; 32]>; 2],
     /// The time of the latest event.
     last: Timestamp,
+}
+
+/// What [`Follower::read_capture`] hands on as it reads.
+#[derive(Debug)]
+pub enum Seen {
+    /// A conversation ended (FIN from both sides, or a reset).
+    Ended(Conversation),
+    /// A packet whose headers do not parse (skipped; reading goes on).
+    Skipped { number: u64, reason: String },
+}
+
+/// How reading a capture file ended.
+#[derive(Debug)]
+pub struct ReadEnd {
+    /// Packets read.
+    pub packets: u64,
+    /// The error that ended the file early (what came before it was read).
+    pub error: Option<CaptureError>,
 }
 
 /// Follows every connection of a capture.
@@ -263,6 +282,51 @@ impl Follower {
     /// Conversations that ended since the last call.
     pub fn take_done(&mut self) -> Vec<Conversation> {
         std::mem::take(&mut self.done)
+    }
+
+    /// Reads one capture file to its end (or to the error that ends it): its TCP segments
+    /// reassembled per connection and followed. `seen` gets every conversation as it ends and every
+    /// packet whose headers do not parse; conversations still open stay for [`Follower::finish`]
+    /// (several files may be read in turn). An error of `seen` stops the reading.
+    pub fn read_capture<E>(
+        &mut self,
+        reader: CaptureReader<'_>,
+        mut seen: impl FnMut(Seen) -> Result<(), E>,
+    ) -> Result<ReadEnd, E> {
+        let mut reader = reader;
+        let mut reassembler = Reassembler::new();
+        let mut deliveries = Vec::new();
+        let mut error = None;
+        for packet in reader.by_ref() {
+            match packet {
+                Ok(Packet::Tcp(segment)) => reassembler.push(segment, &mut deliveries),
+                Ok(Packet::Other { .. }) => {}
+                Ok(Packet::Unreadable { number, reason }) => {
+                    seen(Seen::Skipped { number, reason })?
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+            for d in deliveries.drain(..) {
+                self.take(d);
+            }
+            for conversation in self.take_done() {
+                seen(Seen::Ended(conversation))?;
+            }
+        }
+        reassembler.finish(&mut deliveries);
+        for d in deliveries.drain(..) {
+            self.take(d);
+        }
+        for conversation in self.take_done() {
+            seen(Seen::Ended(conversation))?;
+        }
+        Ok(ReadEnd {
+            packets: reader.packets(),
+            error,
+        })
     }
 
     /// The end of the capture: every conversation still open, in the order they began.

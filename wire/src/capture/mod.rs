@@ -9,6 +9,6 @@ pub mod read;
 pub mod reassembly;
 pub mod write;
 
-pub use follow::{Conversation, Decryption, Follower, Protocol};
+pub use follow::{Conversation, Decryption, Follower, Protocol, ReadEnd, Seen};
 pub use read::{CaptureError, CaptureReader, Packet, Segment};
 pub use reassembly::{ConnectionId, Delivery, Reassembler};

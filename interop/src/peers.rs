@@ -400,6 +400,18 @@ mod tests {
 pub struct Tcpdump {
     child: Child,
     pub file: PathBuf,
+    /// tcpdump's standard error so far (its statistics come at the end).
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// A finished capture: the file, and how many packets tcpdump says the kernel dropped (`None` when
+/// it did not say). A capture with drops may lack any packet; what reads it must not demand one.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub file: PathBuf,
+    pub dropped: Option<u64>,
+    /// tcpdump's statistics lines, as it printed them.
+    pub statistics: Vec<String>,
 }
 
 impl Tcpdump {
@@ -436,7 +448,9 @@ impl Tcpdump {
             .ok()?;
         // It captures once it says "listening on" (the filter is attached by then).
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         if let Some(stderr) = child.stderr.take() {
+            let lines = lines.clone();
             std::thread::spawn(move || {
                 use std::io::BufRead;
                 for line in std::io::BufReader::new(stderr)
@@ -446,6 +460,9 @@ impl Tcpdump {
                     if line.contains("listening on") {
                         let _ = tx.send(());
                     }
+                    if let Ok(mut lines) = lines.lock() {
+                        lines.push(line);
+                    }
                 }
             });
         }
@@ -454,6 +471,7 @@ impl Tcpdump {
             return Some(Tcpdump {
                 child,
                 file: file.to_path_buf(),
+                stderr: lines,
             });
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -469,22 +487,47 @@ impl Tcpdump {
         None
     }
 
-    /// Stops the capture (SIGINT: tcpdump flushes and exits) and returns the file.
-    pub fn stop(mut self) -> PathBuf {
+    /// Stops the capture (SIGINT: tcpdump flushes, prints its statistics and exits).
+    pub fn stop(mut self) -> Captured {
         std::thread::sleep(Duration::from_millis(300));
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
+        let mut exited = false;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return self.file.clone();
+                exited = true;
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.file.clone()
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // The reader thread ends with tcpdump's standard error.
+        let until = Instant::now() + Duration::from_secs(1);
+        let statistics = loop {
+            let lines = self.stderr.lock().map(|l| l.clone()).unwrap_or_default();
+            let done = lines.iter().any(|l| l.contains("dropped by kernel"));
+            if done || Instant::now() > until {
+                break lines
+                    .into_iter()
+                    .filter(|l| l.contains("packets"))
+                    .collect::<Vec<_>>();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let dropped = statistics
+            .iter()
+            .find(|l| l.contains("dropped by kernel"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok());
+        Captured {
+            file: self.file.clone(),
+            dropped,
+            statistics,
+        }
     }
 }
 

@@ -222,33 +222,41 @@ async fn our_mining_device_mines_on_the_reference_pool() {
     let (accepted, blocks, valid) =
         common::device_mines_and_blocks_validate("pool_sv2", config, &pool, &tp).await;
     if let Some(capture) = capture {
-        let file = tokio::task::spawn_blocking(move || capture.stop())
+        let captured = tokio::task::spawn_blocking(move || capture.stop())
             .await
             .unwrap();
-        let conversations = common::decode_capture(&file, &[&tp_keys, &device_keys]);
-        let tdp = common::sv2_messages(common::conversation_to(&conversations, tp_addr.port()));
-        for wanted in [
-            "SetupConnection",
-            "SetupConnection.Success",
-            "NewTemplate",
-            "SetNewPrevHash",
-            "SubmitSolution",
-        ] {
-            assert!(tdp.contains(&wanted), "TP link: {wanted} not in {tdp:?}");
-        }
-        let mining =
-            common::sv2_messages(common::conversation_to(&conversations, pool_addr.port()));
-        for wanted in [
-            "SetupConnection",
-            "SetupConnection.Success",
-            "SetNewPrevHash",
-            "SubmitShares.Success",
-        ] {
-            assert!(
-                mining.contains(&wanted),
-                "device link: {wanted} not in {mining:?}"
-            );
-        }
+        let conversations = common::decode_capture(&captured.file, &[&tp_keys, &device_keys]);
+        let tp_link = common::conversation_to(&conversations, tp_addr.port());
+        let tdp = common::sv2_messages(tp_link);
+        common::require_seen(
+            &captured,
+            &conversations,
+            tp_link,
+            "pool_sv2's link to our TP",
+            &[
+                "SetupConnection",
+                "SetupConnection.Success",
+                "NewTemplate",
+                "SetNewPrevHash",
+                "SubmitSolution",
+            ],
+            |wanted| tdp.contains(&wanted),
+        );
+        let device_link = common::conversation_to(&conversations, pool_addr.port());
+        let mining = common::sv2_messages(device_link);
+        common::require_seen(
+            &captured,
+            &conversations,
+            device_link,
+            "our device's link to pool_sv2",
+            &[
+                "SetupConnection",
+                "SetupConnection.Success",
+                "SetNewPrevHash",
+                "SubmitShares.Success",
+            ],
+            |wanted| mining.contains(&wanted),
+        );
         println!(
             "e2e pool (device) capture: {} Template Distribution frames and {} Mining frames of pool_sv2's links decrypted",
             tdp.len(),

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sv2_codec::noise::keys::Keypair;
 use sv2_interop::peers::{
-    binary_or_skip, free_ports, scratch_dir, wait_listening, PeerProcess, Tcpdump, TranslatorConfig,
+    binary_or_skip, free_ports, scratch_dir, wait_listening, Captured, PeerProcess, Tcpdump,
+    TranslatorConfig,
 };
 use sv2_mock::pool::driver::{serve, PoolServerConfig};
 use sv2_mock::sv1::driver::{spawn, Sv1DriverConfig};
@@ -79,10 +80,10 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
     let stats = pool.stats();
     let report = miner.stop().await;
     if let Some(capture) = capture {
-        let file = tokio::task::spawn_blocking(move || capture.stop())
+        let captured = tokio::task::spawn_blocking(move || capture.stop())
             .await
             .unwrap();
-        decoded_capture_shows_both_links(&file, &keys, pool.addr.port(), downstream_port);
+        decoded_capture_shows_both_links(&captured, &keys, pool.addr.port(), downstream_port);
     }
     assert!(
         accepted,
@@ -139,40 +140,47 @@ async fn the_reference_translator_carries_our_sv1_miners_shares_to_our_pool() {
 /// pool decrypted with the pool's key log (setup, an extended channel, jobs, shares), and the SV1
 /// miner's link (subscribe, authorize, notify, submit).
 fn decoded_capture_shows_both_links(
-    file: &std::path::Path,
+    captured: &Captured,
     keys: &std::path::Path,
     pool_port: u16,
     sv1_port: u16,
 ) {
-    let conversations = common::decode_capture(file, &[keys]);
+    let conversations = common::decode_capture(&captured.file, &[keys]);
     let sv2 = common::conversation_to(&conversations, pool_port);
     assert_eq!(sv2.protocol, Protocol::Noise);
     let names = common::sv2_messages(sv2);
-    for wanted in [
-        "SetupConnection",
-        "SetupConnection.Success",
-        "OpenExtendedMiningChannel",
-        "OpenExtendedMiningChannel.Success",
-        "NewExtendedMiningJob",
-        "SetNewPrevHash",
-        "SubmitSharesExtended",
-    ] {
-        assert!(names.contains(&wanted), "{wanted} not in {names:?}");
-    }
+    common::require_seen(
+        captured,
+        &conversations,
+        sv2,
+        "the translator's link to our pool",
+        &[
+            "SetupConnection",
+            "SetupConnection.Success",
+            "OpenExtendedMiningChannel",
+            "OpenExtendedMiningChannel.Success",
+            "NewExtendedMiningJob",
+            "SetNewPrevHash",
+            "SubmitSharesExtended",
+        ],
+        |wanted| names.contains(&wanted),
+    );
     let sv1 = common::conversation_to(&conversations, sv1_port);
     assert_eq!(sv1.protocol, Protocol::Sv1);
     let methods: Vec<String> = sv1.transcript.sv1_lines().map(|(_, line)| line).collect();
-    for wanted in [
-        "mining.subscribe",
-        "mining.authorize",
-        "mining.notify",
-        "mining.submit",
-    ] {
-        assert!(
-            methods.iter().any(|l| l.contains(wanted)),
-            "{wanted} not in the SV1 lines"
-        );
-    }
+    common::require_seen(
+        captured,
+        &conversations,
+        sv1,
+        "the SV1 miner's link to the translator",
+        &[
+            "mining.subscribe",
+            "mining.authorize",
+            "mining.notify",
+            "mining.submit",
+        ],
+        |wanted| methods.iter().any(|l| l.contains(wanted)),
+    );
     println!(
         "e2e translator capture: {} SV2 frames decrypted on the pool link, {} SV1 lines",
         names.len(),

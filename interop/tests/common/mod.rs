@@ -123,3 +123,77 @@ pub fn sv2_messages(conversation: &sv2_wire::capture::Conversation) -> Vec<&'sta
         })
         .collect()
 }
+
+/// Every conversation of a capture in a few lines (endpoints, protocol, gaps, notes, the first
+/// SV1 lines): what a failed capture assertion prints.
+pub fn describe_conversations(conversations: &[sv2_wire::capture::Conversation]) -> String {
+    let mut out = String::new();
+    for c in conversations {
+        out.push_str(&format!(
+            "#{} {:?} -> {:?} {:?} syn={} closed={} gaps={:?} unread={:?} entries={}\n",
+            c.id.0,
+            c.transcript.endpoints.client,
+            c.transcript.endpoints.server,
+            c.protocol,
+            c.saw_syn,
+            c.closed,
+            c.gaps,
+            c.unread,
+            c.transcript.len()
+        ));
+        for e in c.transcript.entries().iter().take(60) {
+            match &e.event {
+                sv2_wire::Event::Note { text } => out.push_str(&format!("    note: {text}\n")),
+                sv2_wire::Event::Frame {
+                    direction, decoded, ..
+                } => out.push_str(&format!(
+                    "    {direction:?} {}\n",
+                    match decoded {
+                        Ok(d) => d.message.name().to_string(),
+                        Err(e) => format!("undecodable: {e}"),
+                    }
+                )),
+                sv2_wire::Event::Sv1 {
+                    direction, line, ..
+                } => out.push_str(&format!(
+                    "    {direction:?} {}\n",
+                    String::from_utf8_lossy(&line[..line.len().min(100)])
+                )),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that each of `wanted` was read from `conversation` (`seen` tells), unless the capture is
+/// incomplete by its own account: tcpdump counted packets the kernel dropped, or bytes of this
+/// conversation are missing (the reader reports them as gaps, which is what it must do). Then what
+/// could not be checked is said, not failed. A failure prints every conversation of the capture.
+pub fn require_seen(
+    captured: &sv2_interop::peers::Captured,
+    conversations: &[sv2_wire::capture::Conversation],
+    conversation: &sv2_wire::capture::Conversation,
+    link: &str,
+    wanted: &[&str],
+    seen: impl Fn(&str) -> bool,
+) {
+    let missing: Vec<&str> = wanted.iter().copied().filter(|w| !seen(w)).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let incomplete = captured.dropped.unwrap_or(0) > 0 || conversation.gaps.iter().any(|g| *g > 0);
+    let description = describe_conversations(conversations);
+    assert!(
+        incomplete,
+        "{link}: {missing:?} not read from the capture {} (tcpdump: {:?}):\n{description}",
+        captured.file.display(),
+        captured.statistics
+    );
+    eprintln!(
+        "{link}: {missing:?} not checked: the capture {} is incomplete (tcpdump: {:?}; gaps {:?}):\n{description}",
+        captured.file.display(),
+        captured.statistics,
+        conversation.gaps
+    );
+}

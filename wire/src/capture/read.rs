@@ -46,6 +46,8 @@ pub struct Segment {
     pub dst: SocketAddr,
     pub seq: u32,
     pub syn: bool,
+    /// The ACK flag: with SYN, the server's answer.
+    pub ack: bool,
     pub fin: bool,
     pub rst: bool,
     pub payload: Vec<u8>,
@@ -275,6 +277,7 @@ impl State {
                 dst,
                 seq: tcp.seq,
                 syn: tcp.syn,
+                ack: tcp.ack,
                 fin: tcp.fin,
                 rst: tcp.rst,
                 payload: tcp.payload,
@@ -296,6 +299,7 @@ impl Iterator for CaptureReader<'_> {
 struct Tcp {
     seq: u32,
     syn: bool,
+    ack: bool,
     fin: bool,
     rst: bool,
     payload: Vec<u8>,
@@ -350,6 +354,7 @@ fn tcp_of(
         Tcp {
             seq: tcp.sequence_number(),
             syn: tcp.syn(),
+            ack: tcp.ack(),
             fin: tcp.fin(),
             rst: tcp.rst(),
             payload: tcp.payload().to_vec(),

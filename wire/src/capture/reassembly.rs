@@ -1,7 +1,9 @@
 //! TCP reassembly: a capture's segments, in capture order, into each connection's two byte streams.
 //!
 //! Per direction the next expected sequence number is known from the SYN (or, in a capture that
-//! starts mid-connection, from the first segment seen). Segments in order are delivered at once;
+//! starts mid-connection, from the first segment seen). A SYN with a new initial sequence number on
+//! the addresses of a connection still followed is a new connection on reused ports (loopback
+//! reuses TIME_WAIT ports at once): the old one ends there. Segments in order are delivered at once;
 //! early ones wait (bounded); retransmissions and overlaps deliver only their new bytes. A hole that
 //! the peer never fills (the capture missed it) becomes a [`Delivery::Gap`] with its size when the
 //! waiting bytes pass [`MAX_WAITING`], when the direction ends, or at the end of the capture: the
@@ -65,6 +67,8 @@ pub enum Delivery {
 struct Direction {
     /// The next sequence number expected (None before the first segment).
     next: Option<u32>,
+    /// The sequence number of this direction's SYN, when seen.
+    isn: Option<u32>,
     /// Segments past `next`, by their offset from `next`'s base; at most MAX_WAITING bytes.
     waiting: BTreeMap<u64, (Timestamp, Vec<u8>)>,
     waiting_bytes: usize,
@@ -98,6 +102,11 @@ impl Reassembler {
     /// Takes one segment; what it completes goes to `out`.
     pub fn push(&mut self, segment: Segment, out: &mut Vec<Delivery>) {
         let key = ordered(segment.src, segment.dst);
+        if segment.syn && self.is_new_syn(&key, &segment) {
+            if let Some(mut old) = self.connections.remove(&key) {
+                end(&mut old, segment.at, out);
+            }
+        }
         if !self.connections.contains_key(&key) && !segment.syn && segment.payload.is_empty() {
             // A bare ACK, FIN or RST of a connection not followed (or just ended): nothing to open.
             return;
@@ -108,9 +117,13 @@ impl Reassembler {
             }
             self.next_id += 1;
             let id = ConnectionId(self.next_id);
-            // A SYN without ACK comes from the client; a SYN/ACK would be the server's, but the
-            // flags kept here do not tell them apart: the first SYN seen names the client.
-            let (client, server) = (segment.src, segment.dst);
+            // A SYN without ACK comes from the client, a SYN/ACK from the server (its SYN was not
+            // captured); without either, who sent first.
+            let (client, server) = if segment.syn && segment.ack {
+                (segment.dst, segment.src)
+            } else {
+                (segment.src, segment.dst)
+            };
             out.push(Delivery::Opened {
                 id,
                 client,
@@ -149,6 +162,7 @@ impl Reassembler {
         // The SYN takes one sequence number; data starts after it.
         let mut seq = segment.seq;
         if segment.syn {
+            dir.isn = Some(segment.seq);
             seq = seq.wrapping_add(1);
             if dir.next.is_none() {
                 dir.next = Some(seq);
@@ -198,6 +212,21 @@ impl Reassembler {
         }
     }
 
+    /// A SYN that starts another connection on the addresses of one still followed: its initial
+    /// sequence number is not the one its direction already started from (a retransmitted SYN is).
+    fn is_new_syn(&self, key: &(SocketAddr, SocketAddr), segment: &Segment) -> bool {
+        let Some(conn) = self.connections.get(key) else {
+            return false;
+        };
+        let dir = &conn.dirs[usize::from(segment.src != conn.ends[0])];
+        match (dir.isn, dir.next) {
+            (Some(isn), _) => isn != segment.seq,
+            // Data seen before any SYN of this direction: a SYN now is a new connection.
+            (None, Some(_)) => true,
+            (None, None) => false,
+        }
+    }
+
     /// The end of the capture: what still waits behind holes is delivered after a gap.
     pub fn finish(&mut self, out: &mut Vec<Delivery>) {
         let mut conns: Vec<Connection> = self.connections.drain().map(|(_, c)| c).collect();
@@ -226,6 +255,24 @@ impl Reassembler {
                 let from = conn.ends[side];
                 flush(conn.id, from, conn.last, &mut conn.dirs[side], out);
             }
+        }
+    }
+}
+
+/// A connection ended without FIN or RST (its ports were reused): what waits is flushed and each
+/// direction still open is closed.
+fn end(conn: &mut Connection, at: Timestamp, out: &mut Vec<Delivery>) {
+    for side in 0..2 {
+        let from = conn.ends[side];
+        flush(conn.id, from, at, &mut conn.dirs[side], out);
+        if !conn.dirs[side].ended {
+            conn.dirs[side].ended = true;
+            out.push(Delivery::Closed {
+                id: conn.id,
+                from,
+                at,
+                reset: false,
+            });
         }
     }
 }
@@ -362,6 +409,7 @@ mod tests {
             dst: SocketAddr::from(([127, 0, 0, 1], dst)),
             seq,
             syn: false,
+            ack: false,
             fin: false,
             rst: false,
             payload: payload.to_vec(),
@@ -491,5 +539,67 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[test]
+    fn a_new_syn_on_reused_ports_starts_a_new_connection() {
+        let mut r = Reassembler::new();
+        let mut out = Vec::new();
+        let mut syn = seg(1, 2, 999, b"");
+        syn.syn = true;
+        r.push(syn.clone(), &mut out);
+        r.push(seg(1, 2, 1000, b"first"), &mut out);
+        let mut fin = seg(1, 2, 1005, b"");
+        fin.fin = true;
+        r.push(fin, &mut out);
+        // A retransmitted SYN is the same connection.
+        r.push(syn, &mut out);
+        // The server never closed; the client's port is reused at once for another connection.
+        let mut again = seg(1, 2, 7_000_000, b"");
+        again.syn = true;
+        r.push(again, &mut out);
+        let mut syn_ack = seg(2, 1, 42, b"");
+        syn_ack.syn = true;
+        syn_ack.ack = true;
+        r.push(syn_ack, &mut out);
+        r.push(seg(1, 2, 7_000_001, b"second"), &mut out);
+        r.finish(&mut out);
+        let opened: Vec<_> = out
+            .iter()
+            .filter_map(|d| match d {
+                Delivery::Opened { id, client, .. } => Some((id.0, client.port())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(opened, [(1, 1), (2, 1)]);
+        let data: Vec<(u64, &[u8])> = out
+            .iter()
+            .filter_map(|d| match d {
+                Delivery::Data { id, bytes, .. } => Some((id.0, bytes.as_slice())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(data, [(1, &b"first"[..]), (2, &b"second"[..])]);
+        // The first connection's open direction was closed when the second began.
+        let closed_first = out
+            .iter()
+            .filter(|d| matches!(d, Delivery::Closed { id, .. } if id.0 == 1))
+            .count();
+        assert_eq!(closed_first, 2);
+        assert!(!out.iter().any(|d| matches!(d, Delivery::Gap { .. })));
+    }
+
+    #[test]
+    fn a_syn_ack_seen_first_names_its_sender_the_server() {
+        let mut r = Reassembler::new();
+        let mut out = Vec::new();
+        let mut syn_ack = seg(2, 1, 42, b"");
+        syn_ack.syn = true;
+        syn_ack.ack = true;
+        r.push(syn_ack, &mut out);
+        assert!(matches!(
+            out[0],
+            Delivery::Opened { client, server, .. } if client.port() == 1 && server.port() == 2
+        ));
     }
 }

@@ -32,6 +32,7 @@ const PER_SEGMENT: usize = 4;
 struct Writer<W: Write> {
     out: W,
     time_us: u64,
+    server_syn_next: bool,
     bytes: u64,
 }
 
@@ -48,6 +49,7 @@ impl<W: Write> Writer<W> {
         Writer {
             out,
             time_us: 1_700_000_000_000_000,
+            server_syn_next: false,
             bytes: 0,
         }
     }
@@ -71,8 +73,16 @@ impl<W: Write> Writer<W> {
         if fin {
             b = b.fin();
         }
+        // Every segment acknowledges something but a client's SYN (each connection's SYNs come
+        // client first, then the server's SYN/ACK).
+        if !syn || self.server_syn_next {
+            b = b.ack(0);
+        }
+        if syn {
+            self.server_syn_next = !self.server_syn_next;
+        }
         let mut packet = Vec::with_capacity(payload.len() + 64);
-        b.ack(0).write(&mut packet, payload).unwrap();
+        b.write(&mut packet, payload).unwrap();
         self.time_us += 7;
         let mut record = Vec::with_capacity(16);
         record.extend_from_slice(&((self.time_us / 1_000_000) as u32).to_le_bytes());

@@ -34,12 +34,17 @@ when a frame does not decode, with \"error\"), \"frame\" (the plain frame in hex
 matched) or \"len\" (bytes on the wire, for handshake acts), \"fields\" (the codec's JSON form), \
 \"id\" (SV1)}; notes (gaps, resets, undecryptable transport) as {\"time\", \"connection\", \"note\"}; \
 and per connection a summary {\"connection\", \"client\", \"server\", \"kind\": \"connection\", \
-\"transport\", \"messages\", \"gaps\", \"decryption\", \"unread\", \"closed\"}.
+\"transport\", \"messages\", \"gaps\", \"decryption\", \"unread\", \"closed\", \"saw_syn\", \"roles\"}.
 
---monitor: the conformance suite's per-message rules over every SV2 connection, both directions (the \
-client is who sent the SYN, or the act 1, or SetupConnection), reported by spec section as \
-`conformance` reports (--junit FILE and --json-file FILE: all of them in one report). A connection the \
-capture began in the middle of (no SYN) is not judged, and the report says so. Exit code 1 when a \
+Roles: the client is who sent the SYN; without it, who sent act 1, SetupConnection or (SV1) the first \
+mining.configure/subscribe; in a capture that began mid-conversation, the side whose messages are a \
+client's (shares, channel requests; SV1 submits) rather than a server's (jobs, targets, answers). The \
+summary's \"roles\" says which: syn, start, messages or first-sender (nothing told).
+
+--monitor: the conformance suite's per-message rules over every SV2 connection, both directions, \
+reported by spec section as `conformance` reports (--junit FILE and --json-file FILE: all of them in \
+one report). A connection the capture began in the middle of (neither its SYN nor its start) is not \
+judged, and the report says so. Exit code 1 when a \
 rule of level MUST fails there, 2 when a file cannot be read.";
 
 #[derive(Debug, clap::Args)]
@@ -213,7 +218,7 @@ impl Printer {
             writeln!(
                 out,
                 "{}",
-                json!({"kind": "connection", "connection": conv.id.0, "client": client, "server": server, "transport": conv.protocol.as_str(), "messages": messages, "gaps": conv.gaps, "decryption": decryption, "unread": conv.unread, "closed": conv.closed, "saw_syn": conv.saw_syn})
+                json!({"kind": "connection", "connection": conv.id.0, "client": client, "server": server, "transport": conv.protocol.as_str(), "messages": messages, "gaps": conv.gaps, "decryption": decryption, "unread": conv.unread, "closed": conv.closed, "saw_syn": conv.saw_syn, "roles": conv.roles.as_str()})
             )?;
         } else {
             writeln!(
@@ -243,14 +248,14 @@ impl Printer {
             )?;
         }
         if self.monitor && matches!(conv.protocol, Protocol::Sv2 | Protocol::Noise) {
-            if conv.saw_syn {
+            if conv.roles.from_start() {
                 self.monitored.push((
                     format!("connection {} {client} > {server}", conv.id.0),
                     t.clone(),
                 ));
             } else {
-                // The rules follow a conversation from its start (setup, channels opened), and
-                // which side is the server is known only from the SYN: not judged.
+                // The rules follow a conversation from its start (setup, channels opened): one
+                // the capture began in the middle of is not judged.
                 self.unjudged.push(conv.id.0);
             }
         }
@@ -323,6 +328,10 @@ impl Printer {
                 v
             }
             Event::Note { text } => json!({"time": time, "connection": id, "note": text}),
+            Event::Encrypted { len, .. } => json!({
+                "time": time, "connection": id, "src": src, "dst": dst,
+                "protocol": "sv2-encrypted", "message": Value::Null, "len": len,
+            }),
         };
         if self.json {
             writeln!(out, "{line}")?;
@@ -335,6 +344,7 @@ impl Printer {
         let protocol = line["protocol"].as_str().unwrap_or("");
         let message = match &line["message"] {
             Value::String(s) => s.clone(),
+            Value::Null if protocol == "sv2-encrypted" => "(not decrypted)".to_string(),
             _ => format!(
                 "(does not decode: {})",
                 line["error"].as_str().unwrap_or("")
@@ -381,7 +391,7 @@ impl Printer {
         if !self.unjudged.is_empty() {
             let ids: Vec<String> = self.unjudged.iter().map(u64::to_string).collect();
             let note = format!(
-                "not judged: connection(s) {} began before the capture (no SYN): the rules follow a conversation from its start",
+                "not judged: connection(s) {} began before the capture (neither its SYN nor its act 1 or SetupConnection is in it): the rules follow a conversation from its start",
                 ids.join(", ")
             );
             if self.json {

@@ -41,7 +41,10 @@ fn ethernet(seg: &Seg) -> Vec<u8> {
     if seg.fin {
         tcp = tcp.fin();
     }
-    let tcp = tcp.ack(0);
+    // Every segment but the client's SYN acknowledges something (a SYN/ACK names the server).
+    if !(seg.syn && seg.from_client) {
+        tcp = tcp.ack(0);
+    }
     let mut out = Vec::with_capacity(tcp.size(seg.payload.len()));
     tcp.write(&mut out, &seg.payload).unwrap();
     out
@@ -277,9 +280,9 @@ fn noise_is_decrypted_with_the_key_log_and_listed_without_it() {
     let segs = conversation(&[
         (true, act1),
         (false, act2),
-        (true, c1),
-        (false, s1),
-        (true, c2),
+        (true, c1.clone()),
+        (false, s1.clone()),
+        (true, c2.clone()),
     ]);
     let capture = pcap(&segs);
     let keys = format!("# test\n{}\n", client.key_log_entry().to_line());
@@ -305,11 +308,59 @@ fn noise_is_decrypted_with_the_key_log_and_listed_without_it() {
     assert_eq!(summary["transport"], "sv2-noise");
     assert_eq!(summary["decryption"], "decrypted");
 
-    // Without the key: the acts, and the transport reported unread.
+    // Without the key: the acts, then each encrypted segment with its size on the wire (frame
+    // boundaries are encrypted too), and the transport reported unread.
     let out = run("noise-nokey", &capture, None, &["--json"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let lines = json_lines(&out.stdout);
-    assert_eq!(messages(&lines).len(), 2, "{}", out.stdout);
+    let encrypted: Vec<(String, u64)> = lines
+        .iter()
+        .filter(|l| l["protocol"] == "sv2-encrypted")
+        .map(|l| {
+            assert!(l["message"].is_null(), "{l}");
+            (
+                l["src"].as_str().unwrap().to_string(),
+                l["len"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        encrypted,
+        [
+            (addr(CLIENT), c1.len() as u64),
+            (addr(SERVER), s1.len() as u64),
+            (addr(CLIENT), c2.len() as u64),
+        ]
+    );
+    // Caught after the handshake (no SYN, no acts): encrypted, nothing readable, each segment
+    // listed with its size, and said so.
+    let out = run("noise-midway", &pcap(&segs[4..]), Some(&keys), &["--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines = json_lines(&out.stdout);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["protocol"] == "sv2-encrypted")
+            .count(),
+        3,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("began after the Noise handshake"),
+        "{}",
+        out.stdout
+    );
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["transport"], "sv2-noise", "{summary}");
+    assert_eq!(summary["decryption"], "no key", "{summary}");
+    let text = run("noise-nokey-text", &capture, None, &[]);
+    assert!(
+        text.stdout
+            .contains(&format!("sv2-encrypted (not decrypted) {} bytes", c1.len())),
+        "{}",
+        text.stdout
+    );
     let summary = lines.last().unwrap();
     assert_eq!(summary["decryption"], "no key");
     let unread = summary["unread"].as_array().unwrap();
@@ -442,9 +493,43 @@ fn sv1_lines_a_gap_and_the_monitor() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(report["summary"]["fail"].as_u64().unwrap() >= 1, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
-    // The same conversation caught mid-way (no SYN): which side is the server is not known, and
-    // the rules follow a conversation from its start: not judged, and said so.
-    let out = run("monitor-midway", &pcap(&segs[2..]), None, &["--monitor"]);
+    // Without its SYN but from SetupConnection on, the conversation's start is in the capture:
+    // the sender of SetupConnection is the client, and it is judged.
+    let out = run("monitor-no-syn", &pcap(&segs[2..]), None, &["--monitor"]);
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("monitor.channel-msg-bit"),
+        "{}",
+        out.stdout
+    );
+    let out = run("no-syn-json", &pcap(&segs[2..]), None, &["--json"]);
+    let summary = json_lines(&out.stdout).pop().unwrap();
+    assert_eq!(summary["roles"], "start", "{summary}");
+    assert_eq!(summary["client"], addr(CLIENT), "{summary}");
+
+    // Caught mid-way, the server speaking first: the roles come from what each side sends (an
+    // answer from the server, a channel request from the client), not from who spoke first; the
+    // rules follow a conversation from its start: not judged, and said so.
+    let midway = conversation(&[(false, frame(success())), (true, frame(open()))]);
+    let out = run("midway-json", &pcap(&midway[2..]), None, &["--json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines = json_lines(&out.stdout);
+    assert_eq!(
+        messages(&lines),
+        vec![
+            ("sv2".into(), "SetupConnection.Success".into(), addr(SERVER)),
+            (
+                "sv2".into(),
+                "OpenStandardMiningChannel".into(),
+                addr(CLIENT)
+            ),
+        ]
+    );
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["roles"], "messages", "{summary}");
+    assert_eq!(summary["client"], addr(CLIENT), "{summary}");
+    assert_eq!(summary["server"], addr(SERVER), "{summary}");
+    let out = run("monitor-midway", &pcap(&midway[2..]), None, &["--monitor"]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("not judged: connection(s) 1"),

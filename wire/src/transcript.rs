@@ -205,6 +205,9 @@ pub enum Event {
     /// Something that is not traffic: a timeout, a close, a handshake failure, bytes that could not
     /// be read as the protocol.
     Note { text: String },
+    /// Encrypted bytes that could not be decrypted (no key, or the stream was lost): only their size
+    /// is known. A capture records one per TCP segment, since frame boundaries are encrypted too.
+    Encrypted { direction: Direction, len: u64 },
 }
 
 impl Event {
@@ -213,7 +216,8 @@ impl Event {
         match self {
             Event::Handshake { direction, .. }
             | Event::Frame { direction, .. }
-            | Event::Sv1 { direction, .. } => Some(*direction),
+            | Event::Sv1 { direction, .. }
+            | Event::Encrypted { direction, .. } => Some(*direction),
             Event::Note { .. } => None,
         }
     }
@@ -225,6 +229,7 @@ impl Event {
             Event::Frame { plain, wire, .. } => plain.len() + wire.as_ref().map_or(0, Vec::len),
             Event::Sv1 { line, .. } => line.len(),
             Event::Note { text } => text.len(),
+            Event::Encrypted { .. } => 8,
         }
     }
 }
@@ -416,6 +421,25 @@ impl Transcript {
         );
     }
 
+    /// The roles were named the wrong way round (a capture that began mid-connection named the
+    /// first sender the client): the endpoints and every entry's direction are swapped.
+    pub fn swap_roles(&mut self) {
+        let Endpoints { client, server } = self.endpoints;
+        self.endpoints = Endpoints {
+            client: server,
+            server: client,
+        };
+        for entry in &mut self.entries {
+            match &mut entry.event {
+                Event::Handshake { direction, .. }
+                | Event::Frame { direction, .. }
+                | Event::Sv1 { direction, .. }
+                | Event::Encrypted { direction, .. } => *direction = direction.reverse(),
+                Event::Note { .. } => {}
+            }
+        }
+    }
+
     /// Records a note.
     pub fn note(&mut self, at: Timestamp, text: impl Into<String>) {
         self.push(at, Event::Note { text: text.into() });
@@ -549,6 +573,7 @@ fn entry_json(e: &Entry) -> Value {
         Event::Frame { .. } => "frame",
         Event::Sv1 { .. } => "sv1",
         Event::Note { .. } => "note",
+        Event::Encrypted { .. } => "encrypted",
     };
     object.insert("kind".into(), json!(kind));
     if let Some(direction) = e.event.direction() {
@@ -590,6 +615,9 @@ fn entry_json(e: &Entry) -> Value {
         }
         Event::Note { text } => {
             object.insert("text".into(), json!(text));
+        }
+        Event::Encrypted { len, .. } => {
+            object.insert("len".into(), json!(len));
         }
     }
     Value::Object(object)
@@ -640,6 +668,13 @@ fn read_event(
                 line,
             }
         }
+        Some("encrypted") => Event::Encrypted {
+            direction: direction()?,
+            len: e
+                .get("len")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("entry {i}: encrypted without len"))?,
+        },
         Some("note") => Event::Note {
             text: e
                 .get("text")

@@ -94,7 +94,7 @@ fn expected_stream(transcript: &Transcript, direction: Direction) -> Vec<u8> {
                 out.extend_from_slice(line);
                 out.push(b'\n');
             }
-            Event::Note { .. } => {}
+            Event::Note { .. } | Event::Encrypted { .. } => {}
         }
     }
     out

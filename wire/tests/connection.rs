@@ -117,6 +117,7 @@ async fn noise_both_ways_with_transcripts() {
             }
             Event::Sv1 { .. } => "sv1".into(),
             Event::Note { text } => format!("note {text}"),
+            Event::Encrypted { .. } => "encrypted".into(),
         })
         .collect();
     assert_eq!(

@@ -77,12 +77,14 @@ pub mod common;
 pub mod extensions;
 pub mod job_declaration;
 pub mod mining;
+pub mod sender;
 pub mod template_distribution;
 
 pub use common::*;
 pub use extensions::*;
 pub use job_declaration::*;
 pub use mining::*;
+pub use sender::Sender;
 pub use template_distribution::*;
 
 /// The (sub-)protocol a message belongs to.

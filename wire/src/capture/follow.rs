@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use sv2_codec::noise::keylog::{self, KeyLogEntry};
-use sv2_codec::noise::Decryptor;
+use sv2_codec::noise::{Decryptor, ACT1_LEN};
 
 use super::read::{CaptureError, CaptureReader, Packet};
 use super::reassembly::{ConnectionId, Delivery, Reassembler};
 use crate::decoder::{classify_client_start, Mode, StreamDecoder, StreamEvent};
-use crate::transcript::{Direction, Endpoints, Timestamp, Transcript};
+use crate::transcript::{Direction, Endpoints, Event, Timestamp, Transcript};
 
 /// Bytes held after a gap while looking for where a unit starts.
 const RESYNC_HOLD: usize = 256 * 1024;
@@ -25,17 +25,7 @@ fn resync_point(buf: &[u8], sv1: bool) -> Option<usize> {
     if sv1 {
         return buf.iter().position(|b| *b == b'\n').map(|i| i + 1);
     }
-    let header_at = |i: usize| -> Option<usize> {
-        let h = buf.get(i..i + 6)?;
-        let ext = u16::from_le_bytes([h[0], h[1]]);
-        let len = u32::from_le_bytes([h[3], h[4], h[5], 0]) as usize;
-        let known = sv2_codec::messages::MESSAGE_TYPES.iter().any(|m| {
-            m.extension_type == ext & 0x7fff
-                && m.msg_type == h[2]
-                && m.channel_msg == (ext & 0x8000 != 0)
-        });
-        known.then_some(6 + len)
-    };
+    let header_at = |i: usize| known_frame_len(buf, i);
     for i in 0..buf.len().saturating_sub(5) {
         let Some(size) = header_at(i) else {
             continue;
@@ -55,6 +45,20 @@ fn resync_point(buf: &[u8], sv1: bool) -> Option<usize> {
         }
     }
     None
+}
+
+/// The size of the frame whose header is at `buf[i..]` when those 6 bytes are a known message's
+/// header (extension, type and channel_msg bit as the message table says).
+fn known_frame_len(buf: &[u8], i: usize) -> Option<usize> {
+    let h = buf.get(i..i + 6)?;
+    let ext = u16::from_le_bytes([h[0], h[1]]);
+    let len = u32::from_le_bytes([h[3], h[4], h[5], 0]) as usize;
+    let known = sv2_codec::messages::MESSAGE_TYPES.iter().any(|m| {
+        m.extension_type == ext & 0x7fff
+            && m.msg_type == h[2]
+            && m.channel_msg == (ext & 0x8000 != 0)
+    });
+    known.then_some(6 + len)
 }
 
 /// Client bytes held while a connection is classified; past this much, a connection that still
@@ -93,14 +97,71 @@ pub enum Decryption {
     NoKey,
 }
 
+/// What named the client and the server of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    /// The SYN: its sender is the client.
+    Syn,
+    /// The conversation's start is in the capture though its SYN is not: a Noise act 1, a
+    /// SetupConnection, or an SV1 client's first request (mining.configure or mining.subscribe).
+    Start,
+    /// The capture began mid-conversation: the roles are those the messages' senders agree on
+    /// (a share comes from the client, a job from the server).
+    Messages,
+    /// Nothing tells: the first sender is named the client, and may not be.
+    FirstSender,
+}
+
+impl Roles {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Roles::Syn => "syn",
+            Roles::Start => "start",
+            Roles::Messages => "messages",
+            Roles::FirstSender => "first-sender",
+        }
+    }
+
+    /// The capture holds the conversation from its start (what the rules that follow a
+    /// conversation's state need).
+    pub fn from_start(self) -> bool {
+        matches!(self, Roles::Syn | Roles::Start)
+    }
+}
+
+/// SV1 methods only a client sends, and only a server sends.
+const SV1_CLIENT_METHODS: &[&str] = &[
+    "mining.subscribe",
+    "mining.authorize",
+    "mining.submit",
+    "mining.configure",
+    "mining.extranonce.subscribe",
+    "mining.suggest_difficulty",
+    "mining.suggest_target",
+    "mining.get_transactions",
+];
+const SV1_SERVER_METHODS: &[&str] = &[
+    "mining.notify",
+    "mining.set_difficulty",
+    "mining.set_extranonce",
+    "mining.set_version_mask",
+    "mining.set_target",
+    "client.reconnect",
+    "client.show_message",
+    "client.get_version",
+];
+
 /// One connection of the capture, followed.
 #[derive(Debug)]
 pub struct Conversation {
     pub id: ConnectionId,
     pub protocol: Protocol,
     pub decryption: Decryption,
-    /// The client is who sent the SYN (`saw_syn`), else who sent first.
+    /// The client is who sent the SYN (`saw_syn`), else who sent first, until [`Conversation::roles`]
+    /// says otherwise.
     pub saw_syn: bool,
+    /// What named the client and the server.
+    pub roles: Roles,
     pub transcript: Transcript,
     /// Bytes the capture missed, per direction [client to server, server to client].
     pub gaps: [u64; 2],
@@ -195,6 +256,11 @@ impl Follower {
                             protocol: Protocol::Unknown,
                             decryption: Decryption::NotNoise,
                             saw_syn,
+                            roles: if saw_syn {
+                                Roles::Syn
+                            } else {
+                                Roles::FirstSender
+                            },
                             transcript,
                             gaps: [0; 2],
                             unread: [0; 2],
@@ -365,13 +431,28 @@ impl Followed {
                 .take(64)
                 .collect();
             let mode = match forced {
-                Some(Protocol::Sv1) => Some(Mode::Sv1),
-                Some(Protocol::Sv2) => Some(Mode::Sv2),
-                Some(Protocol::Noise) => Some(Mode::Noise),
-                _ => classify_client_start(&first),
+                Some(Protocol::Sv1) => Some((Mode::Sv1, true)),
+                Some(Protocol::Sv2) => Some((Mode::Sv2, true)),
+                Some(Protocol::Noise) => Some((Mode::Noise, true)),
+                _ if !self.conv.saw_syn => self.classify_midway(),
+                _ => classify_client_start(&first).map(|mode| (mode, true)),
             };
             match mode {
-                Some(mode) => self.start(mode, keys),
+                Some((mode, true)) => self.start(mode, keys),
+                Some((_, false)) => {
+                    // Encrypted, and the handshake is not in the capture: nothing can be read.
+                    self.conv.decryption = Decryption::NoKey;
+                    self.lost = [true, true];
+                    let at = self.held[0]
+                        .first()
+                        .or(self.held[1].first())
+                        .map(|(at, _)| *at);
+                    self.conv.transcript.note(
+                        at.unwrap_or_default(),
+                        "the capture began after the Noise handshake: the transport cannot be read",
+                    );
+                    self.start(Mode::Noise, keys);
+                }
                 None if self.held_len > CLASSIFY_HOLD => {
                     // Nothing known: the bytes are noted, the connection left unclassified.
                     let held = std::mem::take(&mut self.held);
@@ -394,6 +475,42 @@ impl Followed {
             return;
         }
         self.push(side, at, &bytes, keys);
+    }
+
+    /// How to read a connection whose SYN is not in the capture, from what each side sent first:
+    /// SV1 text, plain SV2 frames (a known header whose frame is complete), a Noise handshake (a
+    /// 64-byte first segment: act 1), or an encrypted stream caught after its handshake (`false`:
+    /// nothing of it can be read). `None`: more bytes are needed.
+    fn classify_midway(&self) -> Option<(Mode, bool)> {
+        let bytes = |side: usize| -> Vec<u8> {
+            self.held[side]
+                .iter()
+                .flat_map(|(_, b)| b.iter().copied())
+                .take(CLASSIFY_HOLD)
+                .collect()
+        };
+        let sides = [bytes(0), bytes(1)];
+        if sides
+            .iter()
+            .any(|b| classify_client_start(b) == Some(Mode::Sv1))
+        {
+            return Some((Mode::Sv1, true));
+        }
+        if sides.iter().any(|b| resync_point(b, false) == Some(0)) {
+            return Some((Mode::Sv2, true));
+        }
+        if sides
+            .iter()
+            .any(|b| known_frame_len(b, 0).is_some_and(|len| len > b.len()))
+        {
+            // A known header whose frame has not all come yet.
+            return None;
+        }
+        match self.held[0].first().map(|(_, b)| b.len()) {
+            Some(ACT1_LEN) => Some((Mode::Noise, true)),
+            _ if sides[0].len() >= ACT1_LEN => Some((Mode::Noise, false)),
+            _ => None,
+        }
     }
 
     /// The connection is classified: decoders for both directions, and what was held pushed.
@@ -424,6 +541,16 @@ impl Followed {
     fn push(&mut self, side: usize, at: Timestamp, bytes: &[u8], keys: &[KeyLogEntry]) {
         if self.lost[side] {
             self.conv.unread[side] += bytes.len() as u64;
+            if self.conv.protocol == Protocol::Noise && !bytes.is_empty() {
+                // Frame boundaries are encrypted too: each segment is listed with its size.
+                self.conv.transcript.push(
+                    at,
+                    Event::Encrypted {
+                        direction: direction(side),
+                        len: bytes.len() as u64,
+                    },
+                );
+            }
             return;
         }
         if let Some(mut buf) = self.resync[side].take() {
@@ -518,8 +645,18 @@ impl Followed {
         if self.conv.decryption == Decryption::NoKey {
             for (side, d) in decoders.iter_mut().enumerate() {
                 if d.awaits_keys() {
-                    self.conv.unread[side] += d.pending() as u64;
+                    let pending = d.pending() as u64;
+                    self.conv.unread[side] += pending;
                     self.lost[side] = true;
+                    if pending > 0 {
+                        self.conv.transcript.push(
+                            self.last,
+                            Event::Encrypted {
+                                direction: direction(side),
+                                len: pending,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -567,7 +704,81 @@ impl Followed {
         }
     }
 
-    fn finish(self) -> Conversation {
+    fn finish(mut self) -> Conversation {
+        if !self.conv.saw_syn {
+            settle_roles(&mut self.conv);
+        }
         self.conv
     }
+}
+
+/// Names the client and server of a conversation whose SYN the capture lacks, from its content:
+/// its start when the capture holds it, else the senders of its messages (swapping the roles when
+/// they contradict the first-sender guess).
+fn settle_roles(conv: &mut Conversation) {
+    let (roles, swap) = judge_roles(&conv.transcript);
+    conv.roles = roles;
+    if swap {
+        conv.transcript.swap_roles();
+        conv.gaps.swap(0, 1);
+        conv.unread.swap(0, 1);
+    }
+}
+
+/// The roles a transcript's content shows, and whether its directions are the wrong way round.
+fn judge_roles(transcript: &Transcript) -> (Roles, bool) {
+    use sv2_codec::messages::Sender;
+    let mut agree = 0usize;
+    let mut contradict = 0usize;
+    let mut first = true;
+    for entry in transcript.entries() {
+        let (direction, from_client) = match &entry.event {
+            // Act 1 is the initiator's: the decoders read it only from the first sender.
+            Event::Handshake { act: 1, .. } if first => return (Roles::Start, false),
+            Event::Frame {
+                direction,
+                decoded: Ok(decoded),
+                ..
+            } => {
+                if first && decoded.message.name() == "SetupConnection" {
+                    return (Roles::Start, *direction == Direction::ServerToClient);
+                }
+                let from_client = match decoded.message.sender() {
+                    Some(Sender::Client) => Some(true),
+                    Some(Sender::Server) => Some(false),
+                    Some(Sender::Either) | None => None,
+                };
+                (*direction, from_client)
+            }
+            Event::Sv1 {
+                direction,
+                parsed: Ok(message),
+                ..
+            } => {
+                let method = message.method().unwrap_or("");
+                if first && matches!(method, "mining.subscribe" | "mining.configure") {
+                    return (Roles::Start, *direction == Direction::ServerToClient);
+                }
+                let from_client = if SV1_CLIENT_METHODS.contains(&method) {
+                    Some(true)
+                } else if SV1_SERVER_METHODS.contains(&method) {
+                    Some(false)
+                } else {
+                    None
+                };
+                (*direction, from_client)
+            }
+            _ => continue,
+        };
+        first = false;
+        match from_client {
+            Some(c) if c == (direction == Direction::ClientToServer) => agree += 1,
+            Some(_) => contradict += 1,
+            None => {}
+        }
+    }
+    if agree + contradict == 0 {
+        return (Roles::FirstSender, false);
+    }
+    (Roles::Messages, contradict > agree)
 }

@@ -234,6 +234,17 @@ impl<W: Write> PcapngWriter<W> {
                 comment.push_str(text);
                 return Ok(());
             }
+            Event::Encrypted { direction, len } => {
+                // The bytes themselves were not kept: said, not invented.
+                if !comment.is_empty() {
+                    comment.push('\n');
+                }
+                comment.push_str(&format!(
+                    "{}: {len} encrypted bytes not recorded",
+                    direction.as_str()
+                ));
+                return Ok(());
+            }
             Event::Handshake {
                 direction, bytes, ..
             } => (*direction, bytes, false),

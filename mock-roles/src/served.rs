@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use sv2_wire::capture::write::SharedPcapng;
 use sv2_wire::{unix_now, Connection, KeyLog, NetError, Retention, Side};
 
 /// Accepts connections on `listener` until `shutdown` changes, each served by `serve_one` on its own
@@ -150,6 +151,8 @@ pub struct Handshake {
     pub responder: Option<ResponderConfig>,
     pub timeout: Duration,
     pub key_log: KeyLog,
+    /// Where each finished connection is written as a pcapng (`--pcap`); none by default.
+    pub recorder: Option<SharedPcapng>,
 }
 
 impl Handshake {
@@ -163,7 +166,8 @@ impl Handshake {
     }
 
     /// Runs the handshake on `stream`. The drivers do not read their connections' transcripts back,
-    /// so only the recent part is kept ([`Retention::RECENT`]).
+    /// so only the recent part is kept ([`Retention::RECENT`]), unless the connections are recorded
+    /// ([`Retention::DEFAULT`]).
     pub async fn accept(&self, stream: TcpStream) -> Result<Connection<TcpStream>, NetError> {
         let _ = stream.set_nodelay(true);
         let mut conn = match &self.responder {
@@ -177,9 +181,35 @@ impl Handshake {
                 conn
             }
         };
-        conn.transcript.set_retention(Retention::RECENT);
+        conn.transcript.set_retention(if self.recorder.is_some() {
+            Retention::DEFAULT
+        } else {
+            Retention::RECENT
+        });
         conn.record_endpoints();
         Ok(conn)
+    }
+
+    /// Writes a finished connection's transcript to the recorder, if any (a failure is logged).
+    pub fn record(&self, transcript: &sv2_wire::Transcript, log: &Log, label: &str) {
+        record(self.recorder.as_ref(), transcript, log, label);
+    }
+}
+
+/// Writes `transcript` to `recorder` when there is one; a failure is logged, not fatal.
+pub fn record(
+    recorder: Option<&SharedPcapng>,
+    transcript: &sv2_wire::Transcript,
+    log: &Log,
+    label: &str,
+) {
+    if let Some(recorder) = recorder {
+        if let Err(e) = recorder.add(transcript) {
+            log.warn(format!(
+                "{label}: not recorded in {}: {e}",
+                recorder.path().display()
+            ));
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sv2_codec::noise::KeyLogEntry;
-use sv2_wire::capture::write::PcapngWriter;
+use sv2_wire::capture::write::{PcapngWriter, SharedPcapng};
 use sv2_wire::Transcript;
 
 /// The key log written beside the capture at `pcap`: the same path with `.keylog` appended.
@@ -15,6 +15,20 @@ pub fn keylog_path(pcap: &Path) -> PathBuf {
     let mut name = pcap.as_os_str().to_owned();
     name.push(".keylog");
     PathBuf::from(name)
+}
+
+/// The `--pcap` of a long-running role: the capture, created now and written to as each connection
+/// ends, and its key log beside it (emptied now, appended to by every handshake after).
+pub fn live(path: &Path) -> anyhow::Result<(SharedPcapng, sv2_wire::keylog::FileSink)> {
+    let recorder =
+        SharedPcapng::create(path).with_context(|| format!("--pcap {}", path.display()))?;
+    let keylog = keylog_path(path);
+    match std::fs::remove_file(&keylog) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("--pcap key log {}", keylog.display())),
+    }
+    Ok((recorder, sv2_wire::keylog::FileSink(keylog)))
 }
 
 /// Writes `transcripts` to `path` (one TCP connection each) and `keys` to its key log (replacing

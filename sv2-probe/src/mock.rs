@@ -35,6 +35,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use sv2_wire::capture::write::SharedPcapng;
 use sv2_wire::KeyLog;
 
 use anyhow::{bail, Context};
@@ -138,6 +139,11 @@ pub struct TpArgs {
     /// Allow a non-loopback listen address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Write every connection to this pcapng as it ends (the upstream one too), with the Noise
+    /// sessions' key log beside it as FILE.keylog: the traffic opens, decrypted, in Wireshark or
+    /// `sv2-probe pcap FILE --keylog FILE.keylog`.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// Print events as JSON lines (the log too, on stdout; stderr then shows only warnings).
     #[arg(long)]
     pub json: bool,
@@ -278,6 +284,39 @@ async fn follow_log(
     Ok(())
 }
 
+/// After the role was told to stop: its sessions end (each writes its connection), then the
+/// capture is closed and said where it is.
+async fn finish_recording(
+    recorder: Option<&SharedPcapng>,
+    args: &TpArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let Some(recorder) = recorder else {
+        return Ok(());
+    };
+    // Sessions end on the shutdown signal; their last writes take a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let connections = recorder
+        .finish()
+        .with_context(|| format!("--pcap {}", recorder.path().display()))?;
+    let keylog = crate::capture::keylog_path(recorder.path());
+    if args.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"event": "pcap", "file": recorder.path(), "keylog": keylog, "connections": connections})
+        )?;
+    } else {
+        writeln!(
+            out,
+            "wrote {connections} connection(s) to {} (key log {})",
+            recorder.path().display(),
+            keylog.display()
+        )?;
+    }
+    Ok(())
+}
+
 fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     use sv2_codec::noise::keys::AuthorityPublicKey;
     use sv2_mock::pool::driver::{serve as serve_pool, PoolServerConfig, UpstreamTp};
@@ -287,6 +326,11 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let authority = authority_key(file.authority_secret.as_ref())?;
     let mut config = PoolServerConfig::new(authority.clone())?;
     config.key_log = KeyLog::from_env();
+    if let Some(path) = &args.pcap {
+        let (recorder, keys) = crate::capture::live(path)?;
+        config.recorder = Some(recorder);
+        config.key_log = config.key_log.and(keys);
+    }
     if file.plaintext.unwrap_or(false) {
         config.noise = None;
     }
@@ -346,6 +390,7 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let encrypted = config.noise.is_some();
+        let recorder = config.recorder.clone();
         let pool = serve_pool(listener, config).await.context("mock pool")?;
         let url = Sv2Url {
             host: pool.addr.ip().to_string(),
@@ -373,6 +418,7 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             )?;
         }
         pool.shutdown();
+        finish_recording(recorder.as_ref(), args, out).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(Outcome::Pass)
@@ -384,6 +430,11 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let authority = authority_key(file.authority_secret.as_ref())?;
     let mut config = TpServerConfig::new(authority.clone())?;
     config.key_log = KeyLog::from_env();
+    if let Some(path) = &args.pcap {
+        let (recorder, keys) = crate::capture::live(path)?;
+        config.recorder = Some(recorder);
+        config.key_log = config.key_log.and(keys);
+    }
     if file.plaintext.unwrap_or(false) {
         config.authority = None;
     }
@@ -410,6 +461,7 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let recorder = config.recorder.clone();
         let tp = serve(listener, config.clone())?;
         let url = Sv2Url {
             host: tp.addr.ip().to_string(),
@@ -431,6 +483,7 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             writeln!(out, "stopped: {} solution(s), {valid} valid; building height {}", verdicts.len(), tp.height())?;
         }
         tp.shutdown();
+        finish_recording(recorder.as_ref(), args, out).await?;
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(Outcome::Pass)

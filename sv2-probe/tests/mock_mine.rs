@@ -179,3 +179,49 @@ fn mine_fails_readably_when_nothing_listens() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_mock_pool_records_its_connections_as_a_pcap_with_its_key_log() {
+    let dir = std::env::temp_dir().join(format!("sv2-probe-mock-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("pool.pcapng");
+    let (mut pool, url) = start_pool(
+        "127.0.0.1:0",
+        &["--duration", "4", "--pcap", pcap.to_str().unwrap()],
+    );
+    let mined = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args(["mine", &url, "--seconds", "2", "--hashrate", "10000"])
+        .output()
+        .expect("run the miner");
+    assert!(mined.status.success(), "{mined:?}");
+    // The pool stops by itself and closes the capture.
+    assert!(pool.wait().unwrap().success());
+
+    let keylog = dir.join("pool.pcapng.keylog");
+    let read = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args(["pcap", pcap.to_str().unwrap(), "--keylog"])
+        .arg(&keylog)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&read.stdout);
+    assert!(read.status.success(), "{stdout}\n{read:?}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    for wanted in [
+        "act 1",
+        "act 2",
+        "SetupConnection",
+        "SetupConnection.Success",
+        "SetNewPrevHash",
+        "SubmitShares.Success",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} not in {names:?}");
+    }
+    let summary = lines.iter().find(|l| l["kind"] == "connection").unwrap();
+    assert_eq!(summary["decryption"], "decrypted", "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -72,6 +72,8 @@ pub struct PoolServerConfig {
     pub handshake_timeout: Duration,
     /// Events kept for [`PoolHandle::events`] (the oldest go first).
     pub max_events: usize,
+    /// Where each finished connection is written as a pcapng (none by default).
+    pub recorder: Option<sv2_wire::capture::write::SharedPcapng>,
     /// Where each Noise session's key log line goes, downstream and upstream (none by default).
     pub key_log: KeyLog,
 }
@@ -88,6 +90,7 @@ impl PoolServerConfig {
             handshake_timeout: Duration::from_secs(10),
             max_events: 10_000,
             key_log: KeyLog::none(),
+            recorder: None,
         })
     }
 }
@@ -364,7 +367,11 @@ pub async fn serve(
                 }
                 None => Connection::plaintext(stream, Side::Client),
             };
-            conn.transcript.set_retention(Retention::RECENT);
+            conn.transcript.set_retention(if config.recorder.is_some() {
+                Retention::DEFAULT
+            } else {
+                Retention::RECENT
+            });
             Some(conn)
         }
         None => None,
@@ -386,8 +393,16 @@ pub async fn serve(
         *lock(&shared.0.upstream) = Some(tx);
         let upstream_shared = shared.clone();
         let upstream_shutdown = shutdown_rx.clone();
+        let recorder = config.recorder.clone();
         tokio::spawn(async move {
-            let result = upstream(conn, rx, &upstream_shared.0, upstream_shutdown).await;
+            let result = upstream(
+                conn,
+                rx,
+                &upstream_shared.0,
+                upstream_shutdown,
+                recorder.as_ref(),
+            )
+            .await;
             *lock(&upstream_shared.0.upstream) = None;
             let note = match result {
                 Ok(()) => "upstream connection closed".to_owned(),
@@ -412,6 +427,7 @@ pub async fn serve(
         responder,
         timeout: config.handshake_timeout,
         key_log: config.key_log.clone(),
+        recorder: config.recorder.clone(),
     };
     served::accept_loop(listener, shutdown_rx.clone(), move |stream, peer| {
         let shared = accept_shared.clone();
@@ -495,6 +511,7 @@ async fn session(
         lock(&shared.sessions).remove(&id);
     }
     conn.shutdown().await;
+    handshake.record(&conn.transcript, &shared.log, &label);
     served::ended(&shared.log, &label, &result);
 }
 
@@ -503,6 +520,7 @@ async fn upstream(
     mut rx: mpsc::UnboundedReceiver<Message<'static>>,
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
+    recorder: Option<&sv2_wire::capture::write::SharedPcapng>,
 ) -> Result<(), NetError> {
     let result = async {
         loop {
@@ -527,5 +545,6 @@ async fn upstream(
     }
     .await;
     conn.shutdown().await;
+    served::record(recorder, &conn.transcript, &shared.log, "upstream");
     result
 }

@@ -33,6 +33,8 @@ pub struct TpServerConfig {
     pub block_interval: Option<Duration>,
     /// How long the handshake may take.
     pub handshake_timeout: Duration,
+    /// Where each finished connection is written as a pcapng (none by default).
+    pub recorder: Option<sv2_wire::capture::write::SharedPcapng>,
     /// Where each Noise session's key log line goes (none by default).
     pub key_log: KeyLog,
 }
@@ -48,6 +50,7 @@ impl TpServerConfig {
             block_interval: None,
             handshake_timeout: Duration::from_secs(10),
             key_log: KeyLog::none(),
+            recorder: None,
         })
     }
 }
@@ -217,6 +220,7 @@ pub fn serve(listener: TcpListener, config: TpServerConfig) -> std::io::Result<T
         responder,
         timeout: config.handshake_timeout,
         key_log: config.key_log.clone(),
+        recorder: config.recorder.clone(),
     };
     served::accept_loop(listener, shutdown_rx.clone(), move |stream, peer| {
         let shared = accept_shared.clone();
@@ -294,5 +298,6 @@ async fn session(
         .unwrap_or_else(|e| e.into_inner())
         .remove(&id);
     conn.shutdown().await;
+    handshake.record(&conn.transcript, &shared.log, &label);
     served::ended(&shared.log, &label, &result);
 }

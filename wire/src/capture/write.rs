@@ -453,6 +453,63 @@ impl Tcp {
     }
 }
 
+/// A pcapng that a server's connections are added to as each ends, from any task: the `--pcap` of
+/// a long-running role. Each connection is flushed once written, so the file is readable while the
+/// role runs and after it is interrupted (pcapng is a sequence of blocks).
+#[derive(Clone)]
+pub struct SharedPcapng {
+    writer: std::sync::Arc<std::sync::Mutex<Option<PcapngWriter<io::BufWriter<std::fs::File>>>>>,
+    path: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for SharedPcapng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedPcapng")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SharedPcapng {
+    /// Creates (or replaces) the file at `path` and writes its header.
+    pub fn create(path: &std::path::Path) -> Result<Self, WriteError> {
+        let file = std::fs::File::create(path)?;
+        let mut writer = PcapngWriter::new(io::BufWriter::new(file))?;
+        writer.out.flush()?;
+        Ok(SharedPcapng {
+            writer: std::sync::Arc::new(std::sync::Mutex::new(Some(writer))),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Adds one finished connection. After [`SharedPcapng::finish`] nothing more is written.
+    pub fn add(&self, transcript: &Transcript) -> Result<(), WriteError> {
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(writer) = guard.as_mut() {
+            writer.add_transcript(transcript)?;
+            writer.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes the file; returns how many connections it holds (0 when already closed).
+    pub fn finish(&self) -> Result<u32, WriteError> {
+        let taken = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match taken {
+            Some(writer) => {
+                let connections = writer.connections();
+                writer.finish()?;
+                Ok(connections)
+            }
+            None => Ok(0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Flags {
     syn: bool,

@@ -121,6 +121,11 @@ enum Fault {
     /// An unrequested SetCustomMiningJob gets .Success with its channel_msg bit cleared (a frame
     /// that does not decode strictly), instead of .Error.
     CustomJobSuccessBadBit,
+    /// OpenStandardMiningChannel is never answered (extended channels are served).
+    SilentStandardOpen,
+    /// REQUIRES_STANDARD_JOBS is refused; standard channels are put in a group whose
+    /// NewExtendedMiningJob and SetNewPrevHash are their work (legal without the flag).
+    GroupJobsOnly,
 }
 
 const GROUP: u32 = 100;
@@ -336,7 +341,12 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             return Some(out);
         }
         let setup = setup?;
-        let mut unsupported = setup.flags & !0b111;
+        let supported = if fault == Fault::GroupJobsOnly {
+            0b110
+        } else {
+            0b111
+        };
+        let mut unsupported = setup.flags & !supported;
         if fault == Fault::PartialFlagList {
             unsupported &= unsupported.wrapping_neg();
         }
@@ -459,6 +469,32 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                 error_code: str255(b"unknown-user"),
             }
             .into()));
+        }
+        Message::OpenStandardMiningChannel(_) if fault == Fault::SilentStandardOpen => {}
+        Message::OpenStandardMiningChannel(o) if fault == Fault::GroupJobsOnly => {
+            state.next_channel += 1;
+            let id = state.next_channel;
+            out.push(f(OpenStandardMiningChannelSuccess {
+                request_id: o.request_id,
+                channel_id: id,
+                target: U256([0xff; 32]),
+                extranonce_prefix: B0_32::new(vec![0, 0, 0, id as u8]).unwrap(),
+                group_channel_id: GROUP,
+            }
+            .into()));
+            let (prefix, suffix) = coinbase(8, false);
+            out.push(f(NewExtendedMiningJob {
+                channel_id: GROUP,
+                job_id: 1,
+                min_ntime: None,
+                version: 0x2000_0000,
+                version_rolling_allowed: true,
+                merkle_path: Seq0_255::default(),
+                coinbase_tx_prefix: B0_64K::new(prefix).unwrap(),
+                coinbase_tx_suffix: B0_64K::new(suffix).unwrap(),
+            }
+            .into()));
+            out.push(f(first_prev_hash(GROUP)));
         }
         Message::OpenStandardMiningChannel(o) => {
             state.next_channel += 1;
@@ -931,5 +967,35 @@ async fn legal_refusals_are_not_failures() {
     let (addr, key) = broken(Fault::CustomJobErrorOtherId).await;
     let results = run_only(target(addr, key), &["mining.custom-job-unrequested"]).await;
     let (v, observed) = verdict_of(&results, "mining.custom-job-unrequested");
+    assert_eq!(v, Verdict::Pass, "{observed}");
+}
+
+/// A channel that cannot be opened stops the checks that need one before their subject: an error
+/// naming the step, never a failure of their own requirement (the check about opening fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_precondition_is_an_error_not_a_failure() {
+    let (addr, key) = broken(Fault::SilentStandardOpen).await;
+    let checks = [
+        "mining.standard-first-job",
+        "mining.close-channel",
+        "mining.close-group",
+    ];
+    let results = run_only(target(addr, key), &checks).await;
+    for id in checks {
+        let (v, observed) = verdict_of(&results, id);
+        assert!(
+            v == Verdict::Error && observed.contains("precondition not met"),
+            "{id}: {v:?} {observed}"
+        );
+    }
+}
+
+/// Without REQUIRES_STANDARD_JOBS (refused), a standard channel's work may come as its group's
+/// NewExtendedMiningJob: the first-job check passes on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_jobs_are_a_standard_channels_work_without_the_flag() {
+    let (addr, key) = broken(Fault::GroupJobsOnly).await;
+    let results = run_only(target(addr, key), &["mining.standard-first-job"]).await;
+    let (v, observed) = verdict_of(&results, "mining.standard-first-job");
     assert_eq!(v, Verdict::Pass, "{observed}");
 }

@@ -19,6 +19,7 @@ use crate::active;
 use crate::check::Check;
 use crate::session::{describe, printable, str255, Ctx, Incoming, Session};
 use crate::verdict::Outcome;
+use crate::verdict::Verdict;
 use sv2_mock::work::{JobBody, Work};
 
 pub const CHECKS: &[Check] = &[
@@ -178,6 +179,20 @@ async fn open_one(
             ),
             end.unwrap_or_else(|| format!("nothing within {:?}", ctx.target().timeout)),
         )),
+    }
+}
+
+/// A step another check is about (opening a channel) failed on the way to this check's subject: the
+/// subject was not reached, so this check is an error naming what went wrong, never a failure of
+/// its own requirement. Other outcomes pass through.
+fn precondition(outcome: Outcome, what: &str) -> Outcome {
+    if outcome.verdict == Verdict::Fail {
+        Outcome::error(format!(
+            "precondition not met ({what}): expected {}, observed {}",
+            outcome.expected, outcome.observed
+        ))
+    } else {
+        outcome
     }
 }
 
@@ -484,11 +499,26 @@ fn is_work(message: &Message<'_>) -> bool {
 }
 
 async fn standard_first_job(ctx: Ctx) -> Outcome {
-    let expected =
-        "NewMiningJob for the channel with min_ntime empty, then SetNewPrevHash naming its job_id";
-    let mut s = match ctx.setup("standard channel's first job", 0).await {
-        Ok(s) => s,
-        Err(o) => return o,
+    // With REQUIRES_STANDARD_JOBS the channel's jobs can only be NewMiningJob. A server that
+    // refuses the flag is asked again without it: then a group channel's NewExtendedMiningJob is
+    // the standard channel's work too (05:558), and counts as its first job.
+    let (mut s, standard_only) = match ctx
+        .setup(
+            "standard channel's first job",
+            flags::REQUIRES_STANDARD_JOBS,
+        )
+        .await
+    {
+        Ok(s) => (s, true),
+        Err(_) => match ctx.setup("standard channel's first job", 0).await {
+            Ok(s) => (s, false),
+            Err(o) => return o,
+        },
+    };
+    let expected = if standard_only {
+        "NewMiningJob for the channel with min_ntime empty, then SetNewPrevHash naming its job_id"
+    } else {
+        "NewMiningJob for the channel (or NewExtendedMiningJob for its group) with min_ntime empty, then SetNewPrevHash naming its job_id"
     };
     if requires_extended(&s) {
         return Outcome::skip("the server requires extended channels");
@@ -500,7 +530,7 @@ async fn standard_first_job(ctx: Ctx) -> Outcome {
             channel_id, group, ..
         }) => (channel_id, group),
         Ok(other) => return Outcome::skip(format!("no standard channel: {other}")),
-        Err(o) => return o,
+        Err(o) => return precondition(o, "a standard channel"),
     };
     let ours = |m: &Message<'_>| {
         addressed(m).is_some_and(|a| a == channel || (group != 0 && a == group)) && is_work(m)
@@ -535,22 +565,32 @@ async fn standard_first_job(ctx: Ctx) -> Outcome {
             {
                 first = Some(m);
             }
+            (None, Message::NewExtendedMiningJob(j))
+                if !standard_only
+                    && group != 0
+                    && j.channel_id == group
+                    && j.min_ntime.is_none() =>
+            {
+                first = Some(m);
+            }
             (None, _) => {
                 return Outcome::fail(
                     expected,
                     format!("the first job message for the channel: {}", describe(&m)),
                 )
             }
-            (Some(Message::NewMiningJob(j)), Message::SetNewPrevHash(p)) => {
-                let observed = format!(
-                    "{}, then {}",
-                    describe(first.as_ref().unwrap_or(&m)),
-                    describe(&m)
-                );
-                return Outcome::judge(p.job_id == j.job_id, expected, observed);
+            (Some(f), Message::SetNewPrevHash(p)) => {
+                let job_id = match f {
+                    Message::NewMiningJob(j) => j.job_id,
+                    Message::NewExtendedMiningJob(j) => j.job_id,
+                    _ => return Outcome::error("unreachable: the first job is a job"),
+                };
+                let observed = format!("{}, then {}", describe(f), describe(&m));
+                return Outcome::judge(p.job_id == job_id, expected, observed);
             }
             // Further future jobs may come before the prev hash.
             (Some(_), Message::NewMiningJob(j)) if j.min_ntime.is_none() => {}
+            (Some(_), Message::NewExtendedMiningJob(j)) if j.min_ntime.is_none() => {}
             (Some(f), _) => {
                 return Outcome::fail(expected, format!("{}, then {}", describe(f), describe(&m)))
             }
@@ -802,7 +842,10 @@ async fn two_channels(
         } else {
             s.open_standard_message(id)
         };
-        match open_one(ctx, &mut s, id, msg).await? {
+        let opened = open_one(ctx, &mut s, id, msg)
+            .await
+            .map_err(|o| precondition(o, "two open channels"))?;
+        match opened {
             Opened::Standard { channel_id, .. } | Opened::Extended { channel_id, .. } => {
                 ids.push(channel_id)
             }
@@ -812,7 +855,9 @@ async fn two_channels(
         }
     }
     for &id in &ids {
-        s.wait_for_work(id, ctx.target().work_window).await?;
+        s.wait_for_work(id, ctx.target().work_window)
+            .await
+            .map_err(|o| precondition(o, "work on both channels"))?;
     }
     Ok((s, ids[0], ids[1]))
 }
@@ -1099,7 +1144,7 @@ async fn custom_job_standard(ctx: Ctx) -> Outcome {
                 "no standard channel with REQUIRES_WORK_SELECTION: {other}"
             ))
         }
-        Err(o) => return o,
+        Err(o) => return precondition(o, "a standard channel"),
     };
     if let Err(o) = s.wait_for_work(channel, ctx.target().work_window).await {
         return o;

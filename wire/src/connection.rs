@@ -102,6 +102,20 @@ impl NetError {
     }
 }
 
+/// How [`Connection::send_frame_shaped`] puts a frame on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireShape {
+    /// Flip this bit (counted from the first byte on the wire, modulo their number).
+    pub flip_wire_bit: Option<usize>,
+    /// Flip the low bit of the last byte on the wire (under Noise, a MAC: the frame fails to
+    /// authenticate).
+    pub flip_last_byte: bool,
+    /// Write at most this many bytes at a time.
+    pub chunk: Option<usize>,
+    /// Wait this long between pieces.
+    pub pause: Duration,
+}
+
 /// A handshake that failed, with what was recorded of it.
 #[derive(Debug)]
 pub struct HandshakeFailure {
@@ -202,6 +216,14 @@ impl<S> std::fmt::Debug for Connection<S> {
 }
 
 impl Connection<TcpStream> {
+    /// Ends the connection with a reset (RST) instead of a close: the peer's next read fails with
+    /// "connection reset". Returns the transcript.
+    pub fn reset(mut self) -> Transcript {
+        let _ = self.stream.set_zero_linger();
+        self.transcript.note(Timestamp::now(), "connection reset (RST) sent");
+        std::mem::take(&mut self.transcript)
+    }
+
     /// Names both ends of the TCP connection in the transcript.
     pub fn record_endpoints(&mut self) {
         self.transcript.endpoints = Endpoints::seen_from(
@@ -456,6 +478,67 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .frame(Timestamp::now(), self.side.sending(), frame, wire);
         let out = std::mem::take(&mut self.out);
         let result = write_all(&mut self.stream, &out, step).await;
+        self.out = out;
+        result
+    }
+
+    /// Sends a plain frame as [`Connection::send_frame`] does, but shaped on the wire by `shape`: a
+    /// bit of the bytes on the wire flipped after encryption (a broken MAC under Noise), and the bytes
+    /// written in pieces of `chunk` bytes with `pause` between them (split or trickled writes). The
+    /// transcript records the frame and the bytes as they went out.
+    pub async fn send_frame_shaped(
+        &mut self,
+        frame: &[u8],
+        step: &'static str,
+        shape: &WireShape,
+    ) -> Result<(), NetError> {
+        self.out.clear();
+        match &mut self.encryptor {
+            None => self.out.extend_from_slice(frame),
+            Some(encryptor) => {
+                // The header as given, even when its msg_length lies (a hostile peer's frame).
+                let (header, payload) =
+                    frame
+                        .split_first_chunk::<6>()
+                        .ok_or(NetError::Noise {
+                            step,
+                            source: sv2_codec::noise::NoiseError::WrongLength {
+                                what: "plain frame",
+                                expected: 6,
+                                got: frame.len(),
+                            },
+                        })?;
+                encryptor
+                    .encrypt_parts_unchecked(header, payload, &mut self.out)
+                    .map_err(|source| NetError::Noise { step, source })?
+            }
+        }
+        if let Some(bit) = shape.flip_wire_bit {
+            if !self.out.is_empty() {
+                let bit = bit % (self.out.len() * 8);
+                self.out[bit / 8] ^= 1 << (bit % 8);
+            }
+        }
+        if shape.flip_last_byte {
+            if let Some(last) = self.out.last_mut() {
+                *last ^= 1;
+            }
+        }
+        let wire = self.encryptor.is_some().then_some(&self.out[..]);
+        self.transcript
+            .frame(Timestamp::now(), self.side.sending(), frame, wire);
+        let out = std::mem::take(&mut self.out);
+        let chunk = shape.chunk.unwrap_or(out.len()).max(1);
+        let mut result = Ok(());
+        for (i, piece) in out.chunks(chunk).enumerate() {
+            if i > 0 && !shape.pause.is_zero() {
+                tokio::time::sleep(shape.pause).await;
+            }
+            result = write_all(&mut self.stream, piece, step).await;
+            if result.is_err() {
+                break;
+            }
+        }
         self.out = out;
         result
     }

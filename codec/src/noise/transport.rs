@@ -136,6 +136,27 @@ impl Encryptor {
         Ok(())
     }
 
+    /// Encrypts the six header bytes as given, whatever msg_length says, then the payload: for a
+    /// peer that lies about the length on purpose (the receiver then waits for, or misreads, the
+    /// payload). Appends to `out`; on error nothing is appended.
+    pub fn encrypt_parts_unchecked(
+        &mut self,
+        header: &[u8; HEADER_LEN],
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), NoiseError> {
+        let blocks = block_count(payload.len()) as u64;
+        if self.cipher.remaining() < blocks + 1 {
+            return Err(NoiseError::NonceExhausted);
+        }
+        let start = out.len();
+        if let Err(e) = self.encrypt_unchecked(header, payload, out) {
+            out.truncate(start);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     #[inline]
     fn encrypt_unchecked(
         &mut self,

@@ -1,0 +1,10 @@
+//! Faults as data: scenario files (`model`), the sans-IO engine that applies one to the frames of a
+//! connection (`engine`), and the man-in-the-middle relay that stands between a client and a server,
+//! terminating Noise on both legs, applying a scenario and recording both legs (`relay`).
+
+pub mod engine;
+pub mod model;
+pub mod relay;
+
+pub use engine::{Applied, Engine, Step};
+pub use model::{Action, Corruption, From, Rule, Scenario, ScenarioError};

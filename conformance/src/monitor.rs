@@ -195,6 +195,28 @@ impl MonitorReport {
     }
 }
 
+impl MonitorReport {
+    /// Only what concerns the client: its findings and its rules exercised (a proxy's downstream
+    /// leg, where the proxy is the server).
+    pub fn client(&self) -> MonitorReport {
+        MonitorReport {
+            findings: self
+                .findings
+                .iter()
+                .filter(|f| f.by == Side::Client)
+                .cloned()
+                .collect(),
+            exercised: self
+                .exercised
+                .iter()
+                .copied()
+                .filter(|r| side_of(r) == Side::Client)
+                .collect(),
+            omitted: self.omitted,
+        }
+    }
+}
+
 /// Runs every rule over `transcript`, both sides (the server's frames are `ServerToClient`); take
 /// [`MonitorReport::server`] for a verdict about the server.
 ///

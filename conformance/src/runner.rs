@@ -301,6 +301,42 @@ pub fn monitor_transcript(transcript: &Transcript) -> Vec<CheckResult> {
         .collect()
 }
 
+/// The monitor over the connections a proxy relayed: the server rules judge what each server sent
+/// (the upstream leg), the client rules what each client sent (the downstream leg). What the proxy
+/// itself sent on either leg (relayed, perhaps broken on purpose by a scenario) is never judged.
+/// `pairs`: a label for each pair, its downstream leg and its upstream leg.
+pub fn monitor_relay(pairs: &[(String, &Transcript, &Transcript)]) -> Vec<CheckResult> {
+    let mut findings: std::collections::BTreeMap<&'static str, Vec<Located>> =
+        std::collections::BTreeMap::new();
+    let mut exercised: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
+    for (label, downstream, upstream) in pairs {
+        let server = monitor::check_transcript(upstream).server();
+        let client = monitor::check_transcript(downstream).client();
+        for (report, leg) in [(&server, "upstream"), (&client, "downstream")] {
+            exercised.extend(report.exercised.iter().copied());
+            for f in &report.findings {
+                findings.entry(f.rule).or_default().push(Located {
+                    check: leg,
+                    connection: label.clone(),
+                    finding: f.clone(),
+                });
+            }
+        }
+    }
+    monitor::RULES
+        .iter()
+        .chain(monitor::CLIENT_RULES)
+        .map(|rule| {
+            rule_result(
+                rule,
+                findings.remove(rule.id).unwrap_or_default(),
+                exercised.contains(rule.id),
+                Vec::new(),
+            )
+        })
+        .collect()
+}
+
 /// A monitor rule's verdict: fail with the first findings (where they were), pass when the rule
 /// judged something and found nothing, skip when nothing gave it anything to judge.
 fn rule_result(

@@ -200,7 +200,10 @@ fn act(rule: &Rule, frame: &[u8], decoded: Option<&(String, Value)>) -> (Vec<Ste
         ),
         Action::Reorder => (Vec::new(), format!("held {name} behind the next frame")),
         Action::Replace(set) => match replace(frame, decoded, set) {
-            Ok(new) => (vec![send(new)], format!("replaced fields of {name}: {set:?}")),
+            Ok(new) => (
+                vec![send(new)],
+                format!("replaced fields of {name}: {set:?}"),
+            ),
             Err(e) => (
                 vec![send(frame.to_vec())],
                 format!("could not replace fields of {name} ({e}): sent unchanged"),

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use sv2_codec::noise::keys::AuthorityPublicKey;
 use sv2_codec::noise::{InitiatorConfig, ResponderConfig};
-use sv2_wire::{Connection, Entry, KeyLog, NetError, Retention, Side, Timestamp, Transcript, WireShape};
+use sv2_wire::{
+    Connection, Entry, KeyLog, NetError, Retention, Side, Timestamp, Transcript, WireShape,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -237,8 +239,10 @@ async fn pair(
     let mut up = match up {
         Ok(conn) => conn,
         Err(e) => {
-            down.transcript
-                .note(Timestamp::now(), format!("upstream {}: {e}", config.upstream));
+            down.transcript.note(
+                Timestamp::now(),
+                format!("upstream {}: {e}", config.upstream),
+            );
             watch.emit(config, id, Leg::Downstream, &down.transcript);
             down.close(Duration::from_millis(200)).await;
             record.downstream = std::mem::take(&mut down.transcript);
@@ -270,12 +274,17 @@ async fn pair(
             Got::Stop => break End::Close("the relay stopped".into()),
             Got::Due => {
                 let now = tokio::time::Instant::now();
-                let (due, later): (Vec<Delayed>, Vec<Delayed>) =
-                    std::mem::take(&mut delayed).into_iter().partition(|d| d.due <= now);
+                let (due, later): (Vec<Delayed>, Vec<Delayed>) = std::mem::take(&mut delayed)
+                    .into_iter()
+                    .partition(|d| d.due <= now);
                 delayed = later;
                 let mut result = Ok(());
                 for d in due {
-                    let target = if d.to == Leg::Upstream { &mut up } else { &mut down };
+                    let target = if d.to == Leg::Upstream {
+                        &mut up
+                    } else {
+                        &mut down
+                    };
                     result = target.send_frame_shaped(&d.frame, "relay", &d.shape).await;
                     if result.is_err() {
                         break;
@@ -298,7 +307,11 @@ async fn pair(
                 let applied = engine.on_frame(from, &frame, started.elapsed());
                 let mut result = Ok(());
                 {
-                    let target = if to == Leg::Upstream { &mut up } else { &mut down };
+                    let target = if to == Leg::Upstream {
+                        &mut up
+                    } else {
+                        &mut down
+                    };
                     if let Some((rule, what)) = &applied.fired {
                         target
                             .transcript
@@ -306,16 +319,30 @@ async fn pair(
                     }
                 }
                 for step in applied.steps {
-                    let target = if to == Leg::Upstream { &mut up } else { &mut down };
+                    let target = if to == Leg::Upstream {
+                        &mut up
+                    } else {
+                        &mut down
+                    };
                     match step {
-                        Step::Send { frame, delay, shape } if delay.is_zero() => {
+                        Step::Send {
+                            frame,
+                            delay,
+                            shape,
+                        } if delay.is_zero() => {
                             result = target.send_frame_shaped(&frame, "relay", &shape).await;
                         }
-                        Step::Send { frame, delay, shape } => {
+                        Step::Send {
+                            frame,
+                            delay,
+                            shape,
+                        } => {
                             if delayed.len() >= MAX_DELAYED {
                                 target.transcript.note(
                                     Timestamp::now(),
-                                    format!("{MAX_DELAYED} frames already delayed: this one goes now"),
+                                    format!(
+                                        "{MAX_DELAYED} frames already delayed: this one goes now"
+                                    ),
                                 );
                                 result = target.send_frame_shaped(&frame, "relay", &shape).await;
                             } else {
@@ -335,7 +362,10 @@ async fn pair(
                         Step::Reset => {
                             watch.emit(config, id, Leg::Downstream, &down.transcript);
                             watch.emit(config, id, Leg::Upstream, &up.transcript);
-                            break 'relay End::Reset(to, "the scenario reset the connection".into());
+                            break 'relay End::Reset(
+                                to,
+                                "the scenario reset the connection".into(),
+                            );
                         }
                     }
                     if result.is_err() {
@@ -357,7 +387,11 @@ async fn pair(
         End::Reset(leg, reason) => (reason, Some(leg)),
     };
     for leg in [Leg::Downstream, Leg::Upstream] {
-        let conn = if leg == Leg::Upstream { &mut up } else { &mut down };
+        let conn = if leg == Leg::Upstream {
+            &mut up
+        } else {
+            &mut down
+        };
         conn.transcript
             .note(Timestamp::now(), format!("pair ended: {reason}"));
     }
@@ -381,7 +415,10 @@ async fn pair(
     }
     if let Some(observer) = &config.observer {
         // The last entries (the end, what the closes read).
-        for (leg, t) in [(Leg::Downstream, &record.downstream), (Leg::Upstream, &record.upstream)] {
+        for (leg, t) in [
+            (Leg::Downstream, &record.downstream),
+            (Leg::Upstream, &record.upstream),
+        ] {
             let slot = usize::from(leg == Leg::Upstream);
             let total = t.len() as u64 + t.dropped();
             let new = total.saturating_sub(watch.seen[slot]) as usize;
@@ -395,17 +432,20 @@ async fn pair(
 }
 
 async fn connect_upstream(config: &RelayConfig) -> Result<Connection<TcpStream>, NetError> {
-    let stream = tokio::time::timeout(config.handshake_timeout, TcpStream::connect(config.upstream))
-        .await
-        .map_err(|_| NetError::Timeout {
-            step: "connect upstream",
-            after: config.handshake_timeout,
-            received: Vec::new(),
-        })?
-        .map_err(|source| NetError::Io {
-            step: "connect upstream",
-            source,
-        })?;
+    let stream = tokio::time::timeout(
+        config.handshake_timeout,
+        TcpStream::connect(config.upstream),
+    )
+    .await
+    .map_err(|_| NetError::Timeout {
+        step: "connect upstream",
+        after: config.handshake_timeout,
+        received: Vec::new(),
+    })?
+    .map_err(|source| NetError::Io {
+        step: "connect upstream",
+        source,
+    })?;
     let _ = stream.set_nodelay(true);
     match config.upstream_noise {
         Some(authority) => {

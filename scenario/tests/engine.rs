@@ -68,9 +68,18 @@ fn drop_matches_by_message_direction_and_fields() {
     );
     let t = Duration::ZERO;
     assert!(sent(&e.on_frame(From::Server, &ack(2, 1), t).steps).is_empty());
-    assert_eq!(sent(&e.on_frame(From::Server, &ack(1, 1), t).steps), [ack(1, 1)]);
-    assert_eq!(sent(&e.on_frame(From::Client, &ack(2, 1), t).steps), [ack(2, 1)]);
-    assert_eq!(sent(&e.on_frame(From::Server, &target(2), t).steps), [target(2)]);
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &ack(1, 1), t).steps),
+        [ack(1, 1)]
+    );
+    assert_eq!(
+        sent(&e.on_frame(From::Client, &ack(2, 1), t).steps),
+        [ack(2, 1)]
+    );
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &target(2), t).steps),
+        [target(2)]
+    );
     let applied = e.on_frame(From::Server, &ack(2, 9), t);
     assert_eq!(
         applied.fired.unwrap().0,
@@ -106,14 +115,32 @@ fn nth_times_after_and_after_rule() {
         "#,
     );
     let now = Duration::ZERO;
-    assert_eq!(sent(&e.on_frame(From::Server, &target(1), now).steps).len(), 1);
-    assert_eq!(sent(&e.on_frame(From::Server, &target(1), now).steps).len(), 0);
-    assert_eq!(sent(&e.on_frame(From::Server, &target(1), now).steps).len(), 1);
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &target(1), now).steps).len(),
+        1
+    );
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &target(1), now).steps).len(),
+        0
+    );
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &target(1), now).steps).len(),
+        1
+    );
     // Before 1 s the ack goes through; at 1 s it is dropped once; then "after late" triples acks.
-    assert_eq!(sent(&e.on_frame(From::Server, &ack(1, 1), now).steps).len(), 1);
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &ack(1, 1), now).steps).len(),
+        1
+    );
     let later = Duration::from_secs(1);
-    assert_eq!(sent(&e.on_frame(From::Server, &ack(1, 2), later).steps).len(), 0);
-    assert_eq!(sent(&e.on_frame(From::Server, &ack(1, 3), later).steps).len(), 3);
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &ack(1, 2), later).steps).len(),
+        0
+    );
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &ack(1, 3), later).steps).len(),
+        3
+    );
 }
 
 #[test]

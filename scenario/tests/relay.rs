@@ -54,8 +54,7 @@ async fn setup(scenario: &str) -> Setup {
 
 /// Mines through the relay for up to `seconds` (until `enough` shares were accepted by the pool).
 async fn mine(s: &Setup, seconds: u64, enough: u64) -> sv2_mock::miner::driver::DeviceReport {
-    let mut config =
-        DeviceDriverConfig::new(s.relay.addr.to_string(), Some(s.authority.public));
+    let mut config = DeviceDriverConfig::new(s.relay.addr.to_string(), Some(s.authority.public));
     config.device.nominal_hash_rate = 10_000.0;
     let device = spawn(config);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
@@ -84,7 +83,10 @@ async fn the_device_mines_through_the_relay_and_both_legs_are_recorded() {
     let sent_down = names(down, Direction::ClientToServer);
     let sent_up = names(up, Direction::ClientToServer);
     assert!(sent_down.starts_with(&["SetupConnection"]), "{sent_down:?}");
-    assert_eq!(sent_up[..sent_down.len().min(sent_up.len())], sent_down[..sent_down.len().min(sent_up.len())]);
+    assert_eq!(
+        sent_up[..sent_down.len().min(sent_up.len())],
+        sent_down[..sent_down.len().min(sent_up.len())]
+    );
     let from_pool = names(up, Direction::ServerToClient);
     let to_device = names(down, Direction::ServerToClient);
     assert!(from_pool.contains(&"SubmitShares.Success"), "{from_pool:?}");

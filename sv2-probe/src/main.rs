@@ -26,6 +26,7 @@ mod outcome;
 mod pcap;
 mod probe;
 mod progress;
+mod proxy;
 mod render;
 mod vectors;
 
@@ -104,6 +105,9 @@ enum Command {
     /// Run the conformance suite against a pool: checks by spec section, JUnit and JSON reports.
     #[command(long_about = conformance::LONG_ABOUT)]
     Conformance(conformance::Args),
+    /// Stand between SV2 clients and a server: both legs shown, judged, recorded, broken on purpose.
+    #[command(long_about = proxy::LONG_ABOUT)]
+    Proxy(proxy::Args),
     /// Run a mock role (tp, pool) on the network until interrupted.
     #[command(long_about = mock::LONG_ABOUT)]
     Mock(mock::Args),
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => keys::run(args, &mut out, &mut err),
         Command::Probe(args) => probe::run(args, &mut out, &mut err),
         Command::Mock(args) => mock::run(args, &mut out, &mut err),
+        Command::Proxy(args) => proxy::run(args, &mut out, &mut err),
         Command::Mine(args) => mine::run(args, &mut out, &mut err),
         Command::Pcap(args) => pcap::run(args, &mut out, &mut err),
         Command::Vectors(args) => vectors::run(args, &mut out, &mut err),

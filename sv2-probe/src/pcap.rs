@@ -270,111 +270,13 @@ impl Printer {
         server: &str,
         out: &mut dyn Write,
     ) -> anyhow::Result<()> {
-        let (src, dst) = match entry.event.direction() {
-            Some(Direction::ClientToServer) => (client, server),
-            Some(Direction::ServerToClient) => (server, client),
-            None => ("", ""),
-        };
-        let time = secs(entry.at);
-        let id = conv.id.0;
         let encrypted = conv.protocol == Protocol::Noise;
-        let line: Value = match &entry.event {
-            Event::Handshake { act, bytes, .. } => json!({
-                "time": time, "connection": id, "src": src, "dst": dst,
-                "protocol": "sv2-noise-handshake", "message": format!("act {act}"), "len": bytes.len(),
-            }),
-            Event::Frame {
-                plain,
-                wire,
-                decoded,
-                ..
-            } => {
-                let mut v = json!({
-                    "time": time, "connection": id, "src": src, "dst": dst,
-                    "protocol": "sv2", "frame": hex::encode(plain),
-                });
-                if encrypted {
-                    v["wire_len"] = json!(wire.as_ref().map_or(plain.len(), Vec::len));
-                }
-                match decoded {
-                    Ok(d) => {
-                        v["message"] = json!(d.message.name());
-                        v["fields"] = serde_json::to_value(&d.message).unwrap_or(Value::Null);
-                    }
-                    Err(e) => {
-                        v["message"] = Value::Null;
-                        v["error"] = json!(e.to_string());
-                    }
-                }
-                v
-            }
-            Event::Sv1 { line, parsed, .. } => {
-                let mut v = json!({
-                    "time": time, "connection": id, "src": src, "dst": dst, "protocol": "sv1",
-                });
-                match parsed {
-                    Ok(m) => {
-                        let value = m.to_value();
-                        v["message"] = json!(m.method().unwrap_or("response"));
-                        v["id"] = value.get("id").cloned().unwrap_or(Value::Null);
-                        v["fields"] = value;
-                    }
-                    Err(e) => {
-                        v["message"] = Value::Null;
-                        v["error"] = json!(e.to_string());
-                        v["line"] = json!(String::from_utf8_lossy(line));
-                    }
-                }
-                v
-            }
-            Event::Note { text } => json!({"time": time, "connection": id, "note": text}),
-            Event::Encrypted { len, .. } => json!({
-                "time": time, "connection": id, "src": src, "dst": dst,
-                "protocol": "sv2-encrypted", "message": Value::Null, "len": len,
-            }),
-        };
+        let line = entry_value(conv.id.0, encrypted, entry, client, server);
         if self.json {
             writeln!(out, "{line}")?;
-            return Ok(());
+        } else {
+            writeln!(out, "{}", entry_text(&line))?;
         }
-        if let Some(note) = line.get("note") {
-            writeln!(out, "{time:.6} #{id} note: {}", note.as_str().unwrap_or(""))?;
-            return Ok(());
-        }
-        let protocol = line["protocol"].as_str().unwrap_or("");
-        let message = match &line["message"] {
-            Value::String(s) => s.clone(),
-            Value::Null if protocol == "sv2-encrypted" => "(not decrypted)".to_string(),
-            _ => format!(
-                "(does not decode: {})",
-                line["error"].as_str().unwrap_or("")
-            ),
-        };
-        let fields = match line.get("fields") {
-            Some(Value::Object(map)) => {
-                let parts: Vec<String> = map
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "message")
-                    .map(|(k, v)| {
-                        let text = v.to_string();
-                        if text.len() > 80 {
-                            format!("{k}=<{} chars>", text.len())
-                        } else {
-                            format!("{k}={text}")
-                        }
-                    })
-                    .collect();
-                parts.join(" ")
-            }
-            _ => line
-                .get("len")
-                .map(|l| format!("{l} bytes"))
-                .unwrap_or_default(),
-        };
-        writeln!(
-            out,
-            "{time:.6} #{id} {src} > {dst} {protocol} {message} {fields}"
-        )?;
         Ok(())
     }
 
@@ -422,4 +324,121 @@ impl Printer {
         }
         Ok(all)
     }
+}
+
+/// One transcript entry as a JSON object of `pcap --json` (and `proxy --json`): time, connection,
+/// src, dst, protocol, message, frame or len, fields; notes as {time, connection, note}.
+pub fn entry_value(
+    connection: u64,
+    encrypted: bool,
+    entry: &Entry,
+    client: &str,
+    server: &str,
+) -> Value {
+    let (src, dst) = match entry.event.direction() {
+        Some(Direction::ClientToServer) => (client, server),
+        Some(Direction::ServerToClient) => (server, client),
+        None => ("", ""),
+    };
+    let time = secs(entry.at);
+    let id = connection;
+    match &entry.event {
+        Event::Handshake { act, bytes, .. } => json!({
+            "time": time, "connection": id, "src": src, "dst": dst,
+            "protocol": "sv2-noise-handshake", "message": format!("act {act}"), "len": bytes.len(),
+        }),
+        Event::Frame {
+            plain,
+            wire,
+            decoded,
+            ..
+        } => {
+            let mut v = json!({
+                "time": time, "connection": id, "src": src, "dst": dst,
+                "protocol": "sv2", "frame": hex::encode(plain),
+            });
+            if encrypted {
+                v["wire_len"] = json!(wire.as_ref().map_or(plain.len(), Vec::len));
+            }
+            match decoded {
+                Ok(d) => {
+                    v["message"] = json!(d.message.name());
+                    v["fields"] = serde_json::to_value(&d.message).unwrap_or(Value::Null);
+                }
+                Err(e) => {
+                    v["message"] = Value::Null;
+                    v["error"] = json!(e.to_string());
+                }
+            }
+            v
+        }
+        Event::Sv1 { line, parsed, .. } => {
+            let mut v = json!({
+                "time": time, "connection": id, "src": src, "dst": dst, "protocol": "sv1",
+            });
+            match parsed {
+                Ok(m) => {
+                    let value = m.to_value();
+                    v["message"] = json!(m.method().unwrap_or("response"));
+                    v["id"] = value.get("id").cloned().unwrap_or(Value::Null);
+                    v["fields"] = value;
+                }
+                Err(e) => {
+                    v["message"] = Value::Null;
+                    v["error"] = json!(e.to_string());
+                    v["line"] = json!(String::from_utf8_lossy(line));
+                }
+            }
+            v
+        }
+        Event::Note { text } => json!({"time": time, "connection": id, "note": text}),
+        Event::Encrypted { len, .. } => json!({
+            "time": time, "connection": id, "src": src, "dst": dst,
+            "protocol": "sv2-encrypted", "message": Value::Null, "len": len,
+        }),
+    }
+}
+
+/// The text line for an [`entry_value`]: time, connection, src > dst, protocol, message, fields.
+pub fn entry_text(line: &Value) -> String {
+    let time = line["time"].as_f64().unwrap_or(0.0);
+    let id = line["connection"].as_u64().unwrap_or(0);
+    if let Some(note) = line.get("note") {
+        return format!("{time:.6} #{id} note: {}", note.as_str().unwrap_or(""));
+    }
+    let (src, dst) = (
+        line["src"].as_str().unwrap_or(""),
+        line["dst"].as_str().unwrap_or(""),
+    );
+    let protocol = line["protocol"].as_str().unwrap_or("");
+    let message = match &line["message"] {
+        Value::String(s) => s.clone(),
+        Value::Null if protocol == "sv2-encrypted" => "(not decrypted)".to_string(),
+        _ => format!(
+            "(does not decode: {})",
+            line["error"].as_str().unwrap_or("")
+        ),
+    };
+    let fields = match line.get("fields") {
+        Some(Value::Object(map)) => {
+            let parts: Vec<String> = map
+                .iter()
+                .filter(|(k, _)| k.as_str() != "message")
+                .map(|(k, v)| {
+                    let text = v.to_string();
+                    if text.len() > 80 {
+                        format!("{k}=<{} chars>", text.len())
+                    } else {
+                        format!("{k}={text}")
+                    }
+                })
+                .collect();
+            parts.join(" ")
+        }
+        _ => line
+            .get("len")
+            .map(|l| format!("{l} bytes"))
+            .unwrap_or_default(),
+    };
+    format!("{time:.6} #{id} {src} > {dst} {protocol} {message} {fields}")
 }

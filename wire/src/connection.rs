@@ -220,7 +220,8 @@ impl Connection<TcpStream> {
     /// "connection reset". Returns the transcript.
     pub fn reset(mut self) -> Transcript {
         let _ = self.stream.set_zero_linger();
-        self.transcript.note(Timestamp::now(), "connection reset (RST) sent");
+        self.transcript
+            .note(Timestamp::now(), "connection reset (RST) sent");
         std::mem::take(&mut self.transcript)
     }
 
@@ -497,17 +498,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             None => self.out.extend_from_slice(frame),
             Some(encryptor) => {
                 // The header as given, even when its msg_length lies (a hostile peer's frame).
-                let (header, payload) =
-                    frame
-                        .split_first_chunk::<6>()
-                        .ok_or(NetError::Noise {
-                            step,
-                            source: sv2_codec::noise::NoiseError::WrongLength {
-                                what: "plain frame",
-                                expected: 6,
-                                got: frame.len(),
-                            },
-                        })?;
+                let (header, payload) = frame.split_first_chunk::<6>().ok_or(NetError::Noise {
+                    step,
+                    source: sv2_codec::noise::NoiseError::WrongLength {
+                        what: "plain frame",
+                        expected: 6,
+                        got: frame.len(),
+                    },
+                })?;
                 encryptor
                     .encrypt_parts_unchecked(header, payload, &mut self.out)
                     .map_err(|source| NetError::Noise { step, source })?

@@ -24,7 +24,8 @@ pub mod tap;
 pub mod transcript;
 
 pub use connection::{
-    unix_now, Connection, HandshakeFailure, HandshakeInfo, NetError, WireShape, ACT1_STEP, ACT2_STEP,
+    unix_now, Connection, HandshakeFailure, HandshakeInfo, NetError, WireShape, ACT1_STEP,
+    ACT2_STEP,
 };
 pub use decoder::{looks_like, Mode, StreamDecoder, StreamError, StreamEvent};
 pub use keylog::KeyLog;

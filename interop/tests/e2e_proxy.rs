@@ -241,3 +241,90 @@ async fn a_delayed_prev_hash_between_translator_sv2_and_pool_sv2() {
         run.valid_blocks,
     );
 }
+
+/// Our device mines on jd_client_sv2 (solo mining, fed by our TP) through the relay, with the JDC's
+/// share acknowledgements dropped on their way to the device: the monitor judges the JDC (server
+/// rules) and our device (client rules); the JDC's blocks still reach our TP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_between_our_device_and_jd_client_sv2_with_acks_dropped() {
+    use sv2_interop::peers::start_reference_jdc;
+    use sv2_mock::miner::driver::{spawn as spawn_device, DeviceDriverConfig};
+
+    let Some(jdc_bin) = binary_or_skip("jd_client_sv2", "e2e_proxy_jdc") else {
+        return;
+    };
+    let tp = serve_tp(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        TpServerConfig::new(Keypair::generate().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let (mut jdc, jdc_addr) = start_reference_jdc(&jdc_bin, "proxy-jdc", tp.addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nTP log:\n{}", tp.log().join("\n")));
+    let authority = Keypair::generate().unwrap();
+    let now = unix_now();
+    let mut config = RelayConfig::new(jdc_addr);
+    config.upstream_noise = Some(Some(
+        AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap(),
+    ));
+    config.downstream_noise = Some(ResponderConfig::issue(
+        &SecretKey::generate().unwrap(),
+        &authority,
+        now - 60,
+        now + 3600,
+    ));
+    config.scenario = Arc::new(
+        Scenario::from_toml(
+            "[[rule]]\nname = \"no acks\"\nfrom = \"server\"\nmessage = \"SubmitShares.Success\"\naction = \"drop\"\n",
+        )
+        .unwrap(),
+    );
+    let (tx, mut ended) = mpsc::unbounded_channel();
+    config.ended = Some(tx);
+    let relay = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).unwrap();
+
+    let mut device = DeviceDriverConfig::new(relay.addr.to_string(), Some(authority.public));
+    device.device.nominal_hash_rate = 10_000.0;
+    let device = spawn_device(device);
+    let verdicts = tp.wait_for_verdicts(1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let report = device.stop().await;
+    relay.shutdown();
+    let record = tokio::time::timeout(Duration::from_secs(5), ended.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(jdc.exited().is_none(), "{}", jdc.log_tail(30));
+    let acks_from_jdc = record
+        .upstream
+        .messages(Direction::ServerToClient)
+        .filter(|d| d.message.name() == "SubmitShares.Success")
+        .count();
+    let fired = record.fired[0].1;
+    assert!(
+        acks_from_jdc >= 1 && fired as usize == acks_from_jdc,
+        "{acks_from_jdc} acks, {fired} dropped"
+    );
+    assert_eq!(report.stats.accepted, 0, "{:?}", report.stats);
+    assert!(
+        verdicts.iter().any(|v| v.valid),
+        "{verdicts:?}\n{}",
+        jdc.log_tail(30)
+    );
+    let results = judged(std::slice::from_ref(&record));
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.outcome.verdict == Verdict::Fail)
+        .map(|r| format!("{}: {}", r.check.id, r.outcome.observed))
+        .collect();
+    let judged_rules = results
+        .iter()
+        .filter(|r| r.outcome.verdict != Verdict::Skip)
+        .count();
+    println!(
+        "e2e proxy (device -> relay -> jd_client_sv2, acks dropped): jd_client_sv2 sent {acks_from_jdc} SubmitShares.Success, all dropped; the device: {:?}; {} block(s) at our TP ({} valid); {judged_rules} rules judged, failed: {failed:?}",
+        report.stats,
+        verdicts.len(),
+        verdicts.iter().filter(|v| v.valid).count()
+    );
+}

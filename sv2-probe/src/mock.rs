@@ -139,6 +139,11 @@ pub struct TpArgs {
     /// Allow a non-loopback listen address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// A scenario file (repeatable; see scenarios/README.md) applied to what the role sends and
+    /// receives: the role serves on a loopback port of its own and a relay with the role's identity
+    /// takes the listen address.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Vec<PathBuf>,
     /// Write every connection to this pcapng as it ends (the upstream one too), with the Noise
     /// sessions' key log beside it as FILE.keylog: the traffic opens, decrypted, in Wireshark or
     /// `sv2-probe pcap FILE --keylog FILE.keylog`.
@@ -257,6 +262,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn follow_log(
     args: &TpArgs,
     log: impl Fn() -> Vec<String>,
+    scenario_lines: Option<&Fired>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let deadline = args
@@ -275,6 +281,12 @@ async fn follow_log(
                 writeln!(out, "{}", json!({"event": "log", "text": line}))?;
             }
             printed = lines.len();
+            if let Some(fired) = scenario_lines {
+                let taken = std::mem::take(&mut *fired.lock().unwrap_or_else(|e| e.into_inner()));
+                for line in taken {
+                    writeln!(out, "{}", json!({"event": "scenario", "text": line}))?;
+                }
+            }
             out.flush()?;
         }
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -282,6 +294,73 @@ async fn follow_log(
         }
     }
     Ok(())
+}
+
+/// What the scenario's rules did, as log lines (bounded: the oldest go first).
+type Fired = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The scenario files of --scenario, merged (None without any).
+fn read_scenarios(args: &TpArgs) -> anyhow::Result<Option<sv2_scenario::Scenario>> {
+    if args.scenario.is_empty() {
+        return Ok(None);
+    }
+    let mut scenarios = Vec::new();
+    for path in &args.scenario {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--scenario {}", path.display()))?;
+        scenarios.push(
+            sv2_scenario::Scenario::from_toml(&text)
+                .with_context(|| format!("--scenario {}", path.display()))?,
+        );
+    }
+    Ok(Some(sv2_scenario::Scenario::merge(scenarios)))
+}
+
+/// Where the role serves. Without a scenario: `listen`. With one: a loopback port of its own, in
+/// plaintext, and in front of it on `listen` a relay with the role's identity (`identity`: its
+/// certificate, None for a plaintext role) applying the scenario; each rule that acts is logged.
+async fn front(
+    listen: SocketAddr,
+    scenario: Option<sv2_scenario::Scenario>,
+    identity: Option<sv2_codec::noise::ResponderConfig>,
+    key_log: KeyLog,
+) -> anyhow::Result<(
+    tokio::net::TcpListener,
+    Option<(sv2_scenario::relay::RelayHandle, Fired)>,
+)> {
+    let Some(scenario) = scenario else {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        return Ok((listener, None));
+    };
+    let inner = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("the role's own loopback port")?;
+    let mut relay = sv2_scenario::relay::RelayConfig::new(inner.local_addr()?);
+    relay.downstream_noise = identity;
+    relay.scenario = std::sync::Arc::new(scenario);
+    relay.key_log = key_log;
+    relay.retention = sv2_wire::Retention::RECENT;
+    let fired: Fired = Default::default();
+    let lines = fired.clone();
+    relay.observer = Some(std::sync::Arc::new(move |id, _, _, entry| {
+        if let sv2_wire::Event::Note { text } = &entry.event {
+            if text.starts_with("scenario rule") {
+                tracing::info!("connection {id} (scenario relay): {text}");
+                let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                if lines.len() >= 10_000 {
+                    lines.remove(0);
+                }
+                lines.push(format!("connection {id}: {text}"));
+            }
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let handle = sv2_scenario::relay::serve(listener, relay).context("relay")?;
+    Ok((inner, Some((handle, fired))))
 }
 
 /// After the role was told to stop: its sessions end (each writes its connection), then the
@@ -385,16 +464,24 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         .block_interval_secs
         .filter(|&s| s > 0)
         .map(Duration::from_secs);
+    let scenario = read_scenarios(args)?;
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
         let encrypted = config.noise.is_some();
+        let identity = match &scenario {
+            // Behind the relay the pool speaks plaintext; the relay has its identity.
+            Some(_) => config.noise.take().map(|id| {
+                sv2_mock::served::responder(&id.static_key, &id.authority, id.cert_validity)
+            }),
+            None => None,
+        };
+        let (listener, front) =
+            front(listen, scenario, identity, config.key_log.clone()).await?;
         let recorder = config.recorder.clone();
         let pool = serve_pool(listener, config).await.context("mock pool")?;
+        let addr = front.as_ref().map_or(pool.addr, |f| f.0.addr);
         let url = Sv2Url {
-            host: pool.addr.ip().to_string(),
-            port: pool.addr.port(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
             authority_key: encrypted.then_some(authority.public),
         };
         if args.json {
@@ -406,7 +493,7 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             }
         }
         out.flush()?;
-        follow_log(args, || pool.log(), out).await?;
+        follow_log(args, || pool.log(), front.as_ref().map(|f| &f.1), out).await?;
         let stats = pool.stats();
         if args.json {
             writeln!(out, "{}", json!({"event": "stopped", "stats": stats}))?;
@@ -418,6 +505,9 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             )?;
         }
         pool.shutdown();
+        if let Some((relay, _)) = &front {
+            relay.shutdown();
+        }
         finish_recording(recorder.as_ref(), args, out).await?;
         Ok::<_, anyhow::Error>(())
     })?;
@@ -457,15 +547,24 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         .block_interval_secs
         .filter(|&s| s > 0)
         .map(Duration::from_secs);
+    let scenario = read_scenarios(args)?;
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let mut served = config.clone();
+        let identity = match &scenario {
+            // Behind the relay the TP speaks plaintext; the relay has its identity.
+            Some(_) => served.authority.take().map(|authority| {
+                sv2_mock::served::responder(&config.static_key, &authority, config.cert_validity)
+            }),
+            None => None,
+        };
+        let (listener, front) =
+            front(listen, scenario, identity, config.key_log.clone()).await?;
         let recorder = config.recorder.clone();
-        let tp = serve(listener, config.clone())?;
+        let tp = serve(listener, served)?;
+        let addr = front.as_ref().map_or(tp.addr, |f| f.0.addr);
         let url = Sv2Url {
-            host: tp.addr.ip().to_string(),
-            port: tp.addr.port(),
+            host: addr.ip().to_string(),
+            port: addr.port(),
             authority_key: config.authority.as_ref().map(|a| a.public),
         };
         if args.json {
@@ -474,7 +573,7 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             writeln!(out, "mock TP listening: {url}")?;
         }
         out.flush()?;
-        follow_log(args, || tp.log(), out).await?;
+        follow_log(args, || tp.log(), front.as_ref().map(|f| &f.1), out).await?;
         let verdicts = tp.verdicts();
         let valid = verdicts.iter().filter(|v| v.valid).count();
         if args.json {
@@ -483,6 +582,9 @@ fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             writeln!(out, "stopped: {} solution(s), {valid} valid; building height {}", verdicts.len(), tp.height())?;
         }
         tp.shutdown();
+        if let Some((relay, _)) = &front {
+            relay.shutdown();
+        }
         finish_recording(recorder.as_ref(), args, out).await?;
         Ok::<_, anyhow::Error>(())
     })?;

@@ -225,3 +225,63 @@ fn the_mock_pool_records_its_connections_as_a_pcap_with_its_key_log() {
     assert_eq!(summary["decryption"], "decrypted", "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_scenario_on_the_mock_pool_drops_its_share_acknowledgements() {
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/examples/drop-share-acks.toml"
+    );
+    let mut pool = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args([
+            "mock",
+            "pool",
+            "--listen",
+            "127.0.0.1:0",
+            "--json",
+            "--duration",
+            "4",
+        ])
+        .args(["--scenario", scenario])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let url = first["url"].as_str().unwrap().to_owned();
+    let mined = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
+        .args([
+            "mine",
+            &url,
+            "--seconds",
+            "2",
+            "--hashrate",
+            "10000",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&mined.stdout);
+    let summary: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["kind"] == "summary")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(summary["accepted"], 0, "{summary}");
+    let rest: Vec<Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(pool.wait().unwrap().success());
+    let stopped = rest.iter().find(|v| v["event"] == "stopped").unwrap();
+    assert!(
+        stopped["stats"]["shares_accepted"].as_u64().unwrap() >= 1,
+        "the pool accepted shares; the scenario kept the acks from the miner: {stopped}"
+    );
+    assert!(
+        rest.iter().any(|v| v["event"] == "scenario"
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("scenario rule \"no share acks\": dropped"))),
+        "the rule's firings are events"
+    );
+}

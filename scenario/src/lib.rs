@@ -5,6 +5,8 @@
 pub mod engine;
 pub mod model;
 pub mod relay;
+pub mod script;
 
 pub use engine::{Applied, Engine, Step};
 pub use model::{Action, Corruption, From, Rule, Scenario, ScenarioError};
+pub use script::{play, Ended, Script};

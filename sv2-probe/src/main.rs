@@ -28,6 +28,7 @@ mod probe;
 mod progress;
 mod proxy;
 mod render;
+mod scenario;
 mod vectors;
 
 #[derive(Debug, Parser)]
@@ -108,6 +109,9 @@ enum Command {
     /// Stand between SV2 clients and a server: both legs shown, judged, recorded, broken on purpose.
     #[command(long_about = proxy::LONG_ABOUT)]
     Proxy(proxy::Args),
+    /// Scenario files: play a scripted conversation (run), or check files (check).
+    #[command(long_about = scenario::LONG_ABOUT)]
+    Scenario(scenario::Args),
     /// Run a mock role (tp, pool) on the network until interrupted.
     #[command(long_about = mock::LONG_ABOUT)]
     Mock(mock::Args),
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args, &mut out, &mut err),
         Command::Mock(args) => mock::run(args, &mut out, &mut err),
         Command::Proxy(args) => proxy::run(args, &mut out, &mut err),
+        Command::Scenario(args) => scenario::run(args, &mut out, &mut err),
         Command::Mine(args) => mine::run(args, &mut out, &mut err),
         Command::Pcap(args) => pcap::run(args, &mut out, &mut err),
         Command::Vectors(args) => vectors::run(args, &mut out, &mut err),

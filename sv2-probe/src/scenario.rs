@@ -1,0 +1,268 @@
+//! `sv2-probe scenario`: scripted conversations (`run`) and checking scenario files (`check`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use sv2_codec::noise::keys::{Keypair, SecretKey, Sv2Url};
+use sv2_codec::noise::{InitiatorConfig, ResponderConfig};
+use sv2_scenario::{play, Ended, Scenario, Script};
+use sv2_wire::{unix_now, Connection, KeyLog, Side, Transcript};
+
+use crate::outcome::Outcome;
+use crate::pcap::{entry_text, entry_value};
+
+pub const LONG_ABOUT: &str = "\
+Scenario files (see scenarios/README.md).
+
+`run FILE --target URL` plays a scripted conversation as the client against a server; `run FILE \
+--listen ADDR` waits for one client and plays it as the server (Noise with a fresh authority key, \
+printed as the URL to give the client, or --plaintext). The file's [[step]]s send messages (the \
+codec's JSON, or raw frames in hex) and expect messages within a time, with field predicates; values \
+saved from one message can be used in later steps. The whole conversation is printed (as `pcap` \
+prints messages; --json for JSON lines) with the verdict. Exit code 1 when an expectation fails.
+
+`check FILE...` reads rule files (for `proxy --scenario`, `mock --scenario`) and conversation files \
+and says what each holds, or why it is refused.";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Cmd {
+    /// Play a scripted conversation, as the client (--target) or the server (--listen).
+    Run(RunArgs),
+    /// Read scenario files and say what they hold, or why they are refused.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The conversation file.
+    pub file: PathBuf,
+    /// The server to play the client against: stratum2+tcp://HOST:PORT[/AUTHORITY_KEY].
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "listen",
+        required_unless_present = "listen"
+    )]
+    pub target: Option<String>,
+    /// Play the server: wait for one client here.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// No Noise.
+    #[arg(long)]
+    pub plaintext: bool,
+    /// As the server: the authority secret (base58 file); else a fresh key.
+    #[arg(long, value_name = "FILE")]
+    pub authority_secret: Option<PathBuf>,
+    /// As the server: how long to wait for the client.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub accept_timeout: f64,
+    /// JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Allow a non-loopback listen address.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<Outcome> {
+    match &args.command {
+        Cmd::Check(c) => check(c, out),
+        Cmd::Run(r) => {
+            let text = std::fs::read_to_string(&r.file)
+                .with_context(|| format!("{}", r.file.display()))?;
+            let script =
+                Script::from_toml(&text).with_context(|| format!("{}", r.file.display()))?;
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("tokio runtime")?
+                .block_on(run_script(r, &script, out))
+        }
+    }
+}
+
+fn check(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let mut bad = 0;
+    for path in &args.files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        let result = if text.contains("[[step]]") {
+            Script::from_toml(&text).map(|s| format!("a conversation of {} step(s)", s.steps.len()))
+        } else {
+            Scenario::from_toml(&text).map(|s| format!("{} rule(s)", s.rules.len()))
+        };
+        match result {
+            Ok(what) => writeln!(out, "{}: ok, {what}", path.display())?,
+            Err(e) => {
+                bad += 1;
+                writeln!(out, "{}: refused: {e}", path.display())?;
+            }
+        }
+    }
+    Ok(if bad > 0 {
+        Outcome::Fail
+    } else {
+        Outcome::Pass
+    })
+}
+
+async fn run_script(
+    args: &RunArgs,
+    script: &Script,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let timeout = Duration::from_secs(10);
+    let mut conn = if let Some(target) = &args.target {
+        let url: Sv2Url = target.parse().context("--target")?;
+        if url.authority_key.is_none() && !args.plaintext {
+            bail!("--target has no authority key: give one, or pass --plaintext");
+        }
+        let stream = tokio::net::TcpStream::connect(url.host_port())
+            .await
+            .with_context(|| format!("connect {}", url.host_port()))?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = match (args.plaintext, url.authority_key) {
+            (false, Some(key)) => Connection::initiate_now(
+                stream,
+                InitiatorConfig::new(key),
+                timeout,
+                &KeyLog::from_env(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("handshake: {}", e.brief()))?,
+            _ => Connection::plaintext(stream, Side::Client),
+        };
+        conn.record_endpoints();
+        conn
+    } else {
+        let listen = args.listen.context("--listen or --target")?;
+        if !listen.ip().is_loopback() && !args.allow_remote {
+            bail!("listen address {listen} is not loopback (pass --allow-remote to allow it)");
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let authority = match &args.authority_secret {
+            Some(path) => Keypair::from_secret(crate::keys::read_secret_file(path)?),
+            None => Keypair::generate()?,
+        };
+        let url = Sv2Url {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            authority_key: (!args.plaintext).then_some(authority.public),
+        };
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                json!({"event": "listening", "url": url.to_string()})
+            )?;
+        } else {
+            writeln!(out, "waiting for a client: {url}")?;
+        }
+        out.flush()?;
+        let (stream, _) = tokio::time::timeout(
+            Duration::from_secs_f64(args.accept_timeout.max(0.1)),
+            listener.accept(),
+        )
+        .await
+        .context("no client came")?
+        .context("accept")?;
+        let _ = stream.set_nodelay(true);
+        let mut conn = if args.plaintext {
+            Connection::plaintext(stream, Side::Server)
+        } else {
+            let now = unix_now();
+            let responder = ResponderConfig::issue(
+                &SecretKey::generate()?,
+                &authority,
+                now.saturating_sub(60),
+                now.saturating_add(24 * 3600),
+            );
+            Connection::respond(stream, responder, timeout, &KeyLog::from_env())
+                .await
+                .map_err(|e| anyhow::anyhow!("handshake: {}", e.brief()))?
+        };
+        conn.record_endpoints();
+        conn
+    };
+    let ended = play(&mut conn, script).await;
+    conn.close(Duration::from_millis(200)).await;
+    print_transcript(&conn.transcript, args.json, out)?;
+    let ok = ended == Ended::Done;
+    match &ended {
+        Ended::Done => {
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"kind": "result", "ok": true, "steps": script.steps.len()})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "PASS: all {} step(s) of {:?}",
+                    script.steps.len(),
+                    script.name
+                )?;
+            }
+        }
+        Ended::Failed {
+            step,
+            expected,
+            observed,
+        } => {
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"kind": "result", "ok": false, "step": step, "expected": expected, "observed": observed})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "FAIL at step {step}: expected {expected}; observed {observed}"
+                )?;
+            }
+        }
+    }
+    Ok(if ok { Outcome::Pass } else { Outcome::Fail })
+}
+
+fn print_transcript(t: &Transcript, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let client = t
+        .endpoints
+        .client
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = t
+        .endpoints
+        .server
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    for entry in t.entries() {
+        let value = entry_value(1, true, entry, &client, &server);
+        if json {
+            writeln!(out, "{value}")?;
+        } else {
+            writeln!(out, "{}", entry_text(&value))?;
+        }
+    }
+    Ok(())
+}

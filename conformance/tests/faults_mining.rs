@@ -6,6 +6,7 @@ mod common;
 use common::{line, mock_pool, run_only};
 use sv2_conformance::{Target, Verdict};
 use sv2_mock::pool::driver::PoolHandle;
+
 use sv2_mock::pool::{PoolFaults, ShareRules, TemplateSource};
 use sv2_mock::tp::TpConfig;
 
@@ -25,6 +26,23 @@ struct Shape {
 struct Broken {
     faults: PoolFaults,
     shares: ShareRules,
+    /// A fault scenario (scenarios/faults/) applied to what the pool sends.
+    scenario: Option<&'static str>,
+}
+
+/// A correct pool behind the fault scenario `file`.
+fn scenario(file: &'static str) -> Broken {
+    Broken {
+        scenario: Some(file),
+        ..Broken::default()
+    }
+}
+
+/// What keeps a pool under test running.
+#[allow(dead_code)]
+enum Running {
+    Pool(PoolHandle),
+    Behind(PoolHandle, sv2_scenario::relay::RelayHandle),
 }
 
 impl From<PoolFaults> for Broken {
@@ -36,9 +54,9 @@ impl From<PoolFaults> for Broken {
     }
 }
 
-async fn pool(broken: impl Into<Broken>, shape: Shape) -> (PoolHandle, Target) {
+async fn pool(broken: impl Into<Broken>, shape: Shape) -> (Running, Target) {
     let broken = broken.into();
-    mock_pool(|config| {
+    let configure = |config: &mut sv2_mock::pool::driver::PoolServerConfig| {
         config.pool.faults = broken.faults;
         config.pool.shares = broken.shares;
         config.pool.fixed_version = shape.fixed_version;
@@ -48,8 +66,17 @@ async fn pool(broken: impl Into<Broken>, shape: Shape) -> (PoolHandle, Target) {
                 ..TpConfig::default()
             });
         }
-    })
-    .await
+    };
+    match broken.scenario {
+        Some(file) => {
+            let ((pool, relay), target) = common::mock_pool_behind(file, configure).await;
+            (Running::Behind(pool, relay), target)
+        }
+        None => {
+            let (pool, target) = mock_pool(configure).await;
+            (Running::Pool(pool), target)
+        }
+    }
 }
 
 /// Runs `checks` on a pool with `faults` and asserts each fails; and on the same-shaped faithful
@@ -164,7 +191,7 @@ async fn reused_channel_ids_fail_unique_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_request_id_fails_request_id_echo() {
     fails_with(
-        faults(|f| f.wrong_request_id = true),
+        scenario("wrong-request-id.toml"),
         Shape::default(),
         &["mining.request-id-echo"],
     )
@@ -276,7 +303,7 @@ async fn accepted_custom_jobs_fail_custom_job_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_shares_fail_valid_accepted_and_unknown_channel() {
     fails_with(
-        faults(|f| f.never_answer_shares = true),
+        scenario("never-answer-shares.toml"),
         Shape::default(),
         &["shares.valid-accepted", "shares.unknown-channel"],
     )
@@ -319,7 +346,7 @@ async fn unchecked_extranonce_size_fails_extranonce_short() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unechoed_errors_fail_unknown_job() {
     fails_with(
-        faults(|f| f.no_error_echo = true),
+        scenario("no-error-echo.toml"),
         Shape::default(),
         &["shares.unknown-job"],
     )
@@ -419,15 +446,6 @@ async fn monitor_rules_fail_on_the_mock_pools_faults() {
         ),
         (
             PoolFaults {
-                unknown_prev_hash_job: true,
-                ..PoolFaults::default()
-            },
-            Shape::default(),
-            "mining.standard-first-job",
-            "monitor.prev-hash-names-future-job",
-        ),
-        (
-            PoolFaults {
                 extended_jobs_to_standard: true,
                 ..PoolFaults::default()
             },
@@ -467,28 +485,42 @@ async fn monitor_rules_fail_on_the_mock_pools_faults() {
         ),
     ];
     for (faults, shape, check, rule) in cases {
-        let (_pool, target) = pool(faults, shape).await;
-        let results = run_only(target, &[check, rule]).await;
-        let r = results
-            .iter()
-            .find(|r| r.check.id == rule)
-            .expect("the rule ran");
-        println!("faulty:   {}", line(r));
-        assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
-        let (_pool, target) = pool(PoolFaults::default(), shape).await;
-        let results = run_only(target, &[check, rule]).await;
-        let r = results
-            .iter()
-            .find(|r| r.check.id == rule)
-            .expect("the rule ran");
-        println!("faithful: {}", line(r));
-        // The faithful pool may give the rule nothing to judge (it refuses max_target = 1).
-        assert!(
-            matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
-            "{}",
-            line(r)
-        );
+        rule_fails(faults.into(), shape, check, rule).await;
     }
+    // Faults as data: a correct pool behind a scenario that rewrites its output.
+    rule_fails(
+        scenario("unknown-prev-hash-job.toml"),
+        Shape::default(),
+        "mining.standard-first-job",
+        "monitor.prev-hash-names-future-job",
+    )
+    .await;
+}
+
+/// `rule` fails on the broken pool (running `check` to give it traffic), and passes or skips on the
+/// faithful one of the same shape.
+async fn rule_fails(broken: Broken, shape: Shape, check: &str, rule: &str) {
+    let (_pool, target) = pool(broken, shape).await;
+    let results = run_only(target, &[check, rule]).await;
+    let r = results
+        .iter()
+        .find(|r| r.check.id == rule)
+        .expect("the rule ran");
+    println!("faulty:   {}", line(r));
+    assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
+    let (_pool, target) = pool(PoolFaults::default(), shape).await;
+    let results = run_only(target, &[check, rule]).await;
+    let r = results
+        .iter()
+        .find(|r| r.check.id == rule)
+        .expect("the rule ran");
+    println!("faithful: {}", line(r));
+    // The faithful pool may give the rule nothing to judge (it refuses max_target = 1).
+    assert!(
+        matches!(r.outcome.verdict, Verdict::Pass | Verdict::Skip),
+        "{}",
+        line(r)
+    );
 }
 
 /// A pool that acknowledges only full batches of 10 shares, never on a timer (as SRI's pool_sv2 and

@@ -2142,10 +2142,32 @@ mod against_the_mock_pool {
         rejected_by_pool: Vec<String>,
         /// Both directions, as a tap between them would record them.
         transcript: Transcript,
+        /// A scenario applied to what the pool sends (faults as data).
+        scenario: Option<sv2_scenario::Engine>,
     }
 
     impl Link {
+        /// A correct pool whose output goes through the scenario in `file` (scenarios/faults/).
+        fn with_scenario(file: &str, device: DeviceConfig) -> Link {
+            let path = format!("{}/../scenarios/faults/{file}", env!("CARGO_MANIFEST_DIR"));
+            let scenario =
+                sv2_scenario::Scenario::from_toml(&std::fs::read_to_string(&path).unwrap())
+                    .unwrap();
+            let mut link = Link::build(PoolFaults::default(), device);
+            link.scenario = Some(sv2_scenario::Engine::new(std::sync::Arc::new(scenario)));
+            let out = link.device.start();
+            link.deliver(out);
+            link
+        }
+
         fn new(faults: PoolFaults, device: DeviceConfig) -> Link {
+            let mut link = Link::build(faults, device);
+            let out = link.device.start();
+            link.deliver(out);
+            link
+        }
+
+        fn build(faults: PoolFaults, device: DeviceConfig) -> Link {
             let config = PoolConfig {
                 // Blocks need difficulty 1: the test's shares are not blocks.
                 template_source: TemplateSource::InProcess(TpConfig {
@@ -2157,7 +2179,7 @@ mod against_the_mock_pool {
             };
             let mut pool = Pool::new(config, NOW).unwrap();
             let session = pool.open_session(NOW);
-            let mut link = Link {
+            Link {
                 pool,
                 session,
                 device: Device::new(device).unwrap(),
@@ -2166,10 +2188,8 @@ mod against_the_mock_pool {
                 accepted_by_pool: 0,
                 rejected_by_pool: Vec::new(),
                 transcript: Transcript::default(),
-            };
-            let out = link.device.start();
-            link.deliver(out);
-            link
+                scenario: None,
+            }
         }
 
         /// Carries the device's messages to the pool and the pool's back, until both are quiet.
@@ -2183,6 +2203,30 @@ mod against_the_mock_pool {
             }
         }
 
+        /// What the scenario (if any) makes of a message from the pool: the messages the device gets.
+        fn through_scenario(&mut self, message: Message<'static>) -> Vec<Message<'static>> {
+            let Some(engine) = self.scenario.as_mut() else {
+                return vec![message];
+            };
+            let frame = sv2_codec::to_frame_bytes(&message, &[]).unwrap();
+            let applied = engine.on_frame(
+                sv2_scenario::From::Server,
+                &frame,
+                std::time::Duration::ZERO,
+            );
+            applied
+                .steps
+                .into_iter()
+                .filter_map(|step| match step {
+                    sv2_scenario::Step::Send { frame, .. } => {
+                        let (parsed, _) = sv2_codec::Frame::parse(&frame).ok()?;
+                        Some(sv2_codec::decode_frame(&parsed).ok()?.message.into_static())
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+
         fn record(&mut self, direction: Direction, m: &Message<'_>) {
             let frame = sv2_codec::to_frame_bytes(m, &[]).unwrap();
             // A simulated clock: each frame a second after the previous one (none crosses another).
@@ -2194,9 +2238,11 @@ mod against_the_mock_pool {
             for o in pool_out {
                 match o {
                     PoolOutput::Send { session, message } if session == self.session => {
-                        self.record(Direction::ServerToClient, &message);
-                        let out = self.device.handle(&message, Instant::now());
-                        self.take(out, up);
+                        for message in self.through_scenario(message) {
+                            self.record(Direction::ServerToClient, &message);
+                            let out = self.device.handle(&message, Instant::now());
+                            self.take(out, up);
+                        }
                     }
                     PoolOutput::ShareAccepted { .. } => self.accepted_by_pool += 1,
                     PoolOutput::ShareRejected { error, .. } => {
@@ -2310,21 +2356,20 @@ mod against_the_mock_pool {
             link.violations()
         );
 
-        // SetNewPrevHash for a job never sent (skipped, or an unknown id).
-        for faults in [
-            PoolFaults {
-                skip_future_job: true,
-                ..PoolFaults::default()
-            },
-            PoolFaults {
-                unknown_prev_hash_job: true,
-                ..PoolFaults::default()
-            },
+        // SetNewPrevHash for a job never sent: skipped, or an unknown id (a scenario rewrites it).
+        for link in [
+            Link::new(
+                PoolFaults {
+                    skip_future_job: true,
+                    ..PoolFaults::default()
+                },
+                device(ChannelKind::Standard),
+            ),
+            Link::with_scenario("unknown-prev-hash-job.toml", device(ChannelKind::Standard)),
         ] {
-            let link = Link::new(faults, device(ChannelKind::Standard));
             assert!(
                 link.violations().contains(&PREV_HASH_NAMES_FUTURE_JOB),
-                "{faults:?}: {:?}",
+                "{:?}",
                 link.violations()
             );
         }
@@ -2361,14 +2406,9 @@ mod against_the_mock_pool {
             link.violations()
         );
 
-        // Shares never answered: they stay outstanding.
-        let mut link = Link::new(
-            PoolFaults {
-                never_answer_shares: true,
-                ..PoolFaults::default()
-            },
-            device(ChannelKind::Extended),
-        );
+        // Shares never answered (a scenario drops the answers): they stay outstanding.
+        let mut link =
+            Link::with_scenario("never-answer-shares.toml", device(ChannelKind::Extended));
         link.mine(20);
         link.pool_acts(|p| p.tick(NOW + 5));
         assert!(link.device.outstanding() > 0);

@@ -1904,47 +1904,6 @@ fn fault_skip_future_job() {
 }
 
 #[test]
-fn fault_unknown_prev_hash_job() {
-    let mut pool = faulty(PoolFaults {
-        unknown_prev_hash_job: true,
-        ..PoolFaults::default()
-    });
-    let mut c = Client::connect(&mut pool, 0);
-    let out = c.send(&mut pool, &open_extended(1, ANY, 0), NOW);
-    let msgs = c.observe(&out);
-    let (Message::NewExtendedMiningJob(j), Message::SetNewPrevHash(p)) = (&msgs[1], &msgs[2])
-    else {
-        panic!("{msgs:?}")
-    };
-    assert_ne!(j.job_id, p.job_id);
-    assert!(c.violated(PREV_HASH_NAMES_FUTURE_JOB));
-}
-
-#[test]
-fn fault_never_answer_shares() {
-    let mut pool = faulty(PoolFaults {
-        never_answer_shares: true,
-        ..PoolFaults::default()
-    });
-    let mut c = Client::connect(&mut pool, 0);
-    let ch = c.open(&mut pool, open_standard(1, ANY));
-    let good = c.good(ch, &[]);
-    let mut bad = good.clone();
-    bad.job_id = 999;
-    let mut out = Vec::new();
-    for _ in 0..10 {
-        let s = c.good(ch, &[]);
-        out.extend(c.send(&mut pool, &s.standard(), NOW));
-    }
-    out.extend(c.send(&mut pool, &bad.standard(), NOW));
-    out.extend(pool.tick(NOW + 100));
-    assert!(c.follow(&out).is_empty(), "{out:?}");
-    // Still counted.
-    assert_eq!(pool.stats().shares_accepted, 10);
-    assert_eq!(pool.stats().shares_rejected, 1);
-}
-
-#[test]
 fn fault_reuse_channel_ids() {
     let mut pool = faulty(PoolFaults {
         reuse_channel_ids: true,
@@ -2285,12 +2244,9 @@ mod hostile {
                 reuse_job_ids: bit(0),
                 target_above_max: bit(1),
                 skip_future_job: bit(2),
-                unknown_prev_hash_job: bit(3),
-                never_answer_shares: bit(4),
                 reuse_channel_ids: bit(5),
                 ignore_close_channel: bit(6),
                 refuse_standard_channels: bit(7),
-                wrong_request_id: bit(8),
                 ignore_min_extranonce_size: bit(9),
                 extended_jobs_to_standard: bit(10),
                 ignore_version_rolling_flag: bit(11),
@@ -2298,7 +2254,6 @@ mod hostile {
                 close_group_keeps_members: bit(13),
                 accept_custom_jobs: bit(14),
                 cumulative_accepted_count: bit(17),
-                no_error_echo: bit(18),
                 set_target_not_enforced: bit(19),
             };
             let shares = ShareRules {

@@ -199,10 +199,10 @@ fn act(rule: &Rule, frame: &[u8], decoded: Option<&(String, Value)>) -> (Vec<Ste
             format!("sent {name} {n} times"),
         ),
         Action::Reorder => (Vec::new(), format!("held {name} behind the next frame")),
-        Action::Replace(set) => match replace(frame, decoded, set) {
+        Action::Replace { set, add } => match replace(frame, decoded, set, add) {
             Ok(new) => (
                 vec![send(new)],
-                format!("replaced fields of {name}: {set:?}"),
+                format!("replaced fields of {name}: {}", describe_change(set, add)),
             ),
             Err(e) => (
                 vec![send(frame.to_vec())],
@@ -245,11 +245,23 @@ fn act(rule: &Rule, frame: &[u8], decoded: Option<&(String, Value)>) -> (Vec<Ste
     }
 }
 
-/// The frame with `set`'s fields replaced, encoded again (TLVs after the fields are kept).
+/// `set` and `add` in a few words, for the log.
+fn describe_change(
+    set: &serde_json::Map<String, Value>,
+    add: &serde_json::Map<String, Value>,
+) -> String {
+    let mut parts: Vec<String> = set.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    parts.extend(add.iter().map(|(k, v)| format!("{k} += {v}")));
+    parts.join(", ")
+}
+
+/// The frame with `set`'s fields replaced and `add`'s moved, encoded again (TLVs after the fields
+/// are kept).
 fn replace(
     frame: &[u8],
     decoded: Option<&(String, Value)>,
     set: &serde_json::Map<String, Value>,
+    add: &serde_json::Map<String, Value>,
 ) -> Result<Vec<u8>, String> {
     let (_, value) = decoded.ok_or("the frame does not decode")?;
     let mut value = value.clone();
@@ -259,6 +271,17 @@ fn replace(
             return Err(format!("no field {k:?}"));
         }
         object.insert(k.clone(), v.clone());
+    }
+    for (k, by) in add {
+        let old = object
+            .get(k)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("no whole-number field {k:?}"))?;
+        let by = by.as_i64().unwrap_or(0);
+        let new = old
+            .checked_add(by)
+            .ok_or_else(|| format!("{k} + {by} overflows"))?;
+        object.insert(k.clone(), Value::from(new));
     }
     let message: Message<'static> = serde_json::from_value(value).map_err(|e| e.to_string())?;
     let (parsed, _) = Frame::parse(frame).map_err(|e| e.to_string())?;

@@ -60,8 +60,12 @@ pub enum Action {
     Duplicate(u32),
     /// Hold it until the next frame in the same direction has been forwarded, then forward it.
     Reorder,
-    /// Forward it with these fields replaced (codec JSON).
-    Replace(serde_json::Map<String, Value>),
+    /// Forward it with fields replaced (`set`, codec JSON) and numeric fields moved by an amount
+    /// (`add`, e.g. request_id + 1; the sum must fit the field's type).
+    Replace {
+        set: serde_json::Map<String, Value>,
+        add: serde_json::Map<String, Value>,
+    },
     /// Send this frame first, then the matched one.
     InjectBefore(Vec<u8>),
     /// Send the matched frame, then this one.
@@ -130,6 +134,8 @@ struct RuleFile {
     copies: Option<u32>,
     #[serde(default)]
     set: serde_json::Map<String, Value>,
+    #[serde(default)]
+    add: serde_json::Map<String, Value>,
     inject: Option<serde_json::Map<String, Value>>,
     corrupt: Option<String>,
     bit: Option<usize>,
@@ -215,13 +221,19 @@ fn action(r: &RuleFile) -> Result<Action, String> {
         "duplicate" => Action::Duplicate(r.copies.unwrap_or(2).clamp(1, 1000)),
         "reorder" => Action::Reorder,
         "replace" => {
-            if r.set.is_empty() {
-                return Err(needs("set"));
+            if r.set.is_empty() && r.add.is_empty() {
+                return Err(needs("set` or `add"));
             }
             if r.message.is_none() {
                 return Err("action \"replace\" needs `message` (fields belong to a message)".into());
             }
-            Action::Replace(r.set.clone())
+            if let Some((k, _)) = r.add.iter().find(|(_, v)| !v.is_i64()) {
+                return Err(format!("add: {k} must be a whole number"));
+            }
+            Action::Replace {
+                set: r.set.clone(),
+                add: r.add.clone(),
+            }
         }
         "inject-before" | "inject-after" => {
             let inject = r.inject.clone().ok_or_else(|| needs("inject"))?;

@@ -6,8 +6,12 @@ use sv2_scenario::Scenario;
 #[test]
 fn every_example_reads() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples");
+    let faults = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/faults");
     let mut read = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    let entries = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(&faults).unwrap());
+    for entry in entries {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
@@ -27,7 +31,7 @@ fn every_example_reads() {
     ] {
         assert!(dir.join(format!("{name}.toml")).is_file(), "{name}");
     }
-    assert!(read >= 4, "{read}");
+    assert!(read >= 8, "{read}");
 }
 
 #[test]

@@ -205,14 +205,32 @@ async fn list_names_every_check_with_section_and_level() {
 /// request_id fails the probe's `monitor` step with that rule named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_reports_monitor_findings() {
-    let authority = Keypair::generate().unwrap();
-    let key = authority.public.to_base58();
-    let mut config = PoolServerConfig::new(authority).unwrap();
-    config.pool.faults.wrong_request_id = true;
+    // A correct pool behind a relay whose scenario answers channel requests with request_id + 1.
+    let mut config = PoolServerConfig::new(Keypair::generate().unwrap()).unwrap();
+    config.noise = None;
     let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
         .await
         .unwrap();
-    let url = format!("stratum2+tcp://{}/{key}", pool.addr);
+    let authority = Keypair::generate().unwrap();
+    let key = authority.public.to_base58();
+    let now = sv2_wire::unix_now();
+    let mut relay = sv2_scenario::relay::RelayConfig::new(pool.addr);
+    relay.downstream_noise = Some(sv2_codec::noise::ResponderConfig::issue(
+        &sv2_codec::noise::keys::SecretKey::generate().unwrap(),
+        &authority,
+        now - 60,
+        now + 3600,
+    ));
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/faults/wrong-request-id.toml"
+    );
+    relay.scenario = std::sync::Arc::new(
+        sv2_scenario::Scenario::from_toml(&std::fs::read_to_string(file).unwrap()).unwrap(),
+    );
+    let relay =
+        sv2_scenario::relay::serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), relay).unwrap();
+    let url = format!("stratum2+tcp://{}/{key}", relay.addr);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
             .args(["probe", &url, "--json", "--no-share", "--timeout", "1"])

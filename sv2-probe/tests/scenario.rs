@@ -149,7 +149,7 @@ where = { error_code = "unsupported-protocol" }
 fn check_reads_every_committed_scenario_file() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
     let mut files = Vec::new();
-    for sub in ["examples", "conversations"] {
+    for sub in ["examples", "conversations", "faults"] {
         for entry in std::fs::read_dir(format!("{root}/{sub}")).unwrap() {
             files.push(entry.unwrap().path());
         }

@@ -30,6 +30,45 @@ pub async fn mock_pool(configure: impl FnOnce(&mut PoolServerConfig)) -> (PoolHa
     (handle, target)
 }
 
+/// A mock pool whose output goes through the fault scenario `file` (scenarios/faults/): the pool
+/// serves plaintext on a loopback port of its own, and a relay with its own authority (the
+/// target's) stands in front, applying the scenario. Keep the returned handles alive.
+pub async fn mock_pool_behind(
+    file: &str,
+    configure: impl FnOnce(&mut PoolServerConfig),
+) -> ((PoolHandle, sv2_scenario::relay::RelayHandle), Target) {
+    let path = format!("{}/../scenarios/faults/{file}", env!("CARGO_MANIFEST_DIR"));
+    let scenario =
+        sv2_scenario::Scenario::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut config = PoolServerConfig::new(Keypair::generate().unwrap()).unwrap();
+    configure(&mut config);
+    config.noise = None;
+    let pool = serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
+        .await
+        .unwrap();
+    let authority = Keypair::generate().unwrap();
+    let now = sv2_wire::unix_now();
+    let mut relay = sv2_scenario::relay::RelayConfig::new(pool.addr);
+    relay.downstream_noise = Some(sv2_codec::noise::ResponderConfig::issue(
+        &sv2_codec::noise::keys::SecretKey::generate().unwrap(),
+        &authority,
+        now - 60,
+        now + 3600,
+    ));
+    relay.scenario = std::sync::Arc::new(scenario);
+    let relay =
+        sv2_scenario::relay::serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), relay).unwrap();
+    let mut target = Target::new(
+        relay.addr,
+        Security::Noise {
+            authority: Some(authority.public),
+        },
+    );
+    target.timeout = Duration::from_secs(2);
+    target.work_window = Duration::from_secs(3);
+    ((pool, relay), target)
+}
+
 /// The results of the checks `only` selects (ids, groups, prefixes).
 pub async fn run_only(target: Target, only: &[&str]) -> Vec<CheckResult> {
     let selection = Selection {

@@ -121,10 +121,6 @@ pub struct PoolFaults {
     pub target_above_max: bool,
     /// Jobs that should be future jobs are not sent; SetNewPrevHash still names them (check 44/45).
     pub skip_future_job: bool,
-    /// SetNewPrevHash names a job id that was never sent (§5.3.17; check 45).
-    pub unknown_prev_hash_job: bool,
-    /// Shares are validated and counted but never answered: no Success, no Error (§5.3.13/14).
-    pub never_answer_shares: bool,
     /// Every channel after the first of a connection takes the previous channel's id (§5.2; check 41).
     pub reuse_channel_ids: bool,
     /// CloseChannel is ignored: jobs keep coming for the channel (§5.3.9; check 54).
@@ -132,8 +128,6 @@ pub struct PoolFaults {
     /// Standard channels are refused without REQUIRES_EXTENDED_CHANNELS in SetupConnection.Success
     /// (§5.2.2; conformance `mining.both-channel-kinds`).
     pub refuse_standard_channels: bool,
-    /// Open*Channel.Success/.Error carry request_id + 1 (§5.3.3; `mining.request-id-echo`).
-    pub wrong_request_id: bool,
     /// Extended channels get the configured extranonce_size even when min_extranonce_size asks for
     /// more (§5.3.5; `mining.extranonce-size`).
     pub ignore_min_extranonce_size: bool,
@@ -155,8 +149,6 @@ pub struct PoolFaults {
     /// new_submits_accepted_count is not reset per batch: every Success carries the channel's total
     /// so far (§5.3.13; `shares.accepted-count`).
     pub cumulative_accepted_count: bool,
-    /// SubmitShares.Error carries sequence_number + 1 (§5.3.14; `shares.unknown-job`).
-    pub no_error_echo: bool,
     /// SetTarget after UpdateChannel is sent, but shares are still judged by the old target
     /// (§5.3.21; `shares.old-target`).
     pub set_target_not_enforced: bool,
@@ -1085,9 +1077,7 @@ impl Pool {
                         );
                     }
                 }
-                out.push(prev_hash_message(
-                    *sid, dest, job_id, &epoch, session, config,
-                ));
+                out.push(prev_hash_message(*sid, dest, job_id, &epoch));
             }
         }
         self.prune();
@@ -1328,11 +1318,7 @@ impl Pool {
 
     fn open_channel(&mut self, sid: SessionId, request: OpenRequest, now: u32) -> Vec<Output> {
         let config = &self.config;
-        let request_id = if config.faults.wrong_request_id {
-            request.request_id.wrapping_add(1)
-        } else {
-            request.request_id
-        };
+        let request_id = request.request_id;
         let Some(session) = self.sessions.get_mut(&sid) else {
             return Vec::new();
         };
@@ -1474,7 +1460,7 @@ impl Pool {
                 deliver(
                     session, sid, dest, job_id, &template, None, config, &mut out,
                 );
-                out.push(prev_hash_message(sid, dest, job_id, epoch, session, config));
+                out.push(prev_hash_message(sid, dest, job_id, epoch));
             }
         }
         // Future jobs waiting for their prev hash.
@@ -1602,7 +1588,6 @@ impl Pool {
     fn submit(&mut self, sid: SessionId, share: Submit<'_>, now: u32) -> Vec<Output> {
         let mut out = Vec::new();
         let result = self.validate(sid, &share, now, &mut out);
-        let silent = self.config.faults.never_answer_shares;
         let Some(session) = self.sessions.get_mut(&sid) else {
             return out;
         };
@@ -1617,17 +1602,12 @@ impl Pool {
                 if let Some(channel) = session.channels.get_mut(&share.channel_id) {
                     channel.rejected += 1;
                 }
-                if !silent {
-                    let echoed = if self.config.faults.no_error_echo {
-                        share.sequence_number.wrapping_add(1)
-                    } else {
-                        share.sequence_number
-                    };
+                {
                     out.push(send(
                         sid,
                         SubmitSharesError {
                             channel_id: share.channel_id,
-                            sequence_number: echoed,
+                            sequence_number: share.sequence_number,
                             error_code: text(error.code()),
                         }
                         .into(),
@@ -1658,7 +1638,7 @@ impl Pool {
                 {
                     ack.new_submits_accepted_count = channel.accepted as u32;
                 }
-                if let (Some(ack), false) = (ack, silent) {
+                if let Some(ack) = ack {
                     // Before the solution goes upstream: the share's acknowledgement first.
                     let at = out
                         .iter()
@@ -1889,9 +1869,7 @@ impl Pool {
                     if config.faults.cumulative_accepted_count {
                         ack.new_submits_accepted_count = channel.accepted as u32;
                     }
-                    if !config.faults.never_answer_shares {
-                        out.push(success(*sid, channel.id, ack));
-                    }
+                    out.push(success(*sid, channel.id, ack));
                 }
                 let ceiling = harder(channel.max_target, config.easiest_target);
                 if let Some(target) = vardiff::retarget(
@@ -2012,24 +1990,7 @@ fn extended_job(
     .into()
 }
 
-fn prev_hash_message(
-    sid: SessionId,
-    dest: Dest,
-    job_id: u32,
-    epoch: &Epoch,
-    session: &Session,
-    config: &PoolConfig,
-) -> Output {
-    let job_id = if config.faults.unknown_prev_hash_job {
-        // An id this connection has not handed out.
-        let mut id = session.next_job_id.wrapping_add(0x7fff_0000).max(1);
-        while session.jobs.contains_key(&id) {
-            id = id.wrapping_add(1).max(1);
-        }
-        id
-    } else {
-        job_id
-    };
+fn prev_hash_message(sid: SessionId, dest: Dest, job_id: u32, epoch: &Epoch) -> Output {
     send(
         sid,
         SetNewPrevHash {

@@ -31,9 +31,10 @@ frames that do not decode.
 
 Output: every message of both legs as it happens, in the format of `sv2-probe pcap` (text, or with \
 --json the same JSON objects plus \"leg\": \"downstream\" (client <-> proxy) or \"upstream\" (proxy <-> \
-server)); \"connection\" numbers the client connections. When a client connection ends, the \
-conformance monitor judges it: the server rules over what the server sent (upstream leg), the client \
-rules over what the client sent (downstream leg); what the proxy itself sent is never judged. At the \
+server)); \"connection\" numbers the client connections. The conformance monitor follows both legs \
+live: the server rules over what the server sent (upstream leg), the client rules over what the \
+client sent (downstream leg); what the proxy itself sent is never judged. A rule broken prints a \
+VIOLATION line (JSON: {\"event\": \"violation\", \"connection\", \"leg\", \"rule\", \"by\", \"detail\"}). At the \
 end (--duration, or Ctrl-C) the report by spec section (--junit FILE, --json-file FILE too). Exit \
 code 1 when a MUST rule failed.
 
@@ -158,6 +159,10 @@ async fn relay(
     };
     let (lines_tx, mut lines) = mpsc::unbounded_channel::<String>();
     let json_out = args.json;
+    // The monitor follows each leg live: the server's frames on the upstream leg, the client's on
+    // the downstream leg (what the proxy itself sends is not judged).
+    let monitors: Monitors = Default::default();
+    let live = monitors.clone();
     config.observer = Some(Arc::new(move |id, leg: Leg, t: &Transcript, entry| {
         let client = t
             .endpoints
@@ -178,6 +183,39 @@ async fn relay(
             format!("[{}] {}", leg.as_str(), entry_text(&value))
         };
         let _ = lines_tx.send(line);
+        let judged = if leg == Leg::Upstream {
+            sv2_wire::Side::Server
+        } else {
+            sv2_wire::Side::Client
+        };
+        let findings = {
+            let mut monitors = live.lock().unwrap_or_else(|e| e.into_inner());
+            let (monitor, index) = monitors
+                .entry((id, leg))
+                .or_insert_with(|| (sv2_conformance::monitor::Monitor::new(), 0));
+            let found = monitor.observe(*index, entry);
+            *index += 1;
+            found
+        };
+        let by = if judged == sv2_wire::Side::Server {
+            "server"
+        } else {
+            "client"
+        };
+        for f in findings.into_iter().filter(|f| f.by == judged) {
+            let line = if json_out {
+                json!({"event": "violation", "connection": id, "leg": leg.as_str(), "rule": f.rule, "by": by, "detail": f.detail})
+                    .to_string()
+            } else {
+                format!(
+                    "[{}] VIOLATION #{id} by the {by}: {}: {}",
+                    leg.as_str(),
+                    f.rule,
+                    f.detail
+                )
+            };
+            let _ = lines_tx.send(line);
+        }
     }));
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<PairRecord>();
     config.ended = Some(ended_tx);
@@ -215,6 +253,10 @@ async fn relay(
             }
             Some(record) = ended.recv() => {
                 ended_pair(&record, args.json, recorder.as_ref(), out)?;
+                let mut live = monitors.lock().unwrap_or_else(|e| e.into_inner());
+                live.remove(&(record.id, Leg::Downstream));
+                live.remove(&(record.id, Leg::Upstream));
+                drop(live);
                 pairs.push(record);
             }
             _ = tokio::signal::ctrl_c(), if stopping.is_none() => {
@@ -295,6 +337,13 @@ async fn relay(
         Outcome::Pass
     })
 }
+
+/// The live monitors, by connection and leg, with the index of the next entry.
+type Monitors = Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<(u64, Leg), (sv2_conformance::monitor::Monitor, usize)>,
+    >,
+>;
 
 /// A client connection ended: what the scenario did, why it ended, and both legs into the capture.
 fn ended_pair(

@@ -161,3 +161,57 @@ fn the_proxy_relays_shows_judges_breaks_and_records_both_legs() {
     assert!(summaries.iter().all(|s| s["decryption"] == "decrypted"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A pool that breaks a rule (it answers channel requests with request_id + 1, a fault scenario of
+/// `mock pool`): the proxy says so live, naming the rule and the side, and its report fails.
+#[test]
+fn the_proxy_reports_a_violation_live_and_fails() {
+    let fault = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/faults/wrong-request-id.toml"
+    );
+    let (mut pool, listening, pool_out) = start(probe().args([
+        "mock",
+        "pool",
+        "--listen",
+        "127.0.0.1:0",
+        "--duration",
+        "20",
+        "--json",
+        "--scenario",
+        fault,
+    ]));
+    std::thread::spawn(move || for _ in pool_out.lines() {});
+    let pool_url = listening["url"].as_str().unwrap().to_string();
+    let (mut proxy, listening, proxy_out) = start(probe().args([
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &pool_url,
+        "--json",
+        "--duration",
+        "4",
+    ]));
+    let proxy_url = listening["url"].as_str().unwrap().to_string();
+    // The miner gives up on a channel whose answer carries another request_id; that is enough.
+    let _ = probe()
+        .args(["mine", &proxy_url, "--seconds", "1", "--hashrate", "10000"])
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = proxy_out
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let status = proxy.wait().unwrap();
+    let _ = pool.kill();
+    let _ = pool.wait();
+    let violation = lines
+        .iter()
+        .find(|l| l["event"] == "violation")
+        .unwrap_or_else(|| panic!("no violation event: {lines:?}"));
+    assert_eq!(violation["rule"], "monitor.request-id-echo");
+    assert_eq!(violation["by"], "server");
+    assert_eq!(violation["leg"], "upstream");
+    assert_eq!(status.code(), Some(1), "a MUST rule failed");
+}

@@ -70,6 +70,9 @@ pub struct RelayConfig {
     pub observer: Option<Observer>,
     /// Where each pair goes when it ends.
     pub ended: Option<mpsc::UnboundedSender<PairRecord>>,
+    /// Relay Stratum V1 JSON lines instead of SV2 frames (plain TCP on both legs; the scenario is
+    /// not applied: its rules name SV2 messages).
+    pub sv1: bool,
 }
 
 impl std::fmt::Debug for RelayConfig {
@@ -97,6 +100,7 @@ impl RelayConfig {
             retention: Retention::DEFAULT,
             observer: None,
             ended: None,
+            sv1: false,
         }
     }
 }
@@ -147,7 +151,11 @@ pub fn serve(listener: TcpListener, config: RelayConfig) -> std::io::Result<Rela
             let (config, shutdown) = (config.clone(), rx.clone());
             let id = next;
             tokio::spawn(async move {
-                let record = pair(id, stream, &config, shutdown).await;
+                let record = if config.sv1 {
+                    pair_sv1(id, stream, &config, shutdown).await
+                } else {
+                    pair(id, stream, &config, shutdown).await
+                };
                 if let Some(ended) = &config.ended {
                     let _ = ended.send(record);
                 }
@@ -457,5 +465,158 @@ async fn connect_upstream(config: &RelayConfig) -> Result<Connection<TcpStream>,
                 .await
         }
         None => Ok(Connection::plaintext(stream, Side::Client)),
+    }
+}
+
+/// One SV1 client: lines relayed both ways as they are, each recorded on its leg (parsed as SV1
+/// JSON-RPC), a line longer than the decoder's limit skipped and noted, until either side closes,
+/// the legs idle past the timeout, or the relay stops.
+async fn pair_sv1(
+    id: u64,
+    stream: TcpStream,
+    config: &RelayConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> PairRecord {
+    use sv2_wire::{Direction, Mode, StreamDecoder, StreamEvent};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let _ = stream.set_nodelay(true);
+    let mut watch = Watch { seen: [0, 0] };
+    let mut down_t = Transcript::new(config.retention);
+    let mut up_t = Transcript::new(config.retention);
+    down_t.endpoints = sv2_wire::Endpoints {
+        client: stream.peer_addr().ok(),
+        server: stream.local_addr().ok(),
+    };
+    let connected = tokio::time::timeout(
+        config.handshake_timeout,
+        TcpStream::connect(config.upstream),
+    )
+    .await;
+    let upstream = match connected {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            down_t.note(
+                Timestamp::now(),
+                format!("upstream {}: {e}", config.upstream),
+            );
+            return PairRecord {
+                id,
+                downstream: down_t,
+                upstream: up_t,
+                fired: Vec::new(),
+                end: format!("upstream {}: {e}", config.upstream),
+            };
+        }
+        Err(_) => {
+            let end = format!(
+                "upstream {}: no connection within {:?}",
+                config.upstream, config.handshake_timeout
+            );
+            down_t.note(Timestamp::now(), end.clone());
+            return PairRecord {
+                id,
+                downstream: down_t,
+                upstream: up_t,
+                fired: Vec::new(),
+                end,
+            };
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    up_t.endpoints = sv2_wire::Endpoints {
+        client: upstream.local_addr().ok(),
+        server: upstream.peer_addr().ok(),
+    };
+    let (mut down_r, mut down_w) = stream.into_split();
+    let (mut up_r, mut up_w) = upstream.into_split();
+    // What the client sends is read on the downstream leg and written on the upstream one.
+    let mut from_client = StreamDecoder::new(Direction::ClientToServer, Mode::Sv1);
+    let mut from_server = StreamDecoder::new(Direction::ServerToClient, Mode::Sv1);
+    let (mut a, mut b) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let end = loop {
+        let got = tokio::select! {
+            r = tokio::time::timeout(config.idle_timeout, down_r.read(&mut a)) => (Leg::Downstream, r),
+            r = tokio::time::timeout(config.idle_timeout, up_r.read(&mut b)) => (Leg::Upstream, r),
+            _ = shutdown.changed() => break "the relay stopped".to_string(),
+        };
+        let (leg, n) = match got {
+            (leg, Err(_)) => {
+                break format!("{}: no line within {:?}", leg.as_str(), config.idle_timeout)
+            }
+            (leg, Ok(Err(e))) => break format!("{}: {e}", leg.as_str()),
+            (leg, Ok(Ok(0))) => break format!("{}: the peer closed", leg.as_str()),
+            (leg, Ok(Ok(n))) => (leg, n),
+        };
+        let now = Timestamp::now();
+        let (decoder, bytes) = if leg == Leg::Downstream {
+            (&mut from_client, &a[..n])
+        } else {
+            (&mut from_server, &b[..n])
+        };
+        decoder.push(bytes, now);
+        let mut out = Vec::new();
+        while let Some((at, event)) = decoder.next_event() {
+            match event {
+                StreamEvent::Sv1Line(line) => {
+                    let direction = if leg == Leg::Downstream {
+                        Direction::ClientToServer
+                    } else {
+                        Direction::ServerToClient
+                    };
+                    down_t.sv1(at, direction, &line);
+                    up_t.sv1(at, direction, &line);
+                    out.extend_from_slice(&line);
+                    out.push(b'\n');
+                }
+                other => {
+                    let t = if leg == Leg::Downstream {
+                        &mut down_t
+                    } else {
+                        &mut up_t
+                    };
+                    other.record(
+                        if leg == Leg::Downstream {
+                            Direction::ClientToServer
+                        } else {
+                            Direction::ServerToClient
+                        },
+                        at,
+                        t,
+                    );
+                }
+            }
+        }
+        let written = if leg == Leg::Downstream {
+            up_w.write_all(&out).await
+        } else {
+            down_w.write_all(&out).await
+        };
+        watch.emit(config, id, Leg::Downstream, &down_t);
+        watch.emit(config, id, Leg::Upstream, &up_t);
+        if let Err(e) = written {
+            break format!(
+                "writing {}: {e}",
+                if leg == Leg::Downstream {
+                    "upstream"
+                } else {
+                    "downstream"
+                }
+            );
+        }
+    };
+    for t in [&mut down_t, &mut up_t] {
+        t.note(Timestamp::now(), format!("pair ended: {end}"));
+    }
+    watch.emit(config, id, Leg::Downstream, &down_t);
+    watch.emit(config, id, Leg::Upstream, &up_t);
+    let _ = down_w.shutdown().await;
+    let _ = up_w.shutdown().await;
+    PairRecord {
+        id,
+        downstream: down_t,
+        upstream: up_t,
+        fired: Vec::new(),
+        end,
     }
 }

@@ -43,6 +43,10 @@ delay, duplicate, reorder, replace fields, inject, corrupt (flip a bit, truncate
 wrong channel_msg bit, break the MAC), split or trickle writes, close, reset. Each application is \
 printed as a note naming its rule.
 
+--sv1 relays Stratum V1 instead (a translator's downstream side): JSON lines both ways over plain \
+TCP, printed and recorded the same way (not judged: the rules are SV2's; scenarios do not apply); \
+--upstream is then stratum+tcp://HOST:PORT.
+
 --pcap FILE writes both legs of every connection (as each ends) as a pcapng, with the key log of \
 both legs' Noise sessions beside it (FILE.keylog).";
 
@@ -87,6 +91,10 @@ pub struct Args {
     /// Allow a non-loopback listen address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Relay Stratum V1 instead (a translator's downstream side): JSON lines both ways, plain TCP;
+    /// --upstream is stratum+tcp://HOST:PORT or HOST:PORT. Scenarios are not applied to SV1.
+    #[arg(long, conflicts_with = "scenario")]
+    pub sv1: bool,
 }
 
 pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Result<Outcome> {
@@ -96,8 +104,26 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
             args.listen
         );
     }
-    let upstream_url: Sv2Url = args.upstream.parse().context("--upstream")?;
-    if upstream_url.authority_key.is_none() && !args.plaintext_upstream {
+    let upstream_url: Sv2Url = if args.sv1 {
+        let hostport = args
+            .upstream
+            .strip_prefix("stratum+tcp://")
+            .unwrap_or(&args.upstream)
+            .trim_end_matches('/');
+        let (host, port) = hostport
+            .rsplit_once(':')
+            .with_context(|| format!("--upstream {}: expected HOST:PORT", args.upstream))?;
+        Sv2Url {
+            host: host.trim_matches(|c| c == '[' || c == ']').to_string(),
+            port: port
+                .parse()
+                .with_context(|| format!("--upstream {}: not a port", args.upstream))?,
+            authority_key: None,
+        }
+    } else {
+        args.upstream.parse().context("--upstream")?
+    };
+    if upstream_url.authority_key.is_none() && !args.plaintext_upstream && !args.sv1 {
         bail!("--upstream has no authority key: give one, or pass --plaintext-upstream");
     }
     let mut scenarios = Vec::new();
@@ -134,8 +160,10 @@ async fn relay(
         .next()
         .with_context(|| format!("--upstream {}: no address", upstream_url.host_port()))?;
     let mut config = RelayConfig::new(upstream);
-    config.upstream_noise = (!args.plaintext_upstream).then_some(upstream_url.authority_key);
-    if !args.plaintext_downstream {
+    config.sv1 = args.sv1;
+    config.upstream_noise =
+        (!args.plaintext_upstream && !args.sv1).then_some(upstream_url.authority_key);
+    if !args.plaintext_downstream && !args.sv1 {
         let now = unix_now();
         config.downstream_noise = Some(ResponderConfig::issue(
             &SecretKey::generate()?,
@@ -226,13 +254,18 @@ async fn relay(
     let url = Sv2Url {
         host: handle.addr.ip().to_string(),
         port: handle.addr.port(),
-        authority_key: (!args.plaintext_downstream).then_some(authority.public),
+        authority_key: (!args.plaintext_downstream && !args.sv1).then_some(authority.public),
+    };
+    let url = if args.sv1 {
+        format!("stratum+tcp://{}", url.host_port())
+    } else {
+        url.to_string()
     };
     if args.json {
         writeln!(
             out,
             "{}",
-            json!({"event": "listening", "url": url.to_string(), "upstream": args.upstream, "scenario_rules": rules})
+            json!({"event": "listening", "url": url, "upstream": args.upstream, "scenario_rules": rules, "sv1": args.sv1})
         )?;
     } else {
         writeln!(out, "proxy listening: {url} (give this URL to the client)")?;
@@ -294,6 +327,11 @@ async fn relay(
         }
     }
 
+    if args.sv1 {
+        // The conformance rules are SV2's: an SV1 relay is shown and recorded, not judged.
+        out.flush()?;
+        return Ok(Outcome::Pass);
+    }
     let labelled: Vec<(String, &Transcript, &Transcript)> = pairs
         .iter()
         .map(|p| {

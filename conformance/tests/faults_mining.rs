@@ -181,7 +181,7 @@ async fn target_above_max_fails_max_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_channel_ids_fail_unique_ids() {
     fails_with(
-        faults(|f| f.reuse_channel_ids = true),
+        scenario("reuse-channel-ids.toml"),
         Shape::default(),
         &["mining.unique-ids"],
     )
@@ -428,15 +428,6 @@ async fn monitor_rules_fail_on_the_mock_pools_faults() {
         ),
         (
             PoolFaults {
-                reuse_channel_ids: true,
-                ..PoolFaults::default()
-            },
-            Shape::default(),
-            "mining.unique-ids",
-            "monitor.unique-channel-ids",
-        ),
-        (
-            PoolFaults {
                 skip_future_job: true,
                 ..PoolFaults::default()
             },
@@ -488,6 +479,13 @@ async fn monitor_rules_fail_on_the_mock_pools_faults() {
         rule_fails(faults.into(), shape, check, rule).await;
     }
     // Faults as data: a correct pool behind a scenario that rewrites its output.
+    rule_fails(
+        scenario("reuse-channel-ids.toml"),
+        Shape::default(),
+        "mining.unique-ids",
+        "monitor.unique-channel-ids",
+    )
+    .await;
     rule_fails(
         scenario("unknown-prev-hash-job.toml"),
         Shape::default(),

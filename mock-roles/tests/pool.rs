@@ -30,7 +30,6 @@ use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 use sv2_conformance::monitor::{
     Finding, Monitor, JOB_ID_UNIQUE, PREV_HASH_NAMES_FUTURE_JOB, SILENT_AFTER_CLOSE,
-    UNIQUE_CHANNEL_IDS,
 };
 use sv2_engine::BlockHeader;
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
@@ -1904,20 +1903,6 @@ fn fault_skip_future_job() {
 }
 
 #[test]
-fn fault_reuse_channel_ids() {
-    let mut pool = faulty(PoolFaults {
-        reuse_channel_ids: true,
-        ..PoolFaults::default()
-    });
-    let mut c = Client::connect(&mut pool, 0);
-    let out = c.send(&mut pool, &open_standard(1, ANY), NOW);
-    c.observe(&out);
-    let out = c.send(&mut pool, &open_standard(2, ANY), NOW);
-    c.observe(&out);
-    assert!(c.violated(UNIQUE_CHANNEL_IDS), "{:?}", c.violations());
-}
-
-#[test]
 fn fault_ignore_close_channel() {
     let mut pool = faulty(PoolFaults {
         ignore_close_channel: true,
@@ -2244,7 +2229,6 @@ mod hostile {
                 reuse_job_ids: bit(0),
                 target_above_max: bit(1),
                 skip_future_job: bit(2),
-                reuse_channel_ids: bit(5),
                 ignore_close_channel: bit(6),
                 refuse_standard_channels: bit(7),
                 ignore_min_extranonce_size: bit(9),

@@ -121,8 +121,6 @@ pub struct PoolFaults {
     pub target_above_max: bool,
     /// Jobs that should be future jobs are not sent; SetNewPrevHash still names them (check 44/45).
     pub skip_future_job: bool,
-    /// Every channel after the first of a connection takes the previous channel's id (§5.2; check 41).
-    pub reuse_channel_ids: bool,
     /// CloseChannel is ignored: jobs keep coming for the channel (§5.3.9; check 54).
     pub ignore_close_channel: bool,
     /// Standard channels are refused without REQUIRES_EXTENDED_CHANNELS in SetupConnection.Success
@@ -413,7 +411,6 @@ struct Session {
     /// Template id -> the job made of it on this connection.
     template_jobs: BTreeMap<u64, u32>,
     next_id: u32,
-    last_channel_id: Option<u32>,
     next_job_id: u32,
     last_job_id: Option<u32>,
 }
@@ -431,24 +428,17 @@ impl Session {
             jobs: BTreeMap::new(),
             template_jobs: BTreeMap::new(),
             next_id: 1,
-            last_channel_id: None,
             next_job_id: 1,
             last_job_id: None,
         }
     }
 
-    /// A fresh channel or group id: never one in use (unless the fault says so).
-    fn alloc_id(&mut self, faults: &PoolFaults) -> u32 {
-        if faults.reuse_channel_ids {
-            if let Some(last) = self.last_channel_id {
-                return last;
-            }
-        }
+    /// A fresh channel or group id: never one in use.
+    fn alloc_id(&mut self) -> u32 {
         loop {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1).max(1);
             if !self.channels.contains_key(&id) && !self.groups.contains_key(&id) {
-                self.last_channel_id = Some(id);
                 return id;
             }
         }
@@ -1378,7 +1368,7 @@ impl Pool {
         let Some(extranonce_prefix) = self.extranonces.allocate(prefix_len) else {
             return refuse("channel-capacity-exhausted");
         };
-        let channel_id = session.alloc_id(&config.faults);
+        let channel_id = session.alloc_id();
         let group = match session.current_group {
             Some(g)
                 if session
@@ -1389,7 +1379,7 @@ impl Pool {
                 g
             }
             _ => {
-                let g = session.alloc_id(&config.faults);
+                let g = session.alloc_id();
                 session.groups.insert(g, Group::default());
                 session.current_group = Some(g);
                 g

@@ -73,6 +73,9 @@ pub const SHARE_ERROR_AFTER_ACK: &str = "monitor.share-error-after-ack";
 pub const CLIENT_STRICT_DECODING: &str = "monitor.client-strict-decoding";
 pub const CLIENT_CHANNEL_MSG_BIT: &str = "monitor.client-channel-msg-bit";
 pub const CLIENT_SETUP_FIRST: &str = "monitor.client-setup-first";
+pub const CLIENT_VENDOR: &str = "monitor.client-vendor";
+pub const CLIENT_REQUEST_ID_UNIQUE: &str = "monitor.client-request-id-unique";
+pub const CLIENT_SEQUENCE_UNIQUE: &str = "monitor.client-sequence-unique";
 
 /// The monitor's rules about the server, as catalogue entries (role pool).
 pub const RULES: &[Check] = &[
@@ -112,6 +115,9 @@ pub const CLIENT_RULES: &[Check] = &[
     rule!(Client, CLIENT_STRICT_DECODING, "3.1", Must, None, "every frame the client sends decodes strictly: bounded lengths, OPTION prefixes 0/1, no stray bytes"),
     rule!(Client, CLIENT_CHANNEL_MSG_BIT, "3.2", Must, Some(5), "the channel_msg bit of every frame the client sends is set exactly as the message table says"),
     rule!(Client, CLIENT_SETUP_FIRST, "3.6.1", Must, Some(23), "the client's first message after the handshake is SetupConnection"),
+    rule!(Client, CLIENT_VENDOR, "3.6.1", Must, Some(27), "SetupConnection names the vendor (a non-empty vendor string)"),
+    rule!(Client, CLIENT_REQUEST_ID_UNIQUE, "5.3.2", Must, Some(70), "the request_id of every Open*MiningChannel is unique on the connection"),
+    rule!(Client, CLIENT_SEQUENCE_UNIQUE, "5.3.11", Should, None, "a share's sequence_number is not one already used on its channel (the spec describes it as a unique sequential identifier; not a MUST)"),
 ];
 
 /// A rule of either list by its id.
@@ -148,6 +154,10 @@ pub struct Finding {
     /// What was seen.
     pub detail: String,
 }
+
+/// Request ids of a client's channel requests remembered per connection (a client flooding requests
+/// stays bounded; ids past this are not checked for reuse).
+const MAX_REQUEST_IDS: usize = 1 << 16;
 
 /// At most this many findings are kept in a report (a live monitor on a long run against a pool that
 /// breaks a rule with every message stays bounded); [`MonitorReport::omitted`] counts the rest.
@@ -343,6 +353,10 @@ pub struct Monitor {
     rejected: BTreeMap<u32, SeqSet>,
     acked: BTreeMap<u32, SeqSet>,
     sent_seqs: BTreeMap<u32, SeqSet>,
+    /// The request_ids of the client's Open*MiningChannel requests (at most MAX_REQUEST_IDS).
+    client_request_ids: BTreeSet<u32>,
+    /// The entry being judged (findings about the client's messages name it).
+    index: usize,
 }
 
 impl Monitor {
@@ -396,6 +410,7 @@ impl Monitor {
 
     fn step(&mut self, index: usize, entry: &Entry) {
         self.now = entry.at;
+        self.index = index;
         let first = self.only_acts;
         self.only_acts = first && matches!(entry.event, Event::Handshake { .. });
         let Event::Frame {
@@ -519,6 +534,36 @@ impl Monitor {
                 self.named_by_client.insert(u32::from_le_bytes(*id));
             }
         }
+        if let Message::SetupConnection(m) = message {
+            self.exercise(CLIENT_VENDOR);
+            if m.vendor.as_bytes().is_empty() {
+                self.find(
+                    CLIENT_VENDOR,
+                    self.index,
+                    "SetupConnection with an empty vendor".to_string(),
+                );
+            }
+        }
+        let request_id = match message {
+            Message::OpenStandardMiningChannel(m) => Some(&m.request_id),
+            Message::OpenExtendedMiningChannel(m) => Some(&m.request_id),
+            _ => None,
+        };
+        if let Some(request_id) = request_id {
+            self.exercise(CLIENT_REQUEST_ID_UNIQUE);
+            if self.client_request_ids.contains(request_id) {
+                self.find(
+                    CLIENT_REQUEST_ID_UNIQUE,
+                    self.index,
+                    format!(
+                        "{} with request_id {request_id}, already used on this connection",
+                        message.name()
+                    ),
+                );
+            } else if self.client_request_ids.len() < MAX_REQUEST_IDS {
+                self.client_request_ids.insert(*request_id);
+            }
+        }
         match message {
             Message::SetupConnection(m) if m.protocol == 0 => {
                 self.client_setup = Some((m.min_version, m.max_version, m.flags));
@@ -570,6 +615,18 @@ impl Monitor {
     }
 
     fn share_sent(&mut self, channel: u32, seq: u32) {
+        self.exercise(CLIENT_SEQUENCE_UNIQUE);
+        if self
+            .sent_seqs
+            .get(&channel)
+            .is_some_and(|s| s.contains(seq))
+        {
+            self.find(
+                CLIENT_SEQUENCE_UNIQUE,
+                self.index,
+                format!("a share with sequence_number {seq}, already used on channel {channel}"),
+            );
+        }
         self.outstanding.entry(channel).or_default().insert(seq);
         self.sent_seqs.entry(channel).or_default().insert(seq);
         if let Some(a) = self.acked.get_mut(&channel) {

@@ -321,6 +321,30 @@ pub const QUOTES: &[(&str, &str)] = &[
         "monitor.share-error-after-ack",
         r#"05-Mining-Protocol.md:355: “Count of new submits acknowledged within this batch” (a share a SubmitShares.Success counted is acknowledged; refusing it afterwards contradicts the count: expected, not a keyword)"#,
     ),
+    (
+        "monitor.client-strict-decoding",
+        r#"03-Protocol-Overview.md:73: “Allowed range of length is 0 to 32.” / 03-Protocol-Overview.md:81: “Identical representation to SEQ0_255 but enforces the maximum size of 1”"#,
+    ),
+    (
+        "monitor.client-channel-msg-bit",
+        r#"03-Protocol-Overview.md:107: “If the `channel_msg` bit is set, the first four bytes of the payload field is a `U32` representing the `channel_id` this message is destined for” / 03-Protocol-Overview.md:103: “The least significant bit of `extension_type` (i.e., bit 15, 0-indexed, also known as `channel_msg`)”"#,
+    ),
+    (
+        "monitor.client-setup-first",
+        r#"03-Protocol-Overview.md:235: “This MUST be the first message sent by the client on the newly opened connection.”"#,
+    ),
+    (
+        "monitor.client-vendor",
+        r#"03-Protocol-Overview.md:238: “However, they MUST always set vendor to a string describing the manufacturer/developer and firmware version”"#,
+    ),
+    (
+        "monitor.client-request-id-unique",
+        r#"05-Mining-Protocol.md:225: “Client-specified identifier for matching responses from upstream server. The value MUST be connection-wide unique and is not interpreted by the server.”"#,
+    ),
+    (
+        "monitor.client-sequence-unique",
+        r#"05-Mining-Protocol.md:330: “Unique sequential identifier of the submit within the channel”"#,
+    ),
 ];
 
 /// The spec sentence(s) a check or rule rests on.

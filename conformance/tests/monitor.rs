@@ -301,3 +301,88 @@ fn a_frame_that_crossed_the_close_is_not_a_finding_but_a_later_one_is() {
     assert_eq!(found.len(), 1, "{:?}", report.findings);
     assert_eq!(found[0].entry, t.len() - 1);
 }
+
+/// The client rules about what a client sends, over a transcript: an empty vendor, a request_id
+/// used twice, a sequence number used twice on a channel each fail their rule (by the client);
+/// the same conversation without those faults breaks none, and every rule judged something.
+#[test]
+fn client_rules_fail_on_a_client_that_breaks_them() {
+    use sv2_codec::messages::common::SetupConnection;
+    use sv2_codec::messages::mining::{OpenStandardMiningChannel, SubmitSharesStandard};
+    use sv2_conformance::monitor::{
+        CLIENT_REQUEST_ID_UNIQUE, CLIENT_SEQUENCE_UNIQUE, CLIENT_VENDOR,
+    };
+    let conversation = |vendor: &str, second_request: u32, second_seq: u32| {
+        let mut t = Transcript::default();
+        let at = Timestamp(0);
+        let client = |t: &mut Transcript, m: Message<'_>| {
+            t.frame(at, Direction::ClientToServer, &frame(m), None)
+        };
+        client(
+            &mut t,
+            SetupConnection {
+                protocol: 0,
+                min_version: 2,
+                max_version: 2,
+                flags: 0,
+                endpoint_host: str255("127.0.0.1"),
+                endpoint_port: 0,
+                vendor: str255(vendor),
+                hardware_version: str255(""),
+                firmware: str255(""),
+                device_id: str255(""),
+            }
+            .into(),
+        );
+        for request_id in [1, second_request] {
+            client(
+                &mut t,
+                OpenStandardMiningChannel {
+                    request_id,
+                    user_identity: str255("u"),
+                    nominal_hash_rate: 1.0,
+                    max_target: U256([0xff; 32]),
+                }
+                .into(),
+            );
+        }
+        for sequence_number in [7, second_seq] {
+            client(
+                &mut t,
+                SubmitSharesStandard {
+                    channel_id: 1,
+                    sequence_number,
+                    job_id: 1,
+                    nonce: 0,
+                    ntime: 0,
+                    version: 0x2000_0000,
+                }
+                .into(),
+            );
+        }
+        check_transcript(&t).client()
+    };
+    let broken = conversation("", 1, 7);
+    let rules: Vec<&str> = broken.findings.iter().map(|f| f.rule).collect();
+    assert_eq!(
+        rules,
+        [
+            CLIENT_VENDOR,
+            CLIENT_REQUEST_ID_UNIQUE,
+            CLIENT_SEQUENCE_UNIQUE
+        ],
+        "{:?}",
+        broken.findings
+    );
+    assert!(broken.findings.iter().all(|f| f.by == Side::Client));
+    assert_eq!(broken.findings[1].entry, 2, "the second request");
+    let correct = conversation("sv2-toolkit", 2, 8);
+    assert!(correct.findings.is_empty(), "{:?}", correct.findings);
+    for rule in [
+        CLIENT_VENDOR,
+        CLIENT_REQUEST_ID_UNIQUE,
+        CLIENT_SEQUENCE_UNIQUE,
+    ] {
+        assert!(correct.exercised.contains(rule), "{rule}");
+    }
+}

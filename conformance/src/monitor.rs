@@ -76,6 +76,7 @@ pub const CLIENT_SETUP_FIRST: &str = "monitor.client-setup-first";
 pub const CLIENT_VENDOR: &str = "monitor.client-vendor";
 pub const CLIENT_REQUEST_ID_UNIQUE: &str = "monitor.client-request-id-unique";
 pub const CLIENT_SEQUENCE_UNIQUE: &str = "monitor.client-sequence-unique";
+pub const CLIENT_SHARE_NTIME: &str = "monitor.client-share-ntime";
 
 /// The monitor's rules about the server, as catalogue entries (role pool).
 pub const RULES: &[Check] = &[
@@ -117,6 +118,7 @@ pub const CLIENT_RULES: &[Check] = &[
     rule!(Client, CLIENT_SETUP_FIRST, "3.6.1", Must, Some(23), "the client's first message after the handshake is SetupConnection"),
     rule!(Client, CLIENT_VENDOR, "3.6.1", Must, Some(27), "SetupConnection names the vendor (a non-empty vendor string)"),
     rule!(Client, CLIENT_REQUEST_ID_UNIQUE, "5.3.2", Must, Some(70), "the request_id of every Open*MiningChannel is unique on the connection"),
+    rule!(Client, CLIENT_SHARE_NTIME, "5.3.11", Must, Some(67), "a share's ntime is at least the latest SetNewPrevHash's min_ntime and at most that plus the seconds since it arrived (a share within 1 s of a newer prev hash may be judged against the one before)"),
     rule!(Client, CLIENT_SEQUENCE_UNIQUE, "5.3.11", Should, None, "a share's sequence_number is not one already used on its channel (the spec describes it as a unique sequential identifier; not a MUST)"),
 ];
 
@@ -320,6 +322,21 @@ struct Scope {
     prev_hash: Option<(u64, u32)>,
 }
 
+/// What a share's ntime is judged against on a channel or group (§5.3.11).
+#[derive(Debug, Clone, Copy)]
+struct NtimeBase {
+    current: (u32, Timestamp),
+    previous: Option<((u32, Timestamp), Timestamp)>,
+}
+
+/// Whether `ntime` is within [min_ntime, min_ntime + whole seconds since `at` (rounded up)] at
+/// `now`.
+fn ntime_fits(ntime: u32, (min_ntime, at): (u32, Timestamp), now: Timestamp) -> bool {
+    let elapsed = now.0.saturating_sub(at.0).div_ceil(1_000_000_000);
+    let top = u64::from(min_ntime) + elapsed;
+    ntime >= min_ntime && u64::from(ntime) <= top
+}
+
 /// The monitor's state over one connection: feed it the entries in order ([`Monitor::observe`]).
 #[derive(Debug, Default)]
 pub struct Monitor {
@@ -353,6 +370,9 @@ pub struct Monitor {
     rejected: BTreeMap<u32, SeqSet>,
     acked: BTreeMap<u32, SeqSet>,
     sent_seqs: BTreeMap<u32, SeqSet>,
+    /// Per channel or group id: the latest SetNewPrevHash (min_ntime, when it was recorded), and
+    /// the one before with when it was replaced (a share in flight across a new prev hash).
+    ntime_bases: BTreeMap<u32, NtimeBase>,
     /// The request_ids of the client's Open*MiningChannel requests (at most MAX_REQUEST_IDS).
     client_request_ids: BTreeSet<u32>,
     /// The entry being judged (findings about the client's messages name it).
@@ -608,9 +628,48 @@ impl Monitor {
                     self.closed_at.insert(id, self.now);
                 }
             }
-            Message::SubmitSharesStandard(m) => self.share_sent(m.channel_id, m.sequence_number),
-            Message::SubmitSharesExtended(m) => self.share_sent(m.channel_id, m.sequence_number),
+            Message::SubmitSharesStandard(m) => {
+                self.share_ntime(m.channel_id, m.sequence_number, m.ntime);
+                self.share_sent(m.channel_id, m.sequence_number)
+            }
+            Message::SubmitSharesExtended(m) => {
+                self.share_ntime(m.channel_id, m.sequence_number, m.ntime);
+                self.share_sent(m.channel_id, m.sequence_number)
+            }
             _ => {}
+        }
+    }
+
+    /// §5.3.11: the share's ntime against the newest SetNewPrevHash of its channel or group; a
+    /// share within IN_FLIGHT of a newer one may fit the one before. Not judged before any.
+    fn share_ntime(&mut self, channel: u32, seq: u32, ntime: u32) {
+        let group = self.channels.get(&channel).map(|c| c.group);
+        let base = [Some(channel), group]
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.ntime_bases.get(&id).copied())
+            .max_by_key(|b| b.current.1);
+        let Some(base) = base else {
+            return;
+        };
+        self.exercise(CLIENT_SHARE_NTIME);
+        let now = self.now;
+        let fits = ntime_fits(ntime, base.current, now)
+            || base.previous.is_some_and(|(before, replaced)| {
+                std::time::Duration::from_nanos(now.0.saturating_sub(replaced.0)) <= IN_FLIGHT
+                    && ntime_fits(ntime, before, now)
+            });
+        if !fits {
+            let (min_ntime, at) = base.current;
+            let elapsed = now.0.saturating_sub(at.0).div_ceil(1_000_000_000);
+            self.find(
+                CLIENT_SHARE_NTIME,
+                self.index,
+                format!(
+                    "share {seq} on channel {channel} has ntime {ntime}, outside [{min_ntime}, {}] (SetNewPrevHash min_ntime {min_ntime}, {elapsed} s before)",
+                    u64::from(min_ntime) + elapsed
+                ),
+            );
         }
     }
 
@@ -1046,6 +1105,15 @@ impl Monitor {
                 );
             }
             Message::SetNewPrevHash(m) => {
+                let now = self.now;
+                let base = self.ntime_bases.entry(m.channel_id).or_insert(NtimeBase {
+                    current: (m.min_ntime, now),
+                    previous: None,
+                });
+                if base.current.1 != now || base.current.0 != m.min_ntime {
+                    base.previous = Some((base.current, now));
+                    base.current = (m.min_ntime, now);
+                }
                 self.prev_hash(i, m.channel_id, m.job_id);
                 if let Some(sc) = self.scopes.get_mut(&m.channel_id) {
                     sc.prev_hash = sc.prev_hash.map(|(order, _)| (order, m.min_ntime));

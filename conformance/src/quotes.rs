@@ -342,6 +342,10 @@ pub const QUOTES: &[(&str, &str)] = &[
         r#"05-Mining-Protocol.md:225: “Client-specified identifier for matching responses from upstream server. The value MUST be connection-wide unique and is not interpreted by the server.”"#,
     ),
     (
+        "monitor.client-share-ntime",
+        r#"05-Mining-Protocol.md:333: “The nTime field in the block header. This MUST be greater than or equal to the header_timestamp field in the latest SetNewPrevHash message and lower than or equal to that value plus the number of seconds since the receipt of that message.”"#,
+    ),
+    (
         "monitor.client-sequence-unique",
         r#"05-Mining-Protocol.md:330: “Unique sequential identifier of the submit within the channel”"#,
     ),

@@ -386,3 +386,92 @@ fn client_rules_fail_on_a_client_that_breaks_them() {
         assert!(correct.exercised.contains(rule), "{rule}");
     }
 }
+
+/// §5.3.11 (F67): a share's ntime lies in [min_ntime, min_ntime + seconds since the SetNewPrevHash];
+/// a share just after a newer prev hash may still fit the one before (in flight).
+#[test]
+fn share_ntime_outside_its_window_fails_the_client_rule() {
+    use sv2_codec::messages::mining::{SetNewPrevHash, SubmitSharesStandard};
+    use sv2_conformance::monitor::CLIENT_SHARE_NTIME;
+    let ms = |n: u64| Timestamp(1_700_000_000_000_000_000 + n * 1_000_000);
+    let mut t = Transcript::default();
+    let prev_hash = |min_ntime: u32| -> Message<'static> {
+        SetNewPrevHash {
+            channel_id: 1,
+            job_id: 1,
+            prev_hash: U256([1; 32]),
+            min_ntime,
+            nbits: 0x1d00_ffff,
+        }
+        .into()
+    };
+    let share = |seq: u32, ntime: u32| -> Message<'static> {
+        SubmitSharesStandard {
+            channel_id: 1,
+            sequence_number: seq,
+            job_id: 1,
+            nonce: 0,
+            ntime,
+            version: 0x2000_0000,
+        }
+        .into()
+    };
+    t.frame(
+        ms(0),
+        Direction::ClientToServer,
+        &frame(setup_connection(0, 2, 2, 0)),
+        None,
+    );
+    t.frame(
+        ms(0),
+        Direction::ServerToClient,
+        &frame(prev_hash(1000)),
+        None,
+    );
+    for (at, seq, ntime) in [(5000, 1, 999), (5000, 2, 1003), (5000, 3, 1010)] {
+        t.frame(
+            ms(at),
+            Direction::ClientToServer,
+            &frame(share(seq, ntime)),
+            None,
+        );
+    }
+    t.frame(
+        ms(10_000),
+        Direction::ServerToClient,
+        &frame(prev_hash(1020)),
+        None,
+    );
+    // 0.5 s after the new prev hash: fits the one before (in flight); 2 s after: it no longer may.
+    t.frame(
+        ms(10_500),
+        Direction::ClientToServer,
+        &frame(share(4, 1008)),
+        None,
+    );
+    t.frame(
+        ms(12_000),
+        Direction::ClientToServer,
+        &frame(share(5, 1011)),
+        None,
+    );
+    t.frame(
+        ms(12_000),
+        Direction::ClientToServer,
+        &frame(share(6, 1021)),
+        None,
+    );
+    let report = check_transcript(&t).client();
+    let bad: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == CLIENT_SHARE_NTIME)
+        .map(|f| f.detail.split(" on ").next().unwrap())
+        .collect();
+    assert_eq!(
+        bad,
+        ["share 1", "share 3", "share 5"],
+        "{:?}",
+        report.findings
+    );
+}

@@ -29,8 +29,8 @@ use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 use sv2_conformance::monitor::{
-    Finding, Monitor, CLIENT_SEQUENCE_UNIQUE, JOB_ID_UNIQUE, PREV_HASH_NAMES_FUTURE_JOB,
-    SILENT_AFTER_CLOSE,
+    Finding, Monitor, CLIENT_SEQUENCE_UNIQUE, CLIENT_SHARE_NTIME, JOB_ID_UNIQUE,
+    PREV_HASH_NAMES_FUTURE_JOB, SILENT_AFTER_CLOSE,
 };
 use sv2_engine::BlockHeader;
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
@@ -240,14 +240,15 @@ impl Client {
         self.follow(&out)
     }
 
-    /// The rules the pool broke so far (the client's own frames break none, but for the sequence
-    /// numbers: the tests send variants of one share under its sequence number on purpose).
+    /// The rules the pool broke so far (the client's own frames break none, but for its shares:
+    /// the tests send variants of one share under its sequence number, and shares with ntimes out
+    /// of bounds, on purpose).
     fn violations(&self) -> Vec<&Finding> {
         let findings = &self.monitor.report().findings;
         assert!(
-            findings
-                .iter()
-                .all(|f| f.by == Side::Server || f.rule == CLIENT_SEQUENCE_UNIQUE),
+            findings.iter().all(|f| f.by == Side::Server
+                || f.rule == CLIENT_SEQUENCE_UNIQUE
+                || f.rule == CLIENT_SHARE_NTIME),
             "the test client broke a rule: {findings:?}"
         );
         findings.iter().filter(|f| f.by == Side::Server).collect()

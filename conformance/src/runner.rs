@@ -306,35 +306,58 @@ pub fn monitor_transcript(transcript: &Transcript) -> Vec<CheckResult> {
 /// itself sent on either leg (relayed, perhaps broken on purpose by a scenario) is never judged.
 /// `pairs`: a label for each pair, its downstream leg and its upstream leg.
 pub fn monitor_relay(pairs: &[(String, &Transcript, &Transcript)]) -> Vec<CheckResult> {
-    let mut findings: std::collections::BTreeMap<&'static str, Vec<Located>> =
-        std::collections::BTreeMap::new();
-    let mut exercised: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
+    let mut judge = RelayJudge::default();
     for (label, downstream, upstream) in pairs {
+        judge.add(label, downstream, upstream);
+    }
+    judge.results()
+}
+
+/// [`monitor_relay`] one pair at a time, keeping only the findings (at most
+/// [`RelayJudge::MAX_PER_RULE`] per rule), so a long-running proxy does not keep every transcript.
+#[derive(Debug, Default)]
+pub struct RelayJudge {
+    findings: std::collections::BTreeMap<&'static str, Vec<Located>>,
+    exercised: std::collections::BTreeSet<&'static str>,
+}
+
+impl RelayJudge {
+    pub const MAX_PER_RULE: usize = 1000;
+
+    /// Judges one relayed pair.
+    pub fn add(&mut self, label: &str, downstream: &Transcript, upstream: &Transcript) {
         let server = monitor::check_transcript(upstream).server();
         let client = monitor::check_transcript(downstream).client();
         for (report, leg) in [(&server, "upstream"), (&client, "downstream")] {
-            exercised.extend(report.exercised.iter().copied());
+            self.exercised.extend(report.exercised.iter().copied());
             for f in &report.findings {
-                findings.entry(f.rule).or_default().push(Located {
-                    check: leg,
-                    connection: label.clone(),
-                    finding: f.clone(),
-                });
+                let kept = self.findings.entry(f.rule).or_default();
+                if kept.len() < Self::MAX_PER_RULE {
+                    kept.push(Located {
+                        check: leg,
+                        connection: label.to_string(),
+                        finding: f.clone(),
+                    });
+                }
             }
         }
     }
-    monitor::RULES
-        .iter()
-        .chain(monitor::CLIENT_RULES)
-        .map(|rule| {
-            rule_result(
-                rule,
-                findings.remove(rule.id).unwrap_or_default(),
-                exercised.contains(rule.id),
-                Vec::new(),
-            )
-        })
-        .collect()
+
+    /// Every server and client rule's verdict over the pairs judged so far.
+    pub fn results(&self) -> Vec<CheckResult> {
+        monitor::RULES
+            .iter()
+            .chain(monitor::CLIENT_RULES)
+            .map(|rule| {
+                rule_result(
+                    rule,
+                    self.findings.get(rule.id).cloned().unwrap_or_default(),
+                    self.exercised.contains(rule.id),
+                    Vec::new(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// A monitor rule's verdict: fail with the first findings (where they were), pass when the rule

@@ -12,6 +12,9 @@ use sv2_wire::WireShape;
 
 use crate::model::{Action, Corruption, From, Rule, Scenario};
 
+/// The most bytes `duplicate` makes of one frame (a huge frame gets fewer copies).
+pub const MAX_DUPLICATED: usize = 64 << 20;
+
 /// What to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -171,11 +174,22 @@ fn matches(rule: &Rule, decoded: Option<&(String, Value)>) -> bool {
         .all(|(key, wanted)| value.get(key).is_some_and(|v| same(v, wanted)))
 }
 
-/// Field equality as a user writes it: numbers by value, hex strings in either case.
-fn same(value: &Value, wanted: &Value) -> bool {
+/// Field equality as a user writes it: whole numbers exactly, other numbers by value, hex strings
+/// in either case (other strings exactly).
+pub(crate) fn same(value: &Value, wanted: &Value) -> bool {
     match (value, wanted) {
-        (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::String(b)) => {
+            let hex = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit());
+            if hex(a) && hex(b) {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        }
+        (Value::Number(a), Value::Number(b)) => match (a.as_i128(), b.as_i128()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a.as_f64() == b.as_f64(),
+        },
         _ => value == wanted,
     }
 }
@@ -194,10 +208,14 @@ fn act(rule: &Rule, frame: &[u8], decoded: Option<&(String, Value)>) -> (Vec<Ste
             }],
             format!("delayed {name} by {d:?}"),
         ),
-        Action::Duplicate(n) => (
-            (0..*n).map(|_| send(frame.to_vec())).collect(),
-            format!("sent {name} {n} times"),
-        ),
+        Action::Duplicate(n) => {
+            // At most MAX_DUPLICATED bytes of copies, whatever the frame's size.
+            let n = (*n).min((MAX_DUPLICATED / frame.len().max(1)).max(1) as u32);
+            (
+                (0..n).map(|_| send(frame.to_vec())).collect(),
+                format!("sent {name} {n} times"),
+            )
+        }
         Action::Reorder => (Vec::new(), format!("held {name} behind the next frame")),
         Action::Replace { set, add } => match replace(frame, decoded, set, add) {
             Ok(new) => (

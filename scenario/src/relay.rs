@@ -24,8 +24,13 @@ use tokio::sync::{mpsc, watch};
 use crate::engine::{Engine, Step};
 use crate::model::{From, Scenario};
 
-/// Frames held by `delay` at once on a pair; past this, a delayed frame goes at once (said).
+/// Frames held by `delay` at once on a pair; past this (or past [`MAX_DELAYED_BYTES`]), a delayed
+/// frame goes at once (said).
 pub const MAX_DELAYED: usize = 10_000;
+/// Bytes held by `delay` at once on a pair.
+pub const MAX_DELAYED_BYTES: usize = 64 << 20;
+/// Pairs relayed at once; a client past this is closed at once.
+pub const MAX_PAIRS: usize = 1024;
 
 /// One of the two legs of a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,18 +144,27 @@ pub fn serve(listener: TcpListener, config: RelayConfig) -> std::io::Result<Rela
     let mut accept_shutdown = rx.clone();
     tokio::spawn(async move {
         let mut next = 0u64;
+        let pairs = Arc::new(tokio::sync::Semaphore::new(MAX_PAIRS));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = accept_shutdown.changed() => break,
             };
             let Ok((stream, _)) = accepted else {
+                // Out of descriptors, say: wait instead of spinning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Ok(permit) = pairs.clone().try_acquire_owned() else {
+                // Too many pairs at once: this client is closed at once.
+                drop(stream);
                 continue;
             };
             next += 1;
             let (config, shutdown) = (config.clone(), rx.clone());
             let id = next;
             tokio::spawn(async move {
+                let _permit = permit;
                 let record = if config.sv1 {
                     pair_sv1(id, stream, &config, shutdown).await
                 } else {
@@ -265,6 +279,7 @@ async fn pair(
     let started = Instant::now();
     let mut engine = Engine::new(config.scenario.clone());
     let mut delayed: Vec<Delayed> = Vec::new();
+    let mut delayed_bytes = 0usize;
     let end = 'relay: loop {
         let next_due = delayed.iter().map(|d| d.due).min();
         enum Got {
@@ -287,18 +302,21 @@ async fn pair(
                     .partition(|d| d.due <= now);
                 delayed = later;
                 let mut result = Ok(());
+                let mut failed_leg = Leg::Downstream;
                 for d in due {
+                    delayed_bytes = delayed_bytes.saturating_sub(d.frame.len());
                     let target = if d.to == Leg::Upstream {
                         &mut up
                     } else {
                         &mut down
                     };
-                    result = target.send_frame_shaped(&d.frame, "relay", &d.shape).await;
+                    result = send(target, &d.frame, &d.shape, config.idle_timeout).await;
                     if result.is_err() {
+                        failed_leg = d.to;
                         break;
                     }
                 }
-                result.map_err(|e| (Leg::Downstream, e))
+                result.map_err(|e| (failed_leg, e))
             }
             Got::Frame(leg, Err(e)) => Err((leg, e)),
             Got::Frame(from_leg, Ok(frame)) => {
@@ -338,22 +356,26 @@ async fn pair(
                             delay,
                             shape,
                         } if delay.is_zero() => {
-                            result = target.send_frame_shaped(&frame, "relay", &shape).await;
+                            result = send(target, &frame, &shape, config.idle_timeout).await;
                         }
                         Step::Send {
                             frame,
                             delay,
                             shape,
                         } => {
-                            if delayed.len() >= MAX_DELAYED {
+                            if delayed.len() >= MAX_DELAYED
+                                || delayed_bytes + frame.len() > MAX_DELAYED_BYTES
+                            {
                                 target.transcript.note(
                                     Timestamp::now(),
                                     format!(
-                                        "{MAX_DELAYED} frames already delayed: this one goes now"
+                                        "{} frames ({delayed_bytes} bytes) already delayed: this one goes now",
+                                        delayed.len()
                                     ),
                                 );
-                                result = target.send_frame_shaped(&frame, "relay", &shape).await;
+                                result = send(target, &frame, &shape, config.idle_timeout).await;
                             } else {
+                                delayed_bytes += frame.len();
                                 delayed.push(Delayed {
                                     due: tokio::time::Instant::now() + delay,
                                     to,
@@ -437,6 +459,23 @@ async fn pair(
     }
     record.end = reason;
     record
+}
+
+/// Sends one frame within `deadline`: a peer that stops reading cannot hold the pair forever.
+async fn send(
+    conn: &mut Connection<TcpStream>,
+    frame: &[u8],
+    shape: &WireShape,
+    deadline: Duration,
+) -> Result<(), NetError> {
+    match tokio::time::timeout(deadline, conn.send_frame_shaped(frame, "relay", shape)).await {
+        Ok(result) => result,
+        Err(_) => Err(NetError::Timeout {
+            step: "relay: the peer does not read",
+            after: deadline,
+            received: Vec::new(),
+        }),
+    }
 }
 
 async fn connect_upstream(config: &RelayConfig) -> Result<Connection<TcpStream>, NetError> {
@@ -587,10 +626,18 @@ async fn pair_sv1(
                 }
             }
         }
-        let written = if leg == Leg::Downstream {
-            up_w.write_all(&out).await
+        let writer = if leg == Leg::Downstream {
+            &mut up_w
         } else {
-            down_w.write_all(&out).await
+            &mut down_w
+        };
+        let written = match tokio::time::timeout(config.idle_timeout, writer.write_all(&out)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the peer does not read",
+            )),
         };
         watch.emit(config, id, Leg::Downstream, &down_t);
         watch.emit(config, id, Leg::Upstream, &up_t);

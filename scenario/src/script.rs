@@ -168,6 +168,26 @@ impl Script {
                 Step::Sleep(Duration::from_millis(s.sleep_ms.unwrap_or(0)))
             });
         }
+        // Every `${name}` is saved by an earlier step (else it would be sent, or matched, as text).
+        let mut saved: std::collections::BTreeSet<String> = Default::default();
+        for (i, step) in steps.iter().enumerate() {
+            let used = match step {
+                Step::Send(fields) => names_used(&Value::Object(fields.clone())),
+                Step::Expect { fields, .. } | Step::ExpectNot { fields, .. } => {
+                    names_used(&Value::Object(fields.clone()))
+                }
+                _ => Vec::new(),
+            };
+            if let Some(name) = used.iter().find(|n| !saved.contains(*n)) {
+                return Err(ScenarioError::Rule {
+                    rule: format!("step {}", i + 1),
+                    problem: format!("${{{name}}} is not saved by an earlier step"),
+                });
+            }
+            if let Step::Expect { save, .. } = step {
+                saved.extend(save.keys().cloned());
+            }
+        }
         if steps.is_empty() {
             return Err(ScenarioError::Rule {
                 rule: "file".into(),
@@ -255,10 +275,10 @@ pub async fn play<S: AsyncRead + AsyncWrite + Unpin>(
                 let deadline = tokio::time::Instant::now() + *within;
                 loop {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    let frame = match conn
-                        .recv_frame("scripted expect", left.max(Duration::from_millis(1)))
-                        .await
-                    {
+                    if left.is_zero() {
+                        return fail(expected, format!("nothing matching within {within:?}"));
+                    }
+                    let frame = match conn.recv_frame("scripted expect", left).await {
                         Ok(frame) => frame,
                         Err(e) => return fail(expected, e.brief()),
                     };
@@ -317,8 +337,11 @@ pub async fn play<S: AsyncRead + AsyncWrite + Unpin>(
                             }
                         }
                         Err(NetError::Timeout { .. }) => break,
-                        // A close or a failure is no such message.
-                        Err(_) => break,
+                        // A close is no such message; a broken frame or MAC is not a pass.
+                        Err(NetError::Closed { .. }) | Err(NetError::Io { .. }) => break,
+                        Err(e) => {
+                            return fail(format!("no {message} within {within:?}"), e.brief())
+                        }
                     }
                 }
             }
@@ -326,10 +349,13 @@ pub async fn play<S: AsyncRead + AsyncWrite + Unpin>(
                 let deadline = tokio::time::Instant::now() + *within;
                 loop {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match conn
-                        .recv_frame("scripted expect close", left.max(Duration::from_millis(1)))
-                        .await
-                    {
+                    if left.is_zero() {
+                        return fail(
+                            format!("a close within {within:?}"),
+                            "the peer kept the connection open".into(),
+                        );
+                    }
+                    match conn.recv_frame("scripted expect close", left).await {
                         Ok(_) => continue,
                         Err(NetError::Closed { .. }) | Err(NetError::Io { .. }) => break,
                         Err(e) => return fail(format!("a close within {within:?}"), e.brief()),
@@ -357,13 +383,9 @@ fn matches_fields(value: &Value, fields: &Value) -> bool {
     let Some(fields) = fields.as_object() else {
         return true;
     };
-    fields.iter().all(|(k, wanted)| {
-        value.get(k).is_some_and(|v| match (v, wanted) {
-            (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
-            (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-            _ => v == wanted,
-        })
-    })
+    fields
+        .iter()
+        .all(|(k, wanted)| value.get(k).is_some_and(|v| crate::engine::same(v, wanted)))
 }
 
 fn show(fields: &Value) -> String {
@@ -389,5 +411,19 @@ fn substitute(value: &Value, saved: &BTreeMap<String, Value>) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+/// The `${name}`s a value uses.
+fn names_used(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => s
+            .strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .map(|n| vec![n.to_string()])
+            .unwrap_or_default(),
+        Value::Array(items) => items.iter().flat_map(names_used).collect(),
+        Value::Object(map) => map.values().flat_map(names_used).collect(),
+        _ => Vec::new(),
     }
 }

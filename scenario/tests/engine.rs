@@ -255,3 +255,68 @@ fn files_that_cannot_work_are_refused_naming_the_rule() {
         assert!(error.contains(wanted), "{toml}: {error}");
     }
 }
+
+#[test]
+fn field_values_compare_as_written() {
+    use sv2_codec::messages::mining::OpenStandardMiningChannel;
+    use sv2_codec::types::Str0_255;
+    let open = |user: &str| {
+        to_frame_bytes(
+            &OpenStandardMiningChannel {
+                request_id: 1,
+                user_identity: Str0_255::new(user.as_bytes().to_vec()).unwrap(),
+                nominal_hash_rate: 1.0,
+                max_target: U256([0xff; 32]),
+            }
+            .into(),
+            &[],
+        )
+        .unwrap()
+    };
+    let mut e = engine(
+        "[[rule]]\nmessage = \"OpenStandardMiningChannel\"\nwhere = { user_identity = \"Alice\" }\naction = \"drop\"\n",
+    );
+    // Text is exact (only hex strings compare in either case).
+    assert_eq!(
+        sent(
+            &e.on_frame(From::Client, &open("alice"), Duration::ZERO)
+                .steps
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        sent(
+            &e.on_frame(From::Client, &open("Alice"), Duration::ZERO)
+                .steps
+        )
+        .len(),
+        0
+    );
+    // Hex in either case.
+    let mut e = engine(&format!(
+        "[[rule]]\nmessage = \"SetTarget\"\nwhere = {{ maximum_target = \"{}\" }}\naction = \"drop\"\n",
+        "FF".repeat(32)
+    ));
+    assert_eq!(
+        sent(&e.on_frame(From::Server, &target(1), Duration::ZERO).steps).len(),
+        0
+    );
+}
+
+#[test]
+fn a_conversation_naming_a_value_never_saved_is_refused() {
+    let error = sv2_scenario::Script::from_toml(
+        "[[step]]\nexpect = \"SetTarget\"\nwhere = { channel_id = \"${chan}\" }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("${chan} is not saved by an earlier step"),
+        "{error}"
+    );
+    sv2_scenario::Script::from_toml(
+        "[[step]]\nexpect = \"SetTarget\"\nsave = { chan = \"channel_id\" }\n[[step]]\nexpect = \"SetTarget\"\nwhere = { channel_id = \"${chan}\" }\n",
+    )
+    .unwrap();
+}

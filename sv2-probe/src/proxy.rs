@@ -12,7 +12,7 @@ use serde_json::json;
 use sv2_codec::noise::keys::{Keypair, SecretKey, Sv2Url};
 use sv2_codec::noise::ResponderConfig;
 use sv2_conformance::report;
-use sv2_conformance::runner::{monitor_relay, Report};
+use sv2_conformance::runner::{RelayJudge, Report};
 use sv2_scenario::relay::{serve, Leg, PairRecord, RelayConfig};
 use sv2_scenario::Scenario;
 use sv2_wire::{unix_now, KeyLog, Retention, Transcript};
@@ -175,7 +175,8 @@ async fn relay(
     let rules = scenario.rules.len();
     config.scenario = Arc::new(scenario);
     config.key_log = KeyLog::from_env();
-    config.idle_timeout = Duration::from_secs_f64(args.idle_timeout.max(0.1));
+    config.idle_timeout = Duration::try_from_secs_f64(args.idle_timeout.max(0.1))
+        .map_err(|e| anyhow::anyhow!("--idle-timeout {}: {e}", args.idle_timeout))?;
     config.retention = Retention::DEFAULT;
     let recorder = match &args.pcap {
         Some(path) => {
@@ -187,6 +188,8 @@ async fn relay(
     };
     let (lines_tx, mut lines) = mpsc::unbounded_channel::<String>();
     let json_out = args.json;
+    let noise_downstream = config.downstream_noise.is_some();
+    let noise_upstream = config.upstream_noise.is_some();
     // The monitor follows each leg live: the server's frames on the upstream leg, the client's on
     // the downstream leg (what the proxy itself sends is not judged).
     let monitors: Monitors = Default::default();
@@ -202,7 +205,10 @@ async fn relay(
             .server
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let encrypted = true;
+        let encrypted = match leg {
+            Leg::Downstream => noise_downstream,
+            Leg::Upstream => noise_upstream,
+        };
         let mut value = entry_value(id, encrypted, entry, &client, &server);
         value["leg"] = json!(leg.as_str());
         let line = if json_out {
@@ -273,10 +279,17 @@ async fn relay(
     }
     out.flush()?;
 
-    let deadline = args
-        .duration
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
-    let mut pairs: Vec<PairRecord> = Vec::new();
+    let deadline = match args.duration {
+        Some(s) => Some(
+            Duration::try_from_secs_f64(s.max(0.0))
+                .ok()
+                .and_then(|d| tokio::time::Instant::now().checked_add(d))
+                .ok_or_else(|| anyhow::anyhow!("--duration {s}: too long"))?,
+        ),
+        None => None,
+    };
+    // Each pair is judged when it ends and its transcripts let go.
+    let mut judge = RelayJudge::default();
     let mut stopping: Option<tokio::time::Instant> = None;
     loop {
         let wake = stopping.or(deadline);
@@ -290,7 +303,7 @@ async fn relay(
                 live.remove(&(record.id, Leg::Downstream));
                 live.remove(&(record.id, Leg::Upstream));
                 drop(live);
-                pairs.push(record);
+                judge.add(&pair_label(&record), &record.downstream, &record.upstream);
             }
             _ = tokio::signal::ctrl_c(), if stopping.is_none() => {
                 handle.shutdown();
@@ -311,7 +324,7 @@ async fn relay(
     }
     while let Ok(record) = ended.try_recv() {
         ended_pair(&record, args.json, recorder.as_ref(), out)?;
-        pairs.push(record);
+        judge.add(&pair_label(&record), &record.downstream, &record.upstream);
     }
     if let Some(recorder) = &recorder {
         let connections = recorder
@@ -332,27 +345,11 @@ async fn relay(
         out.flush()?;
         return Ok(Outcome::Pass);
     }
-    let labelled: Vec<(String, &Transcript, &Transcript)> = pairs
-        .iter()
-        .map(|p| {
-            let client = p
-                .downstream
-                .endpoints
-                .client
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            (
-                format!("connection {} from {client}", p.id),
-                &p.downstream,
-                &p.upstream,
-            )
-        })
-        .collect();
     let report = Report {
         target: format!("proxy to {}", args.upstream),
         encrypted: !args.plaintext_upstream,
         certificate: None,
-        results: monitor_relay(&labelled),
+        results: judge.results(),
         duration: Duration::ZERO,
     };
     if args.json {
@@ -374,6 +371,17 @@ async fn relay(
     } else {
         Outcome::Pass
     })
+}
+
+/// How a pair is named in the report.
+fn pair_label(record: &PairRecord) -> String {
+    let client = record
+        .downstream
+        .endpoints
+        .client
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    format!("connection {} from {client}", record.id)
 }
 
 /// The live monitors, by connection and leg, with the index of the next entry.

@@ -145,6 +145,28 @@ struct RuleFile {
     pause_ms: Option<u64>,
 }
 
+/// Every key names a field of `message` (one of the messages of that name: SetNewPrevHash is two):
+/// a misspelt field would make a rule silently never match.
+pub(crate) fn check_fields<'a>(
+    message: &str,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<(), String> {
+    let known: Vec<&str> = MESSAGE_TYPES
+        .iter()
+        .filter(|m| m.name == message)
+        .flat_map(|m| m.fields.iter().map(|f| f.name))
+        .collect();
+    for key in keys {
+        if !known.contains(&key.as_str()) {
+            return Err(format!(
+                "{message} has no field {key:?} (its fields: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Scenario {
     /// Reads a scenario from TOML text.
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
@@ -159,6 +181,10 @@ impl Scenario {
             if let Some(message) = &r.message {
                 if !MESSAGE_TYPES.iter().any(|m| m.name == message) {
                     return Err(problem(format!("no message is named {message:?}")));
+                }
+                for (what, keys) in [("where", &r.fields), ("set", &r.set), ("add", &r.add)] {
+                    check_fields(message, keys.keys())
+                        .map_err(|e| problem(format!("{what}: {e}")))?;
                 }
             } else if !r.fields.is_empty() {
                 return Err(problem("`where` needs `message`".into()));
@@ -204,10 +230,32 @@ impl Scenario {
             .filter(|n| !n.is_empty())
             .collect::<Vec<_>>()
             .join(" + ");
+        let several = scenarios.len() > 1;
+        let rules = scenarios
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                // Rules keep their names; with several files, each name says whose it is
+                // (two files' "rule 1" must not be one rule for after_rule or the counts).
+                let file = if s.name.is_empty() {
+                    format!("scenario {}", i + 1)
+                } else {
+                    s.name.clone()
+                };
+                s.rules.into_iter().map(move |mut r| {
+                    if several {
+                        let prefixed = format!("{file}: {}", r.name);
+                        r.after_rule = r.after_rule.map(|a| format!("{file}: {a}"));
+                        r.name = prefixed;
+                    }
+                    r
+                })
+            })
+            .collect();
         Scenario {
             name,
             description: String::new(),
-            rules: scenarios.into_iter().flat_map(|s| s.rules).collect(),
+            rules,
         }
     }
 }

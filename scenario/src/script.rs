@@ -149,6 +149,8 @@ impl Script {
                     Step::ExpectClose { within }
                 } else {
                     known(&message)?;
+                    crate::model::check_fields(&message, s.fields.keys().chain(s.save.values()))
+                        .map_err(problem)?;
                     Step::Expect {
                         message,
                         fields: s.fields,
@@ -159,6 +161,7 @@ impl Script {
                 }
             } else if let Some(message) = s.expect_not {
                 known(&message)?;
+                crate::model::check_fields(&message, s.fields.keys()).map_err(problem)?;
                 Step::ExpectNot {
                     message,
                     fields: s.fields,

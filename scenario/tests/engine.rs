@@ -320,3 +320,35 @@ fn a_conversation_naming_a_value_never_saved_is_refused() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_field_the_message_does_not_have_is_refused_and_merged_rules_keep_their_files_names() {
+    let error = Scenario::from_toml(
+        "[[rule]]\nname = \"x\"\nmessage = \"SetTarget\"\nwhere = { chanel_id = 1 }\naction = \"drop\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(
+            "SetTarget has no field \"chanel_id\" (its fields: channel_id, maximum_target)"
+        ),
+        "{error}"
+    );
+    let error = sv2_scenario::Script::from_toml(
+        "[[step]]\nexpect = \"SetTarget\"\nsave = { t = \"target\" }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("no field \"target\""), "{error}");
+    // Two files, each with an unnamed first rule and an after_rule naming it.
+    let file = |name: &str| {
+        Scenario::from_toml(&format!(
+            "name = \"{name}\"\n[[rule]]\nmessage = \"SetTarget\"\nnth = 1\naction = \"pass\"\n[[rule]]\nmessage = \"SetTarget\"\nafter_rule = \"rule 1\"\naction = \"drop\"\n"
+        ))
+        .unwrap()
+    };
+    let merged = Scenario::merge(vec![file("a"), file("b")]);
+    let names: Vec<&str> = merged.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a: rule 1", "a: rule 2", "b: rule 1", "b: rule 2"]);
+    assert_eq!(merged.rules[3].after_rule.as_deref(), Some("b: rule 1"));
+}

@@ -256,6 +256,23 @@ fn standard_job(channel_id: u32) -> Message<'static> {
     .into()
 }
 
+/// The one extended job the scripted pool sends on a channel or group: a coinbase around an
+/// extranonce of `extranonce_len` bytes (with BIP141 fields when `segwit`, a fault).
+fn extended_job(channel_id: u32, extranonce_len: usize, segwit: bool) -> Message<'static> {
+    let (prefix, suffix) = coinbase(extranonce_len, segwit);
+    NewExtendedMiningJob {
+        channel_id,
+        job_id: 1,
+        min_ntime: None,
+        version: 0x2000_0000,
+        version_rolling_allowed: true,
+        merkle_path: Seq0_255::default(),
+        coinbase_tx_prefix: B0_64K::new(prefix).unwrap(),
+        coinbase_tx_suffix: B0_64K::new(suffix).unwrap(),
+    }
+    .into()
+}
+
 /// The prev hash that activates job 1 on a channel.
 fn first_prev_hash(channel_id: u32) -> Message<'static> {
     SetNewPrevHash {
@@ -471,44 +488,26 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             .into()));
         }
         Message::OpenStandardMiningChannel(_) if fault == Fault::SilentStandardOpen => {}
-        Message::OpenStandardMiningChannel(o) if fault == Fault::GroupJobsOnly => {
-            state.next_channel += 1;
-            let id = state.next_channel;
-            out.push(f(OpenStandardMiningChannelSuccess {
-                request_id: o.request_id,
-                channel_id: id,
-                target: U256([0xff; 32]),
-                extranonce_prefix: B0_32::new(vec![0, 0, 0, id as u8]).unwrap(),
-                group_channel_id: GROUP,
-            }
-            .into()));
-            let (prefix, suffix) = coinbase(8, false);
-            out.push(f(NewExtendedMiningJob {
-                channel_id: GROUP,
-                job_id: 1,
-                min_ntime: None,
-                version: 0x2000_0000,
-                version_rolling_allowed: true,
-                merkle_path: Seq0_255::default(),
-                coinbase_tx_prefix: B0_64K::new(prefix).unwrap(),
-                coinbase_tx_suffix: B0_64K::new(suffix).unwrap(),
-            }
-            .into()));
-            out.push(f(first_prev_hash(GROUP)));
-        }
         Message::OpenStandardMiningChannel(o) => {
             state.next_channel += 1;
             let id = state.next_channel;
+            // GroupJobsOnly: the channel is in a group whose extended job is its work.
+            let group = fault == Fault::GroupJobsOnly;
             out.push(f(OpenStandardMiningChannelSuccess {
                 request_id: o.request_id + request_id_shift,
                 channel_id: id,
                 target: U256([0xff; 32]),
                 extranonce_prefix: B0_32::new(vec![0, 0, 0, id as u8]).unwrap(),
-                group_channel_id: 0,
+                group_channel_id: if group { GROUP } else { 0 },
             }
             .into()));
-            out.push(f(standard_job(id)));
-            out.push(f(first_prev_hash(id)));
+            let work = if group { GROUP } else { id };
+            out.push(f(if group {
+                extended_job(GROUP, 8, false)
+            } else {
+                standard_job(id)
+            }));
+            out.push(f(first_prev_hash(work)));
             if fault == Fault::MalformedFrame {
                 let mut short = f(SetTarget {
                     channel_id: id,
@@ -566,19 +565,11 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             if fault == Fault::StandardJobToExtended {
                 out.push(f(standard_job(id)));
             } else {
-                let (prefix, suffix) =
-                    coinbase(4 + usize::from(size), fault == Fault::SegwitCoinbase);
-                out.push(f(NewExtendedMiningJob {
-                    channel_id: id,
-                    job_id: 1,
-                    min_ntime: None,
-                    version: 0x2000_0000,
-                    version_rolling_allowed: true,
-                    merkle_path: Seq0_255::default(),
-                    coinbase_tx_prefix: B0_64K::new(prefix).unwrap(),
-                    coinbase_tx_suffix: B0_64K::new(suffix).unwrap(),
-                }
-                .into()));
+                out.push(f(extended_job(
+                    id,
+                    4 + usize::from(size),
+                    fault == Fault::SegwitCoinbase,
+                )));
             }
             out.push(f(first_prev_hash(id)));
         }

@@ -155,7 +155,7 @@ fn send(frame: Vec<u8>) -> Step {
 }
 
 /// The frame's message name and its codec JSON, when it decodes strictly.
-fn describe(frame: &[u8]) -> Option<(String, Value)> {
+pub(crate) fn describe(frame: &[u8]) -> Option<(String, Value)> {
     let (parsed, _) = Frame::parse(frame).ok()?;
     let decoded = decode_frame(&parsed).ok()?;
     let value = serde_json::to_value(&decoded.message).ok()?;
@@ -166,17 +166,19 @@ fn matches(rule: &Rule, decoded: Option<&(String, Value)>) -> bool {
     let Some((name, value)) = decoded else {
         return false;
     };
-    if rule.message.as_deref() != Some(name.as_str()) {
-        return false;
-    }
-    rule.fields
+    rule.message.as_deref() == Some(name.as_str()) && fields_match(value, &rule.fields)
+}
+
+/// Whether every field of `fields` has that value in `value` (a message's codec JSON).
+pub(crate) fn fields_match(value: &Value, fields: &serde_json::Map<String, Value>) -> bool {
+    fields
         .iter()
         .all(|(key, wanted)| value.get(key).is_some_and(|v| same(v, wanted)))
 }
 
 /// Field equality as a user writes it: whole numbers exactly, other numbers by value, hex strings
 /// in either case (other strings exactly).
-pub(crate) fn same(value: &Value, wanted: &Value) -> bool {
+fn same(value: &Value, wanted: &Value) -> bool {
     match (value, wanted) {
         (Value::String(a), Value::String(b)) => {
             let hex = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit());

@@ -443,20 +443,9 @@ async fn pair(
             record.upstream = std::mem::take(&mut up.transcript);
         }
     }
-    if let Some(observer) = &config.observer {
-        // The last entries (the end, what the closes read).
-        for (leg, t) in [
-            (Leg::Downstream, &record.downstream),
-            (Leg::Upstream, &record.upstream),
-        ] {
-            let slot = usize::from(leg == Leg::Upstream);
-            let total = t.len() as u64 + t.dropped();
-            let new = total.saturating_sub(watch.seen[slot]) as usize;
-            for entry in t.entries().iter().skip(t.len().saturating_sub(new)) {
-                observer(id, leg, t, entry);
-            }
-        }
-    }
+    // The last entries (the end, what the closes read).
+    watch.emit(config, id, Leg::Downstream, &record.downstream);
+    watch.emit(config, id, Leg::Upstream, &record.upstream);
     record.end = reason;
     record
 }

@@ -26,10 +26,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 use sv2_codec::messages::MESSAGE_TYPES;
-use sv2_codec::{decode_frame, to_frame_bytes, Frame, Message};
+use sv2_codec::{to_frame_bytes, Message};
 use sv2_wire::{Connection, NetError, Timestamp};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::engine::describe;
 use crate::model::ScenarioError;
 
 /// The default time an expectation waits.
@@ -372,23 +373,10 @@ pub async fn play<S: AsyncRead + AsyncWrite + Unpin>(
     Ended::Done
 }
 
-/// The frame's message name and codec JSON, when it decodes strictly.
-fn describe(frame: &[u8]) -> Option<(String, Value)> {
-    let (parsed, _) = Frame::parse(frame).ok()?;
-    let decoded = decode_frame(&parsed).ok()?;
-    Some((
-        decoded.message.name().to_owned(),
-        serde_json::to_value(&decoded.message).ok()?,
-    ))
-}
-
 fn matches_fields(value: &Value, fields: &Value) -> bool {
-    let Some(fields) = fields.as_object() else {
-        return true;
-    };
     fields
-        .iter()
-        .all(|(k, wanted)| value.get(k).is_some_and(|v| crate::engine::same(v, wanted)))
+        .as_object()
+        .is_none_or(|f| crate::engine::fields_match(value, f))
 }
 
 fn show(fields: &Value) -> String {
@@ -398,12 +386,15 @@ fn show(fields: &Value) -> String {
     }
 }
 
+/// The name in a `"${name}"` string.
+fn placeholder(s: &str) -> Option<&str> {
+    s.strip_prefix("${")?.strip_suffix('}')
+}
+
 /// `"${name}"` (a whole string) replaced by the saved value, anywhere in `value`.
 fn substitute(value: &Value, saved: &BTreeMap<String, Value>) -> Value {
     match value {
-        Value::String(s) => s
-            .strip_prefix("${")
-            .and_then(|rest| rest.strip_suffix('}'))
+        Value::String(s) => placeholder(s)
             .and_then(|name| saved.get(name))
             .cloned()
             .unwrap_or_else(|| value.clone()),
@@ -420,9 +411,7 @@ fn substitute(value: &Value, saved: &BTreeMap<String, Value>) -> Value {
 /// The `${name}`s a value uses.
 fn names_used(value: &Value) -> Vec<String> {
     match value {
-        Value::String(s) => s
-            .strip_prefix("${")
-            .and_then(|rest| rest.strip_suffix('}'))
+        Value::String(s) => placeholder(s)
             .map(|n| vec![n.to_string()])
             .unwrap_or_default(),
         Value::Array(items) => items.iter().flat_map(names_used).collect(),

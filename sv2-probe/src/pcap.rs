@@ -190,16 +190,7 @@ fn secs(at: sv2_wire::Timestamp) -> f64 {
 impl Printer {
     fn conversation(&mut self, conv: &Conversation, out: &mut dyn Write) -> anyhow::Result<()> {
         let t = &conv.transcript;
-        let client = t
-            .endpoints
-            .client
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let server = t
-            .endpoints
-            .server
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let (client, server) = endpoint_strings(t);
         let mut messages = 0u64;
         for entry in t.entries() {
             if !matches!(entry.event, Event::Note { .. }) {
@@ -270,8 +261,7 @@ impl Printer {
         server: &str,
         out: &mut dyn Write,
     ) -> anyhow::Result<()> {
-        let encrypted = conv.protocol == Protocol::Noise;
-        let line = entry_value(conv.id.0, encrypted, entry, client, server);
+        let line = entry_value(conv.id.0, entry, client, server);
         if self.json {
             writeln!(out, "{line}")?;
         } else {
@@ -326,15 +316,17 @@ impl Printer {
     }
 }
 
+/// A transcript's client and server addresses as `ip:port` (empty when unknown), for
+/// [`entry_value`].
+pub fn endpoint_strings(t: &Transcript) -> (String, String) {
+    let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    (show(t.endpoints.client), show(t.endpoints.server))
+}
+
 /// One transcript entry as a JSON object of `pcap --json` (and `proxy --json`): time, connection,
-/// src, dst, protocol, message, frame or len, fields; notes as {time, connection, note}.
-pub fn entry_value(
-    connection: u64,
-    encrypted: bool,
-    entry: &Entry,
-    client: &str,
-    server: &str,
-) -> Value {
+/// src, dst, protocol, message, frame or len, fields (and `wire_len` for a frame that was
+/// encrypted on the wire); notes as {time, connection, note}.
+pub fn entry_value(connection: u64, entry: &Entry, client: &str, server: &str) -> Value {
     let (src, dst) = match entry.event.direction() {
         Some(Direction::ClientToServer) => (client, server),
         Some(Direction::ServerToClient) => (server, client),
@@ -357,8 +349,8 @@ pub fn entry_value(
                 "time": time, "connection": id, "src": src, "dst": dst,
                 "protocol": "sv2", "frame": hex::encode(plain),
             });
-            if encrypted {
-                v["wire_len"] = json!(wire.as_ref().map_or(plain.len(), Vec::len));
+            if let Some(wire) = wire {
+                v["wire_len"] = json!(wire.len());
             }
             match decoded {
                 Ok(d) => {

@@ -10,16 +10,15 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::json;
 use sv2_codec::noise::keys::{Keypair, SecretKey, Sv2Url};
-use sv2_codec::noise::ResponderConfig;
 use sv2_conformance::report;
 use sv2_conformance::runner::{RelayJudge, Report};
 use sv2_scenario::relay::{serve, Leg, PairRecord, RelayConfig};
 use sv2_scenario::Scenario;
-use sv2_wire::{unix_now, KeyLog, Retention, Transcript};
+use sv2_wire::{KeyLog, Retention, Transcript};
 use tokio::sync::mpsc;
 
 use crate::outcome::Outcome;
-use crate::pcap::{entry_text, entry_value};
+use crate::pcap::{endpoint_strings, entry_text, entry_value};
 
 pub const LONG_ABOUT: &str = "\
 Stand between SV2 clients and a server: each client that connects to --listen gets its own \
@@ -164,12 +163,11 @@ async fn relay(
     config.upstream_noise =
         (!args.plaintext_upstream && !args.sv1).then_some(upstream_url.authority_key);
     if !args.plaintext_downstream && !args.sv1 {
-        let now = unix_now();
-        config.downstream_noise = Some(ResponderConfig::issue(
+        // A certificate for a fresh static key, as the mock roles issue theirs.
+        config.downstream_noise = Some(sv2_mock::served::responder(
             &SecretKey::generate()?,
             &authority,
-            now.saturating_sub(60),
-            now.saturating_add(24 * 3600),
+            Duration::from_secs(24 * 3600),
         ));
     }
     let rules = scenario.rules.len();
@@ -188,28 +186,13 @@ async fn relay(
     };
     let (lines_tx, mut lines) = mpsc::unbounded_channel::<String>();
     let json_out = args.json;
-    let noise_downstream = config.downstream_noise.is_some();
-    let noise_upstream = config.upstream_noise.is_some();
     // The monitor follows each leg live: the server's frames on the upstream leg, the client's on
     // the downstream leg (what the proxy itself sends is not judged).
     let monitors: Monitors = Default::default();
     let live = monitors.clone();
     config.observer = Some(Arc::new(move |id, leg: Leg, t: &Transcript, entry| {
-        let client = t
-            .endpoints
-            .client
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let server = t
-            .endpoints
-            .server
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let encrypted = match leg {
-            Leg::Downstream => noise_downstream,
-            Leg::Upstream => noise_upstream,
-        };
-        let mut value = entry_value(id, encrypted, entry, &client, &server);
+        let (client, server) = endpoint_strings(t);
+        let mut value = entry_value(id, entry, &client, &server);
         value["leg"] = json!(leg.as_str());
         let line = if json_out {
             value.to_string()
@@ -375,12 +358,7 @@ async fn relay(
 
 /// How a pair is named in the report.
 fn pair_label(record: &PairRecord) -> String {
-    let client = record
-        .downstream
-        .endpoints
-        .client
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let (client, _) = endpoint_strings(&record.downstream);
     format!("connection {} from {client}", record.id)
 }
 

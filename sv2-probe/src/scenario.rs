@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::json;
 use sv2_codec::noise::keys::{Keypair, SecretKey, Sv2Url};
-use sv2_codec::noise::{InitiatorConfig, ResponderConfig};
+use sv2_codec::noise::InitiatorConfig;
 use sv2_scenario::{play, Ended, Scenario, Script};
-use sv2_wire::{unix_now, Connection, KeyLog, Side, Transcript};
+use sv2_wire::{Connection, KeyLog, Side, Transcript};
 
 use crate::outcome::Outcome;
-use crate::pcap::{entry_text, entry_value};
+use crate::pcap::{endpoint_strings, entry_text, entry_value};
 
 pub const LONG_ABOUT: &str = "\
 Scenario files (see scenarios/README.md).
@@ -188,12 +188,10 @@ async fn run_script(
         let mut conn = if args.plaintext {
             Connection::plaintext(stream, Side::Server)
         } else {
-            let now = unix_now();
-            let responder = ResponderConfig::issue(
+            let responder = sv2_mock::served::responder(
                 &SecretKey::generate()?,
                 &authority,
-                now.saturating_sub(60),
-                now.saturating_add(24 * 3600),
+                Duration::from_secs(24 * 3600),
             );
             Connection::respond(stream, responder, timeout, &KeyLog::from_env())
                 .await
@@ -246,18 +244,9 @@ async fn run_script(
 }
 
 fn print_transcript(t: &Transcript, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let client = t
-        .endpoints
-        .client
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let server = t
-        .endpoints
-        .server
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let (client, server) = endpoint_strings(t);
     for entry in t.entries() {
-        let value = entry_value(1, true, entry, &client, &server);
+        let value = entry_value(1, entry, &client, &server);
         if json {
             writeln!(out, "{value}")?;
         } else {

@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use serde::Serialize;
 
+use crate::serve::ServeCtx;
 use crate::session::Ctx;
 use crate::verdict::Outcome;
 
@@ -34,9 +35,12 @@ impl Level {
 pub enum Role {
     /// A Mining-protocol server: a pool, or a proxy acting as upstream.
     Pool,
-    /// A Mining-protocol client: a mining device, or a proxy acting as downstream (the monitor's
-    /// client rules, [`crate::monitor::CLIENT_RULES`]).
+    /// A Mining-protocol client of any kind, as the monitor's client rules judge it
+    /// ([`crate::monitor::CLIENT_RULES`]): a device, a proxy's or a translator's upstream side.
     Client,
+    /// A Mining-protocol client the suite serves as its pool (`--role device`): firmware, a CPU
+    /// miner, the upstream side of a proxy or translator ([`crate::serve`]).
+    Device,
 }
 
 impl Role {
@@ -44,6 +48,7 @@ impl Role {
         match self {
             Role::Pool => "pool",
             Role::Client => "client",
+            Role::Device => "device",
         }
     }
 }
@@ -51,11 +56,17 @@ impl Role {
 /// An active check: it opens its own connections through the context and returns an outcome.
 pub type RunFn = fn(Ctx) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
+/// A check of a client: the suite listens, plays the pool, and the implementation under test
+/// connects ([`crate::serve`]).
+pub type ServeFn = fn(ServeCtx) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
 /// How a check is run.
 #[derive(Clone, Copy)]
 pub enum Kind {
     /// It drives the target itself, on fresh connections.
     Active(RunFn),
+    /// It serves the client under test on the connections it makes to the suite.
+    Serve(ServeFn),
     /// A rule of the passive monitor, judged over every connection of the run (see
     /// [`crate::monitor`]).
     Monitor,
@@ -65,6 +76,7 @@ impl std::fmt::Debug for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Kind::Active(_) => f.write_str("Active"),
+            Kind::Serve(_) => f.write_str("Serve"),
             Kind::Monitor => f.write_str("Monitor"),
         }
     }
@@ -108,6 +120,23 @@ macro_rules! active {
             catalog: $catalog,
             title: $title,
             kind: $crate::check::Kind::Active(|ctx| Box::pin($run(ctx))),
+        }
+    };
+}
+
+/// Declares a check of a client the suite serves: `serve!(id, section, level, catalog, "title",
+/// path::to::async_fn)`, where the function is `async fn(ServeCtx) -> Outcome`.
+#[macro_export]
+macro_rules! serve {
+    ($id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr, $run:path) => {
+        $crate::check::Check {
+            id: $id,
+            section: $section,
+            level: $crate::check::Level::$level,
+            role: $crate::check::Role::Device,
+            catalog: $catalog,
+            title: $title,
+            kind: $crate::check::Kind::Serve(|ctx| Box::pin($run(ctx))),
         }
     };
 }

@@ -25,6 +25,7 @@ pub mod quotes;
 pub mod report;
 pub mod review;
 pub mod runner;
+pub mod serve;
 pub mod session;
 pub mod verdict;
 

@@ -362,7 +362,7 @@ impl RelayJudge {
 
 /// A monitor rule's verdict: fail with the first findings (where they were), pass when the rule
 /// judged something and found nothing, skip when nothing gave it anything to judge.
-fn rule_result(
+pub(crate) fn rule_result(
     rule: &Check,
     findings: Vec<Located>,
     exercised: bool,

@@ -291,6 +291,27 @@ pub enum Incoming {
 }
 
 impl Incoming {
+    /// What a [`Connection::recv`] gave, as a check reads it: a reset is a close.
+    pub fn from_recv(result: Result<Decoded<'static>, NetError>) -> Incoming {
+        match result {
+            Ok(decoded) => Incoming::Message(Box::new(decoded)),
+            Err(NetError::Timeout { .. }) => Incoming::Timeout,
+            Err(NetError::Closed { .. }) => Incoming::Closed,
+            Err(
+                e @ (NetError::Decode { .. } | NetError::Noise { .. } | NetError::Stream { .. }),
+            ) => Incoming::Unreadable(e.to_string()),
+            Err(NetError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                Incoming::Closed
+            }
+            Err(e) => Incoming::Broken(e.to_string()),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Incoming::Message(d) => describe(&d.message),
@@ -409,36 +430,19 @@ impl Session {
 
     /// The next frame within `timeout`.
     pub async fn recv_within(&mut self, timeout: Duration) -> Incoming {
-        match self.conn().recv("receive", timeout).await {
-            Ok(decoded) => {
-                self.tracker.received(&decoded.message);
-                Incoming::Message(Box::new(decoded))
+        let result = self.conn().recv("receive", timeout).await;
+        match &result {
+            Ok(decoded) => self.tracker.received(&decoded.message),
+            // The frame was delimited (the stream goes on): its type is known from its header.
+            Err(NetError::Decode { frame, .. }) => {
+                self.unreadable_type = frame
+                    .first_chunk::<3>()
+                    .map(|h| (u16::from_le_bytes([h[0], h[1]]) & 0x7fff, h[2]))
             }
-            Err(NetError::Timeout { .. }) => Incoming::Timeout,
-            Err(NetError::Closed { .. }) => Incoming::Closed,
-            Err(e @ NetError::Decode { .. }) => {
-                // The frame was delimited (the stream goes on): its type is known from its header.
-                if let NetError::Decode { frame, .. } = &e {
-                    self.unreadable_type = frame
-                        .first_chunk::<3>()
-                        .map(|h| (u16::from_le_bytes([h[0], h[1]]) & 0x7fff, h[2]));
-                }
-                Incoming::Unreadable(e.to_string())
-            }
-            Err(e @ (NetError::Noise { .. } | NetError::Stream { .. })) => {
-                self.unreadable_type = None;
-                Incoming::Unreadable(e.to_string())
-            }
-            Err(NetError::Io { source, .. })
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
-                ) =>
-            {
-                Incoming::Closed
-            }
-            Err(e) => Incoming::Broken(e.to_string()),
+            Err(NetError::Noise { .. } | NetError::Stream { .. }) => self.unreadable_type = None,
+            Err(_) => {}
         }
+        Incoming::from_recv(result)
     }
 
     /// The next frame within the session's timeout.

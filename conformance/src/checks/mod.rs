@@ -11,6 +11,7 @@ use crate::monitor;
 use crate::session::Ctx;
 use crate::verdict::Outcome;
 
+pub mod device;
 pub mod extensions;
 pub mod mining;
 pub mod noise;

@@ -2,6 +2,8 @@
 //! running a selection of checks.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod device;
+
 use std::time::Duration;
 
 use sv2_codec::noise::keys::Keypair;

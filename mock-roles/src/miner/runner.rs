@@ -43,6 +43,11 @@ impl<E, R: TaskReport> MinerHandle<E, R> {
         let _ = self.shutdown.send(true);
     }
 
+    /// Whether the run has ended (by itself, or after a shutdown).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Waits for the run to end.
     pub async fn join(self) -> R {
         let MinerHandle { task, shutdown, .. } = self;

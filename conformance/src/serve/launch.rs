@@ -1,0 +1,209 @@
+//! How the client under test comes to the suite: started for each check (a shell command with
+//! placeholders, `--spawn`, or an in-process client for tests), or running by itself and
+//! reconnecting after each check closes its connection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+
+use super::Endpoint;
+
+/// A future the launcher's trait objects return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A client the suite started, until it is stopped.
+pub trait Launched: Send {
+    /// Whether it ended by itself: `Some((crashed, how))`; `crashed` when it died of a signal or a
+    /// panic (exit status 101, or 134 for an abort), not by exiting.
+    fn exited(&mut self) -> Option<(bool, String)>;
+    /// Stops it; what it printed last and how it ended.
+    fn stop(self: Box<Self>) -> BoxFuture<String>;
+}
+
+/// Starts an in-process client for an endpoint.
+pub type StartFn = Arc<dyn Fn(&Endpoint) -> Box<dyn Launched> + Send + Sync>;
+
+/// How the client comes.
+#[derive(Clone)]
+pub enum Launcher {
+    /// It runs by itself and reconnects: the suite only listens.
+    External,
+    /// `sh -c` this command, its placeholders (`{host}`, `{port}`, `{url}`, `{authority_key}`)
+    /// expanded, started for each check and stopped after it (its whole process group).
+    Command(String),
+    /// A client in this process (tests).
+    InProcess(StartFn),
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Launcher::External => f.write_str("External"),
+            Launcher::Command(c) => f.debug_tuple("Command").field(c).finish(),
+            Launcher::InProcess(_) => f.write_str("InProcess"),
+        }
+    }
+}
+
+impl Launcher {
+    /// Whether the suite starts the client (else it reconnects by itself).
+    pub fn starts_clients(&self) -> bool {
+        !matches!(self, Launcher::External)
+    }
+
+    /// Starts a client for `endpoint` (none for an external one).
+    pub async fn start(&self, endpoint: &Endpoint) -> Result<Option<Box<dyn Launched>>, String> {
+        match self {
+            Launcher::External => Ok(None),
+            Launcher::InProcess(start) => Ok(Some(start(endpoint))),
+            Launcher::Command(template) => {
+                let command = endpoint.expand(template);
+                Ok(Some(Box::new(Spawned::start(&command)?)))
+            }
+        }
+    }
+}
+
+/// How much of a started command's output is kept (the end of it).
+const OUTPUT_KEPT: usize = 4096;
+
+/// A command started with `sh -c`, in its own process group.
+struct Spawned {
+    command: String,
+    child: Child,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Spawned {
+    fn start(command: &str) -> Result<Spawned, String> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("sh -c {command:?}: {e}"))?;
+        let output: Arc<Mutex<Vec<u8>>> = Arc::default();
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(keep_tail(out, output.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(keep_tail(err, output.clone()));
+        }
+        Ok(Spawned {
+            command: command.to_string(),
+            child,
+            output,
+        })
+    }
+
+    fn tail(&self) -> String {
+        let output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&output).trim_end().to_string()
+    }
+}
+
+/// Keeps the last [`OUTPUT_KEPT`] bytes read from `from`.
+async fn keep_tail(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Vec<u8>>>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let mut kept = into.lock().unwrap_or_else(|e| e.into_inner());
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > OUTPUT_KEPT {
+            let cut = kept.len() - OUTPUT_KEPT;
+            kept.drain(..cut);
+        }
+    }
+}
+
+/// In words, and whether it is a crash.
+fn status_words(status: std::process::ExitStatus) -> (bool, String) {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(signal) = status.signal() {
+        return (true, format!("killed by signal {signal}"));
+    }
+    match status.code() {
+        Some(101) => (true, "exit status 101 (a Rust panic)".into()),
+        Some(134) => (true, "exit status 134 (an abort)".into()),
+        Some(code) => (false, format!("exit status {code}")),
+        None => (false, "ended".into()),
+    }
+}
+
+impl Launched for Spawned {
+    fn exited(&mut self) -> Option<(bool, String)> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                let (crashed, words) = status_words(status);
+                let tail = self.tail();
+                Some((crashed, with_output(words, &tail)))
+            }
+            _ => None,
+        }
+    }
+
+    fn stop(mut self: Box<Self>) -> BoxFuture<String> {
+        Box::pin(async move {
+            let ended = match self.child.try_wait() {
+                Ok(Some(status)) => Some(status),
+                _ => None,
+            };
+            let how = match ended {
+                Some(status) => format!("it had ended: {}", status_words(status).1),
+                None => {
+                    signal_group(&self.child, "TERM").await;
+                    let status =
+                        match tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await
+                        {
+                            Ok(Ok(status)) => Some(status),
+                            _ => {
+                                signal_group(&self.child, "KILL").await;
+                                self.child.wait().await.ok()
+                            }
+                        };
+                    match status {
+                        Some(s) => format!("stopped: {}", status_words(s).1),
+                        None => "stopped".into(),
+                    }
+                }
+            };
+            // Its output readers end with its pipes.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            with_output(format!("{}: {how}", self.command), &self.tail())
+        })
+    }
+}
+
+fn with_output(words: String, tail: &str) -> String {
+    if tail.is_empty() {
+        words
+    } else {
+        format!("{words}; its last output:\n{tail}")
+    }
+}
+
+/// Sends `signal` to the child's whole process group (a shell's children too).
+async fn signal_group(child: &Child, signal: &str) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg("--")
+            .arg(format!("-{pid}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+    }
+}

@@ -1,0 +1,405 @@
+//! Checks of clients: the suite listens on loopback, plays the pool, and the implementation under
+//! test connects to it (h2spec's model for HTTP/2 clients).
+//!
+//! - [`Listener`]: where the suite listens, the authority that signs its certificates, and how the
+//!   client under test is started ([`launch::Launcher`]: a command per check, an in-process client,
+//!   or a long-running client that reconnects by itself).
+//! - [`ServeCtx`]: what a client check gets: the client's next connection, with a certificate of the
+//!   check's choosing, and the means to start the client afresh.
+//! - [`served::Served`]: one accepted connection, served by the mock pool's core (real jobs, prev
+//!   hashes and share judging), which a check can bypass message by message.
+//! - [`runner::run`]: every selected client check, the client rules of the monitor over every
+//!   connection, into the same [`crate::Report`] as a pool run.
+
+pub mod launch;
+pub mod runner;
+pub mod served;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sv2_codec::noise::keys::{AuthorityPublicKey, KeyError, Keypair, SecretKey, Sv2Url};
+use sv2_codec::noise::{Responder, ResponderConfig};
+use sv2_mock::pool::PoolConfig;
+use sv2_wire::{unix_now, Connection, Direction, KeyLog, Side, Timestamp, Transcript};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::session::Recorded;
+use crate::verdict::Outcome;
+use launch::{Launched, Launcher};
+pub use served::Served;
+
+/// Where the suite listens for the client under test, and how it is started.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// The address the suite listens on (port 0: any free port). Loopback by default.
+    pub listen: SocketAddr,
+    /// The authority whose public key the client is told (`{authority_key}`, `{url}`): the
+    /// suite's certificates are signed with it, but for the checks that sign with another.
+    pub authority: Keypair,
+    /// The suite's static key, certified by `authority`.
+    pub server_key: SecretKey,
+    /// No Noise: the client connects in plaintext (a local-network device).
+    pub plaintext: bool,
+    /// How long the suite waits for each thing the client should do (a message, a close).
+    pub timeout: Duration,
+    /// How long the client has to connect (a started process needs time to come up).
+    pub connect_timeout: Duration,
+    /// How long a check watches the client mine.
+    pub work_window: Duration,
+    pub launcher: Launcher,
+    /// Where the suite's side of each Noise session writes its keys.
+    pub key_log: KeyLog,
+}
+
+impl Listener {
+    /// A loopback listener on any free port, with a fresh authority and server key, for a client
+    /// started by `launcher`.
+    pub fn new(launcher: Launcher) -> Result<Self, KeyError> {
+        Ok(Listener {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            authority: Keypair::generate()?,
+            server_key: Keypair::generate()?.secret,
+            plaintext: false,
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(20),
+            work_window: Duration::from_secs(8),
+            launcher,
+            key_log: KeyLog::none(),
+        })
+    }
+
+    /// The authority public key the client must trust.
+    pub fn authority_key(&self) -> AuthorityPublicKey {
+        self.authority.public
+    }
+}
+
+/// What the placeholders of a launch command stand for: the address the suite listens on, and the
+/// authority key a client must check its certificate against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    /// Base58check, as pools publish it.
+    pub authority_key: String,
+    /// `stratum2+tcp://host:port/authority_key` (no key in plaintext).
+    pub url: String,
+}
+
+impl Endpoint {
+    pub fn new(address: SocketAddr, authority: Option<AuthorityPublicKey>) -> Self {
+        let url = Sv2Url {
+            host: address.ip().to_string(),
+            port: address.port(),
+            authority_key: authority,
+        };
+        Endpoint {
+            host: address.ip().to_string(),
+            port: address.port(),
+            authority_key: authority.map(|k| k.to_string()).unwrap_or_default(),
+            url: url.to_string(),
+        }
+    }
+
+    /// `template` with `{host}`, `{port}`, `{url}` and `{authority_key}` replaced.
+    pub fn expand(&self, template: &str) -> String {
+        template
+            .replace("{host}", &self.host)
+            .replace("{port}", &self.port.to_string())
+            .replace("{url}", &self.url)
+            .replace("{authority_key}", &self.authority_key)
+    }
+}
+
+type Evidence = Arc<Mutex<Vec<Recorded>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A run's listening side, shared by its checks: the listener's accepted streams, in order.
+pub(crate) struct Harness {
+    pub(crate) config: Listener,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) incoming: tokio::sync::Mutex<mpsc::Receiver<TcpStream>>,
+}
+
+impl Harness {
+    /// Drops the connections that came between checks (a long-running client's reconnects).
+    pub(crate) async fn drain(&self) {
+        let mut incoming = self.incoming.lock().await;
+        while incoming.try_recv().is_ok() {}
+    }
+}
+
+/// What a client check gets: the client's connections, certificates to present, and the client's
+/// process (when the suite starts it). Every connection is recorded; the runner collects the
+/// transcripts when the check ends.
+#[derive(Clone)]
+pub struct ServeCtx {
+    harness: Arc<Harness>,
+    evidence: Evidence,
+    launched: Arc<tokio::sync::Mutex<Option<Box<dyn Launched>>>>,
+}
+
+/// How a certificate presented to the client is wrong (or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certificate {
+    /// Signed by the run's authority, valid from a minute ago for an hour.
+    Valid,
+    /// Signed by another authority.
+    OtherAuthority,
+    /// Its validity ended an hour ago.
+    Expired,
+    /// Its validity begins in an hour.
+    NotYetValid,
+}
+
+impl std::fmt::Debug for ServeCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeCtx")
+            .field("endpoint", &self.harness.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServeCtx {
+    pub(crate) fn new(harness: Arc<Harness>) -> Self {
+        ServeCtx {
+            harness,
+            evidence: Arc::default(),
+            launched: Arc::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Listener {
+        &self.harness.config
+    }
+
+    /// The address and key the client was given.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.harness.endpoint
+    }
+
+    /// The responder settings for a certificate of this kind.
+    pub fn responder(&self, certificate: Certificate) -> Result<ResponderConfig, Outcome> {
+        let config = self.config();
+        let now = unix_now();
+        let (authority, from, until) = match certificate {
+            Certificate::Valid => (config.authority.clone(), now - 60, now + 3600),
+            Certificate::OtherAuthority => (
+                Keypair::generate().map_err(|e| Outcome::error(format!("a key: {e}")))?,
+                now - 60,
+                now + 3600,
+            ),
+            Certificate::Expired => (config.authority.clone(), now - 7200, now - 3600),
+            Certificate::NotYetValid => (config.authority.clone(), now + 3600, now + 7200),
+        };
+        Ok(ResponderConfig::issue(
+            &config.server_key,
+            &authority,
+            from,
+            until,
+        ))
+    }
+
+    /// Starts the client (a command or an in-process client), unless it runs by itself.
+    pub(crate) async fn launch(&self) -> Result<(), Outcome> {
+        let started = self
+            .config()
+            .launcher
+            .start(self.endpoint())
+            .await
+            .map_err(|e| Outcome::error(format!("starting the client: {e}")))?;
+        *self.launched.lock().await = started;
+        Ok(())
+    }
+
+    /// Stops the client the suite started, if any: what it printed and how it ended.
+    pub(crate) async fn stop(&self) -> Option<String> {
+        let launched = self.launched.lock().await.take()?;
+        Some(launched.stop().await)
+    }
+
+    /// Stops the client and starts it again (a client that gave up after a refused handshake gets
+    /// another chance); a long-running client is only given time to reconnect.
+    pub async fn restart(&self) -> Result<(), Outcome> {
+        if self.config().launcher.starts_clients() {
+            self.stop().await;
+            self.harness.drain().await;
+            self.launch().await?;
+        }
+        Ok(())
+    }
+
+    /// How the client the suite started ended, if it did: `Some((crashed, description))`.
+    pub async fn exited(&self) -> Option<(bool, String)> {
+        self.launched.lock().await.as_mut()?.exited()
+    }
+
+    /// The client's next TCP connection, within the connect timeout.
+    pub async fn next_stream(&self, what: &str) -> Result<TcpStream, Outcome> {
+        let wait = self.config().connect_timeout;
+        let got = {
+            let mut incoming = self.harness.incoming.lock().await;
+            tokio::time::timeout(wait, incoming.recv()).await
+        };
+        match got {
+            Ok(Some(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            _ => {
+                let mut why = format!(
+                    "the client did not connect to {} within {wait:?} ({what})",
+                    self.endpoint().url
+                );
+                if let Some((_, how)) = self.exited().await {
+                    why.push_str(&format!("; it exited: {how}"));
+                }
+                Err(Outcome::error(why))
+            }
+        }
+    }
+
+    /// The client's next connection with the handshake done (Noise with `certificate`, or
+    /// plaintext), served by a fresh mock pool core.
+    pub async fn accept_with(
+        &self,
+        label: &str,
+        certificate: Certificate,
+    ) -> Result<Served, Outcome> {
+        let stream = self.next_stream(label).await?;
+        self.serve_stream(label, stream, certificate, served::pool_config())
+            .await
+    }
+
+    /// [`ServeCtx::accept`], the pool core configured as `config`.
+    pub async fn accept_configured(
+        &self,
+        label: &str,
+        config: PoolConfig,
+    ) -> Result<Served, Outcome> {
+        let stream = self.next_stream(label).await?;
+        self.serve_stream(label, stream, Certificate::Valid, config)
+            .await
+    }
+
+    /// [`ServeCtx::accept_with`] a valid certificate.
+    pub async fn accept(&self, label: &str) -> Result<Served, Outcome> {
+        self.accept_with(label, Certificate::Valid).await
+    }
+
+    /// The handshake on a stream the check accepted itself (a second listener, say).
+    pub async fn serve_stream(
+        &self,
+        label: &str,
+        stream: TcpStream,
+        certificate: Certificate,
+        pool: PoolConfig,
+    ) -> Result<Served, Outcome> {
+        let config = self.config();
+        let conn = if config.plaintext {
+            Connection::plaintext(stream, Side::Server)
+        } else {
+            Connection::respond(
+                stream,
+                self.responder(certificate)?,
+                config.timeout,
+                &config.key_log,
+            )
+            .await
+            .map_err(|e| Outcome::error(format!("{label}: the client's handshake: {e}")))?
+        };
+        Served::new(conn, label, self.evidence.clone(), config.timeout, pool)
+    }
+
+    /// Answers the next connection's act 1 with an act 2 whose bit `flip_bit` is flipped (a broken
+    /// MAC), then waits for what the client does: its bytes (it went on), a close, or silence.
+    pub async fn broken_act2(&self, label: &str, flip_bit: usize) -> Result<AfterAct2, Outcome> {
+        let mut stream = self.next_stream(label).await?;
+        let timeout = self.config().timeout;
+        let mut transcript = Transcript::default();
+        let mut act1 = [0u8; 64];
+        match tokio::time::timeout(timeout, stream.read_exact(&mut act1)).await {
+            Ok(Ok(_)) => {}
+            _ => {
+                return Err(Outcome::error(format!(
+                    "{label}: no act 1 (64 bytes) within {timeout:?}"
+                )))
+            }
+        }
+        transcript.handshake(Timestamp::now(), Direction::ClientToServer, 1, &act1);
+        let mut responder = Responder::generate(self.responder(Certificate::Valid)?)
+            .map_err(|e| Outcome::error(format!("responder: {e}")))?;
+        let (mut act2, _) = match responder.read_act1(&act1) {
+            Ok(done) => done,
+            Err(e) => {
+                transcript.note(Timestamp::now(), format!("act 1 refused: {e}"));
+                self.record(label, transcript);
+                return Err(Outcome::error(format!(
+                    "{label}: the client's act 1 is not a valid key: {e}"
+                )));
+            }
+        };
+        let bit = flip_bit % (act2.len() * 8);
+        act2[bit / 8] ^= 1 << (bit % 8);
+        transcript.handshake(Timestamp::now(), Direction::ServerToClient, 2, &act2);
+        transcript.note(
+            Timestamp::now(),
+            format!("act 2 sent with bit {bit} flipped (byte {})", bit / 8),
+        );
+        let _ = stream.write_all(&act2).await;
+        let after = read_after(&mut stream, timeout).await;
+        transcript.note(Timestamp::now(), after.describe());
+        self.record(label, transcript);
+        Ok(after)
+    }
+
+    /// Records a transcript made outside a [`Served`] connection (raw byte-level checks).
+    pub fn record(&self, label: impl Into<String>, transcript: Transcript) {
+        lock(&self.evidence).push(Recorded {
+            label: label.into(),
+            transcript,
+            raw: true,
+        });
+    }
+
+    pub(crate) fn take_evidence(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *lock(&self.evidence))
+    }
+}
+
+/// What a client did after a handshake act it should have refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterAct2 {
+    /// It sent bytes: it went on with the session.
+    Sent(usize),
+    /// It closed the connection.
+    Closed,
+    /// It sent nothing and kept the connection open.
+    Silent,
+}
+
+impl AfterAct2 {
+    pub fn describe(&self) -> String {
+        match self {
+            AfterAct2::Sent(n) => format!("the client sent {n} bytes after act 2: it went on"),
+            AfterAct2::Closed => "the client closed the connection".into(),
+            AfterAct2::Silent => "the client sent nothing and kept the connection open".into(),
+        }
+    }
+}
+
+async fn read_after(stream: &mut TcpStream, timeout: Duration) -> AfterAct2 {
+    let mut buf = [0u8; 4096];
+    match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => AfterAct2::Closed,
+        Ok(Ok(n)) => AfterAct2::Sent(n),
+        Err(_) => AfterAct2::Silent,
+    }
+}

@@ -1,0 +1,182 @@
+//! Runs the selected client checks: for each, the client is started (or awaited), the check serves
+//! its connections, the client is stopped, and the monitor's client rules judge every connection
+//! the client made. The client rules' verdicts come last, as in a pool run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::{Endpoint, Harness, Listener, ServeCtx};
+use crate::check::{Check, Kind, Role};
+use crate::checks;
+use crate::monitor;
+use crate::runner::{rule_result, CheckResult, Located, Progress, Report, Selection};
+use crate::session::Recorded;
+use crate::verdict::{Outcome, Verdict};
+
+/// Every check of a client role, in report order: the role's own checks, then the monitor's
+/// client rules.
+pub fn catalogue(role: Role) -> Vec<Check> {
+    let mut all: Vec<Check> = checks::device::CHECKS
+        .iter()
+        .filter(|c| c.role == role)
+        .copied()
+        .collect();
+    all.extend_from_slice(monitor::CLIENT_RULES);
+    all
+}
+
+/// How long one client check may take in all.
+fn deadline(listener: &Listener) -> Duration {
+    listener.connect_timeout * 3 + listener.timeout * 6 + listener.work_window * 3
+}
+
+/// Runs the selected checks of `role` against the client that connects to `listener`. An error
+/// (the address cannot be bound) comes before any check runs.
+pub async fn run(
+    listener: Listener,
+    role: Role,
+    selection: &Selection,
+    mut progress: impl FnMut(Progress<'_>),
+) -> std::io::Result<Report> {
+    let started = Instant::now();
+    let socket = TcpListener::bind(listener.listen).await?;
+    let local = socket.local_addr()?;
+    let endpoint = Endpoint::new(
+        local,
+        (!listener.plaintext).then(|| listener.authority_key()),
+    );
+    let (streams, incoming) = mpsc::channel(64);
+    let accept = tokio::spawn(async move {
+        loop {
+            match socket.accept().await {
+                Ok((stream, _)) => {
+                    // A full queue drops the connection: the checks take them one at a time.
+                    let _ = streams.try_send(stream);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    });
+    let harness = Arc::new(Harness {
+        config: listener,
+        endpoint,
+        incoming: tokio::sync::Mutex::new(incoming),
+    });
+
+    let selected: Vec<Check> = catalogue(role)
+        .into_iter()
+        .filter(|c| selection.includes(c))
+        .collect();
+    let active: Vec<&Check> = selected.iter().filter(|c| !c.is_monitor()).collect();
+    let rules: Vec<&Check> = selected.iter().filter(|c| c.is_monitor()).collect();
+    let total = active.len() + rules.len();
+    let mut index = 0;
+    let mut results = Vec::new();
+    let mut flagged: Vec<(&'static str, Recorded)> = Vec::new();
+    let mut all_findings: Vec<Located> = Vec::new();
+    let mut exercised = std::collections::BTreeSet::new();
+
+    for check in active {
+        let Kind::Serve(run_fn) = check.kind else {
+            continue;
+        };
+        progress(Progress::Started {
+            id: check.id,
+            index,
+            total,
+        });
+        index += 1;
+        let t = Instant::now();
+        harness.drain().await;
+        let ctx = ServeCtx::new(harness.clone());
+        let mut outcome = match ctx.launch().await {
+            Err(o) => o,
+            Ok(()) => {
+                let limit = deadline(&harness.config);
+                let task = tokio::spawn(run_fn(ctx.clone()));
+                let abort = task.abort_handle();
+                match tokio::time::timeout(limit, task).await {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(e)) => Outcome::error(format!("the check panicked: {e}")),
+                    Err(_) => {
+                        abort.abort();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Outcome::error(format!("the check did not finish within {limit:?}"))
+                    }
+                }
+            }
+        };
+        if let Some(stopped) = ctx.stop().await {
+            // What the client printed explains an error; a verdict stands on the wire.
+            if outcome.verdict == Verdict::Error {
+                outcome.observed = format!("{}; the client: {stopped}", outcome.observed);
+            }
+        }
+        let duration = t.elapsed();
+        tokio::task::yield_now().await;
+        let evidence = ctx.take_evidence();
+        let mut findings = Vec::new();
+        for recorded in evidence.iter().filter(|r| !r.raw) {
+            // Only the client's findings: the suite sends malformed frames on purpose.
+            let report = monitor::check_transcript(&recorded.transcript).client();
+            exercised.extend(report.exercised.iter().copied());
+            if !report.findings.is_empty() {
+                flagged.push((check.id, recorded.clone()));
+            }
+            for finding in report.findings {
+                findings.push(Located {
+                    check: check.id,
+                    connection: recorded.label.clone(),
+                    finding,
+                });
+            }
+        }
+        all_findings.extend(findings.iter().cloned());
+        let result = CheckResult {
+            check: *check,
+            outcome,
+            duration,
+            evidence,
+            findings,
+        };
+        progress(Progress::Finished(&result));
+        results.push(result);
+    }
+
+    for rule in rules {
+        progress(Progress::Started {
+            id: rule.id,
+            index,
+            total,
+        });
+        index += 1;
+        let findings: Vec<Located> = all_findings
+            .iter()
+            .filter(|f| f.finding.rule == rule.id)
+            .cloned()
+            .collect();
+        let evidence: Vec<Recorded> = flagged
+            .iter()
+            .filter(|(check, r)| {
+                findings
+                    .iter()
+                    .any(|f| f.check == *check && f.connection == r.label)
+            })
+            .map(|(_, r)| r.clone())
+            .collect();
+        let result = rule_result(rule, findings, exercised.contains(rule.id), evidence);
+        progress(Progress::Finished(&result));
+        results.push(result);
+    }
+    accept.abort();
+    Ok(Report {
+        target: harness.endpoint.url.clone(),
+        encrypted: !harness.config.plaintext,
+        certificate: None,
+        results,
+        duration: started.elapsed(),
+    })
+}

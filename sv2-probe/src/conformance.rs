@@ -7,8 +7,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use sv2_codec::noise::keys::{AuthorityPublicKey, Sv2Url};
+use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair, SecretKey, Sv2Url};
 use sv2_conformance::runner::monitor_transcript;
+use sv2_conformance::serve::launch::Launcher;
+use sv2_conformance::serve::{runner as serve_runner, Listener};
+use sv2_conformance::Role;
 use sv2_conformance::{
     checks, expected, report, run_observed, Progress, Report, Security, Selection, Target,
 };
@@ -33,12 +36,30 @@ when nothing could be checked.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The role of the target (only `pool` for now).
-    #[arg(long, default_value = "pool", value_parser = ["pool"])]
+    /// The role of the implementation under test: `pool` (the suite connects to --target) or
+    /// `device` (a mining client: the suite listens on --listen, plays the pool, and the client
+    /// connects: started per check with --spawn, or running by itself and reconnecting).
+    #[arg(long, default_value = "pool", value_parser = ["pool", "device"])]
     pub role: String,
-    /// host:port or stratum2+tcp://host:port/<authority key>.
-    #[arg(long, value_name = "ADDR", required_unless_present_any = ["list", "transcript"])]
+    /// host:port or stratum2+tcp://host:port/<authority key> (role pool).
+    #[arg(long, value_name = "ADDR")]
     pub target: Option<String>,
+    /// Where the suite listens for the client under test (roles other than pool).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Start the client under test for each check with this shell command, and stop it after:
+    /// `{url}` (stratum2+tcp://host:port/<authority key>), `{host}`, `{port}` and `{authority_key}`
+    /// are replaced. Without it, the suite waits for a client that connects (and reconnects) by
+    /// itself: point it at the URL printed at the start.
+    #[arg(long, value_name = "CMD")]
+    pub spawn: Option<String>,
+    /// The secret key (base58check) of the authority that signs the suite's certificates, for a
+    /// client configured with its public key beforehand (default: a fresh one, printed).
+    #[arg(long, value_name = "KEY")]
+    pub authority_secret: Option<String>,
+    /// Seconds the client has to connect (a started client needs time to come up).
+    #[arg(long, default_value_t = 20.0)]
+    pub connect_timeout: f64,
     /// The authority public key (base58) the server's certificate must be signed by.
     #[arg(long, value_name = "KEY")]
     pub authority_key: Option<String>,
@@ -206,7 +227,13 @@ fn connections(report: &Report) -> impl Iterator<Item = &Transcript> {
 }
 
 fn target(args: &Args) -> anyhow::Result<Target> {
-    let text = args.target.as_deref().context("--target")?;
+    if args.spawn.is_some() {
+        bail!("--spawn starts a client: it is for client roles (--role device)");
+    }
+    let text = args
+        .target
+        .as_deref()
+        .context("--target is required for --role pool")?;
     let (host_port, url_key) = if text.contains("://") {
         let url: Sv2Url = text.parse().context("--target URL")?;
         (url.host_port(), url.authority_key)
@@ -242,12 +269,50 @@ fn target(args: &Args) -> anyhow::Result<Target> {
     Ok(target)
 }
 
+/// The checks of the role asked for.
+fn catalogue(args: &Args) -> Vec<sv2_conformance::Check> {
+    match args.role.as_str() {
+        "device" => serve_runner::catalogue(Role::Device),
+        _ => checks::catalogue(),
+    }
+}
+
+/// The listening side of a client role's run.
+fn listener(args: &Args) -> anyhow::Result<Listener> {
+    if args.target.is_some() {
+        bail!("--target is for --role pool; a client connects to the suite (--listen, --spawn)");
+    }
+    let listen: SocketAddr = args
+        .listen
+        .to_socket_addrs()
+        .with_context(|| format!("--listen {}", args.listen))?
+        .next()
+        .with_context(|| format!("--listen {}: no address", args.listen))?;
+    let launcher = match &args.spawn {
+        Some(command) => Launcher::Command(command.clone()),
+        None => Launcher::External,
+    };
+    let mut listener = Listener::new(launcher)?;
+    listener.listen = listen;
+    if let Some(secret) = &args.authority_secret {
+        listener.authority = Keypair::from_secret(
+            SecretKey::from_base58(secret.trim()).context("--authority-secret")?,
+        );
+    }
+    listener.plaintext = args.plaintext;
+    listener.key_log = sv2_wire::KeyLog::from_env();
+    listener.timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 600.0));
+    listener.work_window = Duration::from_secs_f64(args.work_window.clamp(0.1, 3600.0));
+    listener.connect_timeout = Duration::from_secs_f64(args.connect_timeout.clamp(0.1, 3600.0));
+    Ok(listener)
+}
+
 pub fn run_command(
     args: &Args,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
-    let catalogue = checks::catalogue();
+    let catalogue = catalogue(args);
     let selection = Selection {
         only: args.only.clone(),
     };
@@ -303,12 +368,8 @@ pub fn run_command(
         }
         None => None,
     };
-    let mut target = target(args)?;
     // The run's key-log lines, for the key log beside --pcap.
     let keys = MemorySink::default();
-    if args.pcap.is_some() {
-        target.key_log = target.key_log.and(keys.clone());
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -321,7 +382,33 @@ pub fn run_command(
     } else {
         Status::bar(0)
     };
-    let report = runtime.block_on(run_observed(target, &selection, |event| match event {
+    let serving = if args.role == "pool" {
+        None
+    } else {
+        let mut listener = listener(args)?;
+        if args.pcap.is_some() {
+            listener.key_log = listener.key_log.and(keys.clone());
+        }
+        let socket = runtime
+            .block_on(tokio::net::TcpListener::bind(listener.listen))
+            .with_context(|| format!("--listen {}", args.listen))?;
+        listener.listen = socket.local_addr()?;
+        let endpoint = sv2_conformance::serve::Endpoint::new(
+            listener.listen,
+            (!listener.plaintext).then(|| listener.authority_key()),
+        );
+        let how = match &args.spawn {
+            Some(command) => format!("starting for each check: {}", endpoint.expand(command)),
+            None => "point the client at this URL: it must reconnect after each check".to_string(),
+        };
+        if quiet {
+            writeln!(err, "listening on {}", endpoint.url)?;
+        } else {
+            writeln!(err, "listening on {}; {how}", endpoint.url)?;
+        }
+        Some((socket, listener))
+    };
+    let progress = |event: Progress<'_>| match event {
         Progress::Started { id, index, total } => {
             status.set_length(total as u64);
             status.set_position(index as u64);
@@ -329,12 +416,30 @@ pub fn run_command(
         }
         Progress::Finished(r) => {
             if !quiet {
-                let _ = status.write(err, |err| {
+                let _ = status.write(&mut *err, |err| {
                     writeln!(err, "{:<5} {}", r.outcome.verdict.as_str(), r.check.id)
                 });
             }
         }
-    }));
+    };
+    let report = if args.role == "pool" {
+        let mut target = target(args)?;
+        if args.pcap.is_some() {
+            target.key_log = target.key_log.and(keys.clone());
+        }
+        runtime.block_on(run_observed(target, &selection, progress))
+    } else {
+        let (socket, listener) = serving.context("a client role's listener")?;
+        runtime
+            .block_on(serve_runner::run_on(
+                socket,
+                listener,
+                Role::Device,
+                &selection,
+                progress,
+            ))
+            .with_context(|| format!("--listen {}", args.listen))?
+    };
     status.finish();
     let json = report::json(&report);
     if args.json {

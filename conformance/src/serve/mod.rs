@@ -241,29 +241,44 @@ impl ServeCtx {
         self.launched.lock().await.as_mut()?.exited()
     }
 
-    /// The client's next TCP connection, within the connect timeout.
+    /// The client's next TCP connection, within the connect timeout (a started client that exits
+    /// before it connects ends the wait).
     pub async fn next_stream(&self, what: &str) -> Result<TcpStream, Outcome> {
         let wait = self.config().connect_timeout;
-        let got = {
-            let mut incoming = self.harness.incoming.lock().await;
-            tokio::time::timeout(wait, incoming.recv()).await
-        };
-        match got {
-            Ok(Some(stream)) => {
-                let _ = stream.set_nodelay(true);
-                Ok(stream)
-            }
-            _ => {
-                let mut why = format!(
-                    "the client did not connect to {} within {wait:?} ({what})",
-                    self.endpoint().url
-                );
-                if let Some((_, how)) = self.exited().await {
-                    why.push_str(&format!("; it exited: {how}"));
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut incoming = self.harness.incoming.lock().await;
+        let mut exited = None;
+        loop {
+            let poll = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(Duration::from_millis(100));
+            match tokio::time::timeout(poll, incoming.recv()).await {
+                Ok(Some(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
                 }
-                Err(Outcome::error(why))
+                Ok(None) => break,
+                Err(_) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            // Gone: what it connected before it went is still taken (above), then no more waiting.
+            if exited.is_none() {
+                exited = self.exited().await;
+            } else {
+                break;
             }
         }
+        let mut why = format!(
+            "the client did not connect to {} ({what})",
+            self.endpoint().url
+        );
+        match exited {
+            Some((_, how)) => why.push_str(&format!(": it exited, {how}")),
+            None => why.push_str(&format!(" within {wait:?}")),
+        }
+        Err(Outcome::error(why))
     }
 
     /// The client's next connection with the handshake done (Noise with `certificate`, or

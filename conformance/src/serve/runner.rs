@@ -39,10 +39,22 @@ pub async fn run(
     listener: Listener,
     role: Role,
     selection: &Selection,
+    progress: impl FnMut(Progress<'_>),
+) -> std::io::Result<Report> {
+    let socket = TcpListener::bind(listener.listen).await?;
+    run_on(socket, listener, role, selection, progress).await
+}
+
+/// [`run`] on a socket already listening (its address replaces `listener.listen`): the caller
+/// knows the port before the client must be told it.
+pub async fn run_on(
+    socket: TcpListener,
+    listener: Listener,
+    role: Role,
+    selection: &Selection,
     mut progress: impl FnMut(Progress<'_>),
 ) -> std::io::Result<Report> {
     let started = Instant::now();
-    let socket = TcpListener::bind(listener.listen).await?;
     let local = socket.local_addr()?;
     let endpoint = Endpoint::new(
         local,
@@ -111,7 +123,7 @@ pub async fn run(
         };
         if let Some(stopped) = ctx.stop().await {
             // What the client printed explains an error; a verdict stands on the wire.
-            if outcome.verdict == Verdict::Error {
+            if outcome.verdict == Verdict::Error && !outcome.observed.contains("it exited") {
                 outcome.observed = format!("{}; the client: {stopped}", outcome.observed);
             }
         }

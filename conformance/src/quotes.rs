@@ -349,6 +349,86 @@ pub const QUOTES: &[(&str, &str)] = &[
         "monitor.client-sequence-unique",
         r#"05-Mining-Protocol.md:330: “Unique sequential identifier of the submit within the channel”"#,
     ),
+    (
+        "device.noise.wrong-authority",
+        r#"04-Protocol-Security.md:292: “These parts make up a `CERTIFICATE` signed by an authority whose public key is generally known (for example from pool's website). Initiator confirms the identity of the server by verifying the signature in the certificate.” / 03-Protocol-Overview.md:301: “This ensures that an attacker will not be able to redirect hashrate to an arbitrary server should the pool server get compromised”"#,
+    ),
+    (
+        "device.noise.expired",
+        r#"04-Protocol-Security.md:242: “Signature is invalid after this point in time (unix timestamp)” / 04-Protocol-Security.md:292: “Initiator confirms the identity of the server by verifying the signature in the certificate.”"#,
+    ),
+    (
+        "device.noise.not-yet-valid",
+        r#"04-Protocol-Security.md:241: “Validity start time (unix timestamp)” / 04-Protocol-Security.md:292: “Initiator confirms the identity of the server by verifying the signature in the certificate.”"#,
+    ),
+    (
+        "device.noise.act2-mac",
+        r#"04-Protocol-Security.md:191: “Should the decryption (i.e. authentication code validation) fail at any point, the session must be terminated.” / 04-Protocol-Security.md:281: “decrypts next 80 bytes with `DecryptAndHash()` and stores the results as `rs.public_key` which is **server's static public key** (note that 64 bytes is the public key and 16 bytes is MAC)”"#,
+    ),
+    (
+        "device.noise.frame-mac",
+        r#"04-Protocol-Security.md:191: “Should the decryption (i.e. authentication code validation) fail at any point, the session must be terminated.” / 04-Protocol-Security.md:347: “If decryption fails, the process stops”"#,
+    ),
+    (
+        "device.setup.versions",
+        r#"03-Protocol-Overview.md:243: “The minimum protocol version the client supports (currently must be 2)” / 03-Protocol-Overview.md:244: “The maximum protocol version the client supports (currently must be 2)”"#,
+    ),
+    (
+        "device.mining.waits-for-work",
+        r#"05-Mining-Protocol.md:396: “An empty value indicates this is a future job to be activated once a SetNewPrevHash message is received with a matching job_id.” / 05-Mining-Protocol.md:464: “When a client receives this message, only the job referenced by Job ID is valid.” (no sentence forbids a share without a job in words: SHOULD)"#,
+    ),
+    (
+        "device.shares.accepted",
+        r#"05-Mining-Protocol.md:535: “All submits leading to hashes higher than the specified target will be rejected by the server.” / 05-Mining-Protocol.md:464: “When a client receives this message, only the job referenced by Job ID is valid.” (what the server rejects, not a MUST on the client: SHOULD)"#,
+    ),
+    (
+        "device.shares.extranonce-size",
+        r#"05-Mining-Protocol.md:344: “The size of the provided extranonce MUST be equal to the negotiated extranonce size from channel opening.”"#,
+    ),
+    (
+        "device.shares.version-not-rolled",
+        r#"05-Mining-Protocol.md:422: “If set to False, the downstream node MUST use version as it is defined by this message.” / 05-Mining-Protocol.md:206: “Upstream node will not accept any changes to the version field.”"#,
+    ),
+    (
+        "device.shares.new-prev-hash",
+        r#"05-Mining-Protocol.md:463: “Clients MUST immediately start to mine on the provided prevhash.” / 05-Mining-Protocol.md:464: “When a client receives this message, only the job referenced by Job ID is valid.” / 05-Mining-Protocol.md:465: “The remaining jobs already queued by the client have to be made invalid.”"#,
+    ),
+    (
+        "device.shares.new-job",
+        r#"05-Mining-Protocol.md:388: “If the `min_ntime` field is set, the client MUST start to mine on the new job immediately after receiving this message, and use the value for the initial nTime.” / 05-Mining-Protocol.md:406: “If the `min_ntime` field is set to some nTime, the client MUST start to mine on the new job as soon as possible after receiving this message.”"#,
+    ),
+    (
+        "device.robust.unknown-extension",
+        r#"03-Protocol-Overview.md:157: “Messages with an unknown `extension_type` which are to be processed locally (as defined above) MUST be discarded and ignored.”"#,
+    ),
+    (
+        "device.robust.chunked-frame",
+        r#"04-Protocol-Security.md:384: “Serialized stratum-v2 body (payload) is split into 65519-byte chunks and encrypted to form 65535-bytes AEAD ciphertexts,” / 03-Protocol-Overview.md:157: “Messages with an unknown `extension_type` which are to be processed locally (as defined above) MUST be discarded and ignored.”"#,
+    ),
+    (
+        "device.robust.bool-high-bits",
+        r#"03-Protocol-Overview.md:65: “Recipients MUST NOT interpret bits outside of the least significant bit. Senders MAY set bits outside of the least significant bit to any value without any impact on meaning.” / 05-Mining-Protocol.md:422: “If set to False, the downstream node MUST use version as it is defined by this message.”"#,
+    ),
+    (
+        "device.robust.share-error-code",
+        r#"03-Protocol-Overview.md:218: “implementations MUST do a logging no-op for unknown error codes.” / 03-Protocol-Overview.md:220: “Fallback or recovery behavior MUST be based on the overall protocol state, even when a peer sends an unknown, different, or unexpected error code.”"#,
+    ),
+    (
+        "device.robust.open-error-code",
+        r#"03-Protocol-Overview.md:218: “implementations MUST do a logging no-op for unknown error codes.” / 03-Protocol-Overview.md:220: “Fallback or recovery behavior MUST be based on the overall protocol state, even when a peer sends an unknown, different, or unexpected error code.”"#,
+    ),
+    (
+        "device.mining.close-channel",
+        r#"05-Mining-Protocol.md:294: “`CloseChannel` (Client -> Server, Server -> Client)” / 05-Mining-Protocol.md:297: “The server MUST stop sending messages for the channel.” (nothing binds the client once the server closes: SHOULD)"#,
+    ),
+    (
+        "device.reconnect.follows",
+        r#"03-Protocol-Overview.md:116: “After receiving a request to reconnect, the downstream node MUST run the handshake protocol with the new node as long as its previous connection was also running through a secure cryptographic session state.” / 03-Protocol-Overview.md:297: “Upon receiving the message, the client re-initiates the Noise handshake”"#,
+    ),
+    (
+        "device.reconnect.wrong-authority",
+        r#"03-Protocol-Overview.md:297: “Upon receiving the message, the client re-initiates the Noise handshake and uses the pool’s authority public key to verify that the certificate presented by the new server has a valid signature.” / 03-Protocol-Overview.md:299: “For security reasons, it is not possible to reconnect to a server with a certificate signed by a different pool authority key.”"#,
+    ),
 ];
 
 /// The spec sentence(s) a check or rule rests on.

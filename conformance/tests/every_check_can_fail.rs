@@ -2,7 +2,20 @@
 //! fault tests (faults_wire.rs, faults_mining.rs), which run it against a pool broken in the way it is
 //! about and assert that it fails. This test keeps a new check from slipping in without one.
 
-use sv2_conformance::checks::catalogue;
+use sv2_conformance::check::Check;
+use sv2_conformance::serve::runner::catalogue as client_catalogue;
+use sv2_conformance::Role;
+
+/// Every check of every role: the pool's, then the device's and the client rules.
+fn catalogue() -> Vec<Check> {
+    let mut all = sv2_conformance::checks::catalogue();
+    for check in client_catalogue(Role::Device) {
+        if !all.iter().any(|c| c.id == check.id) {
+            all.push(check);
+        }
+    }
+    all
+}
 
 #[test]
 fn every_check_is_exercised_by_a_fault_test() {
@@ -11,6 +24,10 @@ fn every_check_is_exercised_by_a_fault_test() {
         include_str!("faults_mining.rs"),
         // Monitor rules broken by a scripted pool, over a transcript.
         include_str!("monitor_device_rules.rs"),
+        // Device checks against our device made faulty one way at a time.
+        include_str!("faults_device.rs"),
+        // Client rules broken by a client, over a transcript.
+        include_str!("monitor.rs"),
     ];
     let missing: Vec<&str> = catalogue()
         .iter()
@@ -31,12 +48,15 @@ fn ids_are_unique_and_well_formed() {
     ids.dedup();
     assert_eq!(ids.len(), all.len());
     for c in &all {
-        let (group, name) = c.id.split_once('.').expect("group.name");
-        assert!(
-            ["noise", "setup", "ext", "mining", "shares", "monitor"].contains(&group),
-            "{}",
-            c.id
-        );
+        // A device check is `device.group.name`.
+        let id = c.id.strip_prefix("device.").unwrap_or(c.id);
+        let (group, name) = id.split_once('.').expect("group.name");
+        let groups: &[&str] = if id == c.id {
+            &["noise", "setup", "ext", "mining", "shares", "monitor"]
+        } else {
+            &["noise", "setup", "mining", "shares", "robust", "reconnect"]
+        };
+        assert!(groups.contains(&group), "{}", c.id);
         assert!(
             name.chars()
                 .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
@@ -45,7 +65,7 @@ fn ids_are_unique_and_well_formed() {
         );
         assert!(!c.section.is_empty() && !c.title.is_empty(), "{}", c.id);
     }
-    assert!(all.len() >= 40);
+    assert!(all.len() >= 100, "{}", all.len());
 }
 
 #[test]

@@ -475,3 +475,20 @@ fn share_ntime_outside_its_window_fails_the_client_rule() {
         report.findings
     );
 }
+
+#[test]
+fn the_client_rules_shown_failing_here_keep_their_ids() {
+    // The catalogue test (every_check_can_fail.rs) finds each rule by its quoted id.
+    use sv2_conformance::monitor::{
+        CLIENT_REQUEST_ID_UNIQUE, CLIENT_SEQUENCE_UNIQUE, CLIENT_SHARE_NTIME, CLIENT_VENDOR,
+    };
+    let ids = [
+        (CLIENT_VENDOR, "monitor.client-vendor"),
+        (CLIENT_REQUEST_ID_UNIQUE, "monitor.client-request-id-unique"),
+        (CLIENT_SHARE_NTIME, "monitor.client-share-ntime"),
+        (CLIENT_SEQUENCE_UNIQUE, "monitor.client-sequence-unique"),
+    ];
+    for (constant, id) in ids {
+        assert_eq!(constant, id);
+    }
+}

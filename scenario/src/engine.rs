@@ -72,6 +72,14 @@ impl Engine {
             if !self.eligible(i, from, elapsed) {
                 continue;
             }
+            if let Some(extension) = rule.extension {
+                let header = frame
+                    .first_chunk::<2>()
+                    .map(|h| u16::from_le_bytes(*h) & 0x7fff);
+                if header != Some(extension) {
+                    continue;
+                }
+            }
             if rule.message.is_some() {
                 let found = decoded.get_or_insert_with(|| describe(frame));
                 if !matches(rule, found.as_ref()) {

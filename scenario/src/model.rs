@@ -87,6 +87,9 @@ pub struct Rule {
     pub from: Option<From>,
     /// The spec's message name; None: any frame.
     pub message: Option<String>,
+    /// Only frames whose header names this extension_type (the channel_msg bit aside): frames of
+    /// an extension the codec does not know, which no `message` names, too.
+    pub extension: Option<u16>,
     /// Fields that must equal these values (codec JSON).
     pub fields: serde_json::Map<String, Value>,
     /// Only the nth frame the rule matches (1-based).
@@ -123,6 +126,7 @@ struct RuleFile {
     name: Option<String>,
     from: Option<From>,
     message: Option<String>,
+    extension: Option<u16>,
     #[serde(default, rename = "where")]
     fields: serde_json::Map<String, Value>,
     nth: Option<u64>,
@@ -197,6 +201,7 @@ impl Scenario {
                 name,
                 from: r.from,
                 message: r.message,
+                extension: r.extension,
                 fields: r.fields,
                 nth: r.nth,
                 times: r.times,

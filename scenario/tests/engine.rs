@@ -352,3 +352,27 @@ fn a_field_the_message_does_not_have_is_refused_and_merged_rules_keep_their_file
     assert_eq!(names, ["a: rule 1", "a: rule 2", "b: rule 1", "b: rule 2"]);
     assert_eq!(merged.rules[3].after_rule.as_deref(), Some("b: rule 1"));
 }
+
+#[test]
+fn extension_matches_frames_of_unknown_extensions_by_header() {
+    let mut e = engine(
+        r#"
+[[rule]]
+extension = 0x4abc
+action = "drop"
+"#,
+    );
+    // Extension 0x4abc, with and without the channel_msg bit: no message decodes them.
+    let unknown = [0xbc, 0x4a, 0x01, 0x02, 0x00, 0x00, 0xaa, 0xbb];
+    let channel = [0xbc, 0xca, 0x02, 0x04, 0x00, 0x00, 1, 0, 0, 0];
+    for frame in [&unknown[..], &channel[..]] {
+        let applied = e.on_frame(From::Server, frame, Duration::ZERO);
+        assert!(sent(&applied.steps).is_empty(), "{frame:?} dropped");
+    }
+    // A core message (extension 0) and another extension pass.
+    let other = [0x01, 0x00, 0x01, 0x00, 0x00, 0x00];
+    for frame in [ack(1, 1), other.to_vec()] {
+        let applied = e.on_frame(From::Server, &frame, Duration::ZERO);
+        assert_eq!(sent(&applied.steps), vec![frame]);
+    }
+}

@@ -7,10 +7,12 @@ use sv2_scenario::Scenario;
 fn every_example_reads() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples");
     let faults = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/faults");
+    let clients = faults.join("clients");
     let mut read = 0;
     let entries = std::fs::read_dir(&dir)
         .unwrap()
-        .chain(std::fs::read_dir(&faults).unwrap());
+        .chain(std::fs::read_dir(&faults).unwrap())
+        .chain(std::fs::read_dir(&clients).unwrap());
     for entry in entries {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
@@ -31,7 +33,7 @@ fn every_example_reads() {
     ] {
         assert!(dir.join(format!("{name}.toml")).is_file(), "{name}");
     }
-    assert!(read >= 8, "{read}");
+    assert!(read >= 24, "{read}");
 }
 
 #[test]

@@ -255,3 +255,67 @@ async fn the_probe_reports_monitor_findings() {
         "{report:#}"
     );
 }
+
+/// `--role device --spawn`: the suite starts `sv2-probe mine` for each check, with the URL it
+/// listens on, and reports by section; a check the started client cannot pass shows its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_role_spawns_the_client_for_each_check() {
+    let bin = env!("CARGO_BIN_EXE_sv2-probe");
+    let json = scratch("device").join("report.json");
+    let out = sv2_probe(vec![
+        "--role".into(),
+        "device".into(),
+        "--spawn".into(),
+        format!("{bin} mine {{url}} --threads 1"),
+        "--only".into(),
+        "device.noise.wrong-authority,device.setup,device.shares.accepted,monitor.client-vendor"
+            .into(),
+        "--timeout".into(),
+        "2".into(),
+        "--work-window".into(),
+        "4".into(),
+        "--json-file".into(),
+        json.display().to_string(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("listening on stratum2+tcp://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("§4.5.3"), "{stdout}");
+    assert!(stdout.contains("4 pass"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["results"].as_array().unwrap().len(), 4);
+
+    // A command that cannot start a client: every check errors at once, with its output.
+    let out = sv2_probe(vec![
+        "--role".into(),
+        "device".into(),
+        "--spawn".into(),
+        "echo no such miner; exit 3".into(),
+        "--only".into(),
+        "device.setup".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("no such miner") && stdout.contains("exit status 3"),
+        "{stdout}"
+    );
+
+    // --target belongs to the pool role.
+    let out = sv2_probe(vec![
+        "--role".into(),
+        "device".into(),
+        "--target".into(),
+        "127.0.0.1:1".into(),
+    ])
+    .await;
+    assert!(!out.status.success());
+}

@@ -882,9 +882,16 @@ async fn open_error_code(ctx: ServeCtx) -> Outcome {
     }
     let expected = "an unknown error code does not crash the client";
     // What the client does next is its own (stay, retry, leave): only a crash fails.
-    let watched = s.recv_within(ctx.config().timeout).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    match ctx.exited().await {
+    let timeout = ctx.config().timeout;
+    let watched = s.recv_within(timeout).await;
+    // A process that goes down takes a moment after its connection does.
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut exited = ctx.exited().await;
+    while exited.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        exited = ctx.exited().await;
+    }
+    match exited {
         Some((true, how)) => Outcome::fail(expected, format!("the client crashed: {how}")),
         Some((false, how)) => Outcome::pass(
             expected,

@@ -1,0 +1,139 @@
+//! Every device check shown failing: our device made faulty in the way the check is about (a fault
+//! scenario from scenarios/faults/clients/ on a relay in front of it, no certificate check, a run
+//! that ends as a crash, or a client that never checks a MAC), and the check must fail on it.
+
+mod common;
+
+use common::device::{
+    crashing_device_launcher, device_behind, device_launcher, mac_deaf_launcher, run_with,
+};
+use sv2_conformance::serve::launch::Launcher;
+use sv2_conformance::Verdict;
+use sv2_mock::miner::driver::Security;
+use sv2_mock::miner::ChannelKind;
+
+/// Runs `check` against the client `launcher` starts and asserts it fails.
+async fn fails(check: &str, launcher: Launcher) {
+    let results = run_with(&[check], launcher).await;
+    let result = results
+        .iter()
+        .find(|r| r.check.id == check)
+        .unwrap_or_else(|| panic!("{check} ran"));
+    assert_eq!(
+        result.outcome.verdict,
+        Verdict::Fail,
+        "{check}: {:?}",
+        result.outcome
+    );
+    eprintln!("{check}: {}", result.outcome.observed);
+}
+
+fn extended(c: &mut sv2_mock::miner::driver::DeviceDriverConfig) {
+    c.device.channel = ChannelKind::Extended;
+}
+
+/// A device that accepts any certificate: no authority key to check it against.
+fn trusting() -> Launcher {
+    device_launcher(|c| c.security = Security::Noise { authority: None })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_not_checked() {
+    for check in [
+        "device.noise.wrong-authority",
+        "device.noise.expired",
+        "device.noise.not-yet-valid",
+        "device.reconnect.wrong-authority",
+    ] {
+        fails(check, trusting()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn macs_not_checked() {
+    for check in ["device.noise.act2-mac", "device.noise.frame-mac"] {
+        fails(check, mac_deaf_launcher()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_and_work_faults() {
+    fails(
+        "device.setup.versions",
+        device_behind("setup-version-3.toml", |_| {}),
+    )
+    .await;
+    fails(
+        "device.mining.waits-for-work",
+        device_behind("share-before-work.toml", |_| {}),
+    )
+    .await;
+    fails(
+        "device.shares.accepted",
+        device_behind("shares-unknown-job.toml", |_| {}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_faults() {
+    fails(
+        "device.shares.extranonce-size",
+        device_behind("extranonce-short.toml", extended),
+    )
+    .await;
+    fails(
+        "device.shares.version-not-rolled",
+        device_behind("version-rolled.toml", |c| c.device.version_rolling = false),
+    )
+    .await;
+    fails(
+        "device.shares.new-prev-hash",
+        device_behind("ignore-new-prev-hash.toml", |_| {}),
+    )
+    .await;
+    fails(
+        "device.shares.new-job",
+        device_behind("ignore-new-job.toml", |_| {}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robustness_faults() {
+    for check in [
+        "device.robust.unknown-extension",
+        "device.robust.chunked-frame",
+    ] {
+        fails(
+            check,
+            device_behind("close-on-unknown-extension.toml", |_| {}),
+        )
+        .await;
+    }
+    fails(
+        "device.robust.bool-high-bits",
+        device_behind("bool-any-bit.toml", extended),
+    )
+    .await;
+    fails(
+        "device.robust.share-error-code",
+        device_behind("close-on-share-error.toml", |_| {}),
+    )
+    .await;
+    fails("device.robust.open-error-code", crashing_device_launcher()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_and_reconnect_faults() {
+    fails(
+        "device.mining.close-channel",
+        device_behind("ignore-close-channel.toml", |_| {}),
+    )
+    .await;
+    fails(
+        "device.reconnect.follows",
+        device_behind("ignore-reconnect.toml", |_| {}),
+    )
+    .await;
+}

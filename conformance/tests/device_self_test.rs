@@ -58,12 +58,13 @@ async fn a_standard_channel_device_passes() {
     );
 }
 
-/// An extended channel without version rolling: the checks the standard device skips apply.
+/// An extended channel that rolls the version where jobs allow it, without requiring it: the
+/// checks the standard device skips apply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_channel_device_passes() {
     let results = run_device(&[], |c| {
         c.device.channel = ChannelKind::Extended;
-        c.device.version_rolling = false;
+        c.device.setup_flags = Some(0);
     })
     .await;
     assert_passes(&results, &[]);

@@ -101,19 +101,24 @@ async fn share_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn robustness_faults() {
-    for check in [
+    fails(
         "device.robust.unknown-extension",
+        device_behind("close-on-unknown-extension.toml", |_| {}),
+    )
+    .await;
+    fails(
         "device.robust.chunked-frame",
-    ] {
-        fails(
-            check,
-            device_behind("close-on-unknown-extension.toml", |_| {}),
-        )
-        .await;
-    }
+        device_behind("close-on-large-frame.toml", |_| {}),
+    )
+    .await;
+    // Reads a BOOL by its whole byte: rolls on a job sent with 0xFE, not on one sent with 0x00.
     fails(
         "device.robust.bool-high-bits",
-        device_behind("bool-any-bit.toml", extended),
+        device_launcher(|c| {
+            extended(c);
+            c.device.setup_flags = Some(0);
+            c.device.bool_whole_byte = true;
+        }),
     )
     .await;
     fails(

@@ -37,7 +37,7 @@ pub const CHECKS: &[Check] = &[
     serve!("device.shares.version-not-rolled", "5.3.16", Must, Some(68), "with version rolling not allowed (REQUIRES_FIXED_VERSION), shares carry the job's version unchanged", version_not_rolled),
     serve!("device.shares.new-prev-hash", "5.3.17", Must, Some(66), "after SetNewPrevHash, no share on an older job (1 s allowed for shares in flight)", new_prev_hash),
     serve!("device.shares.new-job", "5.3.15", Must, Some(65), "a job with min_ntime set is mined at once: shares name it from 1 s after it came", new_job),
-    serve!("device.robust.unknown-extension", "3.4", Must, Some(7), "messages of an unknown extension (with and without channel_msg) are ignored: the session and the shares go on", unknown_extension),
+    serve!("device.robust.unknown-extension", "3.4", Must, Some(7), "a message of an unknown extension (channel_msg 0) is ignored: the session and the shares go on", unknown_extension),
     serve!("device.robust.chunked-frame", "4.6", Must, Some(20), "a 70,000-byte frame (two AEAD blocks) of an unknown extension is read whole and ignored", chunked_frame),
     serve!("device.robust.bool-high-bits", "3.1", Must, Some(1), "a BOOL is read by its low bit: version_rolling_allowed sent as 0xFE is False", bool_high_bits),
     serve!("device.robust.share-error-code", "3.5", Must, Some(31), "a SubmitShares.Error with an unknown error_code is a logging no-op: mining goes on", share_error_code),
@@ -610,63 +610,70 @@ async fn judge_switch(
 // ---------------------------------------------------------------------------------------------
 // Robustness
 
-/// Serves until a share is accepted after the message the check sent: the client went on.
-async fn goes_on(ctx: &ServeCtx, s: &mut Served, after_what: &str, expected: &str) -> Outcome {
+/// Whether the client went on after the message the check sent: the connection stays open for
+/// [`IN_FLIGHT`] (a share already on its way proves nothing), then a share comes. `Err` says what
+/// happened instead.
+async fn went_on(ctx: &ServeCtx, s: &mut Served, after_what: &str) -> Result<String, String> {
     let window = ctx.config().work_window;
-    let (until, verdicts) = match s.serve_shares(1, window).await {
-        Ok(v) => v,
-        Err(o) => return o,
-    };
-    if let Some((true, how)) = ctx.exited().await {
-        return Outcome::fail(
-            expected,
-            format!("the client crashed after {after_what}: {how}"),
-        );
+    let crashed = |how: String| format!("the client crashed after {after_what}: {how}");
+    let (until, _) = watch(s, IN_FLIGHT).await.map_err(|o| o.observed)?;
+    if let Until::Ended(how) = until {
+        if let Some((true, died)) = ctx.exited().await {
+            return Err(crashed(died));
+        }
+        return Err(format!("after {after_what}, the connection ended: {how}"));
+    }
+    let (until, verdicts) = s.serve_shares(1, window).await.map_err(|o| o.observed)?;
+    if let Some((true, died)) = ctx.exited().await {
+        return Err(crashed(died));
     }
     match until {
-        Until::Ended(how) => Outcome::fail(
-            expected,
-            format!("after {after_what}, the connection ended: {how}"),
-        ),
-        _ if verdicts.is_empty() => Outcome::fail(
-            expected,
-            format!(
-                "after {after_what}, the client submitted no share within {window:?} (it had \
-                 submitted before)"
-            ),
-        ),
-        _ => Outcome::pass(
-            expected,
-            format!("after {after_what}, the session went on: a share came"),
-        ),
+        Until::Ended(how) => Err(format!("after {after_what}, the connection ended: {how}")),
+        _ if verdicts.is_empty() => Err(format!(
+            "after {after_what}, the client submitted no share within {window:?} (it had \
+             submitted before)"
+        )),
+        _ => Ok(format!(
+            "after {after_what}, the connection stayed open and shares went on"
+        )),
+    }
+}
+
+/// [`went_on`] as the check's verdict.
+async fn goes_on(ctx: &ServeCtx, s: &mut Served, after_what: &str, expected: &str) -> Outcome {
+    match went_on(ctx, s, after_what).await {
+        Ok(seen) => Outcome::pass(expected, seen),
+        Err(what) => Outcome::fail(expected, what),
     }
 }
 
 async fn unknown_extension(ctx: ServeCtx) -> Outcome {
-    let (mut s, opened) = match mining(&ctx, "unknown extension messages").await {
+    let (mut s, _) = match mining(&ctx, "an unknown extension's message").await {
         Ok(m) => m,
         Err(o) => return o,
     };
     if let Err(o) = first_share(&ctx, &mut s).await {
         return o;
     }
-    // Without channel_msg; then with it, on the client's channel.
-    let plain = unknown_frame(UNKNOWN_EXTENSION, 0x01, 12);
-    let mut channel = unknown_frame(UNKNOWN_EXTENSION | 0x8000, 0x02, 12);
-    channel[6..10].copy_from_slice(&opened.channel_id.to_le_bytes());
-    for (frame, what) in [
-        (&plain, "an unknown extension's message"),
-        (&channel, "an unknown extension's channel message"),
-    ] {
-        if let Err(o) = s.send_frame(frame, what, &WireShape::default()).await {
-            return o;
-        }
+    // Without channel_msg: processed locally, so discarded (§3.4). A channel message of an unknown
+    // extension is not sent: a proxy or translator must forward it to the channel's owner, which
+    // a translator (SV1 below it) cannot.
+    let frame = unknown_frame(UNKNOWN_EXTENSION, 0x01, 12);
+    if let Err(o) = s
+        .send_frame(
+            &frame,
+            "an unknown extension's message",
+            &WireShape::default(),
+        )
+        .await
+    {
+        return o;
     }
     goes_on(
         &ctx,
         &mut s,
-        "two messages of extension 0x4abc",
-        "the messages are ignored and mining goes on",
+        "a message of extension 0x4abc",
+        "the message is ignored and mining goes on",
     )
     .await
 }
@@ -679,6 +686,25 @@ async fn chunked_frame(ctx: ServeCtx) -> Outcome {
     if let Err(o) = first_share(&ctx, &mut s).await {
         return o;
     }
+    // A control first: a small message of the same extension. A client that does not survive that
+    // one says nothing about how it reads a frame of several AEAD blocks.
+    let small = unknown_frame(UNKNOWN_EXTENSION, 0x01, 12);
+    if let Err(o) = s
+        .send_frame(
+            &small,
+            "a small frame of an unknown extension",
+            &WireShape::default(),
+        )
+        .await
+    {
+        return o;
+    }
+    if let Err(what) = went_on(&ctx, &mut s, "a 12-byte message of extension 0x4abc").await {
+        return Outcome::error(format!(
+            "{what} (see device.robust.unknown-extension), so a large frame of it cannot be \
+             judged apart from that"
+        ));
+    }
     let frame = unknown_frame(UNKNOWN_EXTENSION, 0x01, 70_000);
     if let Err(o) = s
         .send_frame(&frame, "a 70000-byte frame", &WireShape::default())
@@ -689,15 +715,29 @@ async fn chunked_frame(ctx: ServeCtx) -> Outcome {
     goes_on(
         &ctx,
         &mut s,
-        "a 70,000-byte frame of extension 0x4abc",
+        "a 70,000-byte frame of extension 0x4abc (a 12-byte one went by)",
         "the frame is read whole and ignored, and mining goes on",
     )
     .await
 }
 
 async fn bool_high_bits(ctx: ServeCtx) -> Outcome {
-    let (mut s, opened) = match mining(&ctx, "a BOOL with high bits").await {
-        Ok(m) => m,
+    let mut s = match ctx.accept("a BOOL with high bits").await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let setup = match s.setup().await {
+        Ok(setup) => setup,
+        Err(o) => return o,
+    };
+    if setup.flags & sv2_codec::messages::flags::REQUIRES_VERSION_ROLLING != 0 {
+        return Outcome::skip(
+            "the client requires version rolling (REQUIRES_VERSION_ROLLING): the pool MUST NOT \
+             send it a job that forbids rolling, the only BOOL a client reads",
+        );
+    }
+    let opened = match s.open_channel().await {
+        Ok(opened) => opened,
         Err(o) => return o,
     };
     if !opened.extended {
@@ -708,63 +748,83 @@ async fn bool_high_bits(ctx: ServeCtx) -> Outcome {
     if let Err(o) = first_share(&ctx, &mut s).await {
         return o;
     }
+    let expected = "shares on the job carry its version unchanged (0xFE is False)";
+    // A control first: a job forbidding rolling with 0x00. A client that rolls on that one says
+    // nothing about how it reads a BOOL's high bits.
+    let control = match send_rolling_flag(&ctx, &mut s, 0x00).await {
+        Ok(judged) => judged,
+        Err(o) => return Outcome::error(o.observed),
+    };
+    if let Err(rolled) = control {
+        return Outcome::error(format!(
+            "the client rolls the version on a job whose version_rolling_allowed is 0x00 \
+             (False) too ({rolled}), so 0xFE cannot show how it reads a BOOL's high bits"
+        ));
+    }
+    match send_rolling_flag(&ctx, &mut s, 0xfe).await {
+        Ok(Ok(seen)) => Outcome::pass(expected, seen),
+        Ok(Err(rolled)) => Outcome::fail(
+            expected,
+            format!("{rolled}: it read 0xFE as True (with 0x00 it kept the version)"),
+        ),
+        Err(o) if o.verdict == crate::verdict::Verdict::Fail => Outcome::fail(expected, o.observed),
+        Err(o) => o,
+    }
+}
+
+/// Sends a job with min_ntime (a new template) whose version_rolling_allowed byte is `byte`, and
+/// watches the shares on it: `Ok(Ok(what was seen))` when every one kept the version,
+/// `Ok(Err(the rolled ones))` otherwise; an outcome when nothing could be judged (a fail when the
+/// connection ended).
+async fn send_rolling_flag(
+    ctx: &ServeCtx,
+    s: &mut Served,
+    byte: u8,
+) -> Result<Result<String, String>, Outcome> {
     let mut outputs = s.pool.update_template(sv2_wire::unix_now());
-    // The extended job with min_ntime, its version_rolling_allowed sent as 0xFE (False).
     let Some(index) = outputs.iter().position(|o| {
         matches!(o, Output::Send { message: Message::NewExtendedMiningJob(j), .. } if j.min_ntime.is_some())
     }) else {
-        return Outcome::error("the suite's pool made no extended job with min_ntime set");
+        return Err(Outcome::error("the suite's pool made no extended job with min_ntime set"));
     };
     let Output::Send {
-        message: Message::NewExtendedMiningJob(mut job),
+        message: Message::NewExtendedMiningJob(job),
         ..
     } = outputs.remove(index)
     else {
-        return Outcome::error("no extended job");
+        return Err(Outcome::error("no extended job"));
     };
-    job.version_rolling_allowed = true;
     let job_id = job.job_id;
     let version = job.version;
-    let mut frame = match frame_of(&Message::NewExtendedMiningJob(job)) {
-        Ok(f) => f,
-        Err(o) => return o,
-    };
+    let mut frame = frame_of(&Message::NewExtendedMiningJob(job))?;
     // Header 6, channel_id 4, job_id 4, min_ntime 1 + 4, version 4: the BOOL.
-    let at = 6 + 4 + 4 + 5 + 4;
-    frame[at] = 0xfe;
+    frame[6 + 4 + 4 + 5 + 4] = byte;
     let sent_at = s.elapsed();
-    if let Err(o) = s.deliver(outputs).await {
-        return o;
-    }
-    if let Err(o) = s
-        .send_frame(
-            &frame,
-            "a job with version_rolling_allowed 0xFE",
-            &WireShape::default(),
-        )
-        .await
-    {
-        return o;
-    }
-    let expected = "shares on the job carry its version unchanged (0xFE is False)";
-    let (until, verdicts) = match watch(&mut s, IN_FLIGHT + ctx.config().work_window / 2).await {
-        Ok(v) => v,
-        Err(o) => return o,
-    };
+    s.deliver(outputs).await?;
+    s.note(format!(
+        "job {job_id} is sent with version_rolling_allowed {byte:#04x}"
+    ));
+    s.send_frame(
+        &frame,
+        "a job with a raw version_rolling_allowed",
+        &WireShape::default(),
+    )
+    .await?;
+    let (until, verdicts) = watch(s, IN_FLIGHT + ctx.config().work_window / 2).await?;
     if let Until::Ended(how) = until {
-        return Outcome::fail(
-            expected,
-            format!("the connection ended after the job: {how}"),
-        );
+        return Err(Outcome::fail(
+            "",
+            format!("the connection ended after the job with version_rolling_allowed {byte:#04x}: {how}"),
+        ));
     }
     let on_job: Vec<&ShareVerdict> = verdicts
         .iter()
         .filter(|v| v.job_id == job_id && v.at >= sent_at)
         .collect();
     if on_job.is_empty() {
-        return Outcome::error(format!(
-            "no share came on job {job_id}, whose version_rolling_allowed was 0xFE"
-        ));
+        return Err(Outcome::error(format!(
+            "no share came on job {job_id}, whose version_rolling_allowed was {byte:#04x}"
+        )));
     }
     let rolled: Vec<String> = on_job
         .iter()
@@ -777,21 +837,17 @@ async fn bool_high_bits(ctx: ServeCtx) -> Outcome {
             )
         })
         .collect();
-    Outcome::judge(
-        rolled.is_empty(),
-        expected,
-        if rolled.is_empty() {
-            format!(
-                "{} shares on job {job_id}, all with its version {version:#010x}",
-                on_job.len()
-            )
-        } else {
-            format!(
-                "the job's version is {version:#010x}, yet: {} (read 0xFE as True)",
-                rolled.join("; ")
-            )
-        },
-    )
+    Ok(if rolled.is_empty() {
+        Ok(format!(
+            "{} shares on job {job_id} ({byte:#04x}), all with its version {version:#010x}",
+            on_job.len()
+        ))
+    } else {
+        Err(format!(
+            "job {job_id}'s version is {version:#010x}, yet: {}",
+            rolled.join("; ")
+        ))
+    })
 }
 
 async fn share_error_code(ctx: ServeCtx) -> Outcome {
@@ -922,7 +978,7 @@ async fn close_channel(ctx: ServeCtx) -> Outcome {
     if let Err(o) = s.send(&close).await {
         return o;
     }
-    let (_, verdicts) = match watch(&mut s, IN_FLIGHT + ctx.config().work_window / 2).await {
+    let (until, verdicts) = match watch(&mut s, IN_FLIGHT + ctx.config().work_window / 2).await {
         Ok(v) => v,
         Err(o) => return o,
     };
@@ -945,7 +1001,10 @@ async fn close_channel(ctx: ServeCtx) -> Outcome {
             opened.channel_id
         ),
         if late.is_empty() {
-            "none came".to_string()
+            match until {
+                Until::Ended(how) => format!("none came ({how})"),
+                _ => "none came".to_string(),
+            }
         } else {
             late.join("; ")
         },
@@ -988,13 +1047,15 @@ async fn reconnect_follows(ctx: ServeCtx) -> Outcome {
     let expected =
         format!("after Reconnect to 127.0.0.1:{port}, a handshake and SetupConnection there");
     let Some(stream) = stream else {
-        return Outcome::fail(
-            expected,
-            format!(
-                "no connection to 127.0.0.1:{port} within {:?}",
-                ctx.config().connect_timeout
-            ),
+        let mut observed = format!(
+            "no connection to 127.0.0.1:{port} within {:?}",
+            ctx.config().connect_timeout
         );
+        if let Some((crashed, how)) = ctx.exited().await {
+            let what = if crashed { "it crashed" } else { "it exited" };
+            observed.push_str(&format!("; {what}: {how}"));
+        }
+        return Outcome::fail(expected, observed);
     };
     let mut s = match ctx
         .serve_stream(

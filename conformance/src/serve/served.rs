@@ -297,7 +297,10 @@ impl Served {
             }
             let since_tick = now.duration_since(self.last_tick);
             if since_tick >= TICK {
-                self.tick().await?;
+                // A write that fails: the client went away.
+                if let Err(o) = self.tick().await {
+                    return Ok(Until::Ended(o.observed));
+                }
                 continue;
             }
             // Wait for the client until the next tick (a read cut short loses nothing: the bytes
@@ -314,7 +317,9 @@ impl Served {
             match incoming {
                 Incoming::Message(decoded) => {
                     let outputs = self.to_pool(&decoded.message);
-                    self.deliver(outputs).await?;
+                    if let Err(o) = self.deliver(outputs).await {
+                        return Ok(Until::Ended(o.observed));
+                    }
                 }
                 Incoming::Timeout => {}
                 // The monitor judges a frame that does not decode; serving goes on.

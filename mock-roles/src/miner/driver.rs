@@ -444,7 +444,10 @@ async fn drive(
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let outputs = tokio::select! {
             received = conn.recv(step, remaining) => match received {
-                Ok(decoded) => {
+                Ok(mut decoded) => {
+                    if device.config().bool_whole_byte {
+                        read_bools_by_byte(&mut decoded);
+                    }
                     let outputs = device.handle(&decoded.message, Instant::now());
                     if device.phase() == Phase::Mining {
                         // Any message from the pool re-arms the idle deadline.
@@ -580,4 +583,19 @@ fn publish(
         started,
         sample,
     );
+}
+
+/// The `bool_whole_byte` fault: a BOOL whose high bits are set (the codec read its low bit, with a
+/// warning) taken as True, as a reader of the whole byte would.
+fn read_bools_by_byte(decoded: &mut sv2_codec::Decoded<'static>) {
+    let high_bits = decoded.warnings.iter().any(|w| {
+        matches!(
+            w.kind,
+            sv2_codec::types::WarningKind::NonCanonicalBool { .. }
+        )
+    });
+    if let (true, sv2_codec::Message::NewExtendedMiningJob(job)) = (high_bits, &mut decoded.message)
+    {
+        job.version_rolling_allowed = true;
+    }
 }

@@ -110,6 +110,9 @@ pub struct DeviceConfig {
     /// Send every share the engine finds, even when the device's own checks fail (stale, above
     /// target, duplicate, ...). For testing how a pool rejects.
     pub faulty: bool,
+    /// Faulty: read a BOOL by its whole byte (version_rolling_allowed sent as 0xFE is True), for
+    /// testing conformance checks.
+    pub bool_whole_byte: bool,
     /// How often [`Device::tick`] reissues the current job's work with a later ntime.
     pub ntime_refresh: Duration,
 }
@@ -133,6 +136,7 @@ impl Default for DeviceConfig {
             firmware: concat!("sv2-mock ", env!("CARGO_PKG_VERSION")).into(),
             device_id: String::new(),
             faulty: false,
+            bool_whole_byte: false,
             ntime_refresh: Duration::from_secs(30),
         }
     }

@@ -87,6 +87,14 @@ if [[ -f "$report" ]]; then
     cat "$report"
 fi
 
+# interop/tests/conformance_translator.rs ran the device suite against SRI's translator_sv2 (its upstream
+# side is a mining client) and compared the verdicts with conformance/expected/translator_sv2-device.txt.
+step "device conformance report of SRI's translator_sv2 (also in target/conformance-reports/translator_sv2-device/)"
+report=target/conformance-reports/translator_sv2-device/report.txt
+if [[ -f "$report" ]]; then
+    cat "$report"
+fi
+
 step "benchmarks run once each (criterion test mode; timings are not asserted)"
 cargo test -p sv2-benches --benches --locked
 

@@ -41,6 +41,9 @@ pub enum Role {
     /// A Mining-protocol client the suite serves as its pool (`--role device`): firmware, a CPU
     /// miner, the upstream side of a proxy or translator ([`crate::serve`]).
     Device,
+    /// A translator (`--role translator`): SV1 miners below it (the suite's), the suite as its SV2
+    /// pool. Its checks are the device's and its own.
+    Translator,
 }
 
 impl Role {
@@ -49,6 +52,7 @@ impl Role {
             Role::Pool => "pool",
             Role::Client => "client",
             Role::Device => "device",
+            Role::Translator => "translator",
         }
     }
 }
@@ -129,11 +133,14 @@ macro_rules! active {
 #[macro_export]
 macro_rules! serve {
     ($id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr, $run:path) => {
+        $crate::serve!(Device: $id, $section, $level, $catalog, $title, $run)
+    };
+    ($role:ident: $id:expr, $section:expr, $level:ident, $catalog:expr, $title:expr, $run:path) => {
         $crate::check::Check {
             id: $id,
             section: $section,
             level: $crate::check::Level::$level,
-            role: $crate::check::Role::Device,
+            role: $crate::check::Role::$role,
             catalog: $catalog,
             title: $title,
             kind: $crate::check::Kind::Serve(|ctx| Box::pin($run(ctx))),

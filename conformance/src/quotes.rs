@@ -429,6 +429,30 @@ pub const QUOTES: &[(&str, &str)] = &[
         "device.reconnect.wrong-authority",
         r#"03-Protocol-Overview.md:297: “Upon receiving the message, the client re-initiates the Noise handshake and uses the pool’s authority public key to verify that the certificate presented by the new server has a valid signature.” / 03-Protocol-Overview.md:299: “For security reasons, it is not possible to reconnect to a server with a certificate signed by a different pool authority key.”"#,
     ),
+    (
+        "translator.mining.idle-hashrate",
+        r#"05-Mining-Protocol.md:227: “Proxy MUST send 0.0f when there are no mining devices connected yet.”"#,
+    ),
+    (
+        "translator.mining.miner-joins",
+        r#"05-Mining-Protocol.md:274: “If a client performs device/connection aggregation (i.e. it is a proxy), it MUST send this message when downstream channels change.”"#,
+    ),
+    (
+        "translator.mining.miner-leaves",
+        r#"05-Mining-Protocol.md:298: “A proxy MUST send this message on behalf of all opened channels from a downstream connection in case of downstream connection closure.” / 05-Mining-Protocol.md:307: “If a proxy is operating in channel aggregating mode (translating downstream channels into aggregated extended upstream channels), it MUST send an `UpdateChannel` message when it receives `CloseChannel` or connection closure from a downstream connection.”"#,
+    ),
+    (
+        "translator.sv1.extranonce",
+        r#"05-Mining-Protocol.md:344: “Extranonce bytes which need to be added to coinbase to form a fully valid submission (full coinbase = coinbase_tx_prefix + extranonce_prefix + extranonce + coinbase_tx_suffix). The size of the provided extranonce MUST be equal to the negotiated extranonce size from channel opening.” (what the translator gives its SV1 miners is not in the spec: SHOULD)"#,
+    ),
+    (
+        "translator.sv1.clean-jobs",
+        r#"05-Mining-Protocol.md:463: “Clients MUST immediately start to mine on the provided prevhash.” / 05-Mining-Protocol.md:464: “When a client receives this message, only the job referenced by Job ID is valid.”"#,
+    ),
+    (
+        "translator.shares.forwarded",
+        r#"no spec sentence: the spec does not describe translation to SV1; a translator that drops its miners' valid shares loses their work (SHOULD). The nearest text, 05-Mining-Protocol.md:535: “All submits leading to hashes higher than the specified target will be rejected by the server.”"#,
+    ),
 ];
 
 /// The spec sentence(s) a check or rule rests on.

@@ -9,7 +9,7 @@ use sv2_conformance::Role;
 /// Every check of every role: the pool's, then the device's and the client rules.
 fn catalogue() -> Vec<Check> {
     let mut all = sv2_conformance::checks::catalogue();
-    for check in client_catalogue(Role::Device) {
+    for check in client_catalogue(Role::Translator) {
         if !all.iter().any(|c| c.id == check.id) {
             all.push(check);
         }
@@ -28,6 +28,8 @@ fn every_check_is_exercised_by_a_fault_test() {
         include_str!("faults_device.rs"),
         // Client rules broken by a client, over a transcript.
         include_str!("monitor.rs"),
+        // Translator checks against translator_sv2 behind a relay with a client fault scenario.
+        include_str!("../../interop/tests/faults_translator.rs"),
     ];
     let missing: Vec<&str> = catalogue()
         .iter()
@@ -48,14 +50,21 @@ fn ids_are_unique_and_well_formed() {
     ids.dedup();
     assert_eq!(ids.len(), all.len());
     for c in &all {
-        // A device check is `device.group.name`.
-        let id = c.id.strip_prefix("device.").unwrap_or(c.id);
-        let (group, name) = id.split_once('.').expect("group.name");
-        let groups: &[&str] = if id == c.id {
-            &["noise", "setup", "ext", "mining", "shares", "monitor"]
+        // A device or translator check is `role.group.name`.
+        let (id, groups): (&str, &[&str]) = if let Some(id) = c.id.strip_prefix("device.") {
+            (
+                id,
+                &["noise", "setup", "mining", "shares", "robust", "reconnect"],
+            )
+        } else if let Some(id) = c.id.strip_prefix("translator.") {
+            (id, &["mining", "sv1", "shares"])
         } else {
-            &["noise", "setup", "mining", "shares", "robust", "reconnect"]
+            (
+                c.id,
+                &["noise", "setup", "ext", "mining", "shares", "monitor"],
+            )
         };
+        let (group, name) = id.split_once('.').expect("group.name");
         assert!(groups.contains(&group), "{}", c.id);
         assert!(
             name.chars()

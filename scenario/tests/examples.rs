@@ -33,7 +33,7 @@ fn every_example_reads() {
     ] {
         assert!(dir.join(format!("{name}.toml")).is_file(), "{name}");
     }
-    assert!(read >= 24, "{read}");
+    assert!(read >= 28, "{read}");
 }
 
 #[test]

@@ -39,7 +39,9 @@ pub struct Args {
     /// The role of the implementation under test: `pool` (the suite connects to --target) or
     /// `device` (a mining client: the suite listens on --listen, plays the pool, and the client
     /// connects: started per check with --spawn, or running by itself and reconnecting).
-    #[arg(long, default_value = "pool", value_parser = ["pool", "device"])]
+    /// `translator` (SV1 below, SV2 above: the suite is its pool and its SV1 miners, which
+    /// connect to 127.0.0.1:{downstream_port}; every device check runs too).
+    #[arg(long, default_value = "pool", value_parser = ["pool", "device", "translator"])]
     pub role: String,
     /// host:port or stratum2+tcp://host:port/<authority key> (role pool).
     #[arg(long, value_name = "ADDR")]
@@ -57,6 +59,10 @@ pub struct Args {
     /// client configured with its public key beforehand (default: a fresh one, printed).
     #[arg(long, value_name = "KEY")]
     pub authority_secret: Option<String>,
+    /// `--role translator`: the loopback port where the translator listens for SV1 miners (default:
+    /// a free one, given to --spawn as `{downstream_port}`).
+    #[arg(long, value_name = "PORT")]
+    pub downstream_port: Option<u16>,
     /// Seconds the client has to connect (a started client needs time to come up).
     #[arg(long, default_value_t = 20.0)]
     pub connect_timeout: f64,
@@ -273,6 +279,7 @@ fn target(args: &Args) -> anyhow::Result<Target> {
 fn catalogue(args: &Args) -> Vec<sv2_conformance::Check> {
     match args.role.as_str() {
         "device" => serve_runner::catalogue(Role::Device),
+        "translator" => serve_runner::catalogue(Role::Translator),
         _ => checks::catalogue(),
     }
 }
@@ -304,6 +311,7 @@ fn listener(args: &Args) -> anyhow::Result<Listener> {
     listener.timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 600.0));
     listener.work_window = Duration::from_secs_f64(args.work_window.clamp(0.1, 3600.0));
     listener.connect_timeout = Duration::from_secs_f64(args.connect_timeout.clamp(0.1, 3600.0));
+    listener.downstream_port = args.downstream_port;
     Ok(listener)
 }
 
@@ -393,18 +401,29 @@ pub fn run_command(
             .block_on(tokio::net::TcpListener::bind(listener.listen))
             .with_context(|| format!("--listen {}", args.listen))?;
         listener.listen = socket.local_addr()?;
-        let endpoint = sv2_conformance::serve::Endpoint::new(
+        let mut endpoint = sv2_conformance::serve::Endpoint::new(
             listener.listen,
             (!listener.plaintext).then(|| listener.authority_key()),
         );
+        let mut sv1 = String::new();
+        if args.role == "translator" {
+            if listener.downstream_port.is_none() {
+                let free = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+                listener.downstream_port = Some(free.local_addr()?.port());
+            }
+            endpoint.downstream_port = listener.downstream_port;
+            if let Some(port) = listener.downstream_port {
+                sv1 = format!(" (its SV1 miners connect to 127.0.0.1:{port})");
+            }
+        }
         let how = match &args.spawn {
             Some(command) => format!("starting for each check: {}", endpoint.expand(command)),
             None => "point the client at this URL: it must reconnect after each check".to_string(),
         };
         if quiet {
-            writeln!(err, "listening on {}", endpoint.url)?;
+            writeln!(err, "listening on {}{sv1}", endpoint.url)?;
         } else {
-            writeln!(err, "listening on {}; {how}", endpoint.url)?;
+            writeln!(err, "listening on {}{sv1}; {how}", endpoint.url)?;
         }
         Some((socket, listener))
     };
@@ -434,7 +453,11 @@ pub fn run_command(
             .block_on(serve_runner::run_on(
                 socket,
                 listener,
-                Role::Device,
+                if args.role == "translator" {
+                    Role::Translator
+                } else {
+                    Role::Device
+                },
                 &selection,
                 progress,
             ))

@@ -17,6 +17,7 @@ pub mod mining;
 pub mod noise;
 pub mod setup;
 pub mod shares;
+pub mod translator;
 
 /// Every check, in report order.
 pub fn catalogue() -> Vec<Check> {

@@ -22,6 +22,8 @@ use std::time::Duration;
 use sv2_codec::noise::keys::{AuthorityPublicKey, KeyError, Keypair, SecretKey, Sv2Url};
 use sv2_codec::noise::{Responder, ResponderConfig};
 use sv2_mock::pool::PoolConfig;
+use sv2_mock::sv1::driver::{spawn as sv1_spawn, Sv1DriverConfig, Sv1Handle};
+use sv2_mock::sv1::{Sv1Config, Sv1Event};
 use sv2_wire::{unix_now, Connection, Direction, KeyLog, Side, Timestamp, Transcript};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -53,6 +55,9 @@ pub struct Listener {
     pub launcher: Launcher,
     /// Where the suite's side of each Noise session writes its keys.
     pub key_log: KeyLog,
+    /// `--role translator`: the loopback port where the translator listens for SV1 miners (`None`:
+    /// a free one, given to the launch command as `{downstream_port}`).
+    pub downstream_port: Option<u16>,
 }
 
 impl Listener {
@@ -69,6 +74,7 @@ impl Listener {
             work_window: Duration::from_secs(8),
             launcher,
             key_log: KeyLog::none(),
+            downstream_port: None,
         })
     }
 
@@ -88,6 +94,9 @@ pub struct Endpoint {
     pub authority_key: String,
     /// `stratum2+tcp://host:port/authority_key` (no key in plaintext).
     pub url: String,
+    /// Where a translator under test must listen for SV1 miners (`--role translator`): the
+    /// suite's SV1 miners connect to 127.0.0.1 on this port.
+    pub downstream_port: Option<u16>,
 }
 
 impl Endpoint {
@@ -102,16 +111,22 @@ impl Endpoint {
             port: address.port(),
             authority_key: authority.map(|k| k.to_string()).unwrap_or_default(),
             url: url.to_string(),
+            downstream_port: None,
         }
     }
 
-    /// `template` with `{host}`, `{port}`, `{url}` and `{authority_key}` replaced.
+    /// `template` with `{host}`, `{port}`, `{url}`, `{authority_key}` and (for a translator)
+    /// `{downstream_port}` replaced.
     pub fn expand(&self, template: &str) -> String {
-        template
+        let mut text = template
             .replace("{host}", &self.host)
             .replace("{port}", &self.port.to_string())
             .replace("{url}", &self.url)
-            .replace("{authority_key}", &self.authority_key)
+            .replace("{authority_key}", &self.authority_key);
+        if let Some(port) = self.downstream_port {
+            text = text.replace("{downstream_port}", &port.to_string());
+        }
+        text
     }
 }
 
@@ -144,6 +159,8 @@ pub struct ServeCtx {
     harness: Arc<Harness>,
     evidence: Evidence,
     launched: Arc<tokio::sync::Mutex<Option<Box<dyn Launched>>>>,
+    /// The SV1 miners started below a translator, stopped when the check ends.
+    miners: Arc<Mutex<Vec<Sv1Handle>>>,
 }
 
 /// How a certificate presented to the client is wrong (or not).
@@ -173,6 +190,7 @@ impl ServeCtx {
             harness,
             evidence: Arc::default(),
             launched: Arc::default(),
+            miners: Arc::default(),
         }
     }
 
@@ -219,8 +237,58 @@ impl ServeCtx {
         Ok(())
     }
 
+    /// An SV1 miner of the suite's, connected to the translator under test once it listens on its
+    /// downstream port (within the connect timeout); stopped when the check ends.
+    pub async fn sv1_miner(&self, user: &str) -> Result<Sv1Events, Outcome> {
+        let port = self.endpoint().downstream_port.ok_or_else(|| {
+            Outcome::error("no downstream port: SV1 miners are for --role translator")
+        })?;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = tokio::time::Instant::now() + self.config().connect_timeout;
+        loop {
+            if TcpStream::connect(address).await.is_ok() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let mut why = format!(
+                    "the translator did not listen for SV1 miners on {address} within {:?}",
+                    self.config().connect_timeout
+                );
+                if let Some((_, how)) = self.exited().await {
+                    why.push_str(&format!("; it exited: {how}"));
+                }
+                return Err(Outcome::error(why));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let client = Sv1Config {
+            user: user.to_string(),
+            ..Sv1Config::default()
+        };
+        let mut config = Sv1DriverConfig::new(address.to_string(), client);
+        config.max_shares_per_second = 50;
+        let mut handle = sv1_spawn(config);
+        let events = std::mem::replace(&mut handle.events, mpsc::channel(1).1);
+        let index = {
+            let mut miners = lock(&self.miners);
+            miners.push(handle);
+            miners.len() - 1
+        };
+        Ok(Sv1Events { events, index })
+    }
+
+    /// Stops the SV1 miner `miner` (its connection to the translator closes).
+    pub fn stop_miner(&self, miner: &Sv1Events) {
+        if let Some(handle) = lock(&self.miners).get(miner.index) {
+            handle.shutdown();
+        }
+    }
+
     /// Stops the client the suite started, if any: what it printed and how it ended.
     pub(crate) async fn stop(&self) -> Option<String> {
+        for miner in std::mem::take(&mut *lock(&self.miners)) {
+            miner.shutdown();
+        }
         let launched = self.launched.lock().await.take()?;
         Some(launched.stop().await)
     }
@@ -387,6 +455,13 @@ impl ServeCtx {
     pub(crate) fn take_evidence(&self) -> Vec<Recorded> {
         std::mem::take(&mut *lock(&self.evidence))
     }
+}
+
+/// What an SV1 miner of the suite's reports, as it happens.
+#[derive(Debug)]
+pub struct Sv1Events {
+    pub events: mpsc::Receiver<Sv1Event>,
+    index: usize,
 }
 
 /// What a client did after a handshake act it should have refused.

@@ -16,14 +16,13 @@ use crate::runner::{rule_result, CheckResult, Located, Progress, Report, Selecti
 use crate::session::Recorded;
 use crate::verdict::{Outcome, Verdict};
 
-/// Every check of a client role, in report order: the role's own checks, then the monitor's
-/// client rules.
+/// Every check of a client role, in report order: the device checks (a translator's upstream side
+/// is a device), the role's own, then the monitor's client rules.
 pub fn catalogue(role: Role) -> Vec<Check> {
-    let mut all: Vec<Check> = checks::device::CHECKS
-        .iter()
-        .filter(|c| c.role == role)
-        .copied()
-        .collect();
+    let mut all: Vec<Check> = checks::device::CHECKS.to_vec();
+    if role == Role::Translator {
+        all.extend_from_slice(checks::translator::CHECKS);
+    }
     all.extend_from_slice(monitor::CLIENT_RULES);
     all
 }
@@ -56,10 +55,21 @@ pub async fn run_on(
 ) -> std::io::Result<Report> {
     let started = Instant::now();
     let local = socket.local_addr()?;
-    let endpoint = Endpoint::new(
+    let mut endpoint = Endpoint::new(
         local,
         (!listener.plaintext).then(|| listener.authority_key()),
     );
+    if role == Role::Translator {
+        // The translator's SV1 side ({downstream_port}): as given, or a free loopback port.
+        endpoint.downstream_port = match listener.downstream_port {
+            Some(port) => Some(port),
+            None => Some(
+                std::net::TcpListener::bind(("127.0.0.1", 0))?
+                    .local_addr()?
+                    .port(),
+            ),
+        };
+    }
     let (streams, incoming) = mpsc::channel(64);
     let accept = tokio::spawn(async move {
         loop {
@@ -107,6 +117,14 @@ pub async fn run_on(
         let mut outcome = match ctx.launch().await {
             Err(o) => o,
             Ok(()) => {
+                // Below a translator, a device check needs an SV1 miner for shares to come; the
+                // translator's own checks start theirs.
+                if role == Role::Translator && check.role == Role::Device {
+                    let miner = ctx.clone();
+                    tokio::spawn(async move {
+                        let _ = miner.sv1_miner("sv2-conformance.sv1").await;
+                    });
+                }
                 let limit = deadline(&harness.config);
                 let task = tokio::spawn(run_fn(ctx.clone()));
                 let abort = task.abort_handle();

@@ -27,15 +27,22 @@ pub struct ShareVerdict {
     pub job_id: u32,
     /// The version it carried.
     pub version: u32,
+    pub nonce: u32,
+    pub ntime: u32,
     /// `None`: accepted.
     pub error: Option<ShareError>,
 }
 
 /// A channel the core opened for the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {
     pub channel_id: u32,
     pub extended: bool,
+    /// Its first target (little-endian).
+    pub target: [u8; 32],
+    pub extranonce_prefix: Vec<u8>,
+    /// What the client's part of the extranonce must be (extended channels).
+    pub extranonce_size: usize,
 }
 
 /// How [`Served::serve_until`] ended.
@@ -48,6 +55,9 @@ pub enum Until {
     /// The client closed the connection (or it broke: the text says how).
     Ended(String),
 }
+
+/// The client's messages other than shares kept (a client sending endless ones cannot grow it).
+const KEPT: usize = 10_000;
 
 /// How often the core's time passes while serving (batched acknowledgements come due).
 const TICK: Duration = Duration::from_secs(1);
@@ -88,6 +98,8 @@ pub struct Served {
     pub shares: Vec<ShareVerdict>,
     /// The core closed the session (its reason).
     pub closed_by_pool: Option<String>,
+    /// The client's messages other than shares, with their time (at most [`KEPT`]).
+    pub received: Vec<(Duration, Message<'static>)>,
     /// The connection ended (the client closed it, or it broke).
     pub ended: Option<String>,
 }
@@ -139,6 +151,7 @@ impl Served {
             opened: Vec::new(),
             shares: Vec::new(),
             closed_by_pool: None,
+            received: Vec::new(),
             ended: None,
         })
     }
@@ -194,26 +207,46 @@ impl Served {
         if let Message::SetupConnection(setup) = message {
             self.setup = Some(setup.clone().into_static());
         }
+        let share = matches!(
+            message,
+            Message::SubmitSharesStandard(_) | Message::SubmitSharesExtended(_)
+        );
+        if !share && self.received.len() < KEPT {
+            self.received
+                .push((self.elapsed(), message.clone().into_static()));
+        }
         let outputs = self.pool.handle(self.session, message, unix_now());
         let share = match message {
-            Message::SubmitSharesStandard(s) => (s.job_id, s.version),
-            Message::SubmitSharesExtended(s) => (s.job_id, s.version),
-            _ => (0, 0),
+            Message::SubmitSharesStandard(s) => (s.job_id, s.version, s.nonce, s.ntime),
+            Message::SubmitSharesExtended(s) => (s.job_id, s.version, s.nonce, s.ntime),
+            _ => (0, 0, 0, 0),
         };
         self.note_outputs(share, &outputs);
         outputs
     }
 
-    /// Notes the core's events; `(job_id, version)` of the share the outputs answer, if any.
-    fn note_outputs(&mut self, (job_id, version): (u32, u32), outputs: &[Output]) {
+    /// Notes the core's events; `(job_id, version, nonce, ntime)` of the share the outputs answer,
+    /// if any.
+    fn note_outputs(
+        &mut self,
+        (job_id, version, nonce, ntime): (u32, u32, u32, u32),
+        outputs: &[Output],
+    ) {
         let at = self.elapsed();
         for output in outputs {
             match output {
                 Output::ChannelOpened {
-                    channel_id, kind, ..
+                    channel_id,
+                    kind,
+                    target,
+                    extranonce_prefix,
+                    ..
                 } => self.opened.push(Opened {
                     channel_id: *channel_id,
                     extended: *kind != sv2_mock::pool::channel::ChannelKind::Standard,
+                    target: *target,
+                    extranonce_prefix: extranonce_prefix.clone(),
+                    extranonce_size: self.pool.config().miner_extranonce_size(),
                 }),
                 Output::ShareAccepted {
                     channel_id,
@@ -225,6 +258,8 @@ impl Served {
                     sequence_number: *sequence_number,
                     job_id,
                     version,
+                    nonce,
+                    ntime,
                     error: None,
                 }),
                 Output::ShareRejected {
@@ -238,6 +273,8 @@ impl Served {
                     sequence_number: *sequence_number,
                     job_id,
                     version,
+                    nonce,
+                    ntime,
                     error: Some(error.clone()),
                 }),
                 Output::Close { reason, .. } => self.closed_by_pool = Some(reason.clone()),
@@ -265,7 +302,7 @@ impl Served {
     pub async fn tick(&mut self) -> Result<(), Outcome> {
         self.last_tick = Instant::now();
         let outputs = self.pool.tick(unix_now());
-        self.note_outputs((0, 0), &outputs);
+        self.note_outputs((0, 0, 0, 0), &outputs);
         self.deliver(outputs).await
     }
 
@@ -391,7 +428,7 @@ impl Served {
         }
         let timeout = self.timeout;
         match self.serve_until(timeout, |s| !s.opened.is_empty()).await? {
-            Until::Done => Ok(self.opened[0]),
+            Until::Done => Ok(self.opened[0].clone()),
             Until::TimeUp => Err(Outcome::error(format!(
                 "the client opened no channel within {timeout:?} of its setup"
             ))),

@@ -2,6 +2,8 @@
 //! captures of real traffic decoded.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod translator;
+
 use std::time::Duration;
 
 use sv2_conformance::monitor::check_transcript;

@@ -406,6 +406,10 @@ pub const QUOTES: &[(&str, &str)] = &[
         r#"04-Protocol-Security.md:384: “Serialized stratum-v2 body (payload) is split into 65519-byte chunks and encrypted to form 65535-bytes AEAD ciphertexts,” / 03-Protocol-Overview.md:157: “Messages with an unknown `extension_type` which are to be processed locally (as defined above) MUST be discarded and ignored.”"#,
     ),
     (
+        "device.robust.option-prefix",
+        r#"03-Protocol-Overview.md:81: “Alias for SEQ0_1[T]. Identical representation to SEQ0_255 but enforces the maximum size of 1” (no requirement keyword: SHOULD)"#,
+    ),
+    (
         "device.robust.bool-high-bits",
         r#"03-Protocol-Overview.md:65: “Recipients MUST NOT interpret bits outside of the least significant bit. Senders MAY set bits outside of the least significant bit to any value without any impact on meaning.” / 05-Mining-Protocol.md:422: “If set to False, the downstream node MUST use version as it is defined by this message.”"#,
     ),

@@ -121,6 +121,12 @@ async fn robustness_faults() {
         }),
     )
     .await;
+    // Reads an OPTION prefix of 2 as present: mines the job a strict decoder refuses.
+    fails(
+        "device.robust.option-prefix",
+        device_launcher(|c| c.device.option_any_prefix = true),
+    )
+    .await;
     fails(
         "device.robust.share-error-code",
         device_behind("close-on-share-error.toml", |_| {}),

@@ -39,6 +39,7 @@ pub const CHECKS: &[Check] = &[
     serve!("device.shares.new-job", "5.3.15", Must, Some(65), "a job with min_ntime set is mined at once: shares name it from 1 s after it came", new_job),
     serve!("device.robust.unknown-extension", "3.4", Must, Some(7), "a message of an unknown extension (channel_msg 0) is ignored: the session and the shares go on", unknown_extension),
     serve!("device.robust.chunked-frame", "4.6", Must, Some(20), "a 70,000-byte frame (two AEAD blocks) of an unknown extension is read whole and ignored", chunked_frame),
+    serve!("device.robust.option-prefix", "3.1", Should, Some(3), "a job whose min_ntime OPTION prefix is 2 (an OPTION holds at most one value) is not acted on", option_prefix),
     serve!("device.robust.bool-high-bits", "3.1", Must, Some(1), "a BOOL is read by its low bit: version_rolling_allowed sent as 0xFE is False", bool_high_bits),
     serve!("device.robust.share-error-code", "3.5", Must, Some(31), "a SubmitShares.Error with an unknown error_code is a logging no-op: mining goes on", share_error_code),
     serve!("device.robust.open-error-code", "3.5", Must, Some(31), "an OpenMiningChannel.Error with an unknown error_code does not crash the client", open_error_code),
@@ -848,6 +849,98 @@ async fn send_rolling_flag(
             rolled.join("; ")
         ))
     })
+}
+
+async fn option_prefix(ctx: ServeCtx) -> Outcome {
+    let (mut s, _) = match mining(&ctx, "an OPTION prefix of 2").await {
+        Ok(m) => m,
+        Err(o) => return o,
+    };
+    if let Err(o) = first_share(&ctx, &mut s).await {
+        return o;
+    }
+    let expected = "no share on the job whose min_ntime OPTION prefix is 2";
+    // A job with min_ntime (to be mined at once, were it valid), its OPTION prefix 2.
+    let mut outputs = s.pool.update_template(sv2_wire::unix_now());
+    let Some(index) = outputs.iter().position(|o| {
+        matches!(o, Output::Send { message: Message::NewMiningJob(j), .. } if j.min_ntime.is_some())
+            || matches!(o, Output::Send { message: Message::NewExtendedMiningJob(j), .. } if j.min_ntime.is_some())
+    }) else {
+        return Outcome::error("the suite's pool made no job with min_ntime set");
+    };
+    let Output::Send { message, .. } = outputs.remove(index) else {
+        return Outcome::error("no job");
+    };
+    let job_id = match &message {
+        Message::NewMiningJob(j) => j.job_id,
+        Message::NewExtendedMiningJob(j) => j.job_id,
+        _ => return Outcome::error("no job"),
+    };
+    let mut frame = match frame_of(&message) {
+        Ok(f) => f,
+        Err(o) => return o,
+    };
+    // Header 6, channel_id 4, job_id 4: min_ntime's OPTION prefix.
+    frame[6 + 4 + 4] = 0x02;
+    let sent_at = s.elapsed();
+    if let Err(o) = s.deliver(outputs).await {
+        return o;
+    }
+    if let Err(o) = s
+        .send_frame(
+            &frame,
+            "a job whose OPTION prefix is 2",
+            &WireShape::default(),
+        )
+        .await
+    {
+        return o;
+    }
+    let (until, verdicts) = match watch(&mut s, IN_FLIGHT + ctx.config().work_window / 2).await {
+        Ok(v) => v,
+        Err(o) => return o,
+    };
+    let on_it: Vec<&ShareVerdict> = verdicts
+        .iter()
+        .filter(|v| v.job_id == job_id && v.at >= sent_at)
+        .collect();
+    if !on_it.is_empty() {
+        return Outcome::fail(
+            expected,
+            format!(
+                "{} shares on job {job_id}, sent with min_ntime's OPTION prefix 2: it took the job",
+                on_it.len()
+            ),
+        );
+    }
+    if let Until::Ended(how) = until {
+        // Refusing the message by closing is refusing it.
+        return Outcome::pass(expected, format!("it closed the connection: {how}"));
+    }
+    // A control: a valid job with min_ntime is taken (else ignoring the broken one proves nothing).
+    let outputs = s.pool.update_template(sv2_wire::unix_now());
+    let fresh = active_jobs(&outputs);
+    let control_at = s.elapsed();
+    if let Err(o) = s.deliver(outputs).await {
+        return o;
+    }
+    let (_, verdicts) = match watch(&mut s, IN_FLIGHT + ctx.config().work_window / 2).await {
+        Ok(v) => v,
+        Err(o) => return o,
+    };
+    if !verdicts
+        .iter()
+        .any(|v| fresh.contains(&v.job_id) && v.at >= control_at)
+    {
+        return Outcome::error(format!(
+            "no share on job {fresh:?}, a valid job with min_ntime sent after it, either (see \
+             device.shares.new-job): ignoring job {job_id} says nothing about its OPTION"
+        ));
+    }
+    Outcome::pass(
+        expected,
+        format!("no share on job {job_id}; the valid job after it was mined"),
+    )
 }
 
 async fn share_error_code(ctx: ServeCtx) -> Outcome {

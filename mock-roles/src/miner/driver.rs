@@ -455,10 +455,15 @@ async fn drive(
                     }
                     outputs
                 }
-                Err(NetError::Decode { source, .. }) => {
-                    let event = Event::Unexpected { message: format!("undecodable frame: {source}") };
-                    log.report(events, event);
-                    Vec::new()
+                Err(NetError::Decode { source, frame, .. }) => {
+                    match lenient_job(device.config(), &frame) {
+                        Some(message) => device.handle(&message, Instant::now()),
+                        None => {
+                            let event = Event::Unexpected { message: format!("undecodable frame: {source}") };
+                            log.report(events, event);
+                            Vec::new()
+                        }
+                    }
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -598,4 +603,21 @@ fn read_bools_by_byte(decoded: &mut sv2_codec::Decoded<'static>) {
     {
         job.version_rolling_allowed = true;
     }
+}
+
+/// The `option_any_prefix` fault: a job whose min_ntime OPTION prefix is neither 0 nor 1 (which the
+/// codec refuses) read as present, as a decoder that tests the prefix for non-zero would.
+fn lenient_job(config: &super::DeviceConfig, frame: &[u8]) -> Option<sv2_codec::Message<'static>> {
+    // Header 6, channel_id 4, job_id 4: the OPTION prefix of min_ntime, in both job messages.
+    const PREFIX: usize = 6 + 4 + 4;
+    let job = matches!(frame.get(2), Some(0x15 | 0x1f));
+    if !config.option_any_prefix || !job || frame.get(PREFIX).is_none_or(|p| *p <= 1) {
+        return None;
+    }
+    let mut patched = frame.to_vec();
+    patched[PREFIX] = 1;
+    let (parsed, _) = sv2_codec::Frame::parse(&patched).ok()?;
+    sv2_codec::decode_frame(&parsed)
+        .ok()
+        .map(|d| d.message.into_static())
 }

@@ -113,6 +113,9 @@ pub struct DeviceConfig {
     /// Faulty: read a BOOL by its whole byte (version_rolling_allowed sent as 0xFE is True), for
     /// testing conformance checks.
     pub bool_whole_byte: bool,
+    /// Faulty: read a job's min_ntime OPTION whose prefix is above 1 as present (the codec
+    /// refuses it), for testing conformance checks.
+    pub option_any_prefix: bool,
     /// How often [`Device::tick`] reissues the current job's work with a later ntime.
     pub ntime_refresh: Duration,
 }
@@ -137,6 +140,7 @@ impl Default for DeviceConfig {
             device_id: String::new(),
             faulty: false,
             bool_whole_byte: false,
+            option_any_prefix: false,
             ntime_refresh: Duration::from_secs(30),
         }
     }

@@ -9,6 +9,18 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Golden-file update variables turn comparisons into writes: a run of the test command with one set
+# would pass whatever the code does.
+for var in SV2_UPDATE_EXPECTED SV2_VECTORS_REGENERATE; do
+    if [[ -n "${!var:-}" ]]; then
+        echo "error: $var is set: it rewrites the files the tests compare against; unset it to test" >&2
+        exit 2
+    fi
+done
+# Tests that skip list themselves here, printed at the end: for a missing or wrong-version reference
+# binary (with SV2_REQUIRE_PEERS=1 they fail instead), or engine backends this CPU lacks.
+rm -f target/test-skips.txt
+
 # The reference implementation's binaries, for the end-to-end tests (interop/tests/e2e_*.rs), pinned as in
 # ../shared/peers/PEERS.md. `cargo install` skips a binary already installed at that version, so this is
 # cheap on a warm machine; cold, it builds for about 11 minutes on 2 cores. pool_sv2 and jd_client_sv2
@@ -16,7 +28,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "reference binaries (pool_sv2 0.7.0, translator_sv2 0.6.0, jd_client_sv2 0.6.0)"
 install_peer() {
     local name="$1" version="$2"
-    if "$name" --version 2>/dev/null | grep -q "$version" ||
+    if "$name" --version 2>/dev/null | grep -qx "$name $version" ||
         cargo install --list | grep -q "^$name v$version:"; then
         echo "$name $version: installed"
         return
@@ -104,5 +116,10 @@ cargo test -p sv2-benches --benches --locked
 # to four minutes cold (nightly toolchain and cargo-fuzz are installed when missing).
 step "fuzz smoke (scripts/fuzz.sh smoke: every target, 5 s each)"
 scripts/fuzz.sh smoke 5
+
+if [[ -s target/test-skips.txt ]]; then
+    step "SKIPPED: what this machine could not test"
+    cat target/test-skips.txt
+fi
 
 step "ok"

@@ -30,20 +30,72 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// The binary, or `None` after saying the test is skipped; panics when peers are required.
-pub fn binary_or_skip(name: &str, test: &str) -> Option<PathBuf> {
-    match find_binary(name) {
-        Some(path) => Some(path),
-        None if std::env::var("SV2_REQUIRE_PEERS").is_ok_and(|v| v == "1") => panic!(
-            "{test}: {name} is not installed and SV2_REQUIRE_PEERS=1 (scripts/test.sh installs it)"
-        ),
-        None => {
-            eprintln!(
-                "{test}: SKIPPED, {name} is not installed (run scripts/test.sh to install it)"
-            );
-            None
-        }
+/// The versions of the reference binaries the tests are written against (`scripts/test.sh`
+/// installs these): a test never runs against another one unknowingly.
+pub const PINNED: &[(&str, &str)] = &[
+    ("pool_sv2", "0.7.0"),
+    ("translator_sv2", "0.6.0"),
+    ("jd_client_sv2", "0.6.0"),
+];
+
+/// Whether `path --version` says `name <pinned version>`; why not, otherwise.
+pub fn check_version(name: &str, path: &Path) -> Result<(), String> {
+    let Some((_, version)) = PINNED.iter().find(|(n, _)| *n == name) else {
+        return Ok(());
+    };
+    let output = Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{} --version: {e}", path.display()))?;
+    let said = String::from_utf8_lossy(&output.stdout);
+    let wanted = format!("{name} {version}");
+    let words: Vec<&str> = said.split_whitespace().collect();
+    if words.windows(2).any(|w| w[0] == name && w[1] == *version) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} --version says {:?}, not {wanted}",
+            path.display(),
+            said.trim()
+        ))
     }
+}
+
+/// Where skipped tests are listed, one line each, for the test command's summary
+/// (`target/test-skips.txt` of the repository; `scripts/test.sh` prints it at the end).
+pub fn skip_list() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-skips.txt")
+}
+
+/// The binary at its pinned version, or `None` after saying the test is skipped (on stderr, and
+/// in [`skip_list`]); panics when peers are required (`SV2_REQUIRE_PEERS=1`).
+pub fn binary_or_skip(name: &str, test: &str) -> Option<PathBuf> {
+    let problem = match find_binary(name) {
+        Some(path) => match check_version(name, &path) {
+            Ok(()) => return Some(path),
+            Err(why) => why,
+        },
+        None => format!("{name} is not installed"),
+    };
+    if std::env::var("SV2_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!("{test}: {problem} and SV2_REQUIRE_PEERS=1 (scripts/test.sh installs it)");
+    }
+    let line = format!("{test}: SKIPPED, {problem} (run scripts/test.sh to install it)");
+    eprintln!("{line}");
+    let list = skip_list();
+    if let Some(dir) = list.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&list)
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "{line}");
+    }
+    None
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released: another process could take it in between, which

@@ -9,10 +9,12 @@
 //! Input: one frame, its msg_length rewritten to the payload's length (`checks::normalized_frame`,
 //! duplicated here as [`frame_of`] so that this file stands alone).
 //!
-//! What fails the check (a crash): a panic in our codec or in the conversion of SRI's value to ours.
-//! What is counted, by [`Class`], and never fails: every other outcome, agreements included. A panic
-//! inside SRI is caught (`catch_unwind`, with a panic hook that stays silent for SRI's panics so that
-//! libFuzzer's abort-on-panic hook does not fire), counted as `sri_panic`, and its input saved.
+//! What fails the check (a crash): a panic in our codec or in the conversion of SRI's value to ours,
+//! and a disagreement nobody reviewed ([`unexplained`]: anything but an agreement, a class listed in
+//! [`REVIEWED`] from interop/DIFFERENCES.md, both refusing for different reasons, or a problem of
+//! SRI's own). Every outcome is counted, by [`Class`]. A panic inside SRI is caught (`catch_unwind`,
+//! with a panic hook that stays silent for SRI's panics so that libFuzzer's abort-on-panic hook does
+//! not fire), counted as `sri_panic`, and its input saved.
 //!
 //! Counting: set `SV2_DIFF_STATS=<dir>`; each process rewrites `<dir>/diff-<pid>.tsv` (`class TAB
 //! count` lines) every few seconds and every 4096 inputs. Set `SV2_DIFF_FINDINGS=<dir>` to keep the
@@ -356,5 +358,43 @@ pub fn differential(data: &[u8]) -> Option<Vec<Class>> {
     for class in &classes {
         record(class, data);
     }
+    if let Some(class) = unexplained(&classes) {
+        panic!(
+            "differential: a disagreement no review explains: {} on {} (see interop/DIFFERENCES.md)",
+            class.name(),
+            data[..data.len().min(512)]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+    }
     Some(classes)
+}
+
+/// The disagreements reviewed in interop/DIFFERENCES.md, by class name: SRI ignores what follows the
+/// last field and a wrong channel_msg bit and accepts an over-long user_identity TLV (rows 1, 3, 4,
+/// 9), refuses frames of unknown extensions that we keep raw (row 6) and SetupConnection.protocol
+/// values we accept (row 7), and leaves TLVs unread that we decode (rows 1, 3).
+pub const REVIEWED: &[&str] = &[
+    "both_accept_equal_sri_ignores_tlvs",
+    "ours_rejects_sri_accepts.Trailing",
+    "ours_rejects_sri_accepts.ChannelBit",
+    "ours_rejects_sri_accepts.TlvTooLong",
+    "sri_rejects_ours_accepts.UnknownMessage.raw",
+    "sri_rejects_ours_accepts.BadValue",
+];
+
+/// The first class among `classes` that nobody reviewed: not an agreement, not in [`REVIEWED`],
+/// not both refusing (for whatever reasons: A7 in DIFFERENCES.md), not SRI's own problem (its panics
+/// and its entry points disagreeing among themselves, counted and saved as findings about SRI).
+pub fn unexplained(classes: &[Class]) -> Option<&Class> {
+    classes.iter().find(|c| {
+        let name = c.name();
+        !(c.is_agreement()
+            || REVIEWED.contains(&name.as_str())
+            || matches!(
+                c,
+                Class::BothRejectDifferent { .. } | Class::SriPanic | Class::SriPathsDisagree(_)
+            ))
+    })
 }

@@ -89,6 +89,48 @@ fn classes_of_known_differences() {
     assert_eq!(classify(&[1, 2, 3]), None);
 }
 
+#[test]
+fn a_disagreement_nobody_reviewed_fails_the_target() {
+    use differential::{unexplained, Class};
+    use sv2_interop::ErrorClass;
+    // Each real disagreement fails the check; the reviewed ones and agreements do not.
+    for class in [
+        Class::BothAcceptValueDiffers,
+        Class::BothAcceptSizeDiffers,
+        Class::BothAcceptReencodeDiffers,
+        Class::OursRejectsSriAccepts(ErrorClass::Truncated),
+        Class::SriRejectsOursAccepts {
+            sri: ErrorClass::Truncated,
+            raw: false,
+        },
+    ] {
+        let classes = [Class::BothAcceptEqual, class.clone()];
+        assert_eq!(unexplained(&classes), Some(&class), "{}", class.name());
+    }
+    for class in [
+        Class::BothAcceptEqual,
+        Class::BothAcceptEqualSriIgnoresTlvs,
+        Class::OursRejectsSriAccepts(ErrorClass::Trailing),
+        Class::SriRejectsOursAccepts {
+            sri: ErrorClass::UnknownMessage,
+            raw: true,
+        },
+        Class::BothRejectSame(ErrorClass::Truncated),
+        Class::BothRejectDifferent {
+            ours: ErrorClass::ChannelBit,
+            sri: ErrorClass::Truncated,
+        },
+        Class::SriPanic,
+    ] {
+        assert_eq!(unexplained(std::slice::from_ref(&class)), None, "{}", class.name());
+    }
+    // Through the target's own entry point: a reviewed disagreement passes, as does an agreement.
+    let mut share = hex_frame("00801a180000010000000200000003000000040000000500000000000020");
+    assert!(differential::differential(&share).is_some());
+    share.push(0xff);
+    assert!(differential::differential(&share).is_some());
+}
+
 fn hex_frame(text: &str) -> Vec<u8> {
     hex::decode(text).expect("hex")
 }

@@ -122,7 +122,12 @@ fn a_disagreement_nobody_reviewed_fails_the_target() {
         },
         Class::SriPanic,
     ] {
-        assert_eq!(unexplained(std::slice::from_ref(&class)), None, "{}", class.name());
+        assert_eq!(
+            unexplained(std::slice::from_ref(&class)),
+            None,
+            "{}",
+            class.name()
+        );
     }
     // Through the target's own entry point: a reviewed disagreement passes, as does an agreement.
     let mut share = hex_frame("00801a180000010000000200000003000000040000000500000000000020");

@@ -641,26 +641,32 @@ impl Monitor {
     }
 
     /// §5.3.11: the share's ntime against the newest SetNewPrevHash of its channel or group; a
-    /// share within IN_FLIGHT of a newer one may fit the one before. Not judged before any.
+    /// share within IN_FLIGHT of a newer one may fit the one before (which may have come to the
+    /// channel while the newer one came to its group, or the other way round). Not judged before any.
     fn share_ntime(&mut self, channel: u32, seq: u32, ntime: u32) {
         let group = self.channels.get(&channel).map(|c| c.group);
-        let base = [Some(channel), group]
+        // Every prev hash this channel has had, from its own id and its group's, oldest first.
+        let mut bases: Vec<(u32, Timestamp)> = [Some(channel), group]
             .into_iter()
             .flatten()
             .filter_map(|id| self.ntime_bases.get(&id).copied())
-            .max_by_key(|b| b.current.1);
-        let Some(base) = base else {
+            .flat_map(|b| [b.previous.map(|(before, _)| before), Some(b.current)])
+            .flatten()
+            .collect();
+        bases.sort_by_key(|(_, at)| at.0);
+        bases.dedup();
+        let Some(&newest) = bases.last() else {
             return;
         };
         self.exercise(CLIENT_SHARE_NTIME);
         let now = self.now;
-        let fits = ntime_fits(ntime, base.current, now)
-            || base.previous.is_some_and(|(before, replaced)| {
-                std::time::Duration::from_nanos(now.0.saturating_sub(replaced.0)) <= IN_FLIGHT
-                    && ntime_fits(ntime, before, now)
-            });
+        let in_flight =
+            std::time::Duration::from_nanos(now.0.saturating_sub(newest.1 .0)) <= IN_FLIGHT;
+        let before = bases.len().checked_sub(2).map(|i| bases[i]);
+        let fits = ntime_fits(ntime, newest, now)
+            || (in_flight && before.is_some_and(|b| ntime_fits(ntime, b, now)));
         if !fits {
-            let (min_ntime, at) = base.current;
+            let (min_ntime, at) = newest;
             let elapsed = now.0.saturating_sub(at.0).div_ceil(1_000_000_000);
             self.find(
                 CLIENT_SHARE_NTIME,

@@ -476,6 +476,88 @@ fn share_ntime_outside_its_window_fails_the_client_rule() {
     );
 }
 
+/// A prev hash to the channel, then a newer one to its group (as translator_sv2 was served): a share
+/// on the channel's old job sent 1 ms after the group's prev hash is in flight, even when the new
+/// min_ntime is one second above its ntime; 1.5 s after, it is not.
+#[test]
+fn a_share_in_flight_across_a_group_prev_hash_fits_the_channels_one() {
+    use sv2_codec::messages::mining::{
+        OpenExtendedMiningChannel, OpenExtendedMiningChannelSuccess, SetNewPrevHash,
+        SubmitSharesExtended,
+    };
+    use sv2_conformance::monitor::CLIENT_SHARE_NTIME;
+    let ms = |n: u64| Timestamp(1_700_000_000_999_000_000 + n * 1_000_000);
+    let mut t = Transcript::default();
+    let prev_hash = |channel_id: u32, min_ntime: u32| -> Message<'static> {
+        SetNewPrevHash {
+            channel_id,
+            job_id: channel_id,
+            prev_hash: U256([channel_id as u8; 32]),
+            min_ntime,
+            nbits: 0x1d00_ffff,
+        }
+        .into()
+    };
+    let share = |seq: u32, ntime: u32| -> Message<'static> {
+        SubmitSharesExtended {
+            channel_id: 1,
+            sequence_number: seq,
+            job_id: 1,
+            nonce: 0,
+            ntime,
+            version: 0x2000_0000,
+            extranonce: B0_32::new(vec![0; 28]).unwrap(),
+        }
+        .into()
+    };
+    let client = |t: &mut Transcript, at: u64, m: Message<'static>| {
+        t.frame(ms(at), Direction::ClientToServer, &frame(m), None)
+    };
+    let server = |t: &mut Transcript, at: u64, m: Message<'static>| {
+        t.frame(ms(at), Direction::ServerToClient, &frame(m), None)
+    };
+    client(&mut t, 0, setup_connection(0, 2, 2, 0));
+    client(
+        &mut t,
+        0,
+        OpenExtendedMiningChannel {
+            request_id: 1,
+            user_identity: str255("u"),
+            nominal_hash_rate: 1.0,
+            max_target: U256([0xff; 32]),
+            min_extranonce_size: 0,
+        }
+        .into(),
+    );
+    server(
+        &mut t,
+        0,
+        OpenExtendedMiningChannelSuccess {
+            request_id: 1,
+            channel_id: 1,
+            target: U256([0xff; 32]),
+            extranonce_size: 28,
+            extranonce_prefix: B0_32::new(vec![0; 4]).unwrap(),
+            group_channel_id: 2,
+        }
+        .into(),
+    );
+    server(&mut t, 0, prev_hash(1, 1000));
+    client(&mut t, 1, share(1, 1000));
+    server(&mut t, 2, prev_hash(2, 1001));
+    client(&mut t, 3, share(2, 1000));
+    client(&mut t, 1500, share(3, 1000));
+    client(&mut t, 1500, share(4, 1001));
+    let report = check_transcript(&t).client();
+    let bad: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == CLIENT_SHARE_NTIME)
+        .map(|f| f.detail.split(" on ").next().unwrap())
+        .collect();
+    assert_eq!(bad, ["share 3"], "{:?}", report.findings);
+}
+
 #[test]
 fn the_client_rules_shown_failing_here_keep_their_ids() {
     // The catalogue test (every_check_can_fail.rs) finds each rule by its quoted id.

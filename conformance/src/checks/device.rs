@@ -36,7 +36,7 @@ pub const CHECKS: &[Check] = &[
     serve!("device.shares.extranonce-size", "5.3.12", Must, None, "SubmitSharesExtended.extranonce is as long as the channel's negotiated extranonce_size", extranonce_size),
     serve!("device.shares.version-not-rolled", "5.3.16", Must, Some(68), "with version rolling not allowed (REQUIRES_FIXED_VERSION), shares carry the job's version unchanged", version_not_rolled),
     serve!("device.shares.new-prev-hash", "5.3.17", Must, Some(66), "after SetNewPrevHash, no share on an older job (1 s allowed for shares in flight)", new_prev_hash),
-    serve!("device.shares.new-job", "5.3.15", Must, Some(65), "a job with min_ntime set is mined at once: shares name it from 1 s after it came", new_job),
+    serve!("device.shares.new-job", "5.3.15", Must, Some(65), "a job with min_ntime set is mined at once: shares on it from 1 s after it came", new_job),
     serve!("device.robust.unknown-extension", "3.4", Must, Some(7), "a message of an unknown extension (channel_msg 0) is ignored: the session and the shares go on", unknown_extension),
     serve!("device.robust.chunked-frame", "4.6", Must, Some(20), "a 70,000-byte frame (two AEAD blocks) of an unknown extension is read whole and ignored", chunked_frame),
     serve!("device.robust.option-prefix", "3.1", Should, Some(3), "a job whose min_ntime OPTION prefix is 2 (an OPTION holds at most one value) is not acted on", option_prefix),
@@ -89,7 +89,9 @@ async fn refuses_certificate(ctx: ServeCtx, certificate: Certificate, what: &str
     if let Some(skip) = noise_only(&ctx) {
         return skip;
     }
-    let expected = format!("after a certificate {what}, the client sends no encrypted frame");
+    let expected = format!(
+        "after a certificate {what}, the client closes the connection, sending no encrypted frame"
+    );
     let mut s = match ctx.accept_with("a bad certificate", certificate).await {
         Ok(s) => s,
         Err(o) => return o,
@@ -108,7 +110,15 @@ async fn refuses_certificate(ctx: ServeCtx, certificate: Certificate, what: &str
                 format!("it sent an encrypted frame under that certificate ({e})"),
             )
         }
-        _ => {}
+        Incoming::Timeout => {
+            // Silence is not a refusal: a client that took the certificate may be slow to speak.
+            return Outcome::error(format!(
+                "after a certificate {what}, the client neither closed the connection nor sent \
+                 anything within {:?}: a refusal cannot be told from a wait",
+                s.timeout
+            ));
+        }
+        Incoming::Closed | Incoming::Broken(_) => {}
     }
     drop(s);
     if let Err(o) = control(&ctx).await {
@@ -145,7 +155,8 @@ async fn act2_mac(ctx: ServeCtx) -> Outcome {
     if let Some(skip) = noise_only(&ctx) {
         return skip;
     }
-    let expected = "after an act 2 whose encrypted static key fails its MAC, no encrypted frame";
+    let expected =
+        "after an act 2 whose encrypted static key fails its MAC, the client closes the connection";
     // A bit of the encrypted static key (bytes 64..144 of act 2).
     let after = match ctx
         .broken_act2("act 2 with a broken MAC", (64 + 10) * 8 + 3)
@@ -154,7 +165,8 @@ async fn act2_mac(ctx: ServeCtx) -> Outcome {
         Ok(after) => after,
         Err(o) => return o,
     };
-    if let AfterAct2::Sent(_) = after {
+    if after != AfterAct2::Closed {
+        // Bytes after it, or a session kept open: "the session must be terminated".
         return Outcome::fail(expected, after.describe());
     }
     if let Err(o) = control(&ctx).await {
@@ -336,7 +348,13 @@ async fn waits_for_work(ctx: ServeCtx) -> Outcome {
                 let outputs = s.to_pool(&d.message);
                 held.extend(outputs);
             }
-            Incoming::Timeout | Incoming::Unreadable(_) => {}
+            Incoming::Unreadable(e) => {
+                return Outcome::error(format!(
+                    "while the work was held back the client sent a frame that could not be read \
+                     ({e}): a share among them cannot be ruled out"
+                ))
+            }
+            Incoming::Timeout => {}
             other => {
                 return Outcome::error(format!(
                     "the connection ended while the work was held back: {}",
@@ -537,7 +555,15 @@ async fn new_prev_hash(ctx: ServeCtx) -> Outcome {
     if let Err(o) = s.deliver(outputs).await {
         return o;
     }
-    judge_switch(&ctx, &mut s, sent_at, &fresh, "the new prev hash's job").await
+    judge_switch(
+        &ctx,
+        &mut s,
+        sent_at,
+        &fresh,
+        "the new prev hash's job",
+        Switch::Only,
+    )
+    .await
 }
 
 async fn new_job(ctx: ServeCtx) -> Outcome {
@@ -558,22 +584,49 @@ async fn new_job(ctx: ServeCtx) -> Outcome {
     if let Err(o) = s.deliver(outputs).await {
         return o;
     }
-    judge_switch(&ctx, &mut s, sent_at, &fresh, "the job with min_ntime").await
+    judge_switch(
+        &ctx,
+        &mut s,
+        sent_at,
+        &fresh,
+        "the job with min_ntime",
+        Switch::Mined,
+    )
+    .await
 }
 
-/// Shares from [`IN_FLIGHT`] after `sent_at` must name one of `fresh`.
+/// How a switch to new work is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    /// After a new prev hash the older jobs are invalid: no share names one from [`IN_FLIGHT`] on.
+    Only,
+    /// After a job with min_ntime the older jobs on the same prev hash stay valid (work already
+    /// handed to hashing units may still come back): the new job must be mined, from
+    /// [`IN_FLIGHT`] on, but shares on older ones are no fault.
+    Mined,
+}
+
+/// Shares from [`IN_FLIGHT`] after `sent_at` must name one of `fresh` (all of them, or some).
 async fn judge_switch(
     ctx: &ServeCtx,
     s: &mut Served,
     sent_at: Duration,
     fresh: &[u32],
     what: &str,
+    switch: Switch,
 ) -> Outcome {
     let (_, verdicts) = match watch(s, IN_FLIGHT + ctx.config().work_window / 2).await {
         Ok(v) => v,
         Err(o) => return o,
     };
-    let expected = format!("from {IN_FLIGHT:?} after {what} (job {fresh:?}) came, shares name it");
+    let expected = match switch {
+        Switch::Only => {
+            format!("from {IN_FLIGHT:?} after {what} (job {fresh:?}) came, shares name it")
+        }
+        Switch::Mined => {
+            format!("from {IN_FLIGHT:?} after {what} (job {fresh:?}) came, shares on it")
+        }
+    };
     let late: Vec<&ShareVerdict> = verdicts
         .iter()
         .filter(|v| v.at >= sent_at + IN_FLIGHT)
@@ -584,6 +637,7 @@ async fn judge_switch(
             verdicts.len()
         ));
     }
+    let on_fresh = late.iter().filter(|v| fresh.contains(&v.job_id)).count();
     let old: Vec<String> = late
         .iter()
         .filter(|v| !fresh.contains(&v.job_id))
@@ -597,13 +651,27 @@ async fn judge_switch(
             )
         })
         .collect();
+    let ok = match switch {
+        Switch::Only => old.is_empty(),
+        Switch::Mined => on_fresh > 0,
+    };
+    if ok && switch == Switch::Only && s.unreadable_since(sent_at) {
+        return Outcome::error(format!(
+            "after {what}, the client sent frames that could not be read: shares on older jobs \
+             among them cannot be ruled out"
+        ));
+    }
     Outcome::judge(
-        old.is_empty(),
+        ok,
         expected,
-        if old.is_empty() {
-            format!("{} shares after it, all on the new job", late.len())
+        if ok {
+            format!("{} shares after it, {on_fresh} on the new job", late.len())
         } else {
-            format!("still mining an older job: {}", old.join("; "))
+            format!(
+                "{} shares after it, none on the new job: {}",
+                late.len(),
+                old.join("; ")
+            )
         },
     )
 }
@@ -680,6 +748,10 @@ async fn unknown_extension(ctx: ServeCtx) -> Outcome {
 }
 
 async fn chunked_frame(ctx: ServeCtx) -> Outcome {
+    // AEAD blocks exist only under Noise.
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
     let (mut s, _) = match mining(&ctx, "a 70,000-byte frame").await {
         Ok(m) => m,
         Err(o) => return o,
@@ -746,42 +818,70 @@ async fn bool_high_bits(ctx: ServeCtx) -> Outcome {
             "the client opened a standard channel: no message to it carries a BOOL",
         );
     }
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
-    let expected = "shares on the job carry its version unchanged (0xFE is False)";
-    // A control first: a job forbidding rolling with 0x00. A client that rolls on that one says
-    // nothing about how it reads a BOOL's high bits.
-    let control = match send_rolling_flag(&ctx, &mut s, 0x00).await {
-        Ok(judged) => judged,
-        Err(o) => return Outcome::error(o.observed),
+    // A client that never rolls where it may cannot show how it reads 0xFE.
+    let (_, verdicts) = match s.serve_shares(20, ctx.config().work_window).await {
+        Ok(v) => v,
+        Err(o) => return o,
     };
-    if let Err(rolled) = control {
-        return Outcome::error(format!(
-            "the client rolls the version on a job whose version_rolling_allowed is 0x00 \
-             (False) too ({rolled}), so 0xFE cannot show how it reads a BOOL's high bits"
+    let rolls = verdicts.iter().any(|v| {
+        s.job_versions
+            .get(&v.job_id)
+            .is_some_and(|j| *j != v.version)
+    });
+    if !rolls {
+        return Outcome::skip(format!(
+            "the client rolled no version in {} shares on jobs that allow it: a job sent with \
+             0xFE cannot be told from one sent with 0x00",
+            verdicts.len()
         ));
     }
+    let expected = "shares on the job carry its version unchanged (0xFE is False)";
+    // A control first: a job forbidding rolling with 0x00.
+    match send_rolling_flag(&ctx, &mut s, 0x00).await {
+        Ok(Judged::Kept(_)) => {}
+        Ok(Judged::Rolled(rolled)) => {
+            return Outcome::error(format!(
+                "the client rolls the version on a job whose version_rolling_allowed is 0x00 \
+                 (False) too ({rolled}), so 0xFE cannot show how it reads a BOOL's high bits"
+            ))
+        }
+        Ok(Judged::NotMined(what)) => {
+            return Outcome::error(format!(
+                "{what}: the client does not mine a valid job forbidding rolling, so the one \
+                 sent with 0xFE cannot be judged"
+            ))
+        }
+        Err(o) => return Outcome::error(o.observed),
+    }
     match send_rolling_flag(&ctx, &mut s, 0xfe).await {
-        Ok(Ok(seen)) => Outcome::pass(expected, seen),
-        Ok(Err(rolled)) => Outcome::fail(
+        Ok(Judged::Kept(seen)) => Outcome::pass(expected, seen),
+        Ok(Judged::Rolled(rolled)) => Outcome::fail(
             expected,
             format!("{rolled}: it read 0xFE as True (with 0x00 it kept the version)"),
+        ),
+        Ok(Judged::NotMined(what)) => Outcome::fail(
+            expected,
+            format!("{what}, while it mined the same job sent with 0x00: it refused the BOOL's high bits"),
         ),
         Err(o) if o.verdict == crate::verdict::Verdict::Fail => Outcome::fail(expected, o.observed),
         Err(o) => o,
     }
 }
 
+/// What the shares on a job with a raw version_rolling_allowed byte showed.
+enum Judged {
+    /// Every one kept the job's version.
+    Kept(String),
+    /// Some rolled it.
+    Rolled(String),
+    /// None came on that job.
+    NotMined(String),
+}
+
 /// Sends a job with min_ntime (a new template) whose version_rolling_allowed byte is `byte`, and
-/// watches the shares on it: `Ok(Ok(what was seen))` when every one kept the version,
-/// `Ok(Err(the rolled ones))` otherwise; an outcome when nothing could be judged (a fail when the
-/// connection ended).
-async fn send_rolling_flag(
-    ctx: &ServeCtx,
-    s: &mut Served,
-    byte: u8,
-) -> Result<Result<String, String>, Outcome> {
+/// watches the shares on it; an outcome when nothing could be judged (a fail when the connection
+/// ended).
+async fn send_rolling_flag(ctx: &ServeCtx, s: &mut Served, byte: u8) -> Result<Judged, Outcome> {
     let mut outputs = s.pool.update_template(sv2_wire::unix_now());
     let Some(index) = outputs.iter().position(|o| {
         matches!(o, Output::Send { message: Message::NewExtendedMiningJob(j), .. } if j.min_ntime.is_some())
@@ -823,7 +923,7 @@ async fn send_rolling_flag(
         .filter(|v| v.job_id == job_id && v.at >= sent_at)
         .collect();
     if on_job.is_empty() {
-        return Err(Outcome::error(format!(
+        return Ok(Judged::NotMined(format!(
             "no share came on job {job_id}, whose version_rolling_allowed was {byte:#04x}"
         )));
     }
@@ -839,12 +939,12 @@ async fn send_rolling_flag(
         })
         .collect();
     Ok(if rolled.is_empty() {
-        Ok(format!(
+        Judged::Kept(format!(
             "{} shares on job {job_id} ({byte:#04x}), all with its version {version:#010x}",
             on_job.len()
         ))
     } else {
-        Err(format!(
+        Judged::Rolled(format!(
             "job {job_id}'s version is {version:#010x}, yet: {}",
             rolled.join("; ")
         ))
@@ -911,6 +1011,12 @@ async fn option_prefix(ctx: ServeCtx) -> Outcome {
                 "{} shares on job {job_id}, sent with min_ntime's OPTION prefix 2: it took the job",
                 on_it.len()
             ),
+        );
+    }
+    if s.unreadable_since(sent_at) {
+        return Outcome::error(
+            "after the job, the client sent frames that could not be read: shares on it among \
+             them cannot be ruled out",
         );
     }
     if let Until::Ended(how) = until {
@@ -1002,6 +1108,12 @@ async fn share_error_code(ctx: ServeCtx) -> Outcome {
 }
 
 async fn open_error_code(ctx: ServeCtx) -> Outcome {
+    if !ctx.config().launcher.starts_clients() {
+        return Outcome::skip(
+            "only a crash fails this check, and a client the suite did not start cannot be \
+             seen crashing (use --spawn)",
+        );
+    }
     let mut s = match ctx.accept("an unknown open error code").await {
         Ok(s) => s,
         Err(o) => return o,
@@ -1075,6 +1187,12 @@ async fn close_channel(ctx: ServeCtx) -> Outcome {
         Ok(v) => v,
         Err(o) => return o,
     };
+    if s.unreadable_since(sent_at) {
+        return Outcome::error(
+            "after CloseChannel, the client sent frames that could not be read: shares on the \
+             closed channel among them cannot be ruled out",
+        );
+    }
     let late: Vec<String> = verdicts
         .iter()
         .filter(|v| v.channel_id == opened.channel_id && v.at >= sent_at + IN_FLIGHT)
@@ -1112,7 +1230,9 @@ async fn reconnect_to_new_port(
     ctx: &ServeCtx,
 ) -> Result<(Served, Option<tokio::net::TcpStream>, u16), Outcome> {
     let (mut s, _) = mining(ctx, "before Reconnect").await?;
-    let second = TcpListener::bind(("127.0.0.1", 0))
+    // On the address the client already reaches (loopback by default).
+    let host = ctx.endpoint().host.clone();
+    let second = TcpListener::bind((host.as_str(), 0))
         .await
         .map_err(|e| Outcome::error(format!("a second listener: {e}")))?;
     let port = second
@@ -1120,7 +1240,7 @@ async fn reconnect_to_new_port(
         .map_err(|e| Outcome::error(format!("a second listener: {e}")))?
         .port();
     let reconnect = Reconnect {
-        new_host: str255("127.0.0.1"),
+        new_host: str255(&host),
         new_port: port,
     };
     s.send(&Message::Reconnect(reconnect)).await?;
@@ -1133,15 +1253,20 @@ async fn reconnect_to_new_port(
 }
 
 async fn reconnect_follows(ctx: ServeCtx) -> Outcome {
+    // §3.3 binds a client whose previous connection ran through a secure session.
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
     let (_old, stream, port) = match reconnect_to_new_port(&ctx).await {
         Ok(r) => r,
         Err(o) => return o,
     };
+    let host = ctx.endpoint().host.clone();
     let expected =
-        format!("after Reconnect to 127.0.0.1:{port}, a handshake and SetupConnection there");
+        format!("after Reconnect to {host}:{port}, a handshake and SetupConnection there");
     let Some(stream) = stream else {
         let mut observed = format!(
-            "no connection to 127.0.0.1:{port} within {:?}",
+            "no connection to {host}:{port} within {:?}",
             ctx.config().connect_timeout
         );
         if let Some((crashed, how)) = ctx.exited().await {
@@ -1194,7 +1319,7 @@ async fn reconnect_wrong_authority(ctx: ServeCtx) -> Outcome {
         "the client refuses the new endpoint's certificate: no encrypted frame there".to_string();
     let Some(stream) = stream else {
         return Outcome::error(format!(
-            "the client did not follow Reconnect to 127.0.0.1:{port} (see \
+            "the client did not follow Reconnect to port {port} (see \
              device.reconnect.follows), so the certificate there was never presented"
         ));
     };
@@ -1222,6 +1347,11 @@ async fn reconnect_wrong_authority(ctx: ServeCtx) -> Outcome {
             expected,
             format!("it sent an encrypted frame under that certificate ({e})"),
         ),
+        Incoming::Timeout => Outcome::error(format!(
+            "at the new endpoint, the client neither closed the connection nor sent anything \
+             within {:?}: a refusal cannot be told from a wait",
+            s.timeout
+        )),
         other => Outcome::pass(expected, other.describe()),
     }
 }

@@ -76,6 +76,8 @@ const OUTPUT_KEPT: usize = 4096;
 struct Spawned {
     command: String,
     child: Child,
+    /// The process group (the shell's pid), kept: `Child::id` forgets it once the shell is reaped.
+    group: Option<u32>,
     output: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -100,6 +102,7 @@ impl Spawned {
         }
         Ok(Spawned {
             command: command.to_string(),
+            group: child.id(),
             child,
             output,
         })
@@ -135,7 +138,11 @@ fn status_words(status: std::process::ExitStatus) -> (bool, String) {
     }
     match status.code() {
         Some(101) => (true, "exit status 101 (a Rust panic)".into()),
-        Some(134) => (true, "exit status 134 (an abort)".into()),
+        // A shell reports its child killed by signal N as 128 + N.
+        Some(code @ 129..=192) => (
+            true,
+            format!("exit status {code} (killed by signal {})", code - 128),
+        ),
         Some(code) => (false, format!("exit status {code}")),
         None => (false, "ended".into()),
     }
@@ -159,16 +166,17 @@ impl Launched for Spawned {
                 Ok(Some(status)) => Some(status),
                 _ => None,
             };
+            // The whole group, even when its leader is gone (what it left running goes too).
+            signal_group(self.group, "TERM").await;
             let how = match ended {
                 Some(status) => format!("it had ended: {}", status_words(status).1),
                 None => {
-                    signal_group(&self.child, "TERM").await;
                     let status =
                         match tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await
                         {
                             Ok(Ok(status)) => Some(status),
                             _ => {
-                                signal_group(&self.child, "KILL").await;
+                                signal_group(self.group, "KILL").await;
                                 self.child.wait().await.ok()
                             }
                         };
@@ -193,9 +201,9 @@ fn with_output(words: String, tail: &str) -> String {
     }
 }
 
-/// Sends `signal` to the child's whole process group (a shell's children too).
-async fn signal_group(child: &Child, signal: &str) {
-    if let Some(pid) = child.id() {
+/// Sends `signal` to a whole process group (a shell's children too).
+async fn signal_group(group: Option<u32>, signal: &str) {
+    if let Some(pid) = group {
         let _ = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg("--")

@@ -161,6 +161,10 @@ pub struct ServeCtx {
     launched: Arc<tokio::sync::Mutex<Option<Box<dyn Launched>>>>,
     /// The SV1 miners started below a translator, stopped when the check ends.
     miners: Arc<Mutex<Vec<Sv1Handle>>>,
+    /// Tasks started for the check (an SV1 miner waiting for the translator), aborted with it.
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    /// The check has ended: no more miners.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a certificate presented to the client is wrong (or not).
@@ -191,6 +195,8 @@ impl ServeCtx {
             evidence: Arc::default(),
             launched: Arc::default(),
             miners: Arc::default(),
+            tasks: Arc::default(),
+            stopped: Arc::default(),
         }
     }
 
@@ -245,10 +251,9 @@ impl ServeCtx {
         })?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = tokio::time::Instant::now() + self.config().connect_timeout;
-        loop {
-            if TcpStream::connect(address).await.is_ok() {
-                break;
-            }
+        // Listening is read from the kernel's socket table: a probe connection would be a miner
+        // that comes and goes, which a translator may report upstream.
+        while !listening(port) {
             if tokio::time::Instant::now() >= deadline {
                 let mut why = format!(
                     "the translator did not listen for SV1 miners on {address} within {:?}",
@@ -260,6 +265,9 @@ impl ServeCtx {
                 return Err(Outcome::error(why));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Outcome::error("the check has ended"));
         }
         let client = Sv1Config {
             user: user.to_string(),
@@ -284,8 +292,19 @@ impl ServeCtx {
         }
     }
 
+    /// Runs `task` for the check; it is aborted when the check ends.
+    pub fn background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        lock(&self.tasks).push(handle.abort_handle());
+    }
+
     /// Stops the client the suite started, if any: what it printed and how it ended.
     pub(crate) async fn stop(&self) -> Option<String> {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in std::mem::take(&mut *lock(&self.tasks)) {
+            task.abort();
+        }
         for miner in std::mem::take(&mut *lock(&self.miners)) {
             miner.shutdown();
         }
@@ -297,7 +316,9 @@ impl ServeCtx {
     /// another chance); a long-running client is only given time to reconnect.
     pub async fn restart(&self) -> Result<(), Outcome> {
         if self.config().launcher.starts_clients() {
-            self.stop().await;
+            if let Some(launched) = self.launched.lock().await.take() {
+                launched.stop().await;
+            }
             self.harness.drain().await;
             self.launch().await?;
         }
@@ -455,6 +476,22 @@ impl ServeCtx {
     pub(crate) fn take_evidence(&self) -> Vec<Recorded> {
         std::mem::take(&mut *lock(&self.evidence))
     }
+}
+
+/// Whether something listens on 127.0.0.1:`port` (or any address), from /proc/net/tcp and tcp6.
+fn listening(port: u16) -> bool {
+    let hex_port = format!("{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // local_address is ADDR:PORT in hex; state 0A is LISTEN.
+                fields.len() > 3
+                    && fields[1].rsplit(':').next() == Some(hex_port.as_str())
+                    && fields[3] == "0A"
+            })
+        })
+    })
 }
 
 /// What an SV1 miner of the suite's reports, as it happens.

@@ -76,8 +76,14 @@ pub fn pool_config() -> PoolConfig {
         tp.nbits = 0x1d00_ffff;
         tp.advance_on_block = false;
     }
+    // A hostile client cannot make the core remember much: a few channels, a few thousand shares.
+    config.max_channels_per_session = 64;
+    config.max_shares_per_job = 4096;
     config
 }
+
+/// Share verdicts kept per connection (later ones are counted, not kept).
+const SHARES_KEPT: usize = 100_000;
 
 /// One accepted connection. Its transcript joins the check's evidence when it is dropped.
 pub struct Served {
@@ -94,8 +100,15 @@ pub struct Served {
     pub setup: Option<SetupConnection<'static>>,
     /// The channels the core opened, in order.
     pub opened: Vec<Opened>,
-    /// Every share the core judged, in order.
+    /// Every share the core judged, in order (the first [`SHARES_KEPT`]).
     pub shares: Vec<ShareVerdict>,
+    /// When the client sent frames that could not be read (the first [`KEPT`]): evidence a check
+    /// that judges an absence must not overlook.
+    pub unreadable: Vec<Duration>,
+    /// The targets the core set on each channel after opening it (SetTarget), in order.
+    pub targets: Vec<(u32, [u8; 32])>,
+    /// The version of every job sent (by job id; the first [`KEPT`]).
+    pub job_versions: std::collections::BTreeMap<u32, u32>,
     /// The core closed the session (its reason).
     pub closed_by_pool: Option<String>,
     /// The client's messages other than shares, with their time (at most [`KEPT`]).
@@ -152,6 +165,9 @@ impl Served {
             shares: Vec::new(),
             closed_by_pool: None,
             received: Vec::new(),
+            unreadable: Vec::new(),
+            targets: Vec::new(),
+            job_versions: Default::default(),
             ended: None,
         })
     }
@@ -169,10 +185,23 @@ impl Served {
     /// The next frame from the client within `timeout`.
     pub async fn recv_within(&mut self, timeout: Duration) -> Incoming {
         let incoming = Incoming::from_recv(self.conn.recv("receive", timeout).await);
+        self.noted(&incoming);
+        incoming
+    }
+
+    /// Notes an end or a frame that could not be read.
+    fn noted(&mut self, incoming: &Incoming) {
         if incoming.ended() && self.ended.is_none() {
             self.ended = Some(incoming.describe());
         }
-        incoming
+        if matches!(incoming, Incoming::Unreadable(_)) && self.unreadable.len() < KEPT {
+            self.unreadable.push(self.elapsed());
+        }
+    }
+
+    /// Whether the client sent a frame that could not be read at or after `since`.
+    pub fn unreadable_since(&self, since: Duration) -> bool {
+        self.unreadable.iter().any(|at| *at >= since)
     }
 
     /// The next frame within the default timeout.
@@ -248,6 +277,8 @@ impl Served {
                     extranonce_prefix: extranonce_prefix.clone(),
                     extranonce_size: self.pool.config().miner_extranonce_size(),
                 }),
+                Output::ShareAccepted { .. } | Output::ShareRejected { .. }
+                    if self.shares.len() >= SHARES_KEPT => {}
                 Output::ShareAccepted {
                     channel_id,
                     sequence_number,
@@ -289,6 +320,18 @@ impl Served {
         for output in outputs {
             match output {
                 Output::Send { session, message } if session == self.session => {
+                    match &message {
+                        Message::SetTarget(t) if self.targets.len() < KEPT => {
+                            self.targets.push((t.channel_id, t.maximum_target.0))
+                        }
+                        Message::NewMiningJob(j) if self.job_versions.len() < KEPT => {
+                            self.job_versions.insert(j.job_id, j.version);
+                        }
+                        Message::NewExtendedMiningJob(j) if self.job_versions.len() < KEPT => {
+                            self.job_versions.insert(j.job_id, j.version);
+                        }
+                        _ => {}
+                    }
                     self.send(&message).await?
                 }
                 Output::Close { session, .. } if session == self.session => break,
@@ -348,9 +391,7 @@ impl Served {
                 continue;
             };
             let incoming = Incoming::from_recv(received);
-            if incoming.ended() && self.ended.is_none() {
-                self.ended = Some(incoming.describe());
-            }
+            self.noted(&incoming);
             match incoming {
                 Incoming::Message(decoded) => {
                     let outputs = self.to_pool(&decoded.message);

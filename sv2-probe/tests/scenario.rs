@@ -149,11 +149,15 @@ where = { error_code = "unsupported-protocol" }
 fn check_reads_every_committed_scenario_file() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios");
     let mut files = Vec::new();
-    for sub in ["examples", "conversations", "faults"] {
+    for sub in ["examples", "conversations", "faults", "faults/clients"] {
         for entry in std::fs::read_dir(format!("{root}/{sub}")).unwrap() {
-            files.push(entry.unwrap().path());
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                files.push(path);
+            }
         }
     }
+    assert!(files.len() >= 30, "{}", files.len());
     let run = probe()
         .args(["scenario", "check"])
         .args(&files)

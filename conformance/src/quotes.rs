@@ -390,6 +390,10 @@ pub const QUOTES: &[(&str, &str)] = &[
         r#"05-Mining-Protocol.md:422: “If set to False, the downstream node MUST use version as it is defined by this message.” / 05-Mining-Protocol.md:206: “Upstream node will not accept any changes to the version field.”"#,
     ),
     (
+        "device.shares.set-target",
+        r#"05-Mining-Protocol.md:535: “All submits leading to hashes higher than the specified target will be rejected by the server.” / 05-Mining-Protocol.md:537: “Maximum target is valid until the next `SetTarget` message is sent and is applicable for all jobs received on the channel in the future or already received with an empty `min_ntime`.” (what the server rejects, not a MUST on the client: SHOULD)"#,
+    ),
+    (
         "device.shares.new-prev-hash",
         r#"05-Mining-Protocol.md:463: “Clients MUST immediately start to mine on the provided prevhash.” / 05-Mining-Protocol.md:464: “When a client receives this message, only the job referenced by Job ID is valid.” / 05-Mining-Protocol.md:465: “The remaining jobs already queued by the client have to be made invalid.”"#,
     ),

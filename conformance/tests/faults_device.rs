@@ -88,6 +88,11 @@ async fn share_faults() {
     )
     .await;
     fails(
+        "device.shares.set-target",
+        device_behind("ignore-set-target.toml", |_| {}),
+    )
+    .await;
+    fails(
         "device.shares.new-prev-hash",
         device_behind("ignore-new-prev-hash.toml", |_| {}),
     )

@@ -33,7 +33,7 @@ fn every_example_reads() {
     ] {
         assert!(dir.join(format!("{name}.toml")).is_file(), "{name}");
     }
-    assert!(read >= 28, "{read}");
+    assert!(read >= 29, "{read}");
 }
 
 #[test]

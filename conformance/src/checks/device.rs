@@ -35,6 +35,7 @@ pub const CHECKS: &[Check] = &[
     serve!("device.shares.accepted", "5.3.21", Should, None, "every share meets its channel's target and names a live job, with a valid ntime and version: a pool judging by the spec accepts them all", shares_accepted),
     serve!("device.shares.extranonce-size", "5.3.12", Must, None, "SubmitSharesExtended.extranonce is as long as the channel's negotiated extranonce_size", extranonce_size),
     serve!("device.shares.version-not-rolled", "5.3.16", Must, Some(68), "with version rolling not allowed (REQUIRES_FIXED_VERSION), shares carry the job's version unchanged", version_not_rolled),
+    serve!("device.shares.set-target", "5.3.21", Should, None, "after SetTarget, shares on jobs that came after it meet the new target", set_target),
     serve!("device.shares.new-prev-hash", "5.3.17", Must, Some(66), "after SetNewPrevHash, no share on an older job (1 s allowed for shares in flight)", new_prev_hash),
     serve!("device.shares.new-job", "5.3.15", Must, Some(65), "a job with min_ntime set is mined at once: shares on it from 1 s after it came", new_job),
     serve!("device.robust.unknown-extension", "3.4", Must, Some(7), "a message of an unknown extension (channel_msg 0) is ignored: the session and the shares go on", unknown_extension),
@@ -506,6 +507,87 @@ async fn version_not_rolled(ctx: ServeCtx) -> Outcome {
             refusals(&rolled)
         },
     )
+}
+
+async fn set_target(ctx: ServeCtx) -> Outcome {
+    let (mut s, opened) = match mining(&ctx, "a harder target").await {
+        Ok(m) => m,
+        Err(o) => return o,
+    };
+    if let Err(o) = first_share(&ctx, &mut s).await {
+        return o;
+    }
+    // A target 16 times harder, then a new block: its job comes after the SetTarget, so the new
+    // target applies to it (§5.3.21: not to jobs already received with min_ntime set).
+    let harder = harder_by_16(opened.target);
+    let set = Message::SetTarget(sv2_codec::messages::mining::SetTarget {
+        channel_id: opened.channel_id,
+        maximum_target: sv2_codec::types::U256(harder),
+    });
+    if let Err(o) = s.send(&set).await {
+        return o;
+    }
+    s.note(format!(
+        "the suite sets the target 16 times harder: {}",
+        hex::encode(harder)
+    ));
+    let outputs = s.pool.new_block(sv2_wire::unix_now());
+    let fresh = activated_jobs(&outputs);
+    let sent_at = s.elapsed();
+    if let Err(o) = s.deliver(outputs).await {
+        return o;
+    }
+    let (_, verdicts) = match watch(&mut s, IN_FLIGHT + ctx.config().work_window).await {
+        Ok(v) => v,
+        Err(o) => return o,
+    };
+    let on_new: Vec<&ShareVerdict> = verdicts
+        .iter()
+        .filter(|v| fresh.contains(&v.job_id) && v.at >= sent_at)
+        .collect();
+    if on_new.is_empty() {
+        return Outcome::error(format!(
+            "no share on the job after SetTarget (job {fresh:?}) within {:?}",
+            IN_FLIGHT + ctx.config().work_window
+        ));
+    }
+    let above: Vec<String> = on_new
+        .iter()
+        .filter(|v| {
+            v.hash
+                .is_some_and(|h| !sv2_chain::target::meets_target(&h, &harder))
+        })
+        .take(5)
+        .map(|v| {
+            format!(
+                "share {} (hash {})",
+                v.sequence_number,
+                v.hash.map(hex::encode).unwrap_or_default()
+            )
+        })
+        .collect();
+    Outcome::judge(
+        above.is_empty(),
+        "every share on the job after SetTarget meets the new target",
+        if above.is_empty() {
+            format!(
+                "{} shares on job {fresh:?}, all within the new target",
+                on_new.len()
+            )
+        } else {
+            format!("above the new target: {}", above.join("; "))
+        },
+    )
+}
+
+/// `target` (little-endian) divided by 16: 16 times harder.
+fn harder_by_16(target: [u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for i in 0..32 {
+        let high = target.get(i + 1).copied().unwrap_or(0);
+        out[i] = (target[i] >> 4) | (high << 4);
+    }
+    out
 }
 
 /// The ids of the jobs with min_ntime set among `outputs` (immediately active jobs).

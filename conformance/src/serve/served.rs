@@ -29,6 +29,8 @@ pub struct ShareVerdict {
     pub version: u32,
     pub nonce: u32,
     pub ntime: u32,
+    /// The header hash (internal byte order), for accepted shares.
+    pub hash: Option<[u8; 32]>,
     /// `None`: accepted.
     pub error: Option<ShareError>,
 }
@@ -282,6 +284,7 @@ impl Served {
                 Output::ShareAccepted {
                     channel_id,
                     sequence_number,
+                    hash,
                     ..
                 } => self.shares.push(ShareVerdict {
                     at,
@@ -291,6 +294,7 @@ impl Served {
                     version,
                     nonce,
                     ntime,
+                    hash: Some(*hash),
                     error: None,
                 }),
                 Output::ShareRejected {
@@ -306,6 +310,7 @@ impl Served {
                     version,
                     nonce,
                     ntime,
+                    hash: None,
                     error: Some(error.clone()),
                 }),
                 Output::Close { reason, .. } => self.closed_by_pool = Some(reason.clone()),

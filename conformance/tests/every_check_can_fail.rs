@@ -42,6 +42,62 @@ fn every_check_is_exercised_by_a_fault_test() {
     );
 }
 
+/// The ids `source` passes as the first argument of a call to `helper` (`helper(` then, after any
+/// whitespace, a string literal): what a fault test asserts failing, not any mention of an id.
+fn first_arguments<'a>(source: &'a str, helper: &str) -> Vec<&'a str> {
+    let call = format!("{helper}(");
+    let mut ids = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(&call) {
+        rest = &rest[at + call.len()..];
+        let Some(literal) = rest.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        if let Some(end) = literal.find('"') {
+            ids.push(&literal[..end]);
+        }
+    }
+    ids
+}
+
+/// The client roles' checks, structurally: each must be the checked id of a `fails(...)` call in
+/// the client fault tests (whose `fails` runs the check and asserts a fail), not merely named in
+/// them (in a comment, a list of skips, a message).
+#[test]
+fn every_client_check_is_asserted_failing_by_a_fails_call() {
+    let asserted: Vec<&str> = [
+        include_str!("faults_device.rs"),
+        include_str!("../../interop/tests/faults_translator.rs"),
+    ]
+    .iter()
+    .flat_map(|source| first_arguments(source, "fails"))
+    .collect();
+    let missing: Vec<&str> = catalogue()
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| id.starts_with("device.") || id.starts_with("translator."))
+        .filter(|id| !asserted.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "client checks no fails(...) call asserts failing: {missing:?}"
+    );
+    // And the helper is what it must be: a verdict other than Fail fails it.
+    for source in [
+        include_str!("faults_device.rs"),
+        include_str!("../../interop/tests/faults_translator.rs"),
+    ] {
+        assert!(
+            source.contains("result.outcome.verdict,\n        Verdict::Fail,"),
+            "the fails helper asserts Verdict::Fail"
+        );
+    }
+    assert_eq!(
+        first_arguments("fails(\n  \"a.b\", x); fails(y); fails( \"c.d\")", "fails"),
+        ["a.b", "c.d"]
+    );
+}
+
 #[test]
 fn ids_are_unique_and_well_formed() {
     let all = catalogue();

@@ -39,21 +39,16 @@ fn trusting() -> Launcher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_not_checked() {
-    for check in [
-        "device.noise.wrong-authority",
-        "device.noise.expired",
-        "device.noise.not-yet-valid",
-        "device.reconnect.wrong-authority",
-    ] {
-        fails(check, trusting()).await;
-    }
+    fails("device.noise.wrong-authority", trusting()).await;
+    fails("device.noise.expired", trusting()).await;
+    fails("device.noise.not-yet-valid", trusting()).await;
+    fails("device.reconnect.wrong-authority", trusting()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn macs_not_checked() {
-    for check in ["device.noise.act2-mac", "device.noise.frame-mac"] {
-        fails(check, mac_deaf_launcher()).await;
-    }
+    fails("device.noise.act2-mac", mac_deaf_launcher()).await;
+    fails("device.noise.frame-mac", mac_deaf_launcher()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,10 +160,8 @@ pub async fn run_observed(
     let mut started_checks = 0;
 
     let mut results = Vec::new();
-    // The transcripts where the monitor found something, with their check: the rules' evidence.
-    let mut flagged: Vec<(&'static str, Recorded)> = Vec::new();
-    let mut all_findings: Vec<Located> = Vec::new();
-    let mut exercised = std::collections::BTreeSet::new();
+    // Only the server's findings: the suite's own frames break client rules on purpose.
+    let mut judge = RunJudge::new(monitor::MonitorReport::server);
 
     let mut workload: Vec<Check> = Vec::new();
     if active.is_empty() && !rules.is_empty() {
@@ -205,23 +203,7 @@ pub async fn run_observed(
         // What the evidence says about the verdict: a refusal of the user, or a server frame the
         // check could not read, turns it into an error saying so.
         let outcome = review::review(outcome, &evidence, &target.user_identity);
-        let mut findings = Vec::new();
-        for recorded in evidence.iter().filter(|r| !r.raw) {
-            // Only the server's findings: the suite's own frames break client rules on purpose.
-            let report = monitor::check_transcript(&recorded.transcript).server();
-            exercised.extend(report.exercised.iter().copied());
-            if !report.findings.is_empty() {
-                flagged.push((check.id, recorded.clone()));
-            }
-            for finding in report.findings {
-                findings.push(Located {
-                    check: check.id,
-                    connection: recorded.label.clone(),
-                    finding,
-                });
-            }
-        }
-        all_findings.extend(findings.iter().cloned());
+        let findings = judge.add(check.id, &evidence);
         if !is_workload {
             let result = CheckResult {
                 check: *check,
@@ -235,31 +217,7 @@ pub async fn run_observed(
         }
     }
 
-    for rule in rules {
-        progress(Progress::Started {
-            id: rule.id,
-            index: started_checks,
-            total,
-        });
-        started_checks += 1;
-        let findings: Vec<Located> = all_findings
-            .iter()
-            .filter(|f| f.finding.rule == rule.id)
-            .cloned()
-            .collect();
-        let evidence: Vec<Recorded> = flagged
-            .iter()
-            .filter(|(check, r)| {
-                findings
-                    .iter()
-                    .any(|f| f.check == *check && f.connection == r.label)
-            })
-            .map(|(_, r)| r.clone())
-            .collect();
-        let result = rule_result(rule, findings, exercised.contains(rule.id), evidence);
-        progress(Progress::Finished(&result));
-        results.push(result);
-    }
+    results.extend(judge.rule_results(&rules, started_checks, total, &mut progress));
 
     let certificate = certificate.lock().ok().and_then(|c| c.clone());
     Report {
@@ -268,6 +226,88 @@ pub async fn run_observed(
         certificate,
         results,
         duration: started.elapsed(),
+    }
+}
+
+/// The monitor over every connection of a run, check by check: one side's findings, the
+/// connections they were on, and the rules that had something to judge. Both runners use it: the
+/// pool's with the server's findings, the clients' with the client's.
+pub(crate) struct RunJudge {
+    side: fn(&monitor::MonitorReport) -> monitor::MonitorReport,
+    /// The transcripts where the monitor found something, with their check: the rules' evidence.
+    flagged: Vec<(&'static str, Recorded)>,
+    findings: Vec<Located>,
+    exercised: std::collections::BTreeSet<&'static str>,
+}
+
+impl RunJudge {
+    pub(crate) fn new(side: fn(&monitor::MonitorReport) -> monitor::MonitorReport) -> Self {
+        RunJudge {
+            side,
+            flagged: Vec::new(),
+            findings: Vec::new(),
+            exercised: Default::default(),
+        }
+    }
+
+    /// Judges the connections of `check` (byte-level exchanges aside): its findings.
+    pub(crate) fn add(&mut self, check: &'static str, evidence: &[Recorded]) -> Vec<Located> {
+        let mut findings = Vec::new();
+        for recorded in evidence.iter().filter(|r| !r.raw) {
+            let report = (self.side)(&monitor::check_transcript(&recorded.transcript));
+            self.exercised.extend(report.exercised.iter().copied());
+            if !report.findings.is_empty() {
+                self.flagged.push((check, recorded.clone()));
+            }
+            for finding in report.findings {
+                findings.push(Located {
+                    check,
+                    connection: recorded.label.clone(),
+                    finding,
+                });
+            }
+        }
+        self.findings.extend(findings.iter().cloned());
+        findings
+    }
+
+    /// Each rule's verdict over everything judged, reported as check `index` on of `total`.
+    pub(crate) fn rule_results(
+        &self,
+        rules: &[&Check],
+        mut index: usize,
+        total: usize,
+        progress: &mut impl FnMut(Progress<'_>),
+    ) -> Vec<CheckResult> {
+        let mut results = Vec::new();
+        for rule in rules {
+            progress(Progress::Started {
+                id: rule.id,
+                index,
+                total,
+            });
+            index += 1;
+            let findings: Vec<Located> = self
+                .findings
+                .iter()
+                .filter(|f| f.finding.rule == rule.id)
+                .cloned()
+                .collect();
+            let evidence: Vec<Recorded> = self
+                .flagged
+                .iter()
+                .filter(|(check, r)| {
+                    findings
+                        .iter()
+                        .any(|f| f.check == *check && f.connection == r.label)
+                })
+                .map(|(_, r)| r.clone())
+                .collect();
+            let result = rule_result(rule, findings, self.exercised.contains(rule.id), evidence);
+            progress(Progress::Finished(&result));
+            results.push(result);
+        }
+        results
     }
 }
 
@@ -362,7 +402,7 @@ impl RelayJudge {
 
 /// A monitor rule's verdict: fail with the first findings (where they were), pass when the rule
 /// judged something and found nothing, skip when nothing gave it anything to judge.
-pub(crate) fn rule_result(
+fn rule_result(
     rule: &Check,
     findings: Vec<Located>,
     exercised: bool,

@@ -6,19 +6,18 @@
 //! The reports (text, JSON with every transcript, JUnit, and the verdicts in the expected-file
 //! format) are kept in `target/conformance-reports/pool_sv2/` of the repository.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{keep_reports, repo};
+
 use std::time::Duration;
 
 use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair};
-use sv2_conformance::{expected, report, run, Security, Selection, Target};
+use sv2_conformance::{expected, run, Security, Selection, Target};
 use sv2_interop::noise::TEST_AUTHORITY_PUBLIC;
 use sv2_interop::peers::{binary_or_skip, start_reference_pool};
 use sv2_mock::tp::driver::{serve, TpServerConfig};
 use tokio::net::TcpListener;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// One run of the suite against a fresh TP and pool_sv2: the report, the pool process and the
 /// differences from the reviewed file.
@@ -85,18 +84,7 @@ async fn reference_pool_verdicts_match_the_reviewed_file() {
         (report, pool, differences) = run_once(&pool_bin).await;
     }
 
-    let dir = repo().join("target/conformance-reports/pool_sv2");
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = report::text(&report, true);
-    std::fs::write(dir.join("report.txt"), &text).unwrap();
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_string_pretty(&report::json(&report)).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("junit.xml"), report::junit(&report)).unwrap();
-    std::fs::write(dir.join("verdicts.txt"), expected::render(&report)).unwrap();
-    println!("{text}");
+    let dir = keep_reports("pool_sv2", &report);
 
     let file = repo().join("conformance/expected/pool_sv2.txt");
     assert!(

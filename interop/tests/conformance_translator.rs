@@ -10,18 +10,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::translator::launcher;
+use common::{keep_reports, repo};
 use sv2_conformance::runner::Progress;
 use sv2_conformance::serve::{runner, Listener};
-use sv2_conformance::{expected, report, Role, Selection};
+use sv2_conformance::{expected, Role, Selection};
 use sv2_interop::peers::binary_or_skip;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_translator_verdicts_match_the_reviewed_file() {
@@ -45,17 +41,7 @@ async fn reference_translator_verdicts_match_the_reviewed_file() {
     .await
     .unwrap();
 
-    let dir = repo().join("target/conformance-reports/translator_sv2");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("report.txt"), report::text(&report, true)).unwrap();
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_string_pretty(&report::json(&report)).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("junit.xml"), report::junit(&report)).unwrap();
-    std::fs::write(dir.join("verdicts.txt"), expected::render(&report)).unwrap();
-    println!("{}", report::text(&report, true));
+    let dir = keep_reports("translator_sv2", &report);
 
     let file = repo().join("conformance/expected/translator_sv2.txt");
     let reviewed = std::fs::read_to_string(&file).unwrap_or_default();

@@ -273,6 +273,13 @@ async fn mining(ctx: &ServeCtx, label: &str) -> Result<(Served, Opened), Outcome
     Ok((s, opened))
 }
 
+/// [`mining`], then served until a share was accepted: the client mines here.
+async fn mined(ctx: &ServeCtx, label: &str) -> Result<(Served, Opened), Outcome> {
+    let (mut s, opened) = mining(ctx, label).await?;
+    first_share(ctx, &mut s).await?;
+    Ok((s, opened))
+}
+
 /// Serves until a share was accepted: the client mines here.
 async fn first_share(ctx: &ServeCtx, s: &mut Served) -> Result<(), Outcome> {
     let window = ctx.config().work_window;
@@ -510,13 +517,10 @@ async fn version_not_rolled(ctx: ServeCtx) -> Outcome {
 }
 
 async fn set_target(ctx: ServeCtx) -> Outcome {
-    let (mut s, opened) = match mining(&ctx, "a harder target").await {
+    let (mut s, opened) = match mined(&ctx, "a harder target").await {
         Ok(m) => m,
         Err(o) => return o,
     };
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
     // A target 16 times harder, then a new block: its job comes after the SetTarget, so the new
     // target applies to it (§5.3.21: not to jobs already received with min_ntime set).
     let harder = harder_by_16(opened.target);
@@ -590,6 +594,34 @@ fn harder_by_16(target: [u8; 32]) -> [u8; 32] {
     out
 }
 
+/// Takes the first job with min_ntime set (an extended one when `extended`) out of `outputs`: the
+/// job, its id and its version.
+fn take_active_job(
+    outputs: &mut Vec<Output>,
+    extended: bool,
+) -> Option<(Message<'static>, u32, u32)> {
+    let index = outputs.iter().position(|o| match o {
+        Output::Send {
+            message: Message::NewMiningJob(j),
+            ..
+        } => !extended && j.min_ntime.is_some(),
+        Output::Send {
+            message: Message::NewExtendedMiningJob(j),
+            ..
+        } => j.min_ntime.is_some(),
+        _ => false,
+    })?;
+    let Output::Send { message, .. } = outputs.remove(index) else {
+        return None;
+    };
+    let (job_id, version) = match &message {
+        Message::NewMiningJob(j) => (j.job_id, j.version),
+        Message::NewExtendedMiningJob(j) => (j.job_id, j.version),
+        _ => return None,
+    };
+    Some((message, job_id, version))
+}
+
 /// The ids of the jobs with min_ntime set among `outputs` (immediately active jobs).
 fn active_jobs(outputs: &[Output]) -> Vec<u32> {
     outputs
@@ -623,13 +655,10 @@ fn activated_jobs(outputs: &[Output]) -> Vec<u32> {
 }
 
 async fn new_prev_hash(ctx: ServeCtx) -> Outcome {
-    let (mut s, _) = match mining(&ctx, "mining across a new block").await {
+    let (mut s, _) = match mined(&ctx, "mining across a new block").await {
         Ok(m) => m,
         Err(o) => return o,
     };
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
     let outputs = s.pool.new_block(sv2_wire::unix_now());
     let fresh = activated_jobs(&outputs);
     let sent_at = s.elapsed();
@@ -649,13 +678,10 @@ async fn new_prev_hash(ctx: ServeCtx) -> Outcome {
 }
 
 async fn new_job(ctx: ServeCtx) -> Outcome {
-    let (mut s, _) = match mining(&ctx, "mining across a new job").await {
+    let (mut s, _) = match mined(&ctx, "mining across a new job").await {
         Ok(m) => m,
         Err(o) => return o,
     };
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
     let outputs = s.pool.update_template(sv2_wire::unix_now());
     let fresh = active_jobs(&outputs);
     if fresh.is_empty() {
@@ -799,23 +825,16 @@ async fn goes_on(ctx: &ServeCtx, s: &mut Served, after_what: &str, expected: &st
 }
 
 async fn unknown_extension(ctx: ServeCtx) -> Outcome {
-    let (mut s, _) = match mining(&ctx, "an unknown extension's message").await {
+    let (mut s, _) = match mined(&ctx, "an unknown extension's message").await {
         Ok(m) => m,
         Err(o) => return o,
     };
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
     // Without channel_msg: processed locally, so discarded (§3.4). A channel message of an unknown
     // extension is not sent: a proxy or translator must forward it to the channel's owner, which
     // a translator (SV1 below it) cannot.
     let frame = unknown_frame(UNKNOWN_EXTENSION, 0x01, 12);
     if let Err(o) = s
-        .send_frame(
-            &frame,
-            "an unknown extension's message",
-            &WireShape::default(),
-        )
+        .send_raw_frame(&frame, "an unknown extension's message")
         .await
     {
         return o;
@@ -834,22 +853,15 @@ async fn chunked_frame(ctx: ServeCtx) -> Outcome {
     if let Some(skip) = noise_only(&ctx) {
         return skip;
     }
-    let (mut s, _) = match mining(&ctx, "a 70,000-byte frame").await {
+    let (mut s, _) = match mined(&ctx, "a 70,000-byte frame").await {
         Ok(m) => m,
         Err(o) => return o,
     };
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
     // A control first: a small message of the same extension. A client that does not survive that
     // one says nothing about how it reads a frame of several AEAD blocks.
     let small = unknown_frame(UNKNOWN_EXTENSION, 0x01, 12);
     if let Err(o) = s
-        .send_frame(
-            &small,
-            "a small frame of an unknown extension",
-            &WireShape::default(),
-        )
+        .send_raw_frame(&small, "a small frame of an unknown extension")
         .await
     {
         return o;
@@ -861,10 +873,7 @@ async fn chunked_frame(ctx: ServeCtx) -> Outcome {
         ));
     }
     let frame = unknown_frame(UNKNOWN_EXTENSION, 0x01, 70_000);
-    if let Err(o) = s
-        .send_frame(&frame, "a 70000-byte frame", &WireShape::default())
-        .await
-    {
+    if let Err(o) = s.send_raw_frame(&frame, "a 70000-byte frame").await {
         return o;
     }
     goes_on(
@@ -965,21 +974,12 @@ enum Judged {
 /// ended).
 async fn send_rolling_flag(ctx: &ServeCtx, s: &mut Served, byte: u8) -> Result<Judged, Outcome> {
     let mut outputs = s.pool.update_template(sv2_wire::unix_now());
-    let Some(index) = outputs.iter().position(|o| {
-        matches!(o, Output::Send { message: Message::NewExtendedMiningJob(j), .. } if j.min_ntime.is_some())
-    }) else {
-        return Err(Outcome::error("the suite's pool made no extended job with min_ntime set"));
+    let Some((job, job_id, version)) = take_active_job(&mut outputs, true) else {
+        return Err(Outcome::error(
+            "the suite's pool made no extended job with min_ntime set",
+        ));
     };
-    let Output::Send {
-        message: Message::NewExtendedMiningJob(job),
-        ..
-    } = outputs.remove(index)
-    else {
-        return Err(Outcome::error("no extended job"));
-    };
-    let job_id = job.job_id;
-    let version = job.version;
-    let mut frame = frame_of(&Message::NewExtendedMiningJob(job))?;
+    let mut frame = frame_of(&job)?;
     // Header 6, channel_id 4, job_id 4, min_ntime 1 + 4, version 4: the BOOL.
     frame[6 + 4 + 4 + 5 + 4] = byte;
     let sent_at = s.elapsed();
@@ -987,12 +987,8 @@ async fn send_rolling_flag(ctx: &ServeCtx, s: &mut Served, byte: u8) -> Result<J
     s.note(format!(
         "job {job_id} is sent with version_rolling_allowed {byte:#04x}"
     ));
-    s.send_frame(
-        &frame,
-        "a job with a raw version_rolling_allowed",
-        &WireShape::default(),
-    )
-    .await?;
+    s.send_raw_frame(&frame, "a job with a raw version_rolling_allowed")
+        .await?;
     let (until, verdicts) = watch(s, IN_FLIGHT + ctx.config().work_window / 2).await?;
     if let Until::Ended(how) = until {
         return Err(Outcome::fail(
@@ -1034,29 +1030,15 @@ async fn send_rolling_flag(ctx: &ServeCtx, s: &mut Served, byte: u8) -> Result<J
 }
 
 async fn option_prefix(ctx: ServeCtx) -> Outcome {
-    let (mut s, _) = match mining(&ctx, "an OPTION prefix of 2").await {
+    let (mut s, _) = match mined(&ctx, "an OPTION prefix of 2").await {
         Ok(m) => m,
         Err(o) => return o,
     };
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
     let expected = "no share on the job whose min_ntime OPTION prefix is 2";
     // A job with min_ntime (to be mined at once, were it valid), its OPTION prefix 2.
     let mut outputs = s.pool.update_template(sv2_wire::unix_now());
-    let Some(index) = outputs.iter().position(|o| {
-        matches!(o, Output::Send { message: Message::NewMiningJob(j), .. } if j.min_ntime.is_some())
-            || matches!(o, Output::Send { message: Message::NewExtendedMiningJob(j), .. } if j.min_ntime.is_some())
-    }) else {
+    let Some((message, job_id, _)) = take_active_job(&mut outputs, false) else {
         return Outcome::error("the suite's pool made no job with min_ntime set");
-    };
-    let Output::Send { message, .. } = outputs.remove(index) else {
-        return Outcome::error("no job");
-    };
-    let job_id = match &message {
-        Message::NewMiningJob(j) => j.job_id,
-        Message::NewExtendedMiningJob(j) => j.job_id,
-        _ => return Outcome::error("no job"),
     };
     let mut frame = match frame_of(&message) {
         Ok(f) => f,
@@ -1069,11 +1051,7 @@ async fn option_prefix(ctx: ServeCtx) -> Outcome {
         return o;
     }
     if let Err(o) = s
-        .send_frame(
-            &frame,
-            "a job whose OPTION prefix is 2",
-            &WireShape::default(),
-        )
+        .send_raw_frame(&frame, "a job whose OPTION prefix is 2")
         .await
     {
         return o;
@@ -1248,13 +1226,10 @@ async fn open_error_code(ctx: ServeCtx) -> Outcome {
 }
 
 async fn close_channel(ctx: ServeCtx) -> Outcome {
-    let (mut s, opened) = match mining(&ctx, "the pool closes the channel").await {
+    let (mut s, opened) = match mined(&ctx, "the pool closes the channel").await {
         Ok(m) => m,
         Err(o) => return o,
     };
-    if let Err(o) = first_share(&ctx, &mut s).await {
-        return o;
-    }
     let close = Message::CloseChannel(CloseChannel {
         channel_id: opened.channel_id,
         reason_code: str255("sv2-conformance"),

@@ -12,8 +12,7 @@ use super::{Endpoint, Harness, Listener, ServeCtx};
 use crate::check::{Check, Kind, Role};
 use crate::checks;
 use crate::monitor;
-use crate::runner::{rule_result, CheckResult, Located, Progress, Report, Selection};
-use crate::session::Recorded;
+use crate::runner::{CheckResult, Progress, Report, RunJudge, Selection};
 use crate::verdict::{Outcome, Verdict};
 
 /// Every check of a client role, in report order: the device checks (a translator's upstream side
@@ -97,9 +96,8 @@ pub async fn run_on(
     let total = active.len() + rules.len();
     let mut index = 0;
     let mut results = Vec::new();
-    let mut flagged: Vec<(&'static str, Recorded)> = Vec::new();
-    let mut all_findings: Vec<Located> = Vec::new();
-    let mut exercised = std::collections::BTreeSet::new();
+    // Only the client's findings: the suite sends malformed frames on purpose.
+    let mut judge = RunJudge::new(monitor::MonitorReport::client);
 
     for check in active {
         let Kind::Serve(run_fn) = check.kind else {
@@ -152,23 +150,7 @@ pub async fn run_on(
         let duration = t.elapsed();
         tokio::task::yield_now().await;
         let evidence = ctx.take_evidence();
-        let mut findings = Vec::new();
-        for recorded in evidence.iter().filter(|r| !r.raw) {
-            // Only the client's findings: the suite sends malformed frames on purpose.
-            let report = monitor::check_transcript(&recorded.transcript).client();
-            exercised.extend(report.exercised.iter().copied());
-            if !report.findings.is_empty() {
-                flagged.push((check.id, recorded.clone()));
-            }
-            for finding in report.findings {
-                findings.push(Located {
-                    check: check.id,
-                    connection: recorded.label.clone(),
-                    finding,
-                });
-            }
-        }
-        all_findings.extend(findings.iter().cloned());
+        let findings = judge.add(check.id, &evidence);
         let result = CheckResult {
             check: *check,
             outcome,
@@ -180,31 +162,7 @@ pub async fn run_on(
         results.push(result);
     }
 
-    for rule in rules {
-        progress(Progress::Started {
-            id: rule.id,
-            index,
-            total,
-        });
-        index += 1;
-        let findings: Vec<Located> = all_findings
-            .iter()
-            .filter(|f| f.finding.rule == rule.id)
-            .cloned()
-            .collect();
-        let evidence: Vec<Recorded> = flagged
-            .iter()
-            .filter(|(check, r)| {
-                findings
-                    .iter()
-                    .any(|f| f.check == *check && f.connection == r.label)
-            })
-            .map(|(_, r)| r.clone())
-            .collect();
-        let result = rule_result(rule, findings, exercised.contains(rule.id), evidence);
-        progress(Progress::Finished(&result));
-        results.push(result);
-    }
+    results.extend(judge.rule_results(&rules, index, total, &mut progress));
     accept.abort();
     Ok(Report {
         target: harness.endpoint.url.clone(),

@@ -232,6 +232,15 @@ impl Served {
             .map_err(|e| Outcome::error(format!("sending {what}: {e}")))
     }
 
+    /// Sends a plain frame as given (encrypted if the connection is), in one write.
+    pub async fn send_raw_frame(
+        &mut self,
+        frame: &[u8],
+        what: &'static str,
+    ) -> Result<(), Outcome> {
+        self.send_frame(frame, what, &WireShape::default()).await
+    }
+
     /// The core's answers to a client message (sent nowhere yet); share verdicts and opened
     /// channels are noted.
     pub fn to_pool(&mut self, message: &Message<'_>) -> Vec<Output> {
@@ -264,6 +273,17 @@ impl Served {
         outputs: &[Output],
     ) {
         let at = self.elapsed();
+        let verdict = |channel_id, sequence_number, hash, error| ShareVerdict {
+            at,
+            channel_id,
+            sequence_number,
+            job_id,
+            version,
+            nonce,
+            ntime,
+            hash,
+            error,
+        };
         for output in outputs {
             match output {
                 Output::ChannelOpened {
@@ -286,33 +306,20 @@ impl Served {
                     sequence_number,
                     hash,
                     ..
-                } => self.shares.push(ShareVerdict {
-                    at,
-                    channel_id: *channel_id,
-                    sequence_number: *sequence_number,
-                    job_id,
-                    version,
-                    nonce,
-                    ntime,
-                    hash: Some(*hash),
-                    error: None,
-                }),
+                } => self
+                    .shares
+                    .push(verdict(*channel_id, *sequence_number, Some(*hash), None)),
                 Output::ShareRejected {
                     channel_id,
                     sequence_number,
                     error,
                     ..
-                } => self.shares.push(ShareVerdict {
-                    at,
-                    channel_id: *channel_id,
-                    sequence_number: *sequence_number,
-                    job_id,
-                    version,
-                    nonce,
-                    ntime,
-                    hash: None,
-                    error: Some(error.clone()),
-                }),
+                } => self.shares.push(verdict(
+                    *channel_id,
+                    *sequence_number,
+                    None,
+                    Some(error.clone()),
+                )),
                 Output::Close { reason, .. } => self.closed_by_pool = Some(reason.clone()),
                 _ => {}
             }

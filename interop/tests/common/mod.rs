@@ -199,3 +199,28 @@ pub fn require_seen(
         conversation.gaps
     );
 }
+
+/// The repository's root.
+pub fn repo() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Keeps a conformance run's reports in `target/conformance-reports/<name>/` of the repository
+/// (text, JSON with every transcript, JUnit, and the verdicts in the expected-file format), prints
+/// the text, and returns the folder.
+pub fn keep_reports(name: &str, report: &sv2_conformance::Report) -> std::path::PathBuf {
+    use sv2_conformance::{expected, report as render};
+    let dir = repo().join("target/conformance-reports").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = render::text(report, true);
+    std::fs::write(dir.join("report.txt"), &text).unwrap();
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&render::json(report)).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("junit.xml"), render::junit(report)).unwrap();
+    std::fs::write(dir.join("verdicts.txt"), expected::render(report)).unwrap();
+    println!("{text}");
+    dir
+}

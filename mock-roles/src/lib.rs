@@ -9,6 +9,7 @@
 
 pub mod miner;
 pub mod pool;
+pub mod proxy;
 pub mod served;
 pub mod sv1;
 pub mod tp;

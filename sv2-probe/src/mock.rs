@@ -1,4 +1,4 @@
-//! `sv2-probe mock tp|pool`: run a mock role on the network until interrupted.
+//! `sv2-probe mock tp|pool|proxy`: run a mock role on the network until interrupted.
 //!
 //! The mock Template Provider serves Template Distribution over Noise (or plaintext): coherent regtest
 //! templates, RequestTransactionData, and every SubmitSolution checked as a full block, with the verdict
@@ -29,6 +29,23 @@
 //! pool_tag = "/sv2-mock/"
 //! ack_every = 10                              # SubmitShares.Success batch size
 //! block_interval_secs = 0                     # in-process TP: a new block this often (0: when found)
+//! ```
+//!
+//! The mock proxy is an aggregating SV2 proxy: devices below it (standard and extended channels, each
+//! in its own part of the extranonce space), one extended channel to the pool above:
+//!
+//! ```toml
+//! listen = "127.0.0.1:34255"
+//! upstream = "stratum2+tcp://127.0.0.1:34254/<authority key>"   # or --upstream; no key: plaintext
+//! authority_secret = "<base58check secret>"   # signs the proxy's own certificate (default: fresh)
+//! plaintext = false                           # towards the devices
+//! reconnect_attempts = 5                      # after the pool connection is lost, then it stops
+//! [proxy]
+//! user_identity = "sv2-mock-proxy"
+//! prefix_bytes = 2                            # extranonce bytes that tell its channels apart
+//! downstream_extranonce = 6                   # bytes an extended device rolls
+//! [proxy.faults]                              # one rule broken, for conformance tests
+//! shared_extranonce = false
 //! ```
 
 use std::io::Write;
@@ -123,6 +140,17 @@ pub enum Role {
     /// A mock pool.
     #[command(long_about = POOL_ABOUT)]
     Pool(TpArgs),
+    /// A mock SV2 proxy (aggregating): devices below, one extended channel to a pool above.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// The pool: stratum2+tcp://HOST:PORT/AUTHORITY_KEY (no key: plaintext). Overrides the file.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    #[command(flatten)]
+    pub common: TpArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,6 +192,7 @@ impl Role {
     pub fn args(&self) -> &TpArgs {
         match self {
             Role::Tp(args) | Role::Pool(args) => args,
+            Role::Proxy(args) => &args.common,
         }
     }
 }
@@ -194,6 +223,18 @@ struct PoolFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ProxyFile {
+    listen: Option<SocketAddr>,
+    upstream: Option<String>,
+    authority_secret: Option<String>,
+    plaintext: Option<bool>,
+    reconnect_attempts: Option<u32>,
+    #[serde(default)]
+    proxy: sv2_mock::proxy::ProxyConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TpFile {
     listen: Option<SocketAddr>,
     authority_secret: Option<String>,
@@ -210,6 +251,7 @@ pub fn run(args: &Args, out: &mut dyn Write, _err: &mut dyn Write) -> anyhow::Re
     match &args.role {
         Role::Tp(tp) => run_tp(tp, out),
         Role::Pool(pool) => run_pool(pool, out),
+        Role::Proxy(proxy) => run_proxy(proxy, out),
     }
 }
 
@@ -512,6 +554,88 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(Outcome::Pass)
+}
+
+fn run_proxy(args: &ProxyArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    use sv2_mock::pool::driver::NoiseIdentity;
+    use sv2_mock::proxy::driver::{serve as serve_proxy, ProxyServerConfig};
+
+    let common = &args.common;
+    anyhow::ensure!(
+        common.scenario.is_empty(),
+        "--scenario is for the TP and the pool (put a relay in front of the proxy with `sv2-probe proxy`)"
+    );
+    let file: ProxyFile = read_config(common.config.as_ref())?;
+    let listen = listen_address(common, file.listen, 34255)?;
+    let upstream_text = args.upstream.clone().or(file.upstream).context(
+        "no pool: give --upstream stratum2+tcp://HOST:PORT/KEY (or upstream in the file)",
+    )?;
+    let url: Sv2Url = upstream_text
+        .parse()
+        .with_context(|| format!("upstream {upstream_text}"))?;
+    let upstream: SocketAddr = url
+        .host_port()
+        .parse()
+        .with_context(|| format!("upstream {upstream_text}: the host must be an IP address"))?;
+    if !upstream.ip().is_loopback() && !common.allow_remote {
+        bail!("upstream {upstream} is not loopback (pass --allow-remote to allow it)");
+    }
+    let authority = authority_key(file.authority_secret.as_ref())?;
+    file.proxy.validate().map_err(anyhow::Error::msg)?;
+    let mut config = ProxyServerConfig::new(upstream, url.authority_key);
+    if url.authority_key.is_none() {
+        config.upstream_noise = None;
+    }
+    config.proxy = file.proxy;
+    if !file.plaintext.unwrap_or(false) {
+        config.noise = Some(NoiseIdentity::new(authority.clone())?);
+    }
+    if let Some(n) = file.reconnect_attempts {
+        config.reconnect_attempts = n;
+    }
+    config.key_log = KeyLog::from_env();
+    if let Some(path) = &common.pcap {
+        let (recorder, keys) = crate::capture::live(path)?;
+        config.recorder = Some(recorder);
+        config.key_log = config.key_log.and(keys);
+    }
+    runtime()?.block_on(async {
+        let encrypted = config.noise.is_some();
+        let recorder = config.recorder.clone();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listen on {listen}"))?;
+        let proxy = serve_proxy(listener, config).await.context("mock proxy")?;
+        let url = Sv2Url {
+            host: proxy.addr.ip().to_string(),
+            port: proxy.addr.port(),
+            authority_key: encrypted.then_some(authority.public),
+        };
+        if common.json {
+            writeln!(out, "{}", json!({"event": "listening", "url": url.to_string(), "upstream": upstream.to_string(), "authority_public_key": authority.public.to_base58(), "plaintext": !encrypted}))?;
+        } else {
+            writeln!(out, "mock proxy listening: {url} (devices are accepted once the pool's channel is open)")?;
+        }
+        out.flush()?;
+        let stopped = tokio::select! {
+            r = follow_log(common, || proxy.log(), None, out) => { r?; None }
+            why = proxy.ended() => Some(why),
+        };
+        let channels = proxy.with_proxy(|p| p.channel_count());
+        if common.json {
+            writeln!(out, "{}", json!({"event": "stopped", "why": stopped, "channels": channels}))?;
+        } else {
+            writeln!(out, "stopped{}", stopped.as_ref().map(|w| format!(": {w}")).unwrap_or_default())?;
+        }
+        proxy.shutdown();
+        finish_recording(recorder.as_ref(), common, out).await?;
+        Ok::<_, anyhow::Error>(stopped)
+    })
+    .map(|stopped| match stopped {
+        // Stopped by itself: the pool refused it or was lost.
+        Some(_) => Outcome::Fail,
+        None => Outcome::Pass,
+    })
 }
 
 fn run_tp(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {

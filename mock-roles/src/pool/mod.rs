@@ -605,7 +605,7 @@ pub struct Pool {
     in_process: Option<InProcess>,
 }
 
-fn text(s: &str) -> Str0_255<'static> {
+pub(crate) fn text(s: &str) -> Str0_255<'static> {
     let bytes = s.as_bytes();
     Str0_255::new(bytes[..bytes.len().min(255)].to_vec()).unwrap_or_default()
 }

@@ -48,8 +48,6 @@ where
 pub enum Command {
     /// Send this message.
     Send(Message<'static>),
-    /// Send this plain frame as it is (a frame forwarded for a peer, which this codec may not read).
-    Frame(Vec<u8>),
     /// Close the connection, for this reason.
     Close(String),
 }
@@ -222,27 +220,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     commands: &mut mpsc::UnboundedReceiver<Command>,
     shutdown: &mut watch::Receiver<bool>,
     label: &str,
-    on_message: impl FnMut(&Message<'_>),
-    log: &Log,
-) -> Result<(), NetError> {
-    let unreadable = |frame: &[u8], source: &sv2_codec::DecodeError| {
-        log.warn(format!(
-            "{label}: undecodable frame {} ({source})",
-            hex::encode(&frame[..frame.len().min(64)])
-        ))
-    };
-    serve_frames(conn, commands, shutdown, label, on_message, unreadable, log).await
-}
-
-/// [`serve`], with each frame that does not decode (its plain bytes, header first) given to
-/// `on_unreadable` (a proxy forwards the frames of extensions it does not know).
-pub async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Connection<S>,
-    commands: &mut mpsc::UnboundedReceiver<Command>,
-    shutdown: &mut watch::Receiver<bool>,
-    label: &str,
     mut on_message: impl FnMut(&Message<'_>),
-    mut on_unreadable: impl FnMut(&[u8], &sv2_codec::DecodeError),
     log: &Log,
 ) -> Result<(), NetError> {
     let mut frames = 0u64;
@@ -255,7 +233,10 @@ pub async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Err(NetError::Decode { frame, source, .. }) => {
                     frames += 1;
-                    on_unreadable(&frame, &source)
+                    log.warn(format!(
+                        "{label}: undecodable frame {} ({source})",
+                        hex::encode(&frame[..frame.len().min(64)])
+                    ))
                 }
                 Err(e) => {
                     if frames == 0 && conn.act_looks_prefixed() {
@@ -270,7 +251,6 @@ pub async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
             },
             command = commands.recv() => match command {
                 Some(Command::Send(message)) => conn.send(&message).await?,
-                Some(Command::Frame(frame)) => conn.send_frame(&frame, "forward").await?,
                 Some(Command::Close(reason)) => {
                     log.info(format!("{label}: closed: {reason}"));
                     return Ok(());

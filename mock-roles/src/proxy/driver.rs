@@ -71,7 +71,6 @@ pub enum ProxyError {
 #[derive(Debug)]
 enum Up {
     Send(sv2_codec::Message<'static>),
-    Frame(Vec<u8>),
     /// End this connection and connect there instead.
     Move(SocketAddr),
 }
@@ -119,12 +118,8 @@ impl Shared {
         for output in outputs {
             match output {
                 Output::Upstream(message) => self.up(Up::Send(message)),
-                Output::UpstreamFrame(frame) => self.up(Up::Frame(frame)),
                 Output::Downstream { session, message } => {
                     self.to_session(session, Command::Send(message))
-                }
-                Output::DownstreamFrame { session, frame } => {
-                    self.to_session(session, Command::Frame(frame))
                 }
                 Output::Close { session, reason } => {
                     self.to_session(session, Command::Close(reason))
@@ -388,9 +383,10 @@ async fn upstream_once(
                     set_up = true;
                     shared.with_core(|core| core.handle_upstream(&decoded.message));
                 }
-                Err(NetError::Decode { frame, .. }) => {
-                    shared.with_core(|core| core.upstream_frame(&frame));
-                }
+                Err(NetError::Decode { frame, source, .. }) => shared.log.info(format!(
+                    "upstream: a frame that does not decode ignored ({source}; {} bytes)",
+                    frame.len()
+                )),
                 Err(NetError::Closed { .. }) if set_up => break Ok(None),
                 Err(NetError::Closed { .. }) => {
                     break Err((false, "the pool closed the connection before answering".into()))
@@ -400,11 +396,6 @@ async fn upstream_once(
             command = rx.recv() => match command {
                 Some(Up::Send(message)) => {
                     if let Err(e) = conn.send(&message).await {
-                        break Err((set_up, e.to_string()));
-                    }
-                }
-                Some(Up::Frame(frame)) => {
-                    if let Err(e) = conn.send_frame(&frame, "forward").await {
                         break Err((set_up, e.to_string()));
                     }
                 }
@@ -443,13 +434,12 @@ async fn session(
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     lock(&shared.sessions).insert(id, tx);
-    let result = served::serve_frames(
+    let result = served::serve(
         &mut conn,
         &mut rx,
         &mut shutdown,
         &label,
         |message| shared.with_core(|core| core.handle_downstream(id, message)),
-        |frame, _| shared.with_core(|core| core.downstream_frame(id, frame)),
         &shared.log,
     )
     .await;

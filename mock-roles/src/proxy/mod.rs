@@ -9,8 +9,8 @@
 //! merkle root is that of the channel's whole coinbase (§5.3.15). Shares go up as SubmitSharesExtended
 //! (the channel's index and extranonce as the upstream extranonce) and the pool's answers come back to
 //! the device that sent each share, by sequence number. A Reconnect is followed, never passed down
-//! (§3.6.5); a frame of an extension it does not know, on a channel, goes to the other side with only the
-//! channel id replaced (§3.4).
+//! (§3.6.5). Aggregating its devices into one channel, it is that channel's endpoint (§3.4): messages
+//! of extensions it does not know, channel messages included, stop at it.
 //!
 //! A sans-IO core like the pool's: messages in, [`Output`]s out; the tokio driver is [`driver`].
 //! [`ProxyFaults`] make it break one of those rules, for the conformance suite's proxy checks.
@@ -19,7 +19,6 @@ pub mod driver;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use sv2_codec::frame::Header;
 use sv2_codec::messages::common::{SetupConnection, SetupConnectionError, SetupConnectionSuccess};
 use sv2_codec::messages::flags::{
     REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
@@ -56,8 +55,6 @@ pub struct ProxyFaults {
     pub no_update_channel: bool,
     /// The first open request announces 1 Mh/s with no device connected (§5.3.2).
     pub idle_hashrate: bool,
-    /// Frames of unknown extensions are dropped (§3.4).
-    pub drop_unknown_extensions: bool,
     /// Shares from devices are answered with Success but never sent up.
     pub swallow_shares: bool,
 }
@@ -125,17 +122,10 @@ impl ProxyConfig {
 pub enum Output {
     /// Send to the pool.
     Upstream(Message<'static>),
-    /// Send this plain frame to the pool as it is (a forwarded extension frame).
-    UpstreamFrame(Vec<u8>),
     /// Send to a device.
     Downstream {
         session: DownstreamId,
         message: Message<'static>,
-    },
-    /// Send this plain frame to a device as it is.
-    DownstreamFrame {
-        session: DownstreamId,
-        frame: Vec<u8>,
     },
     /// Close a device's connection (after what came before).
     Close {
@@ -1240,66 +1230,4 @@ impl Proxy {
             &own,
         )
     }
-
-    /// A frame from the pool that the codec could not read: one of an unknown extension on the
-    /// upstream channel goes to every downstream channel, with the channel id replaced.
-    pub fn upstream_frame(&mut self, frame: &[u8]) -> Vec<Output> {
-        let Some((header, channel_id)) = extension_frame(frame) else {
-            return vec![Output::Log(format!(
-                "upstream: a frame that could not be read was dropped ({} bytes)",
-                frame.len()
-            ))];
-        };
-        if !self.is_ours(channel_id) || self.config.faults.drop_unknown_extensions {
-            return vec![Output::Log(format!(
-                "upstream: extension {:#06x} message {:#04x} on channel {channel_id} dropped",
-                header.extension_type, header.msg_type
-            ))];
-        }
-        self.channels
-            .iter()
-            .map(|(id, c)| Output::DownstreamFrame {
-                session: c.session,
-                frame: with_channel(frame, *id),
-            })
-            .collect()
-    }
-
-    /// A frame from a device that the codec could not read: one of an unknown extension on one of
-    /// its channels goes up, on the upstream channel.
-    pub fn downstream_frame(&mut self, session: DownstreamId, frame: &[u8]) -> Vec<Output> {
-        let forward = extension_frame(frame)
-            .filter(|(_, channel_id)| self.owned(session, *channel_id))
-            .filter(|_| !self.config.faults.drop_unknown_extensions);
-        match (forward, &self.upstream) {
-            (Some(_), Some(up)) if self.state == UpState::Open => {
-                vec![Output::UpstreamFrame(with_channel(frame, up.channel_id))]
-            }
-            _ => vec![Output::Log(format!(
-                "session {session}: a frame that could not be read was dropped ({} bytes)",
-                frame.len()
-            ))],
-        }
-    }
-}
-
-/// The header and channel id of a plain frame of an extension (not the core protocol) with
-/// channel_msg set.
-fn extension_frame(frame: &[u8]) -> Option<(Header, u32)> {
-    let head: [u8; 6] = frame.get(..6)?.try_into().ok()?;
-    let header = Header::from_bytes(head);
-    if header.extension_type == 0 || !header.channel_msg {
-        return None;
-    }
-    let id: [u8; 4] = frame.get(6..10)?.try_into().ok()?;
-    Some((header, u32::from_le_bytes(id)))
-}
-
-/// `frame` with its channel id replaced.
-fn with_channel(frame: &[u8], channel_id: u32) -> Vec<u8> {
-    let mut out = frame.to_vec();
-    if out.len() >= 10 {
-        out[6..10].copy_from_slice(&channel_id.to_le_bytes());
-    }
-    out
 }

@@ -44,6 +44,10 @@ pub enum Role {
     /// A translator (`--role translator`): SV1 miners below it (the suite's), the suite as its SV2
     /// pool. Its checks are the device's and its own.
     Translator,
+    /// An SV2 proxy (`--role proxy`): the suite's devices below it, the suite as its pool. Its
+    /// checks are the device's (its upstream side), its own, and the pool rules of the monitor
+    /// over its downstream side.
+    Proxy,
 }
 
 impl Role {
@@ -53,6 +57,7 @@ impl Role {
             Role::Client => "client",
             Role::Device => "device",
             Role::Translator => "translator",
+            Role::Proxy => "proxy",
         }
     }
 }

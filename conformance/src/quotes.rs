@@ -461,9 +461,32 @@ pub const QUOTES: &[(&str, &str)] = &[
         "translator.shares.forwarded",
         r#"no spec sentence: the spec does not describe translation to SV1; a translator that drops its miners' valid shares loses their work (SHOULD). The nearest text, 05-Mining-Protocol.md:535: “All submits leading to hashes higher than the specified target will be rejected by the server.”"#,
     ),
+    (
+        "proxy.extranonce.unique",
+        r#"05-Mining-Protocol.md:28: “Mining servers MUST assign a unique subset of the search space to each mining device, otherwise the mining devices will waste energy with overlapping search.” / 05-Mining-Protocol.md:79: “The **locally reserved** bytes is where the local layer will assign unique values for its own downstream clients, according to their hashpower.”"#,
+    ),
+    (
+        "proxy.jobs.standard",
+        r#"05-Mining-Protocol.md:100: “For conversion into Standard Jobs, the Coinbase Transaction is constructed by concatenating these fields in this specific order: `coinbase_tx_prefix + extranonce_prefix + coinbase_tx_suffix`.” / 05-Mining-Protocol.md:164: “The Merkle Root of each Standard Job is calculated by the Proxy, taking in consideration the `extranonce_prefix` that was assigned to each Standard Channel, plus the `coinbase_tx_prefix` and the `coinbase_tx_suffix` that were sent on the Extended Job.” (a definition, without a keyword: any other root is not the extended job's work, and every share on it is invalid; MUST)"#,
+    ),
+    (
+        "proxy.reconnect.not-propagated",
+        r#"03-Protocol-Overview.md:296: “This message is connection-related so that it should not be propagated downstream by intermediate proxies.” (“should not” in lower case: SHOULD)"#,
+    ),
+];
+
+/// Checks that rest on another check's sentences: the same rule for another role.
+const SAME_AS: &[(&str, &str)] = &[
+    ("proxy.mining.idle-hashrate", "translator.mining.idle-hashrate"),
+    ("proxy.mining.device-joins", "translator.mining.miner-joins"),
+    ("proxy.mining.device-leaves", "translator.mining.miner-leaves"),
 ];
 
 /// The spec sentence(s) a check or rule rests on.
 pub fn quote(id: &str) -> Option<&'static str> {
+    let id = SAME_AS
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map_or(id, |(_, same)| *same);
     QUOTES.iter().find(|(i, _)| *i == id).map(|(_, q)| *q)
 }

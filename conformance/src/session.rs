@@ -150,8 +150,8 @@ impl Ctx {
         .await
     }
 
-    /// Keeps a framed connection's transcript as evidence.
-    fn push(&self, label: String, transcript: Transcript) {
+    /// Keeps a framed connection's transcript as evidence (the monitor judges it).
+    pub(crate) fn push(&self, label: String, transcript: Transcript) {
         lock(&self.evidence).push(Recorded {
             label,
             transcript,
@@ -386,6 +386,16 @@ impl Session {
             !sv2_codec::messages::MESSAGE_TYPES
                 .iter()
                 .any(|m| m.extension_type == ext && m.msg_type == ty && answers.contains(&m.name))
+        })
+    }
+
+    /// Every message the server sent on this connection so far (those its transcript keeps).
+    pub fn received(&self) -> Vec<Message<'static>> {
+        self.conn.as_ref().map_or_else(Vec::new, |c| {
+            c.transcript
+                .messages(sv2_wire::Direction::ServerToClient)
+                .map(|d| d.message.clone())
+                .collect()
         })
     }
 

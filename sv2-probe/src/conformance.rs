@@ -40,8 +40,11 @@ pub struct Args {
     /// `device` (a mining client: the suite listens on --listen, plays the pool, and the client
     /// connects: started per check with --spawn, or running by itself and reconnecting).
     /// `translator` (SV1 below, SV2 above: the suite is its pool and its SV1 miners, which
-    /// connect to 127.0.0.1:{downstream_port}; every device check runs too).
-    #[arg(long, default_value = "pool", value_parser = ["pool", "device", "translator"])]
+    /// connect to 127.0.0.1:{downstream_port}; every device check runs too). `proxy` (SV2 on
+    /// both sides: the suite is its pool and its devices, which connect to
+    /// 127.0.0.1:{downstream_port}; every device check runs too, and the pool rules of the monitor
+    /// judge its downstream side).
+    #[arg(long, default_value = "pool", value_parser = ["pool", "device", "translator", "proxy"])]
     pub role: String,
     /// host:port or stratum2+tcp://host:port/<authority key> (role pool).
     #[arg(long, value_name = "ADDR")]
@@ -59,10 +62,17 @@ pub struct Args {
     /// client configured with its public key beforehand (default: a fresh one, printed).
     #[arg(long, value_name = "KEY")]
     pub authority_secret: Option<String>,
-    /// `--role translator`: the loopback port where the translator listens for SV1 miners (default:
-    /// a free one, given to --spawn as `{downstream_port}`).
+    /// `--role translator` and `proxy`: the loopback port where it listens for its miners
+    /// (default: a free one, given to --spawn as `{downstream_port}`).
     #[arg(long, value_name = "PORT")]
     pub downstream_port: Option<u16>,
+    /// `--role proxy`: the authority public key (base58) the proxy's own certificate must be
+    /// signed by (default: the suite's devices do not check it).
+    #[arg(long, value_name = "KEY")]
+    pub downstream_authority: Option<String>,
+    /// `--role proxy`: the proxy speaks plain frames to its devices.
+    #[arg(long)]
+    pub downstream_plaintext: bool,
     /// Seconds the client has to connect (a started client needs time to come up).
     #[arg(long, default_value_t = 20.0)]
     pub connect_timeout: f64,
@@ -280,6 +290,7 @@ fn catalogue(args: &Args) -> Vec<sv2_conformance::Check> {
     match args.role.as_str() {
         "device" => serve_runner::catalogue(Role::Device),
         "translator" => serve_runner::catalogue(Role::Translator),
+        "proxy" => serve_runner::catalogue(Role::Proxy),
         _ => checks::catalogue(),
     }
 }
@@ -312,6 +323,18 @@ fn listener(args: &Args) -> anyhow::Result<Listener> {
     listener.work_window = Duration::from_secs_f64(args.work_window.clamp(0.1, 3600.0));
     listener.connect_timeout = Duration::from_secs_f64(args.connect_timeout.clamp(0.1, 3600.0));
     listener.downstream_port = args.downstream_port;
+    listener.downstream_authority = args
+        .downstream_authority
+        .as_deref()
+        .map(|k| sv2_codec::noise::keys::AuthorityPublicKey::from_base58(k.trim()))
+        .transpose()
+        .context("--downstream-authority")?;
+    listener.downstream_plaintext = args.downstream_plaintext;
+    if args.role != "proxy"
+        && (listener.downstream_authority.is_some() || listener.downstream_plaintext)
+    {
+        bail!("--downstream-authority and --downstream-plaintext are for --role proxy");
+    }
     Ok(listener)
 }
 
@@ -406,14 +429,15 @@ pub fn run_command(
             (!listener.plaintext).then(|| listener.authority_key()),
         );
         let mut sv1 = String::new();
-        if args.role == "translator" {
+        if args.role == "translator" || args.role == "proxy" {
             if listener.downstream_port.is_none() {
                 let free = std::net::TcpListener::bind(("127.0.0.1", 0))?;
                 listener.downstream_port = Some(free.local_addr()?.port());
             }
             endpoint.downstream_port = listener.downstream_port;
             if let Some(port) = listener.downstream_port {
-                sv1 = format!(" (its SV1 miners connect to 127.0.0.1:{port})");
+                let miners = if args.role == "proxy" { "devices" } else { "SV1 miners" };
+                sv1 = format!(" (its {miners} connect to 127.0.0.1:{port})");
             }
         }
         let how = match &args.spawn {
@@ -453,10 +477,10 @@ pub fn run_command(
             .block_on(serve_runner::run_on(
                 socket,
                 listener,
-                if args.role == "translator" {
-                    Role::Translator
-                } else {
-                    Role::Device
+                match args.role.as_str() {
+                    "translator" => Role::Translator,
+                    "proxy" => Role::Proxy,
+                    _ => Role::Device,
                 },
                 &selection,
                 progress,

@@ -14,6 +14,7 @@ use crate::verdict::Outcome;
 pub mod device;
 pub mod extensions;
 pub mod mining;
+pub mod proxy;
 pub mod noise;
 pub mod setup;
 pub mod shares;

@@ -34,11 +34,11 @@ const REACTION: Duration = Duration::from_secs(3);
 /// How long a share may be on its way up after the SV1 miner reported it.
 const IN_FLIGHT: Duration = Duration::from_secs(1);
 
-/// The translator set up, an SV1 miner below it, and the channel it opened for it.
+/// The translator (or proxy) set up, a miner below it, and the channel it opened for it.
 async fn translating(ctx: &ServeCtx, label: &str) -> Result<(Served, Opened, Sv1Events), Outcome> {
     let mut s = ctx.accept(label).await?;
     s.setup().await?;
-    let miner = ctx.sv1_miner("sv2-conformance.sv1-1").await?;
+    let miner = ctx.miner_below("sv2-conformance.sv1-1").await?;
     let opened = s.open_channel().await?;
     Ok((s, opened, miner))
 }
@@ -67,7 +67,7 @@ async fn working(
     }
     Err(Outcome::error(match until {
         Until::Ended(how) => format!("the connection ended before a share came: {how}"),
-        _ => format!("no share came up from the SV1 miner within {window:?}"),
+        _ => format!("no share came up from the miner below within {window:?}"),
     }))
 }
 
@@ -80,7 +80,7 @@ fn received_since(s: &Served, since: Duration) -> Vec<&Message<'static>> {
         .collect()
 }
 
-async fn idle_hashrate(ctx: ServeCtx) -> Outcome {
+pub(crate) async fn idle_hashrate(ctx: ServeCtx) -> Outcome {
     let mut s = match ctx.accept("no miner yet").await {
         Ok(s) => s,
         Err(o) => return o,
@@ -96,7 +96,8 @@ async fn idle_hashrate(ctx: ServeCtx) -> Outcome {
                 Message::OpenExtendedMiningChannel(m) => m.nominal_hash_rate,
                 other => {
                     return Outcome::error(format!(
-                        "with no miner connected, the translator sent {}",
+                        "with no miner connected, the {} sent {}",
+                        ctx.role().as_str(),
                         describe(other)
                     ))
                 }
@@ -110,8 +111,8 @@ async fn idle_hashrate(ctx: ServeCtx) -> Outcome {
             )
         }
         Incoming::Timeout => Outcome::skip(format!(
-            "the translator opened no channel in the {:?} with no miner connected: the rule does \
-             not arise",
+            "the {} opened no channel in the {:?} with no miner connected: the rule does not arise",
+            ctx.role().as_str(),
             ctx.config().timeout
         )),
         other => Outcome::error(format!("after setup: {}", other.describe())),
@@ -139,7 +140,7 @@ fn announced(s: &Served, channel_id: u32) -> Option<f32> {
     rate
 }
 
-async fn miner_joins(ctx: ServeCtx) -> Outcome {
+pub(crate) async fn miner_joins(ctx: ServeCtx) -> Outcome {
     let (mut s, opened, mut first) = match translating(&ctx, "a second miner joins").await {
         Ok(t) => t,
         Err(o) => return o,
@@ -154,7 +155,7 @@ async fn miner_joins(ctx: ServeCtx) -> Outcome {
     }
     let before = announced(&s, opened.channel_id).unwrap_or(0.0);
     let since = s.elapsed();
-    if let Err(o) = ctx.sv1_miner("sv2-conformance.sv1-2").await {
+    if let Err(o) = ctx.miner_below("sv2-conformance.sv1-2").await {
         return o;
     }
     let channels = s.opened.len();
@@ -171,8 +172,8 @@ async fn miner_joins(ctx: ServeCtx) -> Outcome {
     }
     if s.opened.len() > channels {
         return Outcome::skip(
-            "the translator opened a channel for the second miner: it does not aggregate, so no \
-             UpdateChannel is due",
+            "it opened a channel for the second miner: it does not aggregate, so no UpdateChannel \
+             is due",
         );
     }
     let updates: Vec<String> = received_since(&s, since)
@@ -200,7 +201,7 @@ async fn miner_joins(ctx: ServeCtx) -> Outcome {
     )
 }
 
-async fn miner_leaves(ctx: ServeCtx) -> Outcome {
+pub(crate) async fn miner_leaves(ctx: ServeCtx) -> Outcome {
     let (mut s, opened, mut first) = match translating(&ctx, "a miner leaves").await {
         Ok(t) => t,
         Err(o) => return o,
@@ -210,7 +211,7 @@ async fn miner_leaves(ctx: ServeCtx) -> Outcome {
         return o;
     }
     let channels_before = s.opened.len();
-    let second = match ctx.sv1_miner("sv2-conformance.sv1-2").await {
+    let second = match ctx.miner_below("sv2-conformance.sv1-2").await {
         Ok(m) => m,
         Err(o) => return o,
     };
@@ -226,7 +227,7 @@ async fn miner_leaves(ctx: ServeCtx) -> Outcome {
     let announced_before = announced(&s, opened.channel_id).unwrap_or(0.0);
     let since = s.elapsed();
     ctx.stop_miner(&second);
-    s.note("the suite's second SV1 miner disconnects");
+    s.note("the suite's second miner below disconnects");
     let wait = REACTION + ctx.config().timeout;
     let told = |s: &Served| {
         received_since(s, since).iter().any(|m| match m {

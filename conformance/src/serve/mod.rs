@@ -29,8 +29,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::session::Recorded;
+use crate::check::Role;
+use crate::session::{Ctx, Recorded, Security, Target};
 use crate::verdict::Outcome;
+use sv2_codec::messages::flags::REQUIRES_STANDARD_JOBS;
+use sv2_mock::miner::driver::{
+    spawn as device_spawn, DeviceDriverConfig, DeviceHandle, Security as DeviceSecurity,
+};
+use sv2_mock::miner::ChannelKind;
 use launch::{Launched, Launcher};
 pub use served::Served;
 
@@ -55,9 +61,15 @@ pub struct Listener {
     pub launcher: Launcher,
     /// Where the suite's side of each Noise session writes its keys.
     pub key_log: KeyLog,
-    /// `--role translator`: the loopback port where the translator listens for SV1 miners (`None`:
-    /// a free one, given to the launch command as `{downstream_port}`).
+    /// `--role translator` and `--role proxy`: the loopback port where the implementation listens
+    /// for the miners below it, SV1 or SV2 (`None`: a free one, given to the launch command as
+    /// `{downstream_port}`).
     pub downstream_port: Option<u16>,
+    /// `--role proxy`: the authority the proxy's own certificate must be signed by (`None`: its
+    /// certificate is not checked; the pool rules' verdicts on its downstream side stand anyway).
+    pub downstream_authority: Option<AuthorityPublicKey>,
+    /// `--role proxy`: the proxy speaks plain frames to its devices.
+    pub downstream_plaintext: bool,
 }
 
 impl Listener {
@@ -75,6 +87,8 @@ impl Listener {
             launcher,
             key_log: KeyLog::none(),
             downstream_port: None,
+            downstream_authority: None,
+            downstream_plaintext: false,
         })
     }
 
@@ -94,8 +108,8 @@ pub struct Endpoint {
     pub authority_key: String,
     /// `stratum2+tcp://host:port/authority_key` (no key in plaintext).
     pub url: String,
-    /// Where a translator under test must listen for SV1 miners (`--role translator`): the
-    /// suite's SV1 miners connect to 127.0.0.1 on this port.
+    /// Where a translator or proxy under test must listen for its miners (`--role translator`,
+    /// `--role proxy`): the suite's SV1 miners or SV2 devices connect to 127.0.0.1 on this port.
     pub downstream_port: Option<u16>,
 }
 
@@ -115,8 +129,8 @@ impl Endpoint {
         }
     }
 
-    /// `template` with `{host}`, `{port}`, `{url}`, `{authority_key}` and (for a translator)
-    /// `{downstream_port}` replaced.
+    /// `template` with `{host}`, `{port}`, `{url}`, `{authority_key}` and (for a translator or a
+    /// proxy) `{downstream_port}` replaced.
     pub fn expand(&self, template: &str) -> String {
         let mut text = template
             .replace("{host}", &self.host)
@@ -138,6 +152,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A run's listening side, shared by its checks: the listener's accepted streams, in order.
 pub(crate) struct Harness {
+    pub(crate) role: Role,
     pub(crate) config: Listener,
     pub(crate) endpoint: Endpoint,
     pub(crate) incoming: tokio::sync::Mutex<mpsc::Receiver<TcpStream>>,
@@ -159,8 +174,11 @@ pub struct ServeCtx {
     harness: Arc<Harness>,
     evidence: Evidence,
     launched: Arc<tokio::sync::Mutex<Option<Box<dyn Launched>>>>,
-    /// The SV1 miners started below a translator, stopped when the check ends.
-    miners: Arc<Mutex<Vec<Sv1Handle>>>,
+    /// The miners started below a translator (SV1) or a proxy (SV2 devices), stopped when the
+    /// check ends.
+    miners: Arc<Mutex<Vec<Below>>>,
+    /// The proxy's downstream side, as the suite's scripted devices reach it (`--role proxy`).
+    downstream: Option<Ctx>,
     /// Tasks started for the check (an SV1 miner waiting for the translator), aborted with it.
     tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     /// The check has ended: no more miners.
@@ -190,11 +208,31 @@ impl std::fmt::Debug for ServeCtx {
 
 impl ServeCtx {
     pub(crate) fn new(harness: Arc<Harness>) -> Self {
+        let downstream = (harness.role == Role::Proxy)
+            .then(|| harness.endpoint.downstream_port)
+            .flatten()
+            .map(|port| {
+                let config = &harness.config;
+                let security = if config.downstream_plaintext {
+                    Security::Plaintext
+                } else {
+                    Security::Noise {
+                        authority: config.downstream_authority,
+                    }
+                };
+                let mut target = Target::new(SocketAddr::from(([127, 0, 0, 1], port)), security);
+                target.timeout = config.timeout;
+                target.work_window = config.work_window;
+                target.user_identity = "sv2-conformance.device".into();
+                target.key_log = config.key_log.clone();
+                Ctx::new(Arc::new(target))
+            });
         ServeCtx {
             harness,
             evidence: Arc::default(),
             launched: Arc::default(),
             miners: Arc::default(),
+            downstream,
             tasks: Arc::default(),
             stopped: Arc::default(),
         }
@@ -202,6 +240,11 @@ impl ServeCtx {
 
     pub fn config(&self) -> &Listener {
         &self.harness.config
+    }
+
+    /// The role under test.
+    pub fn role(&self) -> Role {
+        self.harness.role
     }
 
     /// The address and key the client was given.
@@ -243,20 +286,21 @@ impl ServeCtx {
         Ok(())
     }
 
-    /// An SV1 miner of the suite's, connected to the translator under test once it listens on its
-    /// downstream port (within the connect timeout); stopped when the check ends.
-    pub async fn sv1_miner(&self, user: &str) -> Result<Sv1Events, Outcome> {
+    /// Waits until the implementation under test listens on its downstream port (within the
+    /// connect timeout): its address. Listening is read from the kernel's socket table: a probe
+    /// connection would be a miner that comes and goes, which a translator or proxy may report
+    /// upstream.
+    pub async fn downstream_listening(&self) -> Result<SocketAddr, Outcome> {
         let port = self.endpoint().downstream_port.ok_or_else(|| {
-            Outcome::error("no downstream port: SV1 miners are for --role translator")
+            Outcome::error("no downstream port: miners below are for --role translator and proxy")
         })?;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = tokio::time::Instant::now() + self.config().connect_timeout;
-        // Listening is read from the kernel's socket table: a probe connection would be a miner
-        // that comes and goes, which a translator may report upstream.
         while !listening(port) {
             if tokio::time::Instant::now() >= deadline {
                 let mut why = format!(
-                    "the translator did not listen for SV1 miners on {address} within {:?}",
+                    "the {} did not listen for its miners on {address} within {:?}",
+                    self.harness.role.as_str(),
                     self.config().connect_timeout
                 );
                 if let Some((_, how)) = self.exited().await {
@@ -269,26 +313,75 @@ impl ServeCtx {
         if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Outcome::error("the check has ended"));
         }
-        let client = Sv1Config {
-            user: user.to_string(),
-            ..Sv1Config::default()
+        Ok(address)
+    }
+
+    /// A miner of the suite's below the implementation under test, once it listens on its
+    /// downstream port: an SV1 miner below a translator, our SV2 device (a standard channel) below
+    /// a proxy. Stopped when the check ends; only an SV1 miner reports events.
+    pub async fn miner_below(&self, user: &str) -> Result<Sv1Events, Outcome> {
+        let address = self.downstream_listening().await?;
+        let (below, events) = if self.harness.role == Role::Proxy {
+            let config = &self.harness.config;
+            let security = if config.downstream_plaintext {
+                DeviceSecurity::Plaintext
+            } else {
+                DeviceSecurity::Noise {
+                    authority: config.downstream_authority,
+                }
+            };
+            let mut driver = DeviceDriverConfig::new(address.to_string(), None);
+            driver.security = security;
+            driver.device.user_identity = user.to_string();
+            driver.device.nominal_hash_rate = 10_000.0;
+            driver.device.channel = ChannelKind::Standard;
+            // Rolls the version where allowed, without requiring it: a proxy above a
+            // fixed-version pool may refuse REQUIRES_VERSION_ROLLING.
+            driver.device.setup_flags = Some(REQUIRES_STANDARD_JOBS);
+            driver.max_shares_per_second = 50;
+            (Below::Device(device_spawn(driver)), mpsc::channel(1).1)
+        } else {
+            let client = Sv1Config {
+                user: user.to_string(),
+                ..Sv1Config::default()
+            };
+            let mut config = Sv1DriverConfig::new(address.to_string(), client);
+            config.max_shares_per_second = 50;
+            let mut handle = sv1_spawn(config);
+            let events = std::mem::replace(&mut handle.events, mpsc::channel(1).1);
+            (Below::Sv1(handle), events)
         };
-        let mut config = Sv1DriverConfig::new(address.to_string(), client);
-        config.max_shares_per_second = 50;
-        let mut handle = sv1_spawn(config);
-        let events = std::mem::replace(&mut handle.events, mpsc::channel(1).1);
         let index = {
             let mut miners = lock(&self.miners);
-            miners.push(handle);
+            miners.push(below);
             miners.len() - 1
         };
         Ok(Sv1Events { events, index })
     }
 
-    /// Stops the SV1 miner `miner` (its connection to the translator closes).
+    /// The proxy's downstream side as a pool to the suite's scripted devices (`--role proxy`), once
+    /// the proxy listens there. Its connections are judged by the pool rules of the monitor.
+    pub async fn downstream(&self) -> Result<&Ctx, Outcome> {
+        let Some(ctx) = &self.downstream else {
+            return Err(Outcome::error("no downstream side: scripted devices are for --role proxy"));
+        };
+        self.downstream_listening().await?;
+        Ok(ctx)
+    }
+
+    /// The connections the suite's devices made to the proxy's downstream side, and the devices
+    /// below it (their whole runs).
+    pub(crate) fn take_downstream_evidence(&self) -> Vec<Recorded> {
+        self.downstream
+            .as_ref()
+            .map(|d| d.take_evidence())
+            .unwrap_or_default()
+    }
+
+    /// Stops the miner `miner` (its connection to the translator or proxy closes).
     pub fn stop_miner(&self, miner: &Sv1Events) {
-        if let Some(handle) = lock(&self.miners).get(miner.index) {
-            handle.shutdown();
+        if let Some(below) = lock(&self.miners).get(miner.index) {
+            below.shutdown();
         }
     }
 
@@ -305,8 +398,13 @@ impl ServeCtx {
         for task in std::mem::take(&mut *lock(&self.tasks)) {
             task.abort();
         }
-        for miner in std::mem::take(&mut *lock(&self.miners)) {
-            miner.shutdown();
+        let miners = std::mem::take(&mut *lock(&self.miners));
+        for miner in miners {
+            if let Some((label, transcript)) = miner.stop().await {
+                if let Some(downstream) = &self.downstream {
+                    downstream.push(label, transcript);
+                }
+            }
         }
         let launched = self.launched.lock().await.take()?;
         Some(launched.stop().await)
@@ -494,7 +592,37 @@ fn listening(port: u16) -> bool {
     })
 }
 
-/// What an SV1 miner of the suite's reports, as it happens.
+/// A miner of the suite's below a translator or a proxy.
+enum Below {
+    Sv1(Sv1Handle),
+    Device(DeviceHandle),
+}
+
+impl Below {
+    fn shutdown(&self) {
+        match self {
+            Below::Sv1(handle) => handle.shutdown(),
+            Below::Device(handle) => handle.shutdown(),
+        }
+    }
+
+    /// Stops it; a device's connection, to be judged with the proxy's downstream side.
+    async fn stop(self) -> Option<(String, Transcript)> {
+        match self {
+            Below::Sv1(handle) => {
+                handle.shutdown();
+                None
+            }
+            Below::Device(handle) => {
+                let report = handle.stop().await;
+                Some(("a device below the proxy".to_string(), report.transcript))
+            }
+        }
+    }
+}
+
+/// What a miner of the suite's reports, as it happens (an SV1 miner; a device below a proxy reports
+/// nothing here).
 #[derive(Debug)]
 pub struct Sv1Events {
     pub events: mpsc::Receiver<Sv1Event>,

@@ -15,14 +15,20 @@ use crate::monitor;
 use crate::runner::{CheckResult, Progress, Report, RunJudge, Selection};
 use crate::verdict::{Outcome, Verdict};
 
-/// Every check of a client role, in report order: the device checks (a translator's upstream side
-/// is a device), the role's own, then the monitor's client rules.
+/// Every check of a client role, in report order: the device checks (a translator's or a proxy's
+/// upstream side is a device), the role's own, then the monitor's client rules (and for a proxy,
+/// the pool rules over its downstream side).
 pub fn catalogue(role: Role) -> Vec<Check> {
     let mut all: Vec<Check> = checks::device::CHECKS.to_vec();
-    if role == Role::Translator {
-        all.extend_from_slice(checks::translator::CHECKS);
+    match role {
+        Role::Translator => all.extend_from_slice(checks::translator::CHECKS),
+        Role::Proxy => all.extend_from_slice(checks::proxy::CHECKS),
+        _ => {}
     }
     all.extend_from_slice(monitor::CLIENT_RULES);
+    if role == Role::Proxy {
+        all.extend_from_slice(monitor::RULES);
+    }
     all
 }
 
@@ -58,8 +64,8 @@ pub async fn run_on(
         local,
         (!listener.plaintext).then(|| listener.authority_key()),
     );
-    if role == Role::Translator {
-        // The translator's SV1 side ({downstream_port}): as given, or a free loopback port.
+    if matches!(role, Role::Translator | Role::Proxy) {
+        // The side below ({downstream_port}): as given, or a free loopback port.
         endpoint.downstream_port = match listener.downstream_port {
             Some(port) => Some(port),
             None => Some(
@@ -82,6 +88,7 @@ pub async fn run_on(
         }
     });
     let harness = Arc::new(Harness {
+        role,
         config: listener,
         endpoint,
         incoming: tokio::sync::Mutex::new(incoming),
@@ -98,6 +105,8 @@ pub async fn run_on(
     let mut results = Vec::new();
     // Only the client's findings: the suite sends malformed frames on purpose.
     let mut judge = RunJudge::new(monitor::MonitorReport::client);
+    // A proxy's downstream side is a pool: the server's findings there.
+    let mut downstream = RunJudge::new(monitor::MonitorReport::server);
 
     for check in active {
         let Kind::Serve(run_fn) = check.kind else {
@@ -119,12 +128,12 @@ pub async fn run_on(
         let mut outcome = match ctx.launch().await {
             Err(o) => o,
             Ok(()) => {
-                // Below a translator, a device check needs an SV1 miner for shares to come; the
-                // translator's own checks start theirs.
-                if role == Role::Translator && check.role == Role::Device {
+                // Below a translator or a proxy, a device check needs a miner for shares to come;
+                // the role's own checks start theirs.
+                if matches!(role, Role::Translator | Role::Proxy) && check.role == Role::Device {
                     let miner = ctx.clone();
                     ctx.background(async move {
-                        let _ = miner.sv1_miner("sv2-conformance.sv1").await;
+                        let _ = miner.miner_below("sv2-conformance.below").await;
                     });
                 }
                 let limit = deadline(&harness.config);
@@ -149,8 +158,11 @@ pub async fn run_on(
         }
         let duration = t.elapsed();
         tokio::task::yield_now().await;
-        let evidence = ctx.take_evidence();
-        let findings = judge.add(check.id, &evidence);
+        let mut evidence = ctx.take_evidence();
+        let mut findings = judge.add(check.id, &evidence);
+        let below = ctx.take_downstream_evidence();
+        findings.extend(downstream.add(check.id, &below));
+        evidence.extend(below);
         let result = CheckResult {
             check: *check,
             outcome,
@@ -162,7 +174,11 @@ pub async fn run_on(
         results.push(result);
     }
 
-    results.extend(judge.rule_results(&rules, index, total, &mut progress));
+    let (client_rules, server_rules): (Vec<&Check>, Vec<&Check>) =
+        rules.iter().partition(|r| r.role == Role::Client);
+    results.extend(judge.rule_results(&client_rules, index, total, &mut progress));
+    index += client_rules.len();
+    results.extend(downstream.rule_results(&server_rules, index, total, &mut progress));
     accept.abort();
     Ok(Report {
         target: harness.endpoint.url.clone(),

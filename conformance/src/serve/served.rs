@@ -175,6 +175,16 @@ impl Served {
     }
 
     /// Time since the connection was accepted.
+    /// Every message the suite sent the client on this connection so far (those its transcript
+    /// keeps).
+    pub fn sent(&self) -> Vec<Message<'static>> {
+        self.conn
+            .transcript
+            .messages(sv2_wire::Direction::ServerToClient)
+            .map(|d| d.message.clone())
+            .collect()
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

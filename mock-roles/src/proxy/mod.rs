@@ -12,6 +12,10 @@
 //! (§3.6.5). Aggregating its devices into one channel, it is that channel's endpoint (§3.4): messages
 //! of extensions it does not know, channel messages included, stop at it.
 //!
+//! It sets REQUIRES_VERSION_ROLLING upstream: a standard job has no flag that forbids rolling, so its
+//! devices may always roll, and no job that forbids it may come (§5.3.1); a fixed-version pool
+//! refuses it, as it refuses the reference translator.
+//!
 //! A sans-IO core like the pool's: messages in, [`Output`]s out; the tokio driver is [`driver`].
 //! [`ProxyFaults`] make it break one of those rules, for the conformance suite's proxy checks.
 
@@ -304,7 +308,9 @@ impl Proxy {
             protocol: PROTOCOL_MINING,
             min_version: 2,
             max_version: 2,
-            flags: 0,
+            // Its standard channels' devices may roll the version (a standard job has no flag to
+            // forbid it): no job that forbids it may come (§5.3.1). A fixed-version pool refuses.
+            flags: REQUIRES_VERSION_ROLLING,
             endpoint_host: text(endpoint_host),
             endpoint_port,
             vendor: text("sv2-toolkit"),

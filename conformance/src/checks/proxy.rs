@@ -1,0 +1,337 @@
+//! Checks of an SV2 proxy (`--role proxy`): the suite is the pool above it and its devices below it
+//! (scripted sessions, and our SV2 device where shares must come). Its upstream side is a mining
+//! client, so a proxy run also has every device check (each with one of our devices below it); the
+//! pool rules of the monitor judge what its downstream side sends. These are the checks of what it
+//! does between the two: the hash rate it announces, the channel updates as devices come and go
+//! (shared with the translator), the extranonce space it gives each device, the standard jobs it
+//! makes of extended ones, and the Reconnect it keeps to itself.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sv2_codec::messages::common::Reconnect;
+use sv2_codec::messages::flags::REQUIRES_STANDARD_JOBS;
+use sv2_codec::messages::mining::NewExtendedMiningJob;
+use sv2_codec::Message;
+
+use super::translator;
+use crate::check::Check;
+use crate::serve;
+use crate::serve::served::Opened;
+use crate::serve::{ServeCtx, Served};
+use crate::session::{describe, str255, Incoming, Session};
+use crate::verdict::Outcome;
+
+#[rustfmt::skip]
+pub const CHECKS: &[Check] = &[
+    serve!(Proxy: "proxy.mining.idle-hashrate", "5.3.2", Must, Some(69), "with no device connected yet, an open request carries nominal_hash_rate 0.0", translator::idle_hashrate),
+    serve!(Proxy: "proxy.mining.device-joins", "5.3.7", Must, Some(72), "an aggregating proxy sends UpdateChannel when a second device comes", translator::miner_joins),
+    serve!(Proxy: "proxy.mining.device-leaves", "5.3.9", Must, Some(71), "when a device's connection closes, CloseChannel (its own channel upstream) or UpdateChannel (an aggregated one) goes upstream", translator::miner_leaves),
+    serve!(Proxy: "proxy.extranonce.unique", "5.1", Must, Some(74), "each downstream channel gets its own part of the extranonce space, inside the proxy's own upstream extranonce_prefix", unique_extranonce),
+    serve!(Proxy: "proxy.jobs.standard", "5.1.2.1", Must, Some(73), "a standard channel below gets NewMiningJob whose merkle root is that of coinbase_tx_prefix + its extranonce_prefix + coinbase_tx_suffix with the extended job's merkle path", standard_jobs),
+    serve!(Proxy: "proxy.reconnect.not-propagated", "3.6.5", Should, Some(22), "a Reconnect from the pool is not passed down to the devices", reconnect_kept),
+];
+
+/// How long the devices below watch for what the proxy passes down.
+const WATCH: Duration = Duration::from_secs(3);
+
+/// The proxy set up with the suite's pool and its upstream channel open.
+async fn upstream(ctx: &ServeCtx, label: &str) -> Result<(Served, Opened), Outcome> {
+    let mut s = ctx.accept(label).await?;
+    s.setup().await?;
+    let opened = s.open_channel().await?;
+    Ok((s, opened))
+}
+
+/// Serves the proxy's upstream connection while `script` runs against its downstream side; the
+/// connection back, with what the script gave.
+async fn alongside<T: Send + 'static>(
+    s: Served,
+    script: impl Future<Output = T> + Send + 'static,
+) -> Result<(Served, T), Outcome> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let server = tokio::spawn(async move {
+        let mut s = s;
+        let until = s
+            .serve_until(Duration::from_secs(3600), |_| flag.load(Ordering::SeqCst))
+            .await;
+        (s, until)
+    });
+    let out = script.await;
+    stop.store(true, Ordering::SeqCst);
+    let (s, until) = server
+        .await
+        .map_err(|e| Outcome::error(format!("serving the proxy's upstream side: {e}")))?;
+    until?;
+    Ok((s, out))
+}
+
+/// A scripted device below the proxy, set up with `flags`.
+async fn device(ctx: &crate::session::Ctx, label: &str, flags: u32) -> Result<Session, Outcome> {
+    ctx.setup(label, flags).await
+}
+
+/// One downstream channel's part of the extranonce space: its label, prefix and the bytes left
+/// to its device.
+type Space = (String, Vec<u8>, usize);
+
+async fn unique_extranonce(ctx: ServeCtx) -> Outcome {
+    let (s, opened) = match upstream(&ctx, "the proxy upstream").await {
+        Ok(u) => u,
+        Err(o) => return o,
+    };
+    let down = match ctx.downstream().await {
+        Ok(d) => d.clone(),
+        Err(o) => return o,
+    };
+    let script = async move {
+        let mut spaces: Vec<Space> = Vec::new();
+        let mut notes = Vec::new();
+        let mut sessions = Vec::new();
+        for (label, standard) in [
+            ("device A (extended)", false),
+            ("device B (extended)", false),
+            ("device C (standard)", true),
+            ("device D (standard)", true),
+        ] {
+            let flags = if standard { REQUIRES_STANDARD_JOBS } else { 0 };
+            let mut d = device(&down, label, flags).await?;
+            if standard {
+                match d.open_standard().await {
+                    Ok(c) => spaces.push((label.into(), c.extranonce_prefix.as_bytes().to_vec(), 0)),
+                    // A proxy may serve extended channels only: the others are compared.
+                    Err(o) => notes.push(format!("{label}: {}", o.observed)),
+                }
+            } else {
+                let c = d.open_extended(1).await?;
+                spaces.push((
+                    label.into(),
+                    c.extranonce_prefix.as_bytes().to_vec(),
+                    usize::from(c.extranonce_size),
+                ));
+            }
+            sessions.push(d);
+        }
+        Ok::<_, Outcome>((spaces, notes))
+    };
+    let (s, result) = match alongside(s, script).await {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    drop(s);
+    let (spaces, notes) = match result {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    judge_spaces(&opened.extranonce_prefix, &spaces, &notes)
+}
+
+/// Whether the spaces are disjoint (no prefix begins another) and each lies in `upstream`.
+fn judge_spaces(upstream: &[u8], spaces: &[Space], notes: &[String]) -> Outcome {
+    let shown: Vec<String> = spaces
+        .iter()
+        .map(|(label, prefix, size)| format!("{label}: {} + {size} byte(s)", hex::encode(prefix)))
+        .collect();
+    let mut problems = Vec::new();
+    for (i, (a, pa, _)) in spaces.iter().enumerate() {
+        if !pa.starts_with(upstream) {
+            problems.push(format!(
+                "{a}'s prefix does not begin with the proxy's own {}",
+                hex::encode(upstream)
+            ));
+        }
+        for (b, pb, _) in &spaces[i + 1..] {
+            if pa.starts_with(pb) || pb.starts_with(pa) {
+                problems.push(format!("{a} and {b} overlap"));
+            }
+        }
+    }
+    let mut observed = shown.join("; ");
+    if !notes.is_empty() {
+        observed.push_str(&format!(" ({})", notes.join("; ")));
+    }
+    if !problems.is_empty() {
+        observed = format!("{}: {observed}", problems.join(", "));
+    }
+    Outcome::judge(
+        problems.is_empty(),
+        format!(
+            "{} downstream channels in disjoint parts of the extranonce space under the upstream \
+             prefix {}",
+            spaces.len(),
+            hex::encode(upstream)
+        ),
+        observed,
+    )
+}
+
+async fn standard_jobs(ctx: ServeCtx) -> Outcome {
+    let (s, opened) = match upstream(&ctx, "the proxy upstream").await {
+        Ok(u) => u,
+        Err(o) => return o,
+    };
+    if !opened.extended {
+        return Outcome::skip(
+            "the proxy opened a standard channel upstream: no extended job to translate",
+        );
+    }
+    let down = match ctx.downstream().await {
+        Ok(d) => d.clone(),
+        Err(o) => return o,
+    };
+    let window = ctx.config().work_window;
+    let script = async move {
+        let mut d = device(&down, "a standard device", REQUIRES_STANDARD_JOBS).await?;
+        let channel = d.open_standard().await?;
+        d.wait_for_work(channel.channel_id, window).await?;
+        // What else comes within a moment (a job sent after the first).
+        let (more, _) = d.collect(Duration::from_millis(500)).await;
+        Ok::<_, Outcome>((channel, d.received(), more.len()))
+    };
+    let (s, result) = match alongside(s, script).await {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let (channel, jobs, _) = match result {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let prefix = channel.extranonce_prefix.as_bytes().to_vec();
+    let extended: Vec<NewExtendedMiningJob<'static>> = s
+        .sent()
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::NewExtendedMiningJob(j) => Some(j),
+            _ => None,
+        })
+        .collect();
+    let mut problems = Vec::new();
+    let mut matched = 0;
+    for job in &jobs {
+        match job {
+            Message::NewMiningJob(j) if j.channel_id == channel.channel_id => {
+                let found = extended.iter().any(|e| {
+                    e.version == j.version
+                        && sv2_chain::merkle::coinbase_merkle_root(
+                            e.coinbase_tx_prefix.as_bytes(),
+                            &prefix,
+                            &[],
+                            e.coinbase_tx_suffix.as_bytes(),
+                            &e.merkle_path.iter().map(|h| h.0).collect::<Vec<_>>(),
+                        ) == j.merkle_root.0
+                });
+                if found {
+                    matched += 1;
+                } else {
+                    problems.push(format!(
+                        "job {}: merkle root {} is none of the {} extended job(s) with the \
+                         channel's extranonce_prefix {}",
+                        j.job_id,
+                        hex::encode(j.merkle_root.0),
+                        extended.len(),
+                        hex::encode(&prefix)
+                    ));
+                }
+            }
+            Message::NewExtendedMiningJob(j) if j.channel_id == channel.channel_id => {
+                problems.push(format!(
+                    "job {}: NewExtendedMiningJob on a standard channel opened with \
+                     REQUIRES_STANDARD_JOBS",
+                    j.job_id
+                ))
+            }
+            _ => {}
+        }
+    }
+    if matched == 0 && problems.is_empty() {
+        return Outcome::error("the standard channel got work but no job for itself");
+    }
+    Outcome::judge(
+        problems.is_empty(),
+        format!(
+            "every job on standard channel {} a NewMiningJob with the merkle root of an extended \
+             job sent to the proxy, for extranonce_prefix {}",
+            channel.channel_id,
+            hex::encode(&prefix)
+        ),
+        if problems.is_empty() {
+            format!("{matched} job(s), each matching")
+        } else {
+            problems.join("; ")
+        },
+    )
+}
+
+async fn reconnect_kept(ctx: ServeCtx) -> Outcome {
+    let (s, _) = match upstream(&ctx, "the proxy upstream").await {
+        Ok(u) => u,
+        Err(o) => return o,
+    };
+    let down = match ctx.downstream().await {
+        Ok(d) => d.clone(),
+        Err(o) => return o,
+    };
+    let window = ctx.config().work_window;
+    let script = async move {
+        let mut d = device(&down, "a device", REQUIRES_STANDARD_JOBS).await?;
+        let channel = d.open_standard().await?;
+        d.wait_for_work(channel.channel_id, window).await?;
+        Ok::<_, Outcome>(d)
+    };
+    let (mut s, d) = match alongside(s, script).await {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let mut d = match d {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    // To its present host and port: wherever it goes, it finds the suite.
+    let reconnect = Reconnect {
+        new_host: str255(""),
+        new_port: 0,
+    };
+    if let Err(o) = s.send(&Message::Reconnect(reconnect)).await {
+        return o;
+    }
+    s.note("Reconnect (present host and port) sent to the proxy");
+    let wait = WATCH + ctx.config().timeout;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut seen = Vec::new();
+    let ended = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break None;
+        }
+        match d.recv_within(left).await {
+            Incoming::Message(m) => {
+                if matches!(m.message, Message::Reconnect(_)) {
+                    seen.push(describe(&m.message));
+                }
+            }
+            Incoming::Timeout => {}
+            Incoming::Unreadable(_) => {}
+            other => break Some(other.describe()),
+        }
+    };
+    let expected = format!("no Reconnect on the device's connection within {wait:?}");
+    if !seen.is_empty() {
+        return Outcome::fail(expected, format!("the device got {}", seen.join("; ")));
+    }
+    if d.unreadable_type.is_none() || d.unreadable_is_none_of(&["Reconnect"]) {
+        Outcome::pass(
+            expected,
+            match ended {
+                Some(how) => format!("no Reconnect; the device's connection then ended: {how}"),
+                None => "no Reconnect".to_string(),
+            },
+        )
+    } else {
+        Outcome::error(
+            "the device got a frame that could not be read: it may have been a Reconnect",
+        )
+    }
+}

@@ -477,9 +477,15 @@ pub const QUOTES: &[(&str, &str)] = &[
 
 /// Checks that rest on another check's sentences: the same rule for another role.
 const SAME_AS: &[(&str, &str)] = &[
-    ("proxy.mining.idle-hashrate", "translator.mining.idle-hashrate"),
+    (
+        "proxy.mining.idle-hashrate",
+        "translator.mining.idle-hashrate",
+    ),
     ("proxy.mining.device-joins", "translator.mining.miner-joins"),
-    ("proxy.mining.device-leaves", "translator.mining.miner-leaves"),
+    (
+        "proxy.mining.device-leaves",
+        "translator.mining.miner-leaves",
+    ),
 ];
 
 /// The spec sentence(s) a check or rule rests on.

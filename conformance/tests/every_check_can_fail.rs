@@ -9,9 +9,11 @@ use sv2_conformance::Role;
 /// Every check of every role: the pool's, then the device's and the client rules.
 fn catalogue() -> Vec<Check> {
     let mut all = sv2_conformance::checks::catalogue();
-    for check in client_catalogue(Role::Translator) {
-        if !all.iter().any(|c| c.id == check.id) {
-            all.push(check);
+    for role in [Role::Translator, Role::Proxy] {
+        for check in client_catalogue(role) {
+            if !all.iter().any(|c| c.id == check.id) {
+                all.push(check);
+            }
         }
     }
     all
@@ -30,6 +32,8 @@ fn every_check_is_exercised_by_a_fault_test() {
         include_str!("monitor.rs"),
         // Translator checks against translator_sv2 behind a relay with a client fault scenario.
         include_str!("../../interop/tests/faults_translator.rs"),
+        // Proxy checks against our mock proxy made faulty one way at a time.
+        include_str!("faults_proxy.rs"),
     ];
     let missing: Vec<&str> = catalogue()
         .iter()
@@ -68,6 +72,7 @@ fn every_client_check_is_asserted_failing_by_a_fails_call() {
     let asserted: Vec<&str> = [
         include_str!("faults_device.rs"),
         include_str!("../../interop/tests/faults_translator.rs"),
+        include_str!("faults_proxy.rs"),
     ]
     .iter()
     .flat_map(|source| first_arguments(source, "fails"))
@@ -75,7 +80,9 @@ fn every_client_check_is_asserted_failing_by_a_fails_call() {
     let missing: Vec<&str> = catalogue()
         .iter()
         .map(|c| c.id)
-        .filter(|id| id.starts_with("device.") || id.starts_with("translator."))
+        .filter(|id| {
+            id.starts_with("device.") || id.starts_with("translator.") || id.starts_with("proxy.")
+        })
         .filter(|id| !asserted.contains(id))
         .collect();
     assert!(
@@ -106,7 +113,7 @@ fn ids_are_unique_and_well_formed() {
     ids.dedup();
     assert_eq!(ids.len(), all.len());
     for c in &all {
-        // A device or translator check is `role.group.name`.
+        // A device, translator or proxy check is `role.group.name`.
         let (id, groups): (&str, &[&str]) = if let Some(id) = c.id.strip_prefix("device.") {
             (
                 id,
@@ -114,6 +121,8 @@ fn ids_are_unique_and_well_formed() {
             )
         } else if let Some(id) = c.id.strip_prefix("translator.") {
             (id, &["mining", "sv1", "shares"])
+        } else if let Some(id) = c.id.strip_prefix("proxy.") {
+            (id, &["mining", "extranonce", "jobs", "reconnect"])
         } else {
             (
                 c.id,

@@ -436,7 +436,11 @@ pub fn run_command(
             }
             endpoint.downstream_port = listener.downstream_port;
             if let Some(port) = listener.downstream_port {
-                let miners = if args.role == "proxy" { "devices" } else { "SV1 miners" };
+                let miners = if args.role == "proxy" {
+                    "devices"
+                } else {
+                    "SV1 miners"
+                };
                 sv1 = format!(" (its {miners} connect to 127.0.0.1:{port})");
             }
         }

@@ -103,9 +103,10 @@ enum Command {
     /// Mine on an SV2 pool with the built-in engine, with live statistics.
     #[command(long_about = mine::LONG_ABOUT)]
     Mine(mine::Args),
-    /// Run the conformance suite against a pool: checks by spec section, JUnit and JSON reports.
+    /// Run the conformance suite against a pool, device, translator or proxy: checks by spec
+    /// section, JUnit and JSON reports.
     #[command(long_about = conformance::LONG_ABOUT)]
-    Conformance(conformance::Args),
+    Conformance(Box<conformance::Args>),
     /// Stand between SV2 clients and a server: both legs shown, judged, recorded, broken on purpose.
     #[command(long_about = proxy::LONG_ABOUT)]
     Proxy(proxy::Args),

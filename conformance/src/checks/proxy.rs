@@ -101,7 +101,9 @@ async fn unique_extranonce(ctx: ServeCtx) -> Outcome {
             let mut d = device(&down, label, flags).await?;
             if standard {
                 match d.open_standard().await {
-                    Ok(c) => spaces.push((label.into(), c.extranonce_prefix.as_bytes().to_vec(), 0)),
+                    Ok(c) => {
+                        spaces.push((label.into(), c.extranonce_prefix.as_bytes().to_vec(), 0))
+                    }
                     // A proxy may serve extended channels only: the others are compared.
                     Err(o) => notes.push(format!("{label}: {}", o.observed)),
                 }
@@ -236,13 +238,12 @@ async fn standard_jobs(ctx: ServeCtx) -> Outcome {
                     ));
                 }
             }
-            Message::NewExtendedMiningJob(j) if j.channel_id == channel.channel_id => {
-                problems.push(format!(
+            Message::NewExtendedMiningJob(j) if j.channel_id == channel.channel_id => problems
+                .push(format!(
                     "job {}: NewExtendedMiningJob on a standard channel opened with \
                      REQUIRES_STANDARD_JOBS",
                     j.job_id
-                ))
-            }
+                )),
             _ => {}
         }
     }

@@ -32,13 +32,13 @@ use tokio::sync::mpsc;
 use crate::check::Role;
 use crate::session::{Ctx, Recorded, Security, Target};
 use crate::verdict::Outcome;
+use launch::{Launched, Launcher};
+pub use served::Served;
 use sv2_codec::messages::flags::REQUIRES_STANDARD_JOBS;
 use sv2_mock::miner::driver::{
     spawn as device_spawn, DeviceDriverConfig, DeviceHandle, Security as DeviceSecurity,
 };
 use sv2_mock::miner::ChannelKind;
-use launch::{Launched, Launcher};
-pub use served::Served;
 
 /// Where the suite listens for the client under test, and how it is started.
 #[derive(Debug, Clone)]
@@ -363,7 +363,9 @@ impl ServeCtx {
     /// the proxy listens there. Its connections are judged by the pool rules of the monitor.
     pub async fn downstream(&self) -> Result<&Ctx, Outcome> {
         let Some(ctx) = &self.downstream else {
-            return Err(Outcome::error("no downstream side: scripted devices are for --role proxy"));
+            return Err(Outcome::error(
+                "no downstream side: scripted devices are for --role proxy",
+            ));
         };
         self.downstream_listening().await?;
         Ok(ctx)

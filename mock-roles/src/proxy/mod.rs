@@ -59,8 +59,6 @@ pub struct ProxyFaults {
     pub no_update_channel: bool,
     /// The first open request announces 1 Mh/s with no device connected (§5.3.2).
     pub idle_hashrate: bool,
-    /// Shares from devices are answered with Success but never sent up.
-    pub swallow_shares: bool,
 }
 
 /// The proxy's configuration.
@@ -1102,18 +1100,6 @@ impl Proxy {
         own: &[u8],
     ) -> Vec<Output> {
         let (job_id, nonce, ntime, version) = fields;
-        if self.config.faults.swallow_shares {
-            return vec![Output::Downstream {
-                session,
-                message: SubmitSharesSuccess {
-                    channel_id,
-                    last_sequence_number: sequence_number,
-                    new_submits_accepted_count: 1,
-                    new_shares_sum: 1,
-                }
-                .into(),
-            }];
-        }
         let (Some(up), Some(c)) = (self.upstream.as_ref(), self.channels.get(&channel_id)) else {
             return Self::share_error(session, channel_id, sequence_number, "invalid-channel-id");
         };

@@ -462,12 +462,24 @@ pub const QUOTES: &[(&str, &str)] = &[
         r#"no spec sentence: the spec does not describe translation to SV1; a translator that drops its miners' valid shares loses their work (SHOULD). The nearest text, 05-Mining-Protocol.md:535: “All submits leading to hashes higher than the specified target will be rejected by the server.”"#,
     ),
     (
+        "device.setup.error",
+        r#"03-Protocol-Overview.md:267: “When protocol version negotiation fails (or there is another reason why the upstream node cannot setup the connection) the server sends this message with a particular error code prior to closing the connection.” (the connection is not set up, so a channel request on it has no place; no keyword: SHOULD)"#,
+    ),
+    (
+        "device.shares.extranonce-prefix",
+        r#"05-Mining-Protocol.md:314: “Changes downstream node’s extranonce prefix.” / 05-Mining-Protocol.md:315: “It is applicable for all jobs sent after this message on a given channel (both jobs provided by the upstream or jobs introduced by `SetCustomMiningJob` message).” (no keyword: SHOULD, though a share built on the old prefix is invalid work)"#,
+    ),
+    (
+        "device.robust.unknown-message",
+        r#"no spec sentence: the spec says what to do with a message of an unknown extension (03-Protocol-Overview.md:157: “Messages with an unknown `extension_type` which are to be processed locally (as defined above) MUST be discarded and ignored.”), not with an undefined message type of the core protocols; surviving one is a robustness expectation (SHOULD)"#,
+    ),
+    (
         "proxy.extranonce.unique",
         r#"05-Mining-Protocol.md:28: “Mining servers MUST assign a unique subset of the search space to each mining device, otherwise the mining devices will waste energy with overlapping search.” / 05-Mining-Protocol.md:79: “The **locally reserved** bytes is where the local layer will assign unique values for its own downstream clients, according to their hashpower.”"#,
     ),
     (
         "proxy.jobs.standard",
-        r#"05-Mining-Protocol.md:100: “For conversion into Standard Jobs, the Coinbase Transaction is constructed by concatenating these fields in this specific order: `coinbase_tx_prefix + extranonce_prefix + coinbase_tx_suffix`.” / 05-Mining-Protocol.md:164: “The Merkle Root of each Standard Job is calculated by the Proxy, taking in consideration the `extranonce_prefix` that was assigned to each Standard Channel, plus the `coinbase_tx_prefix` and the `coinbase_tx_suffix` that were sent on the Extended Job.” (a definition, without a keyword: any other root is not the extended job's work, and every share on it is invalid; MUST)"#,
+        r#"05-Mining-Protocol.md:100: “For conversion into Standard Jobs, the Coinbase Transaction is constructed by concatenating these fields in this specific order: `coinbase_tx_prefix + extranonce_prefix + coinbase_tx_suffix`.” / 05-Mining-Protocol.md:164: “The Merkle Root of each Standard Job is calculated by the Proxy, taking in consideration the `extranonce_prefix` that was assigned to each Standard Channel, plus the `coinbase_tx_prefix` and the `coinbase_tx_suffix` that were sent on the Extended Job.” (a definition without a keyword: SHOULD, though any other root is not the extended job's work and every share on it is invalid; CATALOG §F 73 reads it as a MUST)"#,
     ),
     (
         "proxy.reconnect.not-propagated",
@@ -477,6 +489,7 @@ pub const QUOTES: &[(&str, &str)] = &[
 
 /// Checks that rest on another check's sentences: the same rule for another role.
 const SAME_AS: &[(&str, &str)] = &[
+    ("device.noise.act2-length", "noise.act2-length"),
     (
         "proxy.mining.idle-hashrate",
         "translator.mining.idle-hashrate",

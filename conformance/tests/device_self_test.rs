@@ -49,8 +49,9 @@ async fn a_standard_channel_device_passes() {
     assert_passes(
         &results,
         &[
-            // No extranonce, no BOOL on a standard channel.
+            // No extranonce, no BOOL on a standard channel (its jobs carry the prefix).
             "device.shares.extranonce-size",
+            "device.shares.extranonce-prefix",
             "device.robust.bool-high-bits",
             // REQUIRES_VERSION_ROLLING: a fixed-version pool refuses it.
             "device.shares.version-not-rolled",

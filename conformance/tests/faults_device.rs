@@ -6,6 +6,7 @@ mod common;
 
 use common::device::{
     crashing_device_launcher, device_behind, device_launcher, mac_deaf_launcher, run_with,
+    short_act2_launcher,
 };
 use sv2_conformance::serve::launch::Launcher;
 use sv2_conformance::Verdict;
@@ -49,6 +50,30 @@ async fn certificates_not_checked() {
 async fn macs_not_checked() {
     fails("device.noise.act2-mac", mac_deaf_launcher()).await;
     fails("device.noise.frame-mac", mac_deaf_launcher()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_act2_taken_whole() {
+    fails("device.noise.act2-length", short_act2_launcher()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_error_prefix_and_undefined_message_faults() {
+    fails(
+        "device.setup.error",
+        device_behind("setup-error-ignored.toml", |_| {}),
+    )
+    .await;
+    fails(
+        "device.shares.extranonce-prefix",
+        device_behind("ignore-extranonce-prefix.toml", extended),
+    )
+    .await;
+    fails(
+        "device.robust.unknown-message",
+        device_behind("close-on-undefined-message.toml", |_| {}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,6 +80,11 @@ impl Engine {
                     continue;
                 }
             }
+            if let Some(msg_type) = rule.msg_type {
+                if frame.get(2) != Some(&msg_type) {
+                    continue;
+                }
+            }
             if rule.message.is_some() {
                 let found = decoded.get_or_insert_with(|| describe(frame));
                 if !matches(rule, found.as_ref()) {

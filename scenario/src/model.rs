@@ -90,6 +90,9 @@ pub struct Rule {
     /// Only frames whose header names this extension_type (the channel_msg bit aside): frames of
     /// an extension the codec does not know, which no `message` names, too.
     pub extension: Option<u16>,
+    /// Only frames whose header names this msg_type (with `extension`, a message no name covers:
+    /// one the spec does not define).
+    pub msg_type: Option<u8>,
     /// Fields that must equal these values (codec JSON).
     pub fields: serde_json::Map<String, Value>,
     /// Only the nth frame the rule matches (1-based).
@@ -127,6 +130,7 @@ struct RuleFile {
     from: Option<From>,
     message: Option<String>,
     extension: Option<u16>,
+    msg_type: Option<u8>,
     #[serde(default, rename = "where")]
     fields: serde_json::Map<String, Value>,
     nth: Option<u64>,
@@ -202,6 +206,7 @@ impl Scenario {
                 from: r.from,
                 message: r.message,
                 extension: r.extension,
+                msg_type: r.msg_type,
                 fields: r.fields,
                 nth: r.nth,
                 times: r.times,

@@ -376,3 +376,23 @@ action = "drop"
         assert_eq!(sent(&applied.steps), vec![frame]);
     }
 }
+
+#[test]
+fn msg_type_matches_frames_by_header_even_undefined_ones() {
+    let mut e = engine(
+        r#"
+[[rule]]
+extension = 0
+msg_type = 0x7e
+action = "drop"
+"#,
+    );
+    // Mining message 0x7e: no message of the spec has it.
+    let undefined = [0x00, 0x00, 0x7e, 0x02, 0x00, 0x00, 0xaa, 0xbb];
+    let applied = e.on_frame(From::Server, &undefined, Duration::ZERO);
+    assert!(sent(&applied.steps).is_empty());
+    // Other core messages pass.
+    let frame = ack(1, 1);
+    let applied = e.on_frame(From::Server, &frame, Duration::ZERO);
+    assert_eq!(sent(&applied.steps), vec![frame]);
+}

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use sv2_codec::messages::common::Reconnect;
+use sv2_codec::messages::common::{Reconnect, SetupConnectionError};
 use sv2_codec::messages::mining::{CloseChannel, OpenMiningChannelError, SubmitSharesError};
 use sv2_codec::Message;
 use sv2_mock::pool::{Output, ShareError};
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::check::Check;
 use crate::serve;
 use crate::serve::served::{pool_config, refusals, Opened, ShareVerdict, Until};
-use crate::serve::{AfterAct2, Certificate, ServeCtx, Served};
+use crate::serve::{AfterAct2, BrokenAct2, Certificate, ServeCtx, Served};
 use crate::session::{describe, frame_of, str255, Incoming};
 use crate::verdict::Outcome;
 
@@ -30,7 +30,9 @@ pub const CHECKS: &[Check] = &[
     serve!("device.noise.not-yet-valid", "4.5.3", Must, None, "a certificate whose validity has not begun is refused: no encrypted frame follows it", not_yet_valid),
     serve!("device.noise.act2-mac", "4.5", Must, Some(17), "an act 2 whose encrypted static key fails its MAC ends the handshake: no encrypted frame follows it", act2_mac),
     serve!("device.noise.frame-mac", "4.5", Must, Some(17), "a transport frame that fails its MAC terminates the session", frame_mac),
+    serve!("device.noise.act2-length", "4.5.2", Must, None, "the first 170 bytes of an act 2 (the length the spec text still gives) are not taken for a whole one: nothing follows them", act2_length),
     serve!("device.setup.versions", "3.6.1", Must, None, "SetupConnection asks for protocol version 2: min_version and max_version are 2", setup_versions),
+    serve!("device.setup.error", "3.6.3", Should, None, "after SetupConnection.Error the client opens no channel on that connection", setup_error),
     serve!("device.mining.waits-for-work", "5.3.17", Should, None, "no share before a job and the SetNewPrevHash that activates it", waits_for_work),
     serve!("device.shares.accepted", "5.3.21", Should, None, "every share meets its channel's target and names a live job, with a valid ntime and version: a pool judging by the spec accepts them all", shares_accepted),
     serve!("device.shares.extranonce-size", "5.3.12", Must, None, "SubmitSharesExtended.extranonce is as long as the channel's negotiated extranonce_size", extranonce_size),
@@ -38,7 +40,9 @@ pub const CHECKS: &[Check] = &[
     serve!("device.shares.set-target", "5.3.21", Should, None, "after SetTarget, shares on jobs that came after it meet the new target", set_target),
     serve!("device.shares.new-prev-hash", "5.3.17", Must, Some(66), "after SetNewPrevHash, no share on an older job (1 s allowed for shares in flight)", new_prev_hash),
     serve!("device.shares.new-job", "5.3.15", Must, Some(65), "a job with min_ntime set is mined at once: shares on it from 1 s after it came", new_job),
+    serve!("device.shares.extranonce-prefix", "5.3.10", Should, None, "after SetExtranoncePrefix, shares on the job sent after it use the new prefix: the pool accepts them", extranonce_prefix),
     serve!("device.robust.unknown-extension", "3.4", Must, Some(7), "a message of an unknown extension (channel_msg 0) is ignored: the session and the shares go on", unknown_extension),
+    serve!("device.robust.unknown-message", "3.4", Should, None, "a Mining message type no spec section defines (0x7e) is ignored: the session and the shares go on", unknown_message),
     serve!("device.robust.chunked-frame", "4.6", Must, Some(20), "a 70,000-byte frame (two AEAD blocks) of an unknown extension is read whole and ignored", chunked_frame),
     serve!("device.robust.option-prefix", "3.1", Should, Some(3), "a job whose min_ntime OPTION prefix is 2 (an OPTION holds at most one value) is not acted on", option_prefix),
     serve!("device.robust.bool-high-bits", "3.1", Must, Some(1), "a BOOL is read by its low bit: version_rolling_allowed sent as 0xFE is False", bool_high_bits),
@@ -54,6 +58,9 @@ const IN_FLIGHT: Duration = Duration::from_secs(1);
 
 /// An unknown extension's type (no extension has it) for the robustness frames.
 const UNKNOWN_EXTENSION: u16 = 0x4abc;
+
+/// A msg_type no message of the core protocols has.
+const UNDEFINED_MSG_TYPE: u8 = 0x7e;
 
 // ---------------------------------------------------------------------------------------------
 // Noise
@@ -160,7 +167,10 @@ async fn act2_mac(ctx: ServeCtx) -> Outcome {
         "after an act 2 whose encrypted static key fails its MAC, the client closes the connection";
     // A bit of the encrypted static key (bytes 64..144 of act 2).
     let after = match ctx
-        .broken_act2("act 2 with a broken MAC", (64 + 10) * 8 + 3)
+        .broken_act2(
+            "act 2 with a broken MAC",
+            BrokenAct2::FlipBit((64 + 10) * 8 + 3),
+        )
         .await
     {
         Ok(after) => after,
@@ -177,6 +187,34 @@ async fn act2_mac(ctx: ServeCtx) -> Outcome {
         expected,
         format!(
             "{}; with a valid act 2 it then sent SetupConnection",
+            after.describe()
+        ),
+    )
+}
+
+async fn act2_length(ctx: ServeCtx) -> Outcome {
+    if let Some(skip) = noise_only(&ctx) {
+        return skip;
+    }
+    let expected = "after 170 bytes of act 2 and nothing more, the client sends nothing: it waits \
+                    for the 234 (or gives up and closes)";
+    let after = match ctx
+        .broken_act2("the first 170 bytes of act 2", BrokenAct2::Truncated(170))
+        .await
+    {
+        Ok(after) => after,
+        Err(o) => return o,
+    };
+    if let AfterAct2::Sent(_) = after {
+        return Outcome::fail(expected, after.describe());
+    }
+    if let Err(o) = control(&ctx).await {
+        return o;
+    }
+    Outcome::pass(
+        expected,
+        format!(
+            "{}; with a whole act 2 it then sent SetupConnection",
             after.describe()
         ),
     )
@@ -259,6 +297,64 @@ async fn setup_versions(ctx: ServeCtx) -> Outcome {
         format!(
             "min_version {}, max_version {}",
             setup.min_version, setup.max_version
+        ),
+    )
+}
+
+async fn setup_error(ctx: ServeCtx) -> Outcome {
+    let mut s = match ctx.accept("SetupConnection refused").await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    if let Err(o) = s.read_setup().await {
+        return o;
+    }
+    // Flags 0: refused "for another reason" (§3.6.3); kept open, to see what the client does.
+    let refusal = SetupConnectionError {
+        flags: 0,
+        error_code: str255("sv2-conformance-setup-refused"),
+    };
+    if let Err(o) = s.send(&Message::SetupConnectionError(refusal)).await {
+        return o;
+    }
+    s.note("SetupConnection.Error sent; the connection kept open");
+    let since = s.elapsed();
+    let wait = ctx.config().timeout;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut opened = Vec::new();
+    let ended = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break None;
+        }
+        match s.recv_within(left).await {
+            Incoming::Message(d) => {
+                if matches!(
+                    d.message,
+                    Message::OpenStandardMiningChannel(_) | Message::OpenExtendedMiningChannel(_)
+                ) {
+                    opened.push(describe(&d.message));
+                }
+            }
+            Incoming::Unreadable(_) | Incoming::Timeout => {}
+            other => break Some(other.describe()),
+        }
+    };
+    let expected = format!("no Open*MiningChannel on the connection within {wait:?} of the refusal");
+    if !opened.is_empty() {
+        return Outcome::fail(expected, format!("it sent {}", opened.join("; ")));
+    }
+    if s.unreadable_since(since) {
+        return Outcome::error(
+            "after the refusal the client sent frames that could not be read: a channel request \
+             among them cannot be ruled out",
+        );
+    }
+    Outcome::pass(
+        expected,
+        ended.map_or_else(
+            || "no channel request; the connection stayed open".to_string(),
+            |how| format!("no channel request; then {how}"),
         ),
     )
 }
@@ -703,6 +799,63 @@ async fn new_job(ctx: ServeCtx) -> Outcome {
     .await
 }
 
+async fn extranonce_prefix(ctx: ServeCtx) -> Outcome {
+    let (mut s, opened) = match mined(&ctx, "a new extranonce prefix").await {
+        Ok(m) => m,
+        Err(o) => return o,
+    };
+    if !opened.extended {
+        return Outcome::skip(
+            "the client opened a standard channel: the pool's jobs carry the prefix in their \
+             merkle root, so the client has nothing to follow",
+        );
+    }
+    let outputs = s
+        .pool
+        .set_extranonce_prefix(s.session, opened.channel_id, sv2_wire::unix_now());
+    let fresh = active_jobs(&outputs);
+    if fresh.is_empty() {
+        return Outcome::error("the suite's pool could not give the channel a new prefix and job");
+    }
+    let sent_at = s.elapsed();
+    s.note("the suite sends SetExtranoncePrefix, then a job with min_ntime set");
+    if let Err(o) = s.deliver(outputs).await {
+        return o;
+    }
+    let (_, verdicts) = match watch(&mut s, IN_FLIGHT + ctx.config().work_window / 2).await {
+        Ok(v) => v,
+        Err(o) => return o,
+    };
+    let late: Vec<ShareVerdict> = verdicts
+        .into_iter()
+        .filter(|v| v.at >= sent_at + IN_FLIGHT && fresh.contains(&v.job_id))
+        .collect();
+    if late.is_empty() {
+        return Outcome::error(format!(
+            "no share on the job sent after SetExtranoncePrefix (job {fresh:?}) from {IN_FLIGHT:?} \
+             on (see device.shares.new-job)"
+        ));
+    }
+    let refused: Vec<ShareVerdict> = late.iter().filter(|v| v.error.is_some()).cloned().collect();
+    Outcome::judge(
+        refused.is_empty(),
+        format!(
+            "shares on job {fresh:?}, sent after SetExtranoncePrefix, built on the new prefix: all \
+             accepted"
+        ),
+        if refused.is_empty() {
+            format!("{} shares on it, all accepted", late.len())
+        } else {
+            format!(
+                "{} of {} shares on it refused (an old prefix gives another merkle root): {}",
+                refused.len(),
+                late.len(),
+                refusals(&refused)
+            )
+        },
+    )
+}
+
 /// How a switch to new work is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Switch {
@@ -843,6 +996,25 @@ async fn unknown_extension(ctx: ServeCtx) -> Outcome {
         &ctx,
         &mut s,
         "a message of extension 0x4abc",
+        "the message is ignored and mining goes on",
+    )
+    .await
+}
+
+async fn unknown_message(ctx: ServeCtx) -> Outcome {
+    let (mut s, _) = match mined(&ctx, "an undefined Mining message").await {
+        Ok(m) => m,
+        Err(o) => return o,
+    };
+    // Extension 0 (the core protocols), channel_msg 0, a msg_type the spec leaves undefined.
+    let frame = unknown_frame(0x0000, UNDEFINED_MSG_TYPE, 8);
+    if let Err(o) = s.send_raw_frame(&frame, "an undefined message").await {
+        return o;
+    }
+    goes_on(
+        &ctx,
+        &mut s,
+        "a message of type 0x7e, which the spec does not define",
         "the message is ignored and mining goes on",
     )
     .await

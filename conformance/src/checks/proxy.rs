@@ -30,7 +30,7 @@ pub const CHECKS: &[Check] = &[
     serve!(Proxy: "proxy.mining.device-joins", "5.3.7", Must, Some(72), "an aggregating proxy sends UpdateChannel when a second device comes", translator::miner_joins),
     serve!(Proxy: "proxy.mining.device-leaves", "5.3.9", Must, Some(71), "when a device's connection closes, CloseChannel (its own channel upstream) or UpdateChannel (an aggregated one) goes upstream", translator::miner_leaves),
     serve!(Proxy: "proxy.extranonce.unique", "5.1", Must, Some(74), "each downstream channel gets its own part of the extranonce space, inside the proxy's own upstream extranonce_prefix", unique_extranonce),
-    serve!(Proxy: "proxy.jobs.standard", "5.1.2.1", Must, Some(73), "a standard channel below gets NewMiningJob whose merkle root is that of coinbase_tx_prefix + its extranonce_prefix + coinbase_tx_suffix with the extended job's merkle path", standard_jobs),
+    serve!(Proxy: "proxy.jobs.standard", "5.1.2.1", Should, Some(73), "a standard channel below gets NewMiningJob whose merkle root is that of coinbase_tx_prefix + its extranonce_prefix + coinbase_tx_suffix with the extended job's merkle path", standard_jobs),
     serve!(Proxy: "proxy.reconnect.not-propagated", "3.6.5", Should, Some(22), "a Reconnect from the pool is not passed down to the devices", reconnect_kept),
 ];
 

@@ -522,9 +522,9 @@ impl ServeCtx {
         Served::new(conn, label, self.evidence.clone(), config.timeout, pool)
     }
 
-    /// Answers the next connection's act 1 with an act 2 whose bit `flip_bit` is flipped (a broken
-    /// MAC), then waits for what the client does: its bytes (it went on), a close, or silence.
-    pub async fn broken_act2(&self, label: &str, flip_bit: usize) -> Result<AfterAct2, Outcome> {
+    /// Answers the next connection's act 1 with an act 2 broken as `broken` says, then waits for
+    /// what the client does: its bytes (it went on), a close, or silence.
+    pub async fn broken_act2(&self, label: &str, broken: BrokenAct2) -> Result<AfterAct2, Outcome> {
         let mut stream = self.next_stream(label).await?;
         let timeout = self.config().timeout;
         let mut transcript = Transcript::default();
@@ -540,7 +540,7 @@ impl ServeCtx {
         transcript.handshake(Timestamp::now(), Direction::ClientToServer, 1, &act1);
         let mut responder = Responder::generate(self.responder(Certificate::Valid)?)
             .map_err(|e| Outcome::error(format!("responder: {e}")))?;
-        let (mut act2, _) = match responder.read_act1(&act1) {
+        let (act2, _) = match responder.read_act1(&act1) {
             Ok(done) => done,
             Err(e) => {
                 transcript.note(Timestamp::now(), format!("act 1 refused: {e}"));
@@ -550,13 +550,20 @@ impl ServeCtx {
                 )));
             }
         };
-        let bit = flip_bit % (act2.len() * 8);
-        act2[bit / 8] ^= 1 << (bit % 8);
+        let mut act2 = act2.to_vec();
+        let note = match broken {
+            BrokenAct2::FlipBit(bit) => {
+                let bit = bit % (act2.len() * 8);
+                act2[bit / 8] ^= 1 << (bit % 8);
+                format!("act 2 sent with bit {bit} flipped (byte {})", bit / 8)
+            }
+            BrokenAct2::Truncated(len) => {
+                act2.truncate(len);
+                format!("only the first {len} bytes of act 2 sent")
+            }
+        };
         transcript.handshake(Timestamp::now(), Direction::ServerToClient, 2, &act2);
-        transcript.note(
-            Timestamp::now(),
-            format!("act 2 sent with bit {bit} flipped (byte {})", bit / 8),
-        );
+        transcript.note(Timestamp::now(), note);
         let _ = stream.write_all(&act2).await;
         let after = read_after(&mut stream, timeout).await;
         transcript.note(Timestamp::now(), after.describe());
@@ -629,6 +636,15 @@ impl Below {
 pub struct Sv1Events {
     pub events: mpsc::Receiver<Sv1Event>,
     index: usize,
+}
+
+/// How [`ServeCtx::broken_act2`] breaks act 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokenAct2 {
+    /// This bit flipped (bit 0 is the low bit of the first byte): a MAC fails.
+    FlipBit(usize),
+    /// Only the first this many bytes sent, then nothing.
+    Truncated(usize),
 }
 
 /// What a client did after a handshake act it should have refused.

@@ -190,6 +190,42 @@ pub fn mac_deaf_launcher() -> Launcher {
     }))
 }
 
+/// A client that takes whatever its first read of act 2 brings for the whole of it (as a client of
+/// the 170-byte layout the spec text still gives would) and goes on with 48 bytes of a "frame".
+pub fn short_act2_launcher() -> Launcher {
+    Launcher::InProcess(Arc::new(move |endpoint: &Endpoint| {
+        let url: sv2_codec::noise::keys::Sv2Url = endpoint.url.parse().expect("the suite's URL");
+        let address = url.host_port();
+        let authority = url.authority_key.expect("an authority key");
+        let task = tokio::spawn(async move {
+            loop {
+                let _ = short_act2_session(&address, authority).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Box::new(MacDeafClient { task }) as Box<dyn Launched>
+    }))
+}
+
+async fn short_act2_session(
+    address: &str,
+    authority: sv2_codec::noise::keys::AuthorityPublicKey,
+) -> std::io::Result<()> {
+    use sv2_codec::noise::{Initiator, InitiatorConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let mut initiator = Initiator::generate(InitiatorConfig::new(authority)).unwrap();
+    stream.write_all(&initiator.write_act1().unwrap()).await?;
+    let mut act2 = [0u8; 234];
+    if stream.read(&mut act2).await? == 0 {
+        return Ok(());
+    }
+    stream.write_all(&[0x42; 48]).await?;
+    let mut buf = [0u8; 4096];
+    while stream.read(&mut buf).await? > 0 {}
+    Ok(())
+}
+
 async fn mac_deaf_session(
     address: &str,
     authority: sv2_codec::noise::keys::AuthorityPublicKey,

@@ -36,6 +36,9 @@ pub(crate) struct ChannelJob {
     pub merkle_root: Option<[u8; 32]>,
     /// Hashes of the shares accepted on it (duplicate detection).
     pub seen: HashSet<[u8; 32]>,
+    /// The channel's extranonce_prefix when the job was sent: a SetExtranoncePrefix applies to
+    /// the jobs sent after it (§5.3.10).
+    pub extranonce_prefix: Vec<u8>,
 }
 
 /// An open standard or extended channel.

@@ -61,8 +61,8 @@ use sv2_codec::messages::common::{SetupConnection, SetupConnectionError, SetupCo
 use sv2_codec::messages::mining::{
     NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess, OpenMiningChannelError,
     OpenStandardMiningChannelSuccess, SetCustomMiningJobError, SetCustomMiningJobSuccess,
-    SetGroupChannel, SetNewPrevHash, SetTarget, SubmitSharesError, SubmitSharesSuccess,
-    UpdateChannelError,
+    SetExtranoncePrefix, SetGroupChannel, SetNewPrevHash, SetTarget, SubmitSharesError,
+    SubmitSharesSuccess, UpdateChannelError,
 };
 use sv2_codec::messages::template_distribution::{
     CoinbaseOutputConstraints, NewTemplate, RequestTransactionData, SetNewPrevHashTdp,
@@ -843,6 +843,45 @@ impl Pool {
             }
         }
         self.route(out, now)
+    }
+
+    /// Gives channel `channel_id` of `session` a new extranonce_prefix of the same length
+    /// (SetExtranoncePrefix, §5.3.10): it applies to the jobs sent after it, so a new job follows
+    /// on the current prev hash (min_ntime set: active at once). Jobs sent before keep the prefix
+    /// they were sent with. Nothing for an unknown channel, or when the prefixes run out.
+    pub fn set_extranonce_prefix(
+        &mut self,
+        session: SessionId,
+        channel_id: u32,
+        now: u32,
+    ) -> Vec<Output> {
+        let Some(channel) = self
+            .sessions
+            .get(&session)
+            .and_then(|s| s.channels.get(&channel_id))
+        else {
+            return Vec::new();
+        };
+        let Some(prefix) = self.extranonces.allocate(channel.extranonce_prefix.len()) else {
+            return Vec::new();
+        };
+        if let Some(channel) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.channels.get_mut(&channel_id))
+        {
+            channel.extranonce_prefix = prefix.clone();
+        }
+        let mut out = vec![send(
+            session,
+            SetExtranoncePrefix {
+                channel_id,
+                extranonce_prefix: B0_32::new(prefix).unwrap_or_default(),
+            }
+            .into(),
+        )];
+        out.extend(self.update_template(now));
+        out
     }
 
     /// In-process mode: a block found elsewhere; the chain moves on (new future template, prev hash).
@@ -1721,7 +1760,7 @@ impl Pool {
                 }
             });
         }
-        let mut full_extranonce = channel.extranonce_prefix.clone();
+        let mut full_extranonce = channel_job.extranonce_prefix.clone();
         full_extranonce.extend_from_slice(miner_extranonce);
         let merkle_root = match channel_job.merkle_root {
             Some(root) => root,
@@ -1935,6 +1974,7 @@ fn deliver(
                 pinned_target: min_ntime.map(|_| channel.target),
                 merkle_root,
                 seen: Default::default(),
+                extranonce_prefix: channel.extranonce_prefix.clone(),
             },
         );
     }

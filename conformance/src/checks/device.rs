@@ -340,7 +340,8 @@ async fn setup_error(ctx: ServeCtx) -> Outcome {
             other => break Some(other.describe()),
         }
     };
-    let expected = format!("no Open*MiningChannel on the connection within {wait:?} of the refusal");
+    let expected =
+        format!("no Open*MiningChannel on the connection within {wait:?} of the refusal");
     if !opened.is_empty() {
         return Outcome::fail(expected, format!("it sent {}", opened.join("; ")));
     }

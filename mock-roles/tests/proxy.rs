@@ -255,7 +255,9 @@ fn standard_channels_get_their_own_extranonce_and_its_merkle_root() {
     let Message::NewMiningJob(j) = down[1] else {
         panic!("{down:?}")
     };
-    assert_eq!((j.job_id, j.min_ntime), (5, None));
+    // The proxy's own job id for the pool's job 5.
+    let job_id = j.job_id;
+    assert_eq!(j.min_ntime, None);
     let want = sv2_chain::merkle::coinbase_merkle_root(
         &[0xaa; 40],
         &prefix_a,
@@ -264,7 +266,9 @@ fn standard_channels_get_their_own_extranonce_and_its_merkle_root() {
         &[[9; 32]],
     );
     assert_eq!(j.merkle_root.0, want);
-    assert!(matches!(down[2], Message::SetNewPrevHash(s) if s.job_id == 5 && s.channel_id == ca));
+    assert!(
+        matches!(down[2], Message::SetNewPrevHash(s) if s.job_id == job_id && s.channel_id == ca)
+    );
     // The hash rate upstream follows: 100, then 150, then 50 when the first leaves.
     let out = p.close_session(a);
     let Message::UpdateChannel(u) = sends_up(&out)[0] else {
@@ -291,12 +295,16 @@ fn standard_channels_get_their_own_extranonce_and_its_merkle_root() {
 fn shares_go_up_with_the_channels_extranonce_and_answers_come_back() {
     let mut p = ready(ProxyFaults::default());
     let a = setup(&mut p);
-    let (ca, prefix, _) = open_standard(&mut p, a, 1.0);
+    let (ca, prefix, out) = open_standard(&mut p, a, 1.0);
+    let Message::NewMiningJob(job) = sends_down(&out, a)[1] else {
+        panic!("{out:?}")
+    };
+    let job_id = job.job_id;
     let share = |seq| -> Message<'static> {
         SubmitSharesStandard {
             channel_id: ca,
             sequence_number: seq,
-            job_id: 5,
+            job_id,
             nonce: 1,
             ntime: 1_700_000_001,
             version: 0x2000_0000,
@@ -340,7 +348,7 @@ fn shares_go_up_with_the_channels_extranonce_and_answers_come_back() {
     // A share on an unknown job or channel is answered by the proxy itself.
     let mut bad = share(12);
     if let Message::SubmitSharesStandard(s) = &mut bad {
-        s.job_id = 999;
+        s.job_id = job_id + 999;
     }
     let out = p.handle_downstream(a, &bad);
     assert!(sends_up(&out).is_empty());
@@ -466,4 +474,84 @@ fn hostile_devices_get_errors_or_a_close() {
     assert!(
         matches!(sends_down(&out, id)[0], Message::OpenMiningChannelError(e) if e.error_code.as_bytes() == b"too-many-channels")
     );
+}
+
+#[test]
+fn a_new_channel_gets_only_the_work_in_force() {
+    let mut p = ready(ProxyFaults::default());
+    // Future jobs 6 and 7; the prev hash names 7: 6 is stale, and so is the old job 5.
+    p.handle_upstream(&job(6, None));
+    p.handle_upstream(&job(7, None));
+    p.handle_upstream(
+        &SetNewPrevHash {
+            channel_id: UP_CHANNEL,
+            job_id: 7,
+            prev_hash: U256([4; 32]),
+            min_ntime: 1_700_000_100,
+            nbits: 0x207fffff,
+        }
+        .into(),
+    );
+    // A job with min_ntime on it: in force at once.
+    p.handle_upstream(&job(8, Some(1_700_000_105)));
+    let a = setup(&mut p);
+    let (_, _, out) = open_standard(&mut p, a, 1.0);
+    let down = sends_down(&out, a);
+    assert_eq!(down.len(), 3, "{down:?}");
+    let (Message::NewMiningJob(j), Message::SetNewPrevHash(h)) = (down[1], down[2]) else {
+        panic!("{down:?}")
+    };
+    assert_eq!(j.min_ntime, None);
+    assert_eq!(h.job_id, j.job_id);
+    assert_eq!(h.min_ntime, 1_700_000_105, "the job's later min_ntime");
+    assert_eq!(h.prev_hash.0, [4; 32]);
+    // A SetNewPrevHash naming a job the pool never sent is not passed on.
+    let out = p.handle_upstream(
+        &SetNewPrevHash {
+            channel_id: UP_CHANNEL,
+            job_id: 99,
+            prev_hash: U256([5; 32]),
+            min_ntime: 1_700_000_200,
+            nbits: 0x207fffff,
+        }
+        .into(),
+    );
+    assert!(sends_down(&out, a).is_empty(), "{out:?}");
+}
+
+#[test]
+fn job_ids_stay_unique_across_upstream_connections() {
+    let mut p = ready(ProxyFaults::default());
+    let a = setup(&mut p);
+    let (_, _, out) = open_standard(&mut p, a, 1.0);
+    let Message::NewMiningJob(first) = sends_down(&out, a)[1] else {
+        panic!("{out:?}")
+    };
+    let first = first.job_id;
+    // The pool moves the proxy; the new pool numbers its jobs from 5 again.
+    p.upstream_lost();
+    p.upstream_connected("127.0.0.1", 3334);
+    p.handle_upstream(
+        &SetupConnectionSuccess {
+            used_version: 2,
+            flags: 0,
+        }
+        .into(),
+    );
+    p.handle_upstream(
+        &OpenExtendedMiningChannelSuccess {
+            request_id: 2,
+            channel_id: UP_CHANNEL,
+            target: U256([0xff; 32]),
+            extranonce_size: 8,
+            extranonce_prefix: B0_32::new(vec![1, 2]).unwrap(),
+            group_channel_id: 0,
+        }
+        .into(),
+    );
+    let out = p.handle_upstream(&job(5, None));
+    let Message::NewMiningJob(again) = sends_down(&out, a)[0] else {
+        panic!("{out:?}")
+    };
+    assert_ne!(again.job_id, first);
 }

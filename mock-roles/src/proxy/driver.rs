@@ -376,12 +376,25 @@ async fn upstream_once(
     *lock(&shared.upstream) = Some(tx);
     shared.with_core(|core| core.upstream_connected(&target.ip().to_string(), target.port()));
     let mut set_up = false;
+    // The pool has this long to set the proxy up (SetupConnection and its channel answered).
+    let setup_deadline = tokio::time::Instant::now() + config.handshake_timeout * 2;
+    let mut ready = false;
     let result = loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(setup_deadline), if !ready => {
+                break Err((
+                    false,
+                    format!(
+                        "the pool did not answer SetupConnection and the channel request within {:?}",
+                        config.handshake_timeout * 2
+                    ),
+                ));
+            }
             received = conn.recv("read the pool", served::READ_TIMEOUT) => match received {
                 Ok(decoded) => {
                     set_up = true;
                     shared.with_core(|core| core.handle_upstream(&decoded.message));
+                    ready = ready || lock(&shared.core).is_ready();
                 }
                 Err(NetError::Decode { frame, source, .. }) => shared.log.info(format!(
                     "upstream: a frame that does not decode ignored ({source}; {} bytes)",

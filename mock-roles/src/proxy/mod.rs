@@ -144,9 +144,14 @@ pub enum Output {
     Log(String),
 }
 
-/// One upstream job, kept for the channels that open later and for the shares that name it.
+/// One upstream job, kept for the channels that open later and for the shares that name it. The
+/// devices know it by the proxy's own job id (unique across upstream connections); `up_id` is the
+/// pool's.
 #[derive(Debug, Clone, PartialEq)]
 struct Job {
+    up_id: u32,
+    /// The upstream extranonce_prefix when it came (a SetExtranoncePrefix applies to later jobs).
+    upstream_prefix: Vec<u8>,
     min_ntime: Option<u32>,
     version: u32,
     version_rolling_allowed: bool,
@@ -224,11 +229,18 @@ pub struct Proxy {
     /// SetupConnection.Success flags from the pool.
     upstream_flags: u32,
     request_id: u32,
+    /// Jobs by the proxy's job id, the oldest first in `job_order`.
     jobs: BTreeMap<u32, Job>,
     job_order: VecDeque<u32>,
+    /// The pool's job ids on this upstream connection, to the proxy's.
+    up_jobs: BTreeMap<u32, u32>,
+    next_job_id: u32,
+    /// The last SetNewPrevHash (its job id the proxy's).
     prev_hash: Option<PrevHash>,
-    /// Jobs for the next prev hash, in order.
-    future_jobs: Vec<u32>,
+    /// The job in force since it: the one it named, or a later one with min_ntime set.
+    active: Option<u32>,
+    /// Future jobs since the last prev hash, in order.
+    future_jobs: VecDeque<u32>,
     sessions: BTreeMap<DownstreamId, SessionState>,
     next_session: DownstreamId,
     channels: BTreeMap<u32, Channel>,
@@ -255,8 +267,11 @@ impl Proxy {
             request_id: 0,
             jobs: BTreeMap::new(),
             job_order: VecDeque::new(),
+            up_jobs: BTreeMap::new(),
+            next_job_id: 1,
             prev_hash: None,
-            future_jobs: Vec::new(),
+            active: None,
+            future_jobs: VecDeque::new(),
             sessions: BTreeMap::new(),
             next_session: 1,
             channels: BTreeMap::new(),
@@ -298,9 +313,13 @@ impl Proxy {
         self.state = UpState::SetupSent;
         self.upstream_flags = 0;
         self.pending.clear();
+        // The proxy's job ids go on from where they were: a new pool's ids cannot collide with
+        // the devices' jobs from the old one.
         self.jobs.clear();
         self.job_order.clear();
+        self.up_jobs.clear();
         self.prev_hash = None;
+        self.active = None;
         self.future_jobs.clear();
         let setup = SetupConnection {
             protocol: PROTOCOL_MINING,
@@ -362,7 +381,12 @@ impl Proxy {
 
     /// The nominal hash rate of every downstream channel together.
     fn total_rate(&self) -> f32 {
-        self.channels.values().map(|c| c.nominal_hash_rate).sum()
+        // Each is finite; their sum may not be.
+        self.channels
+            .values()
+            .map(|c| c.nominal_hash_rate)
+            .sum::<f32>()
+            .min(f32::MAX)
     }
 
     /// UpdateChannel upstream with the devices' hash rate, when it changed.
@@ -388,27 +412,42 @@ impl Proxy {
         )]
     }
 
-    /// The extranonce prefix of a downstream channel: the upstream one, then its index.
-    fn prefix_of(&self, channel: &Channel) -> Vec<u8> {
-        let mut prefix = self
-            .upstream
+    /// The upstream channel's extranonce_prefix now.
+    fn upstream_prefix(&self) -> &[u8] {
+        self.upstream
             .as_ref()
-            .map(|u| u.extranonce_prefix.clone())
-            .unwrap_or_default();
+            .map_or(&[][..], |u| &u.extranonce_prefix[..])
+    }
+
+    /// The extranonce prefix of a downstream channel under the upstream prefix `upstream`: that,
+    /// then the channel's index.
+    fn prefix_under(&self, upstream: &[u8], channel: &Channel) -> Vec<u8> {
+        let mut prefix = upstream.to_vec();
         let index = channel.index.to_be_bytes();
         prefix.extend_from_slice(&index[4 - self.config.prefix_bytes..]);
         prefix
     }
 
-    /// A standard channel's whole extranonce (its prefix, zeros to the upstream size).
-    fn standard_extranonce(&self, channel: &Channel) -> Vec<u8> {
-        let mut extranonce = self.prefix_of(channel);
+    /// The extranonce prefix of a downstream channel now.
+    fn prefix_of(&self, channel: &Channel) -> Vec<u8> {
+        self.prefix_under(self.upstream_prefix(), channel)
+    }
+
+    /// A standard channel's whole extranonce under the upstream prefix `upstream` (its prefix,
+    /// zeros to the upstream size).
+    fn standard_extranonce_under(&self, upstream: &[u8], channel: &Channel) -> Vec<u8> {
+        let mut extranonce = self.prefix_under(upstream, channel);
         let size = self.upstream.as_ref().map_or(0, |u| u.extranonce_size);
         extranonce.resize(
             extranonce.len() + size.saturating_sub(self.config.prefix_bytes),
             0,
         );
         extranonce
+    }
+
+    /// A standard channel's whole extranonce now.
+    fn standard_extranonce(&self, channel: &Channel) -> Vec<u8> {
+        self.standard_extranonce_under(self.upstream_prefix(), channel)
     }
 
     /// A message from the pool.
@@ -437,24 +476,40 @@ impl Proxy {
                     .into(),
                 )]
             }
-            Message::SetupConnectionError(m) => vec![Output::Refused(format!(
-                "the pool refused the setup: {} (flags {:#x})",
-                String::from_utf8_lossy(m.error_code.as_bytes()),
-                m.flags
-            ))],
+            Message::SetupConnectionError(m) if self.state == UpState::SetupSent => {
+                vec![Output::Refused(format!(
+                    "the pool refused the setup: {} (flags {:#x})",
+                    String::from_utf8_lossy(m.error_code.as_bytes()),
+                    m.flags
+                ))]
+            }
             Message::OpenExtendedMiningChannelSuccess(m)
                 if self.state == UpState::ChannelRequested && m.request_id == self.request_id =>
             {
                 self.channel_opened(m)
             }
-            Message::OpenMiningChannelError(m) => vec![Output::Refused(format!(
-                "the pool refused the channel: {}",
-                String::from_utf8_lossy(m.error_code.as_bytes())
-            ))],
+            Message::OpenMiningChannelError(m)
+                if self.state == UpState::ChannelRequested && m.request_id == self.request_id =>
+            {
+                vec![Output::Refused(format!(
+                    "the pool refused the channel: {}",
+                    String::from_utf8_lossy(m.error_code.as_bytes())
+                ))]
+            }
             Message::NewExtendedMiningJob(m) if self.is_for_us(m.channel_id) => self.new_job(m),
             Message::SetNewPrevHash(m) if self.is_for_us(m.channel_id) => self.new_prev_hash(m),
             Message::SetTarget(m) if self.is_for_us(m.channel_id) => {
                 self.set_target(m.maximum_target.0)
+            }
+            Message::SetGroupChannel(m) => {
+                let ours = self.upstream.as_ref().map(|u| u.channel_id);
+                match (ours, self.upstream.as_mut()) {
+                    (Some(id), Some(up)) if m.channel_ids.iter().any(|c| *c == id) => {
+                        up.group_channel_id = m.group_channel_id;
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                }
             }
             Message::SetExtranoncePrefix(m) if self.is_ours(m.channel_id) => {
                 self.set_prefix(m.extranonce_prefix.as_bytes())
@@ -530,6 +585,13 @@ impl Proxy {
                 self.config.prefix_bytes + 1
             ))];
         }
+        if m.extranonce_prefix.as_bytes().len() + self.config.prefix_bytes > 32 {
+            return vec![Output::Refused(format!(
+                "the pool's extranonce_prefix is {} bytes: no room for the proxy's {} bytes in 32",
+                m.extranonce_prefix.as_bytes().len(),
+                self.config.prefix_bytes
+            ))];
+        }
         let old_prefix = self.upstream.as_ref().map(|u| u.extranonce_prefix.clone());
         self.upstream = Some(Upstream {
             channel_id: m.channel_id,
@@ -540,6 +602,28 @@ impl Proxy {
         });
         self.state = UpState::Open;
         let mut out = vec![Output::Ready];
+        // After a reconnect: extended channels whose part of the extranonce changed size cannot
+        // go on (their devices roll a size that no longer fits).
+        let own = size - self.config.prefix_bytes;
+        let resized: Vec<u32> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| matches!(c.kind, Kind::Extended(n) if n != own))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in resized {
+            if let Some(c) = self.channels.get(&id) {
+                out.push(Output::Downstream {
+                    session: c.session,
+                    message: CloseChannel {
+                        channel_id: id,
+                        reason_code: text("extranonce-size-changed"),
+                    }
+                    .into(),
+                });
+            }
+            self.remove_channel(id);
+        }
         // After a reconnect: the devices' channels stay, in the new channel's extranonce space.
         if old_prefix.is_some_and(|p| p != m.extranonce_prefix.as_bytes()) {
             out.extend(self.announce_prefixes());
@@ -604,7 +688,11 @@ impl Proxy {
     }
 
     fn new_job(&mut self, m: &NewExtendedMiningJob<'_>) -> Vec<Output> {
+        let id = self.next_job_id;
+        self.next_job_id = self.next_job_id.wrapping_add(1).max(1);
         let job = Job {
+            up_id: m.job_id,
+            upstream_prefix: self.upstream_prefix().to_vec(),
             min_ntime: m.min_ntime,
             version: m.version,
             version_rolling_allowed: m.version_rolling_allowed,
@@ -612,21 +700,31 @@ impl Proxy {
             prefix: m.coinbase_tx_prefix.as_bytes().to_vec(),
             suffix: m.coinbase_tx_suffix.as_bytes().to_vec(),
         };
-        if self.jobs.insert(m.job_id, job).is_none() {
-            self.job_order.push_back(m.job_id);
-        }
+        self.jobs.insert(id, job);
+        self.job_order.push_back(id);
+        self.up_jobs.insert(m.job_id, id);
         while self.job_order.len() > self.config.max_jobs.max(2) {
             if let Some(old) = self.job_order.pop_front() {
-                self.jobs.remove(&old);
+                if let Some(gone) = self.jobs.remove(&old) {
+                    if self.up_jobs.get(&gone.up_id) == Some(&old) {
+                        self.up_jobs.remove(&gone.up_id);
+                    }
+                }
+                self.future_jobs.retain(|f| *f != old);
+                if self.active == Some(old) {
+                    self.active = None;
+                }
             }
         }
-        if m.min_ntime.is_none() {
-            self.future_jobs.push(m.job_id);
-            self.future_jobs.truncate(self.config.max_jobs.max(2));
+        match m.min_ntime {
+            None => self.future_jobs.push_back(id),
+            // In force at once, on the last prev hash.
+            Some(_) if self.prev_hash.is_some() => self.active = Some(id),
+            Some(_) => {}
         }
         let ids: Vec<u32> = self.channels.keys().copied().collect();
         ids.into_iter()
-            .filter_map(|id| self.job_for(id, m.job_id, m.min_ntime))
+            .filter_map(|channel| self.job_for(channel, id, m.min_ntime))
             .collect()
     }
 
@@ -637,12 +735,9 @@ impl Proxy {
         let message: Message<'static> = match c.kind {
             Kind::Standard => {
                 let extranonce = if self.config.faults.wrong_merkle_root {
-                    self.upstream
-                        .as_ref()
-                        .map(|u| u.extranonce_prefix.clone())
-                        .unwrap_or_default()
+                    job.upstream_prefix.clone()
                 } else {
-                    self.standard_extranonce(c)
+                    self.standard_extranonce_under(&job.upstream_prefix, c)
                 };
                 let merkle_root = sv2_chain::merkle::coinbase_merkle_root(
                     &job.prefix,
@@ -660,6 +755,9 @@ impl Proxy {
                 }
                 .into()
             }
+            // A job from before a SetExtranoncePrefix: the device, told the new prefix, would
+            // build it wrong.
+            Kind::Extended(_) if job.upstream_prefix != self.upstream_prefix() => return None,
             Kind::Extended(_) => NewExtendedMiningJob {
                 channel_id,
                 job_id,
@@ -679,16 +777,23 @@ impl Proxy {
         })
     }
 
-    fn prev_hash_for(&self, channel_id: u32) -> Option<Output> {
+    /// SetNewPrevHash for downstream channel `channel_id`, naming the proxy's job `job_id`.
+    fn prev_hash_for(&self, channel_id: u32, job_id: u32) -> Option<Output> {
         let c = self.channels.get(&channel_id)?;
         let p = self.prev_hash?;
+        // A job in force since the prev hash may have a later min_ntime.
+        let min_ntime = self
+            .jobs
+            .get(&job_id)
+            .and_then(|j| j.min_ntime)
+            .map_or(p.min_ntime, |t| t.max(p.min_ntime));
         Some(Output::Downstream {
             session: c.session,
             message: SetNewPrevHash {
                 channel_id,
-                job_id: p.job_id,
+                job_id,
                 prev_hash: U256(p.prev_hash),
-                min_ntime: p.min_ntime,
+                min_ntime,
                 nbits: p.nbits,
             }
             .into(),
@@ -696,16 +801,24 @@ impl Proxy {
     }
 
     fn new_prev_hash(&mut self, m: &SetNewPrevHash) -> Vec<Output> {
+        let Some(id) = self.up_jobs.get(&m.job_id).copied() else {
+            return vec![Output::Log(format!(
+                "upstream: SetNewPrevHash names job {}, which the pool never sent: ignored",
+                m.job_id
+            ))];
+        };
         self.prev_hash = Some(PrevHash {
-            job_id: m.job_id,
+            job_id: id,
             prev_hash: m.prev_hash.0,
             min_ntime: m.min_ntime,
             nbits: m.nbits,
         });
-        self.future_jobs.retain(|id| *id != m.job_id);
+        // Every other job is stale now, the future ones included (§5.3.17).
+        self.active = Some(id);
+        self.future_jobs.clear();
         let ids: Vec<u32> = self.channels.keys().copied().collect();
         ids.into_iter()
-            .filter_map(|id| self.prev_hash_for(id))
+            .filter_map(|channel| self.prev_hash_for(channel, id))
             .collect()
     }
 
@@ -713,35 +826,10 @@ impl Proxy {
     /// hash that activates it), and the future jobs since.
     fn work_for(&self, channel_id: u32) -> Vec<Output> {
         let mut out = Vec::new();
-        if let Some(p) = self.prev_hash {
-            // The newest job for this prev hash: the one it names, or one sent since with min_ntime.
-            let active = self
-                .job_order
-                .iter()
-                .rev()
-                .find(|id| {
-                    **id == p.job_id
-                        || self
-                            .jobs
-                            .get(id)
-                            .is_some_and(|j| j.min_ntime.is_some_and(|t| t >= p.min_ntime))
-                })
-                .copied();
-            if let Some(active) = active {
-                out.extend(self.job_for(channel_id, active, None));
-                out.extend(self.channels.get(&channel_id).map(|c| {
-                    Output::Downstream {
-                        session: c.session,
-                        message: SetNewPrevHash {
-                            channel_id,
-                            job_id: active,
-                            prev_hash: U256(p.prev_hash),
-                            min_ntime: p.min_ntime,
-                            nbits: p.nbits,
-                        }
-                        .into(),
-                    }
-                }));
+        if let Some(active) = self.active {
+            if let Some(job) = self.job_for(channel_id, active, None) {
+                out.push(job);
+                out.extend(self.prev_hash_for(channel_id, active));
             }
         }
         for id in &self.future_jobs {
@@ -752,7 +840,13 @@ impl Proxy {
 
     fn shares_accepted(&mut self, m: &SubmitSharesSuccess) -> Vec<Output> {
         let last = m.last_sequence_number;
-        let answered: Vec<u32> = self.pending.range(..=last).map(|(k, _)| *k).collect();
+        // Up to `last`, sequence numbers wrapping: those at most 2^31 behind it.
+        let answered: Vec<u32> = self
+            .pending
+            .keys()
+            .filter(|k| last.wrapping_sub(**k) < 1 << 31)
+            .copied()
+            .collect();
         // By downstream channel: how many, and the last sequence number.
         let mut by_channel: BTreeMap<u32, (DownstreamId, u32, u32)> = BTreeMap::new();
         for up in answered {
@@ -1096,6 +1190,7 @@ impl Proxy {
         session: DownstreamId,
         channel_id: u32,
         sequence_number: u32,
+        // The pool's job id, nonce, ntime and version.
         fields: (u32, u32, u32, u32),
         own: &[u8],
     ) -> Vec<Output> {
@@ -1158,9 +1253,9 @@ impl Proxy {
                 "invalid-channel-id",
             );
         }
-        if !self.jobs.contains_key(&m.job_id) {
+        let Some(up_job) = self.jobs.get(&m.job_id).map(|j| j.up_id) else {
             return Self::share_error(session, m.channel_id, m.sequence_number, "invalid-job-id");
-        }
+        };
         let zeros = vec![
             0u8;
             self.upstream
@@ -1172,7 +1267,7 @@ impl Proxy {
             session,
             m.channel_id,
             m.sequence_number,
-            (m.job_id, m.nonce, m.ntime, m.version),
+            (up_job, m.nonce, m.ntime, m.version),
             &zeros,
         )
     }
@@ -1210,15 +1305,15 @@ impl Proxy {
                 "invalid-extranonce-size",
             );
         }
-        if !self.jobs.contains_key(&m.job_id) {
+        let Some(up_job) = self.jobs.get(&m.job_id).map(|j| j.up_id) else {
             return Self::share_error(session, m.channel_id, m.sequence_number, "invalid-job-id");
-        }
+        };
         let own = m.extranonce.as_bytes().to_vec();
         self.forward_share(
             session,
             m.channel_id,
             m.sequence_number,
-            (m.job_id, m.nonce, m.ntime, m.version),
+            (up_job, m.nonce, m.ntime, m.version),
             &own,
         )
     }

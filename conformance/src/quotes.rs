@@ -462,6 +462,10 @@ pub const QUOTES: &[(&str, &str)] = &[
         r#"no spec sentence: the spec does not describe translation to SV1; a translator that drops its miners' valid shares loses their work (SHOULD). The nearest text, 05-Mining-Protocol.md:535: “All submits leading to hashes higher than the specified target will be rejected by the server.”"#,
     ),
     (
+        "device.noise.act2-length",
+        r#"04-Protocol-Security.md:278: “interprets first 64 bytes as EllSwift encoded `re.public_key`” / 04-Protocol-Security.md:281: “decrypts next 80 bytes with `DecryptAndHash()`” / 04-Protocol-Security.md:283: “decrypts next 90 bytes with `DecryptAndHash()` and deserialize plaintext into `SIGNATURE_NOISE_MESSAGE` (74 bytes data + 16 bytes MAC)” (234 bytes in all; 04-Protocol-Security.md:273 still says “Message length: 170 bytes”, the layout of 32-byte keys: CATALOG erratum. Steps without a keyword: SHOULD, though a client reading 170 bytes as a whole act 2 cannot complete a handshake with a conforming server)"#,
+    ),
+    (
         "device.setup.error",
         r#"03-Protocol-Overview.md:267: “When protocol version negotiation fails (or there is another reason why the upstream node cannot setup the connection) the server sends this message with a particular error code prior to closing the connection.” (the connection is not set up, so a channel request on it has no place; no keyword: SHOULD)"#,
     ),
@@ -489,7 +493,6 @@ pub const QUOTES: &[(&str, &str)] = &[
 
 /// Checks that rest on another check's sentences: the same rule for another role.
 const SAME_AS: &[(&str, &str)] = &[
-    ("device.noise.act2-length", "noise.act2-length"),
     (
         "proxy.mining.idle-hashrate",
         "translator.mining.idle-hashrate",

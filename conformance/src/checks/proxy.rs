@@ -37,12 +37,12 @@ pub const CHECKS: &[Check] = &[
 /// How long the devices below watch for what the proxy passes down.
 const WATCH: Duration = Duration::from_secs(3);
 
-/// The proxy set up with the suite's pool and its upstream channel open.
-async fn upstream(ctx: &ServeCtx, label: &str) -> Result<(Served, Opened), Outcome> {
+/// The proxy connected to the suite's pool and set up. Its channels upstream open while the
+/// devices below connect ([`alongside`]): a proxy may wait for a device before it asks for one.
+async fn upstream(ctx: &ServeCtx, label: &str) -> Result<Served, Outcome> {
     let mut s = ctx.accept(label).await?;
     s.setup().await?;
-    let opened = s.open_channel().await?;
-    Ok((s, opened))
+    Ok(s)
 }
 
 /// Serves the proxy's upstream connection while `script` runs against its downstream side; the
@@ -79,7 +79,7 @@ async fn device(ctx: &crate::session::Ctx, label: &str, flags: u32) -> Result<Se
 type Space = (String, Vec<u8>, usize);
 
 async fn unique_extranonce(ctx: ServeCtx) -> Outcome {
-    let (s, opened) = match upstream(&ctx, "the proxy upstream").await {
+    let s = match upstream(&ctx, "the proxy upstream").await {
         Ok(u) => u,
         Err(o) => return o,
     };
@@ -108,12 +108,15 @@ async fn unique_extranonce(ctx: ServeCtx) -> Outcome {
                     Err(o) => notes.push(format!("{label}: {}", o.observed)),
                 }
             } else {
-                let c = d.open_extended(1).await?;
-                spaces.push((
-                    label.into(),
-                    c.extranonce_prefix.as_bytes().to_vec(),
-                    usize::from(c.extranonce_size),
-                ));
+                match d.open_extended(1).await {
+                    Ok(c) => spaces.push((
+                        label.into(),
+                        c.extranonce_prefix.as_bytes().to_vec(),
+                        usize::from(c.extranonce_size),
+                    )),
+                    // A proxy may serve standard channels only.
+                    Err(o) => notes.push(format!("{label}: {}", o.observed)),
+                }
             }
             sessions.push(d);
         }
@@ -123,26 +126,41 @@ async fn unique_extranonce(ctx: ServeCtx) -> Outcome {
         Ok(r) => r,
         Err(o) => return o,
     };
-    drop(s);
     let (spaces, notes) = match result {
         Ok(r) => r,
         Err(o) => return o,
     };
-    judge_spaces(&opened.extranonce_prefix, &spaces, &notes)
+    if s.opened.is_empty() {
+        return Outcome::error("the proxy opened no channel upstream for its devices");
+    }
+    if spaces.len() < 2 {
+        return Outcome::error(format!(
+            "fewer than two downstream channels opened, nothing to compare ({})",
+            notes.join("; ")
+        ));
+    }
+    judge_spaces(&s.opened, &spaces, &notes)
 }
 
-/// Whether the spaces are disjoint (no prefix begins another) and each lies in `upstream`.
-fn judge_spaces(upstream: &[u8], spaces: &[Space], notes: &[String]) -> Outcome {
+/// Whether the spaces are disjoint (no prefix begins another) and each lies in the space of one
+/// of the proxy's upstream channels: under its prefix, with the same total extranonce length (a
+/// standard channel's prefix is its whole extranonce).
+fn judge_spaces(upstream: &[Opened], spaces: &[Space], notes: &[String]) -> Outcome {
     let shown: Vec<String> = spaces
         .iter()
         .map(|(label, prefix, size)| format!("{label}: {} + {size} byte(s)", hex::encode(prefix)))
         .collect();
     let mut problems = Vec::new();
-    for (i, (a, pa, _)) in spaces.iter().enumerate() {
-        if !pa.starts_with(upstream) {
+    for (i, (a, pa, size)) in spaces.iter().enumerate() {
+        let inside = upstream.iter().any(|u| {
+            pa.starts_with(&u.extranonce_prefix)
+                && pa.len() + size == u.extranonce_prefix.len() + u.extranonce_size
+        });
+        if !inside {
             problems.push(format!(
-                "{a}'s prefix does not begin with the proxy's own {}",
-                hex::encode(upstream)
+                "{a}'s {} + {size} byte(s) is not the space of any upstream channel (under its \
+                 prefix, as long in all)",
+                hex::encode(pa)
             ));
         }
         for (b, pb, _) in &spaces[i + 1..] {
@@ -151,6 +169,16 @@ fn judge_spaces(upstream: &[u8], spaces: &[Space], notes: &[String]) -> Outcome 
             }
         }
     }
+    let upstreams: Vec<String> = upstream
+        .iter()
+        .map(|u| {
+            format!(
+                "{} + {}",
+                hex::encode(&u.extranonce_prefix),
+                u.extranonce_size
+            )
+        })
+        .collect();
     let mut observed = shown.join("; ");
     if !notes.is_empty() {
         observed.push_str(&format!(" ({})", notes.join("; ")));
@@ -161,25 +189,20 @@ fn judge_spaces(upstream: &[u8], spaces: &[Space], notes: &[String]) -> Outcome 
     Outcome::judge(
         problems.is_empty(),
         format!(
-            "{} downstream channels in disjoint parts of the extranonce space under the upstream \
-             prefix {}",
+            "{} downstream channels in disjoint parts of the extranonce space of the proxy's \
+             upstream channel(s) {}",
             spaces.len(),
-            hex::encode(upstream)
+            upstreams.join(", ")
         ),
         observed,
     )
 }
 
 async fn standard_jobs(ctx: ServeCtx) -> Outcome {
-    let (s, opened) = match upstream(&ctx, "the proxy upstream").await {
+    let s = match upstream(&ctx, "the proxy upstream").await {
         Ok(u) => u,
         Err(o) => return o,
     };
-    if !opened.extended {
-        return Outcome::skip(
-            "the proxy opened a standard channel upstream: no extended job to translate",
-        );
-    }
     let down = match ctx.downstream().await {
         Ok(d) => d.clone(),
         Err(o) => return o,
@@ -187,6 +210,7 @@ async fn standard_jobs(ctx: ServeCtx) -> Outcome {
     let window = ctx.config().work_window;
     let script = async move {
         let mut d = device(&down, "a standard device", REQUIRES_STANDARD_JOBS).await?;
+        // A refusal is a skip: a proxy may serve extended channels only.
         let channel = d.open_standard().await?;
         d.wait_for_work(channel.channel_id, window).await?;
         // What else comes within a moment (a job sent after the first).
@@ -202,11 +226,19 @@ async fn standard_jobs(ctx: ServeCtx) -> Outcome {
         Err(o) => return o,
     };
     let prefix = channel.extranonce_prefix.as_bytes().to_vec();
-    let extended: Vec<NewExtendedMiningJob<'static>> = s
-        .sent()
-        .into_iter()
+    let sent = s.sent();
+    let extended: Vec<&NewExtendedMiningJob<'static>> = sent
+        .iter()
         .filter_map(|m| match m {
             Message::NewExtendedMiningJob(j) => Some(j),
+            _ => None,
+        })
+        .collect();
+    // A proxy that opened a standard channel upstream for the device may pass its jobs on.
+    let standard: Vec<(u32, [u8; 32])> = sent
+        .iter()
+        .filter_map(|m| match m {
+            Message::NewMiningJob(j) => Some((j.version, j.merkle_root.0)),
             _ => None,
         })
         .collect();
@@ -215,26 +247,29 @@ async fn standard_jobs(ctx: ServeCtx) -> Outcome {
     for job in &jobs {
         match job {
             Message::NewMiningJob(j) if j.channel_id == channel.channel_id => {
-                let found = extended.iter().any(|e| {
-                    e.version == j.version
-                        && sv2_chain::merkle::coinbase_merkle_root(
-                            e.coinbase_tx_prefix.as_bytes(),
-                            &prefix,
-                            &[],
-                            e.coinbase_tx_suffix.as_bytes(),
-                            &e.merkle_path.iter().map(|h| h.0).collect::<Vec<_>>(),
-                        ) == j.merkle_root.0
-                });
+                let found = standard.contains(&(j.version, j.merkle_root.0))
+                    || extended.iter().any(|e| {
+                        e.version == j.version
+                            && sv2_chain::merkle::coinbase_merkle_root(
+                                e.coinbase_tx_prefix.as_bytes(),
+                                &prefix,
+                                &[],
+                                e.coinbase_tx_suffix.as_bytes(),
+                                &e.merkle_path.iter().map(|h| h.0).collect::<Vec<_>>(),
+                            ) == j.merkle_root.0
+                    });
                 if found {
                     matched += 1;
                 } else {
                     problems.push(format!(
                         "job {}: merkle root {} is none of the {} extended job(s) with the \
-                         channel's extranonce_prefix {}",
+                         channel's extranonce_prefix {} (nor of the {} standard one(s)) the \
+                         suite sent",
                         j.job_id,
                         hex::encode(j.merkle_root.0),
                         extended.len(),
-                        hex::encode(&prefix)
+                        hex::encode(&prefix),
+                        standard.len()
                     ));
                 }
             }
@@ -267,7 +302,7 @@ async fn standard_jobs(ctx: ServeCtx) -> Outcome {
 }
 
 async fn reconnect_kept(ctx: ServeCtx) -> Outcome {
-    let (s, _) = match upstream(&ctx, "the proxy upstream").await {
+    let s = match upstream(&ctx, "the proxy upstream").await {
         Ok(u) => u,
         Err(o) => return o,
     };
@@ -290,18 +325,31 @@ async fn reconnect_kept(ctx: ServeCtx) -> Outcome {
         Ok(d) => d,
         Err(o) => return o,
     };
-    // To its present host and port: wherever it goes, it finds the suite.
+    // To the suite's own listener, named in full: a propagated Reconnect carries these values
+    // (one the proxy makes of its own, to itself say, does not), and the proxy, moving, finds the
+    // suite there, which serves it.
+    let host = ctx.endpoint().host.clone();
+    let port = ctx.endpoint().port;
     let reconnect = Reconnect {
-        new_host: str255(""),
-        new_port: 0,
+        new_host: str255(&host),
+        new_port: port,
     };
     if let Err(o) = s.send(&Message::Reconnect(reconnect)).await {
         return o;
     }
-    s.note("Reconnect (present host and port) sent to the proxy");
+    s.note(format!("Reconnect to {host}:{port} sent to the proxy"));
+    let moved = ctx.clone();
+    ctx.background(async move {
+        if let Ok(mut again) = moved.accept("the proxy, moved").await {
+            if again.setup().await.is_ok() {
+                let _ = again.serve_until(Duration::from_secs(600), |_| false).await;
+            }
+        }
+    });
     let wait = WATCH + ctx.config().timeout;
     let deadline = tokio::time::Instant::now() + wait;
-    let mut seen = Vec::new();
+    let mut propagated = Vec::new();
+    let mut own = Vec::new();
     let ended = loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
@@ -309,30 +357,41 @@ async fn reconnect_kept(ctx: ServeCtx) -> Outcome {
         }
         match d.recv_within(left).await {
             Incoming::Message(m) => {
-                if matches!(m.message, Message::Reconnect(_)) {
-                    seen.push(describe(&m.message));
+                if let Message::Reconnect(r) = &m.message {
+                    if r.new_port == port && r.new_host.as_bytes() == host.as_bytes() {
+                        propagated.push(describe(&m.message));
+                    } else {
+                        own.push(describe(&m.message));
+                    }
                 }
             }
-            Incoming::Timeout => {}
-            Incoming::Unreadable(_) => {}
+            Incoming::Timeout | Incoming::Unreadable(_) => {}
             other => break Some(other.describe()),
         }
     };
-    let expected = format!("no Reconnect on the device's connection within {wait:?}");
-    if !seen.is_empty() {
-        return Outcome::fail(expected, format!("the device got {}", seen.join("; ")));
-    }
-    if d.unreadable_type.is_none() || d.unreadable_is_none_of(&["Reconnect"]) {
-        Outcome::pass(
+    let expected = format!(
+        "no Reconnect to {host}:{port} (the pool's) on the device's connection within {wait:?}"
+    );
+    if !propagated.is_empty() {
+        return Outcome::fail(
             expected,
-            match ended {
-                Some(how) => format!("no Reconnect; the device's connection then ended: {how}"),
-                None => "no Reconnect".to_string(),
-            },
-        )
-    } else {
-        Outcome::error(
-            "the device got a frame that could not be read: it may have been a Reconnect",
-        )
+            format!("the device got {}", propagated.join("; ")),
+        );
     }
+    if d.unreadable_type.is_some() && !d.unreadable_is_none_of(&["Reconnect"]) {
+        return Outcome::error(
+            "the device got a frame that could not be read: it may have been the Reconnect",
+        );
+    }
+    let mut seen = "not passed down".to_string();
+    if !own.is_empty() {
+        seen.push_str(&format!(
+            "; a Reconnect of the proxy's own came ({}), not the pool's",
+            own.join("; ")
+        ));
+    }
+    if let Some(how) = ended {
+        seen.push_str(&format!("; the device's connection then ended: {how}"));
+    }
+    Outcome::pass(expected, seen)
 }

@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 struct InProcessProxy {
     task: tokio::task::JoinHandle<String>,
     stop: Option<oneshot::Sender<()>>,
+    /// Its downstream port: free again once it has stopped.
+    port: u16,
 }
 
 impl Launched for InProcessProxy {
@@ -30,10 +32,19 @@ impl Launched for InProcessProxy {
             let _ = stop.send(());
         }
         Box::pin(async move {
-            match self.task.await {
+            let why = match self.task.await {
                 Ok(why) => why,
                 Err(e) => format!("the proxy's task: {e}"),
+            };
+            // Its listener closes on a task of its own: until it has, the next check's devices
+            // would find the old proxy listening (a process's ends with it).
+            for _ in 0..100 {
+                if std::net::TcpListener::bind(("127.0.0.1", self.port)).is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            why
         })
     }
 }
@@ -75,6 +86,7 @@ pub fn proxy_launcher(faults: ProxyFaults) -> Launcher {
         Box::new(InProcessProxy {
             task,
             stop: Some(stop),
+            port,
         }) as Box<dyn Launched>
     }))
 }

@@ -153,17 +153,7 @@ fn ready(faults: ProxyFaults) -> Proxy {
         panic!("{out:?}")
     };
     assert_eq!(open.nominal_hash_rate, 0.0, "no device yet: 0.0 (§5.3.2)");
-    let out = p.handle_upstream(
-        &OpenExtendedMiningChannelSuccess {
-            request_id: open.request_id,
-            channel_id: UP_CHANNEL,
-            target: U256([0xff; 32]),
-            extranonce_size: 8,
-            extranonce_prefix: B0_32::new(vec![1, 2]).unwrap(),
-            group_channel_id: 0,
-        }
-        .into(),
-    );
+    let out = p.handle_upstream(&channel_open(open.request_id, UP_CHANNEL, vec![1, 2]));
     assert!(out.contains(&Output::Ready));
     p.handle_upstream(&job(5, None));
     p.handle_upstream(
@@ -177,6 +167,19 @@ fn ready(faults: ProxyFaults) -> Proxy {
         .into(),
     );
     p
+}
+
+/// The pool's OpenExtendedMiningChannel.Success: 8 bytes of extranonce after `prefix`.
+fn channel_open(request_id: u32, channel_id: u32, prefix: Vec<u8>) -> Message<'static> {
+    OpenExtendedMiningChannelSuccess {
+        request_id,
+        channel_id,
+        target: U256([0xff; 32]),
+        extranonce_size: 8,
+        extranonce_prefix: B0_32::new(prefix).unwrap(),
+        group_channel_id: 0,
+    }
+    .into()
 }
 
 fn job(job_id: u32, min_ntime: Option<u32>) -> Message<'static> {
@@ -443,17 +446,7 @@ fn hostile_devices_get_errors_or_a_close() {
         }
         .into(),
     );
-    p.handle_upstream(
-        &OpenExtendedMiningChannelSuccess {
-            request_id: 1,
-            channel_id: 1,
-            target: U256([0xff; 32]),
-            extranonce_size: 8,
-            extranonce_prefix: B0_32::new(vec![]).unwrap(),
-            group_channel_id: 0,
-        }
-        .into(),
-    );
+    p.handle_upstream(&channel_open(1, 1, vec![]));
     let id = setup(&mut p);
     for _ in 0..256 {
         open_standard(&mut p, id, 1.0);
@@ -538,17 +531,7 @@ fn job_ids_stay_unique_across_upstream_connections() {
         }
         .into(),
     );
-    p.handle_upstream(
-        &OpenExtendedMiningChannelSuccess {
-            request_id: 2,
-            channel_id: UP_CHANNEL,
-            target: U256([0xff; 32]),
-            extranonce_size: 8,
-            extranonce_prefix: B0_32::new(vec![1, 2]).unwrap(),
-            group_channel_id: 0,
-        }
-        .into(),
-    );
+    p.handle_upstream(&channel_open(2, UP_CHANNEL, vec![1, 2]));
     let out = p.handle_upstream(&job(5, None));
     let Message::NewMiningJob(again) = sends_down(&out, a)[0] else {
         panic!("{out:?}")

@@ -268,7 +268,7 @@ async fn the_device_role_spawns_the_client_for_each_check() {
         "--spawn".into(),
         format!("{bin} mine {{url}} --threads 1"),
         "--only".into(),
-        "device.noise.wrong-authority,device.setup,device.shares.accepted,monitor.client-vendor"
+        "device.noise.wrong-authority,device.setup.versions,device.shares.accepted,monitor.client-vendor"
             .into(),
         "--timeout".into(),
         "2".into(),

@@ -160,61 +160,57 @@ async fn control(ctx: &ServeCtx) -> Result<(), Outcome> {
 }
 
 async fn act2_mac(ctx: ServeCtx) -> Outcome {
-    if let Some(skip) = noise_only(&ctx) {
+    // A bit of the encrypted static key (bytes 64..144 of act 2); bytes after it, or a session
+    // kept open, fail: "the session must be terminated".
+    refuses_act2(
+        &ctx,
+        "act 2 with a broken MAC",
+        BrokenAct2::FlipBit((64 + 10) * 8 + 3),
+        "after an act 2 whose encrypted static key fails its MAC, the client closes the connection",
+        |after| *after == AfterAct2::Closed,
+    )
+    .await
+}
+
+async fn act2_length(ctx: ServeCtx) -> Outcome {
+    // Waiting for the rest is right: only bytes sent after 170 fail.
+    refuses_act2(
+        &ctx,
+        "the first 170 bytes of act 2",
+        BrokenAct2::Truncated(170),
+        "after 170 bytes of act 2 and nothing more, the client sends nothing: it waits for the \
+         234 (or gives up and closes)",
+        |after| !matches!(after, AfterAct2::Sent(_)),
+    )
+    .await
+}
+
+/// Presents an act 2 broken as `broken`; the client's reaction must satisfy `refused`, and then,
+/// given a whole and valid act 2, it must send SetupConnection (else its refusal says nothing).
+async fn refuses_act2(
+    ctx: &ServeCtx,
+    label: &str,
+    broken: BrokenAct2,
+    expected: &str,
+    refused: impl Fn(&AfterAct2) -> bool,
+) -> Outcome {
+    if let Some(skip) = noise_only(ctx) {
         return skip;
     }
-    let expected =
-        "after an act 2 whose encrypted static key fails its MAC, the client closes the connection";
-    // A bit of the encrypted static key (bytes 64..144 of act 2).
-    let after = match ctx
-        .broken_act2(
-            "act 2 with a broken MAC",
-            BrokenAct2::FlipBit((64 + 10) * 8 + 3),
-        )
-        .await
-    {
+    let after = match ctx.broken_act2(label, broken).await {
         Ok(after) => after,
         Err(o) => return o,
     };
-    if after != AfterAct2::Closed {
-        // Bytes after it, or a session kept open: "the session must be terminated".
+    if !refused(&after) {
         return Outcome::fail(expected, after.describe());
     }
-    if let Err(o) = control(&ctx).await {
+    if let Err(o) = control(ctx).await {
         return o;
     }
     Outcome::pass(
         expected,
         format!(
             "{}; with a valid act 2 it then sent SetupConnection",
-            after.describe()
-        ),
-    )
-}
-
-async fn act2_length(ctx: ServeCtx) -> Outcome {
-    if let Some(skip) = noise_only(&ctx) {
-        return skip;
-    }
-    let expected = "after 170 bytes of act 2 and nothing more, the client sends nothing: it waits \
-                    for the 234 (or gives up and closes)";
-    let after = match ctx
-        .broken_act2("the first 170 bytes of act 2", BrokenAct2::Truncated(170))
-        .await
-    {
-        Ok(after) => after,
-        Err(o) => return o,
-    };
-    if let AfterAct2::Sent(_) = after {
-        return Outcome::fail(expected, after.describe());
-    }
-    if let Err(o) = control(&ctx).await {
-        return o;
-    }
-    Outcome::pass(
-        expected,
-        format!(
-            "{}; with a whole act 2 it then sent SetupConnection",
             after.describe()
         ),
     )

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sv2_codec::messages::common::Reconnect;
 use sv2_codec::messages::flags::REQUIRES_STANDARD_JOBS;
-use sv2_codec::messages::mining::NewExtendedMiningJob;
+use sv2_codec::messages::mining::{NewExtendedMiningJob, OpenStandardMiningChannelSuccess};
 use sv2_codec::Message;
 
 use super::translator;
@@ -72,6 +72,28 @@ async fn alongside<T: Send + 'static>(
 /// A scripted device below the proxy, set up with `flags`.
 async fn device(ctx: &crate::session::Ctx, label: &str, flags: u32) -> Result<Session, Outcome> {
     ctx.setup(label, flags).await
+}
+
+/// The proxy set up with the suite's pool and, below it, a device of the suite's with a standard
+/// channel that has work (the upstream served meanwhile). A refused standard channel is a skip: a
+/// proxy may serve extended channels only.
+async fn standard_device(
+    ctx: &ServeCtx,
+    label: &str,
+) -> Result<(Served, Session, OpenStandardMiningChannelSuccess<'static>), Outcome> {
+    let s = upstream(ctx, "the proxy upstream").await?;
+    let down = ctx.downstream().await?.clone();
+    let window = ctx.config().work_window;
+    let label = label.to_string();
+    let script = async move {
+        let mut d = device(&down, &label, REQUIRES_STANDARD_JOBS).await?;
+        let channel = d.open_standard().await?;
+        d.wait_for_work(channel.channel_id, window).await?;
+        Ok::<_, Outcome>((d, channel))
+    };
+    let (s, result) = alongside(s, script).await?;
+    let (d, channel) = result?;
+    Ok((s, d, channel))
 }
 
 /// One downstream channel's part of the extranonce space: its label, prefix and the bytes left
@@ -199,32 +221,13 @@ fn judge_spaces(upstream: &[Opened], spaces: &[Space], notes: &[String]) -> Outc
 }
 
 async fn standard_jobs(ctx: ServeCtx) -> Outcome {
-    let s = match upstream(&ctx, "the proxy upstream").await {
-        Ok(u) => u,
-        Err(o) => return o,
-    };
-    let down = match ctx.downstream().await {
-        Ok(d) => d.clone(),
-        Err(o) => return o,
-    };
-    let window = ctx.config().work_window;
-    let script = async move {
-        let mut d = device(&down, "a standard device", REQUIRES_STANDARD_JOBS).await?;
-        // A refusal is a skip: a proxy may serve extended channels only.
-        let channel = d.open_standard().await?;
-        d.wait_for_work(channel.channel_id, window).await?;
-        // What else comes within a moment (a job sent after the first).
-        let (more, _) = d.collect(Duration::from_millis(500)).await;
-        Ok::<_, Outcome>((channel, d.received(), more.len()))
-    };
-    let (s, result) = match alongside(s, script).await {
+    let (s, mut d, channel) = match standard_device(&ctx, "a standard device").await {
         Ok(r) => r,
         Err(o) => return o,
     };
-    let (channel, jobs, _) = match result {
-        Ok(r) => r,
-        Err(o) => return o,
-    };
+    // What else comes within a moment (a job sent after the first).
+    d.collect(Duration::from_millis(500)).await;
+    let jobs = d.received();
     let prefix = channel.extranonce_prefix.as_bytes().to_vec();
     let sent = s.sent();
     let extended: Vec<&NewExtendedMiningJob<'static>> = sent
@@ -302,27 +305,8 @@ async fn standard_jobs(ctx: ServeCtx) -> Outcome {
 }
 
 async fn reconnect_kept(ctx: ServeCtx) -> Outcome {
-    let s = match upstream(&ctx, "the proxy upstream").await {
-        Ok(u) => u,
-        Err(o) => return o,
-    };
-    let down = match ctx.downstream().await {
-        Ok(d) => d.clone(),
-        Err(o) => return o,
-    };
-    let window = ctx.config().work_window;
-    let script = async move {
-        let mut d = device(&down, "a device", REQUIRES_STANDARD_JOBS).await?;
-        let channel = d.open_standard().await?;
-        d.wait_for_work(channel.channel_id, window).await?;
-        Ok::<_, Outcome>(d)
-    };
-    let (mut s, d) = match alongside(s, script).await {
+    let (mut s, mut d, _) = match standard_device(&ctx, "a device").await {
         Ok(r) => r,
-        Err(o) => return o,
-    };
-    let mut d = match d {
-        Ok(d) => d,
         Err(o) => return o,
     };
     // To the suite's own listener, named in full: a propagated Reconnect carries these values

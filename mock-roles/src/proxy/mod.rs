@@ -1232,26 +1232,34 @@ impl Proxy {
         )]
     }
 
-    fn share_standard(&mut self, session: DownstreamId, m: &SubmitSharesStandard) -> Vec<Output> {
-        let Some(c) = self
-            .channels
-            .get(&m.channel_id)
+    /// The kind of `session`'s channel `channel_id`, or the share's error.
+    fn share_channel(
+        &self,
+        session: DownstreamId,
+        channel_id: u32,
+        sequence_number: u32,
+    ) -> Result<Kind, Vec<Output>> {
+        self.channels
+            .get(&channel_id)
             .filter(|c| c.session == session)
-        else {
-            return Self::share_error(
-                session,
-                m.channel_id,
-                m.sequence_number,
-                "invalid-channel-id",
-            );
-        };
-        if c.kind != Kind::Standard {
-            return Self::share_error(
-                session,
-                m.channel_id,
-                m.sequence_number,
-                "invalid-channel-id",
-            );
+            .map(|c| c.kind)
+            .ok_or_else(|| {
+                Self::share_error(session, channel_id, sequence_number, "invalid-channel-id")
+            })
+    }
+
+    fn share_standard(&mut self, session: DownstreamId, m: &SubmitSharesStandard) -> Vec<Output> {
+        match self.share_channel(session, m.channel_id, m.sequence_number) {
+            Ok(Kind::Standard) => {}
+            Ok(_) => {
+                return Self::share_error(
+                    session,
+                    m.channel_id,
+                    m.sequence_number,
+                    "invalid-channel-id",
+                )
+            }
+            Err(out) => return out,
         }
         let Some(up_job) = self.jobs.get(&m.job_id).map(|j| j.up_id) else {
             return Self::share_error(session, m.channel_id, m.sequence_number, "invalid-job-id");
@@ -1277,25 +1285,17 @@ impl Proxy {
         session: DownstreamId,
         m: &SubmitSharesExtended<'_>,
     ) -> Vec<Output> {
-        let Some(c) = self
-            .channels
-            .get(&m.channel_id)
-            .filter(|c| c.session == session)
-        else {
-            return Self::share_error(
-                session,
-                m.channel_id,
-                m.sequence_number,
-                "invalid-channel-id",
-            );
-        };
-        let Kind::Extended(size) = c.kind else {
-            return Self::share_error(
-                session,
-                m.channel_id,
-                m.sequence_number,
-                "invalid-channel-id",
-            );
+        let size = match self.share_channel(session, m.channel_id, m.sequence_number) {
+            Ok(Kind::Extended(size)) => size,
+            Ok(_) => {
+                return Self::share_error(
+                    session,
+                    m.channel_id,
+                    m.sequence_number,
+                    "invalid-channel-id",
+                )
+            }
+            Err(out) => return out,
         };
         if m.extranonce.as_bytes().len() != size {
             return Self::share_error(

@@ -48,7 +48,19 @@ pub const FILES: &[&str] = &[
 ];
 
 /// `vectors/data` of this source tree (where the committed files live).
+///
+/// Under cargo (a test, `cargo run`, or a program they start), the tree is the one cargo runs
+/// in: `CARGO_MANIFEST_DIR` at run time names the running crate, this one or a sibling in the
+/// workspace. The path compiled in is used only without it: a library built once in a target
+/// directory shared by two checkouts would otherwise read the other checkout's files.
 pub fn default_data_dir() -> PathBuf {
+    if let Some(crate_dir) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) {
+        for dir in [crate_dir.join("data"), crate_dir.join("../vectors/data")] {
+            if dir.join(FILES[0]).is_file() {
+                return dir;
+            }
+        }
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 

@@ -70,6 +70,16 @@ pub fn responder(
     ResponderConfig::issue(static_key, authority, now.saturating_sub(60), until)
 }
 
+/// How much of a served or upstream connection's transcript a role keeps: all of a conversation
+/// that is recorded to a pcapng, else only the recent part (nobody reads it back in full).
+pub fn retention(recorded: bool) -> Retention {
+    if recorded {
+        Retention::DEFAULT
+    } else {
+        Retention::RECENT
+    }
+}
+
 /// How log lines name a connection, from its accept to its end.
 pub fn label(session: u64) -> String {
     format!("session {session}")
@@ -181,11 +191,8 @@ impl Handshake {
                 conn
             }
         };
-        conn.transcript.set_retention(if self.recorder.is_some() {
-            Retention::DEFAULT
-        } else {
-            Retention::RECENT
-        });
+        conn.transcript
+            .set_retention(retention(self.recorder.is_some()));
         conn.record_endpoints();
         Ok(conn)
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sv2_codec::noise::keys::AuthorityPublicKey;
-use sv2_codec::noise::{InitiatorConfig, ResponderConfig};
+use sv2_codec::noise::ResponderConfig;
 use sv2_wire::{
     Connection, Entry, KeyLog, NetError, Retention, Side, Timestamp, Transcript, WireShape,
 };
@@ -483,17 +483,13 @@ async fn connect_upstream(config: &RelayConfig) -> Result<Connection<TcpStream>,
         source,
     })?;
     let _ = stream.set_nodelay(true);
-    match config.upstream_noise {
-        Some(authority) => {
-            let initiator = match authority {
-                Some(key) => InitiatorConfig::new(key),
-                None => InitiatorConfig::unauthenticated(),
-            };
-            Connection::initiate_now(stream, initiator, config.handshake_timeout, &config.key_log)
-                .await
-        }
-        None => Ok(Connection::plaintext(stream, Side::Client)),
-    }
+    Connection::initiate_or_plain(
+        stream,
+        config.upstream_noise,
+        config.handshake_timeout,
+        &config.key_log,
+    )
+    .await
 }
 
 /// One SV1 client: lines relayed both ways as they are, each recorded on its leg (parsed as SV1

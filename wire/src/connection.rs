@@ -284,6 +284,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Self::initiate_with_clock(stream, config, &unix_now, timeout, key_log).await
     }
 
+    /// A client's connection to an upstream: Noise NX as initiator when `noise` is `Some` (the
+    /// certificate checked against the authority key it holds, or not checked when that is
+    /// `None`), plain frames when it is `None` ([`Connection::initiate_now`] or
+    /// [`Connection::plaintext`]).
+    pub async fn initiate_or_plain(
+        stream: S,
+        noise: Option<Option<sv2_codec::noise::keys::AuthorityPublicKey>>,
+        timeout: Duration,
+        key_log: &KeyLog,
+    ) -> Result<Self, NetError> {
+        match noise {
+            Some(authority) => {
+                let config = match authority {
+                    Some(key) => InitiatorConfig::new(key),
+                    None => InitiatorConfig::unauthenticated(),
+                };
+                Self::initiate_now(stream, config, timeout, key_log).await
+            }
+            None => Ok(Self::plaintext(stream, Side::Client)),
+        }
+    }
+
     /// As [`Connection::initiate_now`], giving back on failure what was recorded of the attempt (act
     /// 1 as sent, what came back, the error as a note): evidence for a caller that retries.
     pub async fn initiate_now_recorded(

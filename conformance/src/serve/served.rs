@@ -174,7 +174,6 @@ impl Served {
         })
     }
 
-    /// Time since the connection was accepted.
     /// Every message the suite sent the client on this connection so far (those its transcript
     /// keeps).
     pub fn sent(&self) -> Vec<Message<'static>> {
@@ -185,6 +184,7 @@ impl Served {
             .collect()
     }
 
+    /// Time since the connection was accepted.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

@@ -158,13 +158,12 @@ pub fn device_behind(
     }))
 }
 
-/// A client that never checks a MAC: whatever act 2 it gets, it goes on (bytes after a broken one),
-/// and after its SetupConnection it reads on without decrypting, never closing.
-struct MacDeafClient {
+/// A hand-written client's task ([`scripted_client`]): it never exits by itself.
+struct ScriptedClient {
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Launched for MacDeafClient {
+impl Launched for ScriptedClient {
     fn exited(&mut self) -> Option<(bool, String)> {
         None
     }
@@ -175,35 +174,40 @@ impl Launched for MacDeafClient {
     }
 }
 
+/// A client that never checks a MAC: whatever act 2 it gets, it goes on (bytes after a broken one),
+/// and after its SetupConnection it reads on without decrypting, never closing.
 pub fn mac_deaf_launcher() -> Launcher {
-    Launcher::InProcess(Arc::new(move |endpoint: &Endpoint| {
-        let url: sv2_codec::noise::keys::Sv2Url = endpoint.url.parse().expect("the suite's URL");
-        let address = url.host_port();
-        let authority = url.authority_key.expect("an authority key");
-        let task = tokio::spawn(async move {
-            loop {
-                let _ = mac_deaf_session(&address, authority).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Box::new(MacDeafClient { task }) as Box<dyn Launched>
-    }))
+    scripted_client(|address, authority| async move {
+        let _ = mac_deaf_session(&address, authority).await;
+    })
 }
 
 /// A client that takes whatever its first read of act 2 brings for the whole of it (as a client of
 /// the 170-byte layout the spec text still gives would) and goes on with 48 bytes of a "frame".
 pub fn short_act2_launcher() -> Launcher {
+    scripted_client(|address, authority| async move {
+        let _ = short_act2_session(&address, authority).await;
+    })
+}
+
+/// A launcher for a hand-written client: `session` (given the suite's address and authority key)
+/// runs again and again, 100 ms apart, until the check stops it.
+fn scripted_client<F, Fut>(session: F) -> Launcher
+where
+    F: Fn(String, sv2_codec::noise::keys::AuthorityPublicKey) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     Launcher::InProcess(Arc::new(move |endpoint: &Endpoint| {
         let url: sv2_codec::noise::keys::Sv2Url = endpoint.url.parse().expect("the suite's URL");
         let address = url.host_port();
         let authority = url.authority_key.expect("an authority key");
         let task = tokio::spawn(async move {
             loop {
-                let _ = short_act2_session(&address, authority).await;
+                session(address.clone(), authority).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
-        Box::new(MacDeafClient { task }) as Box<dyn Launched>
+        Box::new(ScriptedClient { task }) as Box<dyn Launched>
     }))
 }
 

@@ -17,14 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sv2_codec::noise::keys::{AuthorityPublicKey, KeyError, Keypair, SecretKey};
-use sv2_codec::noise::InitiatorConfig;
 use sv2_codec::Message;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{ConfigError, Output, Pool, PoolConfig, PoolStats, SessionId, TemplateSource};
 use crate::served::{self, Command, Log, READ_TIMEOUT};
-use sv2_wire::{unix_now, Connection, KeyLog, NetError, Retention, Side};
+use sv2_wire::{unix_now, Connection, KeyLog, NetError};
 
 /// The pool's Noise identity: the authority that signs its certificate, and its static key.
 #[derive(Debug, Clone)]
@@ -351,27 +350,19 @@ pub async fn serve(
                     source,
                 })?;
             let _ = stream.set_nodelay(true);
-            let mut conn = match upstream.noise {
-                Some(authority) => {
-                    let initiator = match authority {
-                        Some(key) => InitiatorConfig::new(key),
-                        None => InitiatorConfig::unauthenticated(),
-                    };
-                    let timeout = config.handshake_timeout;
-                    Connection::initiate_now(stream, initiator, timeout, &config.key_log)
-                        .await
-                        .map_err(|source| ServeError::Upstream {
-                            address: upstream.address,
-                            source,
-                        })?
-                }
-                None => Connection::plaintext(stream, Side::Client),
-            };
-            conn.transcript.set_retention(if config.recorder.is_some() {
-                Retention::DEFAULT
-            } else {
-                Retention::RECENT
-            });
+            let mut conn = Connection::initiate_or_plain(
+                stream,
+                upstream.noise,
+                config.handshake_timeout,
+                &config.key_log,
+            )
+            .await
+            .map_err(|source| ServeError::Upstream {
+                address: upstream.address,
+                source,
+            })?;
+            conn.transcript
+                .set_retention(served::retention(config.recorder.is_some()));
             Some(conn)
         }
         None => None,

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sv2_codec::noise::keys::AuthorityPublicKey;
-use sv2_codec::noise::InitiatorConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -15,7 +14,7 @@ use super::{DownstreamId, Output, Proxy, ProxyConfig};
 use crate::pool::driver::NoiseIdentity;
 use crate::served::{self, Command, Log};
 use sv2_wire::capture::write::SharedPcapng;
-use sv2_wire::{Connection, KeyLog, NetError, Retention, Side};
+use sv2_wire::{Connection, KeyLog, NetError};
 
 /// How the mock proxy connects and listens.
 #[derive(Debug, Clone)]
@@ -353,23 +352,16 @@ async fn upstream_once(
         .await
         .map_err(|e| (false, format!("connect: {e}")))?;
     let _ = stream.set_nodelay(true);
-    let mut conn = match config.upstream_noise {
-        Some(authority) => {
-            let initiator = match authority {
-                Some(key) => InitiatorConfig::new(key),
-                None => InitiatorConfig::unauthenticated(),
-            };
-            Connection::initiate_now(stream, initiator, config.handshake_timeout, &config.key_log)
-                .await
-                .map_err(|e| (false, e.to_string()))?
-        }
-        None => Connection::plaintext(stream, Side::Client),
-    };
-    conn.transcript.set_retention(if config.recorder.is_some() {
-        Retention::DEFAULT
-    } else {
-        Retention::RECENT
-    });
+    let mut conn = Connection::initiate_or_plain(
+        stream,
+        config.upstream_noise,
+        config.handshake_timeout,
+        &config.key_log,
+    )
+    .await
+    .map_err(|e| (false, e.to_string()))?;
+    conn.transcript
+        .set_retention(served::retention(config.recorder.is_some()));
     conn.record_endpoints();
     shared.log.info(format!("upstream {target}: connected"));
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -162,7 +162,6 @@ struct Job {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct PrevHash {
-    job_id: u32,
     prev_hash: [u8; 32],
     min_ntime: u32,
     nbits: u32,
@@ -808,7 +807,6 @@ impl Proxy {
             ))];
         };
         self.prev_hash = Some(PrevHash {
-            job_id: id,
             prev_hash: m.prev_hash.0,
             min_ntime: m.min_ntime,
             nbits: m.nbits,
@@ -1084,16 +1082,26 @@ impl Proxy {
                 Err(code) => return Self::open_error(session, m.request_id, code),
             };
         let c = &self.channels[&channel_id];
+        let success = OpenStandardMiningChannelSuccess {
+            request_id: m.request_id,
+            channel_id,
+            target: U256(c.target),
+            extranonce_prefix: B0_32::new(self.standard_extranonce(c)).unwrap_or_default(),
+            group_channel_id: 0,
+        };
+        self.opened(session, channel_id, success.into())
+    }
+
+    /// A channel's .Success, then its work, then the hash rate upstream.
+    fn opened(
+        &mut self,
+        session: DownstreamId,
+        channel_id: u32,
+        success: Message<'static>,
+    ) -> Vec<Output> {
         let mut out = vec![Output::Downstream {
             session,
-            message: OpenStandardMiningChannelSuccess {
-                request_id: m.request_id,
-                channel_id,
-                target: U256(c.target),
-                extranonce_prefix: B0_32::new(self.standard_extranonce(c)).unwrap_or_default(),
-                group_channel_id: 0,
-            }
-            .into(),
+            message: success,
         }];
         out.extend(self.work_for(channel_id));
         out.extend(self.update_upstream());
@@ -1120,21 +1128,15 @@ impl Proxy {
             Err(code) => return Self::open_error(session, m.request_id, code),
         };
         let c = &self.channels[&channel_id];
-        let mut out = vec![Output::Downstream {
-            session,
-            message: OpenExtendedMiningChannelSuccess {
-                request_id: m.request_id,
-                channel_id,
-                target: U256(c.target),
-                extranonce_size: own as u16,
-                extranonce_prefix: B0_32::new(self.prefix_of(c)).unwrap_or_default(),
-                group_channel_id: 0,
-            }
-            .into(),
-        }];
-        out.extend(self.work_for(channel_id));
-        out.extend(self.update_upstream());
-        out
+        let success = OpenExtendedMiningChannelSuccess {
+            request_id: m.request_id,
+            channel_id,
+            target: U256(c.target),
+            extranonce_size: own as u16,
+            extranonce_prefix: B0_32::new(self.prefix_of(c)).unwrap_or_default(),
+            group_channel_id: 0,
+        };
+        self.opened(session, channel_id, success.into())
     }
 
     fn update_channel(&mut self, session: DownstreamId, m: &UpdateChannel) -> Vec<Output> {

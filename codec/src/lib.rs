@@ -22,6 +22,7 @@ pub mod types;
 pub use error::{BoundsError, DecodeError, EncodeError, ErrorKind, FrameError};
 pub use frame::{Frame, FrameDecoder, Header, OwnedFrame};
 pub use messages::{
-    decode_frame, decode_payload, encode_frame, to_frame_bytes, Decoded, Message, MessageType,
+    decode_base, decode_frame, decode_payload, encode_frame, to_frame_bytes, Decoded, Message,
+    MessageType,
 };
 pub use tlv::Tlv;

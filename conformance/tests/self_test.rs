@@ -4,7 +4,11 @@
 mod common;
 
 use common::{line, mock_pool};
+use std::time::Duration;
+
 use sv2_conformance::{run, Report, Security, Selection, Verdict};
+use sv2_mock::pool::driver::PoolServerConfig;
+use sv2_mock::pool::ExtensionSupport;
 
 /// Every check passed or skipped.
 fn assert_no_fail_or_error(report: &Report) {
@@ -17,37 +21,35 @@ fn assert_no_fail_or_error(report: &Report) {
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
-/// The checks the faithful mock pool skips, each for a feature it does not have. Any other skip,
-/// and any of these passing or failing, is a difference to review (an empty report would not
-/// pass: every check of the catalogue must be in it).
-const REVIEWED_SKIPS: &[(&str, &str)] = &[
-    ("ext.request-extensions-answered", "no extension 0x0001"),
-    ("ext.unsupported-only-error", "no extension 0x0001"),
-    ("ext.required-enforced", "no extension 0x0001"),
-    ("ext.tlv-too-long-rejected", "no extension 0x0002"),
+/// The mock pool's optional features, each with the checks that need it: they skip on the default
+/// pool (which lacks it), and must pass on a pool that has it. Every other check must pass on the
+/// default pool; an empty or short report fails too (every check of the catalogue must be in it).
+#[allow(clippy::type_complexity)]
+const FEATURES: &[(&str, fn(&mut PoolServerConfig), &[&str])] = &[
     (
-        "mining.custom-job-standard",
-        "no work selection (REQUIRES_WORK_SELECTION refused)",
+        "extensions 0x0001 and 0x0002, 0x0002 required",
+        |c| {
+            c.pool.extensions = Some(ExtensionSupport {
+                supported: vec![0x0002],
+                required: vec![0x0002],
+            })
+        },
+        &[
+            "ext.request-extensions-answered",
+            "ext.unsupported-only-error",
+            "ext.required-enforced",
+            "ext.tlv-too-long-rejected",
+        ],
     ),
     (
-        "shares.version-fixed",
-        "its jobs allow version rolling (passes on a fixed-version pool, below)",
+        "work selection (REQUIRES_WORK_SELECTION)",
+        |c| c.pool.work_selection = true,
+        &["mining.custom-job-standard"],
     ),
     (
-        "monitor.fixed-version",
-        "no REQUIRES_FIXED_VERSION (passes on a fixed-version pool, below)",
-    ),
-    (
-        "monitor.job-after-prev-hash",
-        "it sends no job with min_ntime set to a channel",
-    ),
-    (
-        "monitor.job-min-ntime",
-        "it sends no job with min_ntime set to a channel",
-    ),
-    (
-        "monitor.no-prefix-to-group",
-        "it sends no SetExtranoncePrefix",
+        "a fixed version (REQUIRES_FIXED_VERSION)",
+        |c| c.pool.fixed_version = true,
+        &["shares.version-fixed", "monitor.fixed-version"],
     ),
 ];
 
@@ -72,43 +74,49 @@ fn assert_passes_but(report: &Report, skips: &[&str]) {
 }
 
 /// A mock pool whose blocks are hard (difficulty 1, so a share is not also a block and the old
-/// target can be told apart) and come every 4 s (checks that wait for new work see some).
+/// target can be told apart) and come every 4 s (checks that wait for new work see some), with new
+/// templates on the same prev hash (jobs with min_ntime set) and new extranonce prefixes for every
+/// channel as a busy pool would send them.
 async fn hard_block_pool(
-    configure: impl FnOnce(&mut sv2_mock::pool::driver::PoolServerConfig),
+    configure: impl FnOnce(&mut PoolServerConfig),
 ) -> (sv2_mock::pool::driver::PoolHandle, sv2_conformance::Target) {
     mock_pool(|c| {
         if let sv2_mock::pool::TemplateSource::InProcess(tp) = &mut c.pool.template_source {
             tp.nbits = 0x1d00_ffff;
         }
-        c.block_interval = Some(std::time::Duration::from_secs(4));
+        c.block_interval = Some(Duration::from_secs(4));
+        c.template_interval = Some(Duration::from_millis(1500));
+        c.pool.extranonce_prefix_every_secs = Some(3);
         configure(c);
     })
     .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mock_pool_passes_every_check_but_the_reviewed_skips() {
+async fn the_mock_pool_passes_every_check_but_those_of_features_it_lacks() {
     let (_pool, target) = hard_block_pool(|_| {}).await;
     let report = run(target, &Selection::default(), |_| {}).await;
     println!("{}", sv2_conformance::report::text(&report, true));
-    let skips: Vec<&str> = REVIEWED_SKIPS.iter().map(|(id, _)| *id).collect();
+    let skips: Vec<&str> = FEATURES
+        .iter()
+        .flat_map(|(_, _, ids)| ids.iter().copied())
+        .collect();
     assert_passes_but(&report, &skips);
 }
 
-/// REQUIRES_FIXED_VERSION: the two checks of fixed versions pass.
+/// Each feature's checks pass on a pool that has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fixed_version_mock_pool_passes_the_fixed_version_checks() {
-    let (_pool, target) = hard_block_pool(|c| c.pool.fixed_version = true).await;
-    let selection = Selection {
-        only: vec![
-            "shares.version-fixed".into(),
-            "monitor.fixed-version".into(),
-        ],
-    };
-    let report = run(target, &selection, |_| {}).await;
-    assert_eq!(report.results.len(), 2);
-    for r in &report.results {
-        assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", line(r));
+async fn a_mock_pool_with_each_feature_passes_its_checks() {
+    for (feature, configure, ids) in FEATURES {
+        let (_pool, target) = hard_block_pool(configure).await;
+        let selection = Selection {
+            only: ids.iter().map(|id| id.to_string()).collect(),
+        };
+        let report = run(target, &selection, |_| {}).await;
+        assert_eq!(report.results.len(), ids.len(), "{feature}");
+        for r in &report.results {
+            assert_eq!(r.outcome.verdict, Verdict::Pass, "{feature}: {}", line(r));
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::ResponderConfig;
-use sv2_codec::Message;
+use sv2_codec::{DecodeError, Decoded, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -220,6 +220,28 @@ pub fn record(
     }
 }
 
+/// What [`serve`] hands the role for each frame received.
+#[derive(Debug, Clone, Copy)]
+pub enum Received<'a> {
+    /// A frame that decoded strictly: the message and its TLVs.
+    Frame(&'a Decoded<'a>),
+    /// A frame that did not (its header and payload, and why); already logged.
+    Undecodable {
+        frame: &'a [u8],
+        error: &'a DecodeError,
+    },
+}
+
+impl<'a> Received<'a> {
+    /// The message, when the frame decoded.
+    pub fn message(self) -> Option<&'a Message<'a>> {
+        match self {
+            Received::Frame(decoded) => Some(&decoded.message),
+            Received::Undecodable { .. } => None,
+        }
+    }
+}
+
 /// Runs `conn` until it ends. Each decoded message goes to `on_message`; a frame that does not decode
 /// is logged and skipped (the session goes on); `label` prefixes the log lines.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
@@ -227,7 +249,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     commands: &mut mpsc::UnboundedReceiver<Command>,
     shutdown: &mut watch::Receiver<bool>,
     label: &str,
-    mut on_message: impl FnMut(&Message<'_>),
+    mut on_frame: impl FnMut(Received<'_>),
     log: &Log,
 ) -> Result<(), NetError> {
     let mut frames = 0u64;
@@ -236,14 +258,18 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             received = conn.recv(READ, READ_TIMEOUT) => match received {
                 Ok(decoded) => {
                     frames += 1;
-                    on_message(&decoded.message)
+                    on_frame(Received::Frame(&decoded))
                 }
                 Err(NetError::Decode { frame, source, .. }) => {
                     frames += 1;
                     log.warn(format!(
                         "{label}: undecodable frame {} ({source})",
                         hex::encode(&frame[..frame.len().min(64)])
-                    ))
+                    ));
+                    on_frame(Received::Undecodable {
+                        frame: &frame,
+                        error: &source,
+                    })
                 }
                 Err(e) => {
                     if frames == 0 && conn.act_looks_prefixed() {

@@ -15,6 +15,7 @@ use sv2_chain::target::{compact_to_target, meets_target};
 use sv2_chain::tx::Transaction;
 use sv2_chain::{merkle, sha256d};
 use sv2_codec::messages::common::SetupConnection;
+use sv2_codec::messages::extensions::RequestExtensions;
 use sv2_codec::messages::flags::{
     REQUIRES_EXTENDED_CHANNELS, REQUIRES_FIXED_VERSION, REQUIRES_STANDARD_JOBS,
     REQUIRES_VERSION_ROLLING, REQUIRES_WORK_SELECTION,
@@ -26,8 +27,9 @@ use sv2_codec::messages::mining::{
 use sv2_codec::messages::template_distribution::{NewTemplate, SetNewPrevHashTdp};
 use sv2_codec::noise::keys::{Keypair, SecretKey};
 use sv2_codec::noise::InitiatorConfig;
-use sv2_codec::types::{Seq0_255, Str0_255, B0_255, B0_32, B0_64K, U256};
+use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
+use sv2_codec::{decode_frame, DecodeError, Decoded, Frame, Tlv};
 use sv2_conformance::monitor::{
     Finding, Monitor, CLIENT_SEQUENCE_UNIQUE, CLIENT_SHARE_NTIME, JOB_ID_UNIQUE,
     PREV_HASH_NAMES_FUTURE_JOB, SILENT_AFTER_CLOSE,
@@ -35,7 +37,8 @@ use sv2_conformance::monitor::{
 use sv2_engine::BlockHeader;
 use sv2_mock::pool::driver::{serve, PoolServerConfig, UpstreamTp};
 use sv2_mock::pool::{
-    Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, ShareRules, TemplateSource,
+    ExtensionSupport, Output, Pool, PoolConfig, PoolFaults, SessionId, ShareError, ShareRules,
+    TemplateSource,
 };
 use sv2_mock::tp::driver::TpServerConfig;
 use sv2_mock::tp::{self, TemplateProvider, TpConfig};
@@ -142,6 +145,9 @@ struct Job {
     rolling: bool,
     /// The job as the shared client view parses it: the merkle root, or the coinbase parts.
     body: JobBody,
+    /// The channel's extranonce prefix when the job came (§5.3.10: a SetExtranoncePrefix applies
+    /// to the jobs after it).
+    prefix: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,10 +290,11 @@ impl Client {
         msgs
     }
 
-    fn add_job(&mut self, channel_id: u32, job_id: u32, job: Job, min_ntime: Option<u32>) {
+    fn add_job(&mut self, channel_id: u32, job_id: u32, mut job: Job, min_ntime: Option<u32>) {
         let Some(chan) = self.chans.get_mut(&channel_id) else {
             return;
         };
+        job.prefix = chan.prefix.clone();
         chan.got_job = true;
         chan.jobs.insert(job_id, job);
         if let Some(min_ntime) = min_ntime {
@@ -324,6 +331,7 @@ impl Client {
                     future: data.min_ntime.is_none(),
                     rolling: true,
                     body: data.body,
+                    prefix: Vec::new(),
                 };
                 self.add_job(j.channel_id, j.job_id, job, j.min_ntime);
             }
@@ -335,6 +343,7 @@ impl Client {
                         future: data.min_ntime.is_none(),
                         rolling: data.body.version_rolling_allowed(),
                         body: data.body.clone(),
+                        prefix: Vec::new(),
                     };
                     self.add_job(member, j.job_id, job, j.min_ntime);
                 }
@@ -363,6 +372,11 @@ impl Client {
             Message::SetTarget(t) => {
                 if let Some(chan) = self.chans.get_mut(&t.channel_id) {
                     chan.target = t.maximum_target.0;
+                }
+            }
+            Message::SetExtranoncePrefix(p) => {
+                if let Some(chan) = self.chans.get_mut(&p.channel_id) {
+                    chan.prefix = p.extranonce_prefix.as_bytes().to_vec();
                 }
             }
             Message::SetGroupChannel(g) => {
@@ -433,7 +447,7 @@ impl Client {
         } else {
             extranonce
         };
-        let root = job.body.merkle_root(&chan.prefix, extranonce);
+        let root = job.body.merkle_root(&job.prefix, extranonce);
         let version = if job.rolling {
             job.version ^ 0x0000_2000
         } else {
@@ -918,25 +932,274 @@ fn set_custom_mining_job_is_refused() {
         (std, "standard-channels-not-supported-for-custom-work"),
         (ext, "jd-not-supported"),
     ] {
-        let m = SetCustomMiningJob {
-            channel_id,
-            request_id: 41,
-            mining_job_token: B0_255::default(),
-            version: 0x2000_0000,
-            prev_hash: U256([0; 32]),
-            min_ntime: NOW,
-            nbits: HARD_NBITS,
-            coinbase_tx_version: 2,
-            coinbase_prefix: B0_255::default(),
-            coinbase_tx_input_n_sequence: u32::MAX,
-            coinbase_tx_outputs: B0_64K::default(),
-            coinbase_tx_locktime: 0,
-            merkle_path: Seq0_255::default(),
-        };
-        let msgs = c.exchange(&mut pool, &m.into(), NOW);
+        let msgs = c.exchange(&mut pool, &custom_job(channel_id), NOW);
         assert!(
             matches!(&msgs[..], [Message::SetCustomMiningJobError(e)] if e.channel_id == channel_id && e.request_id == 41 && e.error_code.as_bytes() == code.as_bytes()),
             "{msgs:?}"
+        );
+    }
+}
+
+/// A SetCustomMiningJob on `channel_id` with no token.
+fn custom_job(channel_id: u32) -> Message<'static> {
+    SetCustomMiningJob {
+        channel_id,
+        request_id: 41,
+        mining_job_token: B0_255::default(),
+        version: 0x2000_0000,
+        prev_hash: U256([0; 32]),
+        min_ntime: NOW,
+        nbits: HARD_NBITS,
+        coinbase_tx_version: 2,
+        coinbase_prefix: B0_255::default(),
+        coinbase_tx_input_n_sequence: u32::MAX,
+        coinbase_tx_outputs: B0_64K::default(),
+        coinbase_tx_locktime: 0,
+        merkle_path: Seq0_255::default(),
+    }
+    .into()
+}
+
+#[test]
+fn work_selection_takes_the_flag_and_refuses_custom_jobs_without_a_token() {
+    let mut pool = Pool::new(
+        PoolConfig {
+            work_selection: true,
+            ..config()
+        },
+        NOW,
+    )
+    .unwrap();
+    let mut c = Client::connect(&mut pool, REQUIRES_WORK_SELECTION);
+    let std = c.open(&mut pool, open_standard(1, ANY));
+    let ext = c.open(&mut pool, open_extended(2, ANY, 0));
+    for (channel_id, code) in [
+        (std, "standard-channels-not-supported-for-custom-work"),
+        (ext, "invalid-mining-job-token"),
+    ] {
+        let msgs = c.exchange(&mut pool, &custom_job(channel_id), NOW);
+        assert!(
+            matches!(&msgs[..], [Message::SetCustomMiningJobError(e)] if e.channel_id == channel_id && e.error_code.as_bytes() == code.as_bytes()),
+            "{msgs:?}"
+        );
+    }
+    // Without the flag on this connection, custom work is not for it.
+    let mut plain = Client::connect(&mut pool, 0);
+    let ext = plain.open(&mut pool, open_extended(1, ANY, 0));
+    let msgs = plain.exchange(&mut pool, &custom_job(ext), NOW);
+    assert!(
+        matches!(&msgs[..], [Message::SetCustomMiningJobError(e)] if e.error_code.as_bytes() == b"jd-not-supported"),
+        "{msgs:?}"
+    );
+}
+
+fn request_extensions(request_id: u16, extensions: &[u16]) -> Message<'static> {
+    RequestExtensions {
+        request_id,
+        requested_extensions: Seq0_64K::new(extensions.to_vec()).unwrap(),
+    }
+    .into()
+}
+
+fn closed(out: &[Output]) -> bool {
+    out.iter().any(|o| matches!(o, Output::Close { .. }))
+}
+
+#[test]
+fn extensions_are_negotiated_and_a_client_without_a_required_one_is_disconnected() {
+    let support = ExtensionSupport {
+        supported: vec![0x0002],
+        required: vec![0x0002],
+    };
+    let mut pool = Pool::new(
+        PoolConfig {
+            extensions: Some(support),
+            ..config()
+        },
+        NOW,
+    )
+    .unwrap();
+    // Asked for 0x0002 (and an unknown one): confirmed, and the channel opens.
+    let mut c = Client::connect(&mut pool, 0);
+    let msgs = c.exchange(&mut pool, &request_extensions(7, &[0x0002, 0x4fff]), NOW);
+    assert!(
+        matches!(&msgs[..], [Message::RequestExtensionsSuccess(s)] if s.request_id == 7 && s.supported_extensions.iter().copied().eq([0x0002])),
+        "{msgs:?}"
+    );
+    c.open(&mut pool, open_extended(1, ANY, 0));
+    // Only unknown ones: .Error with them and the required one; going on without it closes.
+    let mut c = Client::connect(&mut pool, 0);
+    let msgs = c.exchange(&mut pool, &request_extensions(8, &[0x4fff]), NOW);
+    assert!(
+        matches!(&msgs[..], [Message::RequestExtensionsError(e)] if e.request_id == 8
+            && e.unsupported_extensions.iter().copied().eq([0x4fff])
+            && e.required_extensions.iter().copied().eq([0x0002])),
+        "{msgs:?}"
+    );
+    assert!(closed(&c.send(&mut pool, &open_standard(1, ANY), NOW)));
+    // A retry with it is fine.
+    let mut c = Client::connect(&mut pool, 0);
+    c.exchange(&mut pool, &request_extensions(9, &[0x4fff]), NOW);
+    let msgs = c.exchange(&mut pool, &request_extensions(10, &[0x0002]), NOW);
+    assert!(
+        matches!(&msgs[..], [Message::RequestExtensionsSuccess(_)]),
+        "{msgs:?}"
+    );
+    c.open(&mut pool, open_standard(1, ANY));
+    // No negotiation at all: the first message past setup closes.
+    let mut c = Client::connect(&mut pool, 0);
+    assert!(closed(&c.send(&mut pool, &open_standard(1, ANY), NOW)));
+    // A pool without extension 0x0001 ignores RequestExtensions.
+    let mut pool = Pool::new(config(), NOW).unwrap();
+    let mut c = Client::connect(&mut pool, 0);
+    let out = c.send(&mut pool, &request_extensions(7, &[0x0002]), NOW);
+    assert!(
+        out.iter().all(|o| matches!(o, Output::Unexpected { .. })),
+        "{out:?}"
+    );
+    // Only extensions it implements can be configured.
+    let unknown = ExtensionSupport {
+        supported: vec![0x4fff],
+        required: vec![],
+    };
+    assert!(Pool::new(
+        PoolConfig {
+            extensions: Some(unknown),
+            ..config()
+        },
+        NOW
+    )
+    .is_err());
+}
+
+/// A share's frame with its TLVs, as a connection would decode it (`Err`: as it failed to).
+fn share_frame(
+    share: &Mined,
+    tlvs: &[Tlv<'_>],
+) -> (Vec<u8>, Result<Decoded<'static>, DecodeError>) {
+    let bytes = sv2_codec::to_frame_bytes(&share.extended(), tlvs).unwrap();
+    let (frame, _) = Frame::parse(&bytes).unwrap();
+    let decoded = decode_frame(&frame).map(Decoded::into_static);
+    (bytes, decoded)
+}
+
+#[test]
+fn the_worker_tlv_counts_shares_and_one_over_32_bytes_is_refused_once_negotiated() {
+    let support = ExtensionSupport {
+        supported: vec![0x0002],
+        required: vec![],
+    };
+    let mut pool = Pool::new(
+        PoolConfig {
+            extensions: Some(support),
+            ..config()
+        },
+        NOW,
+    )
+    .unwrap();
+    let worker = |name: &[u8]| Tlv {
+        extension_type: 0x0002,
+        field_type: 0x01,
+        value: B0_64K::new(name.to_vec()).unwrap(),
+    };
+    let en = vec![7u8; 28];
+    // Negotiated: the worker's shares are counted; a 33-byte name gets SubmitShares.Error.
+    let mut c = Client::connect(&mut pool, 0);
+    c.exchange(&mut pool, &request_extensions(1, &[0x0002]), NOW);
+    let ext = c.open(&mut pool, open_extended(2, ANY, 0));
+    let share = c.good(ext, &en);
+    let (_, decoded) = share_frame(&share, &[worker(b"rig-7")]);
+    c.sent(&share.extended());
+    let out = pool.handle_frame(c.session, &decoded.unwrap(), NOW + 1);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::ShareAccepted { .. })),
+        "{out:?}"
+    );
+    assert_eq!(pool.stats().shares_by_worker.get("rig-7"), Some(&1));
+    let share = c.good(ext, &en);
+    let (bytes, decoded) = share_frame(&share, &[worker(&[b'x'; 33])]);
+    let error = decoded.unwrap_err();
+    c.sent(&share.extended());
+    let out = pool.handle_undecodable(c.session, &bytes, &error, NOW + 1);
+    let msgs = c.follow(&out);
+    assert_eq!(
+        error_code(&msgs),
+        Some((share.sequence_number, "user-identity-too-long".into())),
+        "{msgs:?}"
+    );
+    // Not negotiated: the TLV is ignored and the share judged on its own (extension 0x0002 §1.3).
+    let mut c = Client::connect(&mut pool, 0);
+    let ext = c.open(&mut pool, open_extended(1, ANY, 0));
+    let share = c.good(ext, &en);
+    let (bytes, decoded) = share_frame(&share, &[worker(&[b'x'; 33])]);
+    c.sent(&share.extended());
+    let out = pool.handle_undecodable(c.session, &bytes, &decoded.unwrap_err(), NOW + 1);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::ShareAccepted { .. })),
+        "{out:?}"
+    );
+    assert_eq!(pool.stats().shares_by_worker.len(), 1);
+}
+
+#[test]
+fn extranonce_prefixes_are_replaced_on_schedule_and_later_jobs_use_the_new_one() {
+    let mut pool = Pool::new(
+        PoolConfig {
+            extranonce_prefix_every_secs: Some(30),
+            ..config()
+        },
+        NOW,
+    )
+    .unwrap();
+    let mut c = Client::connect(&mut pool, 0);
+    let ext = c.open(&mut pool, open_extended(1, ANY, 0));
+    let std = c.open(&mut pool, open_standard(2, ANY));
+    let before: Vec<Vec<u8>> = [ext, std]
+        .iter()
+        .map(|id| c.chan(*id).prefix.clone())
+        .collect();
+    assert!(c
+        .follow(&pool.tick(NOW + 29))
+        .iter()
+        .all(|m| !matches!(m, Message::SetExtranoncePrefix(_))));
+    let msgs = c.follow(&pool.tick(NOW + 30));
+    let set: Vec<u32> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::SetExtranoncePrefix(p) => Some(p.channel_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(set, vec![ext, std], "{msgs:?}");
+    // Then a job on the current prev hash (min_ntime set), for the new prefixes.
+    assert!(
+        msgs.iter()
+            .any(|m| matches!(m, Message::NewExtendedMiningJob(j) if j.min_ntime.is_some())),
+        "{msgs:?}"
+    );
+    let after: Vec<Vec<u8>> = [ext, std]
+        .iter()
+        .map(|id| c.chan(*id).prefix.clone())
+        .collect();
+    assert!(before
+        .iter()
+        .zip(&after)
+        .all(|(b, a)| b != a && b.len() == a.len()));
+    // Shares on the new job, with the new prefix, are accepted.
+    for (id, en) in [(ext, vec![3u8; 28]), (std, Vec::new())] {
+        let share = c.good(id, &en);
+        let m = if en.is_empty() {
+            share.standard()
+        } else {
+            share.extended()
+        };
+        let out = c.send(&mut pool, &m, NOW + 31);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::ShareAccepted { .. })),
+            "{out:?}"
         );
     }
 }

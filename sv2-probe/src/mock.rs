@@ -109,6 +109,15 @@ from one run in-process. Runs until Ctrl-C or --duration; prints the URL to give
   pool_tag = \"/sv2-mock/\"                     # in every coinbase's scriptSig
   ack_every = 10                              # shares per SubmitShares.Success
   block_interval_secs = 0                     # in-process TP: a new block this often (0: when found)
+  template_interval_secs = 0                  # in-process TP: a new template on the same prev hash this
+                                              # often, sent as jobs with min_ntime set (0: never)
+  extensions = []                             # extension 0x0001 negotiation, confirming these (0x0002:
+                                              # the worker TLV); unset: RequestExtensions is ignored
+  required_extensions = []                    # listed in RequestExtensions.Error; a client going on
+                                              # without them is disconnected
+  work_selection = false                      # accept REQUIRES_WORK_SELECTION (no JD tokens: every
+                                              # SetCustomMiningJob is refused on its merits)
+  extranonce_prefix_every_secs = 0            # SetExtranoncePrefix to every channel this often (0: never)
   fixed_version = false                       # Success sets REQUIRES_FIXED_VERSION, jobs forbid rolling
   requires_extended_channels = false          # standard channels refused (REQUIRES_EXTENDED_CHANNELS)
   idle_timeout_secs = 120                     # close a connection with no channel after this (0: never)
@@ -124,7 +133,7 @@ Share rules: each defaults to the spec's; relax one to let a device that breaks 
   check_target = true            # §5.3.21: the hash meets the channel's target
   check_duplicates = true        # the same share twice is refused (duplicate-share)
 
-A refused share gets SubmitShares.Error with a code: invalid-channel-id, invalid-job-id, stale-share, difficulty-too-low (codes earlier versions of the spec listed; the current one lists none); bad-extranonce-size, invalid-non-rollable-version-bit, version-rolling-not-allowed, duplicate-share (the reference implementation's); invalid-ntime and too-many-shares (this toolkit's own). The log line of each names the rule and the allowed range.";
+A refused share gets SubmitShares.Error with a code: invalid-channel-id, invalid-job-id, stale-share, difficulty-too-low (codes earlier versions of the spec listed; the current one lists none); bad-extranonce-size, invalid-non-rollable-version-bit, version-rolling-not-allowed, duplicate-share (the reference implementation's); invalid-ntime, too-many-shares and user-identity-too-long (this toolkit's own). The log line of each names the rule and the allowed range.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -209,8 +218,13 @@ struct PoolFile {
     pool_tag: Option<String>,
     ack_every: Option<u32>,
     block_interval_secs: Option<u64>,
+    template_interval_secs: Option<u64>,
     fixed_version: Option<bool>,
     requires_extended_channels: Option<bool>,
+    extensions: Option<Vec<u16>>,
+    required_extensions: Option<Vec<u16>>,
+    work_selection: Option<bool>,
+    extranonce_prefix_every_secs: Option<u32>,
     idle_timeout_secs: Option<u32>,
     max_channels_per_session: Option<usize>,
     ntime_future_slack_secs: Option<u32>,
@@ -506,6 +520,19 @@ fn run_pool(args: &TpArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         .block_interval_secs
         .filter(|&s| s > 0)
         .map(Duration::from_secs);
+    config.template_interval = file
+        .template_interval_secs
+        .filter(|&s| s > 0)
+        .map(Duration::from_secs);
+    let pool = &mut config.pool;
+    if file.extensions.is_some() || file.required_extensions.is_some() {
+        pool.extensions = Some(sv2_mock::pool::ExtensionSupport {
+            supported: file.extensions.clone().unwrap_or_default(),
+            required: file.required_extensions.clone().unwrap_or_default(),
+        });
+    }
+    pool.work_selection = file.work_selection.unwrap_or(pool.work_selection);
+    pool.extranonce_prefix_every_secs = file.extranonce_prefix_every_secs.filter(|&s| s > 0);
     let scenario = read_scenarios(args)?;
     runtime()?.block_on(async {
         let encrypted = config.noise.is_some();

@@ -430,6 +430,28 @@ pub fn decode_payload<'a>(header: &Header, payload: &'a [u8]) -> Result<Decoded<
     })
 }
 
+/// The message's own fields, strictly, and nothing after them: whatever follows the last field is
+/// not read. For a receiver that must ignore the TLVs of extensions it did not negotiate (extension
+/// 0x0002 §1.3) when [`decode_payload`] refused them (a known TLV over its length limit is an error
+/// there, whatever was negotiated).
+pub fn decode_base<'a>(header: &Header, payload: &'a [u8]) -> Result<Message<'a>, DecodeError> {
+    if header.msg_length as usize != payload.len() {
+        return Err(
+            Reader::new(payload, "frame").error(ErrorKind::LengthMismatch {
+                header: header.msg_length,
+                payload: payload.len(),
+            }),
+        );
+    }
+    let mut r = Reader::new(payload, "frame");
+    Message::decode_fields(
+        header.extension_type,
+        header.channel_msg,
+        header.msg_type,
+        &mut r,
+    )
+}
+
 /// Appends the whole frame (header, fields, then `tlvs`) to `out`. TLVs are written in the order
 /// given; [`sort_tlvs`] orders them as §3.4.3 asks.
 pub fn encode_frame(

@@ -48,6 +48,8 @@ pub(crate) struct Channel {
     pub kind: ChannelKind,
     pub user_identity: String,
     pub extranonce_prefix: Vec<u8>,
+    /// When `extranonce_prefix` was assigned (unix seconds).
+    pub prefix_since: u32,
     pub target: [u8; 32],
     pub max_target: [u8; 32],
     pub nominal_hash_rate: f32,

@@ -67,6 +67,9 @@ pub struct PoolServerConfig {
     pub tick_interval: Duration,
     /// In-process TP: a new block every this often (None: only when one is found).
     pub block_interval: Option<Duration>,
+    /// In-process TP: a new template on the same prev hash every this often (jobs sent with
+    /// min_ntime set, active at once; None: templates change only with blocks and new prefixes).
+    pub template_interval: Option<Duration>,
     /// How long handshakes (down and up) may take.
     pub handshake_timeout: Duration,
     /// Events kept for [`PoolHandle::events`] (the oldest go first).
@@ -86,6 +89,7 @@ impl PoolServerConfig {
             upstream: None,
             tick_interval: Duration::from_secs(1),
             block_interval: None,
+            template_interval: None,
             handshake_timeout: Duration::from_secs(10),
             max_events: 10_000,
             key_log: KeyLog::none(),
@@ -441,19 +445,24 @@ pub async fn serve(
         }
     });
 
-    if let (Some(interval), None) = (config.block_interval, &config.upstream) {
-        let block_shared = shared.clone();
-        let mut block_shutdown = shutdown_rx;
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.tick().await;
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => block_shared.0.with_core(|core| core.new_block(unix_now())),
-                    _ = block_shutdown.changed() => break,
+    if config.upstream.is_none() {
+        let every = |interval: Option<Duration>, step: fn(&mut Pool, u32) -> Vec<Output>| {
+            let Some(interval) = interval else { return };
+            let shared = shared.clone();
+            let mut shutdown = shutdown_rx.clone();
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
+                ticker.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => shared.0.with_core(|core| step(core, unix_now())),
+                        _ = shutdown.changed() => break,
+                    }
                 }
-            }
-        });
+            });
+        };
+        every(config.block_interval, Pool::new_block);
+        every(config.template_interval, Pool::update_template);
     }
 
     Ok(PoolHandle {
@@ -492,7 +501,14 @@ async fn session(
         &mut rx,
         &mut shutdown,
         &label,
-        |message| shared.with_core(|core| core.handle(id, message, unix_now())),
+        |received| match received {
+            served::Received::Frame(decoded) => {
+                shared.with_core(|core| core.handle_frame(id, decoded, unix_now()))
+            }
+            served::Received::Undecodable { frame, error } => {
+                shared.with_core(|core| core.handle_undecodable(id, frame, error, unix_now()))
+            }
+        },
         &shared.log,
     )
     .await;

@@ -17,8 +17,8 @@
 //! defines none, §3.5):
 //! - SetupConnection: protocol 0 and a version range containing 2, else SetupConnection.Error
 //!   `unsupported-protocol` / `protocol-version-mismatch` (flags 0) and close. Flags: REQUIRES_STANDARD_JOBS
-//!   and REQUIRES_VERSION_ROLLING are honoured; REQUIRES_WORK_SELECTION (custom jobs need a Job
-//!   Declarator the mock does not have) and every undefined bit are refused: SetupConnection.Error
+//!   and REQUIRES_VERSION_ROLLING are honoured; REQUIRES_WORK_SELECTION (unless configured with
+//!   `work_selection`) and every undefined bit are refused: SetupConnection.Error
 //!   `unsupported-feature-flags` listing all of them (§3.6.3), then close. So are REQUIRES_VERSION_ROLLING
 //!   when the pool is configured with a fixed version, and REQUIRES_STANDARD_JOBS when it requires extended
 //!   channels. Success: used_version 2 and the server flags (REQUIRES_FIXED_VERSION,
@@ -42,7 +42,15 @@
 //!   codes); accepted shares are acknowledged in batches; a share that meets the block target becomes
 //!   SubmitSolution upstream with the full coinbase.
 //! - SetCustomMiningJob: SetCustomMiningJob.Error (`invalid-channel-id`,
-//!   `standard-channels-not-supported-for-custom-work`, or `jd-not-supported`).
+//!   `standard-channels-not-supported-for-custom-work`, `invalid-mining-job-token` with work
+//!   selection: the mock issues no tokens, or `jd-not-supported` without).
+//! - RequestExtensions (with `extensions` configured; ignored otherwise, §3.4.1): .Success with the
+//!   requested extensions it supports, or .Error with the unsupported and the missing required ones;
+//!   a client that goes on without a required extension is disconnected. With 0x0002 negotiated,
+//!   accepted shares are counted by their user_identity TLV and one over 32 bytes is refused
+//!   (`user-identity-too-long`); without it the TLV is ignored.
+//! - Optionally, new templates on the same prev hash (jobs with min_ntime set) and a new
+//!   extranonce prefix for every channel at intervals (SetExtranoncePrefix).
 //! - Anything else after setup is reported as [`Output::Unexpected`] and otherwise ignored.
 //!
 //! The coinbase and extranonce layout is described in [`job`].
@@ -57,7 +65,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
+use sv2_codec::frame::HEADER_LEN;
 use sv2_codec::messages::common::{SetupConnection, SetupConnectionError, SetupConnectionSuccess};
+use sv2_codec::messages::extensions::{
+    RequestExtensions, RequestExtensionsError, RequestExtensionsSuccess,
+};
 use sv2_codec::messages::mining::{
     NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess, OpenMiningChannelError,
     OpenStandardMiningChannelSuccess, SetCustomMiningJobError, SetCustomMiningJobSuccess,
@@ -69,7 +81,7 @@ use sv2_codec::messages::template_distribution::{
     SubmitSolution,
 };
 use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_32, B0_64K, U256};
-use sv2_codec::Message;
+use sv2_codec::{decode_base, DecodeError, Decoded, ErrorKind, Header, Message, Tlv};
 
 use crate::tp::{self, SolutionVerdict, TemplateProvider, TpConfig};
 use sv2_chain::script::p2wpkh;
@@ -198,9 +210,34 @@ pub struct PoolConfig {
     pub request_transaction_data: bool,
     /// Where templates come from.
     pub template_source: TemplateSource,
+    /// Extensions Negotiation (extension 0x0001); `None`: the pool does not implement it and
+    /// ignores RequestExtensions, as §3.4.1 asks of a server without it.
+    pub extensions: Option<ExtensionSupport>,
+    /// REQUIRES_WORK_SELECTION is accepted (§5.2.2): SetCustomMiningJob is then answered on its
+    /// merits. The mock issues no mining job tokens (it has no Job Declarator), so every custom job
+    /// is refused with `invalid-mining-job-token`, and one on a standard channel with
+    /// `standard-channels-not-supported-for-custom-work` (§5.3.18).
+    pub work_selection: bool,
+    /// Every channel gets a new extranonce prefix (SetExtranoncePrefix, §5.3.10) this many seconds
+    /// after its last one; `None`: never.
+    pub extranonce_prefix_every_secs: Option<u32>,
     /// Deliberate violations.
     pub faults: PoolFaults,
 }
+
+/// What the pool says about extensions when asked (extension 0x0001).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtensionSupport {
+    /// Extensions the pool confirms when requested. Only those it implements may be listed:
+    /// 0x0002 (worker-specific hash rate tracking: the user_identity TLV of SubmitSharesExtended).
+    pub supported: Vec<u16>,
+    /// Extensions a client must request: RequestExtensions.Error lists those missing from a
+    /// request, and a client that goes on without them is disconnected (ext 0x0001 §4).
+    pub required: Vec<u16>,
+}
+
+/// The extensions the mock pool implements beyond 0x0001 itself.
+pub const IMPLEMENTED_EXTENSIONS: &[u16] = &[sv2_codec::tlv::EXT_WORKER_HASHRATE_TRACKING];
 
 /// How strictly the pool judges shares: each rule it applies can be relaxed, so that a device that
 /// breaks one can still mine here while the conformance suite (or the monitor) tells its user what
@@ -268,6 +305,9 @@ impl Default for PoolConfig {
             max_shares_per_job: 65_536,
             request_transaction_data: false,
             template_source: TemplateSource::InProcess(TpConfig::default()),
+            extensions: None,
+            work_selection: false,
+            extranonce_prefix_every_secs: None,
             faults: PoolFaults::default(),
         }
     }
@@ -298,6 +338,10 @@ pub enum ConfigError {
     TargetsCrossed,
     #[error("max_templates must be at least 1")]
     NoTemplates,
+    #[error("extension {0:#06x} is listed as supported or required, but the mock pool implements only {IMPLEMENTED_EXTENSIONS:04x?}")]
+    UnknownExtension(u16),
+    #[error("extension {0:#06x} is required but not supported")]
+    RequiredNotSupported(u16),
 }
 
 /// What the driver must do, and what happened.
@@ -386,7 +430,13 @@ pub struct PoolStats {
     pub templates: u64,
     pub templates_refused: u64,
     pub prev_hashes: u64,
+    /// Accepted shares by the user_identity TLV of extension 0x0002 (at most
+    /// [`MAX_WORKERS`] names; later ones are counted under `""`).
+    pub shares_by_worker: BTreeMap<String, u64>,
 }
+
+/// Worker names [`PoolStats::shares_by_worker`] keeps apart.
+pub const MAX_WORKERS: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SessionState {
@@ -413,6 +463,8 @@ struct Session {
     next_id: u32,
     next_job_id: u32,
     last_job_id: Option<u32>,
+    /// Extensions confirmed by RequestExtensions.Success.
+    extensions: Vec<u16>,
 }
 
 impl Session {
@@ -430,6 +482,7 @@ impl Session {
             next_id: 1,
             next_job_id: 1,
             last_job_id: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -585,6 +638,8 @@ struct Submit<'a> {
     version: u32,
     /// None for SubmitSharesStandard.
     extranonce: Option<&'a [u8]>,
+    /// The user_identity TLV, when extension 0x0002 was negotiated.
+    worker: Option<String>,
 }
 
 /// The mock pool.
@@ -649,6 +704,16 @@ impl Pool {
         }
         if config.max_templates == 0 {
             return Err(ConfigError::NoTemplates);
+        }
+        if let Some(ext) = &config.extensions {
+            for id in ext.supported.iter().chain(&ext.required) {
+                if !IMPLEMENTED_EXTENSIONS.contains(id) {
+                    return Err(ConfigError::UnknownExtension(*id));
+                }
+            }
+            if let Some(id) = ext.required.iter().find(|id| !ext.supported.contains(id)) {
+                return Err(ConfigError::RequiredNotSupported(*id));
+            }
         }
         let in_process = match &config.template_source {
             TemplateSource::InProcess(tp_config) => {
@@ -855,32 +920,57 @@ impl Pool {
         channel_id: u32,
         now: u32,
     ) -> Vec<Output> {
-        let Some(channel) = self
-            .sessions
-            .get(&session)
-            .and_then(|s| s.channels.get(&channel_id))
-        else {
+        let Some(set) = self.new_prefix(session, channel_id, now) else {
             return Vec::new();
         };
-        let Some(prefix) = self.extranonces.allocate(channel.extranonce_prefix.len()) else {
-            return Vec::new();
-        };
-        if let Some(channel) = self
+        let mut out = vec![set];
+        out.extend(self.update_template(now));
+        out
+    }
+
+    /// A fresh prefix for one channel, and the SetExtranoncePrefix that says so.
+    fn new_prefix(&mut self, session: SessionId, channel_id: u32, now: u32) -> Option<Output> {
+        let channel = self
             .sessions
             .get_mut(&session)
-            .and_then(|s| s.channels.get_mut(&channel_id))
-        {
-            channel.extranonce_prefix = prefix.clone();
-        }
-        let mut out = vec![send(
+            .and_then(|s| s.channels.get_mut(&channel_id))?;
+        let prefix = self.extranonces.allocate(channel.extranonce_prefix.len())?;
+        channel.extranonce_prefix = prefix.clone();
+        channel.prefix_since = now;
+        Some(send(
             session,
             SetExtranoncePrefix {
                 channel_id,
                 extranonce_prefix: B0_32::new(prefix).unwrap_or_default(),
             }
             .into(),
-        )];
-        out.extend(self.update_template(now));
+        ))
+    }
+
+    /// [`PoolConfig::extranonce_prefix_every_secs`]: every channel whose prefix is that old gets a
+    /// new one, and (in-process) a new template makes jobs for it at once.
+    fn rotate_prefixes(&mut self, now: u32) -> Vec<Output> {
+        let Some(every) = self.config.extranonce_prefix_every_secs else {
+            return Vec::new();
+        };
+        let due: Vec<(SessionId, u32)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.state == SessionState::Ready)
+            .flat_map(|(sid, s)| {
+                s.channels
+                    .values()
+                    .filter(|c| now.saturating_sub(c.prefix_since) >= every)
+                    .map(|c| (*sid, c.id))
+            })
+            .collect();
+        let mut out: Vec<Output> = due
+            .into_iter()
+            .filter_map(|(sid, channel_id)| self.new_prefix(sid, channel_id, now))
+            .collect();
+        if !out.is_empty() {
+            out.extend(self.update_template(now));
+        }
         out
     }
 
@@ -1165,19 +1255,86 @@ impl Pool {
         }
     }
 
-    /// Handles one message of `session` at `now` (unix seconds).
+    /// Handles one message of `session` at `now` (unix seconds), without TLVs.
     pub fn handle(&mut self, session: SessionId, message: &Message<'_>, now: u32) -> Vec<Output> {
-        let out = self.session_message(session, message, now);
+        let out = self.session_message(session, message, &[], now);
         self.route(out, now)
     }
 
-    fn session_message(&mut self, sid: SessionId, message: &Message<'_>, now: u32) -> Vec<Output> {
+    /// Handles one decoded frame of `session`: the message and the TLVs after it (only those of
+    /// negotiated extensions are read; others are ignored, extension 0x0002 §1.3).
+    pub fn handle_frame(
+        &mut self,
+        session: SessionId,
+        frame: &Decoded<'_>,
+        now: u32,
+    ) -> Vec<Output> {
+        let out = self.session_message(session, &frame.message, &frame.tlvs, now);
+        self.route(out, now)
+    }
+
+    /// A frame of `session` that did not decode strictly (`frame`: header and payload). One case is
+    /// the pool's to answer: a SubmitSharesExtended whose user_identity TLV is over 32 bytes. With
+    /// extension 0x0002 negotiated the share is rejected (§3.4.3: "the recipient MUST reject the
+    /// message"); without it the TLV is ignored and the share judged on its own (extension 0x0002
+    /// §1.3). Anything else is left to the driver (which logs it).
+    pub fn handle_undecodable(
+        &mut self,
+        session: SessionId,
+        frame: &[u8],
+        error: &DecodeError,
+        now: u32,
+    ) -> Vec<Output> {
+        let ErrorKind::TlvTooLong { length, .. } = error.kind else {
+            return Vec::new();
+        };
+        let Some((header, payload)) = frame.split_first_chunk::<HEADER_LEN>() else {
+            return Vec::new();
+        };
+        let Ok(message) = decode_base(&Header::from_bytes(*header), payload) else {
+            return Vec::new();
+        };
+        let negotiated = self.sessions.get(&session).is_some_and(|s| {
+            s.extensions
+                .contains(&sv2_codec::tlv::EXT_WORKER_HASHRATE_TRACKING)
+        });
+        let out = match (&message, negotiated) {
+            (Message::SubmitSharesExtended(m), true) => self.reject(
+                session,
+                m.channel_id,
+                m.sequence_number,
+                ShareError::UserIdentityTooLong { length },
+            ),
+            (_, _) => self.session_message(session, &message, &[], now),
+        };
+        self.route(out, now)
+    }
+
+    fn session_message(
+        &mut self,
+        sid: SessionId,
+        message: &Message<'_>,
+        tlvs: &[Tlv<'_>],
+        now: u32,
+    ) -> Vec<Output> {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return vec![Output::Close {
                 session: sid,
                 reason: "unknown session".into(),
             }];
         };
+        if let Some(reason) = self
+            .config
+            .extensions
+            .as_ref()
+            .and_then(|ext| required_missing(session, ext, message))
+        {
+            session.state = SessionState::Closed;
+            return vec![Output::Close {
+                session: sid,
+                reason,
+            }];
+        }
         match (session.state, message) {
             (SessionState::Closed, _) => Vec::new(),
             (SessionState::AwaitingSetup, Message::SetupConnection(setup)) => {
@@ -1228,22 +1385,37 @@ impl Pool {
                     ntime: m.ntime,
                     version: m.version,
                     extranonce: None,
+                    worker: None,
                 },
                 now,
             ),
-            (SessionState::Ready, Message::SubmitSharesExtended(m)) => self.submit(
-                sid,
-                Submit {
-                    channel_id: m.channel_id,
-                    sequence_number: m.sequence_number,
-                    job_id: m.job_id,
-                    nonce: m.nonce,
-                    ntime: m.ntime,
-                    version: m.version,
-                    extranonce: Some(m.extranonce.as_bytes()),
-                },
-                now,
-            ),
+            (SessionState::Ready, Message::SubmitSharesExtended(m)) => {
+                let worker = session
+                    .extensions
+                    .contains(&sv2_codec::tlv::EXT_WORKER_HASHRATE_TRACKING)
+                    .then(|| worker(tlvs))
+                    .flatten();
+                self.submit(
+                    sid,
+                    Submit {
+                        channel_id: m.channel_id,
+                        sequence_number: m.sequence_number,
+                        job_id: m.job_id,
+                        nonce: m.nonce,
+                        ntime: m.ntime,
+                        version: m.version,
+                        extranonce: Some(m.extranonce.as_bytes()),
+                        worker,
+                    },
+                    now,
+                )
+            }
+            (SessionState::Ready, Message::RequestExtensions(m))
+                if self.config.extensions.is_some() =>
+            {
+                let ext = self.config.extensions.as_ref().expect("checked");
+                negotiate(sid, session, ext, m)
+            }
             (SessionState::Ready, Message::SetCustomMiningJob(m))
                 if self.config.faults.accept_custom_jobs =>
             {
@@ -1263,6 +1435,12 @@ impl Pool {
                     None => "invalid-channel-id",
                     Some(ChannelKind::Standard) => {
                         "standard-channels-not-supported-for-custom-work"
+                    }
+                    // Work selection without a Job Declarator: no token was ever issued.
+                    Some(ChannelKind::Extended { .. })
+                        if session.flags & REQUIRES_WORK_SELECTION != 0 =>
+                    {
+                        "invalid-mining-job-token"
                     }
                     Some(ChannelKind::Extended { .. }) => "jd-not-supported",
                 };
@@ -1311,7 +1489,7 @@ impl Pool {
         if !(setup.min_version..=setup.max_version).contains(&2) {
             return refuse(session, 0, "protocol-version-mismatch");
         }
-        let supported = if config.faults.accept_custom_jobs {
+        let supported = if config.faults.accept_custom_jobs || config.work_selection {
             SUPPORTED_FLAGS | REQUIRES_WORK_SELECTION
         } else {
             SUPPORTED_FLAGS
@@ -1434,6 +1612,7 @@ impl Pool {
                 kind,
                 user_identity: request.user_identity,
                 extranonce_prefix: extranonce_prefix.clone(),
+                prefix_since: now,
                 target,
                 max_target: request.max_target,
                 nominal_hash_rate: rate,
@@ -1622,37 +1801,20 @@ impl Pool {
         };
         match result {
             Err(error) => {
-                self.stats.shares_rejected += 1;
-                *self
-                    .stats
-                    .rejected_by_reason
-                    .entry(error.code().to_owned())
-                    .or_default() += 1;
-                if let Some(channel) = session.channels.get_mut(&share.channel_id) {
-                    channel.rejected += 1;
-                }
-                {
-                    out.push(send(
-                        sid,
-                        SubmitSharesError {
-                            channel_id: share.channel_id,
-                            sequence_number: share.sequence_number,
-                            error_code: text(error.code()),
-                        }
-                        .into(),
-                    ));
-                }
-                out.insert(
-                    0,
-                    Output::ShareRejected {
-                        session: sid,
-                        channel_id: share.channel_id,
-                        sequence_number: share.sequence_number,
-                        error,
-                    },
-                );
+                let mut rejected = self.reject(sid, share.channel_id, share.sequence_number, error);
+                rejected.append(&mut out);
+                out = rejected;
             }
             Ok(block) => {
+                if let Some(name) = share.worker {
+                    let workers = &mut self.stats.shares_by_worker;
+                    let key = if workers.len() < MAX_WORKERS || workers.contains_key(&name) {
+                        name
+                    } else {
+                        String::new()
+                    };
+                    *workers.entry(key).or_default() += 1;
+                }
                 let Some(channel) = session.channels.get_mut(&share.channel_id) else {
                     return out;
                 };
@@ -1678,6 +1840,43 @@ impl Pool {
             }
         }
         out
+    }
+
+    /// A refused share: counted, SubmitShares.Error sent, after [`Output::ShareRejected`].
+    fn reject(
+        &mut self,
+        sid: SessionId,
+        channel_id: u32,
+        sequence_number: u32,
+        error: ShareError,
+    ) -> Vec<Output> {
+        self.stats.shares_rejected += 1;
+        *self
+            .stats
+            .rejected_by_reason
+            .entry(error.code().to_owned())
+            .or_default() += 1;
+        if let Some(channel) = self
+            .sessions
+            .get_mut(&sid)
+            .and_then(|s| s.channels.get_mut(&channel_id))
+        {
+            channel.rejected += 1;
+        }
+        let message = SubmitSharesError {
+            channel_id,
+            sequence_number,
+            error_code: text(error.code()),
+        };
+        vec![
+            Output::ShareRejected {
+                session: sid,
+                channel_id,
+                sequence_number,
+                error,
+            },
+            send(sid, message.into()),
+        ]
     }
 
     /// Validates a share; on success records it and pushes the acceptance (and block) outputs.
@@ -1921,6 +2120,7 @@ impl Pool {
                 }
             }
         }
+        out.extend(self.rotate_prefixes(now));
         self.route(out, now)
     }
 }
@@ -2032,4 +2232,85 @@ fn prev_hash_message(sid: SessionId, dest: Dest, job_id: u32, epoch: &Epoch) -> 
         }
         .into(),
     )
+}
+
+/// RequestExtensions answered (extension 0x0001 §4): .Success with the requested extensions the
+/// pool supports, unless none is supported or a required one was left out: then .Error with the
+/// unsupported ones and the missing required ones (a session without them is closed by its next
+/// message: [`required_missing`]).
+fn negotiate(
+    sid: SessionId,
+    session: &mut Session,
+    ext: &ExtensionSupport,
+    m: &RequestExtensions,
+) -> Vec<Output> {
+    let mut requested: Vec<u16> = m.requested_extensions.iter().copied().collect();
+    requested.dedup();
+    let (supported, unsupported): (Vec<u16>, Vec<u16>) =
+        requested.iter().partition(|id| ext.supported.contains(id));
+    let missing: Vec<u16> = ext
+        .required
+        .iter()
+        .copied()
+        .filter(|id| !requested.contains(id))
+        .collect();
+    if !supported.is_empty() && missing.is_empty() {
+        session.extensions = supported.clone();
+        return vec![send(
+            sid,
+            RequestExtensionsSuccess {
+                request_id: m.request_id,
+                supported_extensions: Seq0_64K::new(supported).unwrap_or_default(),
+            }
+            .into(),
+        )];
+    }
+    session.extensions.clear();
+    vec![send(
+        sid,
+        RequestExtensionsError {
+            request_id: m.request_id,
+            unsupported_extensions: Seq0_64K::new(unsupported).unwrap_or_default(),
+            required_extensions: Seq0_64K::new(missing).unwrap_or_default(),
+        }
+        .into(),
+    )]
+}
+
+/// Why `message` ends a session that has not negotiated the pool's required extensions: after a
+/// RequestExtensions.Error that listed them, anything but a new RequestExtensions; without any
+/// negotiation, anything past SetupConnection (the client goes on without them, ext 0x0001 §4).
+fn required_missing(
+    session: &Session,
+    ext: &ExtensionSupport,
+    message: &Message<'_>,
+) -> Option<String> {
+    if session.state != SessionState::Ready || matches!(message, Message::RequestExtensions(_)) {
+        return None;
+    }
+    let missing: Vec<u16> = ext
+        .required
+        .iter()
+        .copied()
+        .filter(|id| !session.extensions.contains(id))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{} without the required extension(s) {missing:04x?} (extension 0x0001 §4)",
+            message.name()
+        )
+    })
+}
+
+/// The user_identity of extension 0x0002 among a share's TLVs.
+fn worker(tlvs: &[Tlv<'_>]) -> Option<String> {
+    tlvs.iter()
+        .find(|t| {
+            (t.extension_type, t.field_type)
+                == (
+                    sv2_codec::tlv::EXT_WORKER_HASHRATE_TRACKING,
+                    sv2_codec::tlv::FIELD_USER_IDENTITY,
+                )
+        })
+        .map(|t| String::from_utf8_lossy(t.value.as_bytes()).into_owned())
 }

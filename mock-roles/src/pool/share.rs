@@ -49,6 +49,10 @@ pub enum ShareError {
     /// The same header was already accepted on this channel.
     #[error("the same share was already submitted (share rule check_duplicates)")]
     DuplicateShare,
+    /// With extension 0x0002 negotiated, the user_identity TLV is longer than its 32 bytes (§3.4.3:
+    /// "the recipient MUST reject the message"). A code of this pool's own.
+    #[error("user_identity TLV of {length} bytes, at most 32 (§3.4.3, extension 0x0002 §1.1)")]
+    UserIdentityTooLong { length: usize },
     /// The channel already has `limit` accepted shares on this job, all remembered for duplicate
     /// detection ([`super::PoolConfig::max_shares_per_job`]): the pool's memory stays bounded however
     /// cheap shares are at the channel's target. A code of this pool's own.
@@ -70,12 +74,13 @@ impl ShareError {
             ShareError::DifficultyTooLow => "difficulty-too-low",
             ShareError::DuplicateShare => "duplicate-share",
             ShareError::TooManyShares { .. } => "too-many-shares",
+            ShareError::UserIdentityTooLong { .. } => "user-identity-too-long",
         }
     }
 }
 
 /// Every SubmitShares.Error code the pool sends.
-pub const SHARE_ERROR_CODES: [&str; 10] = [
+pub const SHARE_ERROR_CODES: [&str; 11] = [
     "invalid-channel-id",
     "invalid-job-id",
     "stale-share",
@@ -86,6 +91,7 @@ pub const SHARE_ERROR_CODES: [&str; 10] = [
     "difficulty-too-low",
     "duplicate-share",
     "too-many-shares",
+    "user-identity-too-long",
 ];
 
 /// The accepted shares of a channel not yet acknowledged (§5.3.13: counters reset per batch).

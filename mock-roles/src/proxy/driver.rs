@@ -444,7 +444,11 @@ async fn session(
         &mut rx,
         &mut shutdown,
         &label,
-        |message| shared.with_core(|core| core.handle_downstream(id, message)),
+        |received| {
+            if let Some(message) = received.message() {
+                shared.with_core(|core| core.handle_downstream(id, message))
+            }
+        },
         &shared.log,
     )
     .await;

@@ -284,9 +284,11 @@ async fn session(
         &mut rx,
         &mut shutdown,
         &label,
-        |message| {
-            let outputs = shared.core().handle(id, message, unix_now());
-            shared.dispatch(outputs);
+        |received| {
+            if let Some(message) = received.message() {
+                let outputs = shared.core().handle(id, message, unix_now());
+                shared.dispatch(outputs);
+            }
         },
         &shared.log,
     )

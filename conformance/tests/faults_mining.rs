@@ -18,6 +18,8 @@ struct Shape {
     hard_blocks: bool,
     /// REQUIRES_FIXED_VERSION (jobs forbid version rolling).
     fixed_version: bool,
+    /// REQUIRES_WORK_SELECTION taken (custom jobs judged on their merits).
+    work_selection: bool,
 }
 
 /// What is wrong with the pool under test: deliberate violations, or share rules it does not apply
@@ -60,6 +62,7 @@ async fn pool(broken: impl Into<Broken>, shape: Shape) -> (Running, Target) {
         config.pool.faults = broken.faults;
         config.pool.shares = broken.shares;
         config.pool.fixed_version = shape.fixed_version;
+        config.pool.work_selection = shape.work_selection;
         if shape.hard_blocks {
             config.pool.template_source = TemplateSource::InProcess(TpConfig {
                 nbits: 0x1e00_ffff,
@@ -79,25 +82,27 @@ async fn pool(broken: impl Into<Broken>, shape: Shape) -> (Running, Target) {
     }
 }
 
-/// Runs `checks` on a pool with `faults` and asserts each fails; and on the same-shaped faithful
-/// pool, that each passes.
-async fn fails_with(faults: impl Into<Broken>, shape: Shape, checks: &[&str]) {
-    let (_pool, target) = pool(faults, shape).await;
-    let results = run_only(target, checks).await;
-    assert_eq!(
-        results.len(),
-        checks.len(),
-        "{checks:?} are all in the catalogue"
-    );
-    for r in &results {
-        println!("faulty:   {}", line(r));
-        assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
-    }
-    let (_pool, target) = pool(PoolFaults::default(), shape).await;
-    for r in &run_only(target, checks).await {
-        println!("faithful: {}", line(r));
-        assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", line(r));
-    }
+/// Check `id` fails on a pool with `broken` and passes on the faithful pool of the same shape.
+/// Each check proven able to fail is the literal first argument of a call to this (or
+/// [`fails_shaped`], [`rule_fails`]): every_check_can_fail.rs reads them.
+async fn fails(id: &str, broken: impl Into<Broken>, shape: Shape) {
+    fails_shaped(id, broken, shape, shape).await
+}
+
+/// Check `id` fails on a pool with `broken` shaped `shape`, and passes on the faithful pool shaped
+/// `faithful` (where the check applies: a fixed-version pool has nothing for a check of version
+/// rolling, a pool without work selection nothing for one of custom jobs).
+async fn fails_shaped(id: &str, broken: impl Into<Broken>, shape: Shape, faithful: Shape) {
+    let (_pool, target) = pool(broken, shape).await;
+    let results = run_only(target, &[id]).await;
+    assert_eq!(results.len(), 1, "{id} is in the catalogue");
+    let r = &results[0];
+    println!("faulty:   {}", line(r));
+    assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
+    let (_pool, target) = pool(PoolFaults::default(), faithful).await;
+    let r = &run_only(target, &[id]).await[0];
+    println!("faithful: {}", line(r));
+    assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", line(r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,254 +165,275 @@ fn lenient(set: impl FnOnce(&mut ShareRules)) -> Broken {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_standard_channels_fail_both_channel_kinds() {
-    fails_with(
+    fails(
+        "mining.both-channel-kinds",
         faults(|f| f.refuse_standard_channels = true),
         Shape::default(),
-        &["mining.both-channel-kinds"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_above_max_fails_max_target() {
-    fails_with(
+    fails(
+        "mining.max-target",
         faults(|f| f.target_above_max = true),
         Shape::default(),
-        &["mining.max-target"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_channel_ids_fail_unique_ids() {
-    fails_with(
+    fails(
+        "mining.unique-ids",
         scenario("reuse-channel-ids.toml"),
         Shape::default(),
-        &["mining.unique-ids"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_request_id_fails_request_id_echo() {
-    fails_with(
+    fails(
+        "mining.request-id-echo",
         scenario("wrong-request-id.toml"),
         Shape::default(),
-        &["mining.request-id-echo"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_min_extranonce_size_fails_extranonce_size() {
-    fails_with(
+    fails(
+        "mining.extranonce-size",
         faults(|f| f.ignore_min_extranonce_size = true),
         Shape::default(),
-        &["mining.extranonce-size"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_future_job_fails_standard_first_job() {
-    fails_with(
+    fails(
+        "mining.standard-first-job",
         faults(|f| f.skip_future_job = true),
         Shape::default(),
-        &["mining.standard-first-job"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_jobs_to_standard_fail_standard_jobs_flag() {
-    fails_with(
+    fails(
+        "mining.standard-jobs-flag",
         faults(|f| f.extended_jobs_to_standard = true),
         Shape::default(),
-        &["mining.standard-jobs-flag"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_version_rolling_flag_fails_version_rolling_flag() {
-    let shape = Shape {
+    // A fixed-version pool that takes the flag anyway fails; a rolling pool passes (a faithful
+    // fixed-version pool refuses the flag: nothing to judge).
+    let fixed = Shape {
         fixed_version: true,
         ..Shape::default()
     };
-    let (_pool, target) = pool(faults(|f| f.ignore_version_rolling_flag = true), shape).await;
+    fails_shaped(
+        "mining.version-rolling-flag",
+        faults(|f| f.ignore_version_rolling_flag = true),
+        fixed,
+        Shape::default(),
+    )
+    .await;
+    let (_pool, target) = pool(PoolFaults::default(), fixed).await;
     let r = &run_only(target, &["mining.version-rolling-flag"]).await[0];
-    println!("faulty:   {}", line(r));
-    assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
-    // A faithful fixed-version pool refuses the flag: nothing to judge.
-    let (_pool, target) = pool(PoolFaults::default(), shape).await;
-    let r = &run_only(target, &["mining.version-rolling-flag"]).await[0];
-    println!("faithful: {}", line(r));
     assert_eq!(r.outcome.verdict, Verdict::Skip, "{}", line(r));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_update_channel_fails_update_channel_checks() {
-    fails_with(
+    fails(
+        "mining.update-channel-target",
         faults(|f| f.ignore_update_channel = true),
         Shape::default(),
-        &[
-            "mining.update-channel-target",
-            "mining.update-channel-unknown",
-        ],
+    )
+    .await;
+    fails(
+        "mining.update-channel-unknown",
+        faults(|f| f.ignore_update_channel = true),
+        Shape::default(),
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_close_channel_fails_close_channel() {
-    fails_with(
+    fails(
+        "mining.close-channel",
         faults(|f| f.ignore_close_channel = true),
         Shape::default(),
-        &["mining.close-channel"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_close_keeping_members_fails_close_group() {
-    fails_with(
+    fails(
+        "mining.close-group",
         faults(|f| f.close_group_keeps_members = true),
         Shape::default(),
-        &["mining.close-group"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_custom_jobs_fail_custom_job_checks() {
-    let (_pool, target) = pool(faults(|f| f.accept_custom_jobs = true), Shape::default()).await;
-    let results = run_only(
-        target,
-        &[
-            "mining.custom-job-unrequested",
-            "mining.custom-job-standard",
-        ],
+    let accepting = || faults(|f| f.accept_custom_jobs = true);
+    fails(
+        "mining.custom-job-unrequested",
+        accepting(),
+        Shape::default(),
     )
     .await;
-    for r in &results {
-        println!("faulty:   {}", line(r));
-        assert_eq!(r.outcome.verdict, Verdict::Fail, "{}", line(r));
-    }
-    // The faithful mock refuses REQUIRES_WORK_SELECTION, so only the first can pass there.
-    let (_pool, target) = pool(PoolFaults::default(), Shape::default()).await;
-    let r = &run_only(target, &["mining.custom-job-unrequested"]).await[0];
-    println!("faithful: {}", line(r));
-    assert_eq!(r.outcome.verdict, Verdict::Pass, "{}", line(r));
+    // The faithful pool passes the standard-channel check where it takes work selection.
+    fails_shaped(
+        "mining.custom-job-standard",
+        accepting(),
+        Shape::default(),
+        Shape {
+            work_selection: true,
+            ..Shape::default()
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_shares_fail_valid_accepted_and_unknown_channel() {
-    fails_with(
+    fails(
+        "shares.valid-accepted",
         scenario("never-answer-shares.toml"),
         Shape::default(),
-        &["shares.valid-accepted", "shares.unknown-channel"],
+    )
+    .await;
+    fails(
+        "shares.unknown-channel",
+        scenario("never-answer-shares.toml"),
+        Shape::default(),
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cumulative_counts_fail_accepted_count() {
-    fails_with(
+    fails(
+        "shares.accepted-count",
         faults(|f| f.cumulative_accepted_count = true),
         Shape::default(),
-        &["shares.accepted-count"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_ntime_fails_ntime_checks() {
-    fails_with(
+    fails(
+        "shares.ntime-too-early",
         lenient(|r| {
             r.ntime_past_slack_secs = u32::MAX;
             r.ntime_future_slack_secs = u32::MAX;
         }),
         Shape::default(),
-        &["shares.ntime-too-early", "shares.ntime-too-late"],
+    )
+    .await;
+    fails(
+        "shares.ntime-too-late",
+        lenient(|r| {
+            r.ntime_past_slack_secs = u32::MAX;
+            r.ntime_future_slack_secs = u32::MAX;
+        }),
+        Shape::default(),
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_extranonce_size_fails_extranonce_short() {
-    fails_with(
+    fails(
+        "shares.extranonce-short",
         lenient(|r| r.check_extranonce_size = false),
         Shape::default(),
-        &["shares.extranonce-short"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unechoed_errors_fail_unknown_job() {
-    fails_with(
+    fails(
+        "shares.unknown-job",
         scenario("no-error-echo.toml"),
         Shape::default(),
-        &["shares.unknown-job"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_above_target_fails_above_target() {
-    fails_with(
+    fails(
+        "shares.above-target",
         lenient(|r| r.check_target = false),
         Shape::default(),
-        &["shares.above-target"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unenforced_set_target_fails_old_target() {
-    fails_with(
+    fails(
+        "shares.old-target",
         faults(|f| f.set_target_not_enforced = true),
         Shape {
             hard_blocks: true,
             ..Shape::default()
         },
-        &["shares.old-target"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_duplicates_fail_duplicate() {
-    fails_with(
+    fails(
+        "shares.duplicate",
         lenient(|r| r.check_duplicates = false),
         Shape {
             hard_blocks: true,
             ..Shape::default()
         },
-        &["shares.duplicate"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_version_fails_version_mask() {
-    fails_with(
+    fails(
+        "shares.version-mask",
         lenient(|r| r.check_version = false),
         Shape::default(),
-        &["shares.version-mask"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unchecked_version_fails_version_fixed_on_a_fixed_version_pool() {
-    fails_with(
+    fails(
+        "shares.version-fixed",
         lenient(|r| r.check_version = false),
         Shape {
             fixed_version: true,
             ..Shape::default()
         },
-        &["shares.version-fixed"],
     )
     .await;
 }
@@ -416,88 +442,71 @@ async fn unchecked_version_fails_version_fixed_on_a_fixed_version_pool() {
 /// runs with the active check that makes the traffic, over that check's connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_rules_fail_on_the_mock_pools_faults() {
-    let cases: Vec<(PoolFaults, Shape, &str, &str)> = vec![
-        (
-            PoolFaults {
-                target_above_max: true,
-                ..PoolFaults::default()
-            },
-            Shape::default(),
-            "mining.max-target",
-            "monitor.target-within-max",
-        ),
-        (
-            PoolFaults {
-                skip_future_job: true,
-                ..PoolFaults::default()
-            },
-            Shape::default(),
-            "mining.standard-first-job",
-            "monitor.first-job-future",
-        ),
-        (
-            PoolFaults {
-                extended_jobs_to_standard: true,
-                ..PoolFaults::default()
-            },
-            Shape::default(),
-            "mining.standard-jobs-flag",
-            "monitor.standard-jobs-flag",
-        ),
-        (
-            PoolFaults {
-                ignore_version_rolling_flag: true,
-                ..PoolFaults::default()
-            },
-            Shape {
-                fixed_version: true,
-                ..Shape::default()
-            },
-            "mining.version-rolling-flag",
-            "monitor.version-rolling-flag",
-        ),
-        (
-            PoolFaults {
-                ignore_close_channel: true,
-                ..PoolFaults::default()
-            },
-            Shape::default(),
-            "mining.close-channel",
-            "monitor.silent-after-close",
-        ),
-        (
-            PoolFaults {
-                reuse_job_ids: true,
-                ..PoolFaults::default()
-            },
-            Shape::default(),
-            "shares.accepted-count",
-            "monitor.job-id-unique",
-        ),
-    ];
-    for (faults, shape, check, rule) in cases {
-        rule_fails(faults.into(), shape, check, rule).await;
-    }
-    // Faults as data: a correct pool behind a scenario that rewrites its output.
     rule_fails(
-        scenario("reuse-channel-ids.toml"),
+        "monitor.target-within-max",
+        "mining.max-target",
+        faults(|f| f.target_above_max = true).into(),
         Shape::default(),
-        "mining.unique-ids",
-        "monitor.unique-channel-ids",
     )
     .await;
     rule_fails(
+        "monitor.first-job-future",
+        "mining.standard-first-job",
+        faults(|f| f.skip_future_job = true).into(),
+        Shape::default(),
+    )
+    .await;
+    rule_fails(
+        "monitor.standard-jobs-flag",
+        "mining.standard-jobs-flag",
+        faults(|f| f.extended_jobs_to_standard = true).into(),
+        Shape::default(),
+    )
+    .await;
+    rule_fails(
+        "monitor.version-rolling-flag",
+        "mining.version-rolling-flag",
+        faults(|f| f.ignore_version_rolling_flag = true).into(),
+        Shape {
+            fixed_version: true,
+            ..Shape::default()
+        },
+    )
+    .await;
+    rule_fails(
+        "monitor.silent-after-close",
+        "mining.close-channel",
+        faults(|f| f.ignore_close_channel = true).into(),
+        Shape::default(),
+    )
+    .await;
+    rule_fails(
+        "monitor.job-id-unique",
+        "shares.accepted-count",
+        faults(|f| f.reuse_job_ids = true).into(),
+        Shape::default(),
+    )
+    .await;
+    // Faults as data: a correct pool behind a scenario that rewrites its output.
+    rule_fails(
+        "monitor.unique-channel-ids",
+        "mining.unique-ids",
+        scenario("reuse-channel-ids.toml"),
+        Shape::default(),
+    )
+    .await;
+    rule_fails(
+        "monitor.prev-hash-names-future-job",
+        "mining.standard-first-job",
         scenario("unknown-prev-hash-job.toml"),
         Shape::default(),
-        "mining.standard-first-job",
-        "monitor.prev-hash-names-future-job",
     )
     .await;
 }
 
 /// `rule` fails on the broken pool (running `check` to give it traffic), and passes or skips on the
 /// faithful one of the same shape.
-async fn rule_fails(broken: Broken, shape: Shape, check: &str, rule: &str) {
+async fn rule_fails(rule: &str, check: &str, broken: Broken, shape: Shape) {
     let (_pool, target) = pool(broken, shape).await;
     let results = run_only(target, &[check, rule]).await;
     let r = results

@@ -59,6 +59,8 @@ enum Fault {
     ExtensionsAlwaysSuccess,
     /// RequestExtensions closes the connection.
     CloseOnRequestExtensions,
+    /// No extension 0x0001: RequestExtensions is ignored (correct, §3.4.1).
+    NoExtensions,
     /// Channel messages it sends have the channel_msg bit cleared.
     ChannelBitCleared,
     /// SetTarget for a channel that does not exist.
@@ -81,6 +83,8 @@ enum Fault {
     SegwitCoinbase,
     /// SetExtranoncePrefix to the group id.
     PrefixToGroup,
+    /// Its extended channels in a group, and a SetExtranoncePrefix to the channel (correct).
+    PrefixToChannel,
     /// SubmitShares.Success counting two shares for one.
     DoubleCount,
     /// Each SubmitShares.Error sent twice.
@@ -91,6 +95,8 @@ enum Fault {
     MalformedFrame,
     /// .Success sets REQUIRES_FIXED_VERSION, yet extended jobs allow version rolling.
     FixedVersionRollingJobs,
+    /// .Success sets REQUIRES_FIXED_VERSION and extended jobs forbid rolling (correct).
+    FixedVersion,
     /// SubmitSharesExtended frames that do not decode (a 33-byte extranonce, a 33-byte
     /// user_identity TLV) are accepted.
     LenientShares,
@@ -258,14 +264,19 @@ fn standard_job(channel_id: u32) -> Message<'static> {
 
 /// The one extended job the scripted pool sends on a channel or group: a coinbase around an
 /// extranonce of `extranonce_len` bytes (with BIP141 fields when `segwit`, a fault).
-fn extended_job(channel_id: u32, extranonce_len: usize, segwit: bool) -> Message<'static> {
+fn extended_job(
+    channel_id: u32,
+    extranonce_len: usize,
+    segwit: bool,
+    fault: Fault,
+) -> Message<'static> {
     let (prefix, suffix) = coinbase(extranonce_len, segwit);
     NewExtendedMiningJob {
         channel_id,
         job_id: 1,
         min_ntime: None,
         version: 0x2000_0000,
-        version_rolling_allowed: true,
+        version_rolling_allowed: fault != Fault::FixedVersion,
         merkle_path: Seq0_255::default(),
         coinbase_tx_prefix: B0_64K::new(prefix).unwrap(),
         coinbase_tx_suffix: B0_64K::new(suffix).unwrap(),
@@ -396,7 +407,10 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
         } else {
             2
         };
-        let flags = u32::from(fault == Fault::FixedVersionRollingJobs);
+        let flags = u32::from(matches!(
+            fault,
+            Fault::FixedVersionRollingJobs | Fault::FixedVersion
+        ));
         out.push(f(SetupConnectionSuccess {
             used_version: used,
             flags,
@@ -430,6 +444,7 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
     match message {
         Message::RequestExtensions(r) => match fault {
             Fault::CloseOnRequestExtensions => return None,
+            Fault::NoExtensions => {}
             Fault::RequiresExtension | Fault::RequiresExtensionButServes
                 if !r.requested_extensions.iter().any(|e| *e == 0x0003) =>
             {
@@ -503,7 +518,7 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             .into()));
             let work = if group { GROUP } else { id };
             out.push(f(if group {
-                extended_job(GROUP, 8, false)
+                extended_job(GROUP, 8, false, fault)
             } else {
                 standard_job(id)
             }));
@@ -540,7 +555,10 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
             if fault == Fault::GroupLengthMismatch && state.extended_channels == 2 {
                 size += 1;
             }
-            let in_group = matches!(fault, Fault::PrefixToGroup | Fault::GroupLengthMismatch);
+            let in_group = matches!(
+                fault,
+                Fault::PrefixToGroup | Fault::PrefixToChannel | Fault::GroupLengthMismatch
+            );
             out.push(f(OpenExtendedMiningChannelSuccess {
                 request_id: o.request_id + request_id_shift,
                 channel_id: id,
@@ -550,14 +568,18 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                 group_channel_id: if in_group { GROUP } else { 0 },
             }
             .into()));
-            if fault == Fault::PrefixToGroup {
+            if matches!(fault, Fault::PrefixToGroup | Fault::PrefixToChannel) {
                 out.push(f(SetGroupChannel {
                     group_channel_id: GROUP,
                     channel_ids: Seq0_64K::new(vec![id]).unwrap(),
                 }
                 .into()));
                 out.push(f(SetExtranoncePrefix {
-                    channel_id: GROUP,
+                    channel_id: if fault == Fault::PrefixToGroup {
+                        GROUP
+                    } else {
+                        id
+                    },
                     extranonce_prefix: B0_32::new(vec![9; 4]).unwrap(),
                 }
                 .into()));
@@ -569,6 +591,7 @@ fn answer(state: &mut State, bytes: &[u8], fault: Fault) -> Option<Vec<Vec<u8>>>
                     id,
                     4 + usize::from(size),
                     fault == Fault::SegwitCoinbase,
+                    fault,
                 )));
             }
             out.push(f(first_prev_hash(id)));
@@ -664,37 +687,51 @@ fn verdict_of(results: &[CheckResult], id: &str) -> (Verdict, String) {
     (r.outcome.verdict, r.outcome.observed.clone())
 }
 
-/// `checks` fail on the pool with `fault` and pass on the same pool without it.
-async fn fails_only_with(fault: Fault, checks: &[&str]) {
-    let (addr, key) = broken(Fault::None).await;
-    let good = run_only(target(addr, key), checks).await;
+/// Check `id` fails on the scripted pool with `fault` and passes on the correct one. Each check
+/// proven able to fail is the literal first argument of a call to this (or [`fails_beside`],
+/// [`fails_on`]): every_check_can_fail.rs reads them.
+async fn fails(id: &str, fault: Fault) {
+    fails_beside(id, fault, Fault::None).await
+}
+
+/// Check `id` fails on the scripted pool with `fault` and passes on the one with `correct` (a
+/// pool behaving in another legal way).
+async fn fails_beside(id: &str, fault: Fault, correct: Fault) {
+    let (addr, key) = broken(correct).await;
+    let good = run_only(target(addr, key), &[id]).await;
+    let (v, observed) = verdict_of(&good, id);
+    assert_eq!(
+        v,
+        Verdict::Pass,
+        "{id} on the correct scripted pool ({correct:?}): {observed}"
+    );
     let (addr, key) = broken(fault).await;
-    let bad = run_only(target(addr, key), checks).await;
-    for id in checks {
-        let (v, observed) = verdict_of(&good, id);
-        assert_eq!(
-            v,
-            Verdict::Pass,
-            "{id} on the correct scripted pool: {observed}"
-        );
-        let (v, observed) = verdict_of(&bad, id);
-        assert_eq!(v, Verdict::Fail, "{id} with {fault:?}: {observed}");
-    }
+    let bad = run_only(target(addr, key), &[id]).await;
+    let (v, observed) = verdict_of(&bad, id);
+    assert_eq!(v, Verdict::Fail, "{id} with {fault:?}: {observed}");
+}
+
+/// Check `id` fails on `target` (a broken peer other than the scripted pool); what it observed.
+async fn fails_on(id: &str, target: Target) -> String {
+    let results = run_only(target, &[id]).await;
+    let (v, observed) = verdict_of(&results, id);
+    assert_eq!(v, Verdict::Fail, "{id}: {observed}");
+    observed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noise_checks_fail_on_broken_handshakes_and_transport() {
-    fails_only_with(Fault::ShortAct2, &["noise.act2-length"]).await;
-    fails_only_with(Fault::ExpiredCertificate, &["noise.certificate"]).await;
-    fails_only_with(Fault::IgnoreMacFailure, &["noise.mac-failure-closes"]).await;
-    fails_only_with(Fault::CloseOnLargeFrame, &["noise.chunked-frame"]).await;
-    fails_only_with(
+    fails("noise.act2-length", Fault::ShortAct2).await;
+    fails("noise.certificate", Fault::ExpiredCertificate).await;
+    fails("noise.mac-failure-closes", Fault::IgnoreMacFailure).await;
+    fails("noise.chunked-frame", Fault::CloseOnLargeFrame).await;
+    fails(
+        "noise.survives-broken-handshakes",
         Fault::DiesOnBrokenHandshake,
-        &["noise.survives-broken-handshakes"],
     )
     .await;
-    fails_only_with(Fault::NonceSkipped, &["noise.transport-frames"]).await;
-    fails_only_with(Fault::SniffsFirstByte, &["noise.handshake-reliability"]).await;
+    fails("noise.transport-frames", Fault::NonceSkipped).await;
+    fails("noise.handshake-reliability", Fault::SniffsFirstByte).await;
 }
 
 /// A handshake lost once is retried with a new key: the check runs, and both attempts are its
@@ -745,111 +782,107 @@ async fn a_lost_handshake_is_retried_with_a_new_key_and_both_attempts_kept() {
 /// close" before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_that_cannot_be_decoded_is_not_a_refusal() {
-    fails_only_with(
+    fails(
+        "mining.custom-job-unrequested",
         Fault::CustomJobSuccessBadBit,
-        &["mining.custom-job-unrequested"],
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_checks_fail_on_a_lenient_or_silent_pool() {
-    fails_only_with(
-        Fault::Lenient,
-        &[
-            "setup.first-message",
-            "setup.version-unsupported",
-            "setup.version-range",
-            "setup.unknown-protocol",
-            "setup.truncated-message",
-            "setup.trailing-byte",
-        ],
-    )
-    .await;
-    fails_only_with(Fault::SilentSetup, &["setup.reply"]).await;
-    fails_only_with(Fault::PartialFlagList, &["setup.unsupported-flags"]).await;
+    fails("setup.first-message", Fault::Lenient).await;
+    fails("setup.version-unsupported", Fault::Lenient).await;
+    fails("setup.version-range", Fault::Lenient).await;
+    fails("setup.unknown-protocol", Fault::Lenient).await;
+    fails("setup.truncated-message", Fault::Lenient).await;
+    fails("setup.trailing-byte", Fault::Lenient).await;
+    fails("setup.reply", Fault::SilentSetup).await;
+    fails("setup.unsupported-flags", Fault::PartialFlagList).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extension_checks_fail_on_misbehaving_negotiation() {
-    fails_only_with(
+    fails(
+        "ext.unknown-extension-ignored",
         Fault::CloseOnUnknownExtension,
-        &["ext.unknown-extension-ignored"],
     )
     .await;
-    fails_only_with(
+    fails(
+        "ext.request-extensions-answered",
         Fault::WrongExtensionsRequestId,
-        &["ext.request-extensions-answered"],
     )
     .await;
-    fails_only_with(
-        Fault::ExtensionsAlwaysSuccess,
-        &["ext.unsupported-only-error"],
-    )
-    .await;
-    // The correct scripted pool supports extension 0x0001, so the rule for servers without it is
-    // a skip there; a server that closes on RequestExtensions fails it.
+    fails("ext.unsupported-only-error", Fault::ExtensionsAlwaysSuccess).await;
     // A server that requires an extension and disconnects a client going on without it passes; one
     // that serves it anyway fails; one that requires nothing gives the check nothing to judge.
-    let (addr, key) = broken(Fault::RequiresExtension).await;
-    let good = run_only(target(addr, key), &["ext.required-enforced"]).await;
-    assert_eq!(verdict_of(&good, "ext.required-enforced").0, Verdict::Pass);
-    let (addr, key) = broken(Fault::RequiresExtensionButServes).await;
-    let bad = run_only(target(addr, key), &["ext.required-enforced"]).await;
-    let (v, observed) = verdict_of(&bad, "ext.required-enforced");
-    assert_eq!(v, Verdict::Fail, "{observed}");
+    fails_beside(
+        "ext.required-enforced",
+        Fault::RequiresExtensionButServes,
+        Fault::RequiresExtension,
+    )
+    .await;
     let (addr, key) = broken(Fault::None).await;
     let none = run_only(target(addr, key), &["ext.required-enforced"]).await;
     assert_eq!(verdict_of(&none, "ext.required-enforced").0, Verdict::Skip);
-    let (addr, key) = broken(Fault::CloseOnRequestExtensions).await;
-    let bad = run_only(target(addr, key), &["ext.ignored-without-support"]).await;
+    // The rule for servers without extension 0x0001: a skip on the correct scripted pool, which
+    // supports it; a pass on one that ignores RequestExtensions; a fail on one that closes.
+    fails_beside(
+        "ext.ignored-without-support",
+        Fault::CloseOnRequestExtensions,
+        Fault::NoExtensions,
+    )
+    .await;
+    let (addr, key) = broken(Fault::None).await;
+    let none = run_only(target(addr, key), &["ext.ignored-without-support"]).await;
     assert_eq!(
-        verdict_of(&bad, "ext.ignored-without-support").0,
-        Verdict::Fail
+        verdict_of(&none, "ext.ignored-without-support").0,
+        Verdict::Skip
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_rules_fail_on_the_traffic_that_breaks_them() {
-    let cases: &[(Fault, &str)] = &[
-        (Fault::ChannelBitCleared, "monitor.channel-msg-bit"),
-        (Fault::UnknownChannelId, "monitor.channel-id-known"),
-        (Fault::SpeaksBeforeSetup, "monitor.setup-answer-first"),
-        (Fault::UsedVersionOutOfRange, "monitor.used-version"),
-        (Fault::WrongRequestId, "monitor.request-id-echo"),
-        (Fault::SmallExtranonce, "monitor.extranonce-size"),
-        (Fault::HugeExtranonce, "monitor.extranonce-fits"),
-        (Fault::StandardJobToExtended, "monitor.job-kind"),
-        (Fault::SegwitCoinbase, "monitor.coinbase-stripped"),
-        (Fault::PrefixToGroup, "monitor.no-prefix-to-group"),
-        (Fault::DoubleCount, "monitor.share-acks"),
-        (Fault::DoubleError, "monitor.share-error-echo"),
-        (Fault::ControlCharacterCodes, "monitor.printable-codes"),
-        (
-            Fault::GroupLengthMismatch,
-            "monitor.group-extranonce-length",
-        ),
-        (Fault::MalformedFrame, "monitor.strict-decoding"),
-        (Fault::FixedVersionRollingJobs, "monitor.fixed-version"),
-    ];
-    for (fault, rule) in cases {
-        let (addr, key) = broken(*fault).await;
-        // Only the rule selected: the runner makes ordinary traffic for it to judge.
-        let results = run_only(target(addr, key), &[rule]).await;
-        let (v, observed) = verdict_of(&results, rule);
-        assert_eq!(v, Verdict::Fail, "{rule} with {fault:?}: {observed}");
-    }
+    // Only the rule selected: the runner makes ordinary traffic for it to judge.
+    fails("monitor.channel-msg-bit", Fault::ChannelBitCleared).await;
+    fails("monitor.channel-id-known", Fault::UnknownChannelId).await;
+    fails("monitor.setup-answer-first", Fault::SpeaksBeforeSetup).await;
+    fails("monitor.used-version", Fault::UsedVersionOutOfRange).await;
+    fails("monitor.request-id-echo", Fault::WrongRequestId).await;
+    fails("monitor.extranonce-size", Fault::SmallExtranonce).await;
+    fails("monitor.extranonce-fits", Fault::HugeExtranonce).await;
+    fails("monitor.job-kind", Fault::StandardJobToExtended).await;
+    fails("monitor.coinbase-stripped", Fault::SegwitCoinbase).await;
+    fails_beside(
+        "monitor.no-prefix-to-group",
+        Fault::PrefixToGroup,
+        Fault::PrefixToChannel,
+    )
+    .await;
+    fails("monitor.share-acks", Fault::DoubleCount).await;
+    fails("monitor.share-error-echo", Fault::DoubleError).await;
+    fails("monitor.printable-codes", Fault::ControlCharacterCodes).await;
+    fails_beside(
+        "monitor.group-extranonce-length",
+        Fault::GroupLengthMismatch,
+        Fault::PrefixToChannel,
+    )
+    .await;
+    fails("monitor.strict-decoding", Fault::MalformedFrame).await;
+    fails_beside(
+        "monitor.fixed-version",
+        Fault::FixedVersionRollingJobs,
+        Fault::FixedVersion,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_frames_that_cannot_decode_are_refused_and_unknown_tlvs_ignored() {
     // The mock pool's codec refuses the frame before its core sees it, so the fault lives here.
-    fails_only_with(
-        Fault::LenientShares,
-        &["shares.extranonce-33", "ext.tlv-too-long-rejected"],
-    )
-    .await;
-    fails_only_with(Fault::CloseOnTlv, &["ext.unnegotiated-tlv-ignored"]).await;
+    fails("shares.extranonce-33", Fault::LenientShares).await;
+    fails("ext.tlv-too-long-rejected", Fault::LenientShares).await;
+    fails("ext.unnegotiated-tlv-ignored", Fault::CloseOnTlv).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -863,16 +896,12 @@ async fn certificate_and_plaintext_faults_of_the_mock_pool() {
         },
         ..target
     };
-    let results = run_only(target, &["noise.certificate"]).await;
-    let (v, observed) = verdict_of(&results, "noise.certificate");
-    assert_eq!(v, Verdict::Fail, "{observed}");
+    let observed = fails_on("noise.certificate", target).await;
     assert!(observed.contains("signature"), "{observed}");
 
     // A plaintext pool answers a plaintext SetupConnection: Noise is not required.
     let (_pool, target) = mock_pool(|c| c.noise = None).await;
-    let results = run_only(target, &["noise.required"]).await;
-    let (v, observed) = verdict_of(&results, "noise.required");
-    assert_eq!(v, Verdict::Fail, "{observed}");
+    fails_on("noise.required", target).await;
 }
 
 /// A pool that refuses the suite's user_identity refuses every channel for a reason outside every

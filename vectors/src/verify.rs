@@ -1,4 +1,12 @@
-//! The verifier: re-checks every vector of a file from its data alone.
+//! The verifier: re-checks every vector of a file from its data alone, twice over.
+//!
+//! 1. Self-consistency through sv2-codec: each vector is re-derived with the codec that generated
+//!    it and the generator's own helpers. This shows the files are reproducible and internally
+//!    coherent, not that they are right: a codec bug would be in both.
+//! 2. Independent checks ([`crate::independent`]): the parts that can be recomputed without
+//!    sv2-codec and without the generator, from the spec and second implementations (RustCrypto
+//!    `chacha20poly1305`, `k256`). Each file's report says which parts, with what, and what is left
+//!    to the SRI-based tests of `interop/` or to nothing.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +24,12 @@ use crate::frames::{decode_vector, encode_from_json};
 use crate::gen_noise::{apply_mutation, trace};
 use crate::gen_transport::{block_lengths, HEAD_TAIL};
 use crate::gen_types::decode_type;
+use crate::independent;
 use crate::model::*;
+
+/// What the first check is, in every report.
+pub const SELF_CONSISTENCY: &str = "re-derived through sv2-codec and the generator's helpers \
+     (self-consistency: reproducibility, not independent confirmation)";
 
 /// The result of verifying a directory.
 #[derive(Debug, Clone, Serialize)]
@@ -29,8 +42,14 @@ impl Report {
         self.files.iter().map(|f| f.tests).sum()
     }
 
+    /// Tests that failed a check (self-consistency or independent).
     pub fn failed(&self) -> usize {
-        self.files.iter().map(|f| f.failures.len()).sum()
+        self.files.iter().map(|f| f.tests - f.passed).sum()
+    }
+
+    /// Tests also checked independently of sv2-codec.
+    pub fn independent_checked(&self) -> usize {
+        self.files.iter().map(|f| f.independent_checked).sum()
     }
 
     pub fn ok(&self) -> bool {
@@ -49,7 +68,19 @@ pub struct FileReport {
     pub valid: usize,
     pub invalid: usize,
     pub acceptable: usize,
+    /// Tests that passed every check that applies to them.
     pub passed: usize,
+    /// What every test went through: [`SELF_CONSISTENCY`].
+    pub self_consistency: &'static str,
+    /// Tests also checked by [`crate::independent`] (without sv2-codec).
+    pub independent_checked: usize,
+    /// What the independent checks confirm in this file, and with which implementation.
+    pub independent: Vec<&'static str>,
+    /// What they leave out, and why.
+    pub not_independent: Vec<&'static str>,
+    /// What the SRI-based tests of `interop/` confirm in this file (they run separately).
+    pub confirmed_by_sri: Vec<&'static str>,
+    /// One entry per failed check; a test failing both checks has two.
     pub failures: Vec<Failure>,
     /// Set when the file could not be read or parsed at all.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,6 +98,11 @@ impl FileReport {
             invalid: 0,
             acceptable: 0,
             passed: 0,
+            self_consistency: SELF_CONSISTENCY,
+            independent_checked: 0,
+            independent: Vec::new(),
+            not_independent: Vec::new(),
+            confirmed_by_sri: Vec::new(),
             failures: Vec::new(),
             error: None,
         }
@@ -86,6 +122,8 @@ pub struct Failure {
     #[serde(rename = "tcId")]
     pub tc_id: u32,
     pub comment: String,
+    /// Which check failed: `self-consistency` (sv2-codec) or `independent`.
+    pub check: &'static str,
     pub reason: String,
 }
 
@@ -193,7 +231,20 @@ pub fn verify_file(name: &str, text: &str) -> FileReport {
             TestGroup::UrlTest(g) => each(&g.tests, check_url),
             TestGroup::EncryptedFrameTest(g) => each(&g.tests, check_encrypted),
         };
-        for (id, result, flags, comment, check) in results {
+        let independent = independent::check_group(group);
+        let coverage = independent::coverage(group);
+        for (list, text) in [
+            (&mut report.independent, coverage.independent),
+            (&mut report.not_independent, coverage.not_independent),
+            (&mut report.confirmed_by_sri, coverage.sri),
+        ] {
+            if !text.is_empty() && !list.contains(&text) {
+                list.push(text);
+            }
+        }
+        for ((id, result, flags, comment, check), independent) in
+            results.into_iter().zip(independent)
+        {
             report.tests += 1;
             match result {
                 Outcome::Valid => report.valid += 1,
@@ -214,13 +265,26 @@ pub fn verify_file(name: &str, text: &str) -> FileReport {
                         None => Ok(()),
                     },
                 );
-            match check {
-                Ok(()) => report.passed += 1,
-                Err(reason) => report.failures.push(Failure {
-                    tc_id: id,
-                    comment: comment.to_string(),
-                    reason,
-                }),
+            if independent.is_some() {
+                report.independent_checked += 1;
+            }
+            let mut ok = true;
+            for (kind, outcome) in [
+                ("self-consistency", Some(check)),
+                ("independent", independent),
+            ] {
+                if let Some(Err(reason)) = outcome {
+                    ok = false;
+                    report.failures.push(Failure {
+                        tc_id: id,
+                        comment: comment.to_string(),
+                        check: kind,
+                        reason,
+                    });
+                }
+            }
+            if ok {
+                report.passed += 1;
             }
         }
     }

@@ -27,47 +27,6 @@ fn fnv64(data: &[u8]) -> u64 {
     })
 }
 
-/// Every `"frame": "<hex>"` in the JSON text (any nesting; the vectors' schema may move it).
-fn frames_in_json(text: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("\"frame\"") {
-        rest = &rest[at + 7..];
-        let after = rest.trim_start();
-        let Some(after) = after.strip_prefix(':') else {
-            continue;
-        };
-        let Some(value) = after.trim_start().strip_prefix('"') else {
-            continue;
-        };
-        let Some(end) = value.find('"') else {
-            break;
-        };
-        if let Ok(bytes) = hex::decode(&value[..end]) {
-            if bytes.len() >= 6 {
-                out.push(bytes);
-            }
-        }
-    }
-    out
-}
-
-fn vector_frames(dir: &Path) -> Vec<Vec<u8>> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .flat_map(|text| frames_in_json(&text))
-        .collect()
-}
-
 /// Frames of arbitrary messages from a fixed pseudo-random stream (xorshift64*).
 fn generated_frames(count: usize) -> Vec<Vec<u8>> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -120,7 +79,7 @@ fn main() -> std::io::Result<()> {
     let vectors = PathBuf::from(args.next().unwrap_or_else(|| "vectors/data".into()));
     let regressions = PathBuf::from(args.next().unwrap_or_else(|| "fuzz/regressions".into()));
 
-    let from_vectors = vector_frames(&vectors);
+    let from_vectors = checks::corpus::vector_frames(&vectors);
     let mut frames = from_vectors.clone();
     frames.extend(generated_frames(600));
     frames.sort();

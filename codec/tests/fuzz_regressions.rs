@@ -29,19 +29,37 @@ fn run(check: fn(&[u8]), data: &[u8]) -> Result<(), String> {
     })
 }
 
+/// The files of `fuzz/regressions/<target>/` (README files aside), sorted.
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(regressions_dir().join(target)) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "md"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Every committed input of every codec target replays through its target's check: each target has
+/// some (the corpus of `cargo run -p sv2-codec --example regression_corpus`, plus minimised crashes),
+/// and every one of them was replayed.
 #[test]
 fn saved_regression_inputs_pass_their_checks() {
     let mut failures = Vec::new();
     let mut replayed = 0;
+    let mut files = 0;
     for (target, check) in checks::TARGETS {
-        let Ok(entries) = std::fs::read_dir(regressions_dir().join(target)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !path.is_file() || path.extension().is_some_and(|x| x == "md") {
-                continue;
-            }
+        let paths = inputs(target);
+        assert!(
+            paths.len() >= 4,
+            "fuzz/regressions/{target}/ holds {} inputs; the committed corpus has at least 4 per target",
+            paths.len()
+        );
+        files += paths.len();
+        for path in paths {
             let data = std::fs::read(&path).expect("readable regression input");
             replayed += 1;
             if let Err(why) = run(*check, &data) {
@@ -49,11 +67,44 @@ fn saved_regression_inputs_pass_their_checks() {
             }
         }
     }
+    assert_eq!(replayed, files, "every input was replayed");
+    assert!(replayed >= 60, "only {replayed} regression inputs");
+    eprintln!("replayed {replayed} regression inputs");
     assert!(
         failures.is_empty(),
         "{} of {replayed} regression inputs fail:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// The `messages` corpus holds each class of frame (one that decodes, each kind of decode error),
+/// and each file is what its name says.
+#[test]
+fn the_messages_corpus_covers_every_decode_error_kind() {
+    use checks::corpus::{message_class, MESSAGE_CLASSES};
+    let mut seen = std::collections::BTreeSet::new();
+    for path in inputs("messages") {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let data = std::fs::read(&path).expect("readable input");
+        let class = message_class(&data).unwrap_or("not-a-frame");
+        if let Some((named, _hash)) = name.rsplit_once('-') {
+            if MESSAGE_CLASSES.contains(&named) {
+                assert_eq!(class, named, "{name}");
+            }
+        }
+        seen.insert(class);
+    }
+    let missing: Vec<&&str> = MESSAGE_CLASSES
+        .iter()
+        .filter(|c| !seen.contains(**c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no committed input of class {missing:?}"
     );
 }
 

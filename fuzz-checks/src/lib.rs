@@ -11,6 +11,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod corpus;
+
 use std::sync::OnceLock;
 
 use sv2_codec::frame::{Frame, FrameDecoder, Header, OwnedFrame, HEADER_LEN, MAX_PAYLOAD_LEN};

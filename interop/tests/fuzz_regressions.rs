@@ -31,7 +31,12 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn differential_regression_inputs_classify_without_a_panic() {
     let mut failures = Vec::new();
-    for path in inputs(&fuzz_dir().join("regressions/differential")) {
+    // Crash inputs of the differential target, and the codec corpus's frames at the edges (each
+    // decode error kind; codec/tests/fuzz_regressions.rs).
+    let mut paths = inputs(&fuzz_dir().join("regressions/differential"));
+    paths.extend(inputs(&fuzz_dir().join("regressions/messages")));
+    assert!(paths.len() >= 20, "only {} inputs", paths.len());
+    for path in paths {
         let data = std::fs::read(&path).expect("readable input");
         if catch_unwind(AssertUnwindSafe(|| differential::classify(&data))).is_err() {
             failures.push(path.display().to_string());
@@ -43,15 +48,33 @@ fn differential_regression_inputs_classify_without_a_panic() {
 #[test]
 fn sri_findings_still_reproduce() {
     let mut failures = Vec::new();
-    for path in inputs(&fuzz_dir().join("findings/sri")) {
+    let paths = inputs(&fuzz_dir().join("findings/sri"));
+    // A reproducer for every reviewed disagreement (`cargo run -p sv2-interop --example
+    // sri_findings` writes them), each replayed below.
+    let missing: Vec<&&str> = differential::REVIEWED
+        .iter()
+        .filter(|class| {
+            !paths.iter().any(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.rsplit_once('-'))
+                    .is_some_and(|(c, _)| c == **class)
+            })
+        })
+        .collect();
+    assert!(missing.is_empty(), "no reproducer of {missing:?}");
+    let mut replayed = 0;
+    for path in &paths {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
         let Some((class, _)) = name.rsplit_once('-') else {
+            failures.push(format!("{name}: not named <class>-<hash>"));
             continue;
         };
-        let data = std::fs::read(&path).expect("readable input");
+        replayed += 1;
+        let data = std::fs::read(path).expect("readable input");
         let got: Vec<String> = differential::classify(&data)
             .unwrap_or_default()
             .iter()
@@ -61,6 +84,7 @@ fn sri_findings_still_reproduce() {
             failures.push(format!("{name}: now {got:?}"));
         }
     }
+    assert_eq!(replayed, paths.len(), "every reproducer replayed");
     assert!(
         failures.is_empty(),
         "findings changed:\n{}",

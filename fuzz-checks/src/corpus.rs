@@ -37,7 +37,7 @@ pub fn frames_in_json(text: &str) -> Vec<Vec<u8>> {
 }
 
 fn decode_hex(text: &str) -> Result<Vec<u8>, ()> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(());
     }
     (0..text.len())

@@ -164,6 +164,11 @@ impl PeerProcess {
         })
     }
 
+    /// The process id (for `sv2-probe fuzz --pid`: its exit and its memory).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The process's output so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

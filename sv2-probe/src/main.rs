@@ -16,6 +16,7 @@ mod decode;
 mod demo;
 mod dissector;
 mod encode;
+mod fuzz;
 mod hashrate;
 mod input;
 mod keys;
@@ -110,6 +111,9 @@ enum Command {
     /// Stand between SV2 clients and a server: both legs shown, judged, recorded, broken on purpose.
     #[command(long_about = proxy::LONG_ABOUT)]
     Proxy(proxy::Args),
+    /// Network fuzzing of a live SV2 server; `fuzz merge` joins the reports of shards.
+    #[command(long_about = fuzz::LONG_ABOUT)]
+    Fuzz(fuzz::Args),
     /// Scenario files: play a scripted conversation (run), or check files (check).
     #[command(long_about = scenario::LONG_ABOUT)]
     Scenario(scenario::Args),
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock::run(args, &mut out, &mut err),
         Command::Proxy(args) => proxy::run(args, &mut out, &mut err),
         Command::Scenario(args) => scenario::run(args, &mut out, &mut err),
+        Command::Fuzz(args) => fuzz::run(args, &mut out, &mut err),
         Command::Mine(args) => mine::run(args, &mut out, &mut err),
         Command::Pcap(args) => pcap::run(args, &mut out, &mut err),
         Command::Vectors(args) => vectors::run(args, &mut out, &mut err),

@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use sv2_codec::noise::keys::{Keypair, SecretKey, Sv2Url};
 use sv2_codec::noise::InitiatorConfig;
-use sv2_scenario::{play, Ended, Scenario, Script};
+use sv2_scenario::script::{Alive, NoAlive, TargetAlive};
+use sv2_scenario::{play_checked, Ended, Scenario, Script};
 use sv2_wire::{Connection, KeyLog, Side, Transcript};
 
 use crate::outcome::Outcome;
@@ -21,8 +22,9 @@ Scenario files (see scenarios/README.md).
 `run FILE --target URL` plays a scripted conversation as the client against a server; `run FILE \
 --listen ADDR` waits for one client and plays it as the server (Noise with a fresh authority key, \
 printed as the URL to give the client, or --plaintext). The file's [[step]]s send messages (the \
-codec's JSON, or raw frames in hex) and expect messages within a time, with field predicates; values \
-saved from one message can be used in later steps. The whole conversation is printed (as `pcap` \
+codec's JSON, or frames in hex, shaped on the wire, or raw bytes) and expect messages within a time, \
+with field predicates, a close, silence, or (with --target) a fresh connection still served; values \
+saved from one message can be used in later steps. The findings of `sv2-probe fuzz` are such files. The whole conversation is printed (as `pcap` \
 prints messages; --json for JSON lines) with the verdict. Exit code 1 when an expectation fails.
 
 `check FILE...` reads rule files (for `proxy --scenario`, `mock --scenario`) and conversation files \
@@ -127,6 +129,7 @@ async fn run_script(
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
     let timeout = Duration::from_secs(10);
+    let mut alive: Box<dyn Alive> = Box::new(NoAlive);
     let mut conn = if let Some(target) = &args.target {
         let url: Sv2Url = target.parse().context("--target")?;
         if url.authority_key.is_none() && !args.plaintext {
@@ -136,6 +139,14 @@ async fn run_script(
             .await
             .with_context(|| format!("connect {}", url.host_port()))?;
         let _ = stream.set_nodelay(true);
+        // `expect_alive` steps connect again, as this connection did.
+        alive = Box::new(TargetAlive {
+            addr: stream.peer_addr().context("the target's address")?,
+            noise: match (args.plaintext, url.authority_key) {
+                (false, Some(key)) => Some(Some(key)),
+                _ => None,
+            },
+        });
         let mut conn = match (args.plaintext, url.authority_key) {
             (false, Some(key)) => Connection::initiate_now(
                 stream,
@@ -200,7 +211,7 @@ async fn run_script(
         conn.record_endpoints();
         conn
     };
-    let ended = play(&mut conn, script).await;
+    let ended = play_checked(&mut conn, script, alive.as_ref()).await;
     conn.close(Duration::from_millis(200)).await;
     print_transcript(&conn.transcript, args.json, out)?;
     let ok = ended == Ended::Done;

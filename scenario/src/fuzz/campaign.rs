@@ -1,0 +1,791 @@
+//! The campaign against a live server: cases one after another (or `jobs` at a time), each on its
+//! own connection, each judged by the oracles; findings replayed, minimised and written as
+//! scenario files with their transcript and a pcapng; a report that merges across shards.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sv2_codec::noise::keys::AuthorityPublicKey;
+use sv2_wire::{Connection, KeyLog, Transcript};
+use tokio::net::TcpStream;
+
+use super::case::{self, oracles, prefix, Plan};
+use crate::script::{Alive, Ended, Player, Script, Step, TargetAlive, FORBIDDEN};
+
+/// A server to fuzz.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Noise with the certificate checked against this key (`Some(Some)`), Noise unchecked
+    /// (`Some(None)`), or plaintext (`None`).
+    pub noise: Option<Option<AuthorityPublicKey>>,
+}
+
+impl Target {
+    fn alive(&self) -> TargetAlive {
+        TargetAlive {
+            addr: self.addr,
+            noise: self.noise,
+        }
+    }
+
+    async fn connect(&self, wait: Duration) -> Result<Connection<TcpStream>, String> {
+        let stream = tokio::time::timeout(wait, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| format!("no TCP connection to {} within {wait:?}", self.addr))?
+            .map_err(|e| format!("TCP connect to {}: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        Connection::initiate_or_plain(stream, self.noise, wait, &KeyLog::none())
+            .await
+            .map_err(|e| e.brief())
+    }
+}
+
+/// Which share of the campaign's cases this run takes: case `i` when `i % count == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+/// A campaign.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub seed: u64,
+    /// Stop after this many cases (of this shard)...
+    pub cases: Option<u64>,
+    /// ...or after this long; with neither, after 1,000 cases.
+    pub duration: Option<Duration>,
+    /// Cases run at once, each on its own connection.
+    pub jobs: usize,
+    pub shard: Shard,
+    /// How long the prefix and the oracles wait for an answer.
+    pub wait: Duration,
+    /// Where findings and the report go.
+    pub out: Option<PathBuf>,
+    /// The server's process: its exit is a crash, its memory is watched.
+    pub pid: Option<u32>,
+    /// A growth of the process's resident memory beyond this many KiB is a leak.
+    pub max_rss_growth_kib: u64,
+    /// At most this many new connections per second (each case makes two).
+    pub max_connections_per_sec: u32,
+    /// Findings are replayed and their steps minimised.
+    pub minimize: bool,
+    /// Stop at the first crash (the target is gone).
+    pub stop_on_crash: bool,
+    /// Stop after this many findings.
+    pub max_findings: Option<usize>,
+}
+
+impl Config {
+    pub fn new(target: Target) -> Self {
+        Config {
+            target,
+            seed: 1,
+            cases: None,
+            duration: None,
+            jobs: 1,
+            shard: Shard::default(),
+            wait: case::DEFAULT_WAIT,
+            out: None,
+            pid: None,
+            max_rss_growth_kib: 256 * 1024,
+            max_connections_per_sec: 2_000,
+            minimize: true,
+            stop_on_crash: true,
+            max_findings: None,
+        }
+    }
+}
+
+/// What a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// The server stopped answering new connections, or its process exited.
+    Crash,
+    /// The case's connection stopped answering while new connections were served.
+    Hang,
+    /// The process's memory grew past the bound.
+    Leak,
+    /// A request whose bytes no reader could accept was answered with its success.
+    AcceptedInvalid,
+}
+
+impl Class {
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Crash => "crash",
+            Class::Hang => "hang",
+            Class::Leak => "leak",
+            Class::AcceptedInvalid => "accepted-invalid",
+        }
+    }
+}
+
+/// One finding, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub class: Class,
+    pub case: u64,
+    pub state: String,
+    pub mutation: String,
+    pub family: String,
+    /// What the oracle expected and what happened.
+    pub detail: String,
+    /// The scenario file that replays it, when written.
+    pub file: Option<String>,
+    /// A replay on a fresh connection showed it again.
+    pub reproduced: bool,
+    /// Steps of the case as found, and after minimising.
+    pub steps: usize,
+    pub minimized_steps: usize,
+}
+
+/// How often each state was tried and reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reached {
+    pub tried: u64,
+    pub reached: u64,
+}
+
+/// A campaign's report; reports of shards merge into one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub target: String,
+    pub seed: u64,
+    pub shards: Vec<Shard>,
+    pub cases: u64,
+    pub seconds: f64,
+    pub states: BTreeMap<String, Reached>,
+    pub families: BTreeMap<String, u64>,
+    pub findings: Vec<Finding>,
+    /// Why states were not reached, with counts (the first words of what the server did).
+    pub not_reached: BTreeMap<String, u64>,
+    /// Resident memory of the server's process at the start and the end, KiB.
+    pub rss_kib: Option<(u64, u64)>,
+    /// Why the campaign stopped.
+    pub stopped: String,
+}
+
+impl Report {
+    pub fn cases_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.cases as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    pub fn by_class(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for f in &self.findings {
+            *out.entry(f.class.name()).or_default() += 1;
+        }
+        out
+    }
+
+    /// Reports of shards of one campaign (or of several runs) as one: counts added, findings
+    /// joined, the longest duration kept (shards run side by side).
+    pub fn merge(reports: &[Report]) -> Report {
+        let mut out = Report::default();
+        for r in reports {
+            if out.target.is_empty() {
+                out.target = r.target.clone();
+                out.seed = r.seed;
+            }
+            out.shards.extend(r.shards.iter().copied());
+            out.cases += r.cases;
+            out.seconds = out.seconds.max(r.seconds);
+            for (k, v) in &r.states {
+                let e = out.states.entry(k.clone()).or_default();
+                e.tried += v.tried;
+                e.reached += v.reached;
+            }
+            for (k, v) in &r.families {
+                *out.families.entry(k.clone()).or_default() += v;
+            }
+            for (k, v) in &r.not_reached {
+                *out.not_reached.entry(k.clone()).or_default() += v;
+            }
+            out.findings.extend(r.findings.iter().cloned());
+            if !r.stopped.is_empty() && !out.stopped.contains(&r.stopped) {
+                if !out.stopped.is_empty() {
+                    out.stopped.push_str("; ");
+                }
+                out.stopped.push_str(&r.stopped);
+            }
+        }
+        out.shards.sort_by_key(|s| (s.count, s.index));
+        out.findings.sort_by_key(|f| f.case);
+        out
+    }
+
+    /// The report in words.
+    pub fn text(&self) -> String {
+        let mut s = format!(
+            "fuzz campaign against {} (seed {}, {} shard(s))\n{} cases in {:.1} s: {:.0} cases/s; stopped: {}\n",
+            self.target,
+            self.seed,
+            self.shards.len().max(1),
+            self.cases,
+            self.seconds,
+            self.cases_per_second(),
+            if self.stopped.is_empty() { "-" } else { &self.stopped }
+        );
+        s.push_str("states (reached / tried):\n");
+        for (name, r) in &self.states {
+            s.push_str(&format!("  {name:<18} {:>7} / {:<7}\n", r.reached, r.tried));
+        }
+        s.push_str("mutation families: ");
+        s.push_str(
+            &self
+                .families
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        s.push('\n');
+        if !self.not_reached.is_empty() {
+            s.push_str("not reached, why:\n");
+            for (why, n) in &self.not_reached {
+                s.push_str(&format!("  {n:>7}  {why}\n"));
+            }
+        }
+        if let Some((start, end)) = self.rss_kib {
+            s.push_str(&format!(
+                "server memory (RSS): {start} KiB at the start, {end} KiB at the end\n"
+            ));
+        }
+        let classes = self.by_class();
+        s.push_str(&format!(
+            "findings: {}{}\n",
+            self.findings.len(),
+            if classes.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    classes
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ));
+        for f in &self.findings {
+            s.push_str(&format!(
+                "  {} case {} [{} / {}: {}]{}\n      {}\n",
+                f.class.name(),
+                f.case,
+                f.state,
+                f.family,
+                f.mutation,
+                f.file
+                    .as_ref()
+                    .map(|p| format!(" -> {p}"))
+                    .unwrap_or_default(),
+                f.detail
+            ));
+        }
+        s
+    }
+}
+
+/// The resident memory of a process, KiB (Linux /proc).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn process_gone(pid: Option<u32>) -> bool {
+    pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// What one case came to.
+enum Outcome {
+    /// The state was not reached (the server refused or said something else): why.
+    NotReached(String),
+    Clean,
+    Found(Box<Found>),
+}
+
+/// A finding as a case made it.
+struct Found {
+    class: Class,
+    detail: String,
+    script: Script,
+    transcript: Transcript,
+}
+
+/// The oracle a failed step stands for, from what it observed.
+fn class_of(step: &Step, observed: &str) -> Option<Class> {
+    match step {
+        Step::ExpectAny { .. } if observed.starts_with(FORBIDDEN) => Some(Class::AcceptedInvalid),
+        Step::ExpectNot { .. } => Some(Class::AcceptedInvalid),
+        Step::ExpectAny { .. } => Some(Class::Hang),
+        Step::ExpectAlive { .. } => Some(Class::Crash),
+        _ => None,
+    }
+}
+
+fn host_port(target: &Target) -> (String, u16) {
+    (target.addr.ip().to_string(), target.addr.port())
+}
+
+/// Runs case `plan`.
+async fn run_case(config: &Config, plan: &Plan) -> Outcome {
+    let target = &config.target;
+    let alive = target.alive();
+    let (host, port) = host_port(target);
+    let mut conn = match target.connect(config.wait).await {
+        Ok(c) => c,
+        Err(e) => {
+            // The target may have died with the previous case, or refuse for load: ask again.
+            return match alive.check(config.wait).await {
+                Ok(()) => Outcome::NotReached(format!("connect: {e}")),
+                Err(why) => Outcome::Found(Box::new(Found {
+                    class: Class::Crash,
+                    detail: format!("before the case: {why}"),
+                    script: Script::default(),
+                    transcript: Transcript::default(),
+                })),
+            };
+        }
+    };
+    let prefix_steps = prefix(plan.state, &host, port, config.wait);
+    let mut player = Player::default();
+    if let Ended::Failed { observed, .. } = player.play(&mut conn, &prefix_steps, &alive).await {
+        return Outcome::NotReached(observed);
+    }
+    let Some(mutation) = case::mutation(plan, &player.saved, &host, port) else {
+        return Outcome::NotReached("the base message does not encode".into());
+    };
+    let oracle_steps = oracles(plan.state, &mutation, config.wait);
+    let mut steps = mutation.steps.clone();
+    steps.extend(oracle_steps.iter().cloned());
+    let ended = player.play(&mut conn, &steps, &alive).await;
+    conn.shutdown().await;
+    let (class, detail, upto) = match ended {
+        Ended::Done => {
+            if process_gone(config.pid) {
+                (Class::Crash, "the process exited".to_string(), steps.len())
+            } else {
+                return Outcome::Clean;
+            }
+        }
+        Ended::Failed {
+            step,
+            expected,
+            observed,
+        } => {
+            let failed = &steps[step - 1];
+            let detail = format!("expected {expected}; {observed}");
+            match class_of(failed, &observed) {
+                // A hang only while new connections are served; otherwise the server is gone.
+                Some(Class::Hang) => match alive.check(config.wait).await {
+                    Ok(()) => (Class::Hang, detail, step),
+                    Err(why) => (Class::Crash, why, steps.len()),
+                },
+                Some(class) => (class, detail, step),
+                // A send that failed (the server closed while we wrote): only liveness counts.
+                None => match alive.check(config.wait).await {
+                    Ok(()) => return Outcome::Clean,
+                    Err(why) => (Class::Crash, why, steps.len()),
+                },
+            }
+        }
+    };
+    let mut all = prefix_steps;
+    all.extend(steps.into_iter().take(upto));
+    if class == Class::Crash && !matches!(all.last(), Some(Step::ExpectAlive { .. })) {
+        all.push(Step::ExpectAlive {
+            within: config.wait,
+        });
+    }
+    let script = Script {
+        name: format!("fuzz-{}-case-{}", class.name(), plan.index),
+        description: format!(
+            "{} found by sv2-probe fuzz (seed {}, case {}): {} / {} mutation of {:?}: {}",
+            class.name(),
+            config.seed,
+            plan.index,
+            plan.state.name(),
+            plan.family.name(),
+            plan.base,
+            mutation.mutated.what
+        ),
+        steps: all,
+        finding: [
+            ("class".to_string(), class.name().to_string()),
+            ("case".to_string(), plan.index.to_string()),
+            ("campaign_seed".to_string(), config.seed.to_string()),
+            ("state".to_string(), plan.state.name().to_string()),
+            ("family".to_string(), plan.family.name().to_string()),
+            ("mutation".to_string(), mutation.mutated.what.clone()),
+            ("detail".to_string(), detail.clone()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    Outcome::Found(Box::new(Found {
+        class,
+        detail,
+        script,
+        transcript: conn.transcript.clone(),
+    }))
+}
+
+/// Plays `script` on a fresh connection: the class of the oracle step that failed, if any.
+pub async fn replay(
+    target: &Target,
+    script: &Script,
+    wait: Duration,
+) -> Option<(Class, Transcript)> {
+    let alive = target.alive();
+    let mut conn = match target.connect(wait).await {
+        Ok(c) => c,
+        Err(_) => {
+            return alive
+                .check(wait)
+                .await
+                .err()
+                .map(|_| (Class::Crash, Transcript::default()))
+        }
+    };
+    let ended = Player::default()
+        .play(&mut conn, &script.steps, &alive)
+        .await;
+    conn.shutdown().await;
+    match ended {
+        Ended::Done => None,
+        Ended::Failed { step, observed, .. } => {
+            let class = class_of(&script.steps[step - 1], &observed);
+            let class = match class {
+                Some(Class::Hang) if alive.check(wait).await.is_err() => Some(Class::Crash),
+                Some(c) => Some(c),
+                None => alive.check(wait).await.err().map(|_| Class::Crash),
+            };
+            class.map(|c| (c, conn.transcript.clone()))
+        }
+    }
+}
+
+/// Removes steps that the finding does not need, one at a time, keeping each removal after which
+/// a replay still shows the same class: the mutation's own sends, and oracle steps before the one
+/// that failed. At most `budget` replays.
+pub async fn minimize(
+    target: &Target,
+    script: &Script,
+    class: Class,
+    wait: Duration,
+    budget: usize,
+) -> Script {
+    let mut best = script.clone();
+    let mut tries = 0;
+    let mut i = 0;
+    while i + 1 < best.steps.len() && tries < budget {
+        let removable = matches!(
+            best.steps[i],
+            Step::SendHex { .. } | Step::SendRaw(_) | Step::Sleep(_) | Step::ExpectNot { .. }
+        );
+        if !removable {
+            i += 1;
+            continue;
+        }
+        let mut candidate = best.clone();
+        candidate.steps.remove(i);
+        tries += 1;
+        match replay(target, &candidate, wait).await {
+            Some((c, _)) if c == class => best = candidate,
+            _ => i += 1,
+        }
+    }
+    best
+}
+
+struct Shared {
+    report: Mutex<Report>,
+    next: AtomicU64,
+    stop: AtomicBool,
+    found: AtomicU64,
+}
+
+fn write_finding(
+    dir: &Path,
+    index: usize,
+    script: &Script,
+    transcript: &Transcript,
+) -> std::io::Result<PathBuf> {
+    let case_dir = dir.join(format!(
+        "{}-{:04}",
+        script
+            .finding
+            .get("class")
+            .map_or("finding", String::as_str),
+        index
+    ));
+    std::fs::create_dir_all(&case_dir)?;
+    let file = case_dir.join("case.toml");
+    std::fs::write(&file, script.to_toml())?;
+    std::fs::write(
+        case_dir.join("transcript.json"),
+        serde_json::to_string_pretty(&transcript.to_json()).unwrap_or_default(),
+    )?;
+    if !transcript.entries().is_empty() {
+        if let Ok(pcap) =
+            sv2_wire::capture::write::SharedPcapng::create(&case_dir.join("case.pcapng"))
+        {
+            let _ = pcap.add(transcript);
+            let _ = pcap.finish();
+        }
+    }
+    Ok(file)
+}
+
+/// What sees the report after every case (a progress line, a test).
+pub type Progress = Arc<dyn Fn(&Report) + Send + Sync>;
+
+/// Runs the campaign; `progress` sees the report after every case.
+pub async fn run(config: &Config, progress: Progress) -> Report {
+    let started = Instant::now();
+    let limit = match (config.cases, config.duration) {
+        (None, None) => Some(1_000),
+        (cases, _) => cases,
+    };
+    let rss_start = config.pid.and_then(rss_kib);
+    let shared = Arc::new(Shared {
+        report: Mutex::new(Report {
+            target: config.target.addr.to_string(),
+            seed: config.seed,
+            shards: vec![config.shard],
+            rss_kib: rss_start.map(|r| (r, r)),
+            ..Report::default()
+        }),
+        next: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        found: AtomicU64::new(0),
+    });
+    let min_gap = Duration::from_secs_f64(2.0 / f64::from(config.max_connections_per_sec.max(1)));
+    let jobs = config.jobs.clamp(1, 64);
+    let mut tasks = Vec::new();
+    for _ in 0..jobs {
+        let shared = shared.clone();
+        let config = config.clone();
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let n = shared.next.fetch_add(1, Ordering::SeqCst);
+                if limit.is_some_and(|l| n >= l)
+                    || config.duration.is_some_and(|d| started.elapsed() >= d)
+                {
+                    break;
+                }
+                let index = n * config.shard.count + config.shard.index;
+                let plan = case::plan(config.seed, index);
+                let case_started = Instant::now();
+                let outcome = run_case(&config, &plan).await;
+                record(&shared, &config, &plan, outcome).await;
+                if let Ok(report) = shared.report.lock() {
+                    progress(&report);
+                }
+                let spent = case_started.elapsed();
+                if spent < min_gap {
+                    tokio::time::sleep(min_gap - spent).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut report = shared.report.lock().map(|r| r.clone()).unwrap_or_default();
+    report.seconds = started.elapsed().as_secs_f64();
+    if report.stopped.is_empty() {
+        report.stopped = match (limit, config.duration) {
+            (Some(l), _) if report.cases >= l => format!("{l} cases done"),
+            (_, Some(d)) => format!("{d:?} spent"),
+            _ => "done".into(),
+        };
+    }
+    if let Some(dir) = &config.out {
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(
+            dir.join("report.json"),
+            serde_json::to_string_pretty(&report).unwrap_or_default(),
+        );
+        let _ = std::fs::write(dir.join("report.txt"), report.text());
+    }
+    report
+}
+
+async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome) {
+    {
+        let Ok(mut r) = shared.report.lock() else {
+            return;
+        };
+        r.cases += 1;
+        *r.families
+            .entry(plan.family.name().to_string())
+            .or_default() += 1;
+        let state = r.states.entry(plan.state.name().to_string()).or_default();
+        state.tried += 1;
+        match &outcome {
+            Outcome::NotReached(why) => {
+                let why: String = why.chars().take(80).collect();
+                *r.not_reached.entry(why).or_default() += 1;
+            }
+            _ => state.reached += 1,
+        }
+        if let (Some(pid), Some((start, _))) = (config.pid, r.rss_kib) {
+            if let Some(now) = rss_kib(pid) {
+                r.rss_kib = Some((start, now));
+                let leak_reported = r.findings.iter().any(|f| f.class == Class::Leak);
+                if now > start + config.max_rss_growth_kib && !leak_reported {
+                    r.findings.push(Finding {
+                        class: Class::Leak,
+                        case: plan.index,
+                        state: plan.state.name().into(),
+                        mutation: "-".into(),
+                        family: "-".into(),
+                        detail: format!(
+                            "resident memory grew from {start} KiB to {now} KiB (bound: +{} KiB)",
+                            config.max_rss_growth_kib
+                        ),
+                        file: None,
+                        reproduced: false,
+                        steps: 0,
+                        minimized_steps: 0,
+                    });
+                }
+            }
+        }
+    }
+    let Outcome::Found(found) = outcome else {
+        return;
+    };
+    let Found {
+        class,
+        detail,
+        script,
+        transcript,
+    } = *found;
+    let steps = script.steps.len();
+    let (script, reproduced) = if class == Class::Crash || !config.minimize {
+        (script, false)
+    } else {
+        match replay(&config.target, &script, config.wait).await {
+            Some((c, _)) if c == class => (
+                minimize(&config.target, &script, class, config.wait, 16).await,
+                true,
+            ),
+            _ => (script, false),
+        }
+    };
+    let number = shared.found.fetch_add(1, Ordering::SeqCst) as usize + 1;
+    let file = match &config.out {
+        Some(dir) if !script.steps.is_empty() => {
+            write_finding(&dir.join("findings"), number, &script, &transcript)
+                .ok()
+                .map(|p| p.display().to_string())
+        }
+        _ => None,
+    };
+    let Ok(mut r) = shared.report.lock() else {
+        return;
+    };
+    r.findings.push(Finding {
+        class,
+        case: plan.index,
+        state: plan.state.name().into(),
+        mutation: script.finding.get("mutation").cloned().unwrap_or_default(),
+        family: plan.family.name().into(),
+        detail,
+        file,
+        reproduced,
+        steps,
+        minimized_steps: script.steps.len(),
+    });
+    if class == Class::Crash && config.stop_on_crash {
+        r.stopped = format!("crash at case {}", plan.index);
+        shared.stop.store(true, Ordering::SeqCst);
+    } else if config.max_findings.is_some_and(|m| r.findings.len() >= m) {
+        r.stopped = format!("{} finding(s)", r.findings.len());
+        shared.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_merge() {
+        let mut a = Report {
+            target: "127.0.0.1:1".into(),
+            seed: 3,
+            shards: vec![Shard { index: 0, count: 2 }],
+            cases: 10,
+            seconds: 2.0,
+            ..Report::default()
+        };
+        a.states.insert(
+            "set-up".into(),
+            Reached {
+                tried: 5,
+                reached: 4,
+            },
+        );
+        let mut b = a.clone();
+        b.shards = vec![Shard { index: 1, count: 2 }];
+        b.seconds = 3.0;
+        b.findings.push(Finding {
+            class: Class::Hang,
+            case: 7,
+            state: "set-up".into(),
+            mutation: "x".into(),
+            family: "field".into(),
+            detail: "d".into(),
+            file: None,
+            reproduced: true,
+            steps: 5,
+            minimized_steps: 4,
+        });
+        let m = Report::merge(&[a, b]);
+        assert_eq!(m.cases, 20);
+        assert_eq!(m.seconds, 3.0);
+        assert_eq!(
+            m.states["set-up"],
+            Reached {
+                tried: 10,
+                reached: 8
+            }
+        );
+        assert_eq!(m.shards.len(), 2);
+        assert_eq!(m.by_class()["hang"], 1);
+        let json = serde_json::to_string(&m).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, m);
+    }
+}

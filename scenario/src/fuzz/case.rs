@@ -1,0 +1,537 @@
+//! One fuzz case against a server, as data: the protocol state reached first with valid traffic,
+//! the valid message that is then mutated, the mutation, and the oracle steps after it. A case is
+//! a conversation script ([`crate::script`]), so a finding is a file that replays it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use sv2_codec::frame::HEADER_LEN;
+use sv2_codec::messages::common::SetupConnection;
+use sv2_codec::messages::extensions::RequestExtensions;
+use sv2_codec::messages::mining::{
+    CloseChannel, OpenExtendedMiningChannel, OpenStandardMiningChannel, SetCustomMiningJob,
+    SubmitSharesExtended, SubmitSharesStandard, UpdateChannel,
+};
+use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_255, B0_32, B0_64K, U256};
+use sv2_codec::Message;
+
+use super::mutate::{mutate, Act, Family, Mutated, Rng};
+use super::spans::{info_of_frame, spans};
+use crate::script::{HexPart, Step};
+
+/// How long the prefix and the oracles wait for an answer, unless the campaign says otherwise.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+
+/// The protocol state a case reaches with valid traffic before it mutates anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// The handshake done (or a plaintext connection open), nothing sent.
+    Connected,
+    /// SetupConnection answered with .Success.
+    SetUp,
+    /// A standard channel open, its first job and prev hash received.
+    StandardChannel,
+    /// An extended channel open, its first job and prev hash received.
+    ExtendedChannel,
+}
+
+impl State {
+    pub const ALL: [State; 4] = [
+        State::Connected,
+        State::SetUp,
+        State::StandardChannel,
+        State::ExtendedChannel,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Connected => "connected",
+            State::SetUp => "set-up",
+            State::StandardChannel => "standard-channel",
+            State::ExtendedChannel => "extended-channel",
+        }
+    }
+
+    /// The valid messages a case in this state mutates.
+    fn bases(self) -> &'static [Base] {
+        match self {
+            State::Connected => &[Base::Setup],
+            State::SetUp => &[
+                Base::OpenStandard,
+                Base::OpenExtended,
+                Base::RequestExtensions,
+                Base::Setup,
+                Base::CloseChannel,
+            ],
+            State::StandardChannel => &[
+                Base::ShareStandard,
+                Base::UpdateChannel,
+                Base::CloseChannel,
+                Base::OpenStandard,
+                Base::CustomJob,
+            ],
+            State::ExtendedChannel => &[
+                Base::ShareExtended,
+                Base::UpdateChannel,
+                Base::CloseChannel,
+                Base::CustomJob,
+            ],
+        }
+    }
+}
+
+/// A valid message to mutate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Base {
+    Setup,
+    OpenStandard,
+    OpenExtended,
+    RequestExtensions,
+    CloseChannel,
+    ShareStandard,
+    ShareExtended,
+    UpdateChannel,
+    CustomJob,
+}
+
+/// The request id the mutated request carries: the expected-error oracle looks for a success that
+/// echoes it.
+const MUTATED_REQUEST: u32 = 0x0046_555a;
+/// The request id of the valid request after the case.
+const FOLLOW_UP_REQUEST: u32 = 0x0046_5a5a;
+/// The sequence number of the mutated share.
+const MUTATED_SEQUENCE: u32 = 0x4655;
+
+fn text(s: &str) -> Str0_255<'static> {
+    Str0_255::new(s.as_bytes().to_vec()).unwrap_or_default()
+}
+
+/// The SetupConnection of the Mining protocol every case starts with.
+pub fn setup(host: &str, port: u16) -> Message<'static> {
+    SetupConnection {
+        protocol: 0,
+        min_version: 2,
+        max_version: 2,
+        flags: 0,
+        endpoint_host: text(host),
+        endpoint_port: port,
+        vendor: text("sv2-toolkit"),
+        hardware_version: text("fuzz"),
+        firmware: text(""),
+        device_id: text("sv2-probe fuzz"),
+    }
+    .into()
+}
+
+fn open_standard(request_id: u32) -> Message<'static> {
+    OpenStandardMiningChannel {
+        request_id,
+        user_identity: text("sv2-toolkit.fuzz"),
+        nominal_hash_rate: 1e9,
+        max_target: U256([0xff; 32]),
+    }
+    .into()
+}
+
+fn open_extended(request_id: u32) -> Message<'static> {
+    OpenExtendedMiningChannel {
+        request_id,
+        user_identity: text("sv2-toolkit.fuzz"),
+        nominal_hash_rate: 1e9,
+        max_target: U256([0xff; 32]),
+        min_extranonce_size: 4,
+    }
+    .into()
+}
+
+fn json_of(message: &Message<'_>) -> serde_json::Map<String, Value> {
+    match serde_json::to_value(message) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn expect(message: &str, save: &[(&str, &str)], within: Duration) -> Step {
+    Step::Expect {
+        message: message.into(),
+        fields: serde_json::Map::new(),
+        within,
+        next: false,
+        save: save
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// The valid steps that reach `state`: the channel's id is saved as `channel`, its job's as `job`
+/// (taken from the first SetNewPrevHash, which names the job in force).
+pub fn prefix(state: State, host: &str, port: u16, wait: Duration) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if state == State::Connected {
+        return steps;
+    }
+    steps.push(Step::Send(json_of(&setup(host, port))));
+    steps.push(expect("SetupConnection.Success", &[], wait));
+    let (open, success) = match state {
+        State::StandardChannel => (open_standard(1), "OpenStandardMiningChannel.Success"),
+        State::ExtendedChannel => (open_extended(1), "OpenExtendedMiningChannel.Success"),
+        _ => return steps,
+    };
+    steps.push(Step::Send(json_of(&open)));
+    let mut saves = vec![("channel", "channel_id")];
+    if state == State::ExtendedChannel {
+        saves.push(("extranonce_size", "extranonce_size"));
+    }
+    steps.push(expect(success, &saves, wait));
+    steps.push(expect("SetNewPrevHash", &[("job", "job_id")], wait));
+    steps
+}
+
+/// What the prefix saved, as numbers.
+pub type Saved = BTreeMap<String, Value>;
+
+fn saved_u32(saved: &Saved, name: &str) -> u32 {
+    saved.get(name).and_then(Value::as_u64).unwrap_or(0) as u32
+}
+
+/// The base message with the saved values in it, the fields that hold them (field name, saved
+/// name, width), and the success the server would send if it acted on the request: its name and
+/// the field that echoes the request.
+struct Built {
+    message: Message<'static>,
+    placeholders: Vec<(&'static str, &'static str, usize)>,
+    success: Option<(&'static str, &'static str, u32)>,
+}
+
+fn build(base: Base, saved: &Saved, host: &str, port: u16) -> Built {
+    let channel = saved_u32(saved, "channel");
+    let job = saved_u32(saved, "job");
+    let on_channel = vec![("channel_id", "channel", 4)];
+    let plain = |message| Built {
+        message,
+        placeholders: Vec::new(),
+        success: None,
+    };
+    match base {
+        Base::Setup => plain(setup(host, port)),
+        Base::OpenStandard => Built {
+            message: open_standard(MUTATED_REQUEST),
+            placeholders: Vec::new(),
+            success: Some((
+                "OpenStandardMiningChannel.Success",
+                "request_id",
+                MUTATED_REQUEST,
+            )),
+        },
+        Base::OpenExtended => Built {
+            message: open_extended(MUTATED_REQUEST),
+            placeholders: Vec::new(),
+            success: Some((
+                "OpenExtendedMiningChannel.Success",
+                "request_id",
+                MUTATED_REQUEST,
+            )),
+        },
+        Base::RequestExtensions => Built {
+            message: RequestExtensions {
+                request_id: MUTATED_REQUEST as u16,
+                requested_extensions: Seq0_64K::new(vec![0x0002]).unwrap_or_default(),
+            }
+            .into(),
+            placeholders: Vec::new(),
+            success: Some((
+                "RequestExtensions.Success",
+                "request_id",
+                u32::from(MUTATED_REQUEST as u16),
+            )),
+        },
+        Base::CloseChannel => Built {
+            message: CloseChannel {
+                channel_id: if channel == 0 { 4_000_000_000 } else { channel },
+                reason_code: text("fuzz"),
+            }
+            .into(),
+            placeholders: if channel == 0 {
+                Vec::new()
+            } else {
+                on_channel.clone()
+            },
+            success: None,
+        },
+        Base::ShareStandard => Built {
+            message: SubmitSharesStandard {
+                channel_id: channel,
+                sequence_number: MUTATED_SEQUENCE,
+                job_id: job,
+                nonce: 0x4655_5a5a,
+                ntime: 0,
+                version: 0x2000_0000,
+            }
+            .into(),
+            placeholders: vec![("channel_id", "channel", 4), ("job_id", "job", 4)],
+            success: None,
+        },
+        Base::ShareExtended => {
+            let size = saved_u32(saved, "extranonce_size").min(32) as usize;
+            Built {
+                message: SubmitSharesExtended {
+                    channel_id: channel,
+                    sequence_number: MUTATED_SEQUENCE,
+                    job_id: job,
+                    nonce: 0x4655_5a5a,
+                    ntime: 0,
+                    version: 0x2000_0000,
+                    extranonce: B0_32::new(vec![0x5a; size]).unwrap_or_default(),
+                }
+                .into(),
+                placeholders: vec![("channel_id", "channel", 4), ("job_id", "job", 4)],
+                success: None,
+            }
+        }
+        Base::UpdateChannel => Built {
+            message: UpdateChannel {
+                channel_id: channel,
+                nominal_hash_rate: 2e9,
+                maximum_target: U256([0xff; 32]),
+            }
+            .into(),
+            placeholders: on_channel,
+            success: None,
+        },
+        Base::CustomJob => Built {
+            message: SetCustomMiningJob {
+                channel_id: channel,
+                request_id: MUTATED_REQUEST,
+                mining_job_token: B0_255::new(b"fuzz".to_vec()).unwrap_or_default(),
+                version: 0x2000_0000,
+                prev_hash: U256([0x5a; 32]),
+                min_ntime: 0,
+                nbits: 0x1d00_ffff,
+                coinbase_tx_version: 2,
+                coinbase_prefix: B0_255::new(vec![0x03, 0x01, 0x02, 0x03]).unwrap_or_default(),
+                coinbase_tx_input_n_sequence: u32::MAX,
+                coinbase_tx_outputs: B0_64K::default(),
+                coinbase_tx_locktime: 0,
+                merkle_path: Seq0_255::default(),
+            }
+            .into(),
+            placeholders: on_channel,
+            success: Some(("SetCustomMiningJob.Success", "request_id", MUTATED_REQUEST)),
+        },
+    }
+}
+
+/// What a case is, before it runs: derived from the campaign seed and the case's index alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub index: u64,
+    pub seed: u64,
+    pub state: State,
+    pub base: Base,
+    pub family: Family,
+}
+
+/// The plan of case `index` of the campaign with `seed`.
+pub fn plan(seed: u64, index: u64) -> Plan {
+    let case_seed = Rng::new(seed ^ index.wrapping_mul(0xa076_1d64_78bd_642f)).next_u64();
+    let mut rng = Rng::new(case_seed);
+    let state = *rng.pick(&State::ALL);
+    let base = *rng.pick(state.bases());
+    // Field mutations are the richest: half the cases.
+    let family = match rng.below(6) {
+        0..=2 => Family::Field,
+        3 => Family::Frame,
+        4 => Family::Noise,
+        _ => Family::Time,
+    };
+    Plan {
+        index,
+        seed: case_seed,
+        state,
+        base,
+        family,
+    }
+}
+
+/// The mutation of a case, once the prefix has saved its values, as script steps (the saved
+/// values stay `${name}` in the frames where the mutation left them alone, so that a replay on a
+/// fresh server uses that server's ids).
+#[derive(Debug, Clone)]
+pub struct Mutation {
+    pub mutated: Mutated,
+    pub steps: Vec<Step>,
+    pub success: Option<(&'static str, &'static str, u32)>,
+}
+
+fn template(
+    bytes: &[u8],
+    original: &[u8],
+    placeholders: &[(&'static str, &'static str, usize)],
+) -> Vec<HexPart> {
+    let Some(info) = info_of_frame(original) else {
+        return vec![HexPart::Bytes(bytes.to_vec())];
+    };
+    let Some(spans) = spans(info, &original[HEADER_LEN..]) else {
+        return vec![HexPart::Bytes(bytes.to_vec())];
+    };
+    // Saved values whose bytes are where they were, unchanged.
+    let mut holes: Vec<(usize, usize, &'static str)> = placeholders
+        .iter()
+        .filter_map(|(field, name, width)| {
+            let span = spans.iter().find(|s| s.field == *field)?;
+            let at = HEADER_LEN + span.start;
+            let same = bytes.get(at..at + width) == original.get(at..at + width);
+            same.then_some((at, *width, *name))
+        })
+        .collect();
+    holes.sort_unstable();
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for (start, width, name) in holes {
+        if start < at {
+            continue;
+        }
+        parts.push(HexPart::Bytes(bytes[at..start].to_vec()));
+        parts.push(HexPart::Saved {
+            name: name.to_string(),
+            width,
+        });
+        at = start + width;
+    }
+    parts.push(HexPart::Bytes(bytes[at..].to_vec()));
+    parts.retain(|p| !matches!(p, HexPart::Bytes(b) if b.is_empty()));
+    parts
+}
+
+/// The mutation of `plan`'s base message; None when it could not be built.
+pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mutation> {
+    let built = build(plan.base, saved, host, port);
+    let mut rng = Rng::new(plan.seed.rotate_left(17));
+    let mutated = mutate(&built.message, plan.family, &mut rng)?;
+    let original = sv2_codec::to_frame_bytes(&built.message, &[]).ok()?;
+    let steps = mutated
+        .acts
+        .iter()
+        .map(|act| match act {
+            Act::Frame { bytes, shape } => Step::SendHex {
+                hex: template(bytes, &original, &built.placeholders),
+                shape: shape.clone(),
+            },
+            Act::Raw(bytes) => Step::SendRaw(bytes.clone()),
+            Act::Pause(d) => Step::Sleep(*d),
+        })
+        .collect();
+    Some(Mutation {
+        mutated,
+        steps,
+        success: built.success,
+    })
+}
+
+/// The oracle steps after a mutation:
+/// 1. the connection still works: a valid request after the case is answered (or the connection
+///    is closed), when the mutation left the framing of the stream intact;
+/// 2. with it, the expected-error oracle: a request whose bytes break a rule no reader could
+///    accept must not be answered with its success first;
+/// 3. the server still works: a fresh connection completes the handshake and SetupConnection.
+pub fn oracles(state: State, mutation: &Mutation, wait: Duration) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if keeps_framing(&mutation.mutated) {
+        let (request, answers): (Message<'static>, Vec<String>) = if state == State::Connected {
+            (
+                setup("127.0.0.1", 0),
+                vec![
+                    "SetupConnection.Success".into(),
+                    "SetupConnection.Error".into(),
+                ],
+            )
+        } else {
+            (
+                open_standard(FOLLOW_UP_REQUEST),
+                vec![
+                    "OpenStandardMiningChannel.Success".into(),
+                    "OpenMiningChannel.Error".into(),
+                ],
+            )
+        };
+        // The server reads in order: a success for the unreadable request would come before the
+        // answer to the valid one.
+        let forbid = match (mutation.mutated.invalid, mutation.success) {
+            (Some(_), Some((name, field, value))) => {
+                let mut fields = serde_json::Map::new();
+                fields.insert(field.into(), json!(value));
+                Some((name.to_string(), fields))
+            }
+            _ => None,
+        };
+        steps.push(Step::Send(json_of(&request)));
+        steps.push(Step::ExpectAny {
+            messages: answers,
+            within: wait,
+            forbid,
+        });
+    }
+    steps.push(Step::ExpectAlive { within: wait });
+    steps
+}
+
+/// Whether the stream is still made of whole frames after the mutation: then a later request must
+/// be read as one. Lengths that lie, bytes that are not frames and broken MACs leave the reader
+/// rightly lost (or waiting for bytes that never come).
+pub fn keeps_framing(m: &Mutated) -> bool {
+    match m.family {
+        Family::Field | Family::Time => true,
+        Family::Frame => !m.what.starts_with("msg_length"),
+        Family::Noise => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_depend_on_the_seed_and_index_only_and_cover_every_state_and_family() {
+        let mut states = std::collections::BTreeSet::new();
+        let mut families = std::collections::BTreeSet::new();
+        for i in 0..400 {
+            assert_eq!(plan(7, i), plan(7, i));
+            let p = plan(7, i);
+            assert!(p.state.bases().contains(&p.base));
+            states.insert(p.state);
+            families.insert(p.family);
+        }
+        assert_eq!(states.len(), State::ALL.len());
+        assert_eq!(families.len(), Family::ALL.len());
+        assert_ne!(plan(7, 1), plan(8, 1));
+    }
+
+    #[test]
+    fn saved_values_stay_placeholders_where_the_mutation_left_them() {
+        let mut saved = Saved::new();
+        saved.insert("channel".into(), json!(0x0102_0304u32));
+        saved.insert("job".into(), json!(9));
+        let mut found = false;
+        for index in 0..200 {
+            let mut p = plan(1, index);
+            p.base = Base::ShareStandard;
+            p.family = Family::Time;
+            let m = mutation(&p, &saved, "127.0.0.1", 1).unwrap();
+            let Step::SendHex { hex, .. } = &m.steps[0] else {
+                panic!("a frame")
+            };
+            found |= hex
+                .iter()
+                .any(|h| matches!(h, HexPart::Saved { name, .. } if name == "channel"));
+            let filled = crate::script::fill(hex, &saved).unwrap();
+            let (_, wire) = (0, filled);
+            assert_eq!(&wire[HEADER_LEN..HEADER_LEN + 4], &[4, 3, 2, 1]);
+        }
+        assert!(found);
+    }
+}

@@ -1,0 +1,261 @@
+//! Network fuzzing: a campaign against our mock pool (which must survive it, every state reached,
+//! every family of mutation used), and each oracle shown firing on a server broken its way, with a
+//! finding that replays from its scenario file.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sv2_codec::messages::common::SetupConnectionSuccess;
+use sv2_codec::messages::mining::{NewMiningJob, OpenStandardMiningChannelSuccess, SetNewPrevHash};
+use sv2_codec::noise::keys::Keypair;
+use sv2_codec::types::{B0_32, U256};
+use sv2_codec::Message;
+use sv2_mock::pool::driver::{serve, PoolServerConfig};
+use sv2_scenario::fuzz::{self, Class, Config, Report, Target};
+use sv2_scenario::script::{play_checked, Script, TargetAlive};
+use sv2_wire::{Connection, NetError, Side};
+use tokio::net::{TcpListener, TcpStream};
+
+fn quiet() -> fuzz::campaign::Progress {
+    Arc::new(|_: &Report| {})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_pool_survives_a_campaign_that_reaches_every_state() {
+    let authority = Keypair::generate().unwrap();
+    let public = authority.public;
+    let pool = serve(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        PoolServerConfig::new(authority).unwrap(),
+    )
+    .await
+    .unwrap();
+    let out = std::env::temp_dir().join(format!("sv2-fuzz-mock-{}", std::process::id()));
+    let mut config = Config::new(Target {
+        addr: pool.addr,
+        noise: Some(Some(public)),
+    });
+    config.seed = 7;
+    config.cases = Some(160);
+    config.jobs = 2;
+    config.wait = Duration::from_millis(1500);
+    config.out = Some(out.clone());
+    config.pid = Some(std::process::id());
+    let report = fuzz::run(&config, quiet()).await;
+    println!("{}", report.text());
+    assert_eq!(report.cases, 160);
+    assert!(report.findings.is_empty(), "{}", report.text());
+    for state in fuzz::case::State::ALL {
+        let r = report.states.get(state.name()).copied().unwrap_or_default();
+        assert!(
+            r.tried > 0 && r.reached == r.tried,
+            "{}: {r:?}",
+            state.name()
+        );
+    }
+    for family in fuzz::mutate::Family::ALL {
+        assert!(report.families.get(family.name()).is_some_and(|n| *n > 0));
+    }
+    // The report on disk reads back, and merges with itself.
+    let text = std::fs::read_to_string(out.join("report.json")).unwrap();
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.cases, 160);
+    assert_eq!(Report::merge(&[back.clone(), back]).cases, 320);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// How the scripted server below is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broken {
+    /// A frame it cannot decode stops it: no more connections are served.
+    DiesOnGarbage,
+    /// A frame it cannot decode wedges that connection: no answer, no close.
+    WedgesOnGarbage,
+    /// An OpenStandardMiningChannel it cannot decode is answered with .Success anyway (the
+    /// request id read from the first four bytes).
+    AcceptsAnything,
+}
+
+/// A plaintext Mining server that sets up, opens channels (with a job and a prev hash), and is
+/// broken as `broken` says.
+async fn broken_server(broken: Broken) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dead = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            if dead.load(Ordering::SeqCst) {
+                // Gone: the listener is dropped, new connections are refused.
+                return;
+            }
+            let dead = dead.clone();
+            tokio::spawn(serve_one(stream, broken, dead));
+        }
+    });
+    addr
+}
+
+async fn serve_one(stream: TcpStream, broken: Broken, dead: Arc<AtomicBool>) {
+    let mut conn = Connection::plaintext(stream, Side::Server);
+    let mut next_channel = 1;
+    loop {
+        let message = match conn.recv("read", Duration::from_secs(30)).await {
+            Ok(d) => d.message,
+            Err(NetError::Decode { frame, .. }) => match broken {
+                Broken::DiesOnGarbage => {
+                    dead.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Broken::WedgesOnGarbage => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return;
+                }
+                Broken::AcceptsAnything => {
+                    if frame.len() >= 10 && frame[2] == 0x10 {
+                        let request_id = u32::from_le_bytes(frame[6..10].try_into().unwrap());
+                        let ok: Message<'static> = OpenStandardMiningChannelSuccess {
+                            request_id,
+                            channel_id: 99,
+                            target: U256([0xff; 32]),
+                            extranonce_prefix: B0_32::new(vec![0; 4]).unwrap(),
+                            group_channel_id: 0,
+                        }
+                        .into();
+                        let _ = conn.send(&ok).await;
+                    }
+                    continue;
+                }
+            },
+            Err(_) => return,
+        };
+        let answers: Vec<Message<'static>> = match message {
+            Message::SetupConnection(_) => vec![SetupConnectionSuccess {
+                used_version: 2,
+                flags: 0,
+            }
+            .into()],
+            Message::OpenStandardMiningChannel(o) => {
+                let channel_id = next_channel;
+                next_channel += 1;
+                vec![
+                    OpenStandardMiningChannelSuccess {
+                        request_id: o.request_id,
+                        channel_id,
+                        target: U256([0xff; 32]),
+                        extranonce_prefix: B0_32::new(vec![0, 0, 0, channel_id as u8]).unwrap(),
+                        group_channel_id: 0,
+                    }
+                    .into(),
+                    NewMiningJob {
+                        channel_id,
+                        job_id: 1,
+                        min_ntime: None,
+                        version: 0x2000_0000,
+                        merkle_root: U256([1; 32]),
+                    }
+                    .into(),
+                    SetNewPrevHash {
+                        channel_id,
+                        job_id: 1,
+                        prev_hash: U256([2; 32]),
+                        min_ntime: 1_700_000_000,
+                        nbits: 0x1d00_ffff,
+                    }
+                    .into(),
+                ]
+            }
+            // Anything else is ignored.
+            _ => Vec::new(),
+        };
+        for a in answers {
+            if conn.send(&a).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs a campaign on the broken server until the first finding of `class`; returns it with the
+/// report. Cases that reach only the states this server has (connected, set up, a standard
+/// channel) and mutate so that a frame cannot be decoded are enough for each.
+async fn finds(broken: Broken, class: Class) -> (Report, fuzz::campaign::Finding) {
+    let addr = broken_server(broken).await;
+    let out = std::env::temp_dir().join(format!("sv2-fuzz-{broken:?}-{}", std::process::id()));
+    let mut config = Config::new(Target { addr, noise: None });
+    config.seed = 3;
+    config.cases = Some(300);
+    config.wait = Duration::from_millis(400);
+    config.out = Some(out);
+    config.max_findings = Some(1);
+    let report = fuzz::run(&config, quiet()).await;
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.class == class)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {class:?} finding: {}", report.text()));
+    (report, finding)
+}
+
+/// The finding's file replays it: on the same broken server kind, played as `scenario run` does.
+async fn replays(file: &str, broken: Broken) -> sv2_scenario::Ended {
+    let script = Script::from_toml(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert!(script.finding.contains_key("class"));
+    let addr = broken_server(broken).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut conn = Connection::plaintext(stream, Side::Client);
+    play_checked(&mut conn, &script, &TargetAlive { addr, noise: None }).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_on_garbage_is_a_crash_and_the_campaign_stops() {
+    let (report, finding) = finds(Broken::DiesOnGarbage, Class::Crash).await;
+    assert!(report.stopped.contains("crash"), "{}", report.stopped);
+    assert!(report.cases < 300);
+    let file = finding.file.expect("written");
+    assert!(matches!(
+        replays(&file, Broken::DiesOnGarbage).await,
+        sv2_scenario::Ended::Failed { .. }
+    ));
+    // The same file passes on a server that is not broken this way.
+    assert_eq!(
+        replays(&file, Broken::AcceptsAnything).await,
+        sv2_scenario::Ended::Done
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_wedged_by_garbage_is_a_hang_minimised_and_replayable() {
+    let (_, finding) = finds(Broken::WedgesOnGarbage, Class::Hang).await;
+    assert!(finding.reproduced, "{finding:?}");
+    assert!(finding.minimized_steps <= finding.steps);
+    let file = finding.file.expect("written");
+    assert!(matches!(
+        replays(&file, Broken::WedgesOnGarbage).await,
+        sv2_scenario::Ended::Failed { .. }
+    ));
+    assert_eq!(
+        replays(&file, Broken::DiesOnGarbage).await,
+        sv2_scenario::Ended::Done,
+        "a server that closes passes the hang oracle"
+    );
+    let dir = std::path::Path::new(&file).parent().unwrap();
+    assert!(dir.join("transcript.json").exists());
+    assert!(dir.join("case.pcapng").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_acting_on_an_unreadable_request_is_accepted_invalid() {
+    let (_, finding) = finds(Broken::AcceptsAnything, Class::AcceptedInvalid).await;
+    assert!(finding.reproduced, "{finding:?}");
+    let file = finding.file.expect("written");
+    assert!(matches!(
+        replays(&file, Broken::AcceptsAnything).await,
+        sv2_scenario::Ended::Failed { .. }
+    ));
+}

@@ -564,7 +564,8 @@ impl Alive for NoAlive {
 }
 
 /// A server at `addr`: a fresh connection, the handshake (`noise` as for
-/// [`Connection::initiate_or_plain`]) and a Mining SetupConnection answered by .Success or .Error.
+/// [`Connection::initiate_or_plain`]) and a SetupConnection (Mining protocol: any SV2 server must
+/// answer it, .Error when it serves another) answered by .Success or .Error.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetAlive {
     pub addr: SocketAddr,

@@ -13,7 +13,7 @@ use sv2_codec::noise::keys::Keypair;
 use sv2_codec::types::{B0_32, U256};
 use sv2_codec::Message;
 use sv2_mock::pool::driver::{serve, PoolServerConfig};
-use sv2_scenario::fuzz::{self, Class, Config, Report, Target};
+use sv2_scenario::fuzz::{self, Class, Config, Report, Role, Target};
 use sv2_scenario::script::{play_checked, Script, TargetAlive};
 use sv2_wire::{Connection, NetError, Side};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,7 +47,7 @@ async fn the_mock_pool_survives_a_campaign_that_reaches_every_state() {
     println!("{}", report.text());
     assert_eq!(report.cases, 160);
     assert!(report.findings.is_empty(), "{}", report.text());
-    for state in fuzz::case::State::ALL {
+    for state in Role::Mining.states() {
         let r = report.states.get(state.name()).copied().unwrap_or_default();
         assert!(
             r.tried > 0 && r.reached == r.tried,
@@ -64,6 +64,37 @@ async fn the_mock_pool_survives_a_campaign_that_reaches_every_state() {
     assert_eq!(back.cases, 160);
     assert_eq!(Report::merge(&[back.clone(), back]).cases, 320);
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_template_provider_survives_a_campaign_that_reaches_every_state() {
+    let authority = Keypair::generate().unwrap();
+    let public = authority.public;
+    let tp = sv2_mock::tp::driver::serve(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        sv2_mock::tp::driver::TpServerConfig::new(authority).unwrap(),
+    )
+    .unwrap();
+    let mut config = Config::new(Target {
+        addr: tp.addr,
+        noise: Some(Some(public)),
+    });
+    config.role = Role::TemplateProvider;
+    config.seed = 9;
+    config.cases = Some(120);
+    config.jobs = 2;
+    config.wait = Duration::from_millis(1500);
+    let report = fuzz::run(&config, quiet()).await;
+    println!("{}", report.text());
+    assert!(report.findings.is_empty(), "{}", report.text());
+    for state in Role::TemplateProvider.states() {
+        let r = report.states.get(state.name()).copied().unwrap_or_default();
+        assert!(
+            r.tried > 0 && r.reached == r.tried,
+            "{}: {r:?}",
+            state.name()
+        );
+    }
 }
 
 /// How the scripted server below is broken.

@@ -14,10 +14,11 @@ use sv2_scenario::fuzz::{self, Config, Report, Shard, Target};
 use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
-Network fuzzing of a live SV2 server: `sv2-probe fuzz --target URL`.
+Network fuzzing of a live SV2 server: `sv2-probe fuzz --target URL [--role pool|proxy|tp]`.
 
 Each case opens its own connection, reaches a protocol state with valid traffic (connected; set up; \
-a standard or an extended channel with its first job and prev hash), sends one valid message of \
+a standard or an extended channel with its first job and prev hash; for a template provider, its \
+first template after CoinbaseOutputConstraints), sends one valid message of \
 that state mutated (field-aware from the codec's field tables: boundary integers, NaN and negative \
 floats, BOOL bytes, lengths and counts that lie or pass their type's bound, OPTION prefixes, empty \
 and maximal byte fields, invalid UTF-8, fields cut short, TLVs; frame-level: msg_length that lies, \
@@ -72,8 +73,11 @@ pub struct MergeArgs {
 pub enum Role {
     /// A Mining protocol server: a pool.
     Pool,
-    /// A mining proxy's upstream-facing side, which serves devices as a pool does.
+    /// A mining proxy's side that serves devices as a pool does (a translator's SV2 side is a
+    /// client: not a target here).
     Proxy,
+    /// A template provider (Template Distribution).
+    Tp,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +97,10 @@ pub struct RunArgs {
     /// Stop after this many cases (of this shard).
     #[arg(long)]
     pub cases: Option<u64>,
+    /// Start at this case number (with the same --seed: the cases of an earlier campaign again,
+    /// e.g. `--from-case 264 --cases 1` for case 264 alone).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub from_case: u64,
     /// Stop after this many seconds (with neither --cases nor --seconds: 1,000 cases).
     #[arg(long)]
     pub seconds: Option<f64>,
@@ -174,13 +182,18 @@ fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
     if args.jobs == 0 || args.jobs > 64 {
         bail!("--jobs is 1 to 64");
     }
-    let _ = args.role; // Pool and proxy are served alike: the same Mining protocol server side.
     let mut config = Config::new(Target {
         addr,
         noise: (!args.plaintext).then_some(url.authority_key),
     });
+    // A pool and a proxy's downstream side serve the same Mining protocol.
+    config.role = match args.role {
+        Role::Pool | Role::Proxy => fuzz::Role::Mining,
+        Role::Tp => fuzz::Role::TemplateProvider,
+    };
     config.seed = args.seed;
     config.cases = args.cases;
+    config.first_case = args.from_case;
     config.duration = args.seconds.map(Duration::from_secs_f64);
     config.jobs = args.jobs;
     config.shard = args

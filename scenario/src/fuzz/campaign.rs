@@ -14,7 +14,7 @@ use sv2_codec::noise::keys::AuthorityPublicKey;
 use sv2_wire::{Connection, KeyLog, Transcript};
 use tokio::net::TcpStream;
 
-use super::case::{self, oracles, prefix, Plan};
+use super::case::{self, oracles, prefix, Plan, Role};
 use crate::script::{Alive, Ended, Player, Script, Step, TargetAlive, FORBIDDEN};
 
 /// A server to fuzz.
@@ -63,7 +63,11 @@ impl Default for Shard {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
+    /// What the target serves.
+    pub role: Role,
     pub seed: u64,
+    /// The number of the first case (to run again the cases of an earlier campaign from there).
+    pub first_case: u64,
     /// Stop after this many cases (of this shard)...
     pub cases: Option<u64>,
     /// ...or after this long; with neither, after 1,000 cases.
@@ -93,7 +97,9 @@ impl Config {
     pub fn new(target: Target) -> Self {
         Config {
             target,
+            role: Role::Mining,
             seed: 1,
+            first_case: 0,
             cases: None,
             duration: None,
             jobs: 1,
@@ -371,7 +377,7 @@ async fn run_case(config: &Config, plan: &Plan) -> Outcome {
             };
         }
     };
-    let prefix_steps = prefix(plan.state, &host, port, config.wait);
+    let prefix_steps = prefix(plan.role, plan.state, &host, port, config.wait);
     let mut player = Player::default();
     if let Ended::Failed { observed, .. } = player.play(&mut conn, &prefix_steps, &alive).await {
         return Outcome::NotReached(observed);
@@ -379,7 +385,7 @@ async fn run_case(config: &Config, plan: &Plan) -> Outcome {
     let Some(mutation) = case::mutation(plan, &player.saved, &host, port) else {
         return Outcome::NotReached("the base message does not encode".into());
     };
-    let oracle_steps = oracles(plan.state, &mutation, config.wait);
+    let oracle_steps = oracles(plan.role, plan.state, &mutation, config.wait);
     let mut steps = mutation.steps.clone();
     steps.extend(oracle_steps.iter().cloned());
     let ended = player.play(&mut conn, &steps, &alive).await;
@@ -602,8 +608,8 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                 {
                     break;
                 }
-                let index = n * config.shard.count + config.shard.index;
-                let plan = case::plan(config.seed, index);
+                let index = config.first_case + n * config.shard.count + config.shard.index;
+                let plan = case::plan(config.seed, index, config.role);
                 let case_started = Instant::now();
                 let outcome = run_case(&config, &plan).await;
                 record(&shared, &config, &plan, outcome).await;
@@ -691,6 +697,10 @@ async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome)
         script,
         transcript,
     } = *found;
+    // Cases in flight when the target went down all see it: the first crash is the finding.
+    if class == Class::Crash && config.stop_on_crash && shared.stop.swap(true, Ordering::SeqCst) {
+        return;
+    }
     let steps = script.steps.len();
     let (script, reproduced) = if class == Class::Crash || !config.minimize {
         (script, false)

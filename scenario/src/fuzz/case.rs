@@ -14,6 +14,9 @@ use sv2_codec::messages::mining::{
     CloseChannel, OpenExtendedMiningChannel, OpenStandardMiningChannel, SetCustomMiningJob,
     SubmitSharesExtended, SubmitSharesStandard, UpdateChannel,
 };
+use sv2_codec::messages::template_distribution::{
+    CoinbaseOutputConstraints, RequestTransactionData, SubmitSolution,
+};
 use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 
@@ -23,6 +26,39 @@ use crate::script::{HexPart, Step};
 
 /// How long the prefix and the oracles wait for an answer, unless the campaign says otherwise.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+
+/// What the target serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The Mining protocol: a pool, or the side of a proxy that serves devices.
+    Mining,
+    /// Template Distribution: a template provider.
+    TemplateProvider,
+}
+
+impl Role {
+    /// The states a case against this role reaches.
+    pub fn states(self) -> &'static [State] {
+        match self {
+            Role::Mining => &[
+                State::Connected,
+                State::SetUp,
+                State::StandardChannel,
+                State::ExtendedChannel,
+            ],
+            Role::TemplateProvider => &[State::Connected, State::SetUp, State::Templates],
+        }
+    }
+
+    /// The SetupConnection.protocol of this role.
+    pub fn protocol(self) -> u8 {
+        match self {
+            Role::Mining => 0,
+            Role::TemplateProvider => 2,
+        }
+    }
+}
 
 /// The protocol state a case reaches with valid traffic before it mutates anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -36,14 +72,18 @@ pub enum State {
     StandardChannel,
     /// An extended channel open, its first job and prev hash received.
     ExtendedChannel,
+    /// Template Distribution: CoinbaseOutputConstraints sent, the first template and its prev
+    /// hash received.
+    Templates,
 }
 
 impl State {
-    pub const ALL: [State; 4] = [
+    pub const ALL: [State; 5] = [
         State::Connected,
         State::SetUp,
         State::StandardChannel,
         State::ExtendedChannel,
+        State::Templates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,28 +92,36 @@ impl State {
             State::SetUp => "set-up",
             State::StandardChannel => "standard-channel",
             State::ExtendedChannel => "extended-channel",
+            State::Templates => "templates",
         }
     }
 
     /// The valid messages a case in this state mutates.
-    fn bases(self) -> &'static [Base] {
-        match self {
-            State::Connected => &[Base::Setup],
-            State::SetUp => &[
+    fn bases(self, role: Role) -> &'static [Base] {
+        match (role, self) {
+            (Role::TemplateProvider, State::Connected) => &[Base::Setup],
+            (Role::TemplateProvider, _) => &[
+                Base::CoinbaseOutputConstraints,
+                Base::RequestTransactionData,
+                Base::SubmitSolution,
+                Base::Setup,
+            ],
+            (_, State::Connected) => &[Base::Setup],
+            (_, State::SetUp) => &[
                 Base::OpenStandard,
                 Base::OpenExtended,
                 Base::RequestExtensions,
                 Base::Setup,
                 Base::CloseChannel,
             ],
-            State::StandardChannel => &[
+            (_, State::StandardChannel) => &[
                 Base::ShareStandard,
                 Base::UpdateChannel,
                 Base::CloseChannel,
                 Base::OpenStandard,
                 Base::CustomJob,
             ],
-            State::ExtendedChannel => &[
+            (_, State::ExtendedChannel | State::Templates) => &[
                 Base::ShareExtended,
                 Base::UpdateChannel,
                 Base::CloseChannel,
@@ -96,11 +144,17 @@ pub enum Base {
     ShareExtended,
     UpdateChannel,
     CustomJob,
+    CoinbaseOutputConstraints,
+    RequestTransactionData,
+    SubmitSolution,
 }
 
 /// The request id the mutated request carries: the expected-error oracle looks for a success that
 /// echoes it.
 const MUTATED_REQUEST: u32 = 0x0046_555a;
+/// A template id no provider has made (the valid request after a Template Distribution case asks
+/// for it: an answer, .Error, is due).
+const UNKNOWN_TEMPLATE: u64 = 0x4655_5a5a_4655_5a5a;
 /// The request id of the valid request after the case.
 const FOLLOW_UP_REQUEST: u32 = 0x0046_5a5a;
 /// The sequence number of the mutated share.
@@ -110,10 +164,10 @@ fn text(s: &str) -> Str0_255<'static> {
     Str0_255::new(s.as_bytes().to_vec()).unwrap_or_default()
 }
 
-/// The SetupConnection of the Mining protocol every case starts with.
-pub fn setup(host: &str, port: u16) -> Message<'static> {
+/// The SetupConnection of `role`'s protocol every case starts with.
+pub fn setup(role: Role, host: &str, port: u16) -> Message<'static> {
     SetupConnection {
-        protocol: 0,
+        protocol: role.protocol(),
         min_version: 2,
         max_version: 2,
         flags: 0,
@@ -168,15 +222,34 @@ fn expect(message: &str, save: &[(&str, &str)], within: Duration) -> Step {
     }
 }
 
+fn constraints() -> Message<'static> {
+    CoinbaseOutputConstraints {
+        coinbase_output_max_additional_size: 100,
+        coinbase_output_max_additional_sigops: 4,
+    }
+    .into()
+}
+
 /// The valid steps that reach `state`: the channel's id is saved as `channel`, its job's as `job`
-/// (taken from the first SetNewPrevHash, which names the job in force).
-pub fn prefix(state: State, host: &str, port: u16, wait: Duration) -> Vec<Step> {
+/// (taken from the first SetNewPrevHash, which names the job in force); a template's id as
+/// `template` (the one the first SetNewPrevHash names).
+pub fn prefix(role: Role, state: State, host: &str, port: u16, wait: Duration) -> Vec<Step> {
     let mut steps = Vec::new();
     if state == State::Connected {
         return steps;
     }
-    steps.push(Step::Send(json_of(&setup(host, port))));
+    steps.push(Step::Send(json_of(&setup(role, host, port))));
     steps.push(expect("SetupConnection.Success", &[], wait));
+    if state == State::Templates {
+        steps.push(Step::Send(json_of(&constraints())));
+        // Template Distribution's SetNewPrevHash (the spec's name is shared with Mining's).
+        steps.push(expect(
+            "SetNewPrevHash",
+            &[("template", "template_id")],
+            wait,
+        ));
+        return steps;
+    }
     let (open, success) = match state {
         State::StandardChannel => (open_standard(1), "OpenStandardMiningChannel.Success"),
         State::ExtendedChannel => (open_extended(1), "OpenExtendedMiningChannel.Success"),
@@ -205,12 +278,13 @@ fn saved_u32(saved: &Saved, name: &str) -> u32 {
 struct Built {
     message: Message<'static>,
     placeholders: Vec<(&'static str, &'static str, usize)>,
-    success: Option<(&'static str, &'static str, u32)>,
+    success: Option<(&'static str, &'static str, u64)>,
 }
 
-fn build(base: Base, saved: &Saved, host: &str, port: u16) -> Built {
+fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built {
     let channel = saved_u32(saved, "channel");
     let job = saved_u32(saved, "job");
+    let template = saved.get("template").and_then(Value::as_u64);
     let on_channel = vec![("channel_id", "channel", 4)];
     let plain = |message| Built {
         message,
@@ -218,14 +292,47 @@ fn build(base: Base, saved: &Saved, host: &str, port: u16) -> Built {
         success: None,
     };
     match base {
-        Base::Setup => plain(setup(host, port)),
+        Base::Setup => plain(setup(role, host, port)),
+        Base::CoinbaseOutputConstraints => plain(constraints()),
+        Base::RequestTransactionData => Built {
+            message: RequestTransactionData {
+                template_id: template.unwrap_or(UNKNOWN_TEMPLATE),
+            }
+            .into(),
+            placeholders: if template.is_some() {
+                vec![("template_id", "template", 8)]
+            } else {
+                Vec::new()
+            },
+            success: Some((
+                "RequestTransactionData.Success",
+                "template_id",
+                template.unwrap_or(UNKNOWN_TEMPLATE),
+            )),
+        },
+        Base::SubmitSolution => Built {
+            message: SubmitSolution {
+                template_id: template.unwrap_or(UNKNOWN_TEMPLATE),
+                version: 0x2000_0000,
+                header_timestamp: 0,
+                header_nonce: 0x4655_5a5a,
+                coinbase_tx: B0_64K::new(vec![0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap_or_default(),
+            }
+            .into(),
+            placeholders: if template.is_some() {
+                vec![("template_id", "template", 8)]
+            } else {
+                Vec::new()
+            },
+            success: None,
+        },
         Base::OpenStandard => Built {
             message: open_standard(MUTATED_REQUEST),
             placeholders: Vec::new(),
             success: Some((
                 "OpenStandardMiningChannel.Success",
                 "request_id",
-                MUTATED_REQUEST,
+                u64::from(MUTATED_REQUEST),
             )),
         },
         Base::OpenExtended => Built {
@@ -234,7 +341,7 @@ fn build(base: Base, saved: &Saved, host: &str, port: u16) -> Built {
             success: Some((
                 "OpenExtendedMiningChannel.Success",
                 "request_id",
-                MUTATED_REQUEST,
+                u64::from(MUTATED_REQUEST),
             )),
         },
         Base::RequestExtensions => Built {
@@ -247,7 +354,7 @@ fn build(base: Base, saved: &Saved, host: &str, port: u16) -> Built {
             success: Some((
                 "RequestExtensions.Success",
                 "request_id",
-                u32::from(MUTATED_REQUEST as u16),
+                u64::from(MUTATED_REQUEST as u16),
             )),
         },
         Base::CloseChannel => Built {
@@ -321,7 +428,11 @@ fn build(base: Base, saved: &Saved, host: &str, port: u16) -> Built {
             }
             .into(),
             placeholders: on_channel,
-            success: Some(("SetCustomMiningJob.Success", "request_id", MUTATED_REQUEST)),
+            success: Some((
+                "SetCustomMiningJob.Success",
+                "request_id",
+                u64::from(MUTATED_REQUEST),
+            )),
         },
     }
 }
@@ -331,17 +442,18 @@ fn build(base: Base, saved: &Saved, host: &str, port: u16) -> Built {
 pub struct Plan {
     pub index: u64,
     pub seed: u64,
+    pub role: Role,
     pub state: State,
     pub base: Base,
     pub family: Family,
 }
 
-/// The plan of case `index` of the campaign with `seed`.
-pub fn plan(seed: u64, index: u64) -> Plan {
+/// The plan of case `index` of the campaign with `seed` against a `role` server.
+pub fn plan(seed: u64, index: u64, role: Role) -> Plan {
     let case_seed = Rng::new(seed ^ index.wrapping_mul(0xa076_1d64_78bd_642f)).next_u64();
     let mut rng = Rng::new(case_seed);
-    let state = *rng.pick(&State::ALL);
-    let base = *rng.pick(state.bases());
+    let state = *rng.pick(role.states());
+    let base = *rng.pick(state.bases(role));
     // Field mutations are the richest: half the cases.
     let family = match rng.below(6) {
         0..=2 => Family::Field,
@@ -352,6 +464,7 @@ pub fn plan(seed: u64, index: u64) -> Plan {
     Plan {
         index,
         seed: case_seed,
+        role,
         state,
         base,
         family,
@@ -365,7 +478,7 @@ pub fn plan(seed: u64, index: u64) -> Plan {
 pub struct Mutation {
     pub mutated: Mutated,
     pub steps: Vec<Step>,
-    pub success: Option<(&'static str, &'static str, u32)>,
+    pub success: Option<(&'static str, &'static str, u64)>,
 }
 
 fn template(
@@ -410,7 +523,7 @@ fn template(
 
 /// The mutation of `plan`'s base message; None when it could not be built.
 pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mutation> {
-    let built = build(plan.base, saved, host, port);
+    let built = build(plan.base, plan.role, saved, host, port);
     let mut rng = Rng::new(plan.seed.rotate_left(17));
     let mutated = mutate(&built.message, plan.family, &mut rng)?;
     let original = sv2_codec::to_frame_bytes(&built.message, &[]).ok()?;
@@ -439,15 +552,26 @@ pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mut
 /// 2. with it, the expected-error oracle: a request whose bytes break a rule no reader could
 ///    accept must not be answered with its success first;
 /// 3. the server still works: a fresh connection completes the handshake and SetupConnection.
-pub fn oracles(state: State, mutation: &Mutation, wait: Duration) -> Vec<Step> {
+pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) -> Vec<Step> {
     let mut steps = Vec::new();
     if keeps_framing(&mutation.mutated) {
         let (request, answers): (Message<'static>, Vec<String>) = if state == State::Connected {
             (
-                setup("127.0.0.1", 0),
+                setup(role, "127.0.0.1", 0),
                 vec![
                     "SetupConnection.Success".into(),
                     "SetupConnection.Error".into(),
+                ],
+            )
+        } else if role == Role::TemplateProvider {
+            (
+                RequestTransactionData {
+                    template_id: UNKNOWN_TEMPLATE,
+                }
+                .into(),
+                vec![
+                    "RequestTransactionData.Success".into(),
+                    "RequestTransactionData.Error".into(),
                 ],
             )
         } else {
@@ -499,16 +623,19 @@ mod tests {
     fn plans_depend_on_the_seed_and_index_only_and_cover_every_state_and_family() {
         let mut states = std::collections::BTreeSet::new();
         let mut families = std::collections::BTreeSet::new();
-        for i in 0..400 {
-            assert_eq!(plan(7, i), plan(7, i));
-            let p = plan(7, i);
-            assert!(p.state.bases().contains(&p.base));
-            states.insert(p.state);
-            families.insert(p.family);
+        for role in [Role::Mining, Role::TemplateProvider] {
+            states.clear();
+            for i in 0..400 {
+                assert_eq!(plan(7, i, role), plan(7, i, role));
+                let p = plan(7, i, role);
+                assert!(p.state.bases(role).contains(&p.base));
+                states.insert(p.state);
+                families.insert(p.family);
+            }
+            assert_eq!(states.len(), role.states().len());
         }
-        assert_eq!(states.len(), State::ALL.len());
         assert_eq!(families.len(), Family::ALL.len());
-        assert_ne!(plan(7, 1), plan(8, 1));
+        assert_ne!(plan(7, 1, Role::Mining), plan(8, 1, Role::Mining));
     }
 
     #[test]
@@ -518,7 +645,7 @@ mod tests {
         saved.insert("job".into(), json!(9));
         let mut found = false;
         for index in 0..200 {
-            let mut p = plan(1, index);
+            let mut p = plan(1, index, Role::Mining);
             p.base = Base::ShareStandard;
             p.family = Family::Time;
             let m = mutation(&p, &saved, "127.0.0.1", 1).unwrap();

@@ -1,7 +1,9 @@
-//! Network fuzzing of a live SV2 server (`sv2-probe fuzz --target URL`).
+//! Network fuzzing of a live SV2 server (`sv2-probe fuzz --target URL`): a Mining protocol server
+//! (a pool, a proxy's side that serves devices) or a template provider.
 //!
 //! Each case is stateful: it first reaches a protocol state with valid traffic (connected,
-//! set up, a standard or an extended channel with its first job and prev hash), then sends one
+//! set up, a standard or an extended channel with its first job and prev hash; for a template
+//! provider, its first template after CoinbaseOutputConstraints), then sends one
 //! valid message of that state mutated ([`mutate`]: field-aware from the codec's field table,
 //! frame-level, Noise-level, time-level), then asks the oracles ([`case::oracles`]):
 //!
@@ -23,3 +25,4 @@ pub mod mutate;
 pub mod spans;
 
 pub use campaign::{run, Class, Config, Report, Shard, Target};
+pub use case::Role;

@@ -42,6 +42,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::engine::describe;
 use crate::model::ScenarioError;
 
+/// The most connections a `crowd` step opens.
+pub const MAX_CROWD: usize = 256;
+
 /// How the observation of an `expect_any` that met its forbidden message begins.
 pub const FORBIDDEN: &str = "forbidden ";
 
@@ -71,6 +74,9 @@ pub enum Step {
     ExpectAlive {
         within: Duration,
     },
+    /// Open this many more connections to the same server (each with its handshake done) and
+    /// keep them, silent, until the script ends.
+    Crowd(usize),
     /// Wait for a message named so whose fields equal `fields` (after substitution).
     Expect {
         message: String,
@@ -223,6 +229,7 @@ struct StepFile {
     #[serde(default)]
     save: BTreeMap<String, String>,
     sleep_ms: Option<u64>,
+    crowd: Option<usize>,
 }
 
 impl Script {
@@ -245,6 +252,7 @@ impl Script {
                 s.expect_not.is_some(),
                 s.expect_alive,
                 s.sleep_ms.is_some(),
+                s.crowd.is_some(),
             ]
             .iter()
             .filter(|k| **k)
@@ -252,7 +260,7 @@ impl Script {
             if kinds != 1 {
                 return Err(problem(
                     "a step is exactly one of send, send_hex, send_raw_hex, expect, expect_any, \
-                     expect_not, expect_alive, sleep_ms"
+                     expect_not, expect_alive, sleep_ms, crowd"
                         .into(),
                 ));
             }
@@ -322,6 +330,11 @@ impl Script {
                 }
             } else if s.expect_alive {
                 Step::ExpectAlive { within }
+            } else if let Some(n) = s.crowd {
+                if n == 0 || n > MAX_CROWD {
+                    return Err(problem(format!("crowd is 1 to {MAX_CROWD} connections")));
+                }
+                Step::Crowd(n)
             } else if let Some(message) = s.expect {
                 if message == "close" {
                     Step::ExpectClose { within }
@@ -540,17 +553,33 @@ fn step_table(step: &Step) -> toml::Table {
         Step::Sleep(d) => {
             t.insert("sleep_ms".into(), millis(d));
         }
+        Step::Crowd(n) => {
+            t.insert("crowd".into(), (*n as i64).into());
+        }
     }
     t
 }
 
-/// Whether the server still serves: what `expect_alive` asks.
+/// Connections a `crowd` step holds open until the script ends.
+pub type Held = Vec<Box<dyn std::any::Any + Send>>;
+
+/// Whether the server still serves: what `expect_alive` asks (and `crowd` uses).
 pub trait Alive: Send + Sync {
     /// Ok when a fresh connection completes the handshake and SetupConnection within `within`.
     fn check(
         &self,
         within: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+
+    /// Opens `count` connections with their handshakes done, to be held open.
+    fn crowd(
+        &self,
+        count: usize,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<Held, String>> + Send + '_>> {
+        let _ = (count, within);
+        Box::pin(async { Err("crowd needs a server to connect to (--target)".to_string()) })
+    }
 }
 
 /// No server to connect to again: `expect_alive` fails, saying so.
@@ -572,20 +601,45 @@ pub struct TargetAlive {
     pub noise: Option<Option<AuthorityPublicKey>>,
 }
 
+impl TargetAlive {
+    async fn open(&self, within: Duration) -> Result<Connection<tokio::net::TcpStream>, String> {
+        let stream = tokio::time::timeout(within, tokio::net::TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| {
+                format!(
+                    "a fresh connection to {}: no answer within {within:?}",
+                    self.addr
+                )
+            })?
+            .map_err(|e| format!("a fresh connection to {}: {e}", self.addr))?;
+        Connection::initiate_or_plain(stream, self.noise, within, &KeyLog::none())
+            .await
+            .map_err(|e| format!("a fresh connection's handshake: {}", e.brief()))
+    }
+}
+
 impl Alive for TargetAlive {
+    fn crowd(
+        &self,
+        count: usize,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<Held, String>> + Send + '_>> {
+        Box::pin(async move {
+            let mut held: Held = Vec::with_capacity(count);
+            for _ in 0..count.min(MAX_CROWD) {
+                held.push(Box::new(self.open(within).await?));
+            }
+            Ok(held)
+        })
+    }
+
     fn check(
         &self,
         within: Duration,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
             let work = async {
-                let stream = tokio::net::TcpStream::connect(self.addr)
-                    .await
-                    .map_err(|e| format!("a fresh connection to {}: {e}", self.addr))?;
-                let mut conn =
-                    Connection::initiate_or_plain(stream, self.noise, within, &KeyLog::none())
-                        .await
-                        .map_err(|e| format!("a fresh connection's handshake: {}", e.brief()))?;
+                let mut conn = self.open(within).await?;
                 let setup = alive_setup(self.addr);
                 conn.send(&setup)
                     .await
@@ -696,6 +750,8 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
     saved: &mut BTreeMap<String, Value>,
     alive: &dyn Alive,
 ) -> Ended {
+    // The connections of `crowd` steps, closed when the steps end.
+    let mut held: Held = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
         let fail = |expected: String, observed: String| Ended::Failed {
@@ -793,6 +849,10 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Step::Sleep(d) => tokio::time::sleep(*d).await,
+            Step::Crowd(n) => match alive.crowd(*n, DEFAULT_WITHIN).await {
+                Ok(more) => held.extend(more),
+                Err(e) => return fail(format!("{n} more connections"), e),
+            },
             Step::Expect {
                 message,
                 fields,
@@ -995,12 +1055,15 @@ within_ms = 900
 
 [[step]]
 sleep_ms = 5
+
+[[step]]
+crowd = 3
 "#;
 
     #[test]
     fn a_script_written_back_reads_the_same() {
         let script = Script::from_toml(EVERY_STEP).unwrap();
-        assert_eq!(script.steps.len(), 9);
+        assert_eq!(script.steps.len(), 10);
         assert_eq!(script.finding["class"], "hang");
         let again = Script::from_toml(&script.to_toml()).unwrap();
         assert_eq!(again, script);
@@ -1036,6 +1099,7 @@ sleep_ms = 5
             ),
             ("[[step]]\nsend_hex = \"${x:u32}\"\n", "not saved"),
             ("[[step]]\nexpect_any = []\n", "names no message"),
+            ("[[step]]\ncrowd = 1000\n", "crowd is 1 to 256"),
         ] {
             let e = Script::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text}: {e}");

@@ -511,7 +511,11 @@ pub async fn minimize(
     while i + 1 < best.steps.len() && tries < budget {
         let removable = matches!(
             best.steps[i],
-            Step::SendHex { .. } | Step::SendRaw(_) | Step::Sleep(_) | Step::ExpectNot { .. }
+            Step::SendHex { .. }
+                | Step::SendRaw(_)
+                | Step::Sleep(_)
+                | Step::Crowd(_)
+                | Step::ExpectNot { .. }
         );
         if !removable {
             i += 1;

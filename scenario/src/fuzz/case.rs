@@ -537,6 +537,7 @@ pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mut
             },
             Act::Raw(bytes) => Step::SendRaw(bytes.clone()),
             Act::Pause(d) => Step::Sleep(*d),
+            Act::Crowd(n) => Step::Crowd(*n),
         })
         .collect();
     Some(Mutation {
@@ -649,14 +650,18 @@ mod tests {
             p.base = Base::ShareStandard;
             p.family = Family::Time;
             let m = mutation(&p, &saved, "127.0.0.1", 1).unwrap();
-            let Step::SendHex { hex, .. } = &m.steps[0] else {
-                panic!("a frame")
-            };
+            let hex = m
+                .steps
+                .iter()
+                .find_map(|s| match s {
+                    Step::SendHex { hex, .. } => Some(hex),
+                    _ => None,
+                })
+                .expect("a frame");
             found |= hex
                 .iter()
                 .any(|h| matches!(h, HexPart::Saved { name, .. } if name == "channel"));
-            let filled = crate::script::fill(hex, &saved).unwrap();
-            let (_, wire) = (0, filled);
+            let wire = crate::script::fill(hex, &saved).unwrap();
             assert_eq!(&wire[HEADER_LEN..HEADER_LEN + 4], &[4, 3, 2, 1]);
         }
         assert!(found);

@@ -12,7 +12,8 @@
 //!   in one write;
 //! - Noise-level: a frame whose MAC fails, garbage bytes between frames, a frame cut short and
 //!   never finished;
-//! - time-level: a frame dripped a byte at a time, a stall in the middle of a frame.
+//! - time-level: a frame dripped a byte at a time, a stall in the middle of a frame, a frame sent
+//!   while many other connections are open.
 
 use std::time::Duration;
 
@@ -66,6 +67,8 @@ pub enum Act {
     Raw(Vec<u8>),
     /// Nothing sent for this long.
     Pause(Duration),
+    /// This many more connections to the server, handshakes done, held open until the case ends.
+    Crowd(usize),
 }
 
 /// The families of mutations, for the report.
@@ -482,9 +485,21 @@ fn noise_level(frame: &[u8], rng: &mut Rng) -> Mutated {
     }
 }
 
+/// Connections a crowd case opens besides its own.
+pub const CROWD: usize = 32;
+
 /// A time-level mutation.
 fn time_level(frame: &[u8], rng: &mut Rng) -> Mutated {
-    if rng.below(2) == 0 {
+    let pick = rng.below(3);
+    if pick == 2 {
+        return Mutated {
+            family: Family::Time,
+            what: format!("sent while {CROWD} more connections are open and silent"),
+            acts: vec![Act::Crowd(CROWD), frame_act(frame.to_vec())],
+            invalid: None,
+        };
+    }
+    if pick == 0 {
         Mutated {
             family: Family::Time,
             what: "written a byte at a time, 1 ms apart".into(),

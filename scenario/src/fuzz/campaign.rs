@@ -357,8 +357,15 @@ fn host_port(target: &Target) -> (String, u16) {
     (target.addr.ip().to_string(), target.addr.port())
 }
 
-/// Runs case `plan`.
-async fn run_case(config: &Config, plan: &Plan) -> Outcome {
+/// Runs case `plan`; with it, the case as a script when it ran (its state reached), to blame it if
+/// the server is found gone at the start of the next case.
+async fn run_case(config: &Config, plan: &Plan) -> (Outcome, Option<Script>) {
+    let mut played = None;
+    let outcome = run_case_inner(config, plan, &mut played).await;
+    (outcome, played)
+}
+
+async fn run_case_inner(config: &Config, plan: &Plan, played: &mut Option<Script>) -> Outcome {
     let target = &config.target;
     let alive = target.alive();
     let (host, port) = host_port(target);
@@ -388,6 +395,30 @@ async fn run_case(config: &Config, plan: &Plan) -> Outcome {
     let oracle_steps = oracles(plan.role, plan.state, &mutation, config.wait);
     let mut steps = mutation.steps.clone();
     steps.extend(oracle_steps.iter().cloned());
+    let mut whole = prefix_steps.clone();
+    whole.extend(steps.iter().cloned());
+    *played = Some(Script {
+        name: format!("fuzz-case-{}", plan.index),
+        description: format!(
+            "case {} of seed {}: {} / {} mutation of {:?}: {}",
+            plan.index,
+            config.seed,
+            plan.state.name(),
+            plan.family.name(),
+            plan.base,
+            mutation.mutated.what
+        ),
+        steps: whole,
+        finding: [
+            ("case".to_string(), plan.index.to_string()),
+            ("campaign_seed".to_string(), config.seed.to_string()),
+            ("state".to_string(), plan.state.name().to_string()),
+            ("family".to_string(), plan.family.name().to_string()),
+            ("mutation".to_string(), mutation.mutated.what.clone()),
+        ]
+        .into_iter()
+        .collect(),
+    });
     let ended = player.play(&mut conn, &steps, &alive).await;
     conn.shutdown().await;
     let (class, detail, upto) = match ended {
@@ -602,6 +633,8 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         let config = config.clone();
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
+            // This worker's previous case, blamed when the server is gone at the next one's start.
+            let mut previous: Option<(Plan, Script)> = None;
             loop {
                 if shared.stop.load(Ordering::SeqCst) {
                     break;
@@ -615,8 +648,10 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                 let index = config.first_case + n * config.shard.count + config.shard.index;
                 let plan = case::plan(config.seed, index, config.role);
                 let case_started = Instant::now();
-                let outcome = run_case(&config, &plan).await;
+                let (outcome, played) = run_case(&config, &plan).await;
+                let outcome = blame_previous(outcome, previous.take(), config.jobs);
                 record(&shared, &config, &plan, outcome).await;
+                previous = played.map(|script| (plan, script));
                 if let Ok(report) = shared.report.lock() {
                     progress(&report);
                 }
@@ -648,6 +683,36 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         let _ = std::fs::write(dir.join("report.txt"), report.text());
     }
     report
+}
+
+/// A crash found at the start of a case (the server no longer answered) is the previous case's on
+/// this worker: its script becomes the finding, with a note saying how it was found.
+fn blame_previous(outcome: Outcome, previous: Option<(Plan, Script)>, jobs: usize) -> Outcome {
+    let Outcome::Found(mut found) = outcome else {
+        return outcome;
+    };
+    let (Some((plan, mut script)), true) = (previous, found.script.steps.is_empty()) else {
+        return Outcome::Found(found);
+    };
+    script.name = format!("fuzz-crash-after-case-{}", plan.index);
+    script.steps.push(Step::ExpectAlive {
+        within: case::DEFAULT_WAIT,
+    });
+    let note = if jobs > 1 {
+        "the server stopped answering after this case, found at the start of the next case on the \
+         same worker; with several jobs another worker's case, or the sum of the cases so far, may \
+         be the cause"
+    } else {
+        "the server stopped answering after this case, found at the start of the next one; the sum \
+         of the cases so far may be the cause (replay the campaign with --from-case)"
+    };
+    script
+        .finding
+        .insert("class".into(), Class::Crash.name().into());
+    script.finding.insert("detail".into(), found.detail.clone());
+    script.finding.insert("note".into(), note.into());
+    found.script = script;
+    Outcome::Found(found)
 }
 
 async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome) {
@@ -729,12 +794,14 @@ async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome)
     let Ok(mut r) = shared.report.lock() else {
         return;
     };
+    // The script's own case (a crash found at a case's start is its previous case's).
+    let meta = |key: &str, or: &str| script.finding.get(key).cloned().unwrap_or(or.to_string());
     r.findings.push(Finding {
         class,
-        case: plan.index,
-        state: plan.state.name().into(),
-        mutation: script.finding.get("mutation").cloned().unwrap_or_default(),
-        family: plan.family.name().into(),
+        case: meta("case", "").parse().unwrap_or(plan.index),
+        state: meta("state", plan.state.name()),
+        mutation: meta("mutation", ""),
+        family: meta("family", plan.family.name()),
         detail,
         file,
         reproduced,

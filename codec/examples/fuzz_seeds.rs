@@ -12,6 +12,8 @@
 
 use sv2_fuzz_checks as checks;
 
+use checks::corpus::fnv64;
+
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -20,12 +22,6 @@ use sv2_codec::Tlv;
 
 /// Seeds longer than this are left out (libFuzzer runs with -max_len 8192 or so).
 const MAX_SEED: usize = 8192;
-
-fn fnv64(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 /// Frames of arbitrary messages from a fixed pseudo-random stream (xorshift64*).
 fn generated_frames(count: usize) -> Vec<Vec<u8>> {

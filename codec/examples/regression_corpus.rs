@@ -17,7 +17,7 @@ use sv2_fuzz_checks as checks;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use checks::corpus::{message_class, vector_frames, MESSAGE_CLASSES};
+use checks::corpus::{fnv64, message_class, vector_frames, MESSAGE_CLASSES};
 
 /// Inputs of `messages` kept per class.
 const PER_CLASS: usize = 3;
@@ -25,12 +25,6 @@ const PER_CLASS: usize = 3;
 const PER_TARGET: usize = 6;
 /// Inputs longer than this are left out.
 const MAX_INPUT: usize = 4096;
-
-fn fnv64(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<bool> {
     std::fs::create_dir_all(dir)?;

@@ -29,18 +29,9 @@ fn run(check: fn(&[u8]), data: &[u8]) -> Result<(), String> {
     })
 }
 
-/// The files of `fuzz/regressions/<target>/` (README files aside), sorted.
+/// The files of `fuzz/regressions/<target>/`, sorted.
 fn inputs(target: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(regressions_dir().join(target)) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "md"))
-        .collect();
-    paths.sort();
-    paths
+    checks::corpus::files(&regressions_dir().join(target))
 }
 
 /// Every committed input of every codec target replays through its target's check: each target has

@@ -63,6 +63,27 @@ pub fn vector_frames(dir: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// FNV-1a of `data`: the content part of corpus file names.
+pub fn fnv64(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The input files of a corpus folder (README files aside), sorted; none when it is missing.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "md"))
+        .collect();
+    paths.sort();
+    paths
+}
+
 /// The classes the corpus of the `messages` target must hold at least one input of: a frame that
 /// decodes, and each way a whole frame can fail to (a length mismatch cannot happen there: the
 /// target cuts the payload at msg_length).

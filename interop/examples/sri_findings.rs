@@ -13,14 +13,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use sv2_fuzz_checks::corpus::vector_frames;
+use sv2_fuzz_checks::corpus::{fnv64, vector_frames};
 use sv2_interop::differential::{classify, REVIEWED};
-
-fn fnv64(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

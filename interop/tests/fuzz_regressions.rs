@@ -16,16 +16,7 @@ fn fuzz_dir() -> PathBuf {
 }
 
 fn inputs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "md"))
-        .collect();
-    paths.sort();
-    paths
+    sv2_fuzz_checks::corpus::files(dir)
 }
 
 #[test]

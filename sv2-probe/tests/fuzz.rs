@@ -2,38 +2,15 @@
 //! report on disk), two shards merged, a remote target refused, and `scenario run` replaying an
 //! `expect_alive` step against the same pool.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{mock_pool, probe};
 
 use serde_json::Value;
 
-fn probe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
-}
-
-fn mock_pool() -> (std::process::Child, String) {
-    let mut pool = probe()
-        .args([
-            "mock",
-            "pool",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-            "--duration",
-            "60",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    (pool, first["url"].as_str().unwrap().to_owned())
-}
-
 #[test]
 fn shards_of_a_campaign_against_the_mock_pool_merge_and_find_nothing() {
-    let (mut pool, url) = mock_pool();
+    let (mut pool, url) = mock_pool(60);
     let dir = std::env::temp_dir().join(format!("sv2-probe-fuzz-{}", std::process::id()));
     let mut reports = Vec::new();
     for shard in ["0/2", "1/2"] {

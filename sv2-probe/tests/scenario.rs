@@ -2,43 +2,23 @@
 //! fails with the step named when an expectation is wrong), and a scripted server with a scripted
 //! client talking to it; `scenario check` on the committed files.
 
+mod common;
+
+use common::{mock_pool, probe};
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
-
-fn probe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
-}
 
 const CONVERSATION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../scenarios/conversations/open-standard-channel.toml"
 );
 
-fn mock_pool() -> (std::process::Child, String) {
-    let mut pool = probe()
-        .args([
-            "mock",
-            "pool",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-            "--duration",
-            "30",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    (pool, first["url"].as_str().unwrap().to_owned())
-}
-
 #[test]
 fn a_scripted_client_passes_on_the_mock_pool_and_a_wrong_expectation_fails_naming_its_step() {
-    let (mut pool, url) = mock_pool();
+    let (mut pool, url) = mock_pool(30);
     let run = probe()
         .args(["scenario", "run", CONVERSATION, "--target", &url, "--json"])
         .output()

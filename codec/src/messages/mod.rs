@@ -395,6 +395,19 @@ impl Decoded<'_> {
     }
 }
 
+/// The header's msg_length is the payload's length.
+fn check_length(header: &Header, payload: &[u8]) -> Result<(), DecodeError> {
+    if header.msg_length as usize == payload.len() {
+        return Ok(());
+    }
+    Err(
+        Reader::new(payload, "frame").error(ErrorKind::LengthMismatch {
+            header: header.msg_length,
+            payload: payload.len(),
+        }),
+    )
+}
+
 /// Decodes a frame's payload strictly: the channel_msg bit must match the spec, every field must be
 /// within its bounds, and bytes after the last field must be well-formed TLVs.
 pub fn decode_frame<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
@@ -403,14 +416,7 @@ pub fn decode_frame<'a>(frame: &Frame<'a>) -> Result<Decoded<'a>, DecodeError> {
 
 /// As [`decode_frame`], for a header and payload held separately.
 pub fn decode_payload<'a>(header: &Header, payload: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
-    if header.msg_length as usize != payload.len() {
-        return Err(
-            Reader::new(payload, "frame").error(ErrorKind::LengthMismatch {
-                header: header.msg_length,
-                payload: payload.len(),
-            }),
-        );
-    }
+    check_length(header, payload)?;
     let mut r = Reader::new(payload, "frame");
     let message = Message::decode_fields(
         header.extension_type,
@@ -435,14 +441,7 @@ pub fn decode_payload<'a>(header: &Header, payload: &'a [u8]) -> Result<Decoded<
 /// 0x0002 §1.3) when [`decode_payload`] refused them (a known TLV over its length limit is an error
 /// there, whatever was negotiated).
 pub fn decode_base<'a>(header: &Header, payload: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-    if header.msg_length as usize != payload.len() {
-        return Err(
-            Reader::new(payload, "frame").error(ErrorKind::LengthMismatch {
-                header: header.msg_length,
-                payload: payload.len(),
-            }),
-        );
-    }
+    check_length(header, payload)?;
     let mut r = Reader::new(payload, "frame");
     Message::decode_fields(
         header.extension_type,

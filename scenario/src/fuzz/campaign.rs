@@ -451,38 +451,24 @@ async fn run_case_inner(config: &Config, plan: &Plan, played: &mut Option<Script
             }
         }
     };
-    let mut all = prefix_steps;
-    all.extend(steps.into_iter().take(upto));
-    if class == Class::Crash && !matches!(all.last(), Some(Step::ExpectAlive { .. })) {
-        all.push(Step::ExpectAlive {
+    let played_steps = prefix_steps.len() + upto;
+    let mut script = played.clone().unwrap_or_default();
+    script.steps.truncate(played_steps);
+    if class == Class::Crash && !matches!(script.steps.last(), Some(Step::ExpectAlive { .. })) {
+        script.steps.push(Step::ExpectAlive {
             within: config.wait,
         });
     }
-    let script = Script {
-        name: format!("fuzz-{}-case-{}", class.name(), plan.index),
-        description: format!(
-            "{} found by sv2-probe fuzz (seed {}, case {}): {} / {} mutation of {:?}: {}",
-            class.name(),
-            config.seed,
-            plan.index,
-            plan.state.name(),
-            plan.family.name(),
-            plan.base,
-            mutation.mutated.what
-        ),
-        steps: all,
-        finding: [
-            ("class".to_string(), class.name().to_string()),
-            ("case".to_string(), plan.index.to_string()),
-            ("campaign_seed".to_string(), config.seed.to_string()),
-            ("state".to_string(), plan.state.name().to_string()),
-            ("family".to_string(), plan.family.name().to_string()),
-            ("mutation".to_string(), mutation.mutated.what.clone()),
-            ("detail".to_string(), detail.clone()),
-        ]
-        .into_iter()
-        .collect(),
-    };
+    script.name = format!("fuzz-{}-case-{}", class.name(), plan.index);
+    script.description = format!(
+        "{} found by sv2-probe fuzz: {}",
+        class.name(),
+        script.description
+    );
+    script
+        .finding
+        .insert("class".to_string(), class.name().to_string());
+    script.finding.insert("detail".to_string(), detail.clone());
     Outcome::Found(Box::new(Found {
         class,
         detail,

@@ -58,6 +58,13 @@ async fn campaign(name: &str, addr: std::net::SocketAddr, peer: &mut PeerProcess
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(config.seed);
+        // SV2_FUZZ_FAMILY=field|frame|noise|time: one family of mutations only.
+        if let Ok(name) = std::env::var("SV2_FUZZ_FAMILY") {
+            config.families = fuzz::mutate::Family::ALL
+                .into_iter()
+                .filter(|f| f.name() == name)
+                .collect();
+        }
     }
     config.wait = Duration::from_secs(2);
     config.out = Some(out);

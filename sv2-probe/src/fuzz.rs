@@ -70,6 +70,14 @@ pub struct MergeArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FamilyArg {
+    Field,
+    Frame,
+    Noise,
+    Time,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     /// A Mining protocol server: a pool.
     Pool,
@@ -134,6 +142,10 @@ pub struct RunArgs {
     /// Stop after this many findings.
     #[arg(long, value_name = "N")]
     pub max_findings: Option<usize>,
+    /// Only cases of these mutation families (comma-separated: field, frame, noise, time); the
+    /// others are passed over, and the cases run keep their numbers.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub family: Vec<FamilyArg>,
     /// The report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -210,6 +222,16 @@ fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
     config.minimize = !args.no_minimize;
     config.stop_on_crash = !args.keep_going;
     config.max_findings = args.max_findings;
+    config.families = args
+        .family
+        .iter()
+        .map(|f| match f {
+            FamilyArg::Field => fuzz::mutate::Family::Field,
+            FamilyArg::Frame => fuzz::mutate::Family::Frame,
+            FamilyArg::Noise => fuzz::mutate::Family::Noise,
+            FamilyArg::Time => fuzz::mutate::Family::Time,
+        })
+        .collect();
     let terminal = std::io::stderr().is_terminal();
     let progress: fuzz::campaign::Progress = Arc::new(move |r: &Report| {
         if terminal && r.cases.is_multiple_of(25) {

@@ -15,6 +15,7 @@ use sv2_wire::{Connection, KeyLog, Transcript};
 use tokio::net::TcpStream;
 
 use super::case::{self, oracles, prefix, Plan, Role};
+use super::mutate::Family;
 use crate::script::{Alive, Ended, Player, Script, Step, TargetAlive, FORBIDDEN};
 
 /// A server to fuzz.
@@ -91,6 +92,9 @@ pub struct Config {
     pub stop_on_crash: bool,
     /// Stop after this many findings.
     pub max_findings: Option<usize>,
+    /// Only cases of these families (all when empty); the others are passed over, so that the
+    /// cases run keep their numbers.
+    pub families: Vec<Family>,
 }
 
 impl Config {
@@ -112,6 +116,7 @@ impl Config {
             minimize: true,
             stop_on_crash: true,
             max_findings: None,
+            families: Vec::new(),
         }
     }
 }
@@ -551,7 +556,10 @@ pub async fn minimize(
 
 struct Shared {
     report: Mutex<Report>,
+    /// The next case number (of this shard's sequence).
     next: AtomicU64,
+    /// Cases started.
+    run: AtomicU64,
     stop: AtomicBool,
     found: AtomicU64,
 }
@@ -608,6 +616,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
             ..Report::default()
         }),
         next: AtomicU64::new(0),
+        run: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         found: AtomicU64::new(0),
     });
@@ -625,14 +634,20 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                 if shared.stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let n = shared.next.fetch_add(1, Ordering::SeqCst);
-                if limit.is_some_and(|l| n >= l)
-                    || config.duration.is_some_and(|d| started.elapsed() >= d)
-                {
+                if config.duration.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
+                let n = shared.next.fetch_add(1, Ordering::SeqCst);
                 let index = config.first_case + n * config.shard.count + config.shard.index;
                 let plan = case::plan(config.seed, index, config.role);
+                if !config.families.is_empty() && !config.families.contains(&plan.family) {
+                    continue;
+                }
+                // A budget of cases counts the cases run.
+                let run = shared.run.fetch_add(1, Ordering::SeqCst);
+                if limit.is_some_and(|l| run >= l) {
+                    break;
+                }
                 let case_started = Instant::now();
                 let (outcome, played) = run_case(&config, &plan).await;
                 let outcome = blame_previous(outcome, previous.take(), config.jobs);

@@ -63,11 +63,12 @@ pub enum Step {
     },
     /// Write these bytes to the socket as they are.
     SendRaw(Vec<u8>),
-    /// Wait for any of these messages, or a close; fail if `forbid` (a message with these fields)
-    /// comes first.
+    /// Wait for any of these messages (with the `answer` fields, those they have), or a close;
+    /// fail if `forbid` (a message with these fields) comes first.
     ExpectAny {
         messages: Vec<String>,
         within: Duration,
+        answer: serde_json::Map<String, Value>,
         forbid: Option<(String, serde_json::Map<String, Value>)>,
     },
     /// A fresh connection to the same server completes the handshake and SetupConnection.
@@ -218,6 +219,8 @@ struct StepFile {
     expect: Option<String>,
     expect_any: Option<Vec<String>>,
     forbid: Option<String>,
+    #[serde(default)]
+    answer_where: serde_json::Map<String, Value>,
     expect_not: Option<String>,
     #[serde(default)]
     expect_alive: bool,
@@ -268,8 +271,8 @@ impl Script {
                 || s.pause_ms.is_some()
                 || s.flip_last_byte
                 || s.flip_bit.is_some();
-            if s.forbid.is_some() && s.expect_any.is_none() {
-                return Err(problem("forbid goes with expect_any".into()));
+            if (s.forbid.is_some() || !s.answer_where.is_empty()) && s.expect_any.is_none() {
+                return Err(problem("forbid and answer_where go with expect_any".into()));
             }
             if shaped && s.send_hex.is_none() {
                 return Err(problem(
@@ -326,6 +329,7 @@ impl Script {
                 Step::ExpectAny {
                     messages,
                     within,
+                    answer: s.answer_where,
                     forbid,
                 }
             } else if s.expect_alive {
@@ -376,6 +380,13 @@ impl Script {
                     .collect(),
                 Step::Expect { fields, .. } | Step::ExpectNot { fields, .. } => {
                     names_used(&Value::Object(fields.clone()))
+                }
+                Step::ExpectAny { answer, forbid, .. } => {
+                    let mut used = names_used(&Value::Object(answer.clone()));
+                    if let Some((_, fields)) = forbid {
+                        used.extend(names_used(&Value::Object(fields.clone())));
+                    }
+                    used
                 }
                 _ => Vec::new(),
             };
@@ -513,8 +524,12 @@ fn step_table(step: &Step) -> toml::Table {
         Step::ExpectAny {
             messages,
             within: w,
+            answer,
             forbid,
         } => {
+            if !answer.is_empty() {
+                t.insert("answer_where".into(), toml_table(answer).into());
+            }
             t.insert(
                 "expect_any".into(),
                 messages
@@ -806,11 +821,26 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
             Step::ExpectAny {
                 messages,
                 within,
+                answer,
                 forbid,
             } => {
                 let forbid = forbid.as_ref().map(|(name, fields)| {
                     (name, substitute(&Value::Object(fields.clone()), saved))
                 });
+                let answer = substitute(&Value::Object(answer.clone()), saved);
+                // The answer's fields, where the message has them.
+                let answers = |value: &Value| {
+                    let wanted: serde_json::Map<String, Value> = answer
+                        .as_object()
+                        .map(|a| {
+                            a.iter()
+                                .filter(|(k, _)| value.get(k.as_str()).is_some())
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    crate::engine::fields_match(value, &wanted)
+                };
                 let expected = format!(
                     "one of {} (or a close) within {within:?}{}",
                     messages.join(", "),
@@ -835,7 +865,9 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
                                     return fail(expected, format!("{FORBIDDEN}{name}: {value}"));
                                 }
                             }
-                            if got.is_some_and(|(name, _)| messages.contains(&name)) {
+                            if got.is_some_and(|(name, value)| {
+                                messages.contains(&name) && answers(&value)
+                            }) {
                                 break;
                             }
                         }
@@ -1039,6 +1071,7 @@ send_raw_hex = "deadbeef"
 
 [[step]]
 expect_any = ["OpenStandardMiningChannel.Success", "OpenMiningChannel.Error"]
+answer_where = { request_id = 8 }
 forbid = "SetCustomMiningJob.Success"
 where = { request_id = 7 }
 
@@ -1095,7 +1128,7 @@ crowd = 3
             ),
             (
                 "[[step]]\nexpect = \"SetTarget\"\nforbid = \"SetTarget\"\n",
-                "forbid goes",
+                "go with expect_any",
             ),
             ("[[step]]\nsend_hex = \"${x:u32}\"\n", "not saved"),
             ("[[step]]\nexpect_any = []\n", "names no message"),

@@ -42,7 +42,8 @@ and a pcapng; the report goes to DIR/report.txt and DIR/report.json.
 
 Loopback targets only unless --allow-remote. The campaign stops by itself: after --cases, after \
 --seconds, at the first crash (unless --keep-going), and never opens more than \
---max-connection-rate connections a second. Exit code 1 when there are findings.";
+--max-connection-rate connections a second (two per case: its own and the liveness check; a crowd \
+case opens 32 more). Exit code 1 when there are findings.";
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -206,7 +207,13 @@ fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
     config.seed = args.seed;
     config.cases = args.cases;
     config.first_case = args.from_case;
-    config.duration = args.seconds.map(Duration::from_secs_f64);
+    config.duration = args
+        .seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow::anyhow!("--seconds {s}: a number of seconds, at least 0"))
+        })
+        .transpose()?;
     config.jobs = args.jobs;
     config.shard = args
         .shard

@@ -377,8 +377,9 @@ async fn run_case_inner(config: &Config, plan: &Plan, played: &mut Option<Script
     let mut conn = match target.connect(config.wait).await {
         Ok(c) => c,
         Err(e) => {
-            // The target may have died with the previous case, or refuse for load: ask again.
-            return match alive.check(config.wait).await {
+            // The target may have died with the previous case, or refuse for load: ask again,
+            // with time to spare (a slow server is not a dead one).
+            return match alive.check(config.wait * 2).await {
                 Ok(()) => Outcome::NotReached(format!("connect: {e}")),
                 Err(why) => Outcome::Found(Box::new(Found {
                     class: Class::Crash,
@@ -456,6 +457,15 @@ async fn run_case_inner(config: &Config, plan: &Plan, played: &mut Option<Script
             }
         }
     };
+    // A crash is confirmed once the case's connections (its crowd too) are closed, with twice the
+    // time: a server that caps connections, or is slow under load, is not dead. A process that
+    // exited needs no second look.
+    if class == Class::Crash
+        && !process_gone(config.pid)
+        && alive.check(config.wait * 2).await.is_ok()
+    {
+        return Outcome::Clean;
+    }
     let played_steps = prefix_steps.len() + upto;
     let mut script = played.clone().unwrap_or_default();
     script.steps.truncate(played_steps);
@@ -556,6 +566,8 @@ pub async fn minimize(
 
 struct Shared {
     report: Mutex<Report>,
+    /// When the next case may start: the connection rate is the campaign's, whatever the jobs.
+    next_slot: Mutex<Instant>,
     /// The next case number (of this shard's sequence).
     next: AtomicU64,
     /// Cases started.
@@ -617,6 +629,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         }),
         next: AtomicU64::new(0),
         run: AtomicU64::new(0),
+        next_slot: Mutex::new(Instant::now()),
         stop: AtomicBool::new(false),
         found: AtomicU64::new(0),
     });
@@ -638,7 +651,13 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                     break;
                 }
                 let n = shared.next.fetch_add(1, Ordering::SeqCst);
-                let index = config.first_case + n * config.shard.count + config.shard.index;
+                let Some(index) = n
+                    .checked_mul(config.shard.count)
+                    .and_then(|i| i.checked_add(config.shard.index))
+                    .and_then(|i| i.checked_add(config.first_case))
+                else {
+                    break;
+                };
                 let plan = case::plan(config.seed, index, config.role);
                 if !config.families.is_empty() && !config.families.contains(&plan.family) {
                     continue;
@@ -648,17 +667,23 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                 if limit.is_some_and(|l| run >= l) {
                     break;
                 }
-                let case_started = Instant::now();
+                // Each case opens two connections (its own and the liveness check): one slot each
+                // `min_gap` for the whole campaign.
+                let slot = {
+                    let Ok(mut next) = shared.next_slot.lock() else {
+                        break;
+                    };
+                    let slot = (*next).max(Instant::now());
+                    *next = slot + min_gap;
+                    slot
+                };
+                tokio::time::sleep_until(slot.into()).await;
                 let (outcome, played) = run_case(&config, &plan).await;
                 let outcome = blame_previous(outcome, previous.take(), config.jobs);
                 record(&shared, &config, &plan, outcome).await;
                 previous = played.map(|script| (plan, script));
                 if let Ok(report) = shared.report.lock() {
                     progress(&report);
-                }
-                let spent = case_started.elapsed();
-                if spent < min_gap {
-                    tokio::time::sleep(min_gap - spent).await;
                 }
             }
         }));
@@ -772,6 +797,13 @@ async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome)
         return;
     }
     let steps = script.steps.len();
+    let mut script = script;
+    if class == Class::Crash && config.jobs > 1 && !script.finding.contains_key("note") {
+        script.finding.insert(
+            "note".into(),
+            "with several jobs, a case in flight on another worker may be the cause".into(),
+        );
+    }
     let (script, reproduced) = if class == Class::Crash || !config.minimize {
         (script, false)
     } else {

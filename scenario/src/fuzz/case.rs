@@ -155,6 +155,8 @@ const MUTATED_REQUEST: u32 = 0x0046_555a;
 /// A template id no provider has made (the valid request after a Template Distribution case asks
 /// for it: an answer, .Error, is due).
 const UNKNOWN_TEMPLATE: u64 = 0x4655_5a5a_4655_5a5a;
+/// The template the valid request after a Template Distribution case asks for (none has it).
+const FOLLOW_UP_TEMPLATE: u64 = 0x4655_5a5a_4655_0001;
 /// The request id of the valid request after the case.
 const FOLLOW_UP_REQUEST: u32 = 0x0046_5a5a;
 /// The sequence number of the mutated share.
@@ -278,7 +280,7 @@ fn saved_u32(saved: &Saved, name: &str) -> u32 {
 struct Built {
     message: Message<'static>,
     placeholders: Vec<(&'static str, &'static str, usize)>,
-    success: Option<(&'static str, &'static str, u64)>,
+    success: Option<(&'static str, &'static str, Value)>,
 }
 
 fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built {
@@ -304,10 +306,15 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
             } else {
                 Vec::new()
             },
+            // The template the replay's server gives, not this one's.
             success: Some((
                 "RequestTransactionData.Success",
                 "template_id",
-                template.unwrap_or(UNKNOWN_TEMPLATE),
+                if template.is_some() {
+                    json!("${template}")
+                } else {
+                    json!(UNKNOWN_TEMPLATE)
+                },
             )),
         },
         Base::SubmitSolution => Built {
@@ -332,7 +339,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
             success: Some((
                 "OpenStandardMiningChannel.Success",
                 "request_id",
-                u64::from(MUTATED_REQUEST),
+                json!(MUTATED_REQUEST),
             )),
         },
         Base::OpenExtended => Built {
@@ -341,7 +348,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
             success: Some((
                 "OpenExtendedMiningChannel.Success",
                 "request_id",
-                u64::from(MUTATED_REQUEST),
+                json!(MUTATED_REQUEST),
             )),
         },
         Base::RequestExtensions => Built {
@@ -354,7 +361,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
             success: Some((
                 "RequestExtensions.Success",
                 "request_id",
-                u64::from(MUTATED_REQUEST as u16),
+                json!(MUTATED_REQUEST as u16),
             )),
         },
         Base::CloseChannel => Built {
@@ -431,7 +438,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
             success: Some((
                 "SetCustomMiningJob.Success",
                 "request_id",
-                u64::from(MUTATED_REQUEST),
+                json!(MUTATED_REQUEST),
             )),
         },
     }
@@ -478,7 +485,7 @@ pub fn plan(seed: u64, index: u64, role: Role) -> Plan {
 pub struct Mutation {
     pub mutated: Mutated,
     pub steps: Vec<Step>,
-    pub success: Option<(&'static str, &'static str, u64)>,
+    pub success: Option<(&'static str, &'static str, Value)>,
 }
 
 fn template(
@@ -523,7 +530,9 @@ fn template(
 
 /// The mutation of `plan`'s base message; None when it could not be built.
 pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mutation> {
-    let built = build(plan.base, plan.role, saved, host, port);
+    // The mutated message does not depend on the target's address: the same seed, the same bytes.
+    let _ = (host, port);
+    let built = build(plan.base, plan.role, saved, "127.0.0.1", 34254);
     let mut rng = Rng::new(plan.seed.rotate_left(17));
     let mutated = mutate(&built.message, plan.family, &mut rng)?;
     let original = sv2_codec::to_frame_bytes(&built.message, &[]).ok()?;
@@ -556,6 +565,10 @@ pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mut
 pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) -> Vec<Step> {
     let mut steps = Vec::new();
     if keeps_framing(&mutation.mutated) {
+        // The answer to the valid request, not to the mutated one: matched by its id (a
+        // SetupConnection answer carries none: in the connected state either setup's answer
+        // will do, a server may ignore a second SetupConnection).
+        let mut answer = serde_json::Map::new();
         let (request, answers): (Message<'static>, Vec<String>) = if state == State::Connected {
             (
                 setup(role, "127.0.0.1", 0),
@@ -565,9 +578,10 @@ pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) ->
                 ],
             )
         } else if role == Role::TemplateProvider {
+            answer.insert("template_id".into(), json!(FOLLOW_UP_TEMPLATE));
             (
                 RequestTransactionData {
-                    template_id: UNKNOWN_TEMPLATE,
+                    template_id: FOLLOW_UP_TEMPLATE,
                 }
                 .into(),
                 vec![
@@ -576,6 +590,7 @@ pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) ->
                 ],
             )
         } else {
+            answer.insert("request_id".into(), json!(FOLLOW_UP_REQUEST));
             (
                 open_standard(FOLLOW_UP_REQUEST),
                 vec![
@@ -586,10 +601,10 @@ pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) ->
         };
         // The server reads in order: a success for the unreadable request would come before the
         // answer to the valid one.
-        let forbid = match (mutation.mutated.invalid, mutation.success) {
+        let forbid = match (mutation.mutated.invalid, &mutation.success) {
             (Some(_), Some((name, field, value))) => {
                 let mut fields = serde_json::Map::new();
-                fields.insert(field.into(), json!(value));
+                fields.insert(field.to_string(), value.clone());
                 Some((name.to_string(), fields))
             }
             _ => None,
@@ -598,6 +613,7 @@ pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) ->
         steps.push(Step::ExpectAny {
             messages: answers,
             within: wait,
+            answer,
             forbid,
         });
     }

@@ -111,8 +111,8 @@ pub const OVER_BOUND: &str = "a length above its type's bound (§3.1)";
 pub const OPTION_PREFIX: &str = "an OPTION prefix other than 0x00 or 0x01 (§3.1)";
 
 fn put_le(buf: &mut [u8], value: u64) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = (value >> (8 * i)) as u8;
+    for (b, byte) in buf.iter_mut().zip(value.to_le_bytes()) {
+        *b = byte;
     }
 }
 

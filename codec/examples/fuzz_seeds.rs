@@ -12,9 +12,7 @@
 
 use sv2_fuzz_checks as checks;
 
-use checks::corpus::fnv64;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arbitrary::{Arbitrary, Unstructured};
 use sv2_codec::messages::{to_frame_bytes, Message};
@@ -60,15 +58,6 @@ fn generated_frames(count: usize) -> Vec<Vec<u8>> {
     out
 }
 
-fn write_seed(dir: &Path, data: &[u8]) -> std::io::Result<bool> {
-    let path = dir.join(format!("seed-{:016x}", fnv64(data)));
-    if path.exists() {
-        return Ok(false);
-    }
-    std::fs::write(path, data)?;
-    Ok(true)
-}
-
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let corpus = PathBuf::from(args.next().unwrap_or_else(|| "fuzz/corpus".into()));
@@ -105,12 +94,16 @@ fn main() -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
         let mut written = 0;
         for seed in &seeds {
-            written += usize::from(write_seed(&dir, seed)?);
+            written += usize::from(checks::corpus::write(&dir, "seed", seed)?);
         }
         if let Ok(entries) = std::fs::read_dir(regressions.join(name)) {
             for entry in entries.flatten() {
                 if entry.path().is_file() {
-                    written += usize::from(write_seed(&dir, &std::fs::read(entry.path())?)?);
+                    written += usize::from(checks::corpus::write(
+                        &dir,
+                        "seed",
+                        &std::fs::read(entry.path())?,
+                    )?);
                 }
             }
         }

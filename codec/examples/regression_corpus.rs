@@ -15,9 +15,9 @@
 use sv2_fuzz_checks as checks;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use checks::corpus::{fnv64, message_class, vector_frames, MESSAGE_CLASSES};
+use checks::corpus::{message_class, vector_frames, write, MESSAGE_CLASSES};
 
 /// Inputs of `messages` kept per class.
 const PER_CLASS: usize = 3;
@@ -25,16 +25,6 @@ const PER_CLASS: usize = 3;
 const PER_TARGET: usize = 6;
 /// Inputs longer than this are left out.
 const MAX_INPUT: usize = 4096;
-
-fn write(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<bool> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{name}-{:016x}", fnv64(data)));
-    if path.exists() {
-        return Ok(false);
-    }
-    std::fs::write(path, data)?;
-    Ok(true)
-}
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

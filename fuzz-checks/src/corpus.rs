@@ -70,6 +70,18 @@ pub fn fnv64(data: &[u8]) -> u64 {
     })
 }
 
+/// Writes `data` to `dir/<prefix>-<hash>` (the folder made when missing); false when that file was
+/// already there (names are by content: a rerun adds nothing twice).
+pub fn write(dir: &Path, prefix: &str, data: &[u8]) -> std::io::Result<bool> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{prefix}-{:016x}", fnv64(data)));
+    if path.exists() {
+        return Ok(false);
+    }
+    std::fs::write(path, data)?;
+    Ok(true)
+}
+
 /// The input files of a corpus folder (README files aside), sorted; none when it is missing.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {

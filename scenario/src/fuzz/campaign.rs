@@ -351,7 +351,6 @@ struct Found {
 fn class_of(step: &Step, observed: &str) -> Option<Class> {
     match step {
         Step::ExpectAny { .. } if observed.starts_with(FORBIDDEN) => Some(Class::AcceptedInvalid),
-        Step::ExpectNot { .. } => Some(Class::AcceptedInvalid),
         Step::ExpectAny { .. } => Some(Class::Hang),
         Step::ExpectAlive { .. } => Some(Class::Crash),
         _ => None,
@@ -543,11 +542,7 @@ pub async fn minimize(
     while i + 1 < best.steps.len() && tries < budget {
         let removable = matches!(
             best.steps[i],
-            Step::SendHex { .. }
-                | Step::SendRaw(_)
-                | Step::Sleep(_)
-                | Step::Crowd(_)
-                | Step::ExpectNot { .. }
+            Step::SendHex { .. } | Step::SendRaw(_) | Step::Sleep(_) | Step::Crowd(_)
         );
         if !removable {
             i += 1;

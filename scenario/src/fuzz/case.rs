@@ -288,6 +288,11 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
     let job = saved_u32(saved, "job");
     let template = saved.get("template").and_then(Value::as_u64);
     let on_channel = vec![("channel_id", "channel", 4)];
+    let on_job = vec![("channel_id", "channel", 4), ("job_id", "job", 4)];
+    let on_template = match template {
+        Some(_) => vec![("template_id", "template", 8)],
+        None => Vec::new(),
+    };
     let plain = |message| Built {
         message,
         placeholders: Vec::new(),
@@ -301,11 +306,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
                 template_id: template.unwrap_or(UNKNOWN_TEMPLATE),
             }
             .into(),
-            placeholders: if template.is_some() {
-                vec![("template_id", "template", 8)]
-            } else {
-                Vec::new()
-            },
+            placeholders: on_template.clone(),
             // The template the replay's server gives, not this one's.
             success: Some((
                 "RequestTransactionData.Success",
@@ -326,11 +327,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
                 coinbase_tx: B0_64K::new(vec![0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap_or_default(),
             }
             .into(),
-            placeholders: if template.is_some() {
-                vec![("template_id", "template", 8)]
-            } else {
-                Vec::new()
-            },
+            placeholders: on_template.clone(),
             success: None,
         },
         Base::OpenStandard => Built {
@@ -387,7 +384,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
                 version: 0x2000_0000,
             }
             .into(),
-            placeholders: vec![("channel_id", "channel", 4), ("job_id", "job", 4)],
+            placeholders: on_job.clone(),
             success: None,
         },
         Base::ShareExtended => {
@@ -403,7 +400,7 @@ fn build(base: Base, role: Role, saved: &Saved, host: &str, port: u16) -> Built 
                     extranonce: B0_32::new(vec![0x5a; size]).unwrap_or_default(),
                 }
                 .into(),
-                placeholders: vec![("channel_id", "channel", 4), ("job_id", "job", 4)],
+                placeholders: on_job.clone(),
                 success: None,
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod fuzz;
+pub mod launch;
 pub mod model;
 pub mod relay;
 pub mod script;

@@ -11,7 +11,8 @@
 //! - [`runner::run`]: every selected client check, the client rules of the monitor over every
 //!   connection, into the same [`crate::Report`] as a pool run.
 
-pub mod launch;
+pub use sv2_scenario::launch;
+pub use sv2_scenario::launch::Endpoint;
 pub mod runner;
 pub mod served;
 
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sv2_codec::noise::keys::{AuthorityPublicKey, KeyError, Keypair, SecretKey, Sv2Url};
+use sv2_codec::noise::keys::{AuthorityPublicKey, KeyError, Keypair, SecretKey};
 use sv2_codec::noise::{Responder, ResponderConfig};
 use sv2_mock::pool::PoolConfig;
 use sv2_mock::sv1::driver::{spawn as sv1_spawn, Sv1DriverConfig, Sv1Handle};
@@ -95,52 +96,6 @@ impl Listener {
     /// The authority public key the client must trust.
     pub fn authority_key(&self) -> AuthorityPublicKey {
         self.authority.public
-    }
-}
-
-/// What the placeholders of a launch command stand for: the address the suite listens on, and the
-/// authority key a client must check its certificate against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    /// Base58check, as pools publish it.
-    pub authority_key: String,
-    /// `stratum2+tcp://host:port/authority_key` (no key in plaintext).
-    pub url: String,
-    /// Where a translator or proxy under test must listen for its miners (`--role translator`,
-    /// `--role proxy`): the suite's SV1 miners or SV2 devices connect to 127.0.0.1 on this port.
-    pub downstream_port: Option<u16>,
-}
-
-impl Endpoint {
-    pub fn new(address: SocketAddr, authority: Option<AuthorityPublicKey>) -> Self {
-        let url = Sv2Url {
-            host: address.ip().to_string(),
-            port: address.port(),
-            authority_key: authority,
-        };
-        Endpoint {
-            host: address.ip().to_string(),
-            port: address.port(),
-            authority_key: authority.map(|k| k.to_string()).unwrap_or_default(),
-            url: url.to_string(),
-            downstream_port: None,
-        }
-    }
-
-    /// `template` with `{host}`, `{port}`, `{url}`, `{authority_key}` and (for a translator or a
-    /// proxy) `{downstream_port}` replaced.
-    pub fn expand(&self, template: &str) -> String {
-        let mut text = template
-            .replace("{host}", &self.host)
-            .replace("{port}", &self.port.to_string())
-            .replace("{url}", &self.url)
-            .replace("{authority_key}", &self.authority_key);
-        if let Some(port) = self.downstream_port {
-            text = text.replace("{downstream_port}", &port.to_string());
-        }
-        text
     }
 }
 

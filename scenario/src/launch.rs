@@ -1,8 +1,10 @@
-//! How the client under test comes to the suite: started for each check (a shell command with
+//! How a client under test comes to a harness that serves it (the conformance suite's client
+//! roles, the fuzzer's `--listen` side): started for each check or case (a shell command with
 //! placeholders, `--spawn`, or an in-process client for tests), or running by itself and
-//! reconnecting after each check closes its connection.
+//! reconnecting after each connection is closed.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 
-use super::Endpoint;
+use sv2_codec::noise::keys::{AuthorityPublicKey, Sv2Url};
 
 /// A future the launcher's trait objects return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -213,5 +215,51 @@ async fn signal_group(group: Option<u32>, signal: &str) {
             .stderr(Stdio::null())
             .status()
             .await;
+    }
+}
+
+/// What the placeholders of a launch command stand for: the address the suite listens on, and the
+/// authority key a client must check its certificate against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    /// Base58check, as pools publish it.
+    pub authority_key: String,
+    /// `stratum2+tcp://host:port/authority_key` (no key in plaintext).
+    pub url: String,
+    /// Where a translator or proxy under test must listen for its miners (`--role translator`,
+    /// `--role proxy`): the suite's SV1 miners or SV2 devices connect to 127.0.0.1 on this port.
+    pub downstream_port: Option<u16>,
+}
+
+impl Endpoint {
+    pub fn new(address: SocketAddr, authority: Option<AuthorityPublicKey>) -> Self {
+        let url = Sv2Url {
+            host: address.ip().to_string(),
+            port: address.port(),
+            authority_key: authority,
+        };
+        Endpoint {
+            host: address.ip().to_string(),
+            port: address.port(),
+            authority_key: authority.map(|k| k.to_string()).unwrap_or_default(),
+            url: url.to_string(),
+            downstream_port: None,
+        }
+    }
+
+    /// `template` with `{host}`, `{port}`, `{url}`, `{authority_key}` and (for a translator or a
+    /// proxy) `{downstream_port}` replaced.
+    pub fn expand(&self, template: &str) -> String {
+        let mut text = template
+            .replace("{host}", &self.host)
+            .replace("{port}", &self.port.to_string())
+            .replace("{url}", &self.url)
+            .replace("{authority_key}", &self.authority_key);
+        if let Some(port) = self.downstream_port {
+            text = text.replace("{downstream_port}", &port.to_string());
+        }
+        text
     }
 }

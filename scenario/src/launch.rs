@@ -263,3 +263,47 @@ impl Endpoint {
         text
     }
 }
+
+/// `expect_alive` on the server's side of a client: the client's process still runs. A process
+/// that ended cleanly (a client that stops when its connection is closed) is alive in this sense;
+/// a crash (a signal, a Rust panic) or, for a process known only by `pid`, any exit is not.
+#[derive(Clone, Default)]
+pub struct LaunchedAlive {
+    pub launched: Arc<Mutex<Option<Box<dyn Launched>>>>,
+    pub pid: Option<u32>,
+}
+
+impl std::fmt::Debug for LaunchedAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchedAlive")
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl crate::script::Alive for LaunchedAlive {
+    fn check(
+        &self,
+        within: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            // A crash takes a moment after the frame that caused it.
+            tokio::time::sleep(within.min(Duration::from_millis(300))).await;
+            let exited = self
+                .launched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+                .and_then(|l| l.exited());
+            if let Some((true, how)) = exited {
+                return Err(format!("the client crashed: {how}"));
+            }
+            match self.pid {
+                Some(pid) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+                    Err(format!("the client's process {pid} exited"))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+}

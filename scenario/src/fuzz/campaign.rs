@@ -189,6 +189,9 @@ pub struct Report {
     pub rss_kib: Option<(u64, u64)>,
     /// Why the campaign stopped.
     pub stopped: String,
+    /// What the campaign learnt about its target (a client's control case) and did to it.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -232,6 +235,11 @@ impl Report {
                 *out.not_reached.entry(k.clone()).or_default() += v;
             }
             out.findings.extend(r.findings.iter().cloned());
+            for note in &r.notes {
+                if !out.notes.contains(note) {
+                    out.notes.push(note.clone());
+                }
+            }
             if !r.stopped.is_empty() && !out.stopped.contains(&r.stopped) {
                 if !out.stopped.is_empty() {
                     out.stopped.push_str("; ");
@@ -256,6 +264,9 @@ impl Report {
             self.cases_per_second(),
             if self.stopped.is_empty() { "-" } else { &self.stopped }
         );
+        for note in &self.notes {
+            s.push_str(&format!("note: {note}\n"));
+        }
         s.push_str("states (reached / tried):\n");
         for (name, r) in &self.states {
             s.push_str(&format!("  {name:<18} {:>7} / {:<7}\n", r.reached, r.tried));
@@ -327,7 +338,7 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn process_gone(pid: Option<u32>) -> bool {
+pub(crate) fn process_gone(pid: Option<u32>) -> bool {
     pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
@@ -348,7 +359,7 @@ struct Found {
 }
 
 /// The oracle a failed step stands for, from what it observed.
-fn class_of(step: &Step, observed: &str) -> Option<Class> {
+pub(crate) fn class_of(step: &Step, observed: &str) -> Option<Class> {
     match step {
         Step::ExpectAny { .. } if observed.starts_with(FORBIDDEN) => Some(Class::AcceptedInvalid),
         Step::ExpectAny { .. } => Some(Class::Hang),
@@ -571,7 +582,7 @@ struct Shared {
     found: AtomicU64,
 }
 
-fn write_finding(
+pub(crate) fn write_finding(
     dir: &Path,
     index: usize,
     script: &Script,

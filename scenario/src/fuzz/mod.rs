@@ -21,6 +21,8 @@
 
 pub mod campaign;
 pub mod case;
+pub mod client;
+pub mod listen;
 pub mod mutate;
 pub mod spans;
 

@@ -226,9 +226,11 @@ async fn control(
     if let Ended::Failed { observed, .. } = player.play(&mut conn, &setup, &NoProcess).await {
         return Err(format!("no SetupConnection: {observed}"));
     }
-    let success = client::prefix(config.role, ClientState::Jobs, &profile, wait);
-    // The setup answer (the prefix's second step).
-    let _ = player.play(&mut conn, &success[1..2], &NoProcess).await;
+    // The setup answer.
+    let answer = client::prefix(config.role, ClientState::Open, &profile, wait);
+    let _ = player
+        .play(&mut conn, &answer[setup.len()..setup.len() + 1], &NoProcess)
+        .await;
     match config.role {
         ClientRole::Mining => {
             let deadline = tokio::time::Instant::now() + wait * 2;
@@ -258,8 +260,15 @@ async fn control(
                 return Ok(profile);
             };
             let jobs = client::prefix(config.role, ClientState::Jobs, &profile, wait);
-            // The open's answer, the job and the prev hash (after the request the prefix awaits).
-            let rest = &jobs[4..];
+            // The open's answer, the job and the prev hash: after the request the prefix awaits,
+            // which was read above.
+            let after = jobs
+                .iter()
+                .position(
+                    |s| matches!(s, Step::Expect { message, .. } if message == channel.request()),
+                )
+                .map_or(jobs.len(), |i| i + 1);
+            let rest = &jobs[after..];
             let follow = client::control_follow_up(config.role, Some(channel), wait);
             let mut steps = rest.to_vec();
             steps.extend(follow);
@@ -345,12 +354,14 @@ impl crate::script::Alive for NoProcess {
 enum Outcome {
     NotReached(String),
     Clean,
-    Found {
-        class: Class,
-        detail: String,
-        script: Script,
-        transcript: Transcript,
-    },
+    Found(Box<Found>),
+}
+
+struct Found {
+    class: Class,
+    detail: String,
+    script: Script,
+    transcript: Transcript,
 }
 
 fn case_script(config: &ListenConfig, plan: &ClientPlan, what: &str, steps: Vec<Step>) -> Script {
@@ -434,12 +445,12 @@ async fn run_case(
                 Gone::Silent(why) => (Class::Crash, why),
             };
             return (
-                Outcome::Found {
+                Outcome::Found(Box::new(Found {
                     class,
                     detail: format!("before the case: {detail}"),
                     script: Script::default(),
                     transcript: Transcript::default(),
-                },
+                })),
                 None,
             );
         }
@@ -485,12 +496,12 @@ async fn run_case(
         });
     }
     (
-        Outcome::Found {
+        Outcome::Found(Box::new(Found {
             class,
             detail,
             script: named(found, class),
             transcript: conn.transcript.clone(),
-        },
+        })),
         Some(script),
     )
 }
@@ -689,13 +700,13 @@ async fn campaign(
                 }
             }
         }
-        if let Outcome::Found {
-            class,
-            detail,
-            script,
-            transcript,
-        } = outcome
-        {
+        if let Outcome::Found(found) = outcome {
+            let Found {
+                class,
+                detail,
+                script,
+                transcript,
+            } = *found;
             // Found before the case began: the previous case's doing.
             let script = match (script.steps.is_empty(), previous.take()) {
                 (true, Some(mut before)) => {

@@ -603,7 +603,9 @@ pub struct NoAlive;
 
 impl Alive for NoAlive {
     fn check(&self, _: Duration) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
-        Box::pin(async { Err("expect_alive needs a server to connect to (--target)".to_string()) })
+        Box::pin(async {
+            Err("expect_alive needs a server to connect to (--target), or a client's process (--listen with --spawn or --pid)".to_string())
+        })
     }
 }
 

@@ -8,13 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use sv2_codec::noise::keys::Keypair;
 use sv2_codec::noise::keys::Sv2Url;
+use sv2_scenario::fuzz::listen::ListenConfig;
 use sv2_scenario::fuzz::{self, Config, Report, Shard, Target};
+use sv2_scenario::launch::{Endpoint, Launcher};
 
 use crate::outcome::Outcome;
 
 pub const LONG_ABOUT: &str = "\
-Network fuzzing of a live SV2 server: `sv2-probe fuzz --target URL [--role pool|proxy|tp]`.
+Network fuzzing of a live SV2 server, `sv2-probe fuzz --target URL [--role pool|proxy|tp]`, or of \
+SV2 clients, `sv2-probe fuzz --listen ADDR [--role device|proxy|translator|tp-client|jdc] [--spawn \
+CMD]`.
 
 Each case opens its own connection, reaches a protocol state with valid traffic (connected; set up; \
 a standard or an extended channel with its first job and prev hash; for a template provider, its \
@@ -39,6 +44,21 @@ shards (--shard I/N) whose JSON reports `sv2-probe fuzz merge` joins. Every find
 under --out DIR/findings/ as a scenario file that replays it from a fresh connection \
 (`sv2-probe scenario run FILE --target URL`), minimised to the steps it needs, with its transcript \
 and a pcapng; the report goes to DIR/report.txt and DIR/report.json.
+
+With --listen the fuzzer plays the client's server (Noise with a fresh authority key, or \
+--authority-secret FILE; the URL to give the client is printed, and --spawn CMD gets it as {url}, \
+{host}, {port}, {authority_key}). Each connection of the client is a case: its SetupConnection \
+received; its channel request received; a channel open with a job and a prev hash; for a Template \
+Distribution client (a pool, a JDC), a template and its prev hash; then one server message \
+mutated (SetupConnection.Success/.Error, Open*.Success/.Error, jobs, prev hashes, targets, \
+extranonce prefixes, share acknowledgements, CloseChannel, SetGroupChannel, templates, transaction \
+data). A control case with valid traffic only comes first and learns whether the client answers \
+work (a share on a fresh job at the easiest target, a request for a fresh template's \
+transactions); where it does, a valid follow-up after each case must be answered (hang) and a job \
+or template whose bytes no reader could accept must not be worked on (accepted-invalid). A client \
+started with --spawn is started again whenever it ends; its crash (a signal, a Rust panic) while \
+its connection is open is a finding, as is, with --pid, its exit. Findings replay with `sv2-probe \
+scenario run FILE --listen ADDR --spawn CMD`. One client at a time (no --jobs, no --shard).
 
 Loopback targets only unless --allow-remote. The campaign stops by itself: after --cases, after \
 --seconds, at the first crash (unless --keep-going), and never opens more than \
@@ -80,23 +100,48 @@ pub enum FamilyArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
-    /// A Mining protocol server: a pool.
+    /// --target: a Mining protocol server, a pool.
     Pool,
-    /// A mining proxy's side that serves devices as a pool does (a translator's SV2 side is a
-    /// client: not a target here).
+    /// --target: a mining proxy's side that serves devices as a pool does; --listen: its upstream
+    /// side, a Mining client.
     Proxy,
-    /// A template provider (Template Distribution).
+    /// --target: a template provider (Template Distribution).
     Tp,
+    /// --listen: a mining device (a Mining client).
+    Device,
+    /// --listen: a translator's SV2 upstream side (a Mining client).
+    Translator,
+    /// --listen: a Template Distribution client (a pool, a job declarator client).
+    TpClient,
+    /// --listen: a job declarator client's template provider side (its pool and job declarator
+    /// sides are not fuzzed yet).
+    Jdc,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The server: stratum2+tcp://HOST:PORT[/AUTHORITY_KEY].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "listen")]
     pub target: Option<String>,
-    /// What the target is.
-    #[arg(long, value_enum, default_value_t = Role::Pool)]
-    pub role: Role,
+    /// Fuzz clients instead: listen here (the URL to give the client is printed) and play their
+    /// server.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// With --listen: start the client with `sh -c CMD` ({url}, {host}, {port}, {authority_key}
+    /// replaced), again whenever it ends; its crash (a signal, a Rust panic) is a finding.
+    #[arg(long, value_name = "CMD", requires = "listen")]
+    pub spawn: Option<String>,
+    /// With --listen: the authority secret (a base58 file, as `sv2-probe keys` writes) whose
+    /// public key the client trusts; else a fresh key, printed in the URL.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub authority_secret: Option<PathBuf>,
+    /// With --listen: how long to wait for the client's next connection, milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 15000)]
+    pub connect_wait_ms: u64,
+    /// What the target is (--target: pool, proxy, tp), or the client (--listen: device, proxy,
+    /// translator, tp-client, jdc; default device).
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
     /// No Noise.
     #[arg(long)]
     pub plaintext: bool,
@@ -182,8 +227,142 @@ fn resolve(url: &Sv2Url) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{} names no address", url.host_port()))
 }
 
+fn families(args: &RunArgs) -> Vec<fuzz::mutate::Family> {
+    args.family
+        .iter()
+        .map(|f| match f {
+            FamilyArg::Field => fuzz::mutate::Family::Field,
+            FamilyArg::Frame => fuzz::mutate::Family::Frame,
+            FamilyArg::Noise => fuzz::mutate::Family::Noise,
+            FamilyArg::Time => fuzz::mutate::Family::Time,
+        })
+        .collect()
+}
+
+fn seconds(args: &RunArgs) -> anyhow::Result<Option<Duration>> {
+    args.seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow::anyhow!("--seconds {s}: a number of seconds, at least 0"))
+        })
+        .transpose()
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")
+}
+
+fn progress(err: &mut dyn Write) -> fuzz::campaign::Progress {
+    let _ = err;
+    let terminal = std::io::stderr().is_terminal();
+    Arc::new(move |r: &Report| {
+        if terminal && r.cases.is_multiple_of(25) {
+            eprint!("\r{} cases, {} finding(s)   ", r.cases, r.findings.len());
+        }
+    })
+}
+
+fn render(
+    report: &Report,
+    args: &RunArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    if std::io::stderr().is_terminal() {
+        writeln!(err)?;
+    }
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
+    } else {
+        write!(out, "{}", report.text())?;
+    }
+    Ok(if report.findings.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail
+    })
+}
+
+/// `--listen`: the fuzzer as the server of a client under test.
+fn listen_campaign(
+    args: &RunArgs,
+    listen: SocketAddr,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    if !listen.ip().is_loopback() && !args.allow_remote {
+        bail!("listen address {listen} is not loopback (pass --allow-remote to allow it)");
+    }
+    let role = match args.role.unwrap_or(Role::Device) {
+        Role::Device | Role::Proxy | Role::Translator => fuzz::client::ClientRole::Mining,
+        Role::TpClient | Role::Jdc => fuzz::client::ClientRole::TemplateClient,
+        r @ (Role::Pool | Role::Tp) => {
+            bail!("--role {r:?} is a server: fuzz it with --target (with --listen: device, proxy, translator, tp-client, jdc)")
+        }
+    };
+    if args.jobs != 1 || args.shard.is_some() {
+        bail!("--listen fuzzes one client at a time: no --jobs or --shard");
+    }
+    let launcher = match &args.spawn {
+        Some(command) => Launcher::Command(command.clone()),
+        None => Launcher::External,
+    };
+    let mut config = ListenConfig::new(role, launcher);
+    config.seed = args.seed;
+    config.cases = args.cases;
+    config.first_case = args.from_case;
+    config.duration = seconds(args)?;
+    config.wait = Duration::from_millis(args.wait_ms.max(50));
+    config.connect_wait = Duration::from_millis(args.connect_wait_ms.max(100));
+    config.out = args.out.clone();
+    config.pid = args.pid;
+    config.max_rss_growth_kib = args.max_rss_growth.saturating_mul(1024);
+    config.minimize = !args.no_minimize;
+    config.stop_on_crash = !args.keep_going;
+    config.max_findings = args.max_findings;
+    config.families = families(args);
+    config.authority = if args.plaintext {
+        None
+    } else {
+        Some(match &args.authority_secret {
+            Some(path) => Keypair::from_secret(crate::keys::read_secret_file(path)?),
+            None => Keypair::generate()?,
+        })
+    };
+    let progress = progress(err);
+    let runtime = runtime()?;
+    let report = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let endpoint = Endpoint::new(addr, config.authority.as_ref().map(|k| k.public));
+        writeln!(
+            err,
+            "fuzzing clients of {}{}",
+            endpoint.url,
+            match &args.spawn {
+                Some(c) => format!(" (started with: {})", endpoint.expand(c)),
+                None => " (start the client, pointed at this URL)".into(),
+            }
+        )?;
+        anyhow::Ok(fuzz::listen::run(listener, &config, progress).await)
+    })?;
+    render(&report, args, out, err)
+}
+
 fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let target = args.target.as_ref().context("--target URL is required")?;
+    if let Some(listen) = args.listen {
+        return listen_campaign(args, listen, out, err);
+    }
+    let target = args
+        .target
+        .as_ref()
+        .context("--target URL (a server) or --listen ADDR (clients) is required")?;
     let url: Sv2Url = target.parse().context("--target")?;
     if url.authority_key.is_none() && !args.plaintext {
         bail!("--target has no authority key: give one, or pass --plaintext");
@@ -200,20 +379,17 @@ fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
         noise: (!args.plaintext).then_some(url.authority_key),
     });
     // A pool and a proxy's downstream side serve the same Mining protocol.
-    config.role = match args.role {
+    config.role = match args.role.unwrap_or(Role::Pool) {
         Role::Pool | Role::Proxy => fuzz::Role::Mining,
         Role::Tp => fuzz::Role::TemplateProvider,
+        r => bail!(
+            "--role {r:?} is a client: fuzz it with --listen ADDR (with --target: pool, proxy, tp)"
+        ),
     };
     config.seed = args.seed;
     config.cases = args.cases;
     config.first_case = args.from_case;
-    config.duration = args
-        .seconds
-        .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| anyhow::anyhow!("--seconds {s}: a number of seconds, at least 0"))
-        })
-        .transpose()?;
+    config.duration = seconds(args)?;
     config.jobs = args.jobs;
     config.shard = args
         .shard
@@ -229,41 +405,10 @@ fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
     config.minimize = !args.no_minimize;
     config.stop_on_crash = !args.keep_going;
     config.max_findings = args.max_findings;
-    config.families = args
-        .family
-        .iter()
-        .map(|f| match f {
-            FamilyArg::Field => fuzz::mutate::Family::Field,
-            FamilyArg::Frame => fuzz::mutate::Family::Frame,
-            FamilyArg::Noise => fuzz::mutate::Family::Noise,
-            FamilyArg::Time => fuzz::mutate::Family::Time,
-        })
-        .collect();
-    let terminal = std::io::stderr().is_terminal();
-    let progress: fuzz::campaign::Progress = Arc::new(move |r: &Report| {
-        if terminal && r.cases.is_multiple_of(25) {
-            eprint!("\r{} cases, {} finding(s)   ", r.cases, r.findings.len());
-        }
-    });
-    let report = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("tokio runtime")?
-        .block_on(fuzz::run(&config, progress));
-    if terminal {
-        writeln!(err)?;
-    }
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        write!(out, "{}", report.text())?;
-    }
-    Ok(if report.findings.is_empty() {
-        Outcome::Pass
-    } else {
-        Outcome::Fail
-    })
+    config.families = families(args);
+    let progress = progress(err);
+    let report = runtime()?.block_on(fuzz::run(&config, progress));
+    render(&report, args, out, err)
 }
 
 fn merge(args: &MergeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {

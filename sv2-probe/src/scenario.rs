@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use sv2_codec::noise::keys::{Keypair, SecretKey, Sv2Url};
 use sv2_codec::noise::InitiatorConfig;
+use sv2_scenario::launch::{Endpoint, LaunchedAlive, Launcher};
 use sv2_scenario::script::{Alive, NoAlive, TargetAlive};
 use sv2_scenario::{play_checked, Ended, Scenario, Script};
 use sv2_wire::{Connection, KeyLog, Side, Transcript};
@@ -23,8 +24,9 @@ Scenario files (see scenarios/README.md).
 --listen ADDR` waits for one client and plays it as the server (Noise with a fresh authority key, \
 printed as the URL to give the client, or --plaintext). The file's [[step]]s send messages (the \
 codec's JSON, or frames in hex, shaped on the wire, or raw bytes) and expect messages within a time, \
-with field predicates, a close, silence, or (with --target) a fresh connection still served; values \
-saved from one message can be used in later steps. The findings of `sv2-probe fuzz` are such files. The whole conversation is printed (as `pcap` \
+with field predicates, a close, silence, or a live peer (with --target: a fresh connection still \
+served; with --listen and --spawn CMD or --pid: the client's process still running, not crashed); \
+values saved from one message can be used in later steps. The findings of `sv2-probe fuzz` are such files. The whole conversation is printed (as `pcap` \
 prints messages; --json for JSON lines) with the verdict. Exit code 1 when an expectation fails.
 
 `check FILE...` reads rule files (for `proxy --scenario`, `mock --scenario`) and conversation files \
@@ -68,6 +70,14 @@ pub struct RunArgs {
     /// As the server: how long to wait for the client.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub accept_timeout: f64,
+    /// As the server: start the client with `sh -c CMD` once listening ({url}, {host}, {port},
+    /// {authority_key} replaced), and stop it at the end; `expect_alive` asks whether it still
+    /// runs (a crash, a signal or a Rust panic, fails it).
+    #[arg(long, value_name = "CMD", requires = "listen")]
+    pub spawn: Option<String>,
+    /// As the server: the client's process id; `expect_alive` asks whether it still runs.
+    #[arg(long, requires = "listen", conflicts_with = "spawn")]
+    pub pid: Option<u32>,
     /// JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -130,6 +140,7 @@ async fn run_script(
 ) -> anyhow::Result<Outcome> {
     let timeout = Duration::from_secs(10);
     let mut alive: Box<dyn Alive> = Box::new(NoAlive);
+    let mut spawned: Option<LaunchedAlive> = None;
     let mut conn = if let Some(target) = &args.target {
         let url: Sv2Url = target.parse().context("--target")?;
         if url.authority_key.is_none() && !args.plaintext {
@@ -188,6 +199,23 @@ async fn run_script(
             writeln!(out, "waiting for a client: {url}")?;
         }
         out.flush()?;
+        // `expect_alive` on this side: the client's process still runs.
+        let process = LaunchedAlive {
+            launched: Default::default(),
+            pid: args.pid,
+        };
+        if let Some(command) = &args.spawn {
+            let endpoint = Endpoint::new(addr, url.authority_key);
+            let started = Launcher::Command(command.clone())
+                .start(&endpoint)
+                .await
+                .map_err(|e| anyhow::anyhow!("--spawn: {e}"))?;
+            *process.launched.lock().unwrap_or_else(|e| e.into_inner()) = started;
+        }
+        if args.spawn.is_some() || args.pid.is_some() {
+            alive = Box::new(process.clone());
+            spawned = Some(process);
+        }
         let (stream, _) = tokio::time::timeout(
             Duration::from_secs_f64(args.accept_timeout.max(0.1)),
             listener.accept(),
@@ -213,6 +241,19 @@ async fn run_script(
     };
     let ended = play_checked(&mut conn, script, alive.as_ref()).await;
     conn.close(Duration::from_millis(200)).await;
+    if let Some(process) = spawned {
+        let launched = process
+            .launched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(launched) = launched {
+            let how = launched.stop().await;
+            if !args.json {
+                writeln!(out, "the client: {how}")?;
+            }
+        }
+    }
     print_transcript(&conn.transcript, args.json, out)?;
     let ok = ended == Ended::Done;
     match &ended {

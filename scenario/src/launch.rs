@@ -25,6 +25,10 @@ pub trait Launched: Send {
     fn exited(&mut self) -> Option<(bool, String)>;
     /// Stops it; what it printed last and how it ended.
     fn stop(self: Box<Self>) -> BoxFuture<String>;
+    /// Its process id, when it is a process (its memory can be watched).
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Starts an in-process client for an endpoint.
@@ -151,6 +155,10 @@ fn status_words(status: std::process::ExitStatus) -> (bool, String) {
 }
 
 impl Launched for Spawned {
+    fn pid(&self) -> Option<u32> {
+        self.group
+    }
+
     fn exited(&mut self) -> Option<(bool, String)> {
         match self.child.try_wait() {
             Ok(Some(status)) => {

@@ -14,6 +14,7 @@ use sv2_codec::types::{B0_32, U256};
 use sv2_codec::Message;
 use sv2_mock::pool::driver::{serve, PoolServerConfig};
 use sv2_scenario::fuzz::{self, Class, Config, Report, Role, Target};
+use sv2_scenario::launch::{BoxFuture, Endpoint, Launched, Launcher};
 use sv2_scenario::script::{play_checked, Script, TargetAlive};
 use sv2_wire::{Connection, NetError, Side};
 use tokio::net::{TcpListener, TcpStream};
@@ -114,8 +115,17 @@ enum Broken {
 async fn broken_server(broken: Broken) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let dead = Arc::new(AtomicBool::new(false));
-    tokio::spawn(async move {
+    tokio::spawn(serve_broken(
+        listener,
+        broken,
+        Arc::new(AtomicBool::new(false)),
+    ));
+    addr
+}
+
+/// Serves on `listener` until `dead` (set by a broken connection) says the server is gone.
+async fn serve_broken(listener: TcpListener, broken: Broken, dead: Arc<AtomicBool>) {
+    {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
@@ -127,8 +137,7 @@ async fn broken_server(broken: Broken) -> SocketAddr {
             let dead = dead.clone();
             tokio::spawn(serve_one(stream, broken, dead));
         }
-    });
-    addr
+    }
 }
 
 async fn serve_one(stream: TcpStream, broken: Broken, dead: Arc<AtomicBool>) {
@@ -289,4 +298,74 @@ async fn a_server_acting_on_an_unreadable_request_is_accepted_invalid() {
         replays(&file, Broken::AcceptsAnything).await,
         sv2_scenario::Ended::Failed { .. }
     ));
+}
+
+/// A broken server the campaign starts (as `--spawn` would), on the target's port.
+struct Started {
+    task: tokio::task::JoinHandle<()>,
+    dead: Arc<AtomicBool>,
+}
+
+impl Launched for Started {
+    fn exited(&mut self) -> Option<(bool, String)> {
+        self.dead
+            .load(Ordering::SeqCst)
+            .then(|| (true, "killed by signal 11".to_string()))
+    }
+
+    fn stop(self: Box<Self>) -> BoxFuture<String> {
+        self.task.abort();
+        Box::pin(async { "stopped".to_string() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_the_campaign_started_is_started_again_after_each_crash() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let starts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = starts.clone();
+    let launcher = Launcher::InProcess(Arc::new(move |endpoint: &Endpoint| {
+        assert_eq!(endpoint.port, addr.port());
+        counted.fetch_add(1, Ordering::SeqCst);
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let dead = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(serve_broken(
+            TcpListener::from_std(listener).unwrap(),
+            Broken::DiesOnGarbage,
+            dead.clone(),
+        ));
+        Box::new(Started { task, dead }) as Box<dyn Launched>
+    }));
+    let mut config = Config::new(Target { addr, noise: None });
+    config.seed = 3;
+    config.cases = Some(400);
+    config.jobs = 2;
+    config.wait = Duration::from_millis(400);
+    config.max_findings = Some(3);
+    config.stop_on_crash = false;
+    config.launcher = launcher;
+    let report = fuzz::run(&config, quiet()).await;
+    println!("{}", report.text());
+    assert_eq!(
+        report.by_class().get("crash"),
+        Some(&3),
+        "{}",
+        report.text()
+    );
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|f| f.detail.contains("signal 11")
+                || f.detail.contains("no answer")
+                || f.detail.contains("fresh connection")),
+        "{}",
+        report.text()
+    );
+    // Once at the start, and after each of the first two crashes (the third ends the campaign).
+    assert_eq!(starts.load(Ordering::SeqCst), 3, "{}", report.text());
 }

@@ -61,7 +61,8 @@ its connection is open is a finding, as is, with --pid, its exit. Findings repla
 scenario run FILE --listen ADDR --spawn CMD`. One client at a time (no --jobs, no --shard).
 
 Loopback targets only unless --allow-remote. The campaign stops by itself: after --cases, after \
---seconds, at the first crash (unless --keep-going), and never opens more than \
+--seconds, at the first crash (unless --keep-going, or --spawn CMD: the campaign starts the server \
+and starts it again after each crash), and never opens more than \
 --max-connection-rate connections a second (two per case: its own and the liveness check; a crowd \
 case opens 32 more). Exit code 1 when there are findings.";
 
@@ -127,9 +128,12 @@ pub struct RunArgs {
     /// server.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// With --listen: start the client with `sh -c CMD` ({url}, {host}, {port}, {authority_key}
-    /// replaced), again whenever it ends; its crash (a signal, a Rust panic) is a finding.
-    #[arg(long, value_name = "CMD", requires = "listen")]
+    /// Start the implementation under test with `sh -c CMD` ({url}, {host}, {port},
+    /// {authority_key} replaced). With --listen: the client, again whenever it ends; its crash (a
+    /// signal, a Rust panic) is a finding. With --target: the server, which must listen at the
+    /// target's address, before the first case and again after each crash (any exit of it is
+    /// one); the campaign goes on after crashes.
+    #[arg(long, value_name = "CMD")]
     pub spawn: Option<String>,
     /// With --listen: the authority secret (a base58 file, as `sv2-probe keys` writes) whose
     /// public key the client trusts; else a fresh key, printed in the URL.
@@ -403,9 +407,12 @@ fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
     config.max_rss_growth_kib = args.max_rss_growth.saturating_mul(1024);
     config.max_connections_per_sec = args.max_connection_rate.max(1);
     config.minimize = !args.no_minimize;
-    config.stop_on_crash = !args.keep_going;
+    config.stop_on_crash = !args.keep_going && args.spawn.is_none();
     config.max_findings = args.max_findings;
     config.families = families(args);
+    if let Some(command) = &args.spawn {
+        config.launcher = Launcher::Command(command.clone());
+    }
     let progress = progress(err);
     let report = runtime()?.block_on(fuzz::run(&config, progress));
     render(&report, args, out, err)

@@ -2,6 +2,7 @@
 //! captures of real traffic decoded.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod launched;
 pub mod translator;
 
 use std::time::Duration;

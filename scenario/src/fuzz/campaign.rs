@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sv2_codec::noise::keys::AuthorityPublicKey;
 use sv2_wire::{Connection, KeyLog, Transcript};
+
+use crate::launch::{Endpoint, Launched, Launcher};
 use tokio::net::TcpStream;
 
 use super::case::{self, oracles, prefix, Plan, Role};
@@ -95,6 +97,11 @@ pub struct Config {
     /// Only cases of these families (all when empty); the others are passed over, so that the
     /// cases run keep their numbers.
     pub families: Vec<Family>,
+    /// How the server comes: running by itself, or started by the campaign (`--spawn`), before
+    /// the first case and again after each crash (any exit of its process is one).
+    pub launcher: Launcher,
+    /// How long a started server has to listen.
+    pub start_wait: Duration,
 }
 
 impl Config {
@@ -117,6 +124,77 @@ impl Config {
             stop_on_crash: true,
             max_findings: None,
             families: Vec::new(),
+            launcher: Launcher::External,
+            start_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The server's process when the campaign starts it: cases wait at `gate` while it is started
+/// again; `generation` counts its starts, so that what cases in flight saw of the old one is not
+/// blamed on the new one.
+struct Spawned {
+    launcher: Launcher,
+    endpoint: Endpoint,
+    addr: SocketAddr,
+    launched: Mutex<Option<Box<dyn Launched>>>,
+    gate: tokio::sync::RwLock<()>,
+    generation: AtomicU64,
+}
+
+impl Spawned {
+    /// How it ended, if it did (any exit of a server is a crash).
+    fn exited(&self) -> Option<String> {
+        let mut launched = self.launched.lock().unwrap_or_else(|e| e.into_inner());
+        launched
+            .as_mut()
+            .and_then(|l| l.exited())
+            .map(|(_, how)| how)
+    }
+
+    /// Stops the old process, starts a new one and waits until it accepts connections.
+    async fn restart(&self, wait: Duration) -> Result<(), String> {
+        let old = self
+            .launched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(old) = old {
+            let _ = old.stop().await;
+        }
+        let new = self.launcher.start(&self.endpoint).await?;
+        *self.launched.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(how) = self.exited() {
+                return Err(format!("the server ended as it started: {how}"));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the server did not listen on {} within {wait:?}",
+                    self.addr
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        let launched = self.launched.lock().unwrap_or_else(|e| e.into_inner());
+        launched.as_ref().and_then(|l| l.pid())
+    }
+
+    async fn stop(&self) {
+        let old = self
+            .launched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(old) = old {
+            let _ = old.stop().await;
         }
     }
 }
@@ -374,13 +452,29 @@ fn host_port(target: &Target) -> (String, u16) {
 
 /// Runs case `plan`; with it, the case as a script when it ran (its state reached), to blame it if
 /// the server is found gone at the start of the next case.
-async fn run_case(config: &Config, plan: &Plan) -> (Outcome, Option<Script>) {
+async fn run_case(config: &Config, plan: &Plan, shared: &Shared) -> (Outcome, Option<Script>) {
     let mut played = None;
-    let outcome = run_case_inner(config, plan, &mut played).await;
+    // How the server's process ended, when it did.
+    let gone = || {
+        if process_gone(config.pid) {
+            return Some("the process exited".to_string());
+        }
+        shared
+            .spawned
+            .as_ref()
+            .and_then(|s| s.exited())
+            .map(|how| format!("the server's process ended: {how}"))
+    };
+    let outcome = run_case_inner(config, plan, &mut played, &gone).await;
     (outcome, played)
 }
 
-async fn run_case_inner(config: &Config, plan: &Plan, played: &mut Option<Script>) -> Outcome {
+async fn run_case_inner(
+    config: &Config,
+    plan: &Plan,
+    played: &mut Option<Script>,
+    gone: &(dyn Fn() -> Option<String> + Sync),
+) -> Outcome {
     let target = &config.target;
     let alive = target.alive();
     let (host, port) = host_port(target);
@@ -439,8 +533,8 @@ async fn run_case_inner(config: &Config, plan: &Plan, played: &mut Option<Script
     conn.shutdown().await;
     let (class, detail, upto) = match ended {
         Ended::Done => {
-            if process_gone(config.pid) {
-                (Class::Crash, "the process exited".to_string(), steps.len())
+            if let Some(how) = gone() {
+                (Class::Crash, how, steps.len())
             } else {
                 return Outcome::Clean;
             }
@@ -470,12 +564,14 @@ async fn run_case_inner(config: &Config, plan: &Plan, played: &mut Option<Script
     // A crash is confirmed once the case's connections (its crowd too) are closed, with twice the
     // time: a server that caps connections, or is slow under load, is not dead. A process that
     // exited needs no second look.
-    if class == Class::Crash
-        && !process_gone(config.pid)
-        && alive.check(config.wait * 2).await.is_ok()
-    {
-        return Outcome::Clean;
-    }
+    let (class, detail) = match (class, gone()) {
+        // A process that ended says how: more than a connection that failed.
+        (Class::Crash, Some(how)) => (class, how),
+        (Class::Crash, None) if alive.check(config.wait * 2).await.is_ok() => {
+            return Outcome::Clean
+        }
+        _ => (class, detail),
+    };
     let played_steps = prefix_steps.len() + upto;
     let mut script = played.clone().unwrap_or_default();
     script.steps.truncate(played_steps);
@@ -580,6 +676,9 @@ struct Shared {
     run: AtomicU64,
     stop: AtomicBool,
     found: AtomicU64,
+    spawned: Option<Spawned>,
+    /// Starts of the server after a crash.
+    restarts: AtomicU64,
 }
 
 pub(crate) fn write_finding(
@@ -624,13 +723,11 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         (None, None) => Some(1_000),
         (cases, _) => cases,
     };
-    let rss_start = config.pid.and_then(rss_kib);
     let shared = Arc::new(Shared {
         report: Mutex::new(Report {
             target: config.target.addr.to_string(),
             seed: config.seed,
             shards: vec![config.shard],
-            rss_kib: rss_start.map(|r| (r, r)),
             ..Report::default()
         }),
         next: AtomicU64::new(0),
@@ -638,7 +735,28 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         next_slot: Mutex::new(Instant::now()),
         stop: AtomicBool::new(false),
         found: AtomicU64::new(0),
+        spawned: config.launcher.starts_clients().then(|| Spawned {
+            launcher: config.launcher.clone(),
+            endpoint: Endpoint::new(config.target.addr, config.target.noise.flatten()),
+            addr: config.target.addr,
+            launched: Mutex::new(None),
+            gate: tokio::sync::RwLock::new(()),
+            generation: AtomicU64::new(0),
+        }),
+        restarts: AtomicU64::new(0),
     });
+    if let Some(spawned) = &shared.spawned {
+        if let Err(why) = spawned.restart(config.start_wait).await {
+            let mut report = shared.report.lock().map(|r| r.clone()).unwrap_or_default();
+            report.stopped = format!("the server did not start: {why}");
+            spawned.stop().await;
+            return report;
+        }
+    }
+    let rss_start = watched_pid(config, &shared).and_then(rss_kib);
+    if let Ok(mut r) = shared.report.lock() {
+        r.rss_kib = rss_start.map(|r| (r, r));
+    }
     let min_gap = Duration::from_secs_f64(2.0 / f64::from(config.max_connections_per_sec.max(1)));
     let jobs = config.jobs.clamp(1, 64);
     let mut tasks = Vec::new();
@@ -684,9 +802,21 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                     slot
                 };
                 tokio::time::sleep_until(slot.into()).await;
-                let (outcome, played) = run_case(&config, &plan).await;
+                // While the server is started again, cases wait.
+                let (outcome, played, generation) = {
+                    let _running = match &shared.spawned {
+                        Some(s) => Some(s.gate.read().await),
+                        None => None,
+                    };
+                    let generation = shared
+                        .spawned
+                        .as_ref()
+                        .map(|s| s.generation.load(Ordering::SeqCst));
+                    let (outcome, played) = run_case(&config, &plan, &shared).await;
+                    (outcome, played, generation)
+                };
                 let outcome = blame_previous(outcome, previous.take(), config.jobs);
-                record(&shared, &config, &plan, outcome).await;
+                record(&shared, &config, &plan, outcome, generation).await;
                 previous = played.map(|script| (plan, script));
                 if let Ok(report) = shared.report.lock() {
                     progress(&report);
@@ -697,7 +827,16 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
     for t in tasks {
         let _ = t.await;
     }
+    if let Some(spawned) = &shared.spawned {
+        spawned.stop().await;
+    }
     let mut report = shared.report.lock().map(|r| r.clone()).unwrap_or_default();
+    let restarts = shared.restarts.load(Ordering::SeqCst);
+    if shared.spawned.is_some() {
+        report.notes.push(format!(
+            "the server was started by the campaign, and again {restarts} time(s) after a crash"
+        ));
+    }
     report.seconds = started.elapsed().as_secs_f64();
     if report.stopped.is_empty() {
         report.stopped = match (limit, config.duration) {
@@ -715,6 +854,13 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         let _ = std::fs::write(dir.join("report.txt"), report.text());
     }
     report
+}
+
+/// The server's process whose memory is watched: `--pid`, or the one the campaign started.
+fn watched_pid(config: &Config, shared: &Shared) -> Option<u32> {
+    config
+        .pid
+        .or_else(|| shared.spawned.as_ref().and_then(Spawned::pid))
 }
 
 /// A crash found at the start of a case (the server no longer answered) is the previous case's on
@@ -747,7 +893,13 @@ fn blame_previous(outcome: Outcome, previous: Option<(Plan, Script)>, jobs: usiz
     Outcome::Found(found)
 }
 
-async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome) {
+async fn record(
+    shared: &Shared,
+    config: &Config,
+    plan: &Plan,
+    outcome: Outcome,
+    generation: Option<u64>,
+) {
     {
         let Ok(mut r) = shared.report.lock() else {
             return;
@@ -765,7 +917,7 @@ async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome)
             }
             _ => state.reached += 1,
         }
-        if let (Some(pid), Some((start, _))) = (config.pid, r.rss_kib) {
+        if let (Some(pid), Some((start, _))) = (watched_pid(config, shared), r.rss_kib) {
             if let Some(now) = rss_kib(pid) {
                 r.rss_kib = Some((start, now));
                 let leak_reported = r.findings.iter().any(|f| f.class == Class::Leak);
@@ -798,6 +950,21 @@ async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome)
         script,
         transcript,
     } = *found;
+    // What a case saw of a server since started again is not a finding; of the cases in flight
+    // when a started server went down, the first to see it restarts it.
+    let restart = match (&shared.spawned, generation) {
+        (Some(spawned), Some(seen)) => {
+            if spawned.generation.load(Ordering::SeqCst) != seen {
+                return;
+            }
+            class == Class::Crash
+                && spawned
+                    .generation
+                    .compare_exchange(seen, seen + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+        }
+        _ => false,
+    };
     // Cases in flight when the target went down all see it: the first crash is the finding.
     if class == Class::Crash && config.stop_on_crash && shared.stop.swap(true, Ordering::SeqCst) {
         return;
@@ -830,29 +997,44 @@ async fn record(shared: &Shared, config: &Config, plan: &Plan, outcome: Outcome)
         }
         _ => None,
     };
-    let Ok(mut r) = shared.report.lock() else {
-        return;
-    };
-    // The script's own case (a crash found at a case's start is its previous case's).
-    let meta = |key: &str, or: &str| script.finding.get(key).cloned().unwrap_or(or.to_string());
-    r.findings.push(Finding {
-        class,
-        case: meta("case", "").parse().unwrap_or(plan.index),
-        state: meta("state", plan.state.name()),
-        mutation: meta("mutation", ""),
-        family: meta("family", plan.family.name()),
-        detail,
-        file,
-        reproduced,
-        steps,
-        minimized_steps: script.steps.len(),
-    });
-    if class == Class::Crash && config.stop_on_crash {
-        r.stopped = format!("crash at case {}", plan.index);
-        shared.stop.store(true, Ordering::SeqCst);
-    } else if config.max_findings.is_some_and(|m| r.findings.len() >= m) {
-        r.stopped = format!("{} finding(s)", r.findings.len());
-        shared.stop.store(true, Ordering::SeqCst);
+    {
+        let Ok(mut r) = shared.report.lock() else {
+            return;
+        };
+        // The script's own case (a crash found at a case's start is its previous case's).
+        let meta = |key: &str, or: &str| script.finding.get(key).cloned().unwrap_or(or.to_string());
+        r.findings.push(Finding {
+            class,
+            case: meta("case", "").parse().unwrap_or(plan.index),
+            state: meta("state", plan.state.name()),
+            mutation: meta("mutation", ""),
+            family: meta("family", plan.family.name()),
+            detail,
+            file,
+            reproduced,
+            steps,
+            minimized_steps: script.steps.len(),
+        });
+        if class == Class::Crash && config.stop_on_crash {
+            r.stopped = format!("crash at case {}", plan.index);
+            shared.stop.store(true, Ordering::SeqCst);
+        } else if config.max_findings.is_some_and(|m| r.findings.len() >= m) {
+            r.stopped = format!("{} finding(s)", r.findings.len());
+            shared.stop.store(true, Ordering::SeqCst);
+        }
+    }
+    if restart && !shared.stop.load(Ordering::SeqCst) {
+        if let Some(spawned) = &shared.spawned {
+            // Once the cases in flight have ended.
+            let _all = spawned.gate.write().await;
+            shared.restarts.fetch_add(1, Ordering::SeqCst);
+            if let Err(why) = spawned.restart(config.start_wait).await {
+                if let Ok(mut r) = shared.report.lock() {
+                    r.stopped = format!("the server did not start again: {why}");
+                }
+                shared.stop.store(true, Ordering::SeqCst);
+            }
+        }
     }
 }
 

@@ -166,6 +166,17 @@ pub fn hex_text(parts: &[HexPart]) -> String {
         .collect()
 }
 
+/// How many bytes the frame `parts` make is.
+pub fn fill_len(parts: &[HexPart]) -> usize {
+    parts
+        .iter()
+        .map(|p| match p {
+            HexPart::Bytes(b) => b.len(),
+            HexPart::Saved { width, .. } => *width,
+        })
+        .sum()
+}
+
 /// The frame `parts` make with the saved numbers filled in.
 pub fn fill(parts: &[HexPart], saved: &BTreeMap<String, Value>) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();

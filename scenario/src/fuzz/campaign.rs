@@ -633,9 +633,9 @@ pub async fn replay(
     }
 }
 
-/// Removes steps that the finding does not need, one at a time, keeping each removal after which
-/// a replay still shows the same class: the mutation's own sends, and oracle steps before the one
-/// that failed. At most `budget` replays.
+/// The finding with the fewest steps and bytes that a replay on a fresh connection still shows
+/// ([`super::minimize::minimize`]). At most `budget` replays for the steps, and as many for the
+/// bytes.
 pub async fn minimize(
     target: &Target,
     script: &Script,
@@ -643,27 +643,13 @@ pub async fn minimize(
     wait: Duration,
     budget: usize,
 ) -> Script {
-    let mut best = script.clone();
-    let mut tries = 0;
-    let mut i = 0;
-    while i + 1 < best.steps.len() && tries < budget {
-        let removable = matches!(
-            best.steps[i],
-            Step::SendHex { .. } | Step::SendRaw(_) | Step::Sleep(_) | Step::Crowd(_)
-        );
-        if !removable {
-            i += 1;
-            continue;
-        }
-        let mut candidate = best.clone();
-        candidate.steps.remove(i);
-        tries += 1;
-        match replay(target, &candidate, wait).await {
-            Some((c, _)) if c == class => best = candidate,
-            _ => i += 1,
+    struct OnTarget<'a>(&'a Target, Class, Duration);
+    impl super::minimize::Replay for OnTarget<'_> {
+        async fn shows(&mut self, candidate: &Script) -> bool {
+            matches!(replay(self.0, candidate, self.2).await, Some((c, _)) if c == self.1)
         }
     }
-    best
+    super::minimize::minimize(script, budget, &mut OnTarget(target, class, wait)).await
 }
 
 struct Shared {

@@ -540,8 +540,8 @@ async fn replay(
     Some((class, conn.transcript.clone()))
 }
 
-/// Removes the mutation's steps the finding does not need, one at a time, keeping each removal
-/// after which a replay still shows the same class. At most `budget` replays.
+/// The finding with the fewest steps and bytes that a fresh client still shows
+/// ([`super::minimize::minimize`]).
 async fn minimize(
     client: &mut Client,
     config: &ListenConfig,
@@ -549,26 +549,13 @@ async fn minimize(
     class: Class,
     budget: usize,
 ) -> Script {
-    let mut best = script.clone();
-    let mut tries = 0;
-    let mut i = 0;
-    while i + 1 < best.steps.len() && tries < budget {
-        if !matches!(
-            best.steps[i],
-            Step::SendHex { .. } | Step::SendRaw(_) | Step::Sleep(_)
-        ) {
-            i += 1;
-            continue;
-        }
-        let mut candidate = best.clone();
-        candidate.steps.remove(i);
-        tries += 1;
-        match replay(client, config, &candidate).await {
-            Some((c, _)) if c == class => best = candidate,
-            _ => i += 1,
+    struct OnClient<'a>(&'a mut Client, &'a ListenConfig, Class);
+    impl super::minimize::Replay for OnClient<'_> {
+        async fn shows(&mut self, candidate: &Script) -> bool {
+            matches!(replay(self.0, self.1, candidate).await, Some((c, _)) if c == self.2)
         }
     }
-    best
+    super::minimize::minimize(script, budget, &mut OnClient(client, config, class)).await
 }
 
 /// Runs the campaign on `listener`: the client under test connects to it.

@@ -23,6 +23,7 @@ pub mod campaign;
 pub mod case;
 pub mod client;
 pub mod listen;
+pub mod minimize;
 pub mod mutate;
 pub mod spans;
 

@@ -753,6 +753,8 @@ pub async fn play_checked<S: AsyncRead + AsyncWrite + Unpin>(
 pub struct Player {
     pub saved: BTreeMap<String, Value>,
     pub done: usize,
+    /// An `expect_any` or `expect` close was met by the peer closing the connection.
+    pub closed: bool,
 }
 
 impl Player {
@@ -763,7 +765,7 @@ impl Player {
         steps: &[Step],
         alive: &dyn Alive,
     ) -> Ended {
-        let ended = play_steps(conn, steps, &mut self.saved, alive).await;
+        let ended = play_steps(conn, steps, &mut self.saved, &mut self.closed, alive).await;
         self.done += match &ended {
             Ended::Done => steps.len(),
             Ended::Failed { step, .. } => step - 1,
@@ -776,6 +778,7 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     steps: &[Step],
     saved: &mut BTreeMap<String, Value>,
+    closed: &mut bool,
     alive: &dyn Alive,
 ) -> Ended {
     // The connections of `crowd` steps, closed when the steps end.
@@ -884,7 +887,10 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
                                 break;
                             }
                         }
-                        Err(NetError::Closed { .. }) | Err(NetError::Io { .. }) => break,
+                        Err(NetError::Closed { .. }) | Err(NetError::Io { .. }) => {
+                            *closed = true;
+                            break;
+                        }
                         Err(NetError::Timeout { .. }) => {
                             return fail(expected, format!("nothing within {within:?}"))
                         }
@@ -992,7 +998,10 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     match conn.recv_frame("scripted expect close", left).await {
                         Ok(_) => continue,
-                        Err(NetError::Closed { .. }) | Err(NetError::Io { .. }) => break,
+                        Err(NetError::Closed { .. }) | Err(NetError::Io { .. }) => {
+                            *closed = true;
+                            break;
+                        }
                         Err(e) => return fail(format!("a close within {within:?}"), e.brief()),
                     }
                 }

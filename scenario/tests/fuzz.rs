@@ -103,6 +103,9 @@ async fn the_mock_template_provider_survives_a_campaign_that_reaches_every_state
 enum Broken {
     /// A frame it cannot decode stops it: no more connections are served.
     DiesOnGarbage,
+    /// A frame it cannot decode stops it once this connection is done: the connection itself
+    /// goes on answering.
+    DiesAfterGarbage,
     /// A frame it cannot decode wedges that connection: no answer, no close.
     WedgesOnGarbage,
     /// An OpenStandardMiningChannel it cannot decode is answered with .Success anyway (the
@@ -150,6 +153,10 @@ async fn serve_one(stream: TcpStream, broken: Broken, dead: Arc<AtomicBool>) {
                 Broken::DiesOnGarbage => {
                     dead.store(true, Ordering::SeqCst);
                     return;
+                }
+                Broken::DiesAfterGarbage => {
+                    dead.store(true, Ordering::SeqCst);
+                    continue;
                 }
                 Broken::WedgesOnGarbage => {
                     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -267,6 +274,24 @@ async fn a_server_that_dies_on_garbage_is_a_crash_and_the_campaign_stops() {
         replays(&file, Broken::AcceptsAnything).await,
         sv2_scenario::Ended::Done
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_answers_then_dies_is_found_by_the_next_case() {
+    let (report, finding) = finds(Broken::DiesAfterGarbage, Class::Crash).await;
+    println!("{}", report.text());
+    assert!(report.stopped.contains("crash"), "{}", report.stopped);
+    assert!(
+        finding.detail.starts_with("before the case"),
+        "{}",
+        finding.detail
+    );
+    // The file is the case before: it replays on a fresh server of the kind.
+    let file = finding.file.expect("written");
+    assert!(matches!(
+        replays(&file, Broken::DiesAfterGarbage).await,
+        sv2_scenario::Ended::Failed { .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -497,7 +497,17 @@ async fn run_case_inner(
     let prefix_steps = prefix(plan.role, plan.state, &host, port, config.wait);
     let mut player = Player::default();
     if let Ended::Failed { observed, .. } = player.play(&mut conn, &prefix_steps, &alive).await {
-        return Outcome::NotReached(observed);
+        conn.shutdown().await;
+        // A server that refuses a state is not one that is gone (the previous case's doing).
+        return match alive.check(config.wait * 2).await {
+            Ok(()) => Outcome::NotReached(observed),
+            Err(why) => Outcome::Found(Box::new(Found {
+                class: Class::Crash,
+                detail: format!("before the case: {why}"),
+                script: Script::default(),
+                transcript: Transcript::default(),
+            })),
+        };
     }
     let Some(mutation) = case::mutation(plan, &player.saved, &host, port) else {
         return Outcome::NotReached("the base message does not encode".into());
@@ -535,6 +545,12 @@ async fn run_case_inner(
         Ended::Done => {
             if let Some(how) = gone() {
                 (Class::Crash, how, steps.len())
+            } else if player.closed && !matches!(steps.last(), Some(Step::ExpectAlive { .. })) {
+                // The server closed instead of answering: is it still there?
+                match alive.check(config.wait).await {
+                    Ok(()) => return Outcome::Clean,
+                    Err(why) => (Class::Crash, why, steps.len()),
+                }
             } else {
                 return Outcome::Clean;
             }
@@ -813,10 +829,30 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
     for t in tasks {
         let _ = t.await;
     }
+    // The last cases were checked by no case after them.
+    let stopped = shared.stop.load(Ordering::SeqCst);
+    let last_check = match stopped {
+        true => Ok(()),
+        false => config.target.alive().check(config.wait * 2).await,
+    };
     if let Some(spawned) = &shared.spawned {
         spawned.stop().await;
     }
     let mut report = shared.report.lock().map(|r| r.clone()).unwrap_or_default();
+    if let Err(why) = last_check {
+        report.findings.push(Finding {
+            class: Class::Crash,
+            case: shared.next.load(Ordering::SeqCst),
+            state: "-".into(),
+            mutation: "-".into(),
+            family: "-".into(),
+            detail: format!("after the last case: {why} (the cases in flight last are suspects)"),
+            file: None,
+            reproduced: false,
+            steps: 0,
+            minimized_steps: 0,
+        });
+    }
     let restarts = shared.restarts.load(Ordering::SeqCst);
     if shared.spawned.is_some() {
         report.notes.push(format!(

@@ -558,7 +558,10 @@ pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mut
 ///    is closed), when the mutation left the framing of the stream intact;
 /// 2. with it, the expected-error oracle: a request whose bytes break a rule no reader could
 ///    accept must not be answered with its success first;
-/// 3. the server still works: a fresh connection completes the handshake and SetupConnection.
+/// 3. the server still works: where no answer to a valid request showed it (the framing broken,
+///    or the connection closed: the campaign checks then), a fresh connection completes the
+///    handshake and SetupConnection. A server that answered and died after is found by the next
+///    case's fresh connection, or by the campaign's last check.
 pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) -> Vec<Step> {
     let mut steps = Vec::new();
     if keeps_framing(&mutation.mutated) {
@@ -613,8 +616,9 @@ pub fn oracles(role: Role, state: State, mutation: &Mutation, wait: Duration) ->
             answer,
             forbid,
         });
+    } else {
+        steps.push(Step::ExpectAlive { within: wait });
     }
-    steps.push(Step::ExpectAlive { within: wait });
     steps
 }
 

@@ -367,7 +367,7 @@ impl Report {
         }
         if let Some((start, end)) = self.rss_kib {
             s.push_str(&format!(
-                "server memory (RSS): {start} KiB at the start, {end} KiB at the end\n"
+                "memory of the process under test (RSS): {start} KiB at the start, {end} KiB at the end\n"
             ));
         }
         let classes = self.by_class();

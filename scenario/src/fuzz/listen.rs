@@ -111,6 +111,11 @@ impl Client {
         self.launcher.starts_clients() || self.pid.is_some()
     }
 
+    /// The process of the client the fuzzer started, when it is one.
+    fn pid(&self) -> Option<u32> {
+        lock(&self.launched).as_ref().and_then(|l| l.pid())
+    }
+
     /// How the started client ended, if it did: (crashed, how).
     fn exited(&self) -> Option<(bool, String)> {
         lock(&self.launched).as_mut().and_then(|l| l.exited())
@@ -621,9 +626,9 @@ async fn campaign(
         }
     };
     report.notes = notes;
-    let rss_pid = || config.pid;
-    let rss_start = rss_pid().and_then(rss_kib);
-    report.rss_kib = rss_start.map(|r| (r, r));
+    // The process whose memory is watched, and its memory when first seen: a client started again
+    // is a new process, measured from its own start.
+    let mut watched: Option<(u32, u64)> = None;
     let limit = match (config.cases, config.duration) {
         (None, None) => Some(1_000),
         (cases, _) => cases,
@@ -663,7 +668,11 @@ async fn campaign(
             }
             _ => state.reached += 1,
         }
-        if let (Some(pid), Some((start, _))) = (config.pid, report.rss_kib) {
+        let pid = config.pid.or_else(|| client.pid());
+        if watched.is_none_or(|(p, _)| Some(p) != pid) {
+            watched = pid.and_then(|p| rss_kib(p).map(|r| (p, r)));
+        }
+        if let Some((pid, start)) = watched {
             if let Some(now) = rss_kib(pid) {
                 report.rss_kib = Some((start, now));
                 if now > start + config.max_rss_growth_kib

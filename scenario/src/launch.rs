@@ -155,8 +155,23 @@ fn status_words(status: std::process::ExitStatus) -> (bool, String) {
 }
 
 impl Launched for Spawned {
+    /// The command's process: the shell's only child (and its only child, ...) when the shell did
+    /// not replace itself with it.
     fn pid(&self) -> Option<u32> {
-        self.group
+        let mut pid = self.group?;
+        for _ in 0..8 {
+            let children =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+            let children: Vec<u32> = children
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect();
+            match children[..] {
+                [only] => pid = only,
+                _ => break,
+            }
+        }
+        Some(pid)
     }
 
     fn exited(&mut self) -> Option<(bool, String)> {

@@ -85,6 +85,25 @@ struct Spawned {
     /// The process group (the shell's pid), kept: `Child::id` forgets it once the shell is reaped.
     group: Option<u32>,
     output: Arc<Mutex<Vec<u8>>>,
+    /// `stop` signalled the group already.
+    stopped: bool,
+}
+
+/// Dropped without `stop` (an error on the way, a test that panicked): the whole group goes, not
+/// only the shell that `kill_on_drop` would end.
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let (false, Some(group)) = (self.stopped, self.group) {
+            let _ = std::process::Command::new("kill")
+                .arg("-KILL")
+                .arg("--")
+                .arg(format!("-{group}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl Spawned {
@@ -111,6 +130,7 @@ impl Spawned {
             group: child.id(),
             child,
             output,
+            stopped: false,
         })
     }
 
@@ -160,8 +180,10 @@ impl Launched for Spawned {
     fn pid(&self) -> Option<u32> {
         let mut pid = self.group?;
         for _ in 0..8 {
-            let children =
-                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+            let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            else {
+                break;
+            };
             let children: Vec<u32> = children
                 .split_whitespace()
                 .filter_map(|c| c.parse().ok())
@@ -211,6 +233,9 @@ impl Launched for Spawned {
                     }
                 }
             };
+            // What it left running in its group.
+            signal_group(self.group, "KILL").await;
+            self.stopped = true;
             // Its output readers end with its pipes.
             tokio::time::sleep(Duration::from_millis(20)).await;
             with_output(format!("{}: {how}", self.command), &self.tail())

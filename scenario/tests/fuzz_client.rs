@@ -277,3 +277,38 @@ async fn a_client_that_stops_working_after_an_unreadable_frame_is_a_hang() {
     assert!(finding.reproduced, "{finding:?}");
     assert!(finding.minimized_steps <= finding.steps);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_the_campaign_goes_on_with_a_fresh_client() {
+    let mut config = config(fake(Broken::PanicsOnUnreadable), 3, 300);
+    config.stop_on_crash = false;
+    config.minimize = false;
+    config.max_findings = Some(2);
+    let report = run(listener().await, &config, quiet()).await;
+    println!("{}", report.text());
+    let crashes: Vec<u64> = report
+        .findings
+        .iter()
+        .filter(|f| f.class == Class::Crash)
+        .map(|f| f.case)
+        .collect();
+    assert_eq!(crashes.len(), 2, "{}", report.text());
+    assert_ne!(crashes[0], crashes[1], "the same crash reported twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_ends_before_connecting_stops_the_campaign() {
+    let config = config(Launcher::Command("exit 3".into()), 3, 10);
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        run(listener().await, &config, quiet()),
+    )
+    .await
+    .expect("the campaign stops by itself");
+    assert_eq!(report.cases, 0);
+    assert!(
+        report.stopped.contains("ended 3 times without connecting"),
+        "{}",
+        report.stopped
+    );
+}

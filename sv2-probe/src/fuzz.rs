@@ -139,7 +139,9 @@ pub struct RunArgs {
     /// public key the client trusts; else a fresh key, printed in the URL.
     #[arg(long, value_name = "FILE", requires = "listen")]
     pub authority_secret: Option<PathBuf>,
-    /// With --listen: how long to wait for the client's next connection, milliseconds.
+    /// With --listen: how long to wait for the client's next connection, milliseconds (a client
+    /// the fuzzer started is started again once first); a client that does not come stops the
+    /// campaign.
     #[arg(long, value_name = "MS", default_value_t = 15000)]
     pub connect_wait_ms: u64,
     /// What the target is (--target: pool, proxy, tp), or the client (--listen: device, proxy,
@@ -171,8 +173,10 @@ pub struct RunArgs {
     /// Write findings and the report here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// The server's process id: its exit is a crash, its memory growth a leak.
-    #[arg(long)]
+    /// The process id of the implementation under test when it runs by itself: its memory growth
+    /// is a leak; a server's exit is a crash (a client's exit stops the campaign: its exit status
+    /// is unknown, use --spawn to tell a crash from an exit).
+    #[arg(long, conflicts_with = "spawn")]
     pub pid: Option<u32>,
     /// With --pid: the growth of resident memory that is a leak, MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
@@ -180,7 +184,8 @@ pub struct RunArgs {
     /// How long to wait for each answer, milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub wait_ms: u64,
-    /// At most this many new connections a second.
+    /// At most this many new connections a second (with --target; with --listen the client
+    /// decides when it connects, one case at a time).
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub max_connection_rate: u32,
     /// Keep findings as found (no replay, no minimising).

@@ -239,7 +239,7 @@ async fn run_script(
         conn.record_endpoints();
         conn
     };
-    let ended = play_checked(&mut conn, script, alive.as_ref()).await;
+    let mut ended = play_checked(&mut conn, script, alive.as_ref()).await;
     conn.close(Duration::from_millis(200)).await;
     if let Some(process) = spawned {
         let launched = process
@@ -247,7 +247,16 @@ async fn run_script(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(launched) = launched {
+        if let Some(mut launched) = launched {
+            // A crash as its connection closed is the conversation's too (the fuzzer counts it).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let (Ended::Done, Some((true, how))) = (&ended, launched.exited()) {
+                ended = Ended::Failed {
+                    step: script.steps.len(),
+                    expected: "the client still running after the conversation".into(),
+                    observed: format!("it crashed: {how}"),
+                };
+            }
             let how = launched.stop().await;
             if !args.json {
                 writeln!(out, "the client: {how}")?;

@@ -167,7 +167,13 @@ impl Spawned {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if TcpStream::connect(self.addr).await.is_ok() {
-                return Ok(());
+                // Ours, and still up a moment later (not an old process on the port, nor one that
+                // dies as it starts).
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return match self.exited() {
+                    Some(how) => Err(format!("the server ended as it started: {how}")),
+                    None => Ok(()),
+                };
             }
             if let Some(how) = self.exited() {
                 return Err(format!("the server ended as it started: {how}"));
@@ -681,6 +687,8 @@ struct Shared {
     spawned: Option<Spawned>,
     /// Starts of the server after a crash.
     restarts: AtomicU64,
+    /// The highest case number run.
+    last_case: AtomicU64,
 }
 
 pub(crate) fn write_finding(
@@ -746,6 +754,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
             generation: AtomicU64::new(0),
         }),
         restarts: AtomicU64::new(0),
+        last_case: AtomicU64::new(0),
     });
     if let Some(spawned) = &shared.spawned {
         if let Err(why) = spawned.restart(config.start_wait).await {
@@ -768,7 +777,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             // This worker's previous case, blamed when the server is gone at the next one's start.
-            let mut previous: Option<(Plan, Script)> = None;
+            let mut previous: Option<(Plan, Script, Option<u64>)> = None;
             loop {
                 if shared.stop.load(Ordering::SeqCst) {
                     break;
@@ -793,6 +802,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                 if limit.is_some_and(|l| run >= l) {
                     break;
                 }
+                shared.last_case.fetch_max(index, Ordering::SeqCst);
                 // Each case opens two connections (its own and the liveness check): one slot each
                 // `min_gap` for the whole campaign.
                 let slot = {
@@ -810,6 +820,10 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                         Some(s) => Some(s.gate.read().await),
                         None => None,
                     };
+                    // A restart that failed while this case waited.
+                    if shared.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
                     let generation = shared
                         .spawned
                         .as_ref()
@@ -817,9 +831,19 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
                     let (outcome, played) = run_case(&config, &plan, &shared).await;
                     (outcome, played, generation)
                 };
-                let outcome = blame_previous(outcome, previous.take(), config.jobs);
-                record(&shared, &config, &plan, outcome, generation).await;
-                previous = played.map(|script| (plan, script));
+                // The previous case ran against the same process, or is not to blame.
+                let before = previous
+                    .take()
+                    .filter(|(_, _, seen)| *seen == generation)
+                    .map(|(plan, script, _)| (plan, script));
+                let outcome = blame_previous(outcome, before, config.jobs);
+                let replayed = record(&shared, &config, &plan, outcome, generation).await;
+                // After replays (which may have taken the server down themselves), the next
+                // case's failure to connect is nobody's for certain.
+                previous = match replayed {
+                    true => None,
+                    false => played.map(|script| (plan, script, generation)),
+                };
                 if let Ok(report) = shared.report.lock() {
                     progress(&report);
                 }
@@ -842,7 +866,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
     if let Err(why) = last_check {
         report.findings.push(Finding {
             class: Class::Crash,
-            case: shared.next.load(Ordering::SeqCst),
+            case: shared.last_case.load(Ordering::SeqCst),
             state: "-".into(),
             mutation: "-".into(),
             family: "-".into(),
@@ -921,10 +945,10 @@ async fn record(
     plan: &Plan,
     outcome: Outcome,
     generation: Option<u64>,
-) {
+) -> bool {
     {
         let Ok(mut r) = shared.report.lock() else {
-            return;
+            return false;
         };
         r.cases += 1;
         *r.families
@@ -964,7 +988,7 @@ async fn record(
         }
     }
     let Outcome::Found(found) = outcome else {
-        return;
+        return false;
     };
     let Found {
         class,
@@ -977,7 +1001,7 @@ async fn record(
     let restart = match (&shared.spawned, generation) {
         (Some(spawned), Some(seen)) => {
             if spawned.generation.load(Ordering::SeqCst) != seen {
-                return;
+                return false;
             }
             class == Class::Crash
                 && spawned
@@ -989,7 +1013,7 @@ async fn record(
     };
     // Cases in flight when the target went down all see it: the first crash is the finding.
     if class == Class::Crash && config.stop_on_crash && shared.stop.swap(true, Ordering::SeqCst) {
-        return;
+        return false;
     }
     let steps = script.steps.len();
     let mut script = script;
@@ -999,9 +1023,8 @@ async fn record(
             "with several jobs, a case in flight on another worker may be the cause".into(),
         );
     }
-    let (script, reproduced) = if class == Class::Crash || !config.minimize {
-        (script, false)
-    } else {
+    let replaying = class != Class::Crash && config.minimize;
+    let (script, reproduced) = if replaying {
         match replay(&config.target, &script, config.wait).await {
             Some((c, _)) if c == class => (
                 minimize(&config.target, &script, class, config.wait, 16).await,
@@ -1009,6 +1032,16 @@ async fn record(
             ),
             _ => (script, false),
         }
+    } else {
+        (script, false)
+    };
+    // A replay that took the server down says more about the finding.
+    let detail = match replaying {
+        true => match config.target.alive().check(config.wait * 2).await {
+            Ok(()) => detail,
+            Err(why) => format!("{detail}; after its replays the server no longer answers: {why}"),
+        },
+        false => detail,
     };
     let number = shared.found.fetch_add(1, Ordering::SeqCst) as usize + 1;
     let file = match &config.out {
@@ -1021,7 +1054,7 @@ async fn record(
     };
     {
         let Ok(mut r) = shared.report.lock() else {
-            return;
+            return false;
         };
         // The script's own case (a crash found at a case's start is its previous case's).
         let meta = |key: &str, or: &str| script.finding.get(key).cloned().unwrap_or(or.to_string());
@@ -1058,6 +1091,7 @@ async fn record(
             }
         }
     }
+    replaying || restart
 }
 
 #[cfg(test)]

@@ -83,6 +83,8 @@ pub struct Profile {
     pub sends_constraints: bool,
     /// It asks for the transactions of a fresh template (so the follow-up template is an oracle).
     pub requests_transactions: bool,
+    /// Its SetupConnection set REQUIRES_STANDARD_JOBS: no group channel for it (§5.3.22).
+    pub standard_jobs_only: bool,
 }
 
 /// The state a case reaches before its mutation.
@@ -120,7 +122,8 @@ impl ClientState {
         }
     }
 
-    fn bases(self, channel: Option<Channel>) -> Vec<ServerBase> {
+    fn bases(self, profile: &Profile) -> Vec<ServerBase> {
+        let channel = profile.channel;
         use ServerBase::*;
         match self {
             ClientState::Setup => vec![SetupSuccess, SetupError],
@@ -134,9 +137,11 @@ impl ClientState {
                     SharesError,
                     CloseChannel,
                     UpdateChannelError,
-                    GroupChannel,
                     SetupSuccess,
                 ];
+                if !profile.standard_jobs_only {
+                    b.push(GroupChannel);
+                }
                 if channel == Some(Channel::Extended) {
                     b.push(ExtranoncePrefix);
                 }
@@ -178,8 +183,9 @@ pub enum ServerBase {
 
 impl ServerBase {
     /// After its valid form the client goes on working: the follow-up job or template must be
-    /// answered. (A closed channel, a refused request or an extranonce prefix that may leave no
-    /// room are rightly the end of the work.)
+    /// answered. (A closed channel, a refused request, an extranonce prefix that may leave no
+    /// room, a group channel whose jobs the channel may await instead, are rightly the end of the
+    /// work on the channel's own jobs.)
     fn keeps_work(self) -> bool {
         use ServerBase::*;
         matches!(
@@ -187,7 +193,6 @@ impl ServerBase {
             Job | Target
                 | SharesSuccess
                 | SharesError
-                | GroupChannel
                 | Template
                 | TransactionDataSuccess
                 | TransactionDataError
@@ -380,7 +385,7 @@ pub fn prefix(
     profile: &Profile,
     wait: Duration,
 ) -> Vec<Step> {
-    let mut steps = vec![expect("SetupConnection", &[], wait)];
+    let mut steps = vec![expect("SetupConnection", &[("setup_flags", "flags")], wait)];
     if state == ClientState::Setup {
         return steps;
     }
@@ -450,6 +455,7 @@ pub fn control_follow_up(role: ClientRole, channel: Option<Channel>, wait: Durat
         mines: true,
         sends_constraints: true,
         requests_transactions: true,
+        standard_jobs_only: false,
     };
     let Some((mut steps, answer, field, value)) = follow_up(role, &profile) else {
         return Vec::new();
@@ -483,7 +489,7 @@ pub fn plan(seed: u64, index: u64, role: ClientRole, profile: &Profile) -> Clien
     let mut rng = Rng::new(case_seed);
     let states = ClientState::reachable(role, profile);
     let state = *rng.pick(&states);
-    let base = *rng.pick(&state.bases(profile.channel));
+    let base = *rng.pick(&state.bases(profile));
     let family = match rng.below(6) {
         0..=2 => Family::Field,
         3 => Family::Frame,
@@ -740,6 +746,7 @@ mod tests {
             mines: true,
             sends_constraints: false,
             requests_transactions: false,
+            standard_jobs_only: false,
         }
     }
 
@@ -756,7 +763,7 @@ mod tests {
         }
         let all: usize = ClientState::reachable(ClientRole::Mining, &profile)
             .iter()
-            .map(|s| s.bases(profile.channel).len())
+            .map(|s| s.bases(&profile).len())
             .sum();
         assert_eq!(seen.len(), all);
     }

@@ -79,9 +79,12 @@ impl ListenConfig {
 
 /// Why no connection came.
 enum Gone {
-    /// The client's process died of a crash (a signal, a panic): how.
+    /// The client's process crashed (a signal, a panic): how.
     Crashed(String),
-    /// No connection within the time, the process (if known) still running.
+    /// The client's process, known only by `--pid`, exited (how, nobody knows).
+    Exited(String),
+    /// No connection came: why. Not the previous case's doing for certain (a client may back off,
+    /// a fresh process may fail to start): the campaign stops and says so.
     Silent(String),
 }
 
@@ -100,15 +103,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Client {
+    /// `expect_alive`: the started client has not crashed. (A process known only by `--pid`
+    /// may exit for good reasons, after a valid SetupConnection.Error or CloseChannel: its exit
+    /// stops the campaign, it is not a crash.)
     fn alive(&self) -> LaunchedAlive {
         LaunchedAlive {
             launched: self.launched.clone(),
-            pid: self.pid,
+            pid: None,
         }
     }
 
     fn knows_process(&self) -> bool {
-        self.launcher.starts_clients() || self.pid.is_some()
+        self.launcher.starts_clients()
     }
 
     /// The process of the client the fuzzer started, when it is one.
@@ -144,43 +150,59 @@ impl Client {
     /// that crashed, or a client that does not come within `wait` (started again once), is gone.
     async fn next(&mut self, wait: Duration, fresh: bool) -> Result<TcpStream, Gone> {
         if fresh && self.launcher.starts_clients() {
-            self.start().await.map_err(Gone::Crashed)?;
+            self.start().await.map_err(Gone::Silent)?;
         }
+        let mut deadline = tokio::time::Instant::now() + wait;
         let mut restarted = false;
+        let mut ended = 0;
         loop {
             if self.launcher.starts_clients() && lock(&self.launched).is_none() {
-                self.start().await.map_err(Gone::Crashed)?;
+                self.start().await.map_err(Gone::Silent)?;
             }
-            let deadline = tokio::time::Instant::now() + wait;
-            loop {
-                if let Some((crashed, how)) = self.exited() {
-                    if crashed {
-                        return Err(Gone::Crashed(how));
-                    }
-                    // It ended by itself when its connection closed: a new one for the next case.
-                    lock(&self.launched).take();
-                    break;
+            if let Some((crashed, how)) = self.exited() {
+                // Stopped (its process group too), so that the next call starts a new one.
+                self.stop().await;
+                if crashed {
+                    return Err(Gone::Crashed(how));
                 }
-                if super::campaign::process_gone(self.pid) {
-                    return Err(Gone::Crashed("the client's process exited".into()));
-                }
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() {
-                    if self.launcher.starts_clients() && !restarted {
-                        restarted = true;
-                        self.stop().await;
-                        break;
-                    }
+                // It ended by itself (when its connection closed): a new one for the next case,
+                // unless it keeps ending before it connects.
+                ended += 1;
+                if ended >= 3 {
                     return Err(Gone::Silent(format!(
-                        "the client did not connect within {wait:?}{}",
-                        if restarted { ", started again" } else { "" }
+                        "the client ended {ended} times without connecting; last: {how}"
                     )));
                 }
-                let step = left.min(Duration::from_millis(100));
-                if let Ok(Some(stream)) = tokio::time::timeout(step, self.incoming.recv()).await {
+                continue;
+            }
+            if super::campaign::process_gone(self.pid) {
+                return Err(Gone::Exited(format!(
+                    "the client's process {} exited",
+                    self.pid.unwrap_or_default()
+                )));
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                if self.launcher.starts_clients() && !restarted {
+                    restarted = true;
+                    self.stop().await;
+                    deadline = tokio::time::Instant::now() + wait;
+                    continue;
+                }
+                return Err(Gone::Silent(format!(
+                    "the client did not connect within {wait:?}{}",
+                    if restarted { ", started again" } else { "" }
+                )));
+            }
+            match tokio::time::timeout(left.min(Duration::from_millis(100)), self.incoming.recv())
+                .await
+            {
+                Ok(Some(stream)) => {
                     let _ = stream.set_nodelay(true);
                     return Ok(stream);
                 }
+                Ok(None) => return Err(Gone::Silent("the listener stopped".into())),
+                Err(_) => {}
             }
         }
     }
@@ -221,7 +243,7 @@ async fn control(
         .next(config.connect_wait, false)
         .await
         .map_err(|g| match g {
-            Gone::Crashed(s) | Gone::Silent(s) => s,
+            Gone::Crashed(s) | Gone::Exited(s) | Gone::Silent(s) => s,
         })?;
     let mut conn = handshake(stream, &config.authority, config.wait).await?;
     let mut profile = Profile::default();
@@ -231,6 +253,13 @@ async fn control(
     if let Ended::Failed { observed, .. } = player.play(&mut conn, &setup, &NoProcess).await {
         return Err(format!("no SetupConnection: {observed}"));
     }
+    // REQUIRES_STANDARD_JOBS (bit 0 of the Mining protocol's flags).
+    profile.standard_jobs_only = config.role == ClientRole::Mining
+        && player
+            .saved
+            .get("setup_flags")
+            .and_then(Value::as_u64)
+            .is_some_and(|f| f & 1 != 0);
     // The setup answer.
     let answer = client::prefix(config.role, ClientState::Open, &profile, wait);
     let _ = player
@@ -359,6 +388,8 @@ impl crate::script::Alive for NoProcess {
 enum Outcome {
     NotReached(String),
     Clean,
+    /// The campaign cannot go on: why.
+    Stop(String),
     Found(Box<Found>),
 }
 
@@ -410,9 +441,6 @@ async fn judge(
     conn.close(Duration::from_millis(50)).await;
     let exited = || match client.exited() {
         Some((true, how)) => Some(how),
-        _ if super::campaign::process_gone(client.pid) => {
-            Some("the client's process exited".to_string())
-        }
         _ => None,
     };
     match ended {
@@ -443,22 +471,18 @@ async fn run_case(
 ) -> (Outcome, Option<Script>) {
     let stream = match client.next(config.connect_wait, false).await {
         Ok(s) => s,
-        Err(gone) => {
-            let (class, detail) = match gone {
-                Gone::Crashed(how) => (Class::Crash, how),
-                Gone::Silent(why) if client.knows_process() => (Class::Hang, why),
-                Gone::Silent(why) => (Class::Crash, why),
-            };
+        Err(Gone::Crashed(how)) => {
             return (
                 Outcome::Found(Box::new(Found {
-                    class,
-                    detail: format!("before the case: {detail}"),
+                    class: Class::Crash,
+                    detail: format!("before the case: {how}"),
                     script: Script::default(),
                     transcript: Transcript::default(),
                 })),
                 None,
             );
         }
+        Err(Gone::Exited(why) | Gone::Silent(why)) => return (Outcome::Stop(why), None),
     };
     let mut conn = match handshake(stream, &config.authority, config.wait).await {
         Ok(c) => c,
@@ -532,11 +556,8 @@ async fn replay(
     config: &ListenConfig,
     script: &Script,
 ) -> Option<(Class, Transcript)> {
-    let stream = match client.next(config.connect_wait, true).await {
-        Ok(s) => s,
-        Err(Gone::Crashed(_)) => return Some((Class::Crash, Transcript::default())),
-        Err(Gone::Silent(_)) => return None,
-    };
+    // No fresh client, no replay (a crash before anything was played is not this script's).
+    let stream = client.next(config.connect_wait, true).await.ok()?;
     let mut conn = handshake(stream, &config.authority, config.wait)
         .await
         .ok()?;
@@ -569,9 +590,15 @@ pub async fn run(listener: TcpListener, config: &ListenConfig, progress: Progres
     let addr = listener.local_addr().ok();
     let (tx, incoming) = mpsc::channel(64);
     let accept = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            if tx.send(stream).await.is_err() {
-                break;
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    if tx.send(stream).await.is_err() {
+                        break;
+                    }
+                }
+                // Out of file descriptors, a connection reset before it was accepted: go on.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
     });
@@ -651,6 +678,10 @@ async fn campaign(
             continue;
         }
         let (outcome, played) = run_case(client, config, &plan, &profile).await;
+        if let Outcome::Stop(why) = outcome {
+            report.stopped = format!("before case {}: {why}", plan.index);
+            break;
+        }
         report.cases += 1;
         *report
             .families
@@ -696,6 +727,7 @@ async fn campaign(
                 }
             }
         }
+        let mut played_clean = true;
         if let Outcome::Found(found) = outcome {
             let Found {
                 class,
@@ -723,16 +755,25 @@ async fn campaign(
             let mut script = script;
             script.finding.insert("detail".into(), detail.clone());
             let steps = script.steps.len();
-            let (script, reproduced) = if config.minimize && !script.steps.is_empty() {
-                match replay(client, config, &script).await {
+            let replaying = config.minimize && !script.steps.is_empty();
+            let (script, reproduced) = if replaying {
+                let replayed = match replay(client, config, &script).await {
                     Some((c, _)) if c == class => {
                         (minimize(client, config, &script, class, 16).await, true)
                     }
                     _ => (script, false),
+                };
+                // What the replays did to the client is nobody's case: a fresh one for the next.
+                if client.launcher.starts_clients() {
+                    client.stop().await;
                 }
+                replayed
             } else {
                 (script, false)
             };
+            if replaying || class == Class::Crash {
+                played_clean = false;
+            }
             findings += 1;
             let file = match &config.out {
                 Some(dir) if !script.steps.is_empty() => {
@@ -756,13 +797,8 @@ async fn campaign(
                 steps,
                 minimized_steps: script.steps.len(),
             });
-            let gone = matches!(class, Class::Crash | Class::Hang) && script.steps.is_empty();
             if class == Class::Crash && config.stop_on_crash {
                 report.stopped = format!("crash at case {}", plan.index);
-                break;
-            }
-            if gone && !client.launcher.starts_clients() {
-                report.stopped = format!("the client is gone at case {}", plan.index);
                 break;
             }
             if config
@@ -773,7 +809,9 @@ async fn campaign(
                 break;
             }
         }
-        previous = played;
+        // A client gone at the next case's start is this case's doing, unless replays (or a
+        // crash and a new process) came between.
+        previous = if played_clean { played } else { None };
         progress(report);
     }
     if client.launcher.starts_clients() {

@@ -19,11 +19,12 @@ use std::time::Duration;
 use common::launched::launcher;
 use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair};
 use sv2_interop::noise::{TEST_AUTHORITY_PUBLIC, TEST_AUTHORITY_SECRET};
-use sv2_interop::peers::{binary_or_skip, free_ports, JdcConfig, PoolConfig};
+use sv2_interop::peers::{binary_or_skip, free_ports, start_reference_pool, JdcConfig, PoolConfig};
 use sv2_mock::tp::driver::{serve, TpHandle, TpServerConfig};
 use sv2_scenario::fuzz::mutate::Family;
 use sv2_scenario::fuzz::{self, Config, Report, Target};
 use sv2_scenario::launch::Launcher;
+use sv2_scenario::script::{play_checked, Alive, Ended, Script, TargetAlive};
 use tokio::net::TcpListener;
 
 /// A TP whose blocks are hard and never found: the chain stays put (pool_sv2 0.7.0 stops when a
@@ -181,4 +182,54 @@ async fn a_short_campaign_against_jd_client_sv2() {
 
 fn loopback(port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The reviewed stall of interop/FUZZING.md, from its committed file: one connection that sends a
+/// SetupConnection pool_sv2 refuses and another frame at once leaves it serving no new connection.
+/// When this fails, the reference implementation changed: review FUZZING.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reviewed_pool_sv2_stall_still_shows_from_its_file() {
+    let Some(bin) = binary_or_skip("pool_sv2", "fuzz_pool") else {
+        return;
+    };
+    let tp = tp();
+    let (_pool, addr) = start_reference_pool(&bin, "fuzz-pool-stall", tp.addr, None)
+        .await
+        .unwrap();
+    let key = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
+    let alive = TargetAlive {
+        addr,
+        noise: Some(Some(key)),
+    };
+    // Served before.
+    alive.check(Duration::from_secs(3)).await.unwrap();
+    let file = repo().join("interop/fuzzing/refused-setup-then-frame.toml");
+    let script = Script::from_toml(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    // A race in pool_sv2: most replays show it at once (5 tries).
+    let mut seen = None;
+    for _ in 0..5 {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut conn = sv2_wire::Connection::initiate_or_plain(
+            stream,
+            Some(Some(key)),
+            Duration::from_secs(3),
+            &sv2_wire::KeyLog::none(),
+        )
+        .await
+        .unwrap();
+        if let Ended::Failed { step, observed, .. } = play_checked(&mut conn, &script, &alive).await
+        {
+            seen = Some((step, observed));
+            break;
+        }
+    }
+    let Some((step, observed)) = seen else {
+        panic!(
+            "pool_sv2 served fresh connections after 5 replays of {}: FUZZING.md's stall is gone",
+            file.display()
+        );
+    };
+    assert_eq!(step, script.steps.len(), "{observed}");
+    assert!(observed.contains("handshake"), "{observed}");
+    drop(tp);
 }

@@ -20,7 +20,7 @@
 //! written to the socket as they are, not a frame), `expect` (a message name, or "close": the peer
 //! closes), `expect_any` (any of these messages, or a close), `expect_not` (no such message within
 //! the time), `expect_alive` (a fresh connection to the same server completes the handshake and
-//! SetupConnection), `sleep_ms`. An `expect` skips other frames unless `next = true`;
+//! SetupConnection), `close` (this connection), `sleep_ms`. An `expect` skips other frames unless `next = true`;
 //! `save = { name = "field" }` keeps a field of the frame it matched, and `"${name}"` anywhere in a
 //! later `send` or `where` stands for it. A `[finding]` table of strings (what `sv2-probe fuzz`
 //! found, and how) is kept with the script and not played.
@@ -75,6 +75,9 @@ pub enum Step {
     ExpectAlive {
         within: Duration,
     },
+    /// Close this connection (what the peer still sends is read and dropped for a moment); later
+    /// steps that need the peer use fresh connections (`expect_alive`).
+    Close,
     /// Open this many more connections to the same server (each with its handshake done) and
     /// keep them, silent, until the script ends.
     Crowd(usize),
@@ -235,6 +238,8 @@ struct StepFile {
     expect_not: Option<String>,
     #[serde(default)]
     expect_alive: bool,
+    #[serde(default)]
+    close: bool,
     #[serde(default, rename = "where")]
     fields: serde_json::Map<String, Value>,
     within_ms: Option<u64>,
@@ -265,6 +270,7 @@ impl Script {
                 s.expect_any.is_some(),
                 s.expect_not.is_some(),
                 s.expect_alive,
+                s.close,
                 s.sleep_ms.is_some(),
                 s.crowd.is_some(),
             ]
@@ -274,7 +280,7 @@ impl Script {
             if kinds != 1 {
                 return Err(problem(
                     "a step is exactly one of send, send_hex, send_raw_hex, expect, expect_any, \
-                     expect_not, expect_alive, sleep_ms, crowd"
+                     expect_not, expect_alive, close, sleep_ms, crowd"
                         .into(),
                 ));
             }
@@ -345,6 +351,8 @@ impl Script {
                 }
             } else if s.expect_alive {
                 Step::ExpectAlive { within }
+            } else if s.close {
+                Step::Close
             } else if let Some(n) = s.crowd {
                 if n == 0 || n > MAX_CROWD {
                     return Err(problem(format!("crowd is 1 to {MAX_CROWD} connections")));
@@ -575,6 +583,9 @@ fn step_table(step: &Step) -> toml::Table {
         Step::ExpectAlive { within: w } => {
             t.insert("expect_alive".into(), true.into());
             within(&mut t, w);
+        }
+        Step::Close => {
+            t.insert("close".into(), true.into());
         }
         Step::Sleep(d) => {
             t.insert("sleep_ms".into(), millis(d));
@@ -900,6 +911,7 @@ async fn play_steps<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Step::Sleep(d) => tokio::time::sleep(*d).await,
+            Step::Close => conn.close(Duration::from_millis(200)).await,
             Step::Crowd(n) => match alive.crowd(*n, DEFAULT_WITHIN).await {
                 Ok(more) => held.extend(more),
                 Err(e) => return fail(format!("{n} more connections"), e),

@@ -1,8 +1,10 @@
 //! How fast `sv2-probe fuzz` runs cases: cases per second against our mock pool (the fuzzer on one
 //! core, its own single-threaded runtime; the pool on its own thread) and against pool_sv2 when the
 //! reference binary is installed (fed by our mock TP), at several `--jobs`. Each case opens its own
-//! connection with its Noise handshake, reaches its state, sends its mutation, and checks a fresh
-//! connection (a second handshake and SetupConnection): every case costs two connections.
+//! connection with its Noise handshake, reaches its state, sends its mutation and, where the
+//! framing is intact, a valid request whose answer shows the server alive; where it is not (a
+//! lying length, garbage, a broken MAC), or the server closed, a fresh connection (a second
+//! handshake and SetupConnection) checks it.
 //!
 //!   cargo bench -p sv2-benches --bench fuzz                 # 600 cases per row
 //!   CASES=3000 cargo bench -p sv2-benches --bench fuzz
@@ -108,8 +110,8 @@ fn main() {
         .build()
         .unwrap();
     for &j in jobs {
-        // A fresh pool_sv2 per row: it stops completing handshakes after a few hundred fuzzed
-        // connections (interop/FUZZING.md), which would end a long row early.
+        // A fresh pool_sv2 per row: it stops completing handshakes after a refused SetupConnection
+        // followed by another frame (interop/FUZZING.md), which would end a long row early.
         let (tp, pool, pool_addr) = runtime.block_on(async {
             let mut tp_config =
                 sv2_mock::tp::driver::TpServerConfig::new(Keypair::generate().unwrap()).unwrap();

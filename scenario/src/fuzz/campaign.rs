@@ -689,6 +689,8 @@ struct Shared {
     restarts: AtomicU64,
     /// The highest case number run.
     last_case: AtomicU64,
+    /// Hangs that a replay did not show again.
+    unconfirmed: AtomicU64,
 }
 
 pub(crate) fn write_finding(
@@ -755,6 +757,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         }),
         restarts: AtomicU64::new(0),
         last_case: AtomicU64::new(0),
+        unconfirmed: AtomicU64::new(0),
     });
     if let Some(spawned) = &shared.spawned {
         if let Err(why) = spawned.restart(config.start_wait).await {
@@ -878,6 +881,10 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         });
     }
     let restarts = shared.restarts.load(Ordering::SeqCst);
+    let unconfirmed = shared.unconfirmed.load(Ordering::SeqCst);
+    if unconfirmed > 0 {
+        report.notes.push(unconfirmed_note(unconfirmed));
+    }
     if shared.spawned.is_some() {
         report.notes.push(format!(
             "the server was started by the campaign, and again {restarts} time(s) after a crash"
@@ -900,6 +907,14 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         let _ = std::fs::write(dir.join("report.txt"), report.text());
     }
     report
+}
+
+/// What the report says of hangs a replay did not show again.
+pub(crate) fn unconfirmed_note(count: u64) -> String {
+    format!(
+        "{count} hang(s) not shown again when replayed on a fresh connection: not counted (a slow \
+         answer, not a wedged connection; --no-minimize keeps every hang as found)"
+    )
 }
 
 /// The server's process whose memory is watched: `--pid`, or the one the campaign started.
@@ -1035,6 +1050,12 @@ async fn record(
     } else {
         (script, false)
     };
+    // A hang is a wedged connection, not a slow answer: one that a replay does not show again is
+    // not counted (the report says how many).
+    if replaying && class == Class::Hang && !reproduced {
+        shared.unconfirmed.fetch_add(1, Ordering::SeqCst);
+        return true;
+    }
     // A replay that took the server down says more about the finding.
     let detail = match replaying {
         true => match config.target.alive().check(config.wait * 2).await {

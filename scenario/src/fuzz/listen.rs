@@ -663,6 +663,7 @@ async fn campaign(
     let mut index = config.first_case;
     let mut previous: Option<Script> = None;
     let mut findings = 0usize;
+    let mut unconfirmed = 0u64;
     loop {
         if limit.is_some_and(|l| report.cases >= l) {
             report.stopped = format!("{} cases done", report.cases);
@@ -774,6 +775,14 @@ async fn campaign(
             if replaying || class == Class::Crash {
                 played_clean = false;
             }
+            // A hang is a client that stopped working, not a slow one: one that a fresh client
+            // does not show again is not counted.
+            if replaying && class == Class::Hang && !reproduced {
+                unconfirmed += 1;
+                previous = None;
+                progress(report);
+                continue;
+            }
             findings += 1;
             let file = match &config.out {
                 Some(dir) if !script.steps.is_empty() => {
@@ -813,6 +822,11 @@ async fn campaign(
         // crash and a new process) came between.
         previous = if played_clean { played } else { None };
         progress(report);
+    }
+    if unconfirmed > 0 {
+        report
+            .notes
+            .push(super::campaign::unconfirmed_note(unconfirmed));
     }
     if client.launcher.starts_clients() {
         report

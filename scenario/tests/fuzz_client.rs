@@ -95,6 +95,8 @@ enum Broken {
     MinesUnreadableJobs,
     /// After a frame it cannot decode it keeps its connection open and does nothing more.
     StallsOnUnreadable,
+    /// It dies (as a panic would) whenever its connection is closed, and never otherwise.
+    PanicsOnClose,
 }
 
 struct Fake {
@@ -159,6 +161,10 @@ async fn fake_client(endpoint: Endpoint, broken: Broken, crashed: Arc<AtomicBool
         let frame = match conn.recv_frame("fake", Duration::from_secs(30)).await {
             Ok(f) => f,
             Err(NetError::Timeout { .. }) => continue,
+            Err(NetError::Closed { .. }) if broken == Broken::PanicsOnClose => {
+                crashed.store(true, Ordering::SeqCst);
+                return;
+            }
             Err(_) => return,
         };
         if stalled {
@@ -194,7 +200,7 @@ async fn fake_client(endpoint: Endpoint, broken: Broken, crashed: Arc<AtomicBool
                 Broken::MinesUnreadableJobs if frame.len() >= 14 && frame[2] == 0x15 => {
                     Some(u32::from_le_bytes(frame[10..14].try_into().unwrap()))
                 }
-                Broken::MinesUnreadableJobs => None,
+                Broken::MinesUnreadableJobs | Broken::PanicsOnClose => None,
             },
         };
         if let Some(job_id) = job {
@@ -311,4 +317,25 @@ async fn a_client_that_ends_before_connecting_stops_the_campaign() {
         "{}",
         report.stopped
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_crashes_at_every_close_is_said_once_not_blamed_on_each_case() {
+    let report = run(
+        listener().await,
+        &config(fake(Broken::PanicsOnClose), 4, 25),
+        quiet(),
+    )
+    .await;
+    println!("{}", report.text());
+    assert_eq!(report.cases, 25, "{}", report.text());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("crashed when the fuzzer closed")),
+        "{:?}",
+        report.notes
+    );
+    assert!(report.findings.is_empty(), "{}", report.text());
 }

@@ -85,6 +85,8 @@ pub struct Profile {
     pub requests_transactions: bool,
     /// Its SetupConnection set REQUIRES_STANDARD_JOBS: no group channel for it (§5.3.22).
     pub standard_jobs_only: bool,
+    /// It crashed when the control case's connection was closed.
+    pub crashes_on_close: bool,
 }
 
 /// The state a case reaches before its mutation.
@@ -456,6 +458,7 @@ pub fn control_follow_up(role: ClientRole, channel: Option<Channel>, wait: Durat
         sends_constraints: true,
         requests_transactions: true,
         standard_jobs_only: false,
+        crashes_on_close: false,
     };
     let Some((mut steps, answer, field, value)) = follow_up(role, &profile) else {
         return Vec::new();
@@ -747,6 +750,7 @@ mod tests {
             sends_constraints: false,
             requests_transactions: false,
             standard_jobs_only: false,
+            crashes_on_close: false,
         }
     }
 

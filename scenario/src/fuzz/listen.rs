@@ -96,6 +96,9 @@ struct Client {
     incoming: mpsc::Receiver<TcpStream>,
     pid: Option<u32>,
     starts: u64,
+    /// The client crashes whenever its connection is closed (the control case showed it): such an
+    /// end, between cases, is not a finding.
+    crashes_on_close: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -162,7 +165,7 @@ impl Client {
             if let Some((crashed, how)) = self.exited() {
                 // Stopped (its process group too), so that the next call starts a new one.
                 self.stop().await;
-                if crashed {
+                if crashed && !self.crashes_on_close {
                     return Err(Gone::Crashed(how));
                 }
                 // It ended by itself (when its connection closed): a new one for the next case,
@@ -290,7 +293,7 @@ async fn control(
                     "the client opened no channel within {:?} of its setup: only its setup is fuzzed",
                     wait * 2
                 ));
-                conn.close(Duration::from_millis(100)).await;
+                closed_cleanly(client, &mut conn, &mut profile, notes).await;
                 return Ok(profile);
             };
             let jobs = client::prefix(config.role, ClientState::Jobs, &profile, wait);
@@ -364,8 +367,28 @@ async fn control(
             ));
         }
     }
-    conn.close(Duration::from_millis(100)).await;
+    closed_cleanly(client, &mut conn, &mut profile, notes).await;
     Ok(profile)
+}
+
+/// Closes the control case's connection and sees whether the client crashes at a close after
+/// valid traffic alone: then a crash at a case's close is not the case's doing.
+async fn closed_cleanly(
+    client: &mut Client,
+    conn: &mut Connection<TcpStream>,
+    profile: &mut Profile,
+    notes: &mut Vec<String>,
+) {
+    conn.close(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some((true, how)) = client.exited() {
+        profile.crashes_on_close = true;
+        notes.push(format!(
+            "the client crashed when the fuzzer closed its connection after valid traffic alone \
+             (the control case): {how}; a crash at a case's close is not counted, only one while \
+             its connection is open"
+        ));
+    }
 }
 
 fn request_id(value: &Value) -> Value {
@@ -434,14 +457,22 @@ async fn judge(
     conn: &mut Connection<TcpStream>,
     steps: &[Step],
     player: &mut Player,
+    close_counts: bool,
 ) -> Option<(Class, String, usize)> {
     let alive = client.alive();
     let ended = player.play(conn, steps, &alive).await;
-    // A crash right after the case (the close is where some clients read their last frame).
-    conn.close(Duration::from_millis(50)).await;
-    let exited = || match client.exited() {
+    let crashed = || match client.exited() {
         Some((true, how)) => Some(how),
         _ => None,
+    };
+    let before = crashed();
+    // A crash right after the case (the close is where some clients read their last frame),
+    // unless the client crashes at any close (the control case showed it).
+    conn.close(Duration::from_millis(50)).await;
+    let exited = || match (&before, close_counts) {
+        (Some(how), _) => Some(how.clone()),
+        (None, true) => crashed(),
+        (None, false) => None,
     };
     match ended {
         Ended::Done => exited().map(|how| (Class::Crash, how, steps.len())),
@@ -511,7 +542,15 @@ async fn run_case(
     let mut whole = prefix.clone();
     whole.extend(steps.iter().cloned());
     let script = case_script(config, plan, &mutation.mutated.what, whole);
-    let Some((class, detail, upto)) = judge(client, &mut conn, &steps, &mut player).await else {
+    let Some((class, detail, upto)) = judge(
+        client,
+        &mut conn,
+        &steps,
+        &mut player,
+        !profile.crashes_on_close,
+    )
+    .await
+    else {
         return (Outcome::Clean, Some(script));
     };
     let mut found = script.clone();
@@ -555,6 +594,7 @@ async fn replay(
     client: &mut Client,
     config: &ListenConfig,
     script: &Script,
+    close_counts: bool,
 ) -> Option<(Class, Transcript)> {
     // No fresh client, no replay (a crash before anything was played is not this script's).
     let stream = client.next(config.connect_wait, true).await.ok()?;
@@ -562,7 +602,7 @@ async fn replay(
         .await
         .ok()?;
     let mut player = Player::default();
-    let (class, _, _) = judge(client, &mut conn, &script.steps, &mut player).await?;
+    let (class, _, _) = judge(client, &mut conn, &script.steps, &mut player, close_counts).await?;
     Some((class, conn.transcript.clone()))
 }
 
@@ -574,14 +614,20 @@ async fn minimize(
     script: &Script,
     class: Class,
     budget: usize,
+    close_counts: bool,
 ) -> Script {
-    struct OnClient<'a>(&'a mut Client, &'a ListenConfig, Class);
+    struct OnClient<'a>(&'a mut Client, &'a ListenConfig, Class, bool);
     impl super::minimize::Replay for OnClient<'_> {
         async fn shows(&mut self, candidate: &Script) -> bool {
-            matches!(replay(self.0, self.1, candidate).await, Some((c, _)) if c == self.2)
+            matches!(replay(self.0, self.1, candidate, self.3).await, Some((c, _)) if c == self.2)
         }
     }
-    super::minimize::minimize(script, budget, &mut OnClient(client, config, class)).await
+    super::minimize::minimize(
+        script,
+        budget,
+        &mut OnClient(client, config, class, close_counts),
+    )
+    .await
 }
 
 /// Runs the campaign on `listener`: the client under test connects to it.
@@ -613,6 +659,7 @@ pub async fn run(listener: TcpListener, config: &ListenConfig, progress: Progres
         incoming,
         pid: config.pid,
         starts: 0,
+        crashes_on_close: false,
     };
     let mut report = Report {
         target: format!("clients of {}", endpoint.url),
@@ -653,6 +700,7 @@ async fn campaign(
         }
     };
     report.notes = notes;
+    client.crashes_on_close = profile.crashes_on_close;
     // The process whose memory is watched, and its memory when first seen: a client started again
     // is a new process, measured from its own start.
     let mut watched: Option<(u32, u64)> = None;
@@ -758,10 +806,12 @@ async fn campaign(
             let steps = script.steps.len();
             let replaying = config.minimize && !script.steps.is_empty();
             let (script, reproduced) = if replaying {
-                let replayed = match replay(client, config, &script).await {
-                    Some((c, _)) if c == class => {
-                        (minimize(client, config, &script, class, 16).await, true)
-                    }
+                let close_counts = !profile.crashes_on_close;
+                let replayed = match replay(client, config, &script, close_counts).await {
+                    Some((c, _)) if c == class => (
+                        minimize(client, config, &script, class, 16, close_counts).await,
+                        true,
+                    ),
                     _ => (script, false),
                 };
                 // What the replays did to the client is nobody's case: a fresh one for the next.

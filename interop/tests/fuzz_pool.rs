@@ -19,7 +19,9 @@ use std::time::Duration;
 use common::launched::launcher;
 use sv2_codec::noise::keys::{AuthorityPublicKey, Keypair};
 use sv2_interop::noise::{TEST_AUTHORITY_PUBLIC, TEST_AUTHORITY_SECRET};
-use sv2_interop::peers::{binary_or_skip, free_ports, start_reference_pool, JdcConfig, PoolConfig};
+use sv2_interop::peers::{
+    binary_or_skip, free_ports, start_reference_jdc, start_reference_pool, JdcConfig, PoolConfig,
+};
 use sv2_mock::tp::driver::{serve, TpHandle, TpServerConfig};
 use sv2_scenario::fuzz::mutate::Family;
 use sv2_scenario::fuzz::{self, Config, Report, Target};
@@ -185,17 +187,9 @@ fn loopback(port: u16) -> std::net::SocketAddr {
 }
 
 /// The reviewed stall of interop/FUZZING.md, from its committed file: one connection that sends a
-/// SetupConnection pool_sv2 refuses and another frame at once leaves it serving no new connection.
-/// When this fails, the reference implementation changed: review FUZZING.md.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_reviewed_pool_sv2_stall_still_shows_from_its_file() {
-    let Some(bin) = binary_or_skip("pool_sv2", "fuzz_pool") else {
-        return;
-    };
-    let tp = tp();
-    let (_pool, addr) = start_reference_pool(&bin, "fuzz-pool-stall", tp.addr, None)
-        .await
-        .unwrap();
+/// SetupConnection the binary refuses and another frame at once leaves it serving no new
+/// connection. When this fails, the reference implementation changed: review FUZZING.md.
+async fn stall_shows(name: &str, addr: std::net::SocketAddr) {
     let key = AuthorityPublicKey::from_base58(TEST_AUTHORITY_PUBLIC).unwrap();
     let alive = TargetAlive {
         addr,
@@ -205,7 +199,7 @@ async fn the_reviewed_pool_sv2_stall_still_shows_from_its_file() {
     alive.check(Duration::from_secs(3)).await.unwrap();
     let file = repo().join("interop/fuzzing/refused-setup-then-frame.toml");
     let script = Script::from_toml(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    // A race in pool_sv2: most replays show it at once (5 tries).
+    // A race in the binary: most replays show it at once (5 tries).
     let mut seen = None;
     for _ in 0..5 {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -225,11 +219,36 @@ async fn the_reviewed_pool_sv2_stall_still_shows_from_its_file() {
     }
     let Some((step, observed)) = seen else {
         panic!(
-            "pool_sv2 served fresh connections after 5 replays of {}: FUZZING.md's stall is gone",
+            "{name} served fresh connections after 5 replays of {}: FUZZING.md's stall is gone",
             file.display()
         );
     };
     assert_eq!(step, script.steps.len(), "{observed}");
     assert!(observed.contains("handshake"), "{observed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reviewed_pool_sv2_stall_still_shows_from_its_file() {
+    let Some(bin) = binary_or_skip("pool_sv2", "fuzz_pool") else {
+        return;
+    };
+    let tp = tp();
+    let (_pool, addr) = start_reference_pool(&bin, "fuzz-pool-stall", tp.addr, None)
+        .await
+        .unwrap();
+    stall_shows("pool_sv2", addr).await;
+    drop(tp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reviewed_jd_client_sv2_stall_still_shows_from_its_file() {
+    let Some(bin) = binary_or_skip("jd_client_sv2", "fuzz_pool") else {
+        return;
+    };
+    let tp = tp();
+    let (_jdc, addr) = start_reference_jdc(&bin, "fuzz-jdc-stall", tp.addr)
+        .await
+        .unwrap();
+    stall_shows("jd_client_sv2", addr).await;
     drop(tp);
 }

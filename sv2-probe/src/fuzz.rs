@@ -380,8 +380,8 @@ fn campaign(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow:
     if !addr.ip().is_loopback() && !args.allow_remote {
         bail!("target {addr} is not loopback (pass --allow-remote to fuzz another machine)");
     }
-    if args.jobs == 0 || args.jobs > 64 {
-        bail!("--jobs is 1 to 64");
+    if args.jobs == 0 || args.jobs > fuzz::campaign::MAX_JOBS {
+        bail!("--jobs is 1 to {}", fuzz::campaign::MAX_JOBS);
     }
     let mut config = Config::new(Target {
         addr,

@@ -20,6 +20,9 @@ use super::case::{self, oracles, prefix, Plan, Role};
 use super::mutate::Family;
 use crate::script::{Alive, Ended, Player, Script, Step, TargetAlive, FORBIDDEN};
 
+/// The most cases a campaign runs at once.
+pub const MAX_JOBS: usize = 256;
+
 /// A server to fuzz.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -772,7 +775,7 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
         r.rss_kib = rss_start.map(|r| (r, r));
     }
     let min_gap = Duration::from_secs_f64(2.0 / f64::from(config.max_connections_per_sec.max(1)));
-    let jobs = config.jobs.clamp(1, 64);
+    let jobs = config.jobs.clamp(1, MAX_JOBS);
     let mut tasks = Vec::new();
     for _ in 0..jobs {
         let shared = shared.clone();

@@ -157,14 +157,7 @@ impl Spawned {
 
     /// Stops the old process, starts a new one and waits until it accepts connections.
     async fn restart(&self, wait: Duration) -> Result<(), String> {
-        let old = self
-            .launched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(old) = old {
-            let _ = old.stop().await;
-        }
+        self.stop().await;
         let new = self.launcher.start(&self.endpoint).await?;
         *self.launched.lock().unwrap_or_else(|e| e.into_inner()) = new;
         let deadline = tokio::time::Instant::now() + wait;
@@ -250,6 +243,52 @@ pub struct Finding {
     /// Steps of the case as found, and after minimising.
     pub steps: usize,
     pub minimized_steps: usize,
+}
+
+impl Finding {
+    /// A finding with no script of its own (a leak, a server gone after the last case).
+    pub(crate) fn bare(class: Class, case: u64, state: &str, detail: String) -> Finding {
+        Finding {
+            class,
+            case,
+            state: state.into(),
+            mutation: "-".into(),
+            family: "-".into(),
+            detail,
+            file: None,
+            reproduced: false,
+            steps: 0,
+            minimized_steps: 0,
+        }
+    }
+
+    /// The finding `script` stands for: its `[finding]` table names its case, state, mutation
+    /// and family (a crash found at a case's start is the previous case's); else `plan`'s
+    /// (case number, state, family).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn of_script(
+        class: Class,
+        script: &Script,
+        plan: (u64, &str, &str),
+        detail: String,
+        file: Option<String>,
+        reproduced: bool,
+        steps: usize,
+    ) -> Finding {
+        let meta = |key: &str, or: &str| script.finding.get(key).cloned().unwrap_or(or.to_string());
+        Finding {
+            class,
+            case: meta("case", "").parse().unwrap_or(plan.0),
+            state: meta("state", plan.1),
+            mutation: meta("mutation", ""),
+            family: meta("family", plan.2),
+            detail,
+            file,
+            reproduced,
+            steps,
+            minimized_steps: script.steps.len(),
+        }
+    }
 }
 
 /// How often each state was tried and reached.
@@ -870,18 +909,12 @@ pub async fn run(config: &Config, progress: Progress) -> Report {
     }
     let mut report = shared.report.lock().map(|r| r.clone()).unwrap_or_default();
     if let Err(why) = last_check {
-        report.findings.push(Finding {
-            class: Class::Crash,
-            case: shared.last_case.load(Ordering::SeqCst),
-            state: "-".into(),
-            mutation: "-".into(),
-            family: "-".into(),
-            detail: format!("after the last case: {why} (the cases in flight last are suspects)"),
-            file: None,
-            reproduced: false,
-            steps: 0,
-            minimized_steps: 0,
-        });
+        report.findings.push(Finding::bare(
+            Class::Crash,
+            shared.last_case.load(Ordering::SeqCst),
+            "-",
+            format!("after the last case: {why} (the cases in flight last are suspects)"),
+        ));
     }
     let restarts = shared.restarts.load(Ordering::SeqCst);
     let unconfirmed = shared.unconfirmed.load(Ordering::SeqCst);
@@ -986,21 +1019,15 @@ async fn record(
                 r.rss_kib = Some((start, now));
                 let leak_reported = r.findings.iter().any(|f| f.class == Class::Leak);
                 if now > start + config.max_rss_growth_kib && !leak_reported {
-                    r.findings.push(Finding {
-                        class: Class::Leak,
-                        case: plan.index,
-                        state: plan.state.name().into(),
-                        mutation: "-".into(),
-                        family: "-".into(),
-                        detail: format!(
+                    r.findings.push(Finding::bare(
+                        Class::Leak,
+                        plan.index,
+                        plan.state.name(),
+                        format!(
                             "resident memory grew from {start} KiB to {now} KiB (bound: +{} KiB)",
                             config.max_rss_growth_kib
                         ),
-                        file: None,
-                        reproduced: false,
-                        steps: 0,
-                        minimized_steps: 0,
-                    });
+                    ));
                 }
             }
         }
@@ -1080,20 +1107,15 @@ async fn record(
         let Ok(mut r) = shared.report.lock() else {
             return false;
         };
-        // The script's own case (a crash found at a case's start is its previous case's).
-        let meta = |key: &str, or: &str| script.finding.get(key).cloned().unwrap_or(or.to_string());
-        r.findings.push(Finding {
+        r.findings.push(Finding::of_script(
             class,
-            case: meta("case", "").parse().unwrap_or(plan.index),
-            state: meta("state", plan.state.name()),
-            mutation: meta("mutation", ""),
-            family: meta("family", plan.family.name()),
+            &script,
+            (plan.index, plan.state.name(), plan.family.name()),
             detail,
             file,
             reproduced,
             steps,
-            minimized_steps: script.steps.len(),
-        });
+        ));
         if class == Class::Crash && config.stop_on_crash {
             r.stopped = format!("crash at case {}", plan.index);
             shared.stop.store(true, Ordering::SeqCst);

@@ -162,7 +162,7 @@ const FOLLOW_UP_REQUEST: u32 = 0x0046_5a5a;
 /// The sequence number of the mutated share.
 const MUTATED_SEQUENCE: u32 = 0x4655;
 
-fn text(s: &str) -> Str0_255<'static> {
+pub(crate) fn text(s: &str) -> Str0_255<'static> {
     Str0_255::new(s.as_bytes().to_vec()).unwrap_or_default()
 }
 
@@ -204,14 +204,16 @@ fn open_extended(request_id: u32) -> Message<'static> {
     .into()
 }
 
-fn json_of(message: &Message<'_>) -> serde_json::Map<String, Value> {
+/// A message as the JSON map a `send` step holds.
+pub(crate) fn json_of(message: &Message<'_>) -> serde_json::Map<String, Value> {
     match serde_json::to_value(message) {
         Ok(Value::Object(map)) => map,
         _ => serde_json::Map::new(),
     }
 }
 
-fn expect(message: &str, save: &[(&str, &str)], within: Duration) -> Step {
+/// An `expect` step for `message` that saves `save` (saved name, field).
+pub(crate) fn expect(message: &str, save: &[(&str, &str)], within: Duration) -> Step {
     Step::Expect {
         message: message.into(),
         fields: serde_json::Map::new(),

@@ -28,10 +28,10 @@ use sv2_codec::messages::mining::{
 use sv2_codec::messages::template_distribution::{
     NewTemplate, RequestTransactionDataError, RequestTransactionDataSuccess, SetNewPrevHashTdp,
 };
-use sv2_codec::types::{Seq0_255, Seq0_64K, Str0_255, B0_255, B0_32, B0_64K, U256};
+use sv2_codec::types::{Seq0_255, Seq0_64K, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 
-use super::case::keeps_framing;
+use super::case::{expect, json_of, keeps_framing, text};
 use super::mutate::{mutate, Act, Family, Mutated, Rng};
 use super::spans::{info_of_frame, spans};
 use crate::script::{HexPart, Step};
@@ -220,30 +220,6 @@ const NBITS: u32 = 0x207f_ffff;
 const VERSION: u32 = 0x2000_0000;
 /// The extranonce bytes an extended channel gets besides its 4-byte prefix.
 const EXTRANONCE_SIZE: u16 = 16;
-
-fn text(s: &str) -> Str0_255<'static> {
-    Str0_255::new(s.as_bytes().to_vec()).unwrap_or_default()
-}
-
-fn json_of(message: &Message<'_>) -> serde_json::Map<String, Value> {
-    match serde_json::to_value(message) {
-        Ok(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
-    }
-}
-
-fn expect(message: &str, save: &[(&str, &str)], within: Duration) -> Step {
-    Step::Expect {
-        message: message.into(),
-        fields: serde_json::Map::new(),
-        within,
-        next: false,
-        save: save
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
-}
 
 /// A send of `message` with `fields` replaced by saved values (`"${name}"`).
 fn send_with(message: &Message<'_>, fields: &[(&str, &str)]) -> Step {

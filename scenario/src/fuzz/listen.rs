@@ -758,21 +758,15 @@ async fn campaign(
                 if now > start + config.max_rss_growth_kib
                     && !report.findings.iter().any(|f| f.class == Class::Leak)
                 {
-                    report.findings.push(Finding {
-                        class: Class::Leak,
-                        case: plan.index,
-                        state: plan.state.name().into(),
-                        mutation: "-".into(),
-                        family: "-".into(),
-                        detail: format!(
+                    report.findings.push(Finding::bare(
+                        Class::Leak,
+                        plan.index,
+                        plan.state.name(),
+                        format!(
                             "the client's resident memory grew from {start} KiB to {now} KiB (bound: +{} KiB)",
                             config.max_rss_growth_kib
                         ),
-                        file: None,
-                        reproduced: false,
-                        steps: 0,
-                        minimized_steps: 0,
-                    });
+                    ));
                 }
             }
         }
@@ -842,20 +836,15 @@ async fn campaign(
                 }
                 _ => None,
             };
-            let meta =
-                |key: &str, or: &str| script.finding.get(key).cloned().unwrap_or(or.to_string());
-            report.findings.push(Finding {
+            report.findings.push(Finding::of_script(
                 class,
-                case: meta("case", "").parse().unwrap_or(plan.index),
-                state: meta("state", plan.state.name()),
-                mutation: meta("mutation", ""),
-                family: meta("family", plan.family.name()),
+                &script,
+                (plan.index, plan.state.name(), plan.family.name()),
                 detail,
                 file,
                 reproduced,
                 steps,
-                minimized_steps: script.steps.len(),
-            });
+            ));
             if class == Class::Crash && config.stop_on_crash {
                 report.stopped = format!("crash at case {}", plan.index);
                 break;

@@ -149,15 +149,16 @@ fn jdc_config(endpoint: &Endpoint) -> String {
     .to_toml()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pool_sv2_as_a_template_distribution_client_of_the_fuzzer() {
-    let Some(bin) = binary_or_skip("pool_sv2", "fuzz_clients") else {
+/// `name` (installed as `name`) as a Template Distribution client of the fuzzer, with the
+/// configuration `config` writes: a campaign that reaches the templates state.
+async fn template_client(name: &'static str, config: fn(&Endpoint) -> String) {
+    let Some(bin) = binary_or_skip(name, "fuzz_clients") else {
         return;
     };
     let report = campaign(
-        "pool_sv2",
+        name,
         ClientRole::TemplateClient,
-        launcher(bin, "fuzz-pool-tdp", |e| (pool_config(e), None)),
+        launcher(bin, name, move |e| (config(e), None)),
         30,
     )
     .await;
@@ -169,20 +170,11 @@ async fn pool_sv2_as_a_template_distribution_client_of_the_fuzzer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_sv2_as_a_template_distribution_client_of_the_fuzzer() {
+    template_client("pool_sv2", pool_config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jd_client_sv2_as_a_template_distribution_client_of_the_fuzzer() {
-    let Some(bin) = binary_or_skip("jd_client_sv2", "fuzz_clients") else {
-        return;
-    };
-    let report = campaign(
-        "jd_client_sv2",
-        ClientRole::TemplateClient,
-        launcher(bin, "fuzz-jdc-tdp", |e| (jdc_config(e), None)),
-        30,
-    )
-    .await;
-    assert!(
-        reached(&report, ClientState::Templates) > 0,
-        "{}",
-        report.text()
-    );
+    template_client("jd_client_sv2", jdc_config).await;
 }

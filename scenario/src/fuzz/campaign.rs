@@ -557,7 +557,7 @@ async fn run_case_inner(
             })),
         };
     }
-    let Some(mutation) = case::mutation(plan, &player.saved, &host, port) else {
+    let Some(mutation) = case::mutation(plan, &player.saved) else {
         return Outcome::NotReached("the base message does not encode".into());
     };
     let oracle_steps = oracles(plan.role, plan.state, &mutation, config.wait);
@@ -735,7 +735,21 @@ struct Shared {
     unconfirmed: AtomicU64,
 }
 
-pub(crate) fn write_finding(
+/// Writes finding `number` under `OUT/findings/` when there is an `out` and the finding has
+/// steps; the path of its `case.toml`.
+pub(crate) fn finding_file(
+    out: Option<&Path>,
+    number: usize,
+    script: &Script,
+    transcript: &Transcript,
+) -> Option<String> {
+    let dir = out.filter(|_| !script.steps.is_empty())?;
+    write_finding(&dir.join("findings"), number, script, transcript)
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+fn write_finding(
     dir: &Path,
     index: usize,
     script: &Script,
@@ -1095,14 +1109,7 @@ async fn record(
         false => detail,
     };
     let number = shared.found.fetch_add(1, Ordering::SeqCst) as usize + 1;
-    let file = match &config.out {
-        Some(dir) if !script.steps.is_empty() => {
-            write_finding(&dir.join("findings"), number, &script, &transcript)
-                .ok()
-                .map(|p| p.display().to_string())
-        }
-        _ => None,
-    };
+    let file = finding_file(config.out.as_deref(), number, &script, &transcript);
     {
         let Ok(mut r) = shared.report.lock() else {
             return false;

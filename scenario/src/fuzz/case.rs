@@ -527,27 +527,35 @@ fn template(
     parts
 }
 
-/// The mutation of `plan`'s base message; None when it could not be built.
-pub fn mutation(plan: &Plan, saved: &Saved, host: &str, port: u16) -> Option<Mutation> {
-    // The mutated message does not depend on the target's address: the same seed, the same bytes.
-    let _ = (host, port);
-    let built = build(plan.base, plan.role, saved, "127.0.0.1", 34254);
-    let mut rng = Rng::new(plan.seed.rotate_left(17));
-    let mutated = mutate(&built.message, plan.family, &mut rng)?;
-    let original = sv2_codec::to_frame_bytes(&built.message, &[]).ok()?;
-    let steps = mutated
-        .acts
-        .iter()
+/// A mutation's acts as script steps: each frame as `send_hex` parts, with the saved values
+/// (`placeholders`: field, saved name, width) where the mutation left their bytes as they were in
+/// `original`, so that a replay uses its own server's (or client's) ids.
+pub(crate) fn steps_of(
+    acts: &[Act],
+    original: &[u8],
+    placeholders: &[(&'static str, &'static str, usize)],
+) -> Vec<Step> {
+    acts.iter()
         .map(|act| match act {
             Act::Frame { bytes, shape } => Step::SendHex {
-                hex: template(bytes, &original, &built.placeholders),
+                hex: template(bytes, original, placeholders),
                 shape: shape.clone(),
             },
             Act::Raw(bytes) => Step::SendRaw(bytes.clone()),
             Act::Pause(d) => Step::Sleep(*d),
             Act::Crowd(n) => Step::Crowd(*n),
         })
-        .collect();
+        .collect()
+}
+
+/// The mutation of `plan`'s base message; None when it could not be built. It does not depend on
+/// the target's address: the same seed, the same bytes.
+pub fn mutation(plan: &Plan, saved: &Saved) -> Option<Mutation> {
+    let built = build(plan.base, plan.role, saved, "127.0.0.1", 34254);
+    let mut rng = Rng::new(plan.seed.rotate_left(17));
+    let mutated = mutate(&built.message, plan.family, &mut rng)?;
+    let original = sv2_codec::to_frame_bytes(&built.message, &[]).ok()?;
+    let steps = steps_of(&mutated.acts, &original, &built.placeholders);
     Some(Mutation {
         mutated,
         steps,
@@ -668,7 +676,7 @@ mod tests {
             let mut p = plan(1, index, Role::Mining);
             p.base = Base::ShareStandard;
             p.family = Family::Time;
-            let m = mutation(&p, &saved, "127.0.0.1", 1).unwrap();
+            let m = mutation(&p, &saved).unwrap();
             let hex = m
                 .steps
                 .iter()

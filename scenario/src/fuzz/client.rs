@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sv2_codec::frame::HEADER_LEN;
 use sv2_codec::messages::common::{SetupConnectionError, SetupConnectionSuccess};
 use sv2_codec::messages::mining::{
     CloseChannel, NewExtendedMiningJob, NewMiningJob, OpenExtendedMiningChannelSuccess,
@@ -31,10 +30,9 @@ use sv2_codec::messages::template_distribution::{
 use sv2_codec::types::{Seq0_255, Seq0_64K, B0_255, B0_32, B0_64K, U256};
 use sv2_codec::Message;
 
-use super::case::{expect, json_of, keeps_framing, text};
+use super::case::{expect, json_of, keeps_framing, steps_of, text};
 use super::mutate::{mutate, Act, Family, Mutated, Rng};
-use super::spans::{info_of_frame, spans};
-use crate::script::{HexPart, Step};
+use crate::script::Step;
 
 /// What the client under test speaks to its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -604,40 +602,6 @@ fn build(base: ServerBase, profile: &Profile) -> Built {
     }
 }
 
-/// The frame's bytes as `send_hex` parts, with saved values where the mutation left their bytes.
-fn holes(
-    bytes: &[u8],
-    original: &[u8],
-    placeholders: &[(&'static str, &'static str, usize)],
-) -> Vec<HexPart> {
-    let spans = info_of_frame(original).and_then(|info| spans(info, &original[HEADER_LEN..]));
-    let mut parts = vec![HexPart::Bytes(bytes.to_vec())];
-    let Some(spans) = spans else {
-        return parts;
-    };
-    for (field, name, width) in placeholders {
-        let Some(span) = spans.iter().find(|s| s.field == *field) else {
-            continue;
-        };
-        let at = HEADER_LEN + span.start;
-        if bytes.get(at..at + width) != original.get(at..at + width) {
-            continue;
-        }
-        parts = vec![
-            HexPart::Bytes(bytes[..at].to_vec()),
-            HexPart::Saved {
-                name: name.to_string(),
-                width: *width,
-            },
-            HexPart::Bytes(bytes[at + width..].to_vec()),
-        ];
-        // One saved value per base message.
-        break;
-    }
-    parts.retain(|p| !matches!(p, HexPart::Bytes(b) if b.is_empty()));
-    parts
-}
-
 /// The mutation of a case against a client, as steps; with it, what it changed.
 #[derive(Debug, Clone)]
 pub struct ClientMutation {
@@ -655,19 +619,7 @@ pub fn mutation(plan: &ClientPlan, profile: &Profile) -> Option<ClientMutation> 
     let mutated = (0..8)
         .filter_map(|_| mutate(&built.message, plan.family, &mut rng))
         .find(|m| !m.acts.iter().any(|a| matches!(a, Act::Crowd(_))))?;
-    let steps = mutated
-        .acts
-        .iter()
-        .filter_map(|act| match act {
-            Act::Frame { bytes, shape } => Some(Step::SendHex {
-                hex: holes(bytes, &original, &built.placeholders),
-                shape: shape.clone(),
-            }),
-            Act::Raw(bytes) => Some(Step::SendRaw(bytes.clone())),
-            Act::Pause(d) => Some(Step::Sleep(*d)),
-            Act::Crowd(_) => None,
-        })
-        .collect();
+    let steps = steps_of(&mutated.acts, &original, &built.placeholders);
     Some(ClientMutation {
         mutated,
         steps,
@@ -718,6 +670,7 @@ pub fn oracles(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::script::HexPart;
 
     fn miner() -> Profile {
         Profile {

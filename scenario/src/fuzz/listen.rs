@@ -21,7 +21,7 @@ use sv2_wire::{unix_now, Connection, KeyLog, Side, Transcript};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::campaign::{class_of, rss_kib, write_finding, Class, Finding, Progress, Report};
+use super::campaign::{class_of, finding_file, rss_kib, Class, Finding, Progress, Report};
 use super::client::{self, Channel, ClientPlan, ClientRole, ClientState, Profile};
 use super::mutate::Family;
 use crate::engine::describe;
@@ -828,14 +828,7 @@ async fn campaign(
                 continue;
             }
             findings += 1;
-            let file = match &config.out {
-                Some(dir) if !script.steps.is_empty() => {
-                    write_finding(&dir.join("findings"), findings, &script, &transcript)
-                        .ok()
-                        .map(|p| p.display().to_string())
-                }
-                _ => None,
-            };
+            let file = finding_file(config.out.as_deref(), findings, &script, &transcript);
             report.findings.push(Finding::of_script(
                 class,
                 &script,

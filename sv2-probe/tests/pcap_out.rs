@@ -2,37 +2,14 @@
 //! pcapng holding the session as TCP packets (the Noise handshake's 64-byte act 1, then the 234-byte
 //! act 2), and FILE.keylog holds the session's key-log line.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use pcap_parser::{parse_pcapng, Block};
-use serde_json::Value;
-
-/// Starts `sv2-probe mock pool` and returns it with the URL it printed.
-fn start_pool() -> (std::process::Child, String) {
-    let mut pool = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
-        .args([
-            "mock",
-            "pool",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-            "--duration",
-            "60",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the mock pool");
-    let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(first["event"], "listening");
-    std::thread::spawn(move || for _ in lines {});
-    (pool, first["url"].as_str().unwrap().to_owned())
-}
 
 /// A TCP segment read back: (source, destination, SYN, FIN, payload).
 type Segment = (SocketAddr, SocketAddr, bool, bool, Vec<u8>);
@@ -98,7 +75,7 @@ fn probe_writes_a_capture_and_its_key_log() {
     let dir = std::env::temp_dir().join(format!("sv2-probe-pcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("probe.pcapng");
-    let (mut pool, url) = start_pool();
+    let (mut pool, url) = common::mock_pool(60);
     let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
         .arg("probe")
         .arg(&url)
@@ -186,7 +163,7 @@ fn conformance_writes_every_connection() {
     let dir = std::env::temp_dir().join(format!("sv2-conformance-pcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("run.pcapng");
-    let (mut pool, url) = start_pool();
+    let (mut pool, url) = common::mock_pool(60);
     let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
         .args([
             "conformance",
@@ -262,7 +239,7 @@ fn mine_writes_its_conversation() {
     let dir = std::env::temp_dir().join(format!("sv2-mine-pcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("mine.pcapng");
-    let (mut pool, url) = start_pool();
+    let (mut pool, url) = common::mock_pool(60);
     let output = Command::new(env!("CARGO_BIN_EXE_sv2-probe"))
         .args([
             "mine",

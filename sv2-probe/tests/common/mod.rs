@@ -29,6 +29,7 @@ pub fn mock_pool(seconds: u32) -> (std::process::Child, String) {
         .unwrap();
     let mut lines = BufReader::new(pool.stdout.take().unwrap()).lines();
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "listening");
     std::thread::spawn(move || for _ in lines {});
     (pool, first["url"].as_str().unwrap().to_owned())
 }
